@@ -1,0 +1,70 @@
+from django.contrib import admin
+
+from labeling.models import Comparison, Image, ImageTag, Membership, Project, ReferenceRating, Tag
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "tag_vocabulary", "overlap", "gold_rate", "allow_ties", "pair_strategy", "created_at"]
+    list_filter = ["tag_vocabulary", "allow_ties", "pair_strategy"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "project", "role", "is_active", "excluded_from_training", "joined_at"]
+    list_filter = ["role", "is_active", "excluded_from_training", "project"]
+    search_fields = ["user__username", "project__slug"]
+
+
+class ImageTagInline(admin.TabularInline):
+    model = ImageTag
+    extra = 0
+    raw_id_fields = ["tag", "rater"]
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = ["id", "original_name", "project", "width", "height", "external_id", "created_at"]
+    list_filter = ["project"]
+    search_fields = ["original_name", "external_id", "sha256", "caption"]
+    readonly_fields = ["sha256", "width", "height", "created_at"]
+    inlines = [ImageTagInline]
+    list_select_related = ["project"]
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "created_at"]
+    list_filter = ["project"]
+    search_fields = ["name"]
+
+
+@admin.register(ImageTag)
+class ImageTagAdmin(admin.ModelAdmin):
+    list_display = ["image", "tag", "source", "rater", "created_at"]
+    list_filter = ["source", "tag__project"]
+    raw_id_fields = ["image", "tag", "rater"]
+
+
+@admin.register(ReferenceRating)
+class ReferenceRatingAdmin(admin.ModelAdmin):
+    list_display = ["image", "mean", "std", "source"]
+    raw_id_fields = ["image"]
+    list_filter = ["source"]
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "image_a", "image_b", "outcome", "rater", "response_ms", "is_gold", "created_at"]
+    list_filter = ["project", "outcome", "is_gold", "rater"]
+    raw_id_fields = ["image_a", "image_b", "rater"]
+    date_hierarchy = "created_at"

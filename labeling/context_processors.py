@@ -1,0 +1,7 @@
+from django.conf import settings
+
+
+def tagrank(request):
+    """The encoder is shown on every page: scores from the tiny demo encoder mean nothing."""
+    encoder = settings.TAGRANK_ENCODER
+    return {"tagrank_encoder": encoder, "tagrank_demo_encoder": encoder == "tiny"}

@@ -1,0 +1,1 @@
+"""Business logic that views, commands and Celery tasks all call."""

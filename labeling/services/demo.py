@@ -1,0 +1,141 @@
+"""Demo data: real photographs shipped in scikit-image's wheel, each at graded distortions.
+
+Quality follows the distortion strength, which makes the demo a ladder with a known answer:
+raters (and the simulated raters of the benchmarks) should prefer weaker distortions, and a
+trained model's score should fall as blur, noise or compression rise.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import transaction
+from PIL import Image as PILImage
+from PIL import ImageFilter
+
+from labeling.models import Membership, Project
+from labeling.services.imports import ImportReport, _import_one
+from labeling.services.pipeline import images_imported
+
+DEMO_SLUG = "demo-photos"
+DEMO_USERS = {
+    "manager": ("manager", "tagrank-manager", Membership.Role.MANAGER),
+    "rater": ("rater", "tagrank-rater", Membership.Role.RATER),
+}
+
+# scikit-image sample photo file (in its wheel's data folder) → content tags
+DEMO_PHOTOS = {
+    "astronaut.png": ["person", "portrait", "space", "flag"],
+    "chelsea.png": ["cat", "animal", "indoor"],
+    "coffee.png": ["coffee", "cup", "food", "drink"],
+    "rocket.jpg": ["rocket", "sky", "vehicle", "outdoor"],
+    "motorcycle_left.png": ["motorcycle", "vehicle", "indoor"],
+    "hubble_deep_field.jpg": ["space", "galaxy", "night sky"],
+    "camera.png": ["person", "photographer", "black and white", "outdoor"],
+}
+
+# distortion → the metadata field that measures it, and three strengths from mild to severe
+DISTORTIONS = {
+    "blur": ("blur_sigma", [1.0, 2.5, 5.0]),
+    "noise": ("noise_std", [12.0, 30.0, 60.0]),
+    "jpeg": ("jpeg_quality", [30, 12, 4]),
+    "color_shift": ("color_shift", [0.15, 0.35, 0.6]),
+}
+CLEAN_VALUES = {"blur_sigma": 0.0, "noise_std": 0.0, "jpeg_quality": 100, "color_shift": 0.0}
+
+
+@dataclass
+class DemoResult:
+    project: Project
+    report: ImportReport
+    credentials: dict[str, tuple[str, str]]
+
+
+def load_photo(file_name: str, max_side: int = 512) -> PILImage.Image:
+    import skimage.data
+
+    with PILImage.open(Path(skimage.data.__file__).parent / file_name) as source:
+        image = source.convert("RGB")
+    image.thumbnail((max_side, max_side), PILImage.Resampling.LANCZOS)
+    return image
+
+
+def distort(image: PILImage.Image, kind: str, value: float, seed: int) -> PILImage.Image:
+    if kind == "blur":
+        return image.filter(ImageFilter.GaussianBlur(radius=value))
+    if kind == "noise":
+        rng = np.random.default_rng(seed)
+        pixels = np.asarray(image, dtype=np.float32) + rng.normal(0.0, value, size=(image.height, image.width, 3))
+        return PILImage.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="RGB")
+    if kind == "jpeg":
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=int(value))
+        return PILImage.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    if kind == "color_shift":
+        pixels = np.asarray(image, dtype=np.float32)
+        tint = np.array([1.0 + value, 1.0, 1.0 - value], dtype=np.float32)  # warm cast
+        return PILImage.fromarray(np.clip(pixels * tint, 0, 255).astype(np.uint8), mode="RGB")
+    raise ValueError(f"unknown distortion {kind!r}")
+
+
+def png_bytes(image: PILImage.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def ensure_demo_users(project: Project) -> dict[str, tuple[str, str]]:
+    User = get_user_model()
+    credentials = {}
+    manager_permissions = Permission.objects.filter(content_type__app_label__in=["labeling", "modeling"])
+    for key, (username, password, role) in DEMO_USERS.items():
+        user, created = User.objects.get_or_create(username=username)
+        if created:
+            user.set_password(password)
+        if role == Membership.Role.MANAGER:
+            user.is_staff = True
+        user.save()
+        if role == Membership.Role.MANAGER:
+            user.user_permissions.add(*manager_permissions)
+        Membership.objects.update_or_create(project=project, user=user, defaults={"role": role, "is_active": True})
+        credentials[key] = (username, password)
+    return credentials
+
+
+def seed_demo(photos: dict[str, list[str]] | None = None) -> DemoResult:
+    """Create (or complete) the demo project. Running it again adds nothing new."""
+    photos = photos or DEMO_PHOTOS
+    with transaction.atomic():
+        project, _ = Project.objects.get_or_create(
+            slug=DEMO_SLUG,
+            defaults={
+                "name": "Demo: distorted photographs",
+                "question": "Which photo has the better technical quality?",
+                "description": "scikit-image sample photos at graded blur, noise, JPEG and colour-shift distortions.",
+                "overlap": 2,
+                "gold_rate": 0.0,
+                "retrain_min_new_comparisons": 30,
+                "retrain_max_age_hours": 1,
+            },
+        )
+        credentials = ensure_demo_users(project)
+    report = ImportReport()
+    for photo_index, (file_name, tags) in enumerate(photos.items()):
+        photo = file_name.rsplit(".", 1)[0]
+        clean = load_photo(file_name)
+        variants = [("original", None, 0, dict(CLEAN_VALUES), clean)]
+        for kind, (field, values) in DISTORTIONS.items():
+            for strength, value in enumerate(values, start=1):
+                seed = photo_index * 100 + strength
+                variants.append((kind, field, strength, {field: value}, distort(clean, kind, value, seed)))
+        for kind, field, strength, values, image in variants:
+            name = f"{photo}/{photo}_{kind}{'' if strength == 0 else f'_{strength}'}.png"
+            metadata = {"source": "scikit-image", "photo": photo, "distortion": kind, "distortion_strength": strength}
+            metadata.update(values)
+            _import_one(report, project, name, png_bytes(image), tags=tags, metadata=metadata, external_id=name[:-4])
+    images_imported(project, report.image_ids)
+    return DemoResult(project=project, report=report, credentials=credentials)

@@ -1,0 +1,436 @@
+"""Image import: one service behind the CLI (``import_images``, ``import_ava``) and the REST upload.
+
+Every file is validated with Pillow before anything is stored: a format allow-list, a size bound,
+a pixel bound (decompression bombs), ``verify()`` and then a full decode. A file that fails is
+reported by name with the reason and leaves nothing behind; a duplicate (same sha256 in the
+project) is skipped and counted. Each image is stored in its own transaction, so an import of
+10,000 files streams with bounded memory and an interruption keeps what was already imported.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterable, Iterator
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from PIL import Image as PILImage
+from PIL import ImageOps, UnidentifiedImageError
+
+from labeling.models import Image, ImageTag, Project, ReferenceRating, Tag
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+
+
+class ImportFileError(ValueError):
+    """A side file (tags CSV, metadata JSONL, AVA list) is malformed; the message names file and line."""
+
+    def __init__(self, path, line: int | None, reason: str):
+        self.path, self.line, self.reason = str(path), line, reason
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {reason}")
+
+
+class RejectedImage(ValueError):
+    """One image file was refused; nothing of it was stored."""
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason)
+    missing: list[str] = field(default_factory=list)  # listed in a side file but not found
+    image_ids: list[int] = field(default_factory=list)  # new images, for feature extraction
+
+    @property
+    def seen(self) -> int:
+        return self.imported + self.duplicates + len(self.rejected)
+
+    def summary(self) -> str:
+        parts = [f"imported {self.imported}", f"duplicates skipped {self.duplicates}", f"rejected {len(self.rejected)}"]
+        if self.missing:
+            parts.append(f"missing {len(self.missing)}")
+        return ", ".join(parts)
+
+
+@dataclass
+class ValidatedImage:
+    data: bytes
+    sha256: str
+    format: str
+    width: int  # after EXIF orientation
+    height: int
+    thumbnail: bytes
+
+
+def validate_image_bytes(data: bytes, name: str) -> ValidatedImage:
+    """Check one file and make its thumbnail. Raises RejectedImage with a reason a person can act on."""
+    limits = settings.TAGRANK_IMPORT
+    if len(data) == 0:
+        raise RejectedImage("the file is empty")
+    if len(data) > limits["max_file_bytes"]:
+        raise RejectedImage(f"the file is {len(data):,} bytes, over the limit of {limits['max_file_bytes']:,}")
+    max_pixels = limits["max_pixels"]
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between max_pixels and twice that; refuse both.
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            with PILImage.open(io.BytesIO(data)) as probe:
+                image_format = probe.format
+                if image_format not in limits["allowed_formats"]:
+                    allowed = ", ".join(limits["allowed_formats"])
+                    raise RejectedImage(f"format {image_format} is not allowed (allowed: {allowed})")
+                if probe.width * probe.height > max_pixels:
+                    raise RejectedImage(
+                        f"{probe.width}x{probe.height} pixels is over the limit of {max_pixels:,} "
+                        "(possible decompression bomb)"
+                    )
+                probe.verify()
+            with PILImage.open(io.BytesIO(data)) as image:
+                image.load()  # a full decode: catches truncation that verify() misses
+                oriented = ImageOps.exif_transpose(image)
+                width, height = oriented.size
+                thumbnail = make_thumbnail(oriented, limits["thumbnail_size"])
+    except RejectedImage:
+        raise
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
+        raise RejectedImage(f"decompression bomb refused: {exc}") from None
+    except UnidentifiedImageError:
+        raise RejectedImage("not an image file Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # Pillow reports truncation and corruption this way
+        raise RejectedImage(f"corrupt or truncated image: {exc}") from None
+    return ValidatedImage(
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        format=image_format,
+        width=width,
+        height=height,
+        thumbnail=thumbnail,
+    )
+
+
+def make_thumbnail(image: PILImage.Image, size: int) -> bytes:
+    thumb = image.convert("RGB")
+    thumb.thumbnail((size, size), PILImage.Resampling.LANCZOS)
+    out = io.BytesIO()
+    thumb.save(out, format="WEBP", quality=82, method=4)
+    return out.getvalue()
+
+
+def get_or_create_tags(project: Project, names: Iterable[str]) -> list[Tag]:
+    """Tags by name, case-folded; new names are created (callers enforce closed vocabularies)."""
+    tags = []
+    for name in dict.fromkeys(Tag.normalise(n) for n in names):
+        if not name:
+            continue
+        tag, _ = Tag.objects.get_or_create(project=project, name=name)
+        tags.append(tag)
+    return tags
+
+
+def store_image(
+    project: Project,
+    name: str,
+    data: bytes,
+    *,
+    tags: Iterable[str] = (),
+    caption: str = "",
+    metadata: dict | None = None,
+    external_id: str = "",
+    reference_votes: list[int] | None = None,
+    tag_source: str = ImageTag.Source.IMPORT,
+    rater=None,
+) -> tuple[Image | None, bool]:
+    """Validate and store one image with its tags. Returns (image, created); (existing, False) on a duplicate.
+
+    Raises RejectedImage when the file is refused. Nothing is stored unless everything is.
+    """
+    checked = validate_image_bytes(data, name)
+    existing = Image.objects.filter(project=project, sha256=checked.sha256).first()
+    if existing is not None:
+        return existing, False
+    extension = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[checked.format]
+    image = Image(
+        project=project,
+        original_name=name[:500],
+        sha256=checked.sha256,
+        width=checked.width,
+        height=checked.height,
+        caption=caption or "",
+        metadata=metadata or {},
+        external_id=(external_id or "")[:200],
+    )
+    stored_files = []
+    try:
+        with transaction.atomic():
+            image.file.save(f"{checked.sha256}.{extension}", ContentFile(checked.data), save=False)
+            stored_files.append(image.file.name)
+            image.thumbnail.save(f"{checked.sha256}.webp", ContentFile(checked.thumbnail), save=False)
+            stored_files.append(image.thumbnail.name)
+            image.save()
+            for tag in get_or_create_tags(project, tags):
+                ImageTag.objects.create(image=image, tag=tag, source=tag_source, rater=rater)
+            if reference_votes is not None:
+                rating = ReferenceRating(image=image, source="import")
+                rating.votes = reference_votes
+                rating.save()
+    except IntegrityError:
+        # Another process imported the same file a moment ago: that is a duplicate, not an error.
+        _delete_files(image, stored_files)
+        existing = Image.objects.filter(project=project, sha256=checked.sha256).first()
+        if existing is None:
+            raise
+        return existing, False
+    except BaseException:
+        _delete_files(image, stored_files)
+        raise
+    return image, True
+
+
+def _delete_files(image: Image, names: list[str]) -> None:
+    storage = image.file.storage
+    for stored in names:
+        try:
+            storage.delete(stored)
+        except OSError:  # pragma: no cover - best effort clean-up
+            logger.warning("could not remove %s after a failed import", stored)
+
+
+# --- Side files -----------------------------------------------------------------------------
+
+
+def read_tags_csv(path: Path) -> dict[str, list[str]]:
+    """``file,tags`` rows; tags separated by ``;`` or ``|``. A file may appear on several rows."""
+    mapping: dict[str, list[str]] = {}
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        for line_number, row in enumerate(reader, start=1):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if line_number == 1 and row[0].strip().lower() in {"file", "filename", "file_name", "image"}:
+                continue
+            if len(row) < 2:
+                raise ImportFileError(path, line_number, "expected `file,tags` (tags separated by ; or |)")
+            file_name = row[0].strip()
+            if not file_name:
+                raise ImportFileError(path, line_number, "the file name is empty")
+            tag_cells = ",".join(row[1:]).replace("|", ";").split(";")
+            names = [Tag.normalise(t) for t in tag_cells if t.strip()]
+            if any(len(n) > 100 for n in names):
+                raise ImportFileError(path, line_number, "a tag is longer than 100 characters")
+            mapping.setdefault(file_name, []).extend(names)
+    return mapping
+
+
+PROMPT_KEYS = ("prompt", "caption")
+
+
+def read_metadata_jsonl(path: Path) -> dict[str, dict]:
+    """One JSON object per line with ``file``; ``prompt``/``caption``, ``external_id`` and ``tags`` are
+    taken apart, everything else (cfg_scale, seed, sampler, ...) becomes the image's metadata."""
+    mapping: dict[str, dict] = {}
+    with open(path, encoding="utf-8-sig") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ImportFileError(path, line_number, f"invalid JSON: {exc.msg}") from None
+            if not isinstance(record, dict):
+                raise ImportFileError(path, line_number, "each line must be a JSON object")
+            file_name = record.pop("file", None) or record.pop("file_name", None)
+            if not isinstance(file_name, str) or not file_name.strip():
+                raise ImportFileError(path, line_number, 'missing "file" (the image file name)')
+            tags = record.pop("tags", [])
+            if isinstance(tags, str):
+                tags = tags.replace("|", ";").split(";")
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise ImportFileError(path, line_number, '"tags" must be a list of strings')
+            caption = ""
+            for key in PROMPT_KEYS:
+                if key in record:
+                    caption = str(record.pop(key))
+                    break
+            external_id = str(record.pop("external_id", "") or "")
+            mapping[file_name.strip()] = {
+                "caption": caption,
+                "external_id": external_id,
+                "tags": [Tag.normalise(t) for t in tags if t.strip()],
+                "metadata": record,
+            }
+    return mapping
+
+
+def iter_image_files(root: Path) -> Iterator[Path]:
+    """Image files under root, recursively, in a stable order."""
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
+            yield path
+
+
+def _lookup(mapping: dict, relative: str, name: str):
+    return mapping.get(relative) or mapping.get(name)
+
+
+def import_folder(
+    project: Project,
+    root: Path,
+    *,
+    tags_csv: Path | None = None,
+    metadata_jsonl: Path | None = None,
+    progress: Callable[[ImportReport, str], None] | None = None,
+) -> ImportReport:
+    """Import every image under ``root``. Side files are parsed fully first, so a bad line stops the
+    import before any image is stored."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ImportFileError(root, None, "not a folder")
+    tags_by_file = read_tags_csv(tags_csv) if tags_csv else {}
+    meta_by_file = read_metadata_jsonl(metadata_jsonl) if metadata_jsonl else {}
+    report = ImportReport()
+    for path in iter_image_files(root):
+        relative = path.relative_to(root).as_posix()
+        meta = _lookup(meta_by_file, relative, path.name) or {}
+        tags = list(_lookup(tags_by_file, relative, path.name) or []) + list(meta.get("tags", []))
+        _import_one(
+            report,
+            project,
+            relative,
+            path.read_bytes(),
+            tags=tags,
+            caption=meta.get("caption", ""),
+            metadata=meta.get("metadata", {}),
+            external_id=meta.get("external_id", ""),
+        )
+        if progress:
+            progress(report, relative)
+    return report
+
+
+def _import_one(report: ImportReport, project: Project, name: str, data: bytes, **kwargs) -> None:
+    try:
+        image, created = store_image(project, name, data, **kwargs)
+    except RejectedImage as exc:
+        report.rejected.append((name, str(exc)))
+        logger.warning("rejected %s: %s", name, exc)
+        return
+    if created:
+        report.imported += 1
+        report.image_ids.append(image.pk)
+    else:
+        report.duplicates += 1
+
+
+def import_uploaded_file(project: Project, upload: BinaryIO, name: str, **kwargs) -> tuple[Image, bool]:
+    """The REST upload path: same validation and storage as the CLI. Raises RejectedImage."""
+    limit = settings.TAGRANK_IMPORT["max_file_bytes"]
+    data = upload.read(limit + 1)
+    if len(data) > limit:
+        raise RejectedImage(f"the file is over the limit of {limit:,} bytes")
+    return store_image(project, name, data, **kwargs)
+
+
+# --- AVA -------------------------------------------------------------------------------------
+
+
+@dataclass
+class AvaRow:
+    line: int
+    image_id: str
+    votes: list[int]
+    semantic_tag_ids: tuple[int, int]
+    challenge_id: int
+
+
+def read_ava_list(path: Path) -> Iterator[AvaRow]:
+    """AVA.txt: index, image id, ten vote counts (scores 1..10), two semantic tag ids, challenge id."""
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 15:
+                raise ImportFileError(path, line_number, f"expected 15 columns, found {len(fields)}")
+            try:
+                numbers = [int(f) for f in fields]
+            except ValueError:
+                raise ImportFileError(path, line_number, "every column must be an integer") from None
+            votes = numbers[2:12]
+            if any(v < 0 for v in votes) or sum(votes) == 0:
+                raise ImportFileError(path, line_number, "vote counts must be non-negative with at least one vote")
+            yield AvaRow(line_number, fields[1], votes, (numbers[12], numbers[13]), numbers[14])
+
+
+def read_ava_tags(path: Path) -> dict[int, str]:
+    """tags.txt: ``id name`` per line (the name may contain spaces)."""
+    names: dict[int, str] = {}
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            parts = line.strip().split(maxsplit=1)
+            if len(parts) != 2 or not parts[0].isdigit():
+                raise ImportFileError(path, line_number, "expected `id name`")
+            names[int(parts[0])] = parts[1].strip()
+    return names
+
+
+def import_ava(
+    project: Project,
+    ava_list: Path,
+    tags_file: Path,
+    image_dir: Path,
+    *,
+    limit: int | None = None,
+    progress: Callable[[ImportReport, str], None] | None = None,
+) -> ImportReport:
+    """Import AVA: votes become reference ratings, semantic tags become tags. Images absent from the
+    folder are counted in ``report.missing``, not fatal."""
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise ImportFileError(image_dir, None, "not a folder")
+    tag_names = read_ava_tags(tags_file)
+    rows = list(read_ava_list(ava_list)) if limit is None else _take(read_ava_list(ava_list), limit)
+    for row in rows:  # check tag ids up front: a bad line stops before anything is stored
+        for tag_id in row.semantic_tag_ids:
+            if tag_id and tag_id not in tag_names:
+                raise ImportFileError(ava_list, row.line, f"semantic tag id {tag_id} is not in {tags_file}")
+    report = ImportReport()
+    for row in rows:
+        path = image_dir / f"{row.image_id}.jpg"
+        if not path.is_file():
+            report.missing.append(row.image_id)
+            continue
+        _import_one(
+            report,
+            project,
+            path.name,
+            path.read_bytes(),
+            tags=[tag_names[t] for t in row.semantic_tag_ids if t],
+            metadata={"source": "AVA", "challenge_id": row.challenge_id},
+            external_id=row.image_id,
+            reference_votes=row.votes,
+        )
+        if progress:
+            progress(report, path.name)
+    return report
+
+
+def _take(rows: Iterable[AvaRow], limit: int) -> list[AvaRow]:
+    taken = []
+    for row in rows:
+        if len(taken) >= limit:
+            break
+        taken.append(row)
+    return taken

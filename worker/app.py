@@ -1,0 +1,26 @@
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("tagrank")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+# Heavy work (features, training, rescoring) goes to `gpu`; everything else to `default`.
+app.conf.task_queues = (Queue("default"), Queue("gpu"))
+app.conf.task_default_queue = "default"
+app.conf.task_routes = {
+    "tagrank.features.*": {"queue": "gpu"},
+    "tagrank.training.*": {"queue": "gpu"},
+    "tagrank.scoring.*": {"queue": "gpu"},
+}
+app.conf.task_acks_late = True
+app.conf.task_reject_on_worker_lost = True
+app.conf.worker_prefetch_multiplier = 1
+app.conf.task_track_started = True
+app.conf.broker_connection_retry_on_startup = True
+app.conf.result_expires = 24 * 3600
+
+app.autodiscover_tasks(["worker"], related_name="tasks")
