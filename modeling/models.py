@@ -67,3 +67,23 @@ class ImageScore(models.Model):
 
     def __str__(self):
         return f"{self.image_id}@v{self.model_version_id}: {self.mean:.2f}"
+
+
+class HumanScore(models.Model):
+    """The human score of an image: a Bradley–Terry posterior fitted from all of a project's comparisons.
+
+    Refitted by a task (not per request); exports and dashboards read it beside the model's score.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="human_scores")
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="human_score")
+    mean = models.FloatField(help_text="Posterior mean on the Bradley–Terry (logit) scale.")
+    variance = models.FloatField(help_text="Posterior variance (Laplace).")
+    n_comparisons = models.PositiveIntegerField(default=0)
+    fitted_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "mean"], name="humanscore_project_mean")]
+
+    def __str__(self):
+        return f"{self.image_id}: {self.mean:.2f} ± {self.variance ** 0.5:.2f}"

@@ -1,0 +1,196 @@
+"""Shared fixtures: users and projects, an isolated media folder, and a real Celery worker process."""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connections
+from PIL import Image as PILImage
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def media_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(autouse=True)
+def isolated_media(settings, media_root):
+    """Every test writes images and features to a temporary folder, never to var/media."""
+    settings.MEDIA_ROOT = media_root
+    settings.TAGRANK_FEATURES_DIR = media_root / "features"
+    return media_root
+
+
+def make_image_bytes(color=(200, 30, 30), size=(64, 48), fmt="PNG", seed: int | None = None) -> bytes:
+    """A small valid image; ``seed`` draws random pixels so that every image has its own sha256."""
+    if seed is not None:
+        import numpy as np
+
+        pixels = np.random.default_rng(seed).integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+        image = PILImage.fromarray(pixels, mode="RGB")
+    else:
+        image = PILImage.new("RGB", size, color)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def image_bytes():
+    return make_image_bytes
+
+
+@pytest.fixture
+def make_user(db):
+    def factory(username: str, password: str = "pw-for-tests-1", **extra):
+        return get_user_model().objects.create_user(username=username, password=password, **extra)
+
+    return factory
+
+
+@pytest.fixture
+def project(db):
+    from labeling.models import Project
+
+    return Project.objects.create(name="Test project", slug="test-project", overlap=1)
+
+
+@pytest.fixture
+def manager(make_user, project):
+    from labeling.models import Membership
+
+    user = make_user("manager1")
+    Membership.objects.create(project=project, user=user, role=Membership.Role.MANAGER)
+    return user
+
+
+@pytest.fixture
+def rater(make_user, project):
+    from labeling.models import Membership
+
+    user = make_user("rater1")
+    Membership.objects.create(project=project, user=user, role=Membership.Role.RATER)
+    return user
+
+
+@pytest.fixture
+def images(project, image_bytes):
+    """Eight stored images with distinct content and a tag each."""
+    from labeling.services.imports import store_image
+
+    stored = []
+    for index in range(8):
+        image, _ = store_image(
+            project, f"img_{index}.png", image_bytes(seed=index), tags=["even" if index % 2 == 0 else "odd"]
+        )
+        stored.append(image)
+    return stored
+
+
+# --- A real Celery worker ------------------------------------------------------------------------
+
+
+def database_url_for_subprocess() -> str:
+    """The URL of the database the tests are using right now (the test database, once set up)."""
+    db = connections["default"].settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}{host}{port}/{db['NAME']}"
+
+
+def worker_environment(media: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url_for_subprocess(),
+        MEDIA_ROOT=str(media),
+        TAGRANK_FEATURES_DIR=str(media / "features"),
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        CELERY_RESULT_BACKEND=settings.CELERY_RESULT_BACKEND,
+        TAGRANK_VAR_DIR=str(settings.VAR_DIR),
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    return env
+
+
+class WorkerProcess:
+    """``celery -A worker worker`` in a subprocess, serving both queues, with its log kept for failures."""
+
+    def __init__(self, media: Path, log_path: Path, queues: str = "default,gpu"):
+        self.media, self.log_path, self.queues = media, log_path, queues
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> "WorkerProcess":
+        from worker.tasks import ping
+
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", self.queues,
+             "--pool", "solo", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=REPO_ROOT, env=worker_environment(self.media), stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited early; log:\n{self.log()}")
+            try:
+                ping.apply_async(args=["ready"]).get(timeout=5)
+                return self
+            except Exception:  # not consuming yet
+                continue
+        raise RuntimeError(f"the Celery worker did not answer in {timeout}s; log:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def purge_broker():
+    from worker import app
+
+    def purge():
+        try:
+            app.control.purge()
+        except Exception:  # an empty or missing filesystem queue is fine
+            pass
+
+    return purge
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, media_root, tmp_path_factory, purge_broker):
+    """A real worker on the configured broker, sharing the test database. Tests that use it must be
+    ``transactional_db`` so that what they write is committed and visible to the worker."""
+    purge_broker()
+    worker = WorkerProcess(media_root, tmp_path_factory.mktemp("worker") / "worker.log")
+    with django_db_blocker.unblock():
+        worker.start()
+    yield worker
+    worker.stop()
