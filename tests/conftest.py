@@ -23,11 +23,12 @@ def media_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def isolated_media(settings, media_root):
-    """Every test writes images and features to a temporary folder, never to var/media."""
-    settings.MEDIA_ROOT = media_root
-    settings.TAGRANK_FEATURES_DIR = media_root / "features"
-    return media_root
+def isolated_media(settings, tmp_path_factory):
+    """Every test writes images and features to a folder of its own, never to var/media."""
+    folder = tmp_path_factory.mktemp("test-media")
+    settings.MEDIA_ROOT = folder
+    settings.TAGRANK_FEATURES_DIR = folder / "features"
+    return folder
 
 
 def make_image_bytes(color=(200, 30, 30), size=(64, 48), fmt="PNG", seed: int | None = None) -> bytes:
@@ -184,10 +185,18 @@ def purge_broker():
     return purge
 
 
+@pytest.fixture
+def live_worker(celery_worker_process, settings, media_root):
+    """The session's worker, with this test's media settings pointed at the folder the worker uses."""
+    settings.MEDIA_ROOT = media_root
+    settings.TAGRANK_FEATURES_DIR = media_root / "features"
+    return celery_worker_process
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker, media_root, tmp_path_factory, purge_broker):
-    """A real worker on the configured broker, sharing the test database. Tests that use it must be
-    ``transactional_db`` so that what they write is committed and visible to the worker."""
+    """A real worker on the configured broker, sharing the test database. Use it through ``live_worker``;
+    tests that use it must be ``transactional_db`` so that what they write is visible to the worker."""
     purge_broker()
     worker = WorkerProcess(media_root, tmp_path_factory.mktemp("worker") / "worker.log")
     with django_db_blocker.unblock():

@@ -1,0 +1,77 @@
+"""Settings are read from the environment; bad values fail early with a message that says what to do."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_settings(env: dict, tmp_path) -> subprocess.CompletedProcess:
+    code = (
+        "import json, django; from django.conf import settings; "
+        "db = settings.DATABASES['default']; "
+        "print(json.dumps({'engine': db['ENGINE'], 'name': str(db['NAME']), 'host': db.get('HOST'), "
+        "'broker': settings.CELERY_BROKER_URL, 'debug': settings.DEBUG, 'hosts': settings.ALLOWED_HOSTS, "
+        "'media': str(settings.MEDIA_ROOT), 'encoder': settings.TAGRANK_ENCODER, "
+        "'options': db.get('OPTIONS', {})}))"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in {
+        "DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "MEDIA_ROOT", "SECRET_KEY", "DEBUG",
+        "ALLOWED_HOSTS", "TAGRANK_ENCODER", "TAGRANK_VAR_DIR"}}
+    clean.update({"DJANGO_SETTINGS_MODULE": "config.settings", "TAGRANK_VAR_DIR": str(tmp_path / "var")})
+    clean.update(env)
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=clean, capture_output=True, text=True)
+
+
+def parsed(env, tmp_path) -> dict:
+    import json
+
+    result = load_settings(env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_embedded_default_is_sqlite_and_filesystem_broker(tmp_path):
+    values = parsed({}, tmp_path)
+    assert values["engine"] == "django.db.backends.sqlite3"
+    assert values["name"] == str(tmp_path / "var" / "tagrank.sqlite3")
+    assert values["broker"] == "filesystem://"
+    assert values["media"] == str(tmp_path / "var" / "media")
+    assert values["encoder"] == "tiny"
+    assert "journal_mode=WAL" in values["options"]["init_command"]
+    assert values["options"]["timeout"] > 0
+
+
+def test_services_from_environment(tmp_path):
+    values = parsed(
+        {
+            "DATABASE_URL": "postgres://tagrank:secret@db.internal:5433/tagrank",
+            "CELERY_BROKER_URL": "redis://redis:6379/0",
+            "DEBUG": "false",
+            "SECRET_KEY": "x" * 50,
+            "ALLOWED_HOSTS": "tagrank.example.org, localhost",
+            "TAGRANK_ENCODER": "/models/clip-vit-b32",
+            "MEDIA_ROOT": str(tmp_path / "media"),
+        },
+        tmp_path,
+    )
+    assert values["engine"] == "django.db.backends.postgresql"
+    assert values["host"] == "db.internal"
+    assert values["broker"] == "redis://redis:6379/0"
+    assert values["debug"] is False
+    assert values["hosts"] == ["tagrank.example.org", "localhost"]
+    assert values["encoder"] == "/models/clip-vit-b32"
+    assert values["media"] == str(tmp_path / "media")
+
+
+def test_secret_key_required_when_debug_off(tmp_path):
+    result = load_settings({"DEBUG": "0"}, tmp_path)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_bad_boolean_is_named(tmp_path):
+    result = load_settings({"DEBUG": "maybe"}, tmp_path)
+    assert result.returncode != 0
+    assert "DEBUG='maybe' is not a boolean" in result.stderr
