@@ -1,0 +1,14 @@
+# Gunicorn settings for the web service; every value can be overridden from the environment.
+import multiprocessing
+import os
+
+workers = int(os.environ.get("WEB_WORKERS", min(4, multiprocessing.cpu_count() * 2)))
+threads = int(os.environ.get("WEB_THREADS", 4))
+worker_class = "gthread"
+timeout = int(os.environ.get("WEB_TIMEOUT", 120))  # streaming exports of large projects take a while
+graceful_timeout = 30
+keepalive = 5
+accesslog = os.environ.get("WEB_ACCESS_LOG", "-")
+errorlog = "-"
+max_requests = 2000
+max_requests_jitter = 200
