@@ -87,3 +87,26 @@ class HumanScore(models.Model):
 
     def __str__(self):
         return f"{self.image_id}: {self.mean:.2f} ± {self.variance ** 0.5:.2f}"
+
+
+class AgreementReport(models.Model):
+    """Stored dashboard numbers for a project (human–human and model–human agreement, charts' data).
+
+    Computed by a task on the ``default`` queue after training and on a schedule; pages and the
+    agreement API read the latest report instead of scanning comparisons per request.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="agreement_reports")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="agreement_reports"
+    )
+    computed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    n_comparisons = models.PositiveIntegerField(default=0)
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-computed_at", "-id"]
+        get_latest_by = "computed_at"
+
+    def __str__(self):
+        return f"{self.project.slug} report {self.computed_at:%Y-%m-%d %H:%M}"
