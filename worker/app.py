@@ -23,4 +23,9 @@ app.conf.task_track_started = True
 app.conf.broker_connection_retry_on_startup = True
 app.conf.result_expires = 24 * 3600
 
-app.autodiscover_tasks(["worker"], related_name="tasks")
+# Task modules: one per area, so that each stays small. Each task is a thin wrapper over a service.
+app.conf.include = ["worker.tasks", "worker.metrics_tasks", "worker.selection_tasks"]
+
+from worker.schedule import BEAT_SCHEDULE  # noqa: E402
+
+app.conf.beat_schedule = BEAT_SCHEDULE

@@ -1,0 +1,1 @@
+"""Tasks that compute and store human scores and dashboard metrics (queue ``default``)."""

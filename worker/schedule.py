@@ -1,0 +1,2 @@
+"""Celery beat's schedule: periodic work that reads the database (so a lost message is caught up)."""
+BEAT_SCHEDULE: dict[str, dict] = {}

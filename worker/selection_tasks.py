@@ -1,0 +1,1 @@
+"""Tasks that refill the pair queue with actively selected pairs (queue ``default``)."""
