@@ -9,11 +9,12 @@ project) is skipped and counted. Each image is stored in its own transaction, so
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
 import json
 import logging
-import warnings
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -21,10 +22,17 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from PIL import Image as PILImage
-from PIL import ImageOps, UnidentifiedImageError
-
 from labeling.models import Image, ImageTag, Project, ReferenceRating, Tag
+from labeling.services.image_checks import RejectedImage, ValidatedImage, read_and_validate
+from labeling.services.image_checks import validate_image_bytes as check_image_bytes
+
+__all__ = ["RejectedImage", "ImportFileError", "ImportReport", "store_image", "import_folder", "import_ava",
+           "import_uploaded_file", "validate_image_bytes", "get_or_create_tags"]
+
+
+def validate_image_bytes(data: bytes, name: str) -> ValidatedImage:
+    """Check one file against this site's import limits (settings.TAGRANK_IMPORT)."""
+    return check_image_bytes(data, name, settings.TAGRANK_IMPORT)
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +46,6 @@ class ImportFileError(ValueError):
         self.path, self.line, self.reason = str(path), line, reason
         where = f"{path}:{line}" if line else str(path)
         super().__init__(f"{where}: {reason}")
-
-
-class RejectedImage(ValueError):
-    """One image file was refused; nothing of it was stored."""
 
 
 @dataclass
@@ -61,70 +65,6 @@ class ImportReport:
         if self.missing:
             parts.append(f"missing {len(self.missing)}")
         return ", ".join(parts)
-
-
-@dataclass
-class ValidatedImage:
-    data: bytes
-    sha256: str
-    format: str
-    width: int  # after EXIF orientation
-    height: int
-    thumbnail: bytes
-
-
-def validate_image_bytes(data: bytes, name: str) -> ValidatedImage:
-    """Check one file and make its thumbnail. Raises RejectedImage with a reason a person can act on."""
-    limits = settings.TAGRANK_IMPORT
-    if len(data) == 0:
-        raise RejectedImage("the file is empty")
-    if len(data) > limits["max_file_bytes"]:
-        raise RejectedImage(f"the file is {len(data):,} bytes, over the limit of {limits['max_file_bytes']:,}")
-    max_pixels = limits["max_pixels"]
-    try:
-        with warnings.catch_warnings():
-            # Pillow only warns between max_pixels and twice that; refuse both.
-            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            with PILImage.open(io.BytesIO(data)) as probe:
-                image_format = probe.format
-                if image_format not in limits["allowed_formats"]:
-                    allowed = ", ".join(limits["allowed_formats"])
-                    raise RejectedImage(f"format {image_format} is not allowed (allowed: {allowed})")
-                if probe.width * probe.height > max_pixels:
-                    raise RejectedImage(
-                        f"{probe.width}x{probe.height} pixels is over the limit of {max_pixels:,} "
-                        "(possible decompression bomb)"
-                    )
-                probe.verify()
-            with PILImage.open(io.BytesIO(data)) as image:
-                image.load()  # a full decode: catches truncation that verify() misses
-                oriented = ImageOps.exif_transpose(image)
-                width, height = oriented.size
-                thumbnail = make_thumbnail(oriented, limits["thumbnail_size"])
-    except RejectedImage:
-        raise
-    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
-        raise RejectedImage(f"decompression bomb refused: {exc}") from None
-    except UnidentifiedImageError:
-        raise RejectedImage("not an image file Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as exc:  # Pillow reports truncation and corruption this way
-        raise RejectedImage(f"corrupt or truncated image: {exc}") from None
-    return ValidatedImage(
-        data=data,
-        sha256=hashlib.sha256(data).hexdigest(),
-        format=image_format,
-        width=width,
-        height=height,
-        thumbnail=thumbnail,
-    )
-
-
-def make_thumbnail(image: PILImage.Image, size: int) -> bytes:
-    thumb = image.convert("RGB")
-    thumb.thumbnail((size, size), PILImage.Resampling.LANCZOS)
-    out = io.BytesIO()
-    thumb.save(out, format="WEBP", quality=82, method=4)
-    return out.getvalue()
 
 
 def get_or_create_tags(project: Project, names: Iterable[str]) -> list[Tag]:
@@ -150,12 +90,14 @@ def store_image(
     reference_votes: list[int] | None = None,
     tag_source: str = ImageTag.Source.IMPORT,
     rater=None,
+    checked: ValidatedImage | None = None,
 ) -> tuple[Image | None, bool]:
     """Validate and store one image with its tags. Returns (image, created); (existing, False) on a duplicate.
 
     Raises RejectedImage when the file is refused. Nothing is stored unless everything is.
+    ``checked`` is the result of ``validate_image_bytes`` when the caller validated already.
     """
-    checked = validate_image_bytes(data, name)
+    checked = checked or validate_image_bytes(data, name)
     existing = Image.objects.filter(project=project, sha256=checked.sha256).first()
     if existing is not None:
         return existing, False
@@ -290,35 +232,64 @@ def import_folder(
     tags_csv: Path | None = None,
     metadata_jsonl: Path | None = None,
     progress: Callable[[ImportReport, str], None] | None = None,
+    workers: int | None = None,
 ) -> ImportReport:
     """Import every image under ``root``. Side files are parsed fully first, so a bad line stops the
-    import before any image is stored."""
+    import before any image is stored. ``workers`` processes decode images (default: the CPU count)."""
+    workers = workers if workers is not None else (os.cpu_count() or 1)
     root = Path(root)
     if not root.is_dir():
         raise ImportFileError(root, None, "not a folder")
     tags_by_file = read_tags_csv(tags_csv) if tags_csv else {}
     meta_by_file = read_metadata_jsonl(metadata_jsonl) if metadata_jsonl else {}
     report = ImportReport()
-    for path in iter_image_files(root):
-        relative = path.relative_to(root).as_posix()
+    paths = ((path, path.relative_to(root).as_posix()) for path in iter_image_files(root))
+    for (path, relative), checked in _validate_in_parallel(paths, workers):
         meta = _lookup(meta_by_file, relative, path.name) or {}
         tags = list(_lookup(tags_by_file, relative, path.name) or []) + list(meta.get("tags", []))
         _import_one(
             report,
             project,
             relative,
-            path.read_bytes(),
+            b"",
             tags=tags,
             caption=meta.get("caption", ""),
             metadata=meta.get("metadata", {}),
             external_id=meta.get("external_id", ""),
+            checked=checked,
         )
         if progress:
             progress(report, relative)
     return report
 
 
+def _validate_in_parallel(paths, workers: int):
+    """Decode and thumbnail in worker processes (the CPU-bound part) while this process writes to the
+    database in file order. At most a few files per worker are in flight, so memory stays bounded."""
+    limits = dict(settings.TAGRANK_IMPORT)
+    if workers <= 1:
+        for path, name in paths:
+            yield (path, name), read_and_validate(path, name, limits)
+        return
+    in_flight: deque = deque()
+    # spawn, not fork: a forked child would share (and on exit could close) this process's DB connection.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for path, name in paths:
+            in_flight.append(((path, name), pool.submit(read_and_validate, path, name, limits)))
+            if len(in_flight) >= 4 * workers:
+                item, future = in_flight.popleft()
+                yield item, future.result()
+        while in_flight:
+            item, future = in_flight.popleft()
+            yield item, future.result()
+
+
 def _import_one(report: ImportReport, project: Project, name: str, data: bytes, **kwargs) -> None:
+    checked = kwargs.get("checked")
+    if isinstance(checked, RejectedImage):
+        report.rejected.append((name, str(checked)))
+        logger.warning("rejected %s: %s", name, checked)
+        return
     try:
         image, created = store_image(project, name, data, **kwargs)
     except RejectedImage as exc:
