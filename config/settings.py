@@ -179,7 +179,7 @@ TAGRANK_IMPORT = {
 TAGRANK_LEASE_SECONDS = env_int("TAGRANK_LEASE_SECONDS", 300)
 
 # --- Celery -------------------------------------------------------------------------------
-BROKER_DIR = VAR_DIR / "broker"
+BROKER_DIR = Path(os.environ.get("TAGRANK_BROKER_DIR") or VAR_DIR / "broker").resolve()
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # One folder for in and out: every process on this machine both sends and receives.

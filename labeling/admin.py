@@ -1,6 +1,19 @@
 from django.contrib import admin
 
-from labeling.models import Comparison, Image, ImageTag, Membership, Project, ReferenceRating, Tag
+from labeling.models import (
+    Comparison,
+    GoldPair,
+    Image,
+    ImageStats,
+    ImageTag,
+    Invite,
+    Membership,
+    PairCandidate,
+    PairLease,
+    Project,
+    ReferenceRating,
+    Tag,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -68,3 +81,42 @@ class ComparisonAdmin(admin.ModelAdmin):
     list_filter = ["project", "outcome", "is_gold", "rater"]
     raw_id_fields = ["image_a", "image_b", "rater"]
     date_hierarchy = "created_at"
+
+
+# --- Pair serving (rating loop) ------------------------------------------------------------------
+
+
+@admin.register(PairCandidate)
+class PairCandidateAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "image_low", "image_high", "priority", "source", "judgments", "is_open", "full_until"]
+    list_filter = ["project", "source", "is_open"]
+    raw_id_fields = ["image_low", "image_high"]
+
+
+@admin.register(PairLease)
+class PairLeaseAdmin(admin.ModelAdmin):
+    list_display = ["token", "project", "rater", "image_a", "image_b", "state", "created_at", "expires_at"]
+    list_filter = ["project", "state"]
+    raw_id_fields = ["candidate", "gold", "image_a", "image_b", "comparison", "rater"]
+    search_fields = ["token", "rater__username"]
+
+
+@admin.register(GoldPair)
+class GoldPairAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "image_a", "image_b", "expected", "is_active", "created_at"]
+    list_filter = ["project", "is_active", "expected"]
+    raw_id_fields = ["image_a", "image_b"]
+
+
+@admin.register(Invite)
+class InviteAdmin(admin.ModelAdmin):
+    list_display = ["project", "role", "note", "uses", "max_uses", "expires_at", "is_active", "created_at"]
+    list_filter = ["project", "role", "is_active"]
+    readonly_fields = ["token"]
+
+
+@admin.register(ImageStats)
+class ImageStatsAdmin(admin.ModelAdmin):
+    list_display = ["image", "project", "comparison_count"]
+    list_filter = ["project"]
+    raw_id_fields = ["image"]

@@ -4,7 +4,9 @@ import math
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
-from django.db.models.functions import Lower
+from django.db.models.functions import Greatest, Lower
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 SCORE_BINS = 10  # AVA-style scores 1..10
 
@@ -250,3 +252,218 @@ class Comparison(models.Model):
 
     def __str__(self):
         return f"{self.image_a_id} vs {self.image_b_id}: {self.outcome}"
+
+
+# --- Pair serving ------------------------------------------------------------------------------
+# Added with the rating loop: per-image counters, the pair queue, leases, gold pairs, invitations.
+
+
+class ImageStats(models.Model):
+    """Counters kept per image so that pair serving never counts comparisons on the fly.
+
+    Created with the image (signal below) and kept in step with comparisons in the same transaction
+    that stores or deletes one. Rows written in bulk (``bulk_create``) bypass the signals; call
+    ``labeling.services.pairs.recount_image_stats(project)`` after such a load.
+    """
+
+    image = models.OneToOneField(Image, primary_key=True, on_delete=models.CASCADE, related_name="stats")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    comparison_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "image stats"
+        # "The images with the fewest comparisons" is an index range scan, not a sort of the project.
+        indexes = [models.Index(fields=["project", "comparison_count", "image"], name="imagestats_fewest")]
+
+    def __str__(self):
+        return f"{self.image_id}: {self.comparison_count} comparisons"
+
+
+class PairCandidate(models.Model):
+    """One unordered pair in a project's pair queue.
+
+    Active selection (a Celery task) writes rows with a priority; ``next_pair`` reads the open row
+    with the highest priority that this rater may judge and leases it. The fallback strategy adds
+    its own rows (priority 0), so every lease goes through one lockable row per pair, and that lock
+    is what keeps concurrent requests from handing out more slots than the project's overlap.
+    """
+
+    class Source(models.TextChoices):
+        ACTIVE = "active", "Active selection"
+        RANDOM = "random", "Random"
+        ROUND_ROBIN = "round_robin", "Round robin"
+        FALLBACK = "fallback", "Fallback (fewest comparisons)"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pair_candidates")
+    image_low = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    image_high = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    priority = models.FloatField(default=0.0, help_text="Higher is served first.")
+    source = models.CharField(max_length=12, choices=Source.choices, default=Source.FALLBACK)
+    judgments = models.PositiveIntegerField(default=0, help_text="Comparisons stored for this pair (either order).")
+    is_open = models.BooleanField(default=True, help_text="False once the pair has the project's overlap of judgments.")
+    full_until = models.DateTimeField(
+        null=True, blank=True, help_text="Every slot is leased until then (the earliest live lease expires)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "image_low", "image_high"], name="paircandidate_unique_pair"),
+            models.CheckConstraint(condition=Q(image_low__lt=F("image_high")), name="paircandidate_ordered_pair"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["project", "-priority", "id"], condition=Q(is_open=True), name="paircandidate_queue"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.image_low_id}–{self.image_high_id} (p={self.priority:.3g}, {self.judgments} judged)"
+
+
+class GoldPair(models.Model):
+    """A pair with a known answer, marked by a manager; served at the project's gold rate."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="gold_pairs")
+    image_a = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    image_b = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    expected = models.CharField(
+        max_length=3, choices=Comparison.Outcome.choices, help_text="The right answer with image_a on the left."
+    )
+    is_active = models.BooleanField(default=True)
+    note = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(image_a=F("image_b")), name="goldpair_distinct_images"),
+            models.UniqueConstraint(fields=["project", "image_a", "image_b"], name="goldpair_unique_pair"),
+            models.CheckConstraint(condition=Q(expected__in=["a", "b", "tie"]), name="goldpair_expected_valid"),
+        ]
+
+    def __str__(self):
+        return f"gold {self.image_a_id} vs {self.image_b_id}: {self.expected}"
+
+    def expected_for(self, left_id: int) -> str:
+        """The right answer when ``left_id`` is shown on the left."""
+        if left_id == self.image_a_id or self.expected == Comparison.Outcome.TIE:
+            return self.expected
+        return Comparison.Outcome.B if self.expected == Comparison.Outcome.A else Comparison.Outcome.A
+
+
+class PairLease(models.Model):
+    """A pair handed to one rater until ``expires_at``; the token is what the client sends back.
+
+    A live lease holds one of its pair's overlap slots. It ends judged (with its comparison), skipped
+    (the slot returns and this rater never gets the pair again), released (the slot returns, e.g. when
+    the rating page closes with a prefetched pair), undone (its comparison was taken back and a new
+    lease replaces it), or it simply runs out: an expired live lease no longer counts.
+    """
+
+    class State(models.TextChoices):
+        LIVE = "live", "Live"
+        JUDGED = "judged", "Judged"
+        SKIPPED = "skipped", "Skipped"
+        RELEASED = "released", "Released"
+        UNDONE = "undone", "Undone"
+
+    token = models.UUIDField(unique=True, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pair_leases")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="pair_leases")
+    candidate = models.ForeignKey(
+        PairCandidate, null=True, blank=True, on_delete=models.SET_NULL, related_name="leases"
+    )
+    gold = models.ForeignKey(GoldPair, null=True, blank=True, on_delete=models.SET_NULL, related_name="leases")
+    image_a = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+", help_text="Shown on the left.")
+    image_b = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+", help_text="Shown on the right.")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.LIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    comparison = models.OneToOneField(
+        Comparison, null=True, blank=True, on_delete=models.SET_NULL, related_name="lease"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(image_a=F("image_b")), name="pairlease_distinct_images"),
+        ]
+        indexes = [
+            models.Index(fields=["candidate", "state", "expires_at"], name="pairlease_candidate_live"),
+            models.Index(fields=["rater", "candidate"], name="pairlease_rater_candidate"),
+            models.Index(fields=["rater", "gold"], name="pairlease_rater_gold"),
+        ]
+
+    def __str__(self):
+        return f"lease {self.token} ({self.state})"
+
+    @property
+    def pair(self) -> tuple[Image, Image]:
+        return self.image_a, self.image_b
+
+    @property
+    def is_gold(self) -> bool:
+        return self.gold_id is not None
+
+
+class Invite(models.Model):
+    """A sign-up link for a project: whoever opens it may create an account and join with ``role``."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invites")
+    token = models.CharField(max_length=64, unique=True, editable=False)
+    role = models.CharField(max_length=10, choices=Membership.Role.choices, default=Membership.Role.RATER)
+    note = models.CharField(max_length=200, blank=True, help_text="Who it is for (shown to managers only).")
+    max_uses = models.PositiveIntegerField(default=1)
+    uses = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField()
+    is_active = models.BooleanField(default=True, help_text="Untick to revoke the link.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=Q(uses__lte=F("max_uses")), name="invite_uses_within_max")]
+
+    def __str__(self):
+        return f"invite to {self.project} as {self.role}"
+
+
+# Receivers here rather than in a signals module: they must be connected whenever the models are loaded.
+@receiver(post_save, sender=Image, dispatch_uid="imagestats_for_new_image")
+def _create_image_stats(sender, instance: Image, created: bool, raw: bool = False, **kwargs):
+    if created and not raw:
+        ImageStats.objects.get_or_create(image=instance, defaults={"project_id": instance.project_id})
+
+
+@receiver(post_save, sender=Comparison, dispatch_uid="imagestats_count_comparison")
+def _count_comparison(sender, instance: Comparison, created: bool, raw: bool = False, **kwargs):
+    if created and not raw:
+        _bump_comparison_counts(instance, +1)
+
+
+@receiver(post_delete, sender=Comparison, dispatch_uid="imagestats_uncount_comparison")
+def _uncount_comparison(sender, instance: Comparison, **kwargs):
+    _bump_comparison_counts(instance, -1)
+
+
+def _bump_comparison_counts(comparison: Comparison, delta: int) -> None:
+    # One statement over both rows in id order: concurrent writers lock them in the same order.
+    ids = sorted({comparison.image_a_id, comparison.image_b_id})
+    updated = ImageStats.objects.filter(image_id__in=ids).update(
+        comparison_count=Greatest(F("comparison_count") + delta, 0)
+    )
+    if updated < len(ids):  # images written in bulk have no row yet: make it, counted from scratch
+        for image_id in ids:
+            stats_missing = not ImageStats.objects.filter(image_id=image_id).exists()
+            # While an image is being deleted its comparisons go too: do not re-create its row then.
+            if stats_missing and Image.objects.filter(pk=image_id).exists():
+                count = Comparison.objects.filter(Q(image_a_id=image_id) | Q(image_b_id=image_id)).count()
+                ImageStats.objects.get_or_create(
+                    image_id=image_id, defaults={"project_id": comparison.project_id, "comparison_count": count}
+                )

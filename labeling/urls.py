@@ -1,9 +1,33 @@
-from django.urls import path
+from django.urls import path, register_converter
 
 from labeling import views
 
+
+class DatabaseIdConverter:
+    """Like <int:…>, but only numbers a database id can be (larger ones would overflow the driver: a 500)."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value):
+        return int(value)
+
+    def to_url(self, value):
+        return str(value)
+
+
+register_converter(DatabaseIdConverter, "id")
+
 urlpatterns = [
     path("", views.project_list, name="project-list"),
+    path("projects/new/", views.project_create, name="project-create"),
     path("projects/<slug:slug>/", views.project_detail, name="project-detail"),
     path("projects/<slug:slug>/rate/", views.rate, name="project-rate"),
+    path("projects/<slug:slug>/settings/", views.project_edit, name="project-edit"),
+    path("projects/<slug:slug>/upload/", views.project_upload, name="project-upload"),
+    path("projects/<slug:slug>/raters/", views.project_raters, name="project-raters"),
+    path("projects/<slug:slug>/raters/<id:membership_id>/", views.membership_toggle, name="membership-toggle"),
+    path("projects/<slug:slug>/invites/<id:invite_id>/revoke/", views.invite_revoke, name="invite-revoke"),
+    path("projects/<slug:slug>/progress/", views.project_progress_page, name="project-progress"),
+    path("projects/<slug:slug>/gold/", views.project_gold, name="project-gold"),
+    path("signup/<str:token>/", views.signup, name="signup"),
 ]

@@ -1,11 +1,22 @@
-"""Server-rendered pages of the human side."""
+"""Server-rendered pages of the human side: the project list, the rating page, the manager pages."""
+from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from labeling import access
-from labeling.models import Image, Project
+from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, UploadForm
+from labeling.models import GoldPair, Image, Invite, Membership, Project
+from labeling.services import invites as invite_service
+from labeling.services.comparisons import project_progress, undo_seconds
+from labeling.services.imports import ImportReport, RejectedImage, import_uploaded_file
+from labeling.services.pairs import reopen_for_overlap
+from labeling.services.pipeline import images_imported
 
 
 def project_for(request, slug: str) -> Project:
@@ -15,12 +26,25 @@ def project_for(request, slug: str) -> Project:
     return project
 
 
+def managed_project(request, slug: str) -> Project:
+    project = get_object_or_404(Project, slug=slug)
+    if not access.can_manage(request.user, project):
+        raise PermissionDenied("Only a manager of this project may do this.")
+    return project
+
+
+def can_create_projects(user) -> bool:
+    return user.is_staff or user.has_perm("labeling.add_project")
+
+
 @login_required
 def project_list(request):
-    projects = access.projects_for(request.user).annotate(
-        image_count=Count("images", distinct=True)
+    projects = access.projects_for(request.user).annotate(image_count=Count("images", distinct=True))
+    return render(
+        request,
+        "labeling/project_list.html",
+        {"projects": projects, "can_create": can_create_projects(request.user)},
     )
-    return render(request, "labeling/project_list.html", {"projects": projects})
 
 
 @login_required
@@ -48,4 +72,182 @@ def project_detail(request, slug):
 @login_required
 def rate(request, slug):
     project = project_for(request, slug)
-    return render(request, "labeling/rate.html", {"project": project})
+    return render(
+        request,
+        "labeling/rate.html",
+        {
+            "project": project,
+            "my_count": project.comparisons.filter(rater=request.user).count(),
+            "undo_seconds": undo_seconds(),
+            "closed_vocabulary": project.tag_vocabulary == Project.TagVocabulary.CLOSED,
+        },
+    )
+
+
+# --- Manager pages --------------------------------------------------------------------------------
+
+
+@login_required
+def project_create(request):
+    if not can_create_projects(request.user):
+        raise PermissionDenied("You may not create projects; ask an administrator.")
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            project = form.save(commit=False)
+            project.created_by = request.user
+            project.save()
+            Membership.objects.create(project=project, user=request.user, role=Membership.Role.MANAGER)
+        messages.success(request, f"Project “{project.name}” created. Upload images next.")
+        return redirect("project-upload", slug=project.slug)
+    return render(request, "labeling/project_form.html", {"form": form, "project": None})
+
+
+@login_required
+def project_edit(request, slug):
+    project = managed_project(request, slug)
+    old_overlap = project.overlap
+    form = ProjectForm(request.POST or None, instance=project)
+    if request.method == "POST" and form.is_valid():
+        project = form.save()
+        if project.overlap != old_overlap:
+            reopen_for_overlap(project)
+        messages.success(request, "Project settings saved.")
+        return redirect("project-detail", slug=project.slug)
+    return render(request, "labeling/project_form.html", {"form": form, "project": project})
+
+
+@login_required
+def project_upload(request, slug):
+    project = managed_project(request, slug)
+    form = UploadForm(request.POST or None, request.FILES or None)
+    report = None
+    if request.method == "POST" and form.is_valid():
+        report = ImportReport()
+        for upload in form.cleaned_data["files"]:
+            try:
+                image, created = import_uploaded_file(project, upload, upload.name, tags=form.cleaned_data["tags"])
+            except RejectedImage as exc:
+                report.rejected.append((upload.name, str(exc)))
+                continue
+            if created:
+                report.imported += 1
+                report.image_ids.append(image.pk)
+            else:
+                report.duplicates += 1
+        images_imported(project, report.image_ids)
+        if report.imported:
+            messages.success(request, f"Imported {report.imported} image(s).")
+    return render(request, "labeling/project_upload.html", {"project": project, "form": form, "report": report})
+
+
+@login_required
+def project_raters(request, slug):
+    project = managed_project(request, slug)
+    form = InviteForm(request.POST or None)
+    new_invite = None
+    if request.method == "POST" and form.is_valid():
+        new_invite = invite_service.create_invite(
+            project, request.user, role=form.cleaned_data["role"], max_uses=form.cleaned_data["max_uses"],
+            days=form.cleaned_data["days"], note=form.cleaned_data["note"],
+        )
+        form = InviteForm()
+    members = (
+        Membership.objects.filter(project=project)
+        .select_related("user")
+        .order_by("-is_active", "role", "user__username")
+    )
+    invites = Invite.objects.filter(project=project).order_by("-created_at")[:50]
+    return render(
+        request,
+        "labeling/project_raters.html",
+        {
+            "project": project,
+            "members": members,
+            "invites": invites,
+            "form": form,
+            "new_invite": new_invite,
+            "new_invite_url": request.build_absolute_uri(reverse("signup", args=[new_invite.token])) if new_invite else "",
+        },
+    )
+
+
+@login_required
+@require_POST
+def membership_toggle(request, slug, membership_id):
+    """Deactivate or reactivate a member, or include/exclude their comparisons from training."""
+    project = managed_project(request, slug)
+    membership = get_object_or_404(Membership, pk=membership_id, project=project)
+    action = request.POST.get("action")
+    if membership.user_id == request.user.pk and action == "deactivate":
+        messages.error(request, "You cannot deactivate yourself.")
+    elif action in ("deactivate", "activate"):
+        invite_service.set_membership_active(membership, action == "activate")
+        messages.success(request, f"{membership.user.username} is {'active' if action == 'activate' else 'deactivated'}.")
+    elif action in ("exclude", "include"):
+        membership.excluded_from_training = action == "exclude"
+        membership.save(update_fields=["excluded_from_training"])
+        messages.success(
+            request, f"{membership.user.username}'s comparisons are {'excluded from' if action == 'exclude' else 'used in'} training."
+        )
+    else:
+        messages.error(request, "Unknown action.")
+    return redirect("project-raters", slug=project.slug)
+
+
+@login_required
+@require_POST
+def invite_revoke(request, slug, invite_id):
+    project = managed_project(request, slug)
+    Invite.objects.filter(pk=invite_id, project=project).update(is_active=False)
+    messages.success(request, "Invitation revoked.")
+    return redirect("project-raters", slug=project.slug)
+
+
+@login_required
+def project_progress_page(request, slug):
+    project = managed_project(request, slug)
+    progress = project_progress(project, days=30)
+    peak = max((row["comparisons"] for row in progress["per_day"]), default=0)
+    for row in progress["per_day"]:
+        row["percent"] = round(100 * row["comparisons"] / peak) if peak else 0
+    return render(request, "labeling/project_progress.html", {"project": project, "progress": progress})
+
+
+@login_required
+def project_gold(request, slug):
+    project = managed_project(request, slug)
+    form = GoldPairForm(request.POST or None, project=project)
+    if request.method == "POST" and form.is_valid():
+        GoldPair.objects.create(
+            project=project, image_a_id=form.cleaned_data["image_a"], image_b_id=form.cleaned_data["image_b"],
+            expected=form.cleaned_data["expected"], note=form.cleaned_data["note"], created_by=request.user,
+        )
+        messages.success(request, "Gold pair added.")
+        return redirect("project-gold", slug=project.slug)
+    gold_pairs = GoldPair.objects.filter(project=project).select_related("image_a", "image_b").order_by("-id")[:200]
+    return render(request, "labeling/project_gold.html", {"project": project, "form": form, "gold_pairs": gold_pairs})
+
+
+# --- Sign-up with an invitation -------------------------------------------------------------------
+
+
+def signup(request, token):
+    """The invitation link: create an account and join the project (or join with the account signed in)."""
+    try:
+        invite = invite_service.usable_invite(token)
+    except invite_service.InviteUnusable as exc:
+        return render(request, "registration/signup.html", {"error": exc.message}, status=410)
+    form = None if request.user.is_authenticated else SignupForm(request.POST or None)
+    if request.method == "POST" and (form is None or form.is_valid()):
+        try:
+            with transaction.atomic():  # no account is left behind if the invitation was used up meanwhile
+                user = request.user if form is None else form.save()
+                membership = invite_service.accept_invite(token, user)
+        except invite_service.InviteUnusable as exc:
+            return render(request, "registration/signup.html", {"error": exc.message}, status=410)
+        if form is not None:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome to {membership.project.name}.")
+        return redirect("project-rate", slug=membership.project.slug)
+    return render(request, "registration/signup.html", {"invite": invite, "form": form})

@@ -35,6 +35,19 @@ class ModelVersion(models.Model):
     trained_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Added with the model loop (migration 0003).
+    last_comparison_id = models.PositiveBigIntegerField(
+        default=0, help_text="The newest comparison in its training data: the trigger counts new ones from here."
+    )
+    training_seconds = models.FloatField(null=True, blank=True, help_text="Wall time of its training run.")
+    activated_at = models.DateTimeField(null=True, blank=True)
+    scoring_total = models.PositiveIntegerField(default=0, help_text="Images to score before it can become active.")
+    scoring_done = models.PositiveIntegerField(default=0)
+    scoring_started_at = models.DateTimeField(null=True, blank=True)
+    scoring_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="Written by each scoring batch; a stale value means the scorer died."
+    )
+    scoring_finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -50,6 +63,13 @@ class ModelVersion(models.Model):
     @property
     def is_demo_encoder(self) -> bool:
         return self.encoder_id.startswith("tiny")
+
+    @property
+    def scoring_fraction(self) -> float | None:
+        """How much of the rescoring is done (0..1), or None before it started."""
+        if not self.scoring_total:
+            return None
+        return min(self.scoring_done / self.scoring_total, 1.0)
 
 
 class ImageScore(models.Model):
@@ -110,3 +130,168 @@ class AgreementReport(models.Model):
 
     def __str__(self):
         return f"{self.project.slug} report {self.computed_at:%Y-%m-%d %H:%M}"
+
+
+# --- The model loop: features, training runs, promotions ----------------------------------------
+
+
+class TrainingSettings(models.Model):
+    """Per-project knobs of the model loop; a project without a row uses the defaults.
+
+    Kept in the database (not in settings) so that every worker, on any host, trains a project
+    with the same hyperparameters, and so that a manager or a test can change them per project.
+    """
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="training_settings")
+    hyperparameters = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Overrides of modeling.ml.training.TrainConfig, e.g. {"epochs": 10, "ranker": {"width": 64}}.',
+    )
+    promotion_tolerance = models.FloatField(
+        default=0.02,
+        help_text="A new version becomes active when its held-out pairwise agreement is at least the active "
+        "version's minus this.",
+    )
+    train_baseline = models.BooleanField(
+        default=True, help_text="Also train the image-only baseline, for the comparison row of the metrics."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "training settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(promotion_tolerance__gte=0) & Q(promotion_tolerance__lte=1),
+                name="trainingsettings_tolerance_0_1",
+            ),
+        ]
+
+    def __str__(self):
+        return f"training settings of {self.project}"
+
+
+class ImageFeatures(models.Model):
+    """Bookkeeping: this image's encoder features are in the feature store.
+
+    The arrays live on disk (``modeling.ml.features.FeatureStore``); the row makes "which images
+    still need features" one query, for the sweep and for progress on the Models page.
+    """
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="features")
+    encoder_id = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "image features"
+        constraints = [
+            models.UniqueConstraint(fields=["image", "encoder_id"], name="imagefeatures_unique_per_encoder"),
+        ]
+
+    def __str__(self):
+        return f"features of {self.image_id} ({self.encoder_id})"
+
+
+class TrainingRun(models.Model):
+    """One request to train a project's model, from queued to succeeded or failed.
+
+    At most one run per project is open (queued or running): a partial unique index in the database
+    enforces it, so two triggers at once, or a trigger racing a manager's "retrain now", make one run.
+    A running run writes ``heartbeat_at``; one whose heartbeat went stale (its worker died) is marked
+    failed by the trigger check, so it never blocks the next run.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "A manager asked for it"
+        NEW_COMPARISONS = "new_comparisons", "Enough new comparisons"
+        MAX_AGE = "max_age", "The active model is too old"
+
+    class Failure(models.TextChoices):
+        ERROR = "error", "The training raised an error"
+        WORKER_LOST = "worker_lost", "The worker stopped sending heartbeats"
+        TIME_LIMIT = "time_limit", "The time limit was reached"
+
+    OPEN_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.MANUAL)
+    trigger_reason = models.CharField(max_length=300, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its task message was last sent; empty if the broker refused it."
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    progress = models.FloatField(default=0.0, help_text="0..1")
+    stage = models.CharField(max_length=100, blank=True)
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    failure_kind = models.CharField(max_length=12, choices=Failure.choices, blank=True)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    worker = models.CharField(max_length=255, blank=True, help_text="host:pid of the worker that claimed it.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    model_version = models.OneToOneField(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_run"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status__in=["queued", "running"]),
+                name="trainingrun_one_open_per_project",
+            ),
+            models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1), name="trainingrun_progress_0_1"),
+        ]
+        indexes = [models.Index(fields=["project", "-created_at"], name="trainingrun_project_recent")]
+
+    def __str__(self):
+        return f"{self.project.slug} training run {self.pk} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+
+class Promotion(models.Model):
+    """The log of which model version was made active, by whom and why.
+
+    A promotion is requested first (the version starts scoring every image) and completed when the
+    switch happened; until then the previous version keeps serving.
+    """
+
+    class Kind(models.TextChoices):
+        AUTOMATIC = "automatic", "Automatic (champion/challenger)"
+        MANUAL = "manual", "Promoted by a manager"
+        ROLLBACK = "rollback", "Rolled back by a manager"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="promotions")
+    from_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="promotions_away"
+    )
+    to_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="promotions")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True, help_text="When the version became active.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.project.slug}: v{self.from_version_id} → v{self.to_version_id} ({self.kind})"

@@ -14,6 +14,8 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 from PIL import Image as PILImage
 
+from worker import app as celery_app
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -100,6 +102,33 @@ def images(project, image_bytes):
 # --- A real Celery worker ------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_filesystem_broker(tmp_path_factory):
+    """On the filesystem broker, each test run gets broker folders of its own, so that two runs on one
+    machine never consume each other's messages. (Redis runs are kept apart by their db number.)"""
+    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        yield None
+        return
+    folder = tmp_path_factory.mktemp("broker")
+    for name in ("queue", "processed", "control", "results"):
+        (folder / name).mkdir()
+    celery_app.conf.broker_transport_options = {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
+        "store_processed": False,
+    }
+    celery_app.conf.result_backend = f"file://{folder / 'results'}"
+    previous = os.environ.get("TAGRANK_BROKER_DIR")
+    os.environ["TAGRANK_BROKER_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("TAGRANK_BROKER_DIR", None)
+    else:
+        os.environ["TAGRANK_BROKER_DIR"] = previous
+
+
 def database_url_for_subprocess() -> str:
     """The URL of the database the tests are using right now (the test database, once set up)."""
     db = connections["default"].settings_dict
@@ -120,8 +149,9 @@ def worker_environment(media: Path) -> dict[str, str]:
         MEDIA_ROOT=str(media),
         TAGRANK_FEATURES_DIR=str(media / "features"),
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-        CELERY_RESULT_BACKEND=settings.CELERY_RESULT_BACKEND,
+        CELERY_RESULT_BACKEND=celery_app.conf.result_backend,
         TAGRANK_VAR_DIR=str(settings.VAR_DIR),
+        TAGRANK_BROKER_DIR=os.environ.get("TAGRANK_BROKER_DIR", str(settings.BROKER_DIR)),
         DJANGO_SETTINGS_MODULE="config.settings",
     )
     return env
@@ -194,7 +224,8 @@ def live_worker(celery_worker_process, settings, media_root):
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, media_root, tmp_path_factory, purge_broker):
+def celery_worker_process(django_db_setup, django_db_blocker, media_root, tmp_path_factory, purge_broker,
+                          isolated_filesystem_broker):
     """A real worker on the configured broker, sharing the test database. Use it through ``live_worker``;
     tests that use it must be ``transactional_db`` so that what they write is visible to the worker."""
     purge_broker()

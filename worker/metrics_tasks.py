@@ -1,1 +1,85 @@
-"""Tasks that compute and store human scores and dashboard metrics (queue ``default``)."""
+"""Tasks that compute and store human scores and dashboard metrics (queue ``default``).
+
+Each task is a thin wrapper over a service in ``modeling.services``. Called with a project id it works
+on that project; called with none (the beat schedule) it works on every project whose numbers are out
+of date, so a lost message is caught up by the next periodic run. Both are idempotent: a rerun
+rewrites the same human scores, and a report is only added, never edited.
+"""
+from __future__ import annotations
+
+import logging
+
+from celery import chain, shared_task
+from django.db import InterfaceError, OperationalError, transaction
+
+log = logging.getLogger(__name__)
+
+# A database that is briefly away (restart, failover, SQLite busy) is worth retrying; a bug is not.
+RETRY_OPTIONS = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
+
+@shared_task(
+    name="tagrank.metrics.fit_human_scores", queue="default", acks_late=True,
+    soft_time_limit=10 * 60, time_limit=11 * 60, **RETRY_OPTIONS,
+)  # fmt: skip
+def fit_human_scores(project_id: int | None = None) -> dict:
+    """Refit and store the human scores of one project, or of every project with new comparisons."""
+    from labeling.models import Project
+    from modeling.services import human_scores
+
+    if project_id is not None:
+        project = Project.objects.filter(pk=project_id).first()
+        if project is None:
+            return {"skipped": f"no project {project_id}"}
+        return {project.slug: human_scores.fit_human_scores(project).summary()}
+    done = {}
+    for project in Project.objects.order_by("pk"):
+        if human_scores.human_scores_stale(project):
+            done[project.slug] = human_scores.fit_human_scores(project).summary()
+    return done
+
+
+@shared_task(
+    name="tagrank.metrics.compute_agreement", queue="default", acks_late=True,
+    soft_time_limit=15 * 60, time_limit=16 * 60, **RETRY_OPTIONS,
+)  # fmt: skip
+def compute_agreement(project_id: int | None = None, only_if_changed: bool = False) -> dict:
+    """Compute and store the dashboard numbers of one project, or of every project whose data changed."""
+    from labeling.models import Project
+    from modeling.services import agreement
+
+    if project_id is not None:
+        projects = list(Project.objects.filter(pk=project_id))
+        if not projects:
+            return {"skipped": f"no project {project_id}"}
+    else:
+        projects, only_if_changed = list(Project.objects.order_by("pk")), True
+    done = {}
+    for project in projects:
+        report = agreement.compute_and_store_report(project, only_if_changed=only_if_changed)
+        done[project.slug] = None if report is None else report.pk
+    return done
+
+
+def enqueue_metrics(project_id: int) -> None:
+    """Refit the project's human scores, then recompute its agreement report, on the ``default`` queue.
+
+    Called by the model loop after training or promotion, by the dashboard's "recompute now" and by a
+    rater exclusion. Sent once the surrounding transaction commits, so the tasks see what it wrote. A
+    broker that is down loses only this nudge: the beat schedule recomputes stale projects anyway.
+    """
+
+    def send():
+        try:
+            chain(fit_human_scores.si(project_id), compute_agreement.si(project_id)).apply_async()
+        except Exception:  # noqa: BLE001 (any broker error: the schedule catches up)
+            log.warning("could not enqueue metrics for project %s; the schedule will catch up", project_id,
+                        exc_info=True)
+
+    transaction.on_commit(send)

@@ -1,5 +1,8 @@
 """Thin Celery tasks: each calls a service in the apps and holds no business logic."""
 from celery import shared_task
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
+from kombu.exceptions import OperationalError as BrokerOperationalError
 
 
 @shared_task(name="tagrank.ping", acks_late=True, soft_time_limit=10, time_limit=20)
@@ -9,3 +12,72 @@ def ping(payload: str = "pong") -> dict:
     import socket
 
     return {"payload": payload, "host": socket.gethostname(), "pid": os.getpid()}
+
+
+# --- The model loop (modeling.services) -------------------------------------------------------
+# Each task is idempotent: it reads what is still to do from the database, so a duplicated or
+# redelivered message (acks_late) does nothing twice. Retries are only for transient failures
+# (database or broker connection), with exponential backoff capped at RETRY_BACKOFF_MAX seconds.
+
+TRANSIENT_ERRORS = (DatabaseOperationalError, DatabaseInterfaceError, BrokerOperationalError, ConnectionError)
+RETRY_BACKOFF_MAX = 300
+RETRYING = dict(
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=5,
+    retry_backoff_max=RETRY_BACKOFF_MAX,
+    retry_jitter=True,
+    max_retries=8,
+)
+
+
+@shared_task(name="tagrank.features.extract", soft_time_limit=1800, time_limit=1900, **RETRYING)
+def extract_features_task(image_ids: list[int]) -> dict:
+    """Features of a batch of images (queue gpu); then their scores from the active version, if any."""
+    from labeling.models import Project
+    from modeling.services import features, scoring
+
+    report = features.extract_features(image_ids)
+    for project in Project.objects.filter(images__pk__in=report.extracted).distinct():
+        scoring.score_new_images(project, project.images.filter(pk__in=report.extracted).values_list("pk", flat=True))
+    return report.as_dict()
+
+
+@shared_task(name="tagrank.features.sweep", soft_time_limit=600, time_limit=660, **RETRYING)
+def sweep_features_task() -> dict:
+    """Images still without features (a lost message) or without an active score get enqueued again."""
+    from modeling.services import features
+
+    return features.sweep()
+
+
+@shared_task(bind=True, name="tagrank.training.train", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300, **RETRYING)
+def train_task(self, run_id: int) -> dict:
+    """Claim a queued training run and train it (queue gpu). A run that is not queued is left alone."""
+    from modeling.services import training
+
+    return training.execute_run(run_id, task_id=self.request.id or "")
+
+
+@shared_task(name="tagrank.scoring.rescore", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300, **RETRYING)
+def rescore_task(version_id: int) -> dict:
+    """Score every image with a promoted version, then switch it in (queue gpu)."""
+    from modeling.services import scoring
+
+    return scoring.rescore(version_id)
+
+
+@shared_task(name="tagrank.scoring.score_missing", soft_time_limit=1800, time_limit=1900, **RETRYING)
+def score_missing_task(version_id: int) -> dict:
+    """Score the images an active version has not scored yet (queue gpu)."""
+    from modeling.services import scoring
+
+    return scoring.score_missing(version_id)
+
+
+@shared_task(name="tagrank.triggers.check", soft_time_limit=120, time_limit=180, **RETRYING)
+def check_triggers_task() -> list[dict]:
+    """Every minute (beat, queue default): each project's retraining policy, read from the database."""
+    from modeling.services import triggers
+
+    return triggers.check_all_projects()

@@ -1,1 +1,21 @@
-urlpatterns = []
+"""Routes of the labelling API, mounted under /api/v1/ by config/api_urls.py."""
+from django.urls import path
+
+from labeling.api import views
+
+urlpatterns = [
+    path("auth/token/", views.TokenView.as_view(), name="api-token"),
+    path("projects/", views.ProjectListView.as_view(), name="api-projects"),
+    path("projects/<slug:slug>/", views.ProjectDetailView.as_view(), name="api-project"),
+    path("projects/<slug:slug>/next-pair/", views.NextPairView.as_view(), name="api-next-pair"),
+    path("projects/<slug:slug>/comparisons/", views.ComparisonListView.as_view(), name="api-comparisons"),
+    path("projects/<slug:slug>/comparisons/undo/", views.UndoView.as_view(), name="api-undo"),
+    path("projects/<slug:slug>/skip/", views.SkipView.as_view(), name="api-skip"),
+    path("projects/<slug:slug>/release/", views.ReleaseView.as_view(), name="api-release"),
+    path("projects/<slug:slug>/images/", views.ImageListView.as_view(), name="api-images"),
+    path("projects/<slug:slug>/tags/", views.VocabularyView.as_view(), name="api-vocabulary"),
+    path("projects/<slug:slug>/gold-pairs/", views.GoldPairListView.as_view(), name="api-gold-pairs"),
+    path("projects/<slug:slug>/progress/", views.ProgressView.as_view(), name="api-progress"),
+    path("projects/<slug:slug>/scores/", views.ScoresExportView.as_view(), name="api-scores"),
+    path("images/<int:image_id>/tags/", views.ImageTagsView.as_view(), name="api-image-tags"),
+]

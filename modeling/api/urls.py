@@ -1,1 +1,24 @@
-urlpatterns = []
+"""Routes of the model-loop API, mounted under /api/v1/ by config/api_urls.py."""
+from django.urls import path
+
+from modeling.api import views
+
+urlpatterns = [
+    path("projects/<slug:slug>/model-versions/", views.ModelVersionListView.as_view(), name="api-model-versions"),
+    path("projects/<slug:slug>/retrain/", views.RetrainView.as_view(), name="api-retrain"),
+    path("projects/<slug:slug>/training-runs/", views.TrainingRunListView.as_view(), name="api-training-runs"),
+    path("projects/<slug:slug>/promotions/", views.PromotionListView.as_view(), name="api-promotions"),
+    path("model-versions/<int:version_id>/", views.ModelVersionDetailView.as_view(), name="api-model-version"),
+    path("model-versions/<int:version_id>/promote/", views.PromoteView.as_view(), name="api-model-version-promote"),
+    path("model-versions/<int:version_id>/rollback/", views.RollbackView.as_view(), name="api-model-version-rollback"),
+    path("training-runs/<int:run_id>/", views.TrainingRunDetailView.as_view(), name="api-training-run"),
+]
+
+# Dashboards (modeling/api/agreement.py): the stored agreement report, and a rater's exclusion from training.
+from modeling.api import agreement as agreement_api  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:slug>/agreement/", agreement_api.AgreementView.as_view(), name="api-agreement"),
+    path("projects/<slug:slug>/raters/<int:user_id>/exclusion/", agreement_api.RaterExclusionView.as_view(),
+         name="api-rater-exclusion"),
+]

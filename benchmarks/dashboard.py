@@ -1,0 +1,311 @@
+"""Benchmark: the dashboards at 10^5 images and 10^6 comparisons on PostgreSQL.
+
+    .venv/bin/python benchmarks/dashboard.py                      # 10^5 images, 10^6 comparisons
+    .venv/bin/python benchmarks/dashboard.py --images 10000 --comparisons 100000   # a quick run
+
+It creates its own database (``--database``, default ``tagrank_bench_dashboard`` on the server of
+``--server``, default postgres://postgres@127.0.0.1:5432), migrates it, and generates a project:
+
+* images: rows with placeholder file names (no files; the galleries' thumbnails 404);
+* raters: 200, judging random pairs of a Thurstone observer on a latent quality q ~ N(0, 1) with unit
+  noise, 5% ties; a third of the comparisons are on pairs judged by three raters (the overlap that
+  agreement needs); 2% are gold pairs; 10 raters are careless (fast, always the left image);
+* three model versions (two retired, one active) with a score for every image;
+
+all written with COPY. Then it times, in this process:
+
+1. the human-score fit (``modeling.services.human_scores.fit_human_scores``), cold and warm-started;
+2. the agreement task (``tagrank.metrics.compute_agreement``, run in-process: its service
+   ``compute_and_store_report``), with the report's own per-phase timings;
+3. the dashboard page and the agreement API served from the stored report: server time through
+   Django's test client, over HTTP from a gunicorn worker, and the page's load in headless Chromium
+   (navigation start to the load event, charts drawn).
+
+The database is dropped at the end unless ``--keep``.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+SLUG = "bench-dashboard"
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=100_000)
+    parser.add_argument("--comparisons", type=int, default=1_000_000)
+    parser.add_argument("--raters", type=int, default=200)
+    parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--database", default="tagrank_bench_dashboard")
+    parser.add_argument("--loads", type=int, default=20, help="page loads to time (each way)")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+def recreate_database(server: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(server: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def copy_rows(table: str, columns: list[str], lines) -> None:
+    """COPY text lines (tab-separated, already escaped) into a table."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            buffer = io.StringIO()
+            for count, line in enumerate(lines, start=1):
+                buffer.write(line)
+                if count % 50_000 == 0:
+                    copy.write(buffer.getvalue())
+                    buffer = io.StringIO()
+            copy.write(buffer.getvalue())
+
+
+def generate(args) -> dict:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.utils import timezone
+
+    from labeling.models import Comparison, Image, Membership, Project
+    from modeling.models import ImageScore, ModelVersion
+
+    rng = np.random.default_rng(args.seed)
+    started = time.perf_counter()
+    project = Project.objects.create(name="Dashboard benchmark", slug=SLUG, overlap=3)
+    User = get_user_model()
+    manager = User.objects.create_user("bench-manager", password="bench-manager-pw")
+    Membership.objects.create(project=project, user=manager, role=Membership.Role.MANAGER)
+    raters = User.objects.bulk_create([User(username=f"bench-rater-{k}") for k in range(args.raters)])
+    Membership.objects.bulk_create([Membership(project=project, user=rater) for rater in raters])
+    rater_ids = np.array([rater.pk for rater in raters])
+
+    now = timezone.now()
+    n = args.images
+    copy_rows(
+        Image._meta.db_table,
+        ["project_id", "file", "thumbnail", "original_name", "sha256", "width", "height", "external_id", "caption",
+         "metadata", "created_at"],
+        (f"{project.pk}\timages/bench/{i}.jpg\tthumbnails/bench/{i}.webp\tbench_{i}.jpg\t{i:064x}\t640\t480\t\t\t{{}}\t"
+         f"{now.isoformat()}\n" for i in range(n)),
+    )  # fmt: skip
+    image_ids = np.array(list(Image.objects.filter(project=project).order_by("id").values_list("id", flat=True)))
+    quality = rng.normal(0, 1, n)
+
+    # Pairs: two thirds judged once, a third judged by three raters.
+    m = args.comparisons
+    shared_pairs = m // 9
+    single = m - 3 * shared_pairs
+    first = rng.integers(n, size=single + shared_pairs)
+    second = (first + rng.integers(1, n, size=first.shape[0])) % n
+    first = np.concatenate([first[:single], np.repeat(first[single:], 3)])
+    second = np.concatenate([second[:single], np.repeat(second[single:], 3)])
+    raters_of = rng.integers(len(rater_ids), size=m)
+    # The same pair's three judgments come from three different raters.
+    raters_of[single:] = (np.repeat(rng.integers(len(rater_ids), size=shared_pairs), 3)
+                          + np.tile([0, 1, 2], shared_pairs)) % len(rater_ids)
+    noise = rng.normal(0, 1, (2, m))
+    difference = quality[first] + noise[0] - quality[second] - noise[1]
+    outcome = np.where(difference > 0, "a", "b").astype(object)
+    outcome[np.abs(difference) < 0.09] = "tie"  # about 5% ties
+    careless = np.isin(raters_of, np.arange(10))  # raters 0-9: always the left image, quickly
+    outcome[careless] = "a"
+    response = np.where(careless, rng.integers(200, 600, m), np.exp(rng.normal(8.0, 0.5, m)).astype(np.int64))
+    gold = rng.random(m) < 0.02
+    gold_correct = np.where(careless, rng.random(m) < 0.5, rng.random(m) < 0.9)
+    days_ago = rng.integers(0, 180, m)
+    created = [(now - timedelta(days=days)).isoformat() for days in range(180)]
+    copy_rows(
+        Comparison._meta.db_table,
+        ["project_id", "image_a_id", "image_b_id", "outcome", "rater_id", "created_at", "response_ms", "client_key",
+         "is_gold", "gold_correct"],
+        (f"{project.pk}\t{image_ids[first[k]]}\t{image_ids[second[k]]}\t{outcome[k]}\t{rater_ids[raters_of[k]]}\t"
+         f"{created[days_ago[k]]}\t{response[k]}\tbench-{k}\t{'t' if gold[k] else 'f'}\t"
+         f"{('t' if gold_correct[k] else 'f') if gold[k] else chr(92) + 'N'}\n" for k in range(m)),
+    )  # fmt: skip
+
+    for index, status in enumerate(["retired", "retired", "active"]):
+        version = ModelVersion.objects.create(
+            project=project, encoder_id="openai/clip-vit-base-patch32", status=status, is_active=status == "active",
+            n_comparisons=int(m * 0.9 * (index + 1) / 3),
+        )  # fmt: skip
+        model_score = np.clip(5.5 + 1.2 * (quality + rng.normal(0, 1.0 - 0.25 * index, n)), 1, 10)
+        distribution = json.dumps([0.1] * 10)
+        copy_rows(
+            ImageScore._meta.db_table, ["model_version_id", "image_id", "mean", "distribution", "uncertainty"],
+            (f"{version.pk}\t{image_ids[i]}\t{model_score[i]:.4f}\t{distribution}\t0.2\n" for i in range(n)),
+        )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return {"project": project, "manager": manager, "seconds": time.perf_counter() - started}
+
+
+def timed(function, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def summary(times: list[float]) -> dict:
+    ordered = sorted(times)
+    return {"median_ms": round(1000 * statistics.median(ordered), 1),
+            "p95_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 1),
+            "n": len(ordered)}
+
+
+def serve_and_time(args, session_cookie: str, url_path: str) -> dict:
+    """The page over HTTP from one gunicorn worker, and its load in headless Chromium."""
+    port = 8765
+    env = dict(os.environ, DATABASE_URL=os.environ["DATABASE_URL"], DEBUG="true")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+         "--log-level", "warning"],
+        cwd=REPO, env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{base}/healthz/", timeout=2).read()
+                break
+            except Exception:  # noqa: BLE001 (not up yet)
+                time.sleep(0.2)
+        request = urllib.request.Request(f"{base}{url_path}", headers={"Cookie": f"sessionid={session_cookie}"})
+
+        def fetch():
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert response.status == 200
+                return response.read()
+
+        size = len(fetch())
+        http = summary(timed(fetch, args.loads))
+        http["html_bytes"] = size
+        browser = None if args.no_browser else browser_load(base, session_cookie, url_path, min(args.loads, 10))
+        return {"http": http, "browser": browser}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def browser_load(base: str, session_cookie: str, url_path: str, loads: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.add_cookies([{"name": "sessionid", "value": session_cookie, "url": base}])
+        page = context.new_page()
+        times = []
+        for _ in range(loads + 1):  # the first load warms the static files' cache: not counted
+            page.goto(f"{base}{url_path}", wait_until="load")
+            assert page.locator("svg[data-chart=scatter] circle").count() > 0
+            times.append(page.evaluate(
+                "() => { const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime; }"
+            ) / 1000)  # fmt: skip
+        browser.close()
+    return summary(times[1:])
+
+
+def main():
+    args = parse_args()
+    os.environ["DATABASE_URL"] = f"{args.server}/{args.database}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    recreate_database(args.server, args.database)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test import Client
+
+    from modeling.models import HumanScore
+    from modeling.services import agreement, human_scores
+    from worker.metrics_tasks import compute_agreement
+
+    call_command("migrate", verbosity=0)
+    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+               "images": args.images, "comparisons": args.comparisons, "raters": args.raters}
+    try:
+        made = generate(args)
+        project, manager = made["project"], made["manager"]
+        results["generate_seconds"] = round(made["seconds"], 1)
+        print(f"generated in {made['seconds']:.1f}s", flush=True)
+
+        started = time.perf_counter()
+        cold = human_scores.fit_human_scores(project)
+        results["fit_cold_seconds"] = round(time.perf_counter() - started, 2)
+        started = time.perf_counter()
+        warm = human_scores.fit_human_scores(project)
+        results["fit_warm_seconds"] = round(time.perf_counter() - started, 2)
+        results["fit"] = {"cold": cold.summary(), "warm": warm.summary()}
+        assert HumanScore.objects.filter(project=project).count() == args.images
+        print(f"human scores: cold {results['fit_cold_seconds']}s, warm {results['fit_warm_seconds']}s", flush=True)
+
+        started = time.perf_counter()
+        outcome = compute_agreement(project.pk)  # the task's body, in this process
+        results["agreement_task_seconds"] = round(time.perf_counter() - started, 2)
+        report = agreement.latest_report(project)
+        assert outcome[SLUG] == report.pk
+        results["agreement_phases"] = report.data["timings"]
+        results["report_json_bytes"] = len(json.dumps(report.data))
+        headline = report.data["model"]["versions"][0]
+        results["numbers"] = {
+            "alpha": report.data["human"]["alpha"], "raw_agreement": report.data["human"]["raw_agreement"],
+            "heldout_agreement": headline["heldout_agreement"], "ceiling": headline["ceiling"]["human"],
+            "srcc": headline["human_correlation"]["srcc"],
+            "flagged_raters": sum(1 for row in report.data["raters"] if row["flags"]),
+        }  # fmt: skip
+        print(f"agreement task {results['agreement_task_seconds']}s", flush=True)
+
+        client = Client()
+        client.force_login(manager)
+        page = f"/projects/{SLUG}/dashboard/"
+        api = f"/api/v1/projects/{SLUG}/agreement/"
+        assert client.get(page).status_code == 200 and client.get(api).status_code == 200
+        results["page_django_client"] = summary(timed(lambda: client.get(page), args.loads))
+        results["api_django_client"] = summary(timed(lambda: client.get(api), args.loads))
+        results["served"] = serve_and_time(args, client.cookies["sessionid"].value, page)
+        print(json.dumps(results, indent=2))
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep:
+            drop_database(args.server, args.database)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,475 @@
+"""The labelling loop and the export, measured through HTTP against a real server on PostgreSQL.
+
+What it does:
+
+1. creates (or reuses) a benchmark database on PostgreSQL and migrates it;
+2. for each project size N (10,000 and 100,000 images by default) writes the rows in bulk: images
+   (one shared placeholder file name: pair serving never opens files), two tags each, an active model
+   version scoring every image, a human score each, and 2·N earlier comparisons by other raters;
+3. starts gunicorn on 127.0.0.1 (production settings: DEBUG off, persistent connections);
+4. runs 10 and 50 concurrent clients, each a rater with an API token, each looping
+   ``GET next-pair`` → ``POST comparisons`` for a bounded number of judgments, and records the latency
+   of every request (median, p99) and the throughput;
+5. exports the 100,000-image project (CSV and JSONL) from a fresh single-worker server and reports the
+   time, the rate and the server's peak RSS (VmHWM) against its RSS before the export.
+
+Run (takes several minutes, most of it writing the 100k rows):
+
+    .venv/bin/python benchmarks/labelling_loop.py                 # prints a Markdown report
+    .venv/bin/python benchmarks/labelling_loop.py --write-docs    # also writes docs/benchmarks.md
+
+The throttles are raised for the run (TAGRANK_THROTTLE_SUBMIT): 50 clients on one machine would
+otherwise be throttled, which is what production wants and not what this measures.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tagrank_bench"
+DOCS = REPO / "docs" / "benchmarks.md"
+SECTION = "## Labelling loop and export"
+
+
+# --- Data -----------------------------------------------------------------------------------------
+
+
+def setup_django(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+
+
+def ensure_database(database_url: str) -> None:
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[1]
+    admin_url = database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        exists = connection.execute("select 1 from pg_database where datname = %s", [name]).fetchone()
+        if not exists:
+            connection.execute(f'create database "{name}"')
+
+
+def build_project(n_images: int, n_raters: int, seed: int = 1) -> dict:
+    """Bulk-write a project of ``n_images``; returns its slug, the raters' tokens and the model version id."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+    from django.utils import timezone
+    from rest_framework.authtoken.models import Token
+
+    from labeling.models import Comparison, Image, ImageTag, Membership, Project, Tag
+    from labeling.services.pairs import recount_image_stats
+    from modeling.models import HumanScore, ImageScore, ModelVersion
+
+    rng = random.Random(seed)
+    slug = f"bench-{n_images}"
+    User = get_user_model()
+    Project.objects.filter(slug=slug).delete()
+    project = Project.objects.create(name=f"Benchmark {n_images:,}", slug=slug, overlap=1)
+    batch = 5000
+    started = time.perf_counter()
+    with transaction.atomic():
+        for start in range(0, n_images, batch):
+            Image.objects.bulk_create(
+                [
+                    Image(project=project, file="bench/placeholder.png", thumbnail="bench/placeholder.webp",
+                          original_name=f"img_{i:06d}.jpg", sha256=f"{project.pk:08x}{i:056x}", width=1024,
+                          height=768, external_id=f"ext-{i}")
+                    for i in range(start, min(start + batch, n_images))
+                ]
+            )
+        image_ids = list(Image.objects.filter(project=project).order_by("id").values_list("id", flat=True))
+        tags = Tag.objects.bulk_create([Tag(project=project, name=f"tag {k}") for k in range(50)])
+        for start in range(0, n_images, batch):
+            ImageTag.objects.bulk_create(
+                [
+                    ImageTag(image_id=image_id, tag=tags[(index * 7 + offset) % 50])
+                    for index, image_id in enumerate(image_ids[start:start + batch], start=start)
+                    for offset in (0, 1)
+                ]
+            )
+        version = ModelVersion.objects.create(project=project, encoder_id="tiny", status="active", is_active=True)
+        now = timezone.now()
+        for start in range(0, n_images, batch):
+            chunk = image_ids[start:start + batch]
+            ImageScore.objects.bulk_create(
+                [
+                    ImageScore(model_version=version, image_id=image_id, mean=1 + 9 * rng.random(),
+                               distribution=_distribution(rng), uncertainty=rng.random())
+                    for image_id in chunk
+                ]
+            )
+            HumanScore.objects.bulk_create(
+                [
+                    HumanScore(project=project, image_id=image_id, mean=rng.gauss(0, 1), variance=rng.random(),
+                               n_comparisons=2, fitted_at=now)
+                    for image_id in chunk
+                ]
+            )
+        # Earlier judgments by 20 other raters: 2 comparisons per image on average.
+        history = [User.objects.get_or_create(username=f"bench-history-{k}")[0] for k in range(20)]
+        for start in range(0, n_images * 2, batch):
+            Comparison.objects.bulk_create(
+                [
+                    Comparison(project=project, image_a_id=a, image_b_id=b, outcome=rng.choice("ab"),
+                               rater=history[k % 20], client_key=f"h{slug}-{k}", response_ms=900)
+                    for k in range(start, min(start + batch, n_images * 2))
+                    for a, b in [rng.sample(image_ids, 2)]
+                ]
+            )
+        recount_image_stats(project)
+        raters = []
+        for k in range(n_raters):
+            user, _ = User.objects.get_or_create(username=f"bench-rater-{k}")
+            Membership.objects.create(project=project, user=user)
+            raters.append(Token.objects.get_or_create(user=user)[0].key)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return {"slug": slug, "tokens": raters, "model_version": version.pk, "build_s": time.perf_counter() - started}
+
+
+def _distribution(rng) -> list[float]:
+    weights = [rng.random() for _ in range(10)]
+    total = sum(weights)
+    return [round(w / total, 6) for w in weights]
+
+
+# --- Server ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """gunicorn on 127.0.0.1 with production settings, stopped by PID."""
+
+    def __init__(self, database_url: str, workers: int, threads: int):
+        self.port = free_port()
+        self.workers, self.threads = workers, threads
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=database_url, DEBUG="false", SECRET_KEY="benchmark-only-" + uuid.uuid4().hex,
+            ALLOWED_HOSTS="127.0.0.1", TAGRANK_THROTTLE_SUBMIT="1000000/min", LOG_LEVEL="WARNING",
+            DATABASE_CONN_MAX_AGE="600", SESSION_COOKIE_SECURE="false", CSRF_COOKIE_SECURE="false",
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+             "--log-level", "warning", "--keep-alive", "30"],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                connection.request("GET", "/healthz/")
+                if connection.getresponse().status == 200:
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("gunicorn did not start: " + (self.process.stderr.read() or b"").decode()[-2000:])
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+    def memory_kib(self, field_name: str) -> int:
+        """Largest ``VmRSS``/``VmHWM`` among the workers, in KiB."""
+        values = []
+        for pid in self.worker_pids():
+            status = Path(f"/proc/{pid}/status").read_text()
+            values.append(int(re.search(rf"^{field_name}:\s+(\d+) kB", status, re.M).group(1)))
+        return max(values, default=0)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+# --- Clients --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timings:
+    next_pair: list[float] = field(default_factory=list)
+    submit: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    empty: int = 0
+
+
+def client_loop(port: int, slug: str, token: str, judgments: int, timings: Timings, lock, barrier) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json", "Accept": "application/json"}
+    local_next, local_submit, errors, empty = [], [], [], 0
+    barrier.wait()
+    for _ in range(judgments):
+        started = time.perf_counter()
+        connection.request("GET", f"/api/v1/projects/{slug}/next-pair/", headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+        local_next.append(time.perf_counter() - started)
+        if response.status == 204:
+            empty += 1
+            continue
+        if response.status != 200:
+            errors.append(f"next-pair {response.status}: {body[:200]!r}")
+            continue
+        lease = json.loads(body)["lease"]
+        payload = json.dumps({"lease": lease, "winner": random.choice("ab"), "client_key": uuid.uuid4().hex,
+                              "response_ms": 1500})
+        started = time.perf_counter()
+        connection.request("POST", f"/api/v1/projects/{slug}/comparisons/", body=payload, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+        local_submit.append(time.perf_counter() - started)
+        if response.status != 201:
+            errors.append(f"submit {response.status}: {body[:200]!r}")
+    connection.close()
+    with lock:
+        timings.next_pair += local_next
+        timings.submit += local_submit
+        timings.errors += errors
+        timings.empty += empty
+
+
+def run_clients(port: int, slug: str, tokens: list[str], clients: int, judgments_per_client: int) -> dict:
+    timings, lock = Timings(), threading.Lock()
+    barrier = threading.Barrier(clients + 1)
+    threads = [
+        threading.Thread(target=client_loop, args=(port, slug, tokens[k], judgments_per_client, timings, lock, barrier))
+        for k in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return {
+        "clients": clients,
+        "judgments": len(timings.submit),
+        "seconds": elapsed,
+        "next_median_ms": 1000 * statistics.median(timings.next_pair),
+        "next_p99_ms": 1000 * percentile(timings.next_pair, 99),
+        "submit_median_ms": 1000 * statistics.median(timings.submit),
+        "submit_p99_ms": 1000 * percentile(timings.submit, 99),
+        "requests_per_s": (len(timings.next_pair) + len(timings.submit)) / elapsed,
+        "errors": timings.errors[:5],
+        "error_count": len(timings.errors),
+        "empty": timings.empty,
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def warm_up(port: int, slug: str, tokens: list[str]) -> None:
+    """A few requests per worker so that imports, connections and caches are warm before timing."""
+    run_clients(port, slug, tokens[:4], clients=4, judgments_per_client=10)
+
+
+# --- Export ---------------------------------------------------------------------------------------
+
+
+def measure_export(database_url: str, slug: str, token: str, output: str) -> dict:
+    server = Server(database_url, workers=1, threads=1)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
+        headers = {"Authorization": f"Token {token}"}
+        connection.request("GET", "/healthz/", headers=headers)  # load the app before measuring memory
+        connection.getresponse().read()
+        rss_before = server.memory_kib("VmRSS")
+        started = time.perf_counter()
+        connection.request("GET", f"/api/v1/projects/{slug}/scores/?format={output}", headers=headers)
+        response = connection.getresponse()
+        first_byte = time.perf_counter() - started
+        size, rows = 0, 0
+        while chunk := response.read(1 << 16):
+            size += len(chunk)
+            rows += chunk.count(b"\n")
+        elapsed = time.perf_counter() - started
+        assert response.status == 200, response.status
+        peak = server.memory_kib("VmHWM")
+    finally:
+        server.stop()
+    data_rows = rows - (1 if output == "csv" else 0)
+    return {
+        "format": output, "rows": data_rows, "bytes": size, "seconds": elapsed, "first_byte_s": first_byte,
+        "rows_per_s": data_rows / elapsed, "rss_before_mib": rss_before / 1024, "peak_rss_mib": peak / 1024,
+    }
+
+
+# --- Report ---------------------------------------------------------------------------------------
+
+
+def machine(database_url: str) -> str:
+    cpu = "unknown CPU"
+    try:
+        cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text()).group(1).strip()
+    except (OSError, AttributeError):
+        pass
+    memory = ""
+    try:
+        kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, AttributeError):
+        pass
+    import django
+    import psycopg
+
+    with psycopg.connect(database_url) as connection:
+        pg_version = connection.execute("show server_version").fetchone()[0]
+    return (f"{os.cpu_count()} CPU cores ({cpu}){memory}; Python {platform.python_version()}, Django {django.__version__}, "
+            f"PostgreSQL {pg_version}, gunicorn gthread; clients and server on the same machine")
+
+
+def report(args, loops: list[dict], exports: list[dict], builds: dict) -> str:
+    lines = [
+        SECTION,
+        "",
+        "Command: `" + " ".join([".venv/bin/python benchmarks/labelling_loop.py", *sys.argv[1:]]) + "`",
+        "",
+        f"Machine: {machine(args.database_url)}.",
+        "",
+        f"Inputs: projects of {', '.join(f'{n:,}' for n in args.sizes)} images written in bulk (two tags each, "
+        "a model score and a human score each, 2 earlier comparisons per image by other raters); overlap 1; "
+        "an empty pair queue, so every pair comes from the fallback strategy (fewest comparisons, random "
+        "partners), the slower path; left/right and winners random. "
+        f"Server: gunicorn, {args.workers} workers × {args.threads} threads, DEBUG off, persistent database "
+        "connections. Each client is a rater with its own token looping `GET next-pair` → "
+        f"`POST comparisons` ({args.judgments} judgments per run, split over the clients); "
+        "latencies are measured by the clients, over HTTP on 127.0.0.1.",
+        "",
+        "| images | clients | judgments | next-pair median | next-pair p99 | submit median | submit p99 | requests/s | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in loops:
+        lines.append(
+            f"| {row['images']:,} | {row['clients']} | {row['judgments']:,} | {row['next_median_ms']:.1f} ms | "
+            f"{row['next_p99_ms']:.1f} ms | {row['submit_median_ms']:.1f} ms | {row['submit_p99_ms']:.1f} ms | "
+            f"{row['requests_per_s']:.0f} | {row['error_count']} |"
+        )
+    lines += [
+        "",
+        "Export of every image (`GET /api/v1/projects/{slug}/scores/`), one request from a fresh single-worker "
+        "server, read to the end by the client:",
+        "",
+        "| images | format | size | time | rows/s | time to first byte | server RSS before | server peak RSS |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in exports:
+        lines.append(
+            f"| {row['rows']:,} | {row['format']} | {row['bytes'] / 1e6:.1f} MB | {row['seconds']:.2f} s | "
+            f"{row['rows_per_s']:,.0f} | {row['first_byte_s'] * 1000:.0f} ms | {row['rss_before_mib']:.0f} MiB | "
+            f"{row['peak_rss_mib']:.0f} MiB |"
+        )
+    lines += [
+        "",
+        "Writing the benchmark rows took " + ", ".join(f"{s:.0f} s for {n:,} images" for n, s in builds.items())
+        + " (bulk inserts, not the import path; see the import section for that).",
+        "",
+        "Against the anchors (`../shared/anchors.md`, Label Studio 1.23.2 on this kind of machine): its loop at "
+        "100k tasks is 312 ms + 204 ms (median next + submit), 10 concurrent clients get 9 req/s with p99 "
+        "5.3–5.8 s, and exporting 100k tasks takes 279 s at 748 MB peak RSS.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_docs(section: str) -> None:
+    """Replace this benchmark's section of docs/benchmarks.md, leaving the other sections as they are."""
+    text = DOCS.read_text()
+    start = text.index(SECTION)
+    following = text.find("\n## ", start + len(SECTION))
+    rest = "" if following < 0 else text[following + 1:]
+    DOCS.write_text(text[:start] + section.rstrip() + "\n" + ("\n" + rest if rest else ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--clients", type=int, nargs="+", default=[10, 50])
+    parser.add_argument("--judgments", type=int, default=2000, help="judgments per run, split over the clients")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+
+    ensure_database(args.database_url)
+    setup_django(args.database_url)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    loops, exports, builds = [], [], {}
+    for size in args.sizes:
+        print(f"building a project of {size:,} images…", flush=True)
+        project = build_project(size, n_raters=max(args.clients) + 4)
+        builds[size] = project["build_s"]
+        server = Server(args.database_url, workers=args.workers, threads=args.threads)
+        try:
+            warm_up(server.port, project["slug"], project["tokens"][-4:])
+            for clients in args.clients:
+                result = run_clients(server.port, project["slug"], project["tokens"], clients,
+                                     max(1, args.judgments // clients))
+                result["images"] = size
+                loops.append(result)
+                print(json.dumps(result), flush=True)
+        finally:
+            server.stop()
+        if size == max(args.sizes):
+            manager_token = project["tokens"][0]
+            from django.contrib.auth import get_user_model
+
+            from labeling.models import Membership
+
+            user = get_user_model().objects.get(auth_token__key=manager_token)
+            Membership.objects.filter(user=user, project__slug=project["slug"]).update(role="manager")
+            for output in ("csv", "jsonl"):
+                result = measure_export(args.database_url, project["slug"], manager_token, output)
+                exports.append(result)
+                print(json.dumps(result), flush=True)
+    section = report(args, loops, exports, builds)
+    print()
+    print(section)
+    if args.write_docs:
+        write_docs(section)
+        print(f"written to {DOCS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The scores export: one row per image, streamed as CSV or JSON Lines in constant memory.
+
+Rows are read in keyset-paginated chunks (``id > last`` ordered by id, ``values_list``), each chunk one
+joined query for the image, its score under the chosen model version, its human score and its
+comparison count, plus one query for the chunk's tags. Nothing holds more than one chunk, so the
+export of 10^5 or 10^7 images needs the same memory, and no long-running cursor or transaction is
+kept open while a slow client reads.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Iterator
+
+from django.db.models import FilteredRelation, Q, TextField
+from django.db.models.functions import Cast
+
+from labeling.models import SCORE_BINS, Image, ImageTag, Project
+
+CHUNK_SIZE = 2000
+
+DISTRIBUTION_COLUMNS = [f"p{score}" for score in range(1, SCORE_BINS + 1)]
+CSV_COLUMNS = (
+    ["image_id", "external_id", "file_name", "tags", "model_mean"]
+    + DISTRIBUTION_COLUMNS
+    + ["uncertainty", "human_score", "human_score_variance", "comparison_count", "model_version"]
+)
+TAG_SEPARATOR = ";"  # what `import_images --tags` reads back
+
+# values_list positions
+_ID, _EXTERNAL_ID, _NAME, _MEAN, _DISTRIBUTION, _UNCERTAINTY, _HUMAN, _HUMAN_VARIANCE, _COUNT = range(9)
+
+
+def score_chunks(project: Project, model_version_id: int | None, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple]:
+    """Yield (rows, tags by image id) for consecutive chunks of the project's images, in id order."""
+    images = Image.objects.filter(project=project)
+    if model_version_id is not None:
+        images = images.annotate(
+            score=FilteredRelation("scores", condition=Q(scores__model_version_id=model_version_id)),
+            distribution_text=Cast("score__distribution", output_field=TextField()),
+        )
+        score_fields = ["score__mean", "distribution_text", "score__uncertainty"]
+    else:
+        score_fields = []
+    fields = ["id", "external_id", "original_name", *score_fields, "human_score__mean", "human_score__variance",
+              "stats__comparison_count"]
+    last_id = 0
+    while True:
+        rows = list(images.filter(id__gt=last_id).order_by("id").values_list(*fields)[:chunk_size])
+        if not rows:
+            return
+        if not score_fields:
+            rows = [row[:3] + (None, None, None) + row[3:] for row in rows]
+        last_id = rows[-1][_ID]
+        tags: dict[int, list[str]] = {}
+        for image_id, name in (
+            ImageTag.objects.filter(image_id__gte=rows[0][_ID], image_id__lte=last_id, image__project=project)
+            .order_by("image_id", "tag__name")
+            .values_list("image_id", "tag__name")
+        ):
+            tags.setdefault(image_id, []).append(name)
+        yield rows, tags
+
+
+def _distribution(text: str | None) -> list[str]:
+    """The ten probabilities as text, straight from the stored JSON array (no float round trip)."""
+    if not text:
+        return [""] * SCORE_BINS
+    values = [value.strip() for value in text.strip()[1:-1].split(",")]
+    return (values + [""] * SCORE_BINS)[:SCORE_BINS]
+
+
+def _count(value) -> int:
+    return value or 0
+
+
+def iter_csv(project: Project, model_version_id: int | None) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    yield buffer.getvalue()
+    for rows, tags in score_chunks(project, model_version_id):
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows(
+            [
+                row[_ID], row[_EXTERNAL_ID], row[_NAME], TAG_SEPARATOR.join(tags.get(row[_ID], ())), row[_MEAN],
+                *_distribution(row[_DISTRIBUTION]), row[_UNCERTAINTY], row[_HUMAN], row[_HUMAN_VARIANCE],
+                _count(row[_COUNT]), model_version_id if row[_MEAN] is not None else None,
+            ]
+            for row in rows
+        )
+        yield buffer.getvalue()
+
+
+def iter_jsonl(project: Project, model_version_id: int | None) -> Iterator[str]:
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    for rows, tags in score_chunks(project, model_version_id):
+        lines = []
+        for row in rows:
+            distribution = json.loads(row[_DISTRIBUTION]) if row[_DISTRIBUTION] else None
+            lines.append(
+                dumps(
+                    {
+                        "image_id": row[_ID],
+                        "external_id": row[_EXTERNAL_ID],
+                        "file_name": row[_NAME],
+                        "tags": tags.get(row[_ID], []),
+                        "model_mean": row[_MEAN],
+                        "distribution": distribution,
+                        "uncertainty": row[_UNCERTAINTY],
+                        "human_score": row[_HUMAN],
+                        "human_score_variance": row[_HUMAN_VARIANCE],
+                        "comparison_count": _count(row[_COUNT]),
+                        "model_version": model_version_id if row[_MEAN] is not None else None,
+                    }
+                )
+            )
+        lines.append("")
+        yield "\n".join(lines)

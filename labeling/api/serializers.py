@@ -1,0 +1,374 @@
+"""Request and response shapes of the labelling API (they are also what the OpenAPI schema shows)."""
+from __future__ import annotations
+
+import json
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from labeling.models import Comparison, GoldPair, Image, ImageTag, Project, Tag
+from labeling.services.comparisons import CLIENT_KEY_MAX_LENGTH, RESPONSE_MS_MAX
+from labeling.services.tags import TAG_MAX_LENGTH
+
+
+# Database ids are 64-bit: a larger number from a client would overflow the driver (a 500), not miss (a 404).
+MAX_ID = 2**63 - 1
+
+
+class BoundedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    def to_internal_value(self, data):
+        try:
+            number = int(data)
+        except (TypeError, ValueError):
+            number = None  # not a number: the parent says so
+        if number is not None and not isinstance(data, bool) and not 0 < number <= MAX_ID:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(data)
+
+
+def absolute(request, url: str) -> str:
+    return request.build_absolute_uri(url) if request is not None else url
+
+
+def file_urls(request, image: Image) -> tuple[str, str]:
+    url = absolute(request, image.file.url)
+    thumbnail = absolute(request, image.thumbnail.url) if image.thumbnail else url
+    return url, thumbnail
+
+
+# --- Auth ------------------------------------------------------------------------------------------
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, style={"input_type": "password"}, trim_whitespace=False)
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField(required=False)
+
+
+# --- Projects --------------------------------------------------------------------------------------
+
+
+class ProjectCountsSerializer(serializers.Serializer):
+    images = serializers.IntegerField()
+    tags = serializers.IntegerField()
+    comparisons = serializers.IntegerField()
+    my_comparisons = serializers.IntegerField()
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField()
+    counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = [
+            "id", "slug", "name", "question", "description", "tag_vocabulary", "overlap", "gold_rate",
+            "allow_ties", "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
+            "created_at", "role", "counts",
+        ]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_slug(self, value):
+        if self.instance is not None and value != self.instance.slug:
+            raise serializers.ValidationError("The slug cannot change: URLs and scripts depend on it.")
+        return value
+
+    @extend_schema_field(serializers.ChoiceField(choices=["rater", "manager"]))
+    def get_role(self, project) -> str:
+        roles = self.context.get("roles", {})
+        return roles.get(project.pk, "manager")
+
+    @extend_schema_field(ProjectCountsSerializer)
+    def get_counts(self, project) -> dict:
+        return {
+            "images": getattr(project, "image_count", None) or 0,
+            "tags": getattr(project, "tag_count", None) or 0,
+            "comparisons": getattr(project, "comparison_count", None) or 0,
+            "my_comparisons": getattr(project, "my_comparison_count", None) or 0,
+        }
+
+    def validate_gold_rate(self, value):
+        if not 0 <= value <= 1:
+            raise serializers.ValidationError("The gold rate is a share between 0 and 1.")
+        return value
+
+    def validate_overlap(self, value):
+        if value < 1 or value > 1000:
+            raise serializers.ValidationError("The overlap is between 1 and 1000 judgments per pair.")
+        return value
+
+
+# --- Pairs and comparisons ---------------------------------------------------------------------------
+
+
+class PairImageSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.URLField()
+    thumbnail_url = serializers.URLField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    tags = serializers.ListField(child=serializers.CharField())
+
+
+class NextPairSerializer(serializers.Serializer):
+    lease = serializers.UUIDField(help_text="Send it back with the judgment.")
+    a = PairImageSerializer(help_text="The image shown on the left.")
+    b = PairImageSerializer(help_text="The image shown on the right.")
+    expires_at = serializers.DateTimeField()
+
+
+def pair_payload(request, lease, tags: dict[int, list[str]]) -> dict:
+    def image(image: Image) -> dict:
+        url, thumbnail = file_urls(request, image)
+        return {
+            "id": image.pk,
+            "url": url,
+            "thumbnail_url": thumbnail,
+            "width": image.width,
+            "height": image.height,
+            "tags": tags.get(image.pk, []),
+        }
+
+    return {
+        "lease": str(lease.token),
+        "a": image(lease.image_a),
+        "b": image(lease.image_b),
+        "expires_at": serializers.DateTimeField().to_representation(lease.expires_at),
+    }
+
+
+class ComparisonSubmitSerializer(serializers.Serializer):
+    lease = serializers.UUIDField()
+    winner = serializers.ChoiceField(choices=["a", "b", "tie"], help_text="a = left, b = right.")
+    client_key = serializers.CharField(
+        max_length=CLIENT_KEY_MAX_LENGTH,
+        help_text="Chosen by the client, unique per judgment: a retry with the same key is answered with the "
+        "stored judgment and stores nothing twice.",
+    )
+    response_ms = serializers.IntegerField(min_value=0, max_value=RESPONSE_MS_MAX, required=False, allow_null=True)
+
+
+class ComparisonSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    winner = serializers.CharField(source="outcome")
+    rater_username = serializers.CharField(source="rater.username", read_only=True)
+
+    class Meta:
+        model = Comparison
+        fields = [
+            "id", "project", "image_a", "image_b", "winner", "rater", "rater_username", "client_key",
+            "response_ms", "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ManagerComparisonSerializer(ComparisonSerializer):
+    class Meta(ComparisonSerializer.Meta):
+        fields = ComparisonSerializer.Meta.fields + ["is_gold", "gold_correct"]
+        read_only_fields = fields
+
+
+class ComparisonFilterSerializer(serializers.Serializer):
+    rater = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="A rater's user id.")
+    since = serializers.DateTimeField(required=False, help_text="Created at or after (ISO 8601).")
+    until = serializers.DateTimeField(required=False, help_text="Created before (ISO 8601).")
+
+
+class LeaseRequestSerializer(serializers.Serializer):
+    lease = serializers.UUIDField()
+
+
+class LeaseStateSerializer(serializers.Serializer):
+    lease = serializers.UUIDField()
+    state = serializers.CharField()
+
+
+class ReleaseRequestSerializer(serializers.Serializer):
+    leases = serializers.ListField(child=serializers.UUIDField(), max_length=50)
+
+
+class ReleasedSerializer(serializers.Serializer):
+    released = serializers.IntegerField()
+
+
+class UndoRequestSerializer(serializers.Serializer):
+    comparison = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, help_text="The judgment to undo; it must be the caller's latest in this project."
+    )
+
+
+class UndoResponseSerializer(NextPairSerializer):
+    undone = serializers.IntegerField(help_text="The id of the comparison that was taken back.")
+
+
+# --- Images and tags -------------------------------------------------------------------------------
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
+    comparison_count = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = [
+            "id", "url", "thumbnail_url", "original_name", "external_id", "caption", "width", "height",
+            "metadata", "tags", "comparison_count", "created_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, image) -> str:
+        return file_urls(self.context.get("request"), image)[0]
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_thumbnail_url(self, image) -> str:
+        return file_urls(self.context.get("request"), image)[1]
+
+    def get_tags(self, image) -> list[str]:
+        return sorted(image_tag.tag.name for image_tag in image.image_tags.all())
+
+    def get_comparison_count(self, image) -> int:
+        stats = getattr(image, "stats", None)
+        return stats.comparison_count if stats is not None else 0
+
+
+class ImageUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="One JPEG, PNG or WebP file per request.")
+    tags = serializers.CharField(required=False, allow_blank=True, help_text="Tag names separated by ; or ,")
+    external_id = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    caption = serializers.CharField(required=False, allow_blank=True, max_length=20000)
+    metadata = serializers.CharField(
+        required=False, allow_blank=True, help_text="A JSON object, e.g. {\"seed\": 7, \"cfg_scale\": 6.5}."
+    )
+
+    def validate_tags(self, value) -> list[str]:
+        names = [Tag.normalise(name) for name in value.replace(",", ";").split(";")]
+        names = [name for name in names if name]
+        if any(len(name) > TAG_MAX_LENGTH for name in names):
+            raise serializers.ValidationError(f"A tag name has at most {TAG_MAX_LENGTH} characters.")
+        return names
+
+    def validate_metadata(self, value) -> dict:
+        if not value.strip():
+            return {}
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise serializers.ValidationError(f"Not valid JSON: {exc.msg}.") from None
+        if not isinstance(parsed, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return parsed
+
+
+class ImageUploadResultSerializer(ImageSerializer):
+    duplicate = serializers.SerializerMethodField()
+
+    class Meta(ImageSerializer.Meta):
+        fields = ImageSerializer.Meta.fields + ["duplicate"]
+        read_only_fields = fields
+
+    def get_duplicate(self, image) -> bool:
+        return bool(self.context.get("duplicate"))
+
+
+class ImageFilterSerializer(serializers.Serializer):
+    tag = serializers.CharField(required=False, max_length=TAG_MAX_LENGTH)
+    has_score = serializers.BooleanField(required=False, allow_null=True, default=None)
+    external_id = serializers.CharField(required=False, max_length=200)
+
+
+class ImageTagSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(source="tag.name")
+    rater = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ImageTag
+        fields = ["name", "source", "rater", "created_at"]
+        read_only_fields = fields
+
+
+class TagNameSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=TAG_MAX_LENGTH * 2)
+
+
+class VocabularyTagSerializer(serializers.ModelSerializer):
+    image_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Tag
+        fields = ["id", "name", "image_count"]
+        read_only_fields = fields
+
+
+# --- Gold pairs, progress --------------------------------------------------------------------------
+
+
+class GoldPairSerializer(serializers.ModelSerializer):
+    image_a = BoundedPrimaryKeyRelatedField(queryset=Image.objects.all())
+    image_b = BoundedPrimaryKeyRelatedField(queryset=Image.objects.all())
+
+    class Meta:
+        model = GoldPair
+        fields = ["id", "image_a", "image_b", "expected", "is_active", "note", "created_at"]
+        read_only_fields = ["id", "created_at"]
+        validators = []  # the pair's uniqueness is checked in validate(), with a clearer message
+
+    def __init__(self, *args, project=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.project = project
+        if project is not None:
+            self.fields["image_a"].queryset = Image.objects.filter(project=project)
+            self.fields["image_b"].queryset = Image.objects.filter(project=project)
+
+    def validate(self, attrs):
+        if attrs["image_a"] == attrs["image_b"]:
+            raise serializers.ValidationError("A gold pair needs two different images.")
+        pair = {attrs["image_a"].pk, attrs["image_b"].pk}
+        if GoldPair.objects.filter(project=self.project, image_a__in=pair, image_b__in=pair).exists():
+            raise serializers.ValidationError("This pair is already a gold pair.")
+        return attrs
+
+
+class DayCountSerializer(serializers.Serializer):
+    day = serializers.DateField()
+    comparisons = serializers.IntegerField()
+
+
+class RaterProgressSerializer(serializers.Serializer):
+    rater = serializers.IntegerField()
+    username = serializers.CharField()
+    role = serializers.CharField()
+    is_active = serializers.BooleanField()
+    comparisons = serializers.IntegerField()
+    last_judged_at = serializers.DateTimeField(allow_null=True)
+    mean_response_ms = serializers.FloatField(allow_null=True)
+    gold_judged = serializers.IntegerField()
+    gold_correct = serializers.IntegerField()
+    gold_accuracy = serializers.FloatField(allow_null=True)
+    left_share = serializers.FloatField(allow_null=True, help_text="Share of 'a' (left) among a/b answers.")
+
+
+class PairsRemainingSerializer(serializers.Serializer):
+    queued_pairs = serializers.IntegerField(help_text="Open pairs in the queue that still want judgments.")
+    fully_leased = serializers.IntegerField()
+    images_never_compared = serializers.IntegerField()
+    live_leases = serializers.IntegerField()
+
+
+class ProgressSerializer(serializers.Serializer):
+    comparisons = serializers.IntegerField()
+    per_day = DayCountSerializer(many=True)
+    per_rater = RaterProgressSerializer(many=True)
+    pairs_remaining = PairsRemainingSerializer()
+

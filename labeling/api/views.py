@@ -1,0 +1,581 @@
+"""The labelling API under /api/v1/. Views check access and shape requests; services do the work."""
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import CursorPagination, PageNumberPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from labeling import access
+from labeling.api import serializers as s
+from labeling.api.export import iter_csv, iter_jsonl
+from labeling.api.permissions import ProjectScopedMixin, image_role
+from labeling.models import Comparison, GoldPair, Image, ImageTag, Membership, Tag
+from labeling.services import comparisons as comparison_service
+from labeling.services import pairs as pair_service
+from labeling.services import tags as tag_service
+from labeling.services.imports import RejectedImage, import_uploaded_file
+from labeling.services.pipeline import images_imported
+
+ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
+
+
+def refused(exc) -> Response:
+    """A service's refusal (LeaseError, TagRefused) as a 4xx with the message and a stable code."""
+    return Response({"detail": exc.message, "code": exc.code}, status=exc.status)
+
+
+class StandardPagination(PageNumberPagination):
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class ComparisonPagination(CursorPagination):
+    """Cursor pages: stable while comparisons keep arriving, and no COUNT(*) over a large table."""
+
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+    ordering = "-id"
+
+
+def submit_throttles(view, methods=("POST",)):
+    if view.request is not None and view.request.method in methods:
+        return [ScopedRateThrottle()]
+    return []
+
+
+# --- Auth ------------------------------------------------------------------------------------------
+
+
+class TokenView(APIView):
+    """Exchange a user name and password for an API token (the same token on every call)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    @extend_schema(
+        request=s.TokenRequestSerializer,
+        responses={200: s.TokenResponseSerializer, 400: s.ErrorSerializer},
+        auth=[],
+        tags=["auth"],
+    )
+    def post(self, request):
+        form = s.TokenRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        user = authenticate(request, username=form.validated_data["username"], password=form.validated_data["password"])
+        if user is None or not user.is_active:
+            return Response(
+                {"detail": "Unknown user name or wrong password.", "code": "invalid_credentials"}, status=400
+            )
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+# --- Projects --------------------------------------------------------------------------------------
+
+
+def projects_with_counts(user):
+    def count_of(model, **filters):
+        rows = model.objects.filter(project=OuterRef("pk"), **filters).order_by().values("project")
+        return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")[:1], output_field=IntegerField()), 0)
+
+    return access.projects_for(user).annotate(
+        image_count=count_of(Image),
+        tag_count=count_of(Tag),
+        comparison_count=count_of(Comparison),
+        my_comparison_count=count_of(Comparison, rater=user),
+    )
+
+
+def roles_for(user, projects) -> dict[int, str]:
+    if user.is_superuser:
+        return {project.pk: "manager" for project in projects}
+    return dict(
+        Membership.objects.filter(user=user, project__in=[p.pk for p in projects], is_active=True).values_list(
+            "project_id", "role"
+        )
+    )
+
+
+class ProjectListView(GenericAPIView):
+    serializer_class = s.ProjectSerializer
+    pagination_class = StandardPagination
+
+    def get_queryset(self):
+        return projects_with_counts(self.request.user).order_by("name", "id")
+
+    @extend_schema(responses={200: s.ProjectSerializer(many=True)}, tags=["projects"])
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        serializer = self.get_serializer(page, many=True, context={"roles": roles_for(request.user, page)})
+        return self.get_paginated_response(serializer.data)
+
+    @extend_schema(request=s.ProjectSerializer, responses={201: s.ProjectSerializer, **ERRORS}, tags=["projects"])
+    def post(self, request):
+        """Create a project (staff, or users with the ``labeling.add_project`` permission); you become its manager."""
+        if not (request.user.is_staff or request.user.has_perm("labeling.add_project")):
+            raise PermissionDenied("You may not create projects; ask an administrator.")
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = serializer.save(created_by=request.user)
+        Membership.objects.create(project=project, user=request.user, role=Membership.Role.MANAGER)
+        project = projects_with_counts(request.user).get(pk=project.pk)
+        return Response(
+            s.ProjectSerializer(project, context={"roles": {project.pk: "manager"}}).data, status=201
+        )
+
+
+class ProjectDetailView(ProjectScopedMixin, GenericAPIView):
+    serializer_class = s.ProjectSerializer
+
+    def _project_with_counts(self):
+        return projects_with_counts(self.request.user).get(pk=self.project.pk)
+
+    @extend_schema(responses={200: s.ProjectSerializer, **ERRORS}, tags=["projects"])
+    def get(self, request, slug):
+        return Response(self.get_serializer(self._project_with_counts(), context={"roles": {self.project.pk: self.role.name}}).data)
+
+    @extend_schema(request=s.ProjectSerializer, responses={200: s.ProjectSerializer, **ERRORS}, tags=["projects"])
+    def patch(self, request, slug):
+        """Change a project's settings (managers). Changing the overlap reopens or closes queued pairs."""
+        self.require_manager("change the project")
+        old_overlap = self.project.overlap
+        serializer = self.get_serializer(self.project, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        project = serializer.save()
+        if project.overlap != old_overlap:
+            pair_service.reopen_for_overlap(project)
+        return Response(self.get_serializer(self._project_with_counts(), context={"roles": {project.pk: "manager"}}).data)
+
+
+# --- Pairs and comparisons ---------------------------------------------------------------------------
+
+
+class NextPairView(ProjectScopedMixin, APIView):
+    @extend_schema(
+        responses={
+            200: s.NextPairSerializer,
+            204: OpenApiResponse(description="Nothing is left for this rater to judge."),
+            **ERRORS,
+        },
+        tags=["rating"],
+    )
+    def get(self, request, slug):
+        """Lease the next pair for the caller. The lease expires after TAGRANK_LEASE_SECONDS."""
+        result = pair_service.next_pair(self.project, request.user)
+        if result is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        (left, right), lease = result
+        tags = pair_service.tags_by_image([left.pk, right.pk])
+        return Response(s.pair_payload(request, lease, tags))
+
+
+class ComparisonListView(ProjectScopedMixin, GenericAPIView):
+    serializer_class = s.ComparisonSerializer
+    pagination_class = ComparisonPagination
+    throttle_scope = "submit"
+    parser_classes = [JSONParser, FormParser]
+
+    def get_throttles(self):
+        return submit_throttles(self)
+
+    def get_serializer_class(self):
+        if self.request is not None and self.request.method == "GET" and self.role.is_manager:
+            return s.ManagerComparisonSerializer
+        return s.ComparisonSerializer
+
+    def get_queryset(self):
+        return Comparison.objects.filter(project=self.project).select_related("rater", "project")
+
+    @extend_schema(
+        parameters=[s.ComparisonFilterSerializer],
+        responses={200: s.ManagerComparisonSerializer(many=True), **ERRORS},
+        tags=["rating"],
+    )
+    def get(self, request, slug):
+        """Comparisons of the project, newest first: all of them for managers, a rater's own for raters."""
+        filters = s.ComparisonFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        comparisons = self.get_queryset()
+        rater = filters.validated_data.get("rater")
+        if not self.role.is_manager:
+            if rater is not None and rater != request.user.pk:
+                raise PermissionDenied("Raters can read only their own comparisons.")
+            rater = request.user.pk
+        if rater is not None:
+            comparisons = comparisons.filter(rater_id=rater)
+        if "since" in filters.validated_data:
+            comparisons = comparisons.filter(created_at__gte=filters.validated_data["since"])
+        if "until" in filters.validated_data:
+            comparisons = comparisons.filter(created_at__lt=filters.validated_data["until"])
+        page = self.paginate_queryset(comparisons)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        request=s.ComparisonSubmitSerializer,
+        responses={
+            201: s.ComparisonSerializer,
+            200: OpenApiResponse(s.ComparisonSerializer, description="A replay: the judgment stored earlier."),
+            409: s.ErrorSerializer,
+            410: s.ErrorSerializer,
+            **ERRORS,
+        },
+        tags=["rating"],
+    )
+    def post(self, request, slug):
+        """Store a judgment of a leased pair. A retry with the same client_key returns the first answer."""
+        form = s.ComparisonSubmitSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            comparison, created = comparison_service.submit_comparison(
+                self.project, request.user, lease=form.validated_data["lease"], winner=form.validated_data["winner"],
+                client_key=form.validated_data["client_key"], response_ms=form.validated_data.get("response_ms"),
+            )
+        except pair_service.LeaseError as exc:
+            return refused(exc)
+        body = s.ComparisonSerializer(comparison).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class UndoView(ProjectScopedMixin, APIView):
+    throttle_scope = "submit"
+    throttle_classes = [ScopedRateThrottle]
+
+    @extend_schema(
+        request=s.UndoRequestSerializer,
+        responses={200: s.UndoResponseSerializer, 409: s.ErrorSerializer, **ERRORS},
+        tags=["rating"],
+    )
+    def post(self, request, slug):
+        """Take back the caller's latest judgment (within TAGRANK_UNDO_SECONDS) and lease its pair again."""
+        form = s.UndoRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            lease, undone_id = comparison_service.undo_last_comparison(
+                self.project, request.user, comparison_id=form.validated_data.get("comparison")
+            )
+        except pair_service.LeaseError as exc:
+            return refused(exc)
+        tags = pair_service.tags_by_image([lease.image_a_id, lease.image_b_id])
+        return Response({**s.pair_payload(request, lease, tags), "undone": undone_id})
+
+
+class SkipView(ProjectScopedMixin, APIView):
+    throttle_scope = "submit"
+    throttle_classes = [ScopedRateThrottle]
+
+    @extend_schema(
+        request=s.LeaseRequestSerializer, responses={200: s.LeaseStateSerializer, 409: s.ErrorSerializer, **ERRORS},
+        tags=["rating"],
+    )
+    def post(self, request, slug):
+        """Skip a leased pair: its slot returns to others and the caller is not shown it again."""
+        form = s.LeaseRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            lease = pair_service.end_lease(self.project, request.user, form.validated_data["lease"], skip=True)
+        except pair_service.LeaseError as exc:
+            return refused(exc)
+        return Response({"lease": str(lease.token), "state": lease.state})
+
+
+class ReleaseView(ProjectScopedMixin, APIView):
+    @extend_schema(request=s.ReleaseRequestSerializer, responses={200: s.ReleasedSerializer, **ERRORS}, tags=["rating"])
+    def post(self, request, slug):
+        """Give back leases not judged (e.g. a prefetched pair when the page closes); the caller may get them later."""
+        form = s.ReleaseRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        released = pair_service.release_leases(self.project, request.user, form.validated_data["leases"])
+        return Response({"released": released})
+
+
+# --- Images and tags -------------------------------------------------------------------------------
+
+
+class ImageListView(ProjectScopedMixin, GenericAPIView):
+    serializer_class = s.ImageSerializer
+    pagination_class = StandardPagination
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        return (
+            Image.objects.filter(project=self.project)
+            .select_related("stats")
+            .prefetch_related("image_tags__tag")
+            .order_by("id")
+        )
+
+    @extend_schema(parameters=[s.ImageFilterSerializer], responses={200: s.ImageSerializer(many=True), **ERRORS},
+                   tags=["images"])
+    def get(self, request, slug):
+        """The project's images; ``has_score`` refers to the project's active model version."""
+        filters = s.ImageFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        images = self.get_queryset()
+        if filters.validated_data.get("tag"):
+            images = images.filter(
+                Exists(ImageTag.objects.filter(image=OuterRef("pk"), tag__name=Tag.normalise(filters.validated_data["tag"])))
+            )
+        if filters.validated_data.get("external_id"):
+            images = images.filter(external_id=filters.validated_data["external_id"])
+        has_score = filters.validated_data.get("has_score")
+        if has_score is not None:
+            from modeling.models import ImageScore
+
+            scored = ImageScore.objects.filter(
+                image=OuterRef("pk"), model_version__project=self.project, model_version__is_active=True
+            )
+            images = images.filter(Exists(scored)) if has_score else images.exclude(Exists(scored))
+        page = self.paginate_queryset(images)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        request={"multipart/form-data": s.ImageUploadSerializer},
+        responses={
+            201: s.ImageUploadResultSerializer,
+            200: OpenApiResponse(s.ImageUploadResultSerializer, description="A duplicate: the image already stored."),
+            413: s.ErrorSerializer,
+            **ERRORS,
+        },
+        tags=["images"],
+    )
+    def post(self, request, slug):
+        """Upload one image (managers). It is validated like an import; a bad file is refused with the reason."""
+        self.require_manager("upload images")
+        if len(request.FILES.getlist("file")) > 1:
+            raise ValidationError({"file": ["Upload one file per request."]})
+        form = s.ImageUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        upload = form.validated_data["file"]
+        try:
+            image, created = import_uploaded_file(
+                self.project, upload, upload.name, tags=form.validated_data.get("tags", []),
+                caption=form.validated_data.get("caption", ""), metadata=form.validated_data.get("metadata", {}),
+                external_id=form.validated_data.get("external_id", ""),
+            )
+        except RejectedImage as exc:
+            return Response({"detail": f"{upload.name}: {exc}", "code": "image_rejected", "file": upload.name},
+                            status=400)
+        if created:
+            images_imported(self.project, [image.pk])
+        image = self.get_queryset().get(pk=image.pk)
+        body = s.ImageUploadResultSerializer(image, context={"request": request, "duplicate": not created}).data
+        return Response(body, status=201 if created else 200)
+
+
+class ImageTagsView(APIView):
+    parser_classes = [JSONParser, FormParser]
+
+    def _image(self, request, image_id):
+        self.image, self.role = image_role(request, image_id)
+        return self.image
+
+    def _tags_response(self, status_code=200):
+        return Response(s.ImageTagSerializer(tag_service.image_tags(self.image), many=True).data, status=status_code)
+
+    @extend_schema(responses={200: s.ImageTagSerializer(many=True), **ERRORS}, tags=["images"])
+    def get(self, request, image_id):
+        """The image's tags (an image has a handful, so the list is not paginated)."""
+        self._image(request, image_id)
+        return self._tags_response()
+
+    @extend_schema(
+        request=s.TagNameSerializer,
+        responses={201: s.ImageTagSerializer(many=True), 200: s.ImageTagSerializer(many=True), **ERRORS},
+        tags=["images"],
+    )
+    def post(self, request, image_id):
+        """Add a tag; in a closed vocabulary only existing tags (managers may add new ones). Answers the image's tags."""
+        image = self._image(request, image_id)
+        form = s.TagNameSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            _, created = tag_service.add_tag(
+                image, form.validated_data["name"], request.user, may_extend_vocabulary=self.role.is_manager
+            )
+        except tag_service.TagRefused as exc:
+            return refused(exc)
+        return self._tags_response(201 if created else 200)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("name", str, required=True, description="The tag to remove.")],
+        responses={200: s.ImageTagSerializer(many=True), **ERRORS},
+        tags=["images"],
+    )
+    def delete(self, request, image_id):
+        """Remove a tag: raters only the tags they added, managers any. Answers the image's remaining tags."""
+        image = self._image(request, image_id)
+        name = request.query_params.get("name")
+        if not name:
+            raise ValidationError({"name": ["Give the tag to remove as ?name=…"]})
+        try:
+            tag_service.remove_tag(image, name, request.user, is_manager=self.role.is_manager)
+        except tag_service.TagRefused as exc:
+            return refused(exc)
+        return self._tags_response()
+
+
+class VocabularyView(ProjectScopedMixin, GenericAPIView):
+    serializer_class = s.VocabularyTagSerializer
+    pagination_class = StandardPagination
+
+    @extend_schema(
+        parameters=[OpenApiParameter("q", str, description="Names starting with this (case-insensitive).")],
+        responses={200: s.VocabularyTagSerializer(many=True), **ERRORS},
+        tags=["images"],
+    )
+    def get(self, request, slug):
+        """The project's tag vocabulary, for autocompletion: most used first."""
+        tags = Tag.objects.filter(project=self.project).annotate(image_count=Count("image_tags"))
+        prefix = request.query_params.get("q")
+        if prefix:
+            tags = tags.filter(name__startswith=Tag.normalise(prefix))
+        page = self.paginate_queryset(tags.order_by("-image_count", "name"))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+# --- Gold pairs, progress ----------------------------------------------------------------------------
+
+
+class GoldPairListView(ProjectScopedMixin, GenericAPIView):
+    serializer_class = s.GoldPairSerializer
+    pagination_class = StandardPagination
+
+    def get_serializer(self, *args, **kwargs):
+        return s.GoldPairSerializer(*args, project=self.project if self.request else None, **kwargs)
+
+    @extend_schema(responses={200: s.GoldPairSerializer(many=True), **ERRORS}, tags=["gold pairs"])
+    def get(self, request, slug):
+        """The project's gold pairs (managers)."""
+        self.require_manager("see gold pairs")
+        page = self.paginate_queryset(GoldPair.objects.filter(project=self.project).order_by("id"))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(request=s.GoldPairSerializer, responses={201: s.GoldPairSerializer, **ERRORS}, tags=["gold pairs"])
+    def post(self, request, slug):
+        """Mark a pair with a known answer (``expected`` is the right answer with image_a on the left)."""
+        self.require_manager("mark gold pairs")
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        serializer.save(project=self.project, created_by=request.user)
+        return Response(serializer.data, status=201)
+
+
+class ProgressView(ProjectScopedMixin, APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("days", int, description="Days of per-day counts (1-366, default 30).")],
+        responses={200: s.ProgressSerializer, **ERRORS},
+        tags=["projects"],
+    )
+    def get(self, request, slug):
+        """Comparisons per day and per rater (with gold accuracy), and the pairs left in the queue (managers)."""
+        self.require_manager("see the project's progress")
+        try:
+            days = int(request.query_params.get("days", 30))
+        except ValueError:
+            raise ValidationError({"days": ["A whole number of days."]}) from None
+        if not 1 <= days <= 366:
+            raise ValidationError({"days": ["Between 1 and 366."]})
+        progress = comparison_service.project_progress(self.project, days=days)
+        return Response(s.ProgressSerializer(progress).data)
+
+
+# --- Export ----------------------------------------------------------------------------------------
+
+
+class _StreamRenderer(BaseRenderer):
+    """Lets ``?format=csv|jsonl`` pass DRF's content negotiation; errors still render as JSON."""
+
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return JSONRenderer().render(data, renderer_context=renderer_context)
+
+
+class CSVRenderer(_StreamRenderer):
+    media_type = "text/csv"
+    format = "csv"
+
+
+class JSONLinesRenderer(_StreamRenderer):
+    media_type = "application/jsonl"
+    format = "jsonl"
+
+
+class ScoresExportView(ProjectScopedMixin, APIView):
+    renderer_classes = [CSVRenderer, JSONLinesRenderer, JSONRenderer]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if isinstance(response, Response) and response.status_code >= 400:
+            # An error is JSON whatever format was asked for, and says so in its Content-Type.
+            response.accepted_renderer, response.accepted_media_type = JSONRenderer(), "application/json"
+        return response
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=["csv", "jsonl"], description="csv (default) or jsonl."),
+            OpenApiParameter("model_version", int, description="A model version id; default: the active one."),
+        ],
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="One row per image."),
+            (200, "application/jsonl"): OpenApiResponse(OpenApiTypes.STR, description="One JSON object per image."),
+            (400, "application/json"): s.ErrorSerializer,
+            (401, "application/json"): s.ErrorSerializer,
+            (403, "application/json"): s.ErrorSerializer,
+            (404, "application/json"): s.ErrorSerializer,
+        },
+        tags=["export"],
+    )
+    def get(self, request, slug):
+        """Every image with its model score (10-bin distribution, uncertainty), human score and comparison
+        count, streamed. Uses the project's active model version unless ``model_version`` is given."""
+        from modeling.models import ModelVersion
+
+        self.require_export()
+        output = request.query_params.get("format") or "csv"
+        if output not in ("csv", "jsonl"):
+            raise ValidationError({"format": ["csv or jsonl."]})
+        raw_version = request.query_params.get("model_version")
+        if raw_version:
+            try:
+                version_id = int(raw_version)
+            except ValueError:
+                raise ValidationError({"model_version": ["A model version id (a whole number)."]}) from None
+            if not 0 < version_id <= s.MAX_ID:
+                raise NotFound(f"Model version {version_id} is not a version of this project.")
+            if not ModelVersion.objects.filter(project=self.project, pk=version_id).exists():
+                raise NotFound(f"Model version {version_id} is not a version of this project.")
+        else:
+            version_id = (
+                ModelVersion.objects.filter(project=self.project, is_active=True).values_list("pk", flat=True).first()
+            )
+        if output == "csv":
+            response = StreamingHttpResponse(iter_csv(self.project, version_id), content_type="text/csv; charset=utf-8")
+        else:
+            response = StreamingHttpResponse(
+                iter_jsonl(self.project, version_id), content_type="application/jsonl; charset=utf-8"
+            )
+        name = f"{self.project.slug}-scores" + (f"-v{version_id}" if version_id else "")
+        response["Content-Disposition"] = f'attachment; filename="{name}.{output}"'
+        response["X-Model-Version"] = str(version_id or "")
+        return response
+

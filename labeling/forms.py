@@ -1,0 +1,98 @@
+"""Forms of the manager pages and the sign-up page."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.forms import UserCreationForm
+
+from labeling.models import Comparison, GoldPair, Image, Membership, Project, Tag
+
+
+class ProjectForm(forms.ModelForm):
+    class Meta:
+        model = Project
+        fields = [
+            "name", "slug", "question", "description", "tag_vocabulary", "overlap", "gold_rate", "allow_ties",
+            "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
+        ]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # URLs and API scripts use the slug: it is fixed once the project exists.
+            self.fields["slug"].disabled = True
+            self.fields["slug"].help_text = "Fixed once the project exists."
+
+    def clean_gold_rate(self):
+        rate = self.cleaned_data["gold_rate"]
+        if not 0 <= rate <= 1:
+            raise forms.ValidationError("The gold rate is a share between 0 and 1 (e.g. 0.05 for one pair in 20).")
+        return rate
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    widget = MultipleFileInput
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, (list, tuple)) else [data]
+        files = [f for f in files if f]
+        if not files:
+            raise forms.ValidationError("Choose at least one image file.")
+        return files
+
+
+class UploadForm(forms.Form):
+    files = MultipleFileField(label="Images (JPEG, PNG or WebP)", widget=MultipleFileInput(attrs={"accept": "image/*"}))
+    tags = forms.CharField(
+        required=False, max_length=1000, help_text="Tags for every uploaded image, separated by ; or ,"
+    )
+
+    def clean_tags(self):
+        names = [Tag.normalise(name) for name in self.cleaned_data["tags"].replace(",", ";").split(";")]
+        return [name for name in names if name]
+
+
+class InviteForm(forms.Form):
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.RATER)
+    max_uses = forms.IntegerField(
+        min_value=1, max_value=10000, initial=1, label="Uses", help_text="How many people may sign up with the link."
+    )
+    days = forms.IntegerField(min_value=1, max_value=365, initial=14, label="Valid for (days)")
+    note = forms.CharField(required=False, max_length=200, help_text="Who it is for (only managers see this).")
+
+
+class GoldPairForm(forms.Form):
+    image_a = forms.IntegerField(min_value=1, max_value=2**63 - 1, label="Image A (id)")
+    image_b = forms.IntegerField(min_value=1, max_value=2**63 - 1, label="Image B (id)")
+    expected = forms.ChoiceField(choices=Comparison.Outcome.choices, label="Right answer")
+    note = forms.CharField(required=False, max_length=300)
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.project = project
+
+    def clean(self):
+        cleaned = super().clean()
+        first, second = cleaned.get("image_a"), cleaned.get("image_b")
+        if first is None or second is None:
+            return cleaned
+        if first == second:
+            raise forms.ValidationError("A gold pair needs two different images.")
+        found = set(Image.objects.filter(project=self.project, pk__in=[first, second]).values_list("pk", flat=True))
+        for field, image_id in (("image_a", first), ("image_b", second)):
+            if image_id not in found:
+                self.add_error(field, f"Image {image_id} is not in this project.")
+        if GoldPair.objects.filter(project=self.project, image_a__in=[first, second], image_b__in=[first, second]).exists():
+            raise forms.ValidationError("This pair is already a gold pair.")
+        return cleaned
+
+
+class SignupForm(UserCreationForm):
+    email = forms.EmailField(required=False)
+
+    class Meta(UserCreationForm.Meta):
+        fields = ["username", "email"]

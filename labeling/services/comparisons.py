@@ -1,0 +1,237 @@
+"""Storing a rater's judgment of a leased pair, replaying a retry, and taking the last one back.
+
+Everything for one judgment happens in one transaction: the comparison row, the lease marked as
+judged, the pair's slot count and the per-image counters (the latter through the model signals).
+When the API answers, the judgment is committed.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from labeling.models import Comparison, GoldPair, Image, PairLease, Project
+from labeling.services import pairs
+from labeling.services.pairs import LeaseClosed, LeaseError, LeaseExpired
+
+CLIENT_KEY_MAX_LENGTH = 64
+RESPONSE_MS_MAX = 24 * 3600 * 1000  # a day: anything longer is a clock problem, not a judgment
+
+
+class ComparisonRefused(LeaseError):
+    """A judgment that cannot be stored as sent (the message says why)."""
+
+    code = "comparison_refused"
+
+
+class TiesNotAllowed(ComparisonRefused):
+    code = "ties_not_allowed"
+
+
+class ImagesOutsideProject(ComparisonRefused):
+    code = "images_outside_project"
+
+
+class ClientKeyReused(ComparisonRefused):
+    status = 409
+    code = "client_key_reused"
+
+
+class NothingToUndo(ComparisonRefused):
+    status = 404
+    code = "nothing_to_undo"
+
+
+class UndoRefused(ComparisonRefused):
+    status = 409
+    code = "undo_refused"
+
+
+def undo_seconds() -> int:
+    return int(getattr(settings, "TAGRANK_UNDO_SECONDS", 60))
+
+
+def submit_comparison(
+    project: Project,
+    rater,
+    *,
+    lease,
+    winner: str,
+    client_key: str,
+    response_ms: int | None = None,
+) -> tuple[Comparison, bool]:
+    """Store ``rater``'s judgment of the pair under ``lease``. Returns (comparison, created).
+
+    A retry with a client_key this rater already used for this lease returns the stored comparison
+    with ``created=False`` and stores nothing. Anything else that cannot be stored raises a LeaseError.
+    """
+    if winner not in Comparison.Outcome.values:
+        raise ComparisonRefused(f"Unknown winner {winner!r}: use a, b or tie.")
+    if not client_key or len(client_key) > CLIENT_KEY_MAX_LENGTH:
+        raise ComparisonRefused(f"client_key must be 1 to {CLIENT_KEY_MAX_LENGTH} characters.")
+    if response_ms is not None and not 0 <= response_ms <= RESPONSE_MS_MAX:
+        raise ComparisonRefused(f"response_ms must be between 0 and {RESPONSE_MS_MAX}.")
+    try:
+        with transaction.atomic():
+            return _submit_locked(project, rater, lease, winner, client_key, response_ms)
+    except IntegrityError:
+        # A concurrent request stored this client_key for another lease first.
+        existing = Comparison.objects.filter(rater=rater, client_key=client_key).first()
+        if existing is None:
+            raise
+        raise ClientKeyReused("This client_key was already used for another judgment.") from None
+
+
+def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tuple[Comparison, bool]:
+    lease = pairs.lock_lease(project, rater, token)
+    existing = Comparison.objects.filter(rater=rater, client_key=client_key).first()
+    if existing is not None:
+        if lease.comparison_id == existing.pk:
+            return existing, False  # a replay: the judgment is already stored
+        raise ClientKeyReused("This client_key was already used for another judgment; send a new one.")
+    if lease.state != PairLease.State.LIVE:
+        raise LeaseClosed(
+            {
+                PairLease.State.JUDGED: "This pair was already judged under another client_key.",
+                PairLease.State.SKIPPED: "This pair was skipped; ask for a new pair.",
+                PairLease.State.RELEASED: "This lease was released; ask for a new pair.",
+                PairLease.State.UNDONE: "This lease was replaced when its judgment was undone.",
+            }[lease.state]
+        )
+    now = timezone.now()
+    if lease.expires_at <= now:
+        raise LeaseExpired(f"The lease expired at {lease.expires_at.isoformat()}; ask for a new pair.")
+    if winner == Comparison.Outcome.TIE and not project.allow_ties:
+        raise TiesNotAllowed("This project does not allow ties: choose a or b, or skip the pair.")
+    # Leases are only made from the project's own images; this guards against rows written by hand.
+    if Image.objects.filter(pk__in=[lease.image_a_id, lease.image_b_id], project=project).count() != 2:
+        raise ImagesOutsideProject("The leased images are not both in this project.")
+    gold_correct = None
+    if lease.gold_id is not None:
+        gold = GoldPair.objects.get(pk=lease.gold_id)
+        gold_correct = winner == gold.expected_for(lease.image_a_id)
+    comparison = Comparison.objects.create(
+        project=project,
+        image_a_id=lease.image_a_id,
+        image_b_id=lease.image_b_id,
+        outcome=winner,
+        rater=rater,
+        response_ms=response_ms,
+        client_key=client_key,
+        is_gold=lease.gold_id is not None,
+        gold_correct=gold_correct,
+    )
+    lease.state = PairLease.State.JUDGED
+    lease.comparison = comparison
+    lease.save(update_fields=["state", "comparison"])
+    pairs.refresh_candidate(lease.candidate_id, project)
+    return comparison, True
+
+
+def undo_last_comparison(project: Project, rater, *, comparison_id: int | None = None) -> tuple[PairLease, int]:
+    """Take back the rater's latest judgment in this project, within the undo window.
+
+    The comparison is deleted; returns a new live lease on the same pair, same sides, so that the rater
+    can judge it again, and the id of the comparison taken back. ``comparison_id``, when given, must be that latest judgment: a
+    double press of U must not undo the one before.
+    """
+    with transaction.atomic():
+        latest = (
+            Comparison.objects.select_for_update().filter(project=project, rater=rater).order_by("-id").first()
+        )
+        if latest is None:
+            raise NothingToUndo("You have no judgment in this project to undo.")
+        if comparison_id is not None and latest.pk != comparison_id:
+            if not Comparison.objects.filter(pk=comparison_id, rater=rater, project=project).exists():
+                raise NothingToUndo("That judgment does not exist or was already undone.")
+            raise UndoRefused("Only your latest judgment can be undone.")
+        window = undo_seconds()
+        if timezone.now() - latest.created_at > timedelta(seconds=window):
+            raise UndoRefused(f"Too late to undo: judgments can be undone within {window} seconds.")
+        old_lease = PairLease.objects.select_for_update().filter(comparison=latest).first()
+        candidate_id = gold_id = None
+        if old_lease is not None:
+            candidate_id, gold_id = old_lease.candidate_id, old_lease.gold_id
+            old_lease.state = PairLease.State.UNDONE
+            old_lease.comparison = None
+            old_lease.save(update_fields=["state", "comparison"])
+        left, right, undone_id = latest.image_a, latest.image_b, latest.pk
+        latest.delete()
+        lease = pairs._new_lease(
+            project, rater, left, right, timezone.now(), candidate_id=candidate_id, gold_id=gold_id
+        )
+        pairs.refresh_candidate(candidate_id, project)
+        return lease, undone_id
+
+
+def project_progress(project: Project, *, days: int = 30) -> dict:
+    """Comparisons per day (the last ``days``) and per rater, with gold accuracy and position bias,
+    and what is left in the pair queue. One grouped query each, for the manager's progress views."""
+    from django.db.models import Avg, Count, Max, Q
+    from django.db.models.functions import TruncDate
+
+    from labeling.models import Membership
+
+    comparisons = Comparison.objects.filter(project=project)
+    since = timezone.now() - timedelta(days=days)
+    per_day = [
+        {"day": row["day"], "comparisons": row["n"]}
+        for row in comparisons.filter(created_at__gte=since)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by("day")
+    ]
+    stats = {
+        row["rater"]: row
+        for row in comparisons.values("rater").annotate(
+            n=Count("id"),
+            last=Max("created_at"),
+            mean_ms=Avg("response_ms"),
+            gold_judged=Count("id", filter=Q(is_gold=True)),
+            gold_correct=Count("id", filter=Q(is_gold=True, gold_correct=True)),
+            left=Count("id", filter=Q(outcome=Comparison.Outcome.A)),
+            right=Count("id", filter=Q(outcome=Comparison.Outcome.B)),
+        ).order_by()
+    }
+    per_rater = []
+    members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+    seen = set()
+    for member in members:
+        seen.add(member.user_id)
+        per_rater.append(_rater_row(member.user, member.role, member.is_active, stats.get(member.user_id)))
+    # Comparisons by people who are no longer members (e.g. superusers, removed raters) still count.
+    if set(stats) - seen:
+        from django.contrib.auth import get_user_model
+
+        for user in get_user_model().objects.filter(pk__in=set(stats) - seen).order_by("username"):
+            per_rater.append(_rater_row(user, "former member", False, stats[user.pk]))
+    from labeling.services.pairs import pairs_remaining
+
+    return {
+        "comparisons": sum(row["comparisons"] for row in per_rater),
+        "per_day": per_day,
+        "per_rater": per_rater,
+        "pairs_remaining": pairs_remaining(project),
+    }
+
+
+def _rater_row(user, role: str, is_active: bool, row: dict | None) -> dict:
+    row = row or {}
+    gold_judged = row.get("gold_judged", 0)
+    decided = row.get("left", 0) + row.get("right", 0)
+    return {
+        "rater": user.pk,
+        "username": user.username,
+        "role": role,
+        "is_active": is_active,
+        "comparisons": row.get("n", 0),
+        "last_judged_at": row.get("last"),
+        "mean_response_ms": round(row["mean_ms"], 1) if row.get("mean_ms") is not None else None,
+        "gold_judged": gold_judged,
+        "gold_correct": row.get("gold_correct", 0),
+        "gold_accuracy": row.get("gold_correct", 0) / gold_judged if gold_judged else None,
+        "left_share": row.get("left", 0) / decided if decided else None,
+    }

@@ -1,0 +1,521 @@
+"""Pair serving: ``next_pair(project, rater)`` hands a rater a pair of images under a lease.
+
+Where a pair comes from, in order:
+
+1. a **gold pair** (known answer, marked by a manager), with probability ``project.gold_rate``;
+2. the **pair queue**: the open ``PairCandidate`` with the highest priority that this rater may judge.
+   Active selection fills the queue from a Celery task (``enqueue_pairs``); ``next_pair`` only reads it;
+3. the **fallback strategy** when the queue has nothing for this rater: among the images with the
+   fewest comparisons (an index range scan on ``ImageStats``), random partners.
+
+Slots. A pair may be handed out ``project.overlap`` times: its stored comparisons (either order) plus
+its live leases never exceed that. Every lease goes through the pair's ``PairCandidate`` row, locked
+with ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, and the slot count is re-checked under that
+lock, so concurrent requests never double-lease a slot; a request that meets a locked row moves on
+to the next one instead of waiting. SQLite has no row locks, but Tagrank's SQLite transactions are
+IMMEDIATE (config/settings.py): each lease transaction holds the database's write lock, which
+serialises them. A candidate that is fully leased carries ``full_until`` (the earliest expiry among
+its live leases), so the queue query skips it without counting leases; once that time passes, the
+re-check under the lock sees the expired lease no longer counts and the slot is served again.
+
+A rater never gets a pair they already judged (in either order), nor one they skipped or hold.
+Left and right are randomised per lease and recorded (``Comparison.image_a`` is the left image), so
+that position bias can be measured.
+"""
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime, timedelta
+from typing import Iterable, Iterator
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
+
+from labeling.models import (
+    Comparison,
+    GoldPair,
+    Image,
+    ImageStats,
+    ImageTag,
+    PairCandidate,
+    PairLease,
+    Project,
+)
+
+# The fallback looks at the images with the fewest comparisons: first a small pool, then a larger one.
+# A project no bigger than the last pool is searched exhaustively, so "nothing to rate" is exact there.
+FALLBACK_POOL_SIZES = (64, 512)
+# Lock attempts per request before giving up on a source (each attempt is one short transaction).
+QUEUE_ATTEMPTS = 4
+FALLBACK_ATTEMPTS = 24
+
+_random = random.SystemRandom()
+
+
+class LeaseError(Exception):
+    """A lease cannot be used as asked. ``status`` is the HTTP status the API answers with."""
+
+    status = 400
+    code = "lease_invalid"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class LeaseUnknown(LeaseError):
+    code = "lease_unknown"
+
+
+class LeaseForeign(LeaseError):
+    status = 403
+    code = "lease_foreign"
+
+
+class LeaseWrongProject(LeaseError):
+    code = "lease_wrong_project"
+
+
+class LeaseExpired(LeaseError):
+    status = 410
+    code = "lease_expired"
+
+
+class LeaseClosed(LeaseError):
+    """Judged, skipped, released or undone: the lease is no longer live."""
+
+    status = 409
+    code = "lease_closed"
+
+
+def lease_seconds() -> int:
+    return int(settings.TAGRANK_LEASE_SECONDS)
+
+
+def ordered(first_id: int, second_id: int) -> tuple[int, int]:
+    return (first_id, second_id) if first_id < second_id else (second_id, first_id)
+
+
+def blocking_leases(now: datetime) -> Q:
+    """Leases that keep their rater from being served the same pair again."""
+    return Q(state__in=[PairLease.State.JUDGED, PairLease.State.SKIPPED]) | Q(
+        state=PairLease.State.LIVE, expires_at__gt=now
+    )
+
+
+def comparisons_of_pair(project: Project, first_id: int, second_id: int):
+    return Comparison.objects.filter(project=project).filter(
+        Q(image_a_id=first_id, image_b_id=second_id) | Q(image_a_id=second_id, image_b_id=first_id)
+    )
+
+
+# --- next_pair -------------------------------------------------------------------------------------
+
+
+def next_pair(project: Project, rater, *, rng: random.Random | None = None):
+    """The next pair for ``rater``: ``((left image, right image), lease)``, or None when nothing is left."""
+    rng = rng or _random
+    lease = None
+    if project.gold_rate > 0 and rng.random() < project.gold_rate:
+        lease = lease_gold_pair(project, rater, rng=rng)
+    if lease is None:
+        lease = lease_from_queue(project, rater, rng=rng)
+    if lease is None:
+        lease = lease_from_fallback(project, rater, rng=rng)
+    if lease is None:
+        return None
+    return lease.pair, lease
+
+
+def _new_lease(project, rater, left: Image, right: Image, now: datetime, **links) -> PairLease:
+    return PairLease.objects.create(
+        token=uuid.uuid4(),
+        project=project,
+        rater=rater,
+        image_a=left,
+        image_b=right,
+        expires_at=now + timedelta(seconds=lease_seconds()),
+        **links,
+    )
+
+
+def _left_right(first: Image, second: Image, rng) -> tuple[Image, Image]:
+    return (first, second) if rng.random() < 0.5 else (second, first)
+
+
+def queue_for(project: Project, rater, now: datetime):
+    """Open candidates this rater may be served, best first (an index scan of the open queue)."""
+    judged = Comparison.objects.filter(rater=rater)
+    return (
+        PairCandidate.objects.filter(project=project, is_open=True)
+        .filter(Q(full_until__isnull=True) | Q(full_until__lte=now))
+        .exclude(Exists(PairLease.objects.filter(rater=rater, candidate=OuterRef("pk")).filter(blocking_leases(now))))
+        .exclude(Exists(judged.filter(image_a=OuterRef("image_low"), image_b=OuterRef("image_high"))))
+        .exclude(Exists(judged.filter(image_a=OuterRef("image_high"), image_b=OuterRef("image_low"))))
+        .order_by("-priority", "id")
+    )
+
+
+def lease_from_queue(project: Project, rater, *, rng=None) -> PairLease | None:
+    rng = rng or _random
+    passed_over: list[int] = []
+    for _ in range(QUEUE_ATTEMPTS):
+        now = timezone.now()
+        with transaction.atomic():
+            candidate = (
+                queue_for(project, rater, now)
+                .exclude(pk__in=passed_over)
+                .select_related("image_low", "image_high")
+                .select_for_update(skip_locked=True, of=("self",))
+                .first()
+            )
+            if candidate is None:
+                return None
+            lease = _lease_locked_candidate(project, rater, candidate, now, rng)
+        if lease is not None:
+            return lease
+        passed_over.append(candidate.pk)
+    return None
+
+
+def _slots_taken(project: Project, candidate: PairCandidate, now: datetime) -> tuple[int, list[datetime]]:
+    """(stored judgments of the pair in either order, expiries of its live leases), counted afresh."""
+    judged = comparisons_of_pair(project, candidate.image_low_id, candidate.image_high_id).count()
+    live_expiries = list(
+        PairLease.objects.filter(candidate=candidate, state=PairLease.State.LIVE, expires_at__gt=now).values_list(
+            "expires_at", flat=True
+        )
+    )
+    return judged, live_expiries
+
+
+def _lease_locked_candidate(project, rater, candidate: PairCandidate, now, rng) -> PairLease | None:
+    """Lease one slot of ``candidate`` (locked by the caller) after re-checking it under the lock."""
+    judged, live_expiries = _slots_taken(project, candidate, now)
+    if judged + len(live_expiries) >= project.overlap:
+        _store_slots(candidate, judged, live_expiries, project.overlap)
+        return None
+    rater_blocked = (
+        PairLease.objects.filter(rater=rater, candidate=candidate).filter(blocking_leases(now)).exists()
+        or comparisons_of_pair(project, candidate.image_low_id, candidate.image_high_id).filter(rater=rater).exists()
+    )
+    if rater_blocked:
+        return None
+    left, right = _left_right(candidate.image_low, candidate.image_high, rng)
+    lease = _new_lease(project, rater, left, right, now, candidate=candidate)
+    _store_slots(candidate, judged, live_expiries + [lease.expires_at], project.overlap)
+    return lease
+
+
+def _store_slots(candidate: PairCandidate, judged: int, live_expiries: list[datetime], overlap: int) -> None:
+    """Write what the queue query needs to know about a candidate's slots, if it changed."""
+    is_open = judged < overlap
+    full_until = min(live_expiries) if is_open and judged + len(live_expiries) >= overlap else None
+    if (candidate.judgments, candidate.is_open, candidate.full_until) != (judged, is_open, full_until):
+        candidate.judgments, candidate.is_open, candidate.full_until = judged, is_open, full_until
+        candidate.save(update_fields=["judgments", "is_open", "full_until", "updated_at"])
+
+
+def refresh_candidate(candidate_id: int | None, project: Project) -> None:
+    """Recount a candidate's slots after a lease ended or a judgment came or went (locks the row)."""
+    if candidate_id is None:
+        return
+    candidate = PairCandidate.objects.select_for_update().filter(pk=candidate_id).first()
+    if candidate is None:
+        return
+    judged, live_expiries = _slots_taken(project, candidate, timezone.now())
+    _store_slots(candidate, judged, live_expiries, project.overlap)
+
+
+# --- Fallback: fewest comparisons, random partners ------------------------------------------------
+
+
+def lease_from_fallback(project: Project, rater, *, rng=None) -> PairLease | None:
+    rng = rng or _random
+    attempts = 0
+    for pool_size in FALLBACK_POOL_SIZES:
+        pool = fewest_compared(project, pool_size)
+        if len(pool) < 2:
+            return None
+        blocked = _blocked_pairs(project, rater, [image_id for image_id, _ in pool], timezone.now())
+        for low, high in _pairs_fewest_first(pool, rng):
+            if (low, high) in blocked:
+                continue
+            lease = _lease_pair(project, rater, low, high, rng)
+            if lease is not None:
+                return lease
+            attempts += 1
+            if attempts >= FALLBACK_ATTEMPTS:
+                return None
+        if len(pool) < pool_size:
+            return None  # the pool was the whole project, searched exhaustively
+    return None
+
+
+def fewest_compared(project: Project, limit: int) -> list[tuple[int, int]]:
+    """(image id, comparison count) of the ``limit`` images with the fewest comparisons."""
+    pool = list(
+        ImageStats.objects.filter(project=project)
+        .order_by("comparison_count", "image_id")
+        .values_list("image_id", "comparison_count")[:limit]
+    )
+    if len(pool) < limit and recount_image_stats(project, only_missing=True):
+        pool = fewest_compared(project, limit)  # images written in bulk had no counters yet
+    return pool
+
+
+def _pairs_fewest_first(pool: list[tuple[int, int]], rng) -> Iterator[tuple[int, int]]:
+    """Pairs of the pool: first images by fewest comparisons (ties in random order), partners at random."""
+    firsts = sorted(pool, key=lambda row: (row[1], rng.random()))
+    ids = [image_id for image_id, _ in pool]
+    for first, _ in firsts:
+        partners = ids[:]
+        rng.shuffle(partners)
+        for partner in partners:
+            if partner != first:
+                yield ordered(first, partner)
+
+
+def _blocked_pairs(project: Project, rater, ids: list[int], now: datetime) -> set[tuple[int, int]]:
+    """Pairs within ``ids`` that this rater may not be served right now (one snapshot, three queries)."""
+    blocked = {
+        ordered(a, b)
+        for a, b in Comparison.objects.filter(rater=rater, image_a_id__in=ids, image_b_id__in=ids).values_list(
+            "image_a_id", "image_b_id"
+        )
+    }
+    blocked.update(
+        ordered(a, b)
+        for a, b in PairLease.objects.filter(rater=rater, project=project, image_a_id__in=ids, image_b_id__in=ids)
+        .filter(blocking_leases(now))
+        .values_list("image_a_id", "image_b_id")
+    )
+    blocked.update(
+        PairCandidate.objects.filter(project=project, image_low_id__in=ids, image_high_id__in=ids)
+        .filter(Q(is_open=False) | Q(full_until__gt=now))
+        .values_list("image_low_id", "image_high_id")
+    )
+    return blocked
+
+
+def _lease_pair(project: Project, rater, low: int, high: int, rng) -> PairLease | None:
+    # The candidate row is inserted in its own short transaction, so that no lease transaction ever
+    # waits on another's uncommitted insert while holding a lock (which could deadlock).
+    PairCandidate.objects.bulk_create(
+        [PairCandidate(project=project, image_low_id=low, image_high_id=high, source=PairCandidate.Source.FALLBACK)],
+        ignore_conflicts=True,
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        candidate = (
+            PairCandidate.objects.filter(project=project, image_low_id=low, image_high_id=high)
+            .select_related("image_low", "image_high")
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
+        )
+        if candidate is None:
+            return None  # another request holds it right now
+        return _lease_locked_candidate(project, rater, candidate, now, rng)
+
+
+# --- Gold pairs ------------------------------------------------------------------------------------
+
+
+def lease_gold_pair(project: Project, rater, *, rng=None) -> PairLease | None:
+    """A gold pair this rater has not seen yet. Gold pairs have no overlap limit: every rater gets each."""
+    rng = rng or _random
+    now = timezone.now()
+    judged = Comparison.objects.filter(rater=rater)
+    available = list(
+        GoldPair.objects.filter(project=project, is_active=True)
+        .exclude(Exists(PairLease.objects.filter(rater=rater, gold=OuterRef("pk")).filter(blocking_leases(now))))
+        .exclude(Exists(judged.filter(image_a=OuterRef("image_a"), image_b=OuterRef("image_b"))))
+        .exclude(Exists(judged.filter(image_a=OuterRef("image_b"), image_b=OuterRef("image_a"))))
+        .values_list("pk", flat=True)[:500]
+    )
+    if not available:
+        return None
+    gold = GoldPair.objects.select_related("image_a", "image_b").get(pk=rng.choice(available))
+    left, right = _left_right(gold.image_a, gold.image_b, rng)
+    with transaction.atomic():
+        return _new_lease(project, rater, left, right, now, gold=gold)
+
+
+# --- Ending leases ---------------------------------------------------------------------------------
+
+
+def lock_lease(project: Project, rater, token) -> PairLease:
+    """The caller's lease, locked for update, or a LeaseError saying why it cannot be used."""
+    try:
+        token = token if isinstance(token, uuid.UUID) else uuid.UUID(str(token))
+    except (TypeError, ValueError):
+        raise LeaseUnknown("The lease is not a valid lease token.") from None
+    lease = PairLease.objects.select_for_update().filter(token=token).first()
+    if lease is None:
+        raise LeaseUnknown("Unknown lease: ask for a new pair.")
+    if lease.rater_id != rater.pk:
+        raise LeaseForeign("This lease was handed to another rater.")
+    if lease.project_id != project.pk:
+        raise LeaseWrongProject("This lease belongs to another project.")
+    return lease
+
+
+def end_lease(project: Project, rater, token, *, skip: bool) -> PairLease:
+    """Give a live lease's slot back. ``skip`` also keeps the pair from this rater for good.
+
+    Idempotent: skipping or releasing a lease that is already skipped or released changes nothing.
+    """
+    with transaction.atomic():
+        lease = lock_lease(project, rater, token)
+        if lease.state == PairLease.State.JUDGED:
+            raise LeaseClosed("This pair was already judged; undo the judgment instead.")
+        if lease.state == PairLease.State.UNDONE:
+            raise LeaseClosed("This lease was replaced when its judgment was undone.")
+        wanted = PairLease.State.SKIPPED if skip else PairLease.State.RELEASED
+        if lease.state == PairLease.State.LIVE or (lease.state == PairLease.State.RELEASED and skip):
+            lease.state = wanted
+            lease.save(update_fields=["state"])
+            refresh_candidate(lease.candidate_id, project)
+        return lease
+
+
+def release_leases(project: Project, rater, tokens: Iterable) -> int:
+    """Release several of the rater's live leases (e.g. when the rating page closes). Unknown,
+    foreign or finished leases are ignored: this is best effort, the leases expire anyway."""
+    released = 0
+    for token in tokens:
+        try:
+            lease = end_lease(project, rater, token, skip=False)
+        except LeaseError:
+            continue
+        released += lease.state == PairLease.State.RELEASED
+    return released
+
+
+# --- The queue, for active selection -------------------------------------------------------------
+
+
+def enqueue_pairs(
+    project: Project,
+    scored_pairs: Iterable[tuple[int, int, float]],
+    *,
+    source: str = PairCandidate.Source.ACTIVE,
+    replace: bool = False,
+) -> int:
+    """Put (image id, image id, priority) pairs in the project's queue; existing rows get the new priority.
+
+    With ``replace``, open rows of the same source that are not in this batch and were never leased are
+    dropped, so that a refill replaces the previous selection. Returns the number of pairs written.
+    """
+    rows = {}
+    for first, second, priority in scored_pairs:
+        if first == second:
+            continue
+        rows[ordered(int(first), int(second))] = float(priority)
+    started = timezone.now()
+    with transaction.atomic():
+        PairCandidate.objects.bulk_create(
+            [
+                PairCandidate(project=project, image_low_id=low, image_high_id=high, priority=priority, source=source)
+                for (low, high), priority in rows.items()
+            ],
+            batch_size=1000,
+            update_conflicts=True,
+            unique_fields=["project", "image_low", "image_high"],
+            update_fields=["priority", "source", "updated_at"],
+        )
+        if replace:
+            # Rows this batch wrote have a fresh updated_at; older untouched, never-leased rows go.
+            PairCandidate.objects.filter(
+                project=project, source=source, is_open=True, judgments=0, updated_at__lt=started
+            ).exclude(Exists(PairLease.objects.filter(candidate=OuterRef("pk")))).delete()
+    return len(rows)
+
+
+def open_queue_size(project: Project) -> int:
+    """Open candidates in the queue: how a refill task decides whether it is time to refill."""
+    return PairCandidate.objects.filter(project=project, is_open=True).count()
+
+
+def reopen_for_overlap(project: Project) -> None:
+    """After the project's overlap changed: reopen pairs that now want more judgments, close the rest."""
+    PairCandidate.objects.filter(project=project, judgments__lt=project.overlap, is_open=False).update(
+        is_open=True, full_until=None
+    )
+    PairCandidate.objects.filter(project=project, judgments__gte=project.overlap, is_open=True).update(
+        is_open=False, full_until=None
+    )
+
+
+# --- Counters ------------------------------------------------------------------------------------
+
+
+def recount_image_stats(project: Project, *, only_missing: bool = False) -> int:
+    """(Re)build the per-image comparison counters from the comparisons, e.g. after a bulk load.
+
+    Returns the number of images whose row was written.
+    """
+    images = Image.objects.filter(project=project)
+    if only_missing:
+        images = images.filter(stats__isnull=True)
+        if not images.exists():
+            return 0
+    counts: dict[int, int] = {}
+    for field in ("image_a", "image_b"):
+        for image_id, n in (
+            Comparison.objects.filter(project=project).values_list(field).annotate(n=Count("id")).order_by()
+        ):
+            counts[image_id] = counts.get(image_id, 0) + n
+    written = 0
+    batch: list[ImageStats] = []
+
+    def flush():
+        ImageStats.objects.bulk_create(
+            batch,
+            batch_size=2000,
+            update_conflicts=not only_missing,
+            unique_fields=["image"] if not only_missing else None,
+            update_fields=["comparison_count"] if not only_missing else None,
+            ignore_conflicts=only_missing,
+        )
+
+    for image_id in list(images.values_list("id", flat=True)):
+        batch.append(ImageStats(image_id=image_id, project=project, comparison_count=counts.get(image_id, 0)))
+        if len(batch) >= 2000:
+            flush()
+            written += len(batch)
+            batch = []
+    if batch:
+        flush()
+        written += len(batch)
+    return written
+
+
+# --- What the API and page show ------------------------------------------------------------------
+
+
+def tags_by_image(image_ids: Iterable[int]) -> dict[int, list[str]]:
+    names: dict[int, list[str]] = {image_id: [] for image_id in image_ids}
+    for image_id, name in (
+        ImageTag.objects.filter(image_id__in=list(names)).order_by("tag__name").values_list("image_id", "tag__name")
+    ):
+        names[image_id].append(name)
+    return names
+
+
+def pairs_remaining(project: Project) -> dict[str, int]:
+    """What is left to judge in the queue, for the progress page (cheap counts)."""
+    now = timezone.now()
+    open_rows = PairCandidate.objects.filter(project=project, is_open=True)
+    return {
+        "queued_pairs": open_rows.count(),
+        "fully_leased": open_rows.filter(full_until__gt=now).count(),
+        "images_never_compared": ImageStats.objects.filter(project=project, comparison_count=0).count(),
+        "live_leases": PairLease.objects.filter(
+            project=project, state=PairLease.State.LIVE, expires_at__gt=now
+        ).count(),
+    }
+

@@ -1,0 +1,98 @@
+"""Shapes of the model-loop API: model versions, training runs, promotions."""
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.reverse import reverse
+
+from modeling.models import ModelVersion, Promotion, TrainingRun
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField(required=False)
+
+
+class ScoringProgressSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="Images to score.")
+    done = serializers.IntegerField(help_text="Images scored so far.")
+    fraction = serializers.FloatField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    is_demo_encoder = serializers.BooleanField(read_only=True, help_text="Scores from the tiny demo encoder mean nothing.")
+    scoring = serializers.SerializerMethodField()
+    training_run = serializers.SerializerMethodField()
+    metrics = serializers.JSONField(
+        read_only=True,
+        help_text="pairwise_agreement and baseline_pairwise_agreement (held out), holdout.{tags,image_only} "
+        "(all metrics), validation, champion, counts, losses_used, training_seconds.",
+    )
+    config = serializers.JSONField(read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id", "project", "created_at", "status", "status_reason", "is_active", "activated_at", "encoder_id",
+            "is_demo_encoder", "n_comparisons", "last_comparison_id", "training_seconds", "scoring", "metrics",
+            "config", "training_run",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(ScoringProgressSerializer)
+    def get_scoring(self, version: ModelVersion) -> dict:
+        return {
+            "total": version.scoring_total,
+            "done": version.scoring_done,
+            "fraction": version.scoring_fraction,
+            "started_at": version.scoring_started_at,
+            "finished_at": version.scoring_finished_at,
+        }
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_training_run(self, version: ModelVersion) -> int | None:
+        run = getattr(version, "training_run", None)
+        return run.pk if run else None
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id", "url", "project", "status", "trigger", "trigger_reason", "requested_by", "created_at",
+            "dispatched_at", "started_at", "heartbeat_at", "finished_at", "progress", "stage", "log", "error",
+            "failure_kind", "attempts", "model_version",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, run: TrainingRun) -> str:
+        return reverse("api-training-run", kwargs={"run_id": run.pk}, request=self.context.get("request"))
+
+
+class RetrainAcceptedSerializer(serializers.Serializer):
+    training_run = serializers.IntegerField(help_text="The id of the queued (or already open) training run.")
+    created = serializers.BooleanField(help_text="False when a run was already queued or running: that one is returned.")
+    status = serializers.CharField()
+    url = serializers.URLField()
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why: kept in the promotion log with your name.")
+
+
+class PromotionSerializer(serializers.ModelSerializer):
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Promotion
+        fields = ["id", "kind", "from_version", "to_version", "decided_by", "reason", "created_at", "completed_at"]
+        read_only_fields = fields

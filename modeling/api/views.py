@@ -1,0 +1,179 @@
+"""The model-loop API under /api/v1/: model versions, retraining, training runs, promotion and rollback.
+
+Access: anonymous callers get 401; a caller who is not a member of the project gets 404 (the project
+is not confirmed to exist); members may read; only managers may retrain, promote and roll back (403).
+"""
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from labeling import access
+from labeling.models import Project
+from modeling.api import serializers as s
+from modeling.models import ModelVersion, Promotion, TrainingRun
+from modeling.services import promotion as promotion_service
+from modeling.services import training as training_service
+
+ERRORS = {401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+def member_project(request, project: Project | None, what: str = "project") -> Project:
+    if project is None or not access.can_rate(request.user, project):
+        raise NotFound(f"No such {what}.")
+    return project
+
+
+def require_manager(request, project: Project, action: str) -> None:
+    if not access.can_manage(request.user, project):
+        raise PermissionDenied(f"Only a manager of this project may {action}.")
+
+
+def project_from_slug(request, slug: str) -> Project:
+    return member_project(request, Project.objects.filter(slug=slug).first())
+
+
+def version_for(request, version_id: int) -> ModelVersion:
+    version = ModelVersion.objects.select_related("project").filter(pk=version_id).first()
+    member_project(request, version.project if version else None, "model version")
+    return version
+
+
+class ModelVersionListView(GenericAPIView):
+    serializer_class = s.ModelVersionSerializer
+    pagination_class = Pagination
+
+    @extend_schema(responses={200: s.ModelVersionSerializer(many=True), **ERRORS}, tags=["models"])
+    def get(self, request, slug):
+        """The project's model versions, newest first, with status, metrics and scoring progress."""
+        project = project_from_slug(request, slug)
+        versions = ModelVersion.objects.filter(project=project).select_related("project", "training_run")
+        page = self.paginate_queryset(versions)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class ModelVersionDetailView(APIView):
+    @extend_schema(responses={200: s.ModelVersionSerializer, **ERRORS}, tags=["models"])
+    def get(self, request, version_id):
+        """One model version."""
+        return Response(s.ModelVersionSerializer(version_for(request, version_id), context={"request": request}).data)
+
+
+class RetrainView(APIView):
+    @extend_schema(
+        request=None,
+        responses={202: s.RetrainAcceptedSerializer, **ERRORS},
+        tags=["models"],
+        description="Queue a training run now (managers). At most one run per project is open: when one is "
+        "already queued or running, that run is returned with created=false.",
+    )
+    def post(self, request, slug):
+        """Retrain now."""
+        project = project_from_slug(request, slug)
+        require_manager(request, project, "retrain the model")
+        run, created = training_service.request_training(
+            project, trigger=TrainingRun.Trigger.MANUAL, reason=f"requested by {request.user.username}", user=request.user
+        )
+        body = {
+            "training_run": run.pk, "created": created, "status": run.status,
+            "url": reverse("api-training-run", kwargs={"run_id": run.pk}, request=request),
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingRunListView(GenericAPIView):
+    serializer_class = s.TrainingRunSerializer
+    pagination_class = Pagination
+
+    @extend_schema(responses={200: s.TrainingRunSerializer(many=True), **ERRORS}, tags=["models"])
+    def get(self, request, slug):
+        """The project's training runs, newest first."""
+        project = project_from_slug(request, slug)
+        runs = TrainingRun.objects.filter(project=project).select_related("project", "requested_by")
+        page = self.paginate_queryset(runs)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class TrainingRunDetailView(APIView):
+    @extend_schema(responses={200: s.TrainingRunSerializer, **ERRORS}, tags=["models"])
+    def get(self, request, run_id):
+        """A training run: status, progress (0..1), stage, log, and the error when it failed."""
+        run = TrainingRun.objects.select_related("project", "requested_by").filter(pk=run_id).first()
+        member_project(request, run.project if run else None, "training run")
+        return Response(s.TrainingRunSerializer(run, context={"request": request}).data)
+
+
+class _PromotionView(APIView):
+    action_label = ""
+
+    def act(self, version, request, reason):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def post(self, request, version_id):
+        version = version_for(request, version_id)
+        require_manager(request, version.project, self.action_label)
+        form = s.ReasonSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            logged = self.act(version, request, form.validated_data["reason"])
+        except promotion_service.PromotionRefused as exc:
+            return Response({"detail": str(exc), "code": "promotion_refused"}, status=status.HTTP_409_CONFLICT)
+        return Response(s.PromotionSerializer(logged).data, status=status.HTTP_202_ACCEPTED)
+
+
+PROMOTION_RESPONSES = {
+    202: OpenApiResponse(s.PromotionSerializer, description="Logged; the version is scoring every image and "
+                         "becomes active when that is complete (the previous one serves until then)."),
+    400: s.ErrorSerializer,
+    409: OpenApiResponse(s.ErrorSerializer, description="The version cannot be made active (failed, already active...)."),
+    **ERRORS,
+}
+
+
+class PromoteView(_PromotionView):
+    action_label = "promote a model version"
+
+    @extend_schema(request=s.ReasonSerializer, responses=PROMOTION_RESPONSES, tags=["models"])
+    def post(self, request, version_id):
+        """Promote a version (managers): it scores every image, then becomes the active one."""
+        return super().post(request, version_id)
+
+    def act(self, version, request, reason):
+        return promotion_service.promote(version, user=request.user, reason=reason)
+
+
+class RollbackView(_PromotionView):
+    action_label = "roll back the model"
+
+    @extend_schema(request=s.ReasonSerializer, responses=PROMOTION_RESPONSES, tags=["models"])
+    def post(self, request, version_id):
+        """Roll back to a version that was active before (managers)."""
+        return super().post(request, version_id)
+
+    def act(self, version, request, reason):
+        return promotion_service.rollback(version, user=request.user, reason=reason)
+
+
+class PromotionListView(GenericAPIView):
+    serializer_class = s.PromotionSerializer
+    pagination_class = Pagination
+
+    @extend_schema(responses={200: s.PromotionSerializer(many=True), **ERRORS}, tags=["models"])
+    def get(self, request, slug):
+        """The promotion log: which version was made active, when, by whom and why."""
+        project = project_from_slug(request, slug)
+        page = self.paginate_queryset(Promotion.objects.filter(project=project).select_related("decided_by"))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)

@@ -1,0 +1,197 @@
+"""Frozen CLIP encoder: images -> tokens in the joint space, tag texts -> one embedding each.
+
+    enc = load_encoder("tiny")                      # or a hub id, or a local folder
+    image_tokens = enc.encode_images(pil_images)    # [B, T, D] float32, T = 1 + regions**2
+    tag_emb = enc.encode_texts(["sunset", "beach"]) # [K, D] float32, L2-normalised
+
+Image tokens: CLIP's class token, plus the patch tokens average-pooled to a regions x regions
+grid (2 x 2 by default, so T = 5), each passed through the post layer norm and the visual
+projection and L2-normalised. Pooling keeps the head cheap on CPU: a ViT-B/32 has 49 patches,
+a ViT-L/14 256, and head training time grows with T (docs/benchmarks.md).
+
+``tiny`` is a small CLIP built in code from a ``CLIPConfig`` with seeded weights and an offline
+byte-level ``CLIPTokenizer`` (no merges: every word is split into byte symbols). It never
+downloads anything; it exists for tests and the offline demo, its features carry no meaning.
+Note for the tokenizer: the text config's bos/eos/pad ids must equal the tokenizer's, because
+CLIP pools the text at the first eos token.
+
+transformers is imported lazily, so importing this module (or modeling.ml) stays cheap.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+TINY_ID = "tiny-v1"
+DEFAULT_REGIONS = 2
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def image_tag_similarity(image_tokens, tag_tokens, tag_mask=None) -> np.ndarray:
+    """CLIP cosine similarity between each image and its tags, averaged over the tags.
+
+    image_tokens [B,T,D] (token 0 is the class token), tag_tokens [B,K,D], tag_mask [B,K] bool.
+    An image without tags gets 0.
+    """
+    img = np.asarray(image_tokens, dtype=np.float32)[:, 0]
+    tags = np.asarray(tag_tokens, dtype=np.float32)
+    if tag_mask is None:
+        tag_mask = np.ones(tags.shape[:2], dtype=bool)
+    img = img / np.maximum(np.linalg.norm(img, axis=-1, keepdims=True), 1e-12)
+    tags = tags / np.maximum(np.linalg.norm(tags, axis=-1, keepdims=True), 1e-12)
+    cos = np.einsum("bd,bkd->bk", img, tags) * tag_mask  # [B,K]
+    return (cos.sum(axis=1) / np.maximum(tag_mask.sum(axis=1), 1)).astype(np.float32)
+
+
+class Encoder:
+    """A frozen CLIPModel with its tokenizer and image preprocessing."""
+
+    def __init__(self, model, tokenizer, encoder_id: str, device: str, mean=CLIP_MEAN, std=CLIP_STD,
+                 regions: int = DEFAULT_REGIONS, batch_size: int = 32):
+        import torch
+
+        self.torch = torch
+        self.device = device
+        self.dtype = torch.float16 if device.startswith("cuda") else torch.float32  # never bf16 on CPU
+        self.model = model.to(device=device, dtype=self.dtype).eval()
+        self.tokenizer = tokenizer
+        self.encoder_id = encoder_id if regions == DEFAULT_REGIONS else f"{encoder_id}@regions={regions}"
+        self.regions = regions
+        self.batch_size = batch_size
+        vision = model.config.vision_config
+        self.image_size = vision.image_size
+        self.grid = vision.image_size // vision.patch_size
+        self.dim = model.config.projection_dim
+        self.n_tokens = 1 + regions * regions
+        self.max_text_len = model.config.text_config.max_position_embeddings
+        self.mean = np.asarray(mean, dtype=np.float32)[:, None, None]
+        self.std = np.asarray(std, dtype=np.float32)[:, None, None]
+
+    # -- images ---------------------------------------------------------------------------------
+    def _pixels(self, image) -> np.ndarray:
+        """CLIP preprocessing: RGB, shortest side to image_size (bicubic), centre crop, normalise."""
+        from PIL import Image
+
+        im = image.convert("RGB")
+        s = self.image_size
+        w, h = im.size
+        scale = s / min(w, h)
+        im = im.resize((max(s, round(w * scale)), max(s, round(h * scale))), Image.BICUBIC)
+        w, h = im.size
+        left, top = (w - s) // 2, (h - s) // 2
+        im = im.crop((left, top, left + s, top + s))
+        x = np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 255.0  # [3,s,s]
+        return (x - self.mean) / self.std
+
+    def encode_images(self, images, batch_size: int | None = None) -> np.ndarray:
+        """PIL images -> tokens [B, T, D] float32 (class token, then the region tokens)."""
+        torch = self.torch
+        bs = batch_size or self.batch_size
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(images), bs):
+                px = torch.from_numpy(np.stack([self._pixels(im) for im in images[i:i + bs]]))
+                hidden = self.model.vision_model(pixel_values=px.to(self.device, self.dtype)).last_hidden_state
+                hidden = self.model.vision_model.post_layernorm(hidden)            # [b,1+g*g,H]
+                cls, patches = hidden[:, :1], hidden[:, 1:]
+                b, _, H = patches.shape
+                grid = patches.transpose(1, 2).reshape(b, H, self.grid, self.grid)
+                regions = torch.nn.functional.adaptive_avg_pool2d(grid.float(), self.regions)
+                regions = regions.flatten(2).transpose(1, 2).to(hidden.dtype)      # [b,r*r,H]
+                tokens = self.model.visual_projection(torch.cat([cls, regions], dim=1))  # [b,T,D]
+                tokens = torch.nn.functional.normalize(tokens.float(), dim=-1)
+                out.append(tokens.cpu().numpy())
+        if not out:
+            return np.zeros((0, self.n_tokens, self.dim), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    # -- texts ----------------------------------------------------------------------------------
+    def encode_texts(self, texts, batch_size: int | None = None) -> np.ndarray:
+        """Texts -> L2-normalised embeddings [B, D] float32. Sorted by length to pad less."""
+        torch = self.torch
+        texts = list(texts)
+        bs = batch_size or self.batch_size
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for i in range(0, len(texts), bs):
+                idx = order[i:i + bs]
+                tok = self.tokenizer([texts[j] for j in idx], padding=True, truncation=True,
+                                     max_length=self.max_text_len, return_tensors="pt")
+                pooled = self.model.text_model(input_ids=tok["input_ids"].to(self.device),
+                                               attention_mask=tok["attention_mask"].to(self.device)).pooler_output
+                emb = torch.nn.functional.normalize(self.model.text_projection(pooled).float(), dim=-1)
+                out[idx] = emb.cpu().numpy()
+        return out
+
+    def similarity(self, image_tokens, tag_tokens, tag_mask=None) -> np.ndarray:
+        """Image-tags CLIP cosine similarity [B]; see ``image_tag_similarity``."""
+        return image_tag_similarity(image_tokens, tag_tokens, tag_mask)
+
+
+# -- building --------------------------------------------------------------------------------------
+def tiny_tokenizer():
+    """An offline CLIPTokenizer: the 256 byte symbols, the same with </w>, and the two specials."""
+    from tokenizers import pre_tokenizers
+    from transformers import CLIPTokenizer
+
+    symbols = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for s in symbols:
+        vocab[s] = len(vocab)
+    for s in symbols:
+        vocab[s + "</w>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[])  # unk, eos and pad are all <|endoftext|> = 1
+
+
+def tiny_model(seed: int = 0):
+    """A small CLIP (64x64 images, 16x16 patches, width 32, 2 layers, D = 64) with seeded weights."""
+    import torch
+    from transformers import CLIPConfig, CLIPModel
+
+    tok = tiny_tokenizer()
+    text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=2, max_position_embeddings=32,
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    vision = dict(image_size=64, patch_size=16, hidden_size=32, intermediate_size=64,
+                  num_hidden_layers=2, num_attention_heads=2)
+    config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=64)
+    with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's RNG
+        torch.manual_seed(seed)
+        model = CLIPModel(config)
+    return model, tok
+
+
+def load_encoder(name: str | None = None, device: str | None = None, regions: int = DEFAULT_REGIONS,
+                 batch_size: int = 32) -> Encoder:
+    """``tiny``, a hub id, or a local folder; ``None`` reads TAGRANK_ENCODER (default ``tiny``).
+
+    device: None picks CUDA when present. The encoder id is ``tiny-v1``, the hub id, or the
+    folder's absolute path, with ``@regions=N`` appended when regions is not the default.
+    """
+    import torch
+
+    name = name or os.environ.get("TAGRANK_ENCODER", "tiny")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "tiny":
+        model, tok = tiny_model()
+        return Encoder(model, tok, TINY_ID, device, regions=regions, batch_size=batch_size)
+
+    from transformers import CLIPModel, CLIPTokenizer
+
+    mean, std = CLIP_MEAN, CLIP_STD
+    if os.path.isdir(name):
+        encoder_id = str(Path(name).resolve())
+        pre = Path(name) / "preprocessor_config.json"
+        if pre.exists():  # use the checkpoint's own normalisation when it ships one
+            cfg = json.loads(pre.read_text())
+            mean, std = cfg.get("image_mean", mean), cfg.get("image_std", std)
+    else:
+        encoder_id = name
+    model = CLIPModel.from_pretrained(name, dtype=torch.float32)
+    tok = CLIPTokenizer.from_pretrained(name)
+    return Encoder(model, tok, encoder_id, device, mean=mean, std=std, regions=regions, batch_size=batch_size)

@@ -1,0 +1,209 @@
+"""Training data from the database, and the fixed held-out comparisons every version is judged on.
+
+The held-out set is a pure function of the unordered image pair (and the project): a comparison of
+images 12 and 40 is held out in every version, whichever rater made it, in whichever order, so the
+held-out metrics of two versions are comparable. The same rule is available as a SQL expression
+(``holdout_condition``) so that the dashboards select exactly the same comparisons in the database.
+
+The hash is a few rounds of the MINSTD generator modulo the prime 2^31 - 1: every intermediate value
+stays below 2^48, so SQLite and PostgreSQL compute it in plain 64-bit integers, identically to Python.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.db.models import BigIntegerField, ExpressionWrapper, F, QuerySet, Value
+from django.db.models.functions import Greatest, Least
+from django.db.models.lookups import LessThan
+
+from labeling.models import SCORE_BINS, Comparison, Image, Membership, Project, ReferenceRating
+
+HOLDOUT_PERCENT = 10
+HOLDOUT_DEFINITION = f"pair-hash-v1:{HOLDOUT_PERCENT}%"
+_PRIME = 2_147_483_647  # 2^31 - 1
+_MULTIPLIER = 48_271
+_PROJECT_SALT = 7_919
+_IMAGE_SALT = 1_000_003  # separates the image hold-out (reference ratings) from the pair hold-out
+
+OUTCOME_VALUE = {Comparison.Outcome.A: 1.0, Comparison.Outcome.B: 0.0, Comparison.Outcome.TIE: 0.5}
+
+
+def _hash(project_id: int, low: int, high: int) -> int:
+    x = (project_id * _PROJECT_SALT + low % _PRIME) % _PRIME
+    x = (x * _MULTIPLIER) % _PRIME
+    x = (x + high % _PRIME) % _PRIME
+    x = (x * _MULTIPLIER) % _PRIME
+    return (x * _MULTIPLIER) % _PRIME
+
+
+def _is_held(x: int) -> bool:
+    return x * 100 < HOLDOUT_PERCENT * _PRIME
+
+
+def is_holdout(project_id: int, image_a_id: int, image_b_id: int) -> bool:
+    """Whether comparisons of this pair (either order) are held out of training in this project."""
+    low, high = sorted((int(image_a_id), int(image_b_id)))
+    return _is_held(_hash(int(project_id), low, high))
+
+
+def is_holdout_image(project_id: int, image_id: int) -> bool:
+    """Whether this image's reference rating is held out of training (used only for evaluation)."""
+    return _is_held(_hash(int(project_id) + _IMAGE_SALT, int(image_id), int(image_id)))
+
+
+def holdout_condition(project: str = "project_id", image_a: str = "image_a_id", image_b: str = "image_b_id"):
+    """The same rule as ``is_holdout`` as a boolean SQL expression, for ``.filter()`` / ``.exclude()``."""
+    low, high = Least(F(image_a), F(image_b)), Greatest(F(image_a), F(image_b))
+    x = (F(project) * _PROJECT_SALT + low % _PRIME) % _PRIME
+    x = (x * _MULTIPLIER) % _PRIME
+    x = (x + high % _PRIME) % _PRIME
+    x = (x * _MULTIPLIER) % _PRIME
+    x = (x * _MULTIPLIER) % _PRIME
+    scaled = ExpressionWrapper(x * 100, output_field=BigIntegerField())
+    return LessThan(scaled, Value(HOLDOUT_PERCENT * _PRIME, output_field=BigIntegerField()))
+
+
+holdout_filter = holdout_condition  # the name the dashboards' brief uses
+
+
+def holdout_comparisons(comparisons: QuerySet) -> QuerySet:
+    """The held-out comparisons of a Comparison queryset."""
+    return comparisons.filter(holdout_condition())
+
+
+def training_comparisons(comparisons: QuerySet) -> QuerySet:
+    """The comparisons of a queryset that training may use (everything not held out)."""
+    return comparisons.exclude(holdout_condition())
+
+
+def excluded_rater_ids(project: Project) -> list[int]:
+    return list(
+        Membership.objects.filter(project=project, excluded_from_training=True).values_list("user_id", flat=True)
+    )
+
+
+def usable_comparisons(project: Project) -> QuerySet:
+    """The project's comparisons, minus those of raters a manager excluded from training."""
+    return Comparison.objects.filter(project=project).exclude(rater_id__in=excluded_rater_ids(project))
+
+
+# --- The dataset -------------------------------------------------------------------------------
+
+
+@dataclass
+class ProjectDataset:
+    """A project's training data on cached features, with its held-out comparisons and references."""
+
+    encoder_id: str
+    image_ids: np.ndarray                # [N] database ids; row i of every array is image_ids[i]
+    data: object                         # modeling.ml.training.RankingData: training comparisons only
+    holdout_a: np.ndarray                # [H] row indices
+    holdout_b: np.ndarray
+    holdout_outcome: np.ndarray          # 1 = a wins, 0 = b wins, 0.5 = tie
+    ref_dist: np.ndarray | None          # [N,10] every reference distribution (zeros where none)
+    holdout_ref_rows: np.ndarray         # rows whose reference rating is held out
+    last_comparison_id: int
+    counts: dict = field(default_factory=dict)
+
+
+def build_dataset(project: Project, *, store=None, last_comparison_id: int | None = None) -> ProjectDataset:
+    """Read images, comparisons, reference ratings and texts from the database, features from the store.
+
+    Every image must have features already (``features.ensure_image_features``); the texts' embeddings
+    are computed here when missing. Comparisons newer than ``last_comparison_id`` (default: the newest
+    now) are left out, so that the version records exactly what it was trained on.
+    """
+    from modeling.ml.encoder import image_tag_similarity
+    from modeling.ml.training import RankingData
+    from modeling.services import features
+
+    store = store or features.feature_store()
+    image_ids = np.array(list(Image.objects.filter(project=project).order_by("pk").values_list("pk", flat=True)))
+    if len(image_ids) == 0:
+        raise ValueError(f"project {project.slug} has no images")
+    row_of = {int(image_id): row for row, image_id in enumerate(image_ids)}
+    N = len(image_ids)
+
+    image_tokens = store.get_images(image_ids)                                   # [N,T,D]
+    tag_tokens, tag_mask = text_tokens(store, image_ids, dim=image_tokens.shape[-1])
+
+    comparisons = usable_comparisons(project)
+    if last_comparison_id is None:
+        everything = Comparison.objects.filter(project=project)
+        last_comparison_id = everything.order_by("-pk").values_list("pk", flat=True).first() or 0
+    rows = comparisons.filter(pk__lte=last_comparison_id).values_list("image_a_id", "image_b_id", "outcome")
+    train, held = ([], [], []), ([], [], [])
+    for image_a, image_b, outcome in rows.iterator(chunk_size=20000):
+        target = held if is_holdout(project.pk, image_a, image_b) else train
+        target[0].append(row_of[image_a])
+        target[1].append(row_of[image_b])
+        target[2].append(OUTCOME_VALUE[outcome])
+
+    ref_dist, ref_mask, holdout_ref_rows = None, None, np.empty(0, dtype=np.int64)
+    references = ReferenceRating.objects.filter(image__project=project).values_list("image_id", *ReferenceRating.VOTE_FIELDS)
+    ref_rows = []
+    for image_id, *votes in references.iterator(chunk_size=20000):
+        if ref_dist is None:
+            ref_dist = np.zeros((N, SCORE_BINS), dtype=np.float32)
+        row = row_of[image_id]
+        ref_dist[row] = np.asarray(votes, dtype=np.float32) / max(sum(votes), 1)
+        ref_rows.append(row)
+    if ref_dist is not None:
+        has_ref = np.zeros(N, dtype=bool)
+        has_ref[ref_rows] = True
+        held_image = np.array([is_holdout_image(project.pk, i) for i in image_ids], dtype=bool)
+        ref_mask = has_ref & ~held_image
+        holdout_ref_rows = np.flatnonzero(has_ref & held_image)
+
+    data = RankingData(
+        image_tokens, tag_tokens, tag_mask,
+        np.asarray(train[0], dtype=np.int64), np.asarray(train[1], dtype=np.int64),
+        np.asarray(train[2], dtype=np.float32),
+        ref_dist=ref_dist, ref_mask=ref_mask,
+        similarity=image_tag_similarity(image_tokens, tag_tokens, tag_mask),
+    )
+    excluded = Comparison.objects.filter(
+        project=project, pk__lte=last_comparison_id, rater_id__in=excluded_rater_ids(project)
+    ).count()
+    counts = {
+        "images": N,
+        "images_with_texts": int(tag_mask.any(axis=1).sum()) if tag_mask.shape[1] else 0,
+        "comparisons": len(train[0]) + len(held[0]),
+        "training_comparisons": len(train[0]),
+        "holdout_comparisons": len(held[0]),
+        "excluded_rater_comparisons": excluded,
+        "references": int(ref_mask.sum()) if ref_mask is not None else 0,
+        "holdout_references": len(holdout_ref_rows),
+    }
+    return ProjectDataset(
+        encoder_id=store.encoder_id,
+        image_ids=image_ids,
+        data=data,
+        holdout_a=np.asarray(held[0], dtype=np.int64),
+        holdout_b=np.asarray(held[1], dtype=np.int64),
+        holdout_outcome=np.asarray(held[2], dtype=np.float32),
+        ref_dist=ref_dist,
+        holdout_ref_rows=holdout_ref_rows,
+        last_comparison_id=int(last_comparison_id),
+        counts=counts,
+    )
+
+
+def text_tokens(store, image_ids, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ranker's text tokens of these images: [N,K,D] embeddings and the [N,K] mask of real ones."""
+    from modeling.services import features
+
+    texts = features.texts_by_image([int(i) for i in image_ids])
+    K = max((len(v) for v in texts.values()), default=0)
+    tokens = np.zeros((len(image_ids), K, dim), dtype=np.float32)
+    mask = np.zeros((len(image_ids), K), dtype=bool)
+    unique = sorted({t for values in texts.values() for t in values})
+    if unique:
+        features.ensure_text_features(store, unique)
+        embedding = dict(zip(unique, store.get_texts(unique)))
+        for row, image_id in enumerate(image_ids):
+            for k, text in enumerate(texts[int(image_id)]):
+                tokens[row, k] = embedding[text]
+                mask[row, k] = True
+    return tokens, mask

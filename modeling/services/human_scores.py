@@ -1,0 +1,328 @@
+"""Human scores: each image's Bradley–Terry posterior, fitted from all of a project's comparisons.
+
+- Comparisons by raters a manager excluded from training are left out; the exclusion is a flag on the
+  membership, so the next fit after re-including a rater takes their comparisons back.
+- A tie counts as half a win each way.
+- The fit is warm-started from the stored means, so a refit after a batch of new comparisons takes a
+  few Newton steps.
+- When the project has an active model version, its scores, mapped onto the Bradley–Terry scale by
+  ``map_model_to_bt_scale``, are the prior: images nobody has compared yet are placed by their
+  content instead of at 0. The map starts from a comparisons-only posterior and is refined by a few
+  EM steps within each fit, so that nothing but the stored means has to persist between fits.
+
+Everything is read with ``values_list`` into numpy arrays and written back in bulk: at 10^5 images and
+10^6 comparisons no row becomes a model instance.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import connection, transaction
+from django.db.models import Case, Count, IntegerField, Max, Sum, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from labeling.models import Comparison, Image, Membership, Project
+from modeling.ml.bradley_terry import (
+    FitConfig,
+    Posterior,
+    comparison_counts,
+    fit_posterior,
+    map_model_to_bt_scale,
+    mean_posterior_variance,
+)
+from modeling.models import HumanScore, ImageScore, ModelVersion
+from modeling.services.columns import fetch_columns
+from modeling.services.datasets import excluded_rater_ids, holdout_condition
+
+log = logging.getLogger(__name__)
+
+FIT_CONFIG = FitConfig()
+PRIOR_EM_STEPS = 2  # refinements of the model-to-human-scale map per fit (see map_model_to_bt_scale)
+VARIANCE_PROBES = 4  # Hutchinson probes for the mean posterior variance the map needs
+WRITE_BATCH_SIZE = 5000
+
+# Outcome codes read from the database: the left image's share of the win, doubled (so they stay integers).
+_LEFT_WIN_X2 = Case(
+    When(outcome=Comparison.Outcome.A, then=Value(2)),
+    When(outcome=Comparison.Outcome.TIE, then=Value(1)),
+    default=Value(0),
+    output_field=IntegerField(),
+)
+_GOLD_CODE = Case(  # -1: not a gold pair (or not graded), 0: wrong, 1: right
+    When(is_gold=True, gold_correct=True, then=Value(1)),
+    When(is_gold=True, gold_correct=False, then=Value(0)),
+    default=Value(-1),
+    output_field=IntegerField(),
+)
+
+
+@dataclass(frozen=True)
+class ComparisonArrays:
+    """A project's comparisons as parallel arrays, images given as indices into ``image_ids``."""
+
+    image_ids: np.ndarray  # [N] the project's image ids, ascending
+    a_index: np.ndarray  # [M] the left image (``image_a`` is always the left one)
+    b_index: np.ndarray  # [M] the right image
+    outcome: np.ndarray  # [M] 1.0 left won, 0.0 right won, 0.5 tie
+    rater_id: np.ndarray  # [M]
+    response_ms: np.ndarray  # [M] float, NaN where the client sent none
+    gold: np.ndarray  # [M] -1 not gold, 0 wrong, 1 right
+    comparison_id: np.ndarray  # [M], ascending
+    heldout: np.ndarray  # [M] bool: held out of training (``datasets.is_holdout``), evaluation only
+
+    @property
+    def n_images(self) -> int:
+        return int(self.image_ids.shape[0])
+
+    @property
+    def n_comparisons(self) -> int:
+        return int(self.a_index.shape[0])
+
+    def select(self, mask: np.ndarray) -> "ComparisonArrays":
+        return ComparisonArrays(
+            self.image_ids, self.a_index[mask], self.b_index[mask], self.outcome[mask], self.rater_id[mask],
+            self.response_ms[mask], self.gold[mask], self.comparison_id[mask], self.heldout[mask],
+        )  # fmt: skip
+
+
+def project_image_ids(project: Project) -> np.ndarray:
+    """The project's image ids, ascending: row i of every per-image array is image ``image_ids[i]``."""
+    return fetch_columns(Image.objects.filter(project=project).order_by("id"), {"id": int})["id"]
+
+
+def load_comparisons(project: Project, *, include_excluded: bool = False, image_ids: np.ndarray | None = None
+                     ) -> ComparisonArrays:
+    """All of the project's comparisons (without excluded raters' unless ``include_excluded``), in id order."""
+    if image_ids is None:
+        image_ids = project_image_ids(project)
+    comparisons = Comparison.objects.filter(project=project)
+    if not include_excluded:
+        comparisons = comparisons.exclude(rater_id__in=excluded_rater_ids(project))
+    # The held-out flag is computed by the database with the model loop's own rule, so the dashboards
+    # evaluate on exactly the comparisons training left out.
+    held = Case(When(holdout_condition(), then=Value(1)), default=Value(0), output_field=IntegerField())
+    columns = fetch_columns(
+        comparisons.order_by("id").annotate(
+            left_win_x2=_LEFT_WIN_X2, gold_code=_GOLD_CODE, response=Coalesce("response_ms", Value(-1)), held=held
+        ),
+        {"image_a_id": int, "image_b_id": int, "left_win_x2": int, "rater_id": int, "response": int,
+         "gold_code": int, "id": int, "held": int},
+    )  # fmt: skip
+    response = columns["response"].astype(np.float64)
+    response[columns["response"] < 0] = np.nan
+    return ComparisonArrays(
+        image_ids=image_ids,
+        a_index=np.searchsorted(image_ids, columns["image_a_id"]),
+        b_index=np.searchsorted(image_ids, columns["image_b_id"]),
+        outcome=columns["left_win_x2"] / 2.0,
+        rater_id=columns["rater_id"],
+        response_ms=response,
+        gold=columns["gold_code"],
+        comparison_id=columns["id"],
+        heldout=columns["held"].astype(bool),
+    )
+
+
+def active_model_version(project: Project) -> ModelVersion | None:
+    """The version whose scores the project serves (its export and pages), if any."""
+    return ModelVersion.objects.filter(project=project, is_active=True).first()
+
+
+def per_image(image_ids: np.ndarray, ids: np.ndarray, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
+    """``values`` given for image ``ids``, placed in ``image_ids`` order (``fill`` where none)."""
+    placed = np.full(image_ids.shape[0], fill, dtype=np.float64)
+    if ids.shape[0] and image_ids.shape[0]:
+        index = np.searchsorted(image_ids, ids)
+        known = (index < image_ids.shape[0]) & (image_ids[np.minimum(index, image_ids.shape[0] - 1)] == ids)
+        placed[index[known]] = values[known]
+    return placed
+
+
+def model_scores(model_version_id: int, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The version's (mean, uncertainty) per image in ``image_ids`` order; NaN where it scored no image."""
+    columns = fetch_columns(ImageScore.objects.filter(model_version_id=model_version_id),
+                            {"image_id": int, "mean": float, "uncertainty": float})
+    return (per_image(image_ids, columns["image_id"], columns["mean"]),
+            per_image(image_ids, columns["image_id"], columns["uncertainty"]))
+
+
+def stored_posterior(project: Project, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The stored human scores (mean, variance) in ``image_ids`` order, NaN where none; None if none at all."""
+    columns = fetch_columns(HumanScore.objects.filter(project=project),
+                            {"image_id": int, "mean": float, "variance": float})
+    if columns["image_id"].shape[0] == 0:
+        return None
+    return (per_image(image_ids, columns["image_id"], columns["mean"]),
+            per_image(image_ids, columns["image_id"], columns["variance"]))
+
+
+def stored_means(project: Project, image_ids: np.ndarray) -> np.ndarray | None:
+    """The stored human-score means (0 where none): the warm start of the next fit."""
+    stored = stored_posterior(project, image_ids)
+    return None if stored is None else np.nan_to_num(stored[0], nan=0.0)
+
+
+@dataclass(frozen=True)
+class HumanScoreFit:
+    image_ids: np.ndarray  # [N]
+    posterior: Posterior  # means and variances in image_ids order
+    counts: np.ndarray  # [N] comparisons per image that entered the fit
+    n_comparisons: int
+    model_version_id: int | None  # the version whose scores were the prior, if any
+    seconds: float
+
+    def summary(self) -> dict:
+        return {
+            "images": self.posterior.n_images,
+            "comparisons": self.n_comparisons,
+            "model_prior_version": self.model_version_id,
+            "newton_steps": self.posterior.newton_steps,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
+                          comparisons: ComparisonArrays | None = None, warm_start: np.ndarray | None = None
+                          ) -> HumanScoreFit:
+    """Fit (without storing) the posterior over the project's images from its comparisons.
+
+    ``comparisons`` lets a caller that already loaded them (the agreement report) skip the reload;
+    they must exclude the excluded raters. ``use_model_prior=False`` gives the comparisons-only fit.
+    """
+    started = time.perf_counter()
+    if comparisons is None:
+        comparisons = load_comparisons(project)
+    image_ids = comparisons.image_ids
+    n_images = comparisons.n_images
+    a, b, outcome = comparisons.a_index, comparisons.b_index, comparisons.outcome
+    if warm_start is None:
+        warm_start = stored_means(project, image_ids)
+    comparisons_only = fit_posterior(n_images, a, b, outcome, init=warm_start, config=FIT_CONFIG)
+    counts = comparison_counts(n_images, a, b)
+
+    posterior, prior_version = comparisons_only, None
+    version = active_model_version(project) if use_model_prior and n_images else None
+    if version is not None:
+        with_prior = _fit_with_model_prior(version, comparisons, comparisons_only, counts, warm_start)
+        if with_prior is not None:
+            posterior, prior_version = with_prior, version.pk
+    return HumanScoreFit(image_ids, posterior, counts, comparisons.n_comparisons, prior_version,
+                         time.perf_counter() - started)
+
+
+def _fit_with_model_prior(version: ModelVersion, comparisons: ComparisonArrays, comparisons_only: Posterior,
+                          counts: np.ndarray, warm_start: np.ndarray | None) -> Posterior | None:
+    """The posterior with the version's scores, mapped onto the Bradley–Terry scale, as the prior.
+
+    The map is refined by EM steps as ``map_model_to_bt_scale`` describes: the first maps the model
+    against the comparisons-only posterior, each next one against the posterior the previous prior
+    gave. Images the version did not score keep the flat prior. None when too few compared images
+    have a model score to place the model on the human scale yet.
+    """
+    n_images = comparisons.n_images
+    a, b, outcome = comparisons.a_index, comparisons.b_index, comparisons.outcome
+    model_mean, model_std = model_scores(version.pk, comparisons.image_ids)
+    scored = np.flatnonzero(~np.isnan(model_mean))
+    compared = np.flatnonzero(counts > 0)
+    if scored.size == 0:
+        return None
+    previous, previous_prior_var, posterior = comparisons_only, None, None
+    for step in range(PRIOR_EM_STEPS):
+        spread = mean_posterior_variance(previous, compared, a, b, outcome, prior_var=previous_prior_var,
+                                         n_probes=VARIANCE_PROBES, rng=np.random.default_rng(step), config=FIT_CONFIG)
+        mapped = map_model_to_bt_scale(model_mean[scored], np.nan_to_num(model_std[scored]),
+                                       Posterior(mean=previous.mean[scored], var=previous.var[scored]),
+                                       counts[scored], mean_posterior_var=spread)
+        if mapped is None:
+            return posterior
+        prior_mean = np.zeros(n_images)
+        prior_var = np.full(n_images, FIT_CONFIG.default_prior_var)
+        prior_mean[scored], prior_var[scored] = mapped
+        start = previous.mean if step or warm_start is None else warm_start
+        posterior = fit_posterior(n_images, a, b, outcome, prior_mean=prior_mean, prior_var=prior_var, init=start,
+                                  config=FIT_CONFIG)
+        previous, previous_prior_var = posterior, prior_var
+    return posterior
+
+
+def store_human_scores(project: Project, fit: HumanScoreFit) -> int:
+    """Write one HumanScore per image (insert or update). Returns the number written."""
+    fitted_at = timezone.now()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # One statement over arrays: bulk_create would build 10^5 model instances and parameters.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"""INSERT INTO {HumanScore._meta.db_table}
+                            (project_id, image_id, mean, variance, n_comparisons, fitted_at)
+                        SELECT %s, image_id, mean, variance, n_comparisons, %s
+                        FROM unnest(%s::bigint[], %s::float8[], %s::float8[], %s::integer[])
+                            AS fitted (image_id, mean, variance, n_comparisons)
+                        ON CONFLICT (image_id) DO UPDATE SET mean = EXCLUDED.mean, variance = EXCLUDED.variance,
+                            n_comparisons = EXCLUDED.n_comparisons, fitted_at = EXCLUDED.fitted_at""",
+                    [project.pk, fitted_at, fit.image_ids.tolist(), fit.posterior.mean.tolist(),
+                     fit.posterior.var.tolist(), fit.counts.astype(np.int64).tolist()],
+                )  # fmt: skip
+        else:
+            HumanScore.objects.bulk_create(
+                [
+                    HumanScore(project_id=project.pk, image_id=int(image_id), mean=float(mean), variance=float(var),
+                               n_comparisons=int(count), fitted_at=fitted_at)
+                    for image_id, mean, var, count in zip(fit.image_ids, fit.posterior.mean, fit.posterior.var,
+                                                          fit.counts)
+                ],
+                batch_size=WRITE_BATCH_SIZE, update_conflicts=True, unique_fields=["image"],
+                update_fields=["mean", "variance", "n_comparisons", "fitted_at"],
+            )  # fmt: skip
+    return fit.image_ids.shape[0]
+
+
+def fit_human_scores(project: Project) -> HumanScoreFit:
+    """Fit the project's human scores and store them. Idempotent: a rerun rewrites the same rows."""
+    fit = fit_project_posterior(project)
+    store_human_scores(project, fit)
+    log.info("human scores of %s: %s", project.slug, fit.summary())
+    return fit
+
+
+def human_scores_stale(project: Project) -> bool:
+    """Whether the stored human scores no longer match the data: the periodic task refits only these.
+
+    Stale when the comparisons the fit would use changed (new ones, an undo, a rater excluded or taken
+    back: each image stores how many comparisons entered its fit), when images were added, or when a
+    model version became active after the last fit (a new prior).
+    """
+    stored = HumanScore.objects.filter(project=project).aggregate(
+        images=Count("id"), comparison_ends=Sum("n_comparisons"), fitted_at=Max("fitted_at")
+    )
+    usable = Comparison.objects.filter(project=project).exclude(rater_id__in=excluded_rater_ids(project)).count()
+    if stored["images"] == 0:
+        return usable > 0 or ModelVersion.objects.filter(project=project, is_active=True).exists()
+    return (
+        stored["comparison_ends"] != 2 * usable
+        or stored["images"] != Image.objects.filter(project=project).count()
+        or ModelVersion.objects.filter(project=project, is_active=True, activated_at__gt=stored["fitted_at"]).exists()
+    )
+
+
+def set_rater_excluded(project: Project, user_id: int, excluded: bool, *, by=None, enqueue: bool = True) -> Membership:
+    """Exclude a rater's comparisons from training and the human scores, or take them back in.
+
+    Nothing is deleted: the flag decides what the next fit and training read. Raises
+    ``Membership.DoesNotExist`` when the user is not a member of the project.
+    """
+    membership = Membership.objects.get(project=project, user_id=user_id)
+    if membership.excluded_from_training != excluded:
+        membership.excluded_from_training = excluded
+        membership.save(update_fields=["excluded_from_training"])
+        log.info("%s %s rater %s in %s", by or "someone", "excluded" if excluded else "re-included", user_id,
+                 project.slug)
+        if enqueue:
+            from worker.metrics_tasks import enqueue_metrics  # the worker imports the services, not the reverse
+
+            enqueue_metrics(project.pk)
+    return membership

@@ -1,0 +1,124 @@
+"""Refilling a project's pair queue with the pairs worth judging next (issue: active selection).
+
+``next_pair`` only reads the queue (``labeling.models.PairCandidate``); this service writes it, from a
+task on the ``default`` queue. The project's ``pair_strategy`` picks how:
+
+- ``active``: the human-score posterior (Bradley–Terry over all comparisons, with the active model's
+  scores as the prior; ``modeling.services.human_scores``) is refitted, then
+  ``modeling.ml.selection.select_pairs`` picks the pairs with the largest expected information gain;
+  the gain becomes the pair's queue priority.
+- ``random`` / ``round_robin``: the same selection library without a posterior, for A/B comparisons.
+
+Pairs that already have the project's overlap of judgments (closed queue rows) are never selected
+again. Whether a refill is due is read from the database (queue size, comparisons since the last
+refill), so a lost message or a restarted worker is caught up by the next periodic run.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Max
+
+from labeling.models import Comparison, PairCandidate, Project
+from labeling.services.pairs import enqueue_pairs, open_queue_size
+from modeling.ml.bradley_terry import comparison_counts
+from modeling.ml.selection import pair_information, select_pairs
+from modeling.services import human_scores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RefillPolicy:
+    batch_size: int = 200  # pairs written per refill
+    low_water: int = 100  # refill when fewer open pairs than this remain
+    refit_every: int = 25  # ... or when this many comparisons arrived since the last refill
+    max_per_image: int = 2  # an image appears in at most this many pairs of one batch
+    explore_share: float = 0.1  # random pairs mixed into an active batch
+
+
+def refill_policy() -> RefillPolicy:
+    return RefillPolicy(**getattr(settings, "TAGRANK_PAIR_QUEUE", {}))
+
+
+def refill_due(project: Project, policy: RefillPolicy | None = None) -> bool:
+    policy = policy or refill_policy()
+    if open_queue_size(project) < policy.low_water:
+        return True
+    last_refill = PairCandidate.objects.filter(project=project, source=project.pair_strategy).aggregate(
+        last=Max("updated_at")
+    )["last"]
+    if last_refill is None:
+        return True
+    return Comparison.objects.filter(project=project, created_at__gt=last_refill).count() >= policy.refit_every
+
+
+def closed_pair_test(project: Project, image_ids: np.ndarray):
+    """A vectorised test for pairs (as indices into ``image_ids``) that have all their judgments already."""
+    closed = np.array(
+        list(PairCandidate.objects.filter(project=project, is_open=False).values_list("image_low_id", "image_high_id")),
+        dtype=np.int64,
+    ).reshape(-1, 2)
+    n = len(image_ids)
+    if closed.size == 0:
+        return None
+    low = np.searchsorted(image_ids, closed[:, 0])
+    high = np.searchsorted(image_ids, closed[:, 1])
+    known = (low < n) & (high < n)
+    keys = np.sort(low[known] * n + high[known])  # low < high, as ids are sorted
+
+    def is_closed(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        pair_keys = np.minimum(first, second) * n + np.maximum(first, second)
+        position = np.clip(np.searchsorted(keys, pair_keys), 0, max(len(keys) - 1, 0))
+        return keys[position] == pair_keys
+
+    return is_closed
+
+
+def refill_pair_queue(project: Project, *, seed: int | None = None, policy: RefillPolicy | None = None) -> dict:
+    """Select a batch with the project's strategy and write it to the queue (replacing the previous
+    unleased selection). Returns a summary for the task log."""
+    policy = policy or refill_policy()
+    started = time.perf_counter()
+    strategy = str(project.pair_strategy)
+    if strategy == Project.PairStrategy.ACTIVE:
+        fit = human_scores.fit_human_scores(project)  # stored: the dashboards and export show it too
+        image_ids, posterior, counts = fit.image_ids, fit.posterior, fit.counts
+    else:
+        comparisons = human_scores.load_comparisons(project, include_excluded=True)
+        image_ids, posterior = comparisons.image_ids, None
+        counts = comparison_counts(comparisons.n_images, comparisons.a_index, comparisons.b_index)
+    if len(image_ids) < 2:
+        return {"project": project.slug, "strategy": strategy, "pairs": 0}
+
+    # One seed per project and queue state: reproducible, yet a new batch each refill.
+    seed = seed if seed is not None else zlib.crc32(f"{project.pk}:{int(counts.sum())}".encode())
+    pairs = select_pairs(
+        posterior, counts, policy.batch_size, np.random.default_rng(seed), strategy=strategy,
+        exclude=closed_pair_test(project, image_ids), max_per_image=policy.max_per_image,
+        explore_share=policy.explore_share,
+    )
+    if strategy == Project.PairStrategy.ACTIVE:
+        priority = pair_information(posterior, pairs[:, 0], pairs[:, 1])
+    else:  # keep the selection's order: earlier pairs first
+        priority = np.linspace(1.0, 0.0, num=len(pairs), endpoint=False)
+    written = enqueue_pairs(
+        project,
+        zip(image_ids[pairs[:, 0]].tolist(), image_ids[pairs[:, 1]].tolist(), priority.tolist()),
+        source=strategy,
+        replace=True,
+    )
+    summary = {
+        "project": project.slug,
+        "strategy": strategy,
+        "pairs": written,
+        "images": int(len(image_ids)),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    log.info("refilled the pair queue: %s", summary)
+    return summary

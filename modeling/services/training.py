@@ -1,0 +1,458 @@
+"""Training runs: request one (at most one open per project, enforced by the database), claim it in a
+worker, train the tags ranker and the image-only baseline, evaluate both on the held-out comparisons,
+store a ModelVersion, and let champion/challenger decide whether it becomes active.
+
+A run that a worker claimed writes a heartbeat (a thread, plus every progress update). When the worker
+dies, the heartbeat goes stale and ``fail_dead_runs`` (called by the trigger check every minute)
+marks the run failed, which frees the project for the next run. A run that was marked failed while
+its worker was merely slow finds out at its next progress write and stops without storing anything.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import asdict
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.core.files import File
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from labeling.models import Image, Project
+from modeling.models import ModelVersion, Promotion, TrainingRun
+from modeling.services import datasets, features, promotion, scoring
+
+logger = logging.getLogger(__name__)
+
+# What the platform changes from the library's TrainConfig defaults: the held-out comparisons are
+# the real test, so early stopping may use a split by comparison that drops none of them.
+PLATFORM_TRAIN_DEFAULTS = {"split_by_image": False, "val_fraction": 0.1}
+LOG_LIMIT = 50_000  # characters of log kept per run (the newest)
+
+
+class RunAbandoned(Exception):
+    """The run was taken away from this worker (marked failed as dead) while it was still training."""
+
+
+def heartbeat_seconds() -> float:
+    return float(getattr(settings, "TAGRANK_TRAINING_HEARTBEAT_SECONDS", 10))
+
+
+def stale_after() -> timedelta:
+    return timedelta(seconds=float(getattr(settings, "TAGRANK_TRAINING_STALE_SECONDS", 300)))
+
+
+def redispatch_after() -> timedelta:
+    return timedelta(seconds=float(getattr(settings, "TAGRANK_TRAINING_REDISPATCH_SECONDS", 900)))
+
+
+def train_config(project: Project):
+    """The TrainConfig for a project: library defaults < platform defaults < settings < the project's own."""
+    from modeling.ml.training import TrainConfig
+
+    merged: dict = {}
+    for layer in (
+        PLATFORM_TRAIN_DEFAULTS,
+        getattr(settings, "TAGRANK_TRAIN_CONFIG", {}),
+        promotion.training_settings(project).hyperparameters or {},
+    ):
+        layer = dict(layer)
+        ranker = layer.pop("ranker", None)
+        merged.update(layer)
+        if ranker:
+            merged["ranker"] = {**merged.get("ranker", {}), **ranker}
+    return TrainConfig.from_dict(merged)
+
+
+# --- Requesting ------------------------------------------------------------------------------
+
+
+def open_run(project: Project) -> TrainingRun | None:
+    return TrainingRun.objects.filter(project=project, status__in=TrainingRun.OPEN_STATUSES).first()
+
+
+def request_training(
+    project: Project, *, trigger: str = TrainingRun.Trigger.MANUAL, reason: str = "", user=None, dispatch: bool = True
+) -> tuple[TrainingRun, bool]:
+    """Queue a training run for the project, or return the one already open. Returns (run, created).
+
+    The database's partial unique index decides between concurrent requests: exactly one insert wins.
+    """
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                run = TrainingRun.objects.create(
+                    project=project, trigger=trigger, trigger_reason=reason[:300], requested_by=user
+                )
+                if dispatch:
+                    transaction.on_commit(lambda run_id=run.pk: dispatch_run(run_id))
+            logger.info("training run %s queued for %s (%s)", run.pk, project.slug, reason or trigger)
+            return run, True
+        except IntegrityError:
+            existing = open_run(project)
+            if existing is not None:
+                return existing, False
+            # The open run finished between our insert and our look-up: try again.
+    raise RuntimeError(f"could not queue a training run for {project.slug}")
+
+
+def dispatch_run(run_id: int) -> bool:
+    """Send the run's task. When the broker refuses, the run stays queued and the trigger check re-sends it."""
+    from worker.tasks import train_task
+
+    try:
+        train_task.apply_async(args=[run_id])
+    except Exception as exc:
+        logger.warning("could not enqueue training run %s (the trigger check will re-send it): %s", run_id, exc)
+        return False
+    TrainingRun.objects.filter(pk=run_id).update(dispatched_at=timezone.now())
+    return True
+
+
+def redispatch_queued(project: Project | None = None) -> list[int]:
+    """Re-send queued runs whose message never left (broker down) or was lost long ago.
+
+    A duplicate message is harmless: only one worker can claim a queued run.
+    """
+    from django.db.models import Q
+
+    cutoff = timezone.now() - redispatch_after()
+    runs = TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED).filter(
+        Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=cutoff)
+    )
+    if project is not None:
+        runs = runs.filter(project=project)
+    return [run_id for run_id in runs.values_list("pk", flat=True) if dispatch_run(run_id)]
+
+
+def fail_dead_runs(project: Project | None = None) -> list[int]:
+    """Mark running runs whose heartbeat is stale as failed (their worker died). Returns their ids."""
+    now = timezone.now()
+    cutoff = now - stale_after()
+    runs = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff)
+    if project is not None:
+        runs = runs.filter(project=project)
+    failed = []
+    for run in runs:
+        # Conditional on the heartbeat we saw: a run that just wrote one is alive after all.
+        updated = TrainingRun.objects.filter(
+            pk=run.pk, status=TrainingRun.Status.RUNNING, heartbeat_at=run.heartbeat_at
+        ).update(
+            status=TrainingRun.Status.FAILED,
+            failure_kind=TrainingRun.Failure.WORKER_LOST,
+            finished_at=now,
+            error=(
+                f"No heartbeat from worker {run.worker or '?'} since {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC "
+                f"(more than {int(stale_after().total_seconds())} s): the worker died or was killed."
+            ),
+        )
+        if updated:
+            logger.warning("training run %s of project %s marked failed: worker lost", run.pk, run.project_id)
+            failed.append(run.pk)
+    return failed
+
+
+# --- Running -----------------------------------------------------------------------------------
+
+
+def claim_run(run_id: int, task_id: str = "") -> TrainingRun | None:
+    """Take a queued run for this worker. None when it is not queued (already taken, finished, gone)."""
+    now = timezone.now()
+    claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
+        status=TrainingRun.Status.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        celery_task_id=task_id[:255],
+        worker=f"{socket.gethostname()}:{os.getpid()}"[:255],
+        attempts=F("attempts") + 1,
+        stage="starting",
+    )
+    if not claimed:
+        return None
+    return TrainingRun.objects.select_related("project").get(pk=run_id)
+
+
+class RunReporter:
+    """Progress, stage, log and heartbeat of a claimed run, written to its row.
+
+    Every write is conditional on the run still being ours (running, same attempt); when it is not,
+    ``RunAbandoned`` stops the training.
+    """
+
+    MIN_INTERVAL = 1.0  # seconds between progress writes; stage changes and log lines always write
+
+    def __init__(self, run: TrainingRun):
+        self.run = run
+        self.lines: list[str] = []
+        self.progress_value = 0.0
+        self.stage_name = ""
+        self._last_write = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._t0 = time.monotonic()
+
+    def _mine(self):
+        return TrainingRun.objects.filter(pk=self.run.pk, status=TrainingRun.Status.RUNNING, attempts=self.run.attempts)
+
+    def _write(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_write < self.MIN_INTERVAL:
+            return
+        updated = self._mine().update(
+            progress=min(max(self.progress_value, 0.0), 1.0), stage=self.stage_name[:100],
+            log="\n".join(self.lines)[-LOG_LIMIT:], heartbeat_at=timezone.now(),
+        )
+        self._last_write = time.monotonic()
+        if not updated:
+            raise RunAbandoned(f"training run {self.run.pk} is no longer running on this worker")
+
+    def log(self, message: str) -> None:
+        line = f"[{time.monotonic() - self._t0:7.1f}s] {message}"
+        logger.info("run %s: %s", self.run.pk, message)
+        self.lines.append(line)
+        self._write(force=True)
+
+    def stage(self, name: str, progress: float) -> None:
+        self.stage_name, self.progress_value = name, progress
+        self.log(name)
+
+    def progress(self, value: float) -> None:
+        self.progress_value = max(self.progress_value, value)
+        self._write()
+
+    # The heartbeat thread keeps the run alive through long steps that report no progress.
+    def start_heartbeat(self) -> None:
+        interval = heartbeat_seconds()
+        if interval <= 0:
+            return
+
+        def beat():
+            try:
+                while not self._stop.wait(interval):
+                    self._mine().update(heartbeat_at=timezone.now())
+            except Exception:  # a heartbeat that cannot be written just stops; staleness says the rest
+                logger.exception("heartbeat of run %s stopped", self.run.pk)
+            finally:
+                connection.close()  # this thread's own connection
+
+        self._thread = threading.Thread(target=beat, name=f"heartbeat-run-{self.run.pk}", daemon=True)
+        self._thread.start()
+
+    def stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def fail(self, kind: str, error: str) -> None:
+        self.lines.append(f"FAILED: {error.strip().splitlines()[-1] if error.strip() else kind}")
+        self._mine().update(
+            status=TrainingRun.Status.FAILED, failure_kind=kind, error=error[-LOG_LIMIT:],
+            finished_at=timezone.now(), log="\n".join(self.lines)[-LOG_LIMIT:], stage="failed",
+        )
+
+
+def execute_run(run_id: int, task_id: str = "") -> dict:
+    """The body of ``tagrank.training.train``: claim the run and train. Idempotent: a run that is not
+    queued any more (taken by another worker, finished, failed) is left alone."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    run = claim_run(run_id, task_id)
+    if run is None:
+        return {"run": run_id, "skipped": "not queued"}
+    reporter = RunReporter(run)
+    reporter.start_heartbeat()
+    try:
+        version = _train(run, reporter)
+        return {"run": run_id, "status": "succeeded", "model_version": version.pk, "version_status": version.status}
+    except RunAbandoned as exc:
+        logger.warning("%s", exc)
+        return {"run": run_id, "abandoned": str(exc)}
+    except SoftTimeLimitExceeded:
+        reporter.fail(TrainingRun.Failure.TIME_LIMIT, "The training reached its time limit.")
+        return {"run": run_id, "status": "failed", "failure": "time_limit"}
+    except Exception as exc:
+        logger.exception("training run %s failed", run_id)
+        reporter.fail(TrainingRun.Failure.ERROR, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+        return {"run": run_id, "status": "failed", "failure": f"{type(exc).__name__}: {exc}"}
+    finally:
+        reporter.stop_heartbeat()
+
+
+def _epoch_progress(reporter: RunReporter, label: str, start: float, span: float, epochs: int):
+    def report(entry: dict) -> None:
+        agreement = entry.get("val_pairwise_agreement")
+        extra = f", validation agreement {agreement:.3f}" if agreement is not None else ""
+        reporter.lines.append(f"  {label} epoch {entry['epoch']:.2f}: loss {entry['train_loss']:.4f}{extra}")
+        reporter.progress(start + span * entry["epoch"] / max(epochs, 1))
+
+    return report
+
+
+def _train(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
+    from modeling.ml.training import train_ranker
+
+    project = run.project
+    t0 = time.perf_counter()
+    cfg = train_config(project)
+    reporter.log(f"training run {run.pk} for {project.slug}: {run.get_trigger_display()}. {run.trigger_reason}".strip())
+
+    reporter.stage("extracting missing features", 0.02)
+    image_ids = list(Image.objects.filter(project=project).values_list("pk", flat=True))
+    extraction = features.ensure_image_features(
+        image_ids, progress=lambda done, total: reporter.progress(0.02 + 0.08 * done / max(total, 1))
+    )
+    if extraction is not None:
+        reporter.log(f"features extracted for {len(extraction.extracted)} image(s), {len(extraction.failed)} unreadable")
+        if extraction.failed:
+            raise ValueError(f"{len(extraction.failed)} image(s) have no features: {extraction.failed[:3]}")
+
+    reporter.stage("reading the dataset", 0.10)
+    dataset = datasets.build_dataset(project)
+    reporter.log("data: " + ", ".join(f"{k} {v}" for k, v in dataset.counts.items()))
+
+    reporter.stage("training the tags model", 0.15)
+    tags_result = train_ranker(
+        dataset.data, cfg, model_kind="tags", progress=_epoch_progress(reporter, "tags", 0.15, 0.5, cfg.epochs)
+    )
+    baseline_result = None
+    if promotion.training_settings(project).train_baseline:
+        reporter.stage("training the image-only baseline", 0.65)
+        baseline_result = train_ranker(
+            dataset.data, cfg, model_kind="image_only",
+            progress=_epoch_progress(reporter, "image-only", 0.65, 0.25, cfg.epochs),
+        )
+
+    reporter.stage("evaluating on the held-out comparisons", 0.90)
+    holdout = {"tags": evaluate_on_holdout(tags_result.model, dataset)}
+    if baseline_result is not None:
+        holdout["image_only"] = evaluate_on_holdout(baseline_result.model, dataset)
+    champion = promotion.active_version(project)
+    champion_metrics, champion_note = champion_on_holdout(champion, dataset)
+    if champion is not None:
+        reporter.log(f"active version {champion.pk} on the same held-out set: {champion_note}")
+    training_seconds = time.perf_counter() - t0
+
+    metrics = {
+        "pairwise_agreement": holdout["tags"].get("pairwise_agreement"),
+        "baseline_pairwise_agreement": holdout.get("image_only", {}).get("pairwise_agreement"),
+        "holdout": holdout,
+        "holdout_definition": datasets.HOLDOUT_DEFINITION,
+        "validation": {
+            "tags": tags_result.metrics,
+            **({"image_only": baseline_result.metrics} if baseline_result is not None else {}),
+        },
+        "champion": {"version": champion.pk if champion else None, "holdout": champion_metrics, "note": champion_note},
+        "counts": {**dataset.counts, "split": tags_result.counts},
+        "losses_used": {
+            "tags": tags_result.losses_used,
+            **({"image_only": baseline_result.losses_used} if baseline_result is not None else {}),
+        },
+        "training_seconds": {
+            "tags": tags_result.metrics.get("train_seconds"),
+            "image_only": baseline_result.metrics.get("train_seconds") if baseline_result is not None else None,
+            "total": training_seconds,
+        },
+        "history": {"tags": tags_result.history},
+    }
+    config = {
+        "train_config": asdict(cfg),
+        "encoder_id": dataset.encoder_id,
+        "model_kind": "tags",
+        "data": {"last_comparison_id": dataset.last_comparison_id, "holdout_definition": datasets.HOLDOUT_DEFINITION},
+        "training_run": run.pk,
+    }
+
+    reporter.stage("saving the model version", 0.95)
+    tolerance = promotion.training_settings(project).promotion_tolerance
+    verdict = promotion.judge(holdout["tags"], champion_metrics, tolerance, champion.pk if champion else None)
+    with tempfile.TemporaryDirectory() as folder:
+        from modeling.ml.training import save_checkpoint
+
+        path = os.path.join(folder, "weights.pt")
+        save_checkpoint(path, tags_result, {"encoder_id": dataset.encoder_id, "project": project.slug,
+                                            "training_run": run.pk, "holdout": holdout["tags"]})
+        with transaction.atomic():
+            # Still ours? A run marked dead while it was slow must not store a version.
+            locked = TrainingRun.objects.select_for_update().filter(
+                pk=run.pk, status=TrainingRun.Status.RUNNING, attempts=run.attempts
+            ).first()
+            if locked is None:
+                raise RunAbandoned(f"training run {run.pk} is no longer running on this worker")
+            version = ModelVersion.objects.create(
+                project=project, status=ModelVersion.Status.CANDIDATE, encoder_id=dataset.encoder_id,
+                config=config, metrics=_json_safe(metrics), n_comparisons=dataset.counts["training_comparisons"],
+                last_comparison_id=dataset.last_comparison_id, training_seconds=training_seconds,
+                trained_by=run.requested_by, status_reason="" if verdict.promote else verdict.reason,
+            )
+            with open(path, "rb") as handle:
+                version.weights.save(f"v{version.pk}-run{run.pk}.pt", File(handle), save=True)
+            reporter.lines.append(f"model version {version.pk} stored; {verdict.reason}")
+            TrainingRun.objects.filter(pk=run.pk).update(
+                status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), progress=1.0, stage="done",
+                model_version=version, heartbeat_at=timezone.now(), log="\n".join(reporter.lines)[-LOG_LIMIT:],
+            )
+            if verdict.promote:
+                promotion.request_promotion(version, kind=Promotion.Kind.AUTOMATIC, reason=verdict.reason)
+    version.refresh_from_db()
+    return version
+
+
+def evaluate_on_holdout(model, dataset: datasets.ProjectDataset) -> dict:
+    """Metrics of a model on the dataset's held-out comparisons and held-out reference ratings."""
+    from modeling.ml.metrics import evaluate_scores
+    from modeling.ml.training import score_images
+
+    data = dataset.data
+    mean, dist, uncertainty = score_images(model, data.image_tokens, data.tag_tokens, data.tag_mask)
+    result = evaluate_scores(mean, comparisons=(dataset.holdout_a, dataset.holdout_b, dataset.holdout_outcome))
+    rows = dataset.holdout_ref_rows
+    if dataset.ref_dist is not None and len(rows):
+        ref = evaluate_scores(mean[rows], ref_dist=dataset.ref_dist[rows], pred_dist=dist[rows])
+        for key in ("error_mean", "error_std", "lcc", "srcc", "kendall_tau", "kl", "emd", "binary_accuracy"):
+            result[key] = ref[key]
+    result["n_references"] = int(len(rows))
+    result["n_images"] = int(len(mean))
+    result["mean_uncertainty"] = float(uncertainty.mean()) if len(uncertainty) else None
+    return result
+
+
+def champion_on_holdout(champion: ModelVersion | None, dataset: datasets.ProjectDataset) -> tuple[dict | None, str]:
+    """The active version's metrics on the same held-out set as the challenger.
+
+    Re-evaluated from its weights when it uses the same encoder, so both are judged on the same
+    comparisons; otherwise (another encoder, unreadable weights) its stored metrics stand in.
+    """
+    from modeling.ml.training import CheckpointError
+
+    if champion is None:
+        return None, "no active version"
+    stored = (champion.metrics or {}).get("holdout", {}).get("tags")
+    if champion.encoder_id != dataset.encoder_id:
+        return stored, f"stored metrics (it uses another encoder, {champion.encoder_id})"
+    try:
+        model, _ = scoring.load_version_model(champion)
+    except CheckpointError as exc:
+        return stored, f"stored metrics (its weights are unreadable: {exc})"
+    metrics = evaluate_on_holdout(model, dataset)
+    agreement = metrics.get("pairwise_agreement")
+    return metrics, "re-evaluated" + (f": pairwise agreement {agreement:.3f}" if agreement is not None else "")
+
+
+def _json_safe(value):
+    """Metrics as plain JSON (numpy scalars become numbers, NaN becomes null)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value

@@ -1,0 +1,106 @@
+"""The project's Models page: versions, the active one, the running training, the last failure,
+and the managers' buttons (retrain now, promote, roll back). The work is done by the services."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from labeling import access
+from labeling.models import Project
+from modeling.models import ModelVersion, Promotion, TrainingRun
+from modeling.services import features, promotion, training, triggers
+
+
+def _project(request, slug: str) -> Project:
+    project = get_object_or_404(Project, slug=slug)
+    if not access.can_rate(request.user, project):
+        raise Http404("No such project.")
+    return project
+
+
+def _managed_project(request, slug: str) -> Project:
+    project = _project(request, slug)
+    if not access.can_manage(request.user, project):
+        raise PermissionDenied("Only a manager of this project may do this.")
+    return project
+
+
+@login_required
+def models_page(request, slug):
+    project = _project(request, slug)
+    versions = list(ModelVersion.objects.filter(project=project).select_related("training_run")[:50])
+    active = next((v for v in versions if v.is_active), None) or promotion.active_version(project)
+    open_run = training.open_run(project)
+    last_failed_run = TrainingRun.objects.filter(project=project, status=TrainingRun.Status.FAILED).first()
+    last_failed_version = ModelVersion.objects.filter(project=project, status=ModelVersion.Status.FAILED).first()
+    # The most recent of the two kinds of failure is "the last failure".
+    last_failure = None
+    if last_failed_run and (not last_failed_version or last_failed_run.finished_at >= last_failed_version.created_at):
+        last_failure = {"what": f"Training run {last_failed_run.pk}", "when": last_failed_run.finished_at,
+                        "reason": last_failed_run.error.strip().splitlines()[0] if last_failed_run.error else "",
+                        "kind": last_failed_run.get_failure_kind_display()}
+    elif last_failed_version:
+        last_failure = {"what": f"Model version {last_failed_version.pk}", "when": last_failed_version.created_at,
+                        "reason": last_failed_version.status_reason, "kind": "Cannot serve"}
+    scoring = [v for v in versions if v.status == ModelVersion.Status.SCORING]
+    context = {
+        "project": project,
+        "versions": versions,
+        "active": active,
+        "open_run": open_run,
+        "scoring": scoring,
+        "last_failure": last_failure,
+        "recent_runs": TrainingRun.objects.filter(project=project).select_related("requested_by")[:10],
+        "promotions": Promotion.objects.filter(project=project).select_related("decided_by")[:10],
+        "decision": triggers.evaluate(project),
+        "coverage": features.feature_coverage(project),
+        "can_manage": access.can_manage(request.user, project),
+        "previous": promotion.previous_version(project),
+        # Refresh while something is moving, so progress is visible without a reload button.
+        "auto_refresh": bool(open_run or scoring),
+    }
+    return render(request, "modeling/models.html", context)
+
+
+@login_required
+@require_POST
+def retrain(request, slug):
+    project = _managed_project(request, slug)
+    run, created = training.request_training(
+        project, trigger=TrainingRun.Trigger.MANUAL, reason=f"requested by {request.user.username}", user=request.user
+    )
+    if created:
+        messages.success(request, f"Training run {run.pk} is queued.")
+    else:
+        messages.info(request, f"Training run {run.pk} is already {run.status}: only one runs at a time.")
+    return redirect("project-models", slug=project.slug)
+
+
+def _promotion_action(request, slug, version_id, action, done: str):
+    project = _managed_project(request, slug)
+    version = get_object_or_404(ModelVersion, pk=version_id, project=project)
+    try:
+        action(version, user=request.user, reason=request.POST.get("reason", ""))
+    except promotion.PromotionRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done.format(version=version.pk))
+    return redirect("project-models", slug=project.slug)
+
+
+@login_required
+@require_POST
+def promote(request, slug, version_id):
+    return _promotion_action(request, slug, version_id, promotion.promote,
+                             "Version {version} is scoring every image; it becomes active when that is done.")
+
+
+@login_required
+@require_POST
+def rollback(request, slug, version_id):
+    return _promotion_action(request, slug, version_id, promotion.rollback,
+                             "Rolling back to version {version}: it becomes active once its scores are complete.")

@@ -1,0 +1,59 @@
+"""Fixtures for the rating loop and the labelling API: token clients for each role, a second project."""
+import pytest
+from django.core.cache import cache
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """The default hasher takes about a second per password on this kind of machine; tests make many users."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttles():
+    """Throttle counts live in the cache; every test starts with none."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def api():
+    """``api(user)``: a DRF client authenticated with the user's token; ``api()`` is anonymous."""
+
+    def client_for(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return client_for
+
+
+@pytest.fixture
+def other_project(db):
+    from labeling.models import Project
+
+    return Project.objects.create(name="Other project", slug="other-project", overlap=1)
+
+
+@pytest.fixture
+def outsider(make_user, other_project):
+    """A manager of another project: a member of Tagrank, but not of ``project``."""
+    from labeling.models import Membership
+
+    user = make_user("outsider")
+    Membership.objects.create(project=other_project, user=user, role=Membership.Role.MANAGER)
+    return user
+
+
+@pytest.fixture
+def second_rater(make_user, project):
+    from labeling.models import Membership
+
+    user = make_user("rater2")
+    Membership.objects.create(project=project, user=user, role=Membership.Role.RATER)
+    return user

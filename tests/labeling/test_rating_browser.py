@@ -1,0 +1,136 @@
+"""The rating page in Debian's Chromium, driven by Playwright against the real server (live_server)."""
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from labeling.models import Comparison, ImageTag, Membership, PairLease, Project
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+PASSWORD = "browser-pw-123"
+
+
+@contextmanager
+def chromium_page(width: int = 1280, height: int = 900):
+    """A fresh headless Chromium page (Debian's browser: nothing is downloaded).
+
+    Playwright's sync API runs an event loop in this thread, and Django refuses database calls from a
+    thread with a running loop: tests query the database before or after this block, not inside it.
+    """
+    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), "Debian's chromium is not installed (see .ci/run)"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.set_default_timeout(15_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser_project(transactional_db, make_user, image_bytes):
+    from labeling.services.imports import store_image
+
+    project = Project.objects.create(name="Browser project", slug="browser", overlap=1, allow_ties=True)
+    for index in range(8):  # 28 distinct pairs: enough for 10 judgments and the prefetch
+        store_image(project, f"photo_{index}.png", image_bytes(seed=100 + index, size=(96, 64)), tags=["landscape"])
+    rater = make_user("browser-rater", password=PASSWORD)
+    Membership.objects.create(project=project, user=rater, role=Membership.Role.RATER)
+    return project, rater
+
+
+def log_in(page, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/")
+
+
+def shown_lease(page) -> str:
+    return page.get_attribute("#rater", "data-lease") or ""
+
+
+@pytest.mark.browser
+def test_rater_judges_ten_pairs_with_the_keyboard_and_adds_a_tag(live_server, browser_project):
+    project, rater = browser_project
+    question = project.question
+    keys = ["ArrowLeft", "ArrowRight", "a", "l", "ArrowLeft", "ArrowRight", "a", "l", "ArrowLeft", "ArrowRight"]
+    seen = []
+    with chromium_page() as page:
+        log_in(page, live_server.url, rater.username)
+        page.goto(f"{live_server.url}/projects/{project.slug}/rate/")
+        page.wait_for_selector("#pair:not([hidden])")
+        assert page.inner_text("#question") == question
+        for key in keys:
+            page.wait_for_function(
+                "document.querySelector('#rater').dataset.lease && !document.querySelector('#pair').hidden"
+            )
+            lease = shown_lease(page)
+            assert lease not in seen, "the same pair was shown twice"
+            seen.append(lease)
+            page.keyboard.press(key)
+            page.wait_for_function("lease => document.querySelector('#rater').dataset.lease !== lease", arg=lease)
+
+        # A tag on the left image of the pair now on screen, typed and sent with Enter.
+        page.wait_for_selector("#pair:not([hidden])")
+        page.fill("#tag-input-a", "Sharp Focus")
+        page.press("#tag-input-a", "Enter")
+        page.wait_for_selector("#tags-a li:has-text('sharp focus')")
+        tagged_image_id = int(page.evaluate("document.querySelector('#rater').dataset.imageA"))
+
+        page.wait_for_selector("#pending", state="hidden")  # every judgment acknowledged
+        session_count = page.inner_text("#session-count")
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUTPUT / "rating-page.png"), full_page=True)
+
+    assert session_count == "10"
+    comparisons = Comparison.objects.filter(project=project, rater=rater)
+    assert comparisons.count() == 10
+    assert comparisons.filter(response_ms__isnull=False).count() == 10
+    outcomes = list(comparisons.order_by("id").values_list("outcome", flat=True))
+    assert outcomes == ["a", "b"] * 5  # left keys and right keys alternate, as pressed
+    judged_leases = PairLease.objects.filter(comparison__in=comparisons).values_list("token", flat=True)
+    assert {str(token) for token in judged_leases} == set(seen)
+    tag = ImageTag.objects.get(image_id=tagged_image_id, tag__name="sharp focus")
+    assert tag.source == ImageTag.Source.RATER and tag.rater == rater
+
+
+@pytest.mark.browser
+def test_phone_width_shows_both_images_and_the_empty_message(live_server, browser_project):
+    project, rater = browser_project
+    with chromium_page(width=375, height=740) as page:
+        log_in(page, live_server.url, rater.username)
+        page.goto(f"{live_server.url}/projects/{project.slug}/rate/")
+        page.wait_for_selector("#pair:not([hidden])")
+        left, right = page.locator("#side-a").bounding_box(), page.locator("#side-b").bounding_box()
+        assert left["x"] + left["width"] <= right["x"] + 1  # side by side
+        assert right["x"] + right["width"] <= 375 + 1  # both on screen
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scrolling
+
+        # Judge with the buttons until nothing is left: 28 pairs, then the "nothing to rate" message.
+        for _ in range(28):
+            page.wait_for_function(
+                "document.querySelector('#rater').dataset.lease && !document.querySelector('#pair').hidden"
+            )
+            lease = shown_lease(page)
+            page.click("#side-b .choose")
+            page.wait_for_function("lease => document.querySelector('#rater').dataset.lease !== lease", arg=lease)
+        page.wait_for_selector("#empty:not([hidden])")
+        empty_text = page.inner_text("#empty")
+        page.wait_for_selector("#pending", state="hidden")
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUTPUT / "rating-page-phone-empty.png"))
+    assert "Nothing to rate" in empty_text
+    assert Comparison.objects.filter(project=project, rater=rater).count() == 28

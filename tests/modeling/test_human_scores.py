@@ -1,0 +1,142 @@
+"""Human scores: the per-project Bradley–Terry fit, stored as HumanScore rows."""
+import numpy as np
+import pytest
+from scipy import stats
+
+from labeling.models import Membership
+from modeling.models import HumanScore
+from modeling.services import human_scores
+from tests.modeling.dashboard_data import (
+    add_comparisons, make_images, make_model_version, member, thurstone_judgments, user,
+)
+
+
+def stored_means(project, images):
+    means = dict(HumanScore.objects.filter(project=project).values_list("image_id", "mean"))
+    return np.array([means[image.pk] for image in images])
+
+
+@pytest.fixture
+def two_raters(project):
+    honest, contrarian = user("honest"), user("contrarian")
+    member(project, honest)
+    member(project, contrarian)
+    return honest, contrarian
+
+
+@pytest.mark.django_db
+def test_the_fit_orders_a_synthetic_set(project, two_raters):
+    images = make_images(project, 30)
+    quality = np.linspace(-2, 2, 30)
+    rng = np.random.default_rng(1)
+    add_comparisons(project, thurstone_judgments(images, quality, 900, list(two_raters), rng, noise=0.5))
+
+    fit = human_scores.fit_human_scores(project)
+
+    means = stored_means(project, images)
+    assert stats.spearmanr(means, quality)[0] > 0.95
+    assert HumanScore.objects.filter(project=project).count() == 30
+    counts = dict(HumanScore.objects.filter(project=project).values_list("image_id", "n_comparisons"))
+    assert sum(counts.values()) == 2 * 900
+    assert fit.model_version_id is None  # no active model version: the flat prior
+
+
+@pytest.mark.django_db
+def test_left_is_image_a_and_a_tie_is_half_a_win(project, two_raters):
+    rater = two_raters[0]
+    first, second, third, fourth = make_images(project, 4)
+    # first beats second twice: once shown on the left ('a'), once on the right ('b').
+    # third and fourth tie twice, each shown once on either side.
+    add_comparisons(project, [(first, second, "a", rater), (second, first, "b", rater),
+                              (third, fourth, "tie", rater), (fourth, third, "tie", rater)])
+    human_scores.fit_human_scores(project)
+    means = stored_means(project, [first, second, third, fourth])
+    assert means[0] > 0.3 and means[1] == pytest.approx(-means[0])
+    assert means[2] == pytest.approx(means[3], abs=1e-9) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.django_db
+def test_excluded_raters_are_left_out_reversibly(project, two_raters, monkeypatch):
+    honest, contrarian = two_raters
+    enqueued = []
+    monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", enqueued.append)
+    images = make_images(project, 20)
+    quality = np.linspace(-2, 2, 20)
+    rng = np.random.default_rng(2)
+    # The contrarian answers the opposite of what they see, and judges more than the honest rater.
+    add_comparisons(project, thurstone_judgments(images, quality, 300, [honest], rng, noise=0.3))
+    add_comparisons(project, thurstone_judgments(images, quality, 500, [contrarian], rng, noise=0.3,
+                                                 reverse={contrarian}))
+
+    human_scores.fit_human_scores(project)
+    assert stats.spearmanr(stored_means(project, images), quality)[0] < 0  # the contrarian wins
+
+    human_scores.set_rater_excluded(project, contrarian.pk, True, by="manager1")
+    assert Membership.objects.get(project=project, user=contrarian).excluded_from_training
+    assert enqueued == [project.pk]
+    human_scores.fit_human_scores(project)
+    assert stats.spearmanr(stored_means(project, images), quality)[0] > 0.9
+    assert sum(HumanScore.objects.filter(project=project).values_list("n_comparisons", flat=True)) == 2 * 300
+
+    human_scores.set_rater_excluded(project, contrarian.pk, False)
+    human_scores.fit_human_scores(project)
+    assert sum(HumanScore.objects.filter(project=project).values_list("n_comparisons", flat=True)) == 2 * 800
+    assert enqueued == [project.pk, project.pk]
+
+    human_scores.set_rater_excluded(project, contrarian.pk, False)  # unchanged: nothing to recompute
+    assert enqueued == [project.pk, project.pk]
+    with pytest.raises(Membership.DoesNotExist):
+        human_scores.set_rater_excluded(project, 10**9, True)
+
+
+@pytest.mark.django_db
+def test_the_active_model_is_the_prior_for_images_nobody_compared(project, two_raters):
+    images = make_images(project, 40)
+    quality = np.linspace(-2, 2, 40)
+    rng = np.random.default_rng(3)
+    compared, never_compared = images[::2], images[1::2]
+    add_comparisons(project, thurstone_judgments(compared, quality[::2], 400, list(two_raters), rng, noise=0.5))
+
+    human_scores.fit_human_scores(project)
+    flat = stored_means(project, never_compared)
+    assert np.allclose(flat, 0.0)  # without a model, an image nobody compared sits at the prior mean
+
+    # The model scores follow the quality (on its own 1..10 scale): the prior places the uncompared images.
+    version = make_model_version(project, images, 5.5 + 2 * quality + rng.normal(0, 0.1, 40))
+    fit = human_scores.fit_human_scores(project)
+    assert fit.model_version_id == version.pk
+    placed = stored_means(project, never_compared)
+    assert stats.spearmanr(placed, quality[1::2])[0] > 0.9
+    assert np.ptp(placed) > 1.0  # on the human scale, not squeezed to the prior mean
+    variances = dict(HumanScore.objects.filter(project=project).values_list("image_id", "variance"))
+    assert all(variances[image.pk] < 1.0 for image in never_compared)  # the model prior is tighter than N(0, 1)
+
+
+@pytest.mark.django_db
+def test_the_fit_is_warm_started_from_the_stored_means(project, two_raters):
+    images = make_images(project, 50)
+    quality = np.linspace(-2, 2, 50)
+    rng = np.random.default_rng(4)
+    add_comparisons(project, thurstone_judgments(images, quality, 1000, list(two_raters), rng))
+    cold = human_scores.fit_human_scores(project)
+    warm = human_scores.fit_project_posterior(project)
+    assert warm.posterior.newton_steps < cold.posterior.newton_steps
+    assert np.allclose(warm.posterior.mean, cold.posterior.mean, atol=1e-4)
+
+
+@pytest.mark.django_db
+def test_staleness(project, two_raters):
+    images = make_images(project, 4)
+    assert not human_scores.human_scores_stale(project)  # nothing to fit
+    add_comparisons(project, [(images[0], images[1], "a", two_raters[0])])
+    assert human_scores.human_scores_stale(project)
+    human_scores.fit_human_scores(project)
+    assert not human_scores.human_scores_stale(project)
+    add_comparisons(project, [(images[2], images[3], "b", two_raters[1])])
+    assert human_scores.human_scores_stale(project)
+    human_scores.fit_human_scores(project)
+    # Excluding a rater changes what the fit would use, even without a new comparison.
+    human_scores.set_rater_excluded(project, two_raters[1].pk, True, enqueue=False)
+    assert human_scores.human_scores_stale(project)
+    human_scores.fit_human_scores(project)
+    assert not human_scores.human_scores_stale(project)

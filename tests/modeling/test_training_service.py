@@ -1,0 +1,486 @@
+"""The model loop's services, run in this process: datasets and the held-out set, training runs,
+champion/challenger, rescoring with the switch at the end, promotion and rollback, the trigger policy."""
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from labeling.models import Comparison, Image, Membership, ReferenceRating
+from modeling.models import ImageFeatures, ImageScore, ModelVersion, Promotion, TrainingRun
+from modeling.services import datasets, features, promotion, scoring, training, triggers
+from tests.modeling.model_loop_support import add_images, fast_training, simulate_comparisons
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_heartbeat_thread(settings):
+    # In-process runs share the test's transaction; the progress writes are the heartbeat here.
+    settings.TAGRANK_TRAINING_HEARTBEAT_SECONDS = 0
+
+
+@pytest.fixture
+def loop_images(project, image_bytes):
+    return add_images(project, 16, image_bytes)
+
+
+def train_now(project, **kwargs):
+    run, created = training.request_training(project, dispatch=False, **kwargs)
+    assert created
+    result = training.execute_run(run.pk, task_id="in-process")
+    run.refresh_from_db()
+    return run, result
+
+
+# --- The held-out set ------------------------------------------------------------------------------
+
+
+def test_holdout_is_symmetric_stable_and_about_ten_percent():
+    pairs = [(p, a, b) for p in (1, 7) for a, b in itertools.combinations(range(1, 400, 3), 2)]
+    held = [datasets.is_holdout(p, a, b) for p, a, b in pairs]
+    assert held == [datasets.is_holdout(p, b, a) for p, a, b in pairs]  # order does not matter
+    share = sum(held) / len(held)
+    assert 0.08 < share < 0.12, share
+    # Another project holds out other pairs: the set is per project.
+    first = {(a, b) for (p, a, b), h in zip(pairs, held) if h and p == 1}
+    second = {(a, b) for (p, a, b), h in zip(pairs, held) if h and p == 7}
+    assert first != second
+
+
+def test_sql_holdout_selects_exactly_the_python_holdout(project, rater, loop_images):
+    rows = []
+    for left, right in itertools.permutations(loop_images, 2):
+        rows.append(Comparison(project=project, image_a=left, image_b=right, outcome="a", rater=rater,
+                               client_key=uuid.uuid4().hex))
+    Comparison.objects.bulk_create(rows)
+    everything = Comparison.objects.filter(project=project)
+    in_sql = set(datasets.holdout_comparisons(everything).values_list("pk", flat=True))
+    in_python = {c.pk for c in everything if datasets.is_holdout(project.pk, c.image_a_id, c.image_b_id)}
+    assert in_sql == in_python
+    assert 0 < len(in_sql) < everything.count()
+    assert set(datasets.training_comparisons(everything).values_list("pk", flat=True)) == (
+        set(everything.values_list("pk", flat=True)) - in_python
+    )
+
+
+# --- The dataset -----------------------------------------------------------------------------------
+
+
+def test_dataset_leaves_out_excluded_raters_and_holds_out_pairs(project, rater, make_user, loop_images):
+    features.extract_features([i.pk for i in loop_images])
+    simulate_comparisons(project, rater, loop_images, 120)
+    spammer = make_user("spammer")
+    Membership.objects.create(project=project, user=spammer, excluded_from_training=True)
+    simulate_comparisons(project, spammer, loop_images, 30, seed=5)
+    rating = ReferenceRating(image=loop_images[0])
+    rating.votes = [0, 0, 1, 2, 5, 9, 5, 2, 1, 0]
+    rating.save()
+
+    dataset = datasets.build_dataset(project)
+    counts = dataset.counts
+    assert counts["images"] == 16
+    assert counts["comparisons"] == 120 and counts["excluded_rater_comparisons"] == 30
+    assert counts["training_comparisons"] + counts["holdout_comparisons"] == 120
+    expected_held = sum(
+        datasets.is_holdout(project.pk, a, b)
+        for a, b in Comparison.objects.filter(rater=rater).values_list("image_a_id", "image_b_id")
+    )
+    assert counts["holdout_comparisons"] == expected_held
+    assert dataset.data.n_comparisons == counts["training_comparisons"]
+    # No held-out pair is among the training comparisons.
+    ids = dataset.image_ids
+    train_pairs = {frozenset((ids[a], ids[b])) for a, b in zip(dataset.data.comp_a, dataset.data.comp_b)}
+    held_pairs = {frozenset((ids[a], ids[b])) for a, b in zip(dataset.holdout_a, dataset.holdout_b)}
+    assert not train_pairs & held_pairs
+    # Texts: two tags each, plus a caption on every third image.
+    assert dataset.data.tag_mask.sum(axis=1).tolist() == [3 if k % 3 == 0 else 2 for k in range(16)]
+    assert dataset.ref_dist is not None and dataset.ref_dist[0].sum() == pytest.approx(1.0)
+    assert dataset.last_comparison_id == Comparison.objects.order_by("-pk").first().pk
+
+
+def test_features_are_extracted_once_and_recorded(project, loop_images):
+    ids = [i.pk for i in loop_images]
+    first = features.extract_features(ids)
+    assert len(first.extracted) == 16 and first.already == 0 and not first.failed
+    assert ImageFeatures.objects.filter(image__project=project, encoder_id=first.encoder_id).count() == 16
+    assert features.feature_store().get_images(ids).shape[0] == 16
+    again = features.extract_features(ids)
+    assert again.extracted == [] and again.already == 16
+    assert features.encoder_id_for() == features.current_encoder().encoder_id
+    assert not features.images_missing_features(project).exists()
+
+
+def test_an_unreadable_image_is_reported_and_the_others_get_features(project, loop_images):
+    broken = loop_images[3]
+    broken.file.storage.delete(broken.file.name)
+    report = features.extract_features([i.pk for i in loop_images[:6]])
+    assert [image_id for image_id, _ in report.failed] == [broken.pk]
+    assert len(report.extracted) == 5
+
+
+# --- Training runs -----------------------------------------------------------------------------------
+
+
+def test_a_training_run_stores_a_version_with_both_models_metrics(project, rater, manager, loop_images):
+    fast_training(project)
+    simulate_comparisons(project, rater, loop_images, 200)
+    run, result = train_now(project, user=manager, reason="test")
+
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert run.progress == 1.0 and run.finished_at and run.started_at and run.attempts == 1
+    assert "training the tags model" in run.log and "image-only epoch" in run.log
+    version = run.model_version
+    assert version.encoder_id == features.encoder_id_for()
+    assert version.trained_by == manager
+    assert version.n_comparisons == version.metrics["counts"]["training_comparisons"] > 0
+    assert version.last_comparison_id == Comparison.objects.order_by("-pk").first().pk
+    holdout = version.metrics["holdout"]
+    assert set(holdout) == {"tags", "image_only"}
+    assert holdout["tags"]["n_comparisons"] == version.metrics["counts"]["holdout_comparisons"] > 0
+    assert 0.0 <= holdout["tags"]["pairwise_agreement"] <= 1.0
+    assert version.metrics["pairwise_agreement"] == holdout["tags"]["pairwise_agreement"]
+    assert version.metrics["baseline_pairwise_agreement"] == holdout["image_only"]["pairwise_agreement"]
+    assert version.metrics["losses_used"]["tags"] == {"pairwise": 1.0}
+    assert version.metrics["training_seconds"]["total"] > 0 and version.training_seconds > 0
+    assert version.config["train_config"]["epochs"] == 4  # the project's override was used
+    assert version.config["train_config"]["ranker"]["width"] == 32
+
+    # The weights file is in media storage and loads.
+    model, meta = scoring.load_version_model(version)
+    assert meta["encoder_id"] == version.encoder_id and meta["training_run"] == run.pk
+
+    # First version: promoted automatically, waiting for its scores before it becomes active.
+    assert version.status == ModelVersion.Status.SCORING and not version.is_active
+    log = Promotion.objects.get(to_version=version)
+    assert log.kind == Promotion.Kind.AUTOMATIC and log.decided_by is None and log.from_version is None
+    assert "First model version" in log.reason and log.completed_at is None
+
+
+def test_rescoring_switches_only_when_every_image_is_scored(project, rater, loop_images, settings):
+    fast_training(project)
+    simulate_comparisons(project, rater, loop_images, 150)
+    first = train_now(project)[0].model_version
+    assert scoring.rescore(first.pk)["activated"]
+    first.refresh_from_db()
+    assert first.is_active and first.status == ModelVersion.Status.ACTIVE and first.activated_at
+    assert ImageScore.objects.filter(model_version=first).count() == 16
+    assert first.scoring_done == first.scoring_total == 16
+    assert Promotion.objects.get(to_version=first).completed_at is not None
+
+    simulate_comparisons(project, rater, loop_images, 60, seed=9)
+    training_settings = fast_training(project)
+    training_settings.promotion_tolerance = 1.0  # the challenger wins whatever its agreement
+    training_settings.save()
+    second = train_now(project)[0].model_version
+    assert second.status == ModelVersion.Status.SCORING
+    assert second.metrics["champion"]["version"] == first.pk
+    assert second.metrics["champion"]["holdout"]["pairwise_agreement"] is not None
+
+    settings.TAGRANK_SCORING_BATCH_SIZE = 5
+    seen = []
+
+    def during(done, total):
+        # Mid-way, the first version still serves with all of its scores: no mixture, no gap.
+        active = ModelVersion.objects.get(project=project, is_active=True)
+        seen.append((done, total, active.pk, ImageScore.objects.filter(model_version=active).count()))
+
+    assert scoring.rescore(second.pk, progress=during)["activated"]
+    assert [s[0] for s in seen] == [5, 10, 15, 16]
+    assert all(active == first.pk and count == 16 for _, _, active, count in seen)
+    first.refresh_from_db(), second.refresh_from_db()
+    assert second.is_active and not first.is_active and first.status == ModelVersion.Status.RETIRED
+    assert ModelVersion.objects.filter(project=project, is_active=True).count() == 1
+    scores = ImageScore.objects.filter(model_version=second)
+    assert scores.count() == 16
+    assert all(1 <= s.mean <= 10 and len(s.distribution) == 10 for s in scores)
+    assert scoring.rescore(second.pk) == {"version": second.pk, "skipped": "not waiting to be scored"}
+
+
+def test_a_weaker_challenger_is_kept_as_a_candidate_with_the_reason(project, rater, loop_images, monkeypatch):
+    fast_training(project)
+    simulate_comparisons(project, rater, loop_images, 150)
+    first = train_now(project)[0].model_version
+    scoring.rescore(first.pk)
+    simulate_comparisons(project, rater, loop_images, 60, seed=3)
+    # The champion scores perfectly on the held-out set: no challenger can be within the tolerance.
+    monkeypatch.setattr(training, "champion_on_holdout",
+                        lambda champion, dataset: ({"pairwise_agreement": 1.0, "n_comparisons": 9}, "stub"))
+    run, _ = train_now(project)
+    second = run.model_version
+    assert run.status == TrainingRun.Status.SUCCEEDED
+    assert second.status == ModelVersion.Status.CANDIDATE and not second.is_active
+    assert second.status_reason.startswith("Kept as a candidate: held-out pairwise agreement")
+    assert f"active version {first.pk}" in second.status_reason
+    assert not Promotion.objects.filter(to_version=second).exists()
+    assert ModelVersion.objects.get(project=project, is_active=True) == first
+
+
+@pytest.mark.parametrize(
+    "new, old, tolerance, promoted",
+    [(0.70, 0.71, 0.02, True), (0.69, 0.71, 0.02, True), (0.68, 0.71, 0.02, False), (0.80, 0.71, 0.0, True)],
+)
+def test_champion_challenger_tolerance(new, old, tolerance, promoted):
+    verdict = promotion.judge({"pairwise_agreement": new, "n_comparisons": 40}, {"pairwise_agreement": old}, tolerance, 3)
+    assert verdict.promote is promoted
+    assert f"{new:.3f} vs {old:.3f}" in verdict.reason
+
+
+def test_champion_challenger_falls_back_to_srcc_and_refuses_when_nothing_compares():
+    assert promotion.judge({"pairwise_agreement": None, "srcc": 0.5}, {"pairwise_agreement": None, "srcc": 0.6},
+                           0.02, 3).promote is False
+    verdict = promotion.judge({"pairwise_agreement": None}, {"pairwise_agreement": 0.8}, 0.02, 3)
+    assert verdict.promote is False and "A manager can promote it" in verdict.reason
+    assert promotion.judge({}, None, 0.02, None).promote is True
+
+
+def test_a_run_with_nothing_to_train_on_fails_with_the_reason(project, loop_images):
+    fast_training(project)
+    run, result = train_now(project)
+    assert run.status == TrainingRun.Status.FAILED and run.failure_kind == TrainingRun.Failure.ERROR
+    assert "nothing to train on" in run.error
+    assert not ModelVersion.objects.filter(project=project).exists()
+    assert training.open_run(project) is None  # the project is free for the next run
+
+
+def test_a_run_is_claimed_once(project, loop_images):
+    run, _ = training.request_training(project, dispatch=False)
+    assert training.claim_run(run.pk, "first") is not None
+    assert training.claim_run(run.pk, "second") is None  # a duplicate message does nothing
+    assert training.execute_run(run.pk) == {"run": run.pk, "skipped": "not queued"}
+
+
+# --- At most one open run per project ------------------------------------------------------------
+
+
+def test_the_database_refuses_a_second_open_run(project):
+    TrainingRun.objects.create(project=project)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TrainingRun.objects.create(project=project, status=TrainingRun.Status.RUNNING)
+    # Finished runs do not count.
+    TrainingRun.objects.update(status=TrainingRun.Status.FAILED)
+    TrainingRun.objects.create(project=project)
+
+
+def test_requesting_while_a_run_is_open_returns_that_run(project, manager):
+    first, created = training.request_training(project, dispatch=False)
+    second, created_again = training.request_training(project, user=manager, dispatch=False)
+    assert created and not created_again and second.pk == first.pk
+    assert TrainingRun.objects.filter(project=project).count() == 1
+
+
+def test_a_dead_run_is_failed_and_frees_the_project(project, settings):
+    settings.TAGRANK_TRAINING_STALE_SECONDS = 60
+    run, _ = training.request_training(project, dispatch=False)
+    training.claim_run(run.pk)
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=30))
+    assert training.fail_dead_runs(project) == []  # 30 s without a heartbeat is not dead yet
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=90))
+    assert training.fail_dead_runs(project) == [run.pk]
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.FAILED and run.failure_kind == TrainingRun.Failure.WORKER_LOST
+    assert "No heartbeat" in run.error
+    again, created = training.request_training(project, dispatch=False)
+    assert created and again.pk != run.pk
+
+
+def test_a_run_taken_away_stops_at_its_next_write(project):
+    run, _ = training.request_training(project, dispatch=False)
+    claimed = training.claim_run(run.pk)
+    reporter = training.RunReporter(claimed)
+    reporter.log("working")
+    TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRun.Status.FAILED)
+    with pytest.raises(training.RunAbandoned):
+        reporter.log("still working")
+
+
+# --- The trigger policy -------------------------------------------------------------------------------
+
+
+def test_trigger_fires_after_n_new_comparisons(project, rater, loop_images):
+    project.retrain_min_new_comparisons = 30
+    project.save()
+    simulate_comparisons(project, rater, loop_images, 29)
+    decision = triggers.evaluate(project)
+    assert not decision.train and decision.new_comparisons == 29
+    simulate_comparisons(project, rater, loop_images, 1, seed=1)
+    decision = triggers.evaluate(project)
+    assert decision.train and decision.trigger == TrainingRun.Trigger.NEW_COMPARISONS
+    outcome = triggers.check_project(project, dispatch=False)
+    assert outcome["created"] and TrainingRun.objects.get(pk=outcome["run"]).trigger == "new_comparisons"
+    assert not triggers.evaluate(project).train  # a run is open now
+
+
+def test_trigger_counts_from_the_latest_version_and_fires_on_max_age(project, rater, loop_images):
+    project.retrain_min_new_comparisons = 50
+    project.retrain_max_age_hours = 24
+    project.save()
+    comparisons = simulate_comparisons(project, rater, loop_images, 60)
+    version = ModelVersion.objects.create(project=project, status=ModelVersion.Status.ACTIVE, is_active=True,
+                                          encoder_id="tiny-v1", last_comparison_id=comparisons[-1].pk)
+    assert not triggers.evaluate(project).train
+    simulate_comparisons(project, rater, loop_images, 3, seed=2)
+    assert not triggers.evaluate(project).train  # young model, 3 new < 50
+    ModelVersion.objects.filter(pk=version.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    decision = triggers.evaluate(project)
+    assert decision.train and decision.trigger == TrainingRun.Trigger.MAX_AGE and decision.new_comparisons == 3
+
+
+def test_trigger_waits_after_a_failed_run_but_not_after_a_dead_worker(project, rater, loop_images, settings):
+    settings.TAGRANK_TRAINING_FAILURE_COOLDOWN_SECONDS = 600
+    project.retrain_min_new_comparisons = 10
+    project.save()
+    simulate_comparisons(project, rater, loop_images, 20)
+    TrainingRun.objects.create(project=project, status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
+                               failure_kind=TrainingRun.Failure.ERROR)
+    assert not triggers.evaluate(project).train
+    TrainingRun.objects.create(project=project, status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
+                               failure_kind=TrainingRun.Failure.WORKER_LOST)
+    assert triggers.evaluate(project).train
+
+
+# --- Promotion and rollback -----------------------------------------------------------------------------
+
+
+def trained_version(project, **fields):
+    """A version with real (tiny) weights, without running the whole training."""
+    from django.core.files.base import ContentFile
+
+    from modeling.ml.ranker import RankerConfig, build_ranker
+    from modeling.ml.training import save_checkpoint
+
+    import tempfile, os  # noqa: E401
+
+    model = build_ranker("tags", RankerConfig(input_dim=64, width=16, heads=2, ensemble=2))
+    version = ModelVersion.objects.create(project=project, encoder_id=features.encoder_id_for(),
+                                          status=ModelVersion.Status.CANDIDATE, **fields)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "w.pt")
+        save_checkpoint(path, model, {"encoder_id": version.encoder_id})
+        with open(path, "rb") as handle:
+            version.weights.save(f"v{version.pk}.pt", ContentFile(handle.read()))
+    return version
+
+
+def test_manual_promotion_and_rollback_are_logged(project, manager, loop_images):
+    first, second = trained_version(project), trained_version(project)
+    with pytest.raises(promotion.PromotionRefused, match="reason"):
+        promotion.promote(first, user=manager, reason="  ", dispatch=False)
+    promotion.promote(first, user=manager, reason="baseline", dispatch=False)
+    scoring.rescore(first.pk)
+    with pytest.raises(promotion.PromotionRefused, match="never active"):
+        promotion.rollback(second, user=manager, reason="x", dispatch=False)
+    promotion.promote(second, user=manager, reason="looks better", dispatch=False)
+    scoring.rescore(second.pk)
+    assert promotion.previous_version(project) == first
+    with pytest.raises(promotion.PromotionRefused, match="already the active"):
+        promotion.promote(second, user=manager, reason="again", dispatch=False)
+
+    first.refresh_from_db()
+    back = promotion.rollback(first, user=manager, reason="second one misranks portraits", dispatch=False)
+    assert back.kind == Promotion.Kind.ROLLBACK and back.from_version == second and back.decided_by == manager
+    result = scoring.rescore(first.pk)
+    assert result["activated"] and result["scored"] == 0  # its scores were still there
+    first.refresh_from_db()
+    assert first.is_active
+    log = list(Promotion.objects.filter(project=project).order_by("created_at").values_list("kind", "reason"))
+    assert log == [("manual", "baseline"), ("manual", "looks better"), ("rollback", "second one misranks portraits")]
+
+
+def test_the_latest_promotion_request_wins(project, manager, loop_images):
+    first, second = trained_version(project), trained_version(project)
+    promotion.promote(first, user=manager, reason="one", dispatch=False)
+    promotion.promote(second, user=manager, reason="two", dispatch=False)
+    first.refresh_from_db()
+    assert first.status == ModelVersion.Status.CANDIDATE and "Superseded" in first.status_reason
+    assert scoring.rescore(first.pk)["skipped"]
+    assert scoring.rescore(second.pk)["activated"]
+
+
+def test_corrupt_weights_fail_the_version_and_the_active_one_keeps_serving(project, manager, loop_images):
+    good, bad = trained_version(project), trained_version(project)
+    promotion.promote(good, user=manager, reason="good", dispatch=False)
+    scoring.rescore(good.pk)
+    with bad.weights.open("rb") as handle:
+        data = handle.read()
+    with bad.weights.storage.open(bad.weights.name, "wb") as handle:
+        handle.write(data[: len(data) // 2])
+    promotion.promote(bad, user=manager, reason="try it", dispatch=False)
+    result = scoring.rescore(bad.pk)
+    assert "failed" in result
+    bad.refresh_from_db(), good.refresh_from_db()
+    assert bad.status == ModelVersion.Status.FAILED and "unreadable" in bad.status_reason
+    assert good.is_active and ImageScore.objects.filter(model_version=good).count() == 16
+    with pytest.raises(promotion.PromotionRefused):
+        promotion.promote(bad, user=manager, reason="again", dispatch=False)
+
+
+def test_new_images_are_scored_by_the_active_version(project, manager, loop_images, image_bytes):
+    version = trained_version(project)
+    promotion.promote(version, user=manager, reason="r", dispatch=False)
+    scoring.rescore(version.pk)
+    fresh = add_images(project, 3, image_bytes, start=100)
+    report = features.extract_features([i.pk for i in fresh])
+    assert scoring.score_new_images(project, report.extracted) == 3
+    assert ImageScore.objects.filter(model_version=version, image__in=fresh).count() == 3
+    assert not scoring.unscored_images(version).exists()
+    assert np.isfinite(list(ImageScore.objects.values_list("uncertainty", flat=True))).all()
+    assert Image.objects.filter(project=project).count() == 19
+
+
+# --- Tasks and schedule ---------------------------------------------------------------------------
+
+
+def test_model_loop_tasks_are_named_acked_late_limited_and_back_off_with_a_cap():
+    from worker import app
+    from worker.tasks import RETRY_BACKOFF_MAX
+
+    app.loader.import_default_modules()
+    for name, queue in [("tagrank.features.extract", "gpu"), ("tagrank.features.sweep", "gpu"),
+                        ("tagrank.training.train", "gpu"), ("tagrank.scoring.rescore", "gpu"),
+                        ("tagrank.scoring.score_missing", "gpu"), ("tagrank.triggers.check", "default")]:
+        task = app.tasks[name]
+        assert task.acks_late and task.soft_time_limit < task.time_limit, name
+        assert task.autoretry_for and task.retry_backoff and task.retry_backoff_max == RETRY_BACKOFF_MAX, name
+        assert task.max_retries is not None, name
+        route = app.amqp.router.route({}, name, args=(), kwargs={})
+        assert route["queue"].name == queue, name
+
+
+def test_beat_runs_the_trigger_every_minute_and_the_sweep_every_few_minutes():
+    from worker import app
+
+    schedule = {entry["task"]: entry["schedule"] for entry in app.conf.beat_schedule.values()}
+    assert schedule["tagrank.triggers.check"] == 60.0
+    assert 60.0 < schedule["tagrank.features.sweep"] <= 600.0
+
+
+def test_importing_enqueues_feature_extraction_after_commit(project, image_bytes, monkeypatch, django_capture_on_commit_callbacks):
+    from labeling.services.pipeline import images_imported
+    from worker.tasks import extract_features_task
+
+    sent = []
+    monkeypatch.setattr(extract_features_task, "apply_async", lambda args, **kw: sent.append(args[0]))
+    images = add_images(project, 3, image_bytes)
+    with django_capture_on_commit_callbacks(execute=True):
+        images_imported(project, [i.pk for i in images])
+        assert sent == []  # not before the import committed
+    assert sent == [sorted(i.pk for i in images)]
+
+
+def test_an_unreachable_broker_never_breaks_an_import(project, image_bytes, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from worker.tasks import extract_features_task
+
+    def down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(extract_features_task, "apply_async", down)
+    images = add_images(project, 2, image_bytes)
+    assert features.enqueue_extraction(project, [i.pk for i in images]) == 0  # the sweep will pick them up
