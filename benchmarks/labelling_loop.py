@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -34,10 +35,8 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -219,75 +218,80 @@ class Server:
 # --- Clients --------------------------------------------------------------------------------------
 
 
-@dataclass
-class Timings:
-    next_pair: list[float] = field(default_factory=list)
-    submit: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    empty: int = 0
+def client_process(port, slug, token, judgments, think_s, seed, barrier, results) -> None:
+    """One rater in its own process (no GIL shared with the other clients): next-pair, then submit.
 
-
-def client_loop(port: int, slug: str, token: str, judgments: int, timings: Timings, lock, barrier) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    ``think_s`` > 0 paces the rater like a person: a random pause (uniform 0..2·think_s) between getting a
+    pair and answering. 0 is a closed loop with no pause: the most load the clients can make.
+    """
+    rng = random.Random(seed)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json", "Accept": "application/json"}
-    local_next, local_submit, errors, empty = [], [], [], 0
+    next_times, submit_times, errors, empty = [], [], [], 0
     barrier.wait()
     for _ in range(judgments):
         started = time.perf_counter()
         connection.request("GET", f"/api/v1/projects/{slug}/next-pair/", headers=headers)
         response = connection.getresponse()
         body = response.read()
-        local_next.append(time.perf_counter() - started)
+        next_times.append(time.perf_counter() - started)
         if response.status == 204:
             empty += 1
             continue
         if response.status != 200:
             errors.append(f"next-pair {response.status}: {body[:200]!r}")
             continue
-        lease = json.loads(body)["lease"]
-        payload = json.dumps({"lease": lease, "winner": random.choice("ab"), "client_key": uuid.uuid4().hex,
-                              "response_ms": 1500})
+        if think_s:
+            time.sleep(rng.uniform(0, 2 * think_s))
+        payload = json.dumps({"lease": json.loads(body)["lease"], "winner": rng.choice("ab"),
+                              "client_key": uuid.uuid4().hex, "response_ms": 1500})
         started = time.perf_counter()
         connection.request("POST", f"/api/v1/projects/{slug}/comparisons/", body=payload, headers=headers)
         response = connection.getresponse()
         body = response.read()
-        local_submit.append(time.perf_counter() - started)
+        submit_times.append(time.perf_counter() - started)
         if response.status != 201:
             errors.append(f"submit {response.status}: {body[:200]!r}")
     connection.close()
-    with lock:
-        timings.next_pair += local_next
-        timings.submit += local_submit
-        timings.errors += errors
-        timings.empty += empty
+    results.put((next_times, submit_times, errors, empty))
 
 
-def run_clients(port: int, slug: str, tokens: list[str], clients: int, judgments_per_client: int) -> dict:
-    timings, lock = Timings(), threading.Lock()
-    barrier = threading.Barrier(clients + 1)
-    threads = [
-        threading.Thread(target=client_loop, args=(port, slug, tokens[k], judgments_per_client, timings, lock, barrier))
+def run_clients(port: int, slug: str, tokens: list[str], clients: int, judgments_per_client: int,
+                think_s: float = 0.0) -> dict:
+    from django.db import connections
+
+    connections.close_all()  # the forked clients must not share the parent's database connection
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(clients + 1), context.Queue()
+    processes = [
+        context.Process(target=client_process,
+                        args=(port, slug, tokens[k], judgments_per_client, think_s, k, barrier, results))
         for k in range(clients)
     ]
-    for thread in threads:
-        thread.start()
+    for process in processes:
+        process.start()
     barrier.wait()
     started = time.perf_counter()
-    for thread in threads:
-        thread.join()
+    collected = [results.get(timeout=1800) for _ in processes]
     elapsed = time.perf_counter() - started
+    for process in processes:
+        process.join()
+    next_times = [t for c in collected for t in c[0]]
+    submit_times = [t for c in collected for t in c[1]]
+    errors = [e for c in collected for e in c[2]]
     return {
         "clients": clients,
-        "judgments": len(timings.submit),
+        "think_s": think_s,
+        "judgments": len(submit_times),
         "seconds": elapsed,
-        "next_median_ms": 1000 * statistics.median(timings.next_pair),
-        "next_p99_ms": 1000 * percentile(timings.next_pair, 99),
-        "submit_median_ms": 1000 * statistics.median(timings.submit),
-        "submit_p99_ms": 1000 * percentile(timings.submit, 99),
-        "requests_per_s": (len(timings.next_pair) + len(timings.submit)) / elapsed,
-        "errors": timings.errors[:5],
-        "error_count": len(timings.errors),
-        "empty": timings.empty,
+        "next_median_ms": 1000 * statistics.median(next_times),
+        "next_p99_ms": 1000 * percentile(next_times, 99),
+        "submit_median_ms": 1000 * statistics.median(submit_times),
+        "submit_p99_ms": 1000 * percentile(submit_times, 99),
+        "requests_per_s": (len(next_times) + len(submit_times)) / elapsed,
+        "errors": errors[:5],
+        "error_count": len(errors),
+        "empty": sum(c[3] for c in collected),
     }
 
 
@@ -353,8 +357,10 @@ def machine(database_url: str) -> str:
 
     with psycopg.connect(database_url) as connection:
         pg_version = connection.execute("show server_version").fetchone()[0]
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return (f"{os.cpu_count()} CPU cores ({cpu}){memory}; Python {platform.python_version()}, Django {django.__version__}, "
-            f"PostgreSQL {pg_version}, gunicorn gthread; clients and server on the same machine")
+            f"PostgreSQL {pg_version}, gunicorn gthread; clients and server on the same machine; load average "
+            f"at the end of the run {load} (other work shares this machine)")
 
 
 def report(args, loops: list[dict], exports: list[dict], builds: dict) -> str:
@@ -370,16 +376,20 @@ def report(args, loops: list[dict], exports: list[dict], builds: dict) -> str:
         "an empty pair queue, so every pair comes from the fallback strategy (fewest comparisons, random "
         "partners), the slower path; left/right and winners random. "
         f"Server: gunicorn, {args.workers} workers × {args.threads} threads, DEBUG off, persistent database "
-        "connections. Each client is a rater with its own token looping `GET next-pair` → "
-        f"`POST comparisons` ({args.judgments} judgments per run, split over the clients); "
-        "latencies are measured by the clients, over HTTP on 127.0.0.1.",
+        "connections. Each client is a rater (its own process and token) looping `GET next-pair` → "
+        f"`POST comparisons`: either as fast as it can ({args.judgments} judgments per run, split over the "
+        f"clients), which measures saturation, or paced like a person, pausing uniformly 0–{2 * args.think:g} s "
+        f"before answering ({args.paced_judgments} judgments per run). Latencies are measured by the clients, "
+        "over HTTP on 127.0.0.1.",
         "",
-        "| images | clients | judgments | next-pair median | next-pair p99 | submit median | submit p99 | requests/s | errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| images | clients | pacing | judgments | next-pair median | next-pair p99 | submit median | submit p99 | "
+        "requests/s | errors |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in loops:
+        pacing = f"{row['think_s']:g} s pause" if row["think_s"] else "none (closed loop)"
         lines.append(
-            f"| {row['images']:,} | {row['clients']} | {row['judgments']:,} | {row['next_median_ms']:.1f} ms | "
+            f"| {row['images']:,} | {row['clients']} | {pacing} | {row['judgments']:,} | {row['next_median_ms']:.1f} ms | "
             f"{row['next_p99_ms']:.1f} ms | {row['submit_median_ms']:.1f} ms | {row['submit_p99_ms']:.1f} ms | "
             f"{row['requests_per_s']:.0f} | {row['error_count']} |"
         )
@@ -424,7 +434,11 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--clients", type=int, nargs="+", default=[10, 50])
-    parser.add_argument("--judgments", type=int, default=2000, help="judgments per run, split over the clients")
+    parser.add_argument("--judgments", type=int, default=2000,
+                        help="judgments per closed-loop run (no pause between judgments), split over the clients")
+    parser.add_argument("--think", type=float, default=0.5,
+                        help="mean pause in seconds of a paced rater between seeing a pair and answering")
+    parser.add_argument("--paced-judgments", type=int, default=1000, help="judgments per paced run")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--write-docs", action="store_true")
@@ -443,12 +457,13 @@ def main() -> None:
         server = Server(args.database_url, workers=args.workers, threads=args.threads)
         try:
             warm_up(server.port, project["slug"], project["tokens"][-4:])
-            for clients in args.clients:
-                result = run_clients(server.port, project["slug"], project["tokens"], clients,
-                                     max(1, args.judgments // clients))
-                result["images"] = size
-                loops.append(result)
-                print(json.dumps(result), flush=True)
+            for think_s, judgments in ((0.0, args.judgments), (args.think, args.paced_judgments)):
+                for clients in args.clients:
+                    result = run_clients(server.port, project["slug"], project["tokens"], clients,
+                                         max(1, judgments // clients), think_s=think_s)
+                    result["images"] = size
+                    loops.append(result)
+                    print(json.dumps(result), flush=True)
         finally:
             server.stop()
         if size == max(args.sizes):

@@ -152,6 +152,8 @@ def run_loop(project, timeout: float) -> dict:
 def time_loop_test() -> float:
     t0 = time.perf_counter()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MEDIA_ROOT", "TAGRANK_FEATURES_DIR")}
+    # A private folder for the test database and the filesystem broker: no other test run steals its messages.
+    env["TAGRANK_VAR_DIR"] = tempfile.mkdtemp(prefix="tagrank-loop-test-")
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/modeling/test_loop.py"],
                    cwd=REPO, env=env, check=True)
     return time.perf_counter() - t0

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include("config.api_urls")),
     path("", include("modeling.dashboard_urls")),
     path("", include("modeling.urls")),
+    path("", include("modeling.analysis_urls")),
     path("", include("labeling.urls")),
 ]
 

@@ -160,14 +160,14 @@ def scatter(points: list[dict], x_label: str = "model score (1–10)",
     x_ticks, y_ticks = nice_ticks(min(xs), max(xs)), nice_ticks(min(ys), max(ys))
     frame = Frame(x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1])
     frame.axes(x_ticks, y_ticks, x_label, y_label)
+    # Up to MAX_SCATTER_POINTS of these: kept short (colour in the stylesheet, ``target=_blank`` implies noopener).
     for point in points:
         label = (f"{point.get('name') or 'image ' + str(point['image_id'])}: model {point['model']:.2f}, "
                  f"human {point['human']:.2f}, {point['comparisons']} comparisons")
-        circle = (f'<circle class="point" cx="{frame.x(point["model"]):.1f}" cy="{frame.y(point["human"]):.1f}" r="3.5" '
-                  f'fill="{COLORS["model"]}" fill-opacity="0.55"><title>{escape(label)}</title></circle>')
+        circle = (f'<circle class="point scatter-point" cx="{frame.x(point["model"]):.1f}" '
+                  f'cy="{frame.y(point["human"]):.1f}" r="3.5"><title>{escape(label)}</title></circle>')
         if point.get("url"):
-            circle = (f'<a href="{escape(point["url"])}" target="_blank" rel="noopener" '
-                      f'data-image-id="{int(point["image_id"])}">{circle}</a>')
+            circle = f'<a href="{escape(point["url"])}" target="_blank" data-image-id="{int(point["image_id"])}">{circle}</a>'
         frame.add(circle)
     return frame.svg("scatter", "Model score against human score",
                      "One point per image with comparisons; a point opens its image.")

@@ -302,6 +302,12 @@ class TagNameSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=TAG_MAX_LENGTH * 2)
 
 
+class VocabularyFilterSerializer(serializers.Serializer):
+    q = serializers.CharField(
+        required=False, allow_blank=True, max_length=TAG_MAX_LENGTH, help_text="Names starting with this (any case)."
+    )
+
+
 class VocabularyTagSerializer(serializers.ModelSerializer):
     image_count = serializers.IntegerField(read_only=True)
 

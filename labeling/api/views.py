@@ -438,14 +438,16 @@ class VocabularyView(ProjectScopedMixin, GenericAPIView):
     pagination_class = StandardPagination
 
     @extend_schema(
-        parameters=[OpenApiParameter("q", str, description="Names starting with this (case-insensitive).")],
+        parameters=[s.VocabularyFilterSerializer],
         responses={200: s.VocabularyTagSerializer(many=True), **ERRORS},
         tags=["images"],
     )
     def get(self, request, slug):
         """The project's tag vocabulary, for autocompletion: most used first."""
+        filters = s.VocabularyFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
         tags = Tag.objects.filter(project=self.project).annotate(image_count=Count("image_tags"))
-        prefix = request.query_params.get("q")
+        prefix = filters.validated_data.get("q")
         if prefix:
             tags = tags.filter(name__startswith=Tag.normalise(prefix))
         page = self.paginate_queryset(tags.order_by("-image_count", "name"))

@@ -181,27 +181,36 @@ def lease_from_queue(project: Project, rater, *, rng=None) -> PairLease | None:
     return None
 
 
-def _slots_taken(project: Project, candidate: PairCandidate, now: datetime) -> tuple[int, list[datetime]]:
-    """(stored judgments of the pair in either order, expiries of its live leases), counted afresh."""
-    judged = comparisons_of_pair(project, candidate.image_low_id, candidate.image_high_id).count()
-    live_expiries = list(
-        PairLease.objects.filter(candidate=candidate, state=PairLease.State.LIVE, expires_at__gt=now).values_list(
-            "expires_at", flat=True
-        )
-    )
-    return judged, live_expiries
+def _slots_taken(project: Project, candidate: PairCandidate, now: datetime, rater=None):
+    """Counted afresh under the candidate's lock: (stored judgments of the pair in either order, expiries of
+    its live leases, whether ``rater`` is barred from it: judged it, skipped it, or holds it already)."""
+    judged = judged_by_rater = 0
+    for by_rater, n in (
+        comparisons_of_pair(project, candidate.image_low_id, candidate.image_high_id)
+        .values_list(Q(rater_id=getattr(rater, "pk", None)))
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        judged += n
+        judged_by_rater += n if by_rater else 0
+    live_expiries, rater_blocked = [], judged_by_rater > 0
+    for rater_id, state, expires_at in PairLease.objects.filter(candidate=candidate).filter(
+        Q(state=PairLease.State.LIVE, expires_at__gt=now) | Q(rater_id=getattr(rater, "pk", None))
+    ).values_list("rater_id", "state", "expires_at"):
+        live = state == PairLease.State.LIVE and expires_at > now
+        if live:
+            live_expiries.append(expires_at)
+        if rater is not None and rater_id == rater.pk and (live or state in (PairLease.State.JUDGED, PairLease.State.SKIPPED)):
+            rater_blocked = True
+    return judged, live_expiries, rater_blocked
 
 
 def _lease_locked_candidate(project, rater, candidate: PairCandidate, now, rng) -> PairLease | None:
     """Lease one slot of ``candidate`` (locked by the caller) after re-checking it under the lock."""
-    judged, live_expiries = _slots_taken(project, candidate, now)
+    judged, live_expiries, rater_blocked = _slots_taken(project, candidate, now, rater)
     if judged + len(live_expiries) >= project.overlap:
         _store_slots(candidate, judged, live_expiries, project.overlap)
         return None
-    rater_blocked = (
-        PairLease.objects.filter(rater=rater, candidate=candidate).filter(blocking_leases(now)).exists()
-        or comparisons_of_pair(project, candidate.image_low_id, candidate.image_high_id).filter(rater=rater).exists()
-    )
     if rater_blocked:
         return None
     left, right = _left_right(candidate.image_low, candidate.image_high, rng)
@@ -226,7 +235,7 @@ def refresh_candidate(candidate_id: int | None, project: Project) -> None:
     candidate = PairCandidate.objects.select_for_update().filter(pk=candidate_id).first()
     if candidate is None:
         return
-    judged, live_expiries = _slots_taken(project, candidate, timezone.now())
+    judged, live_expiries, _ = _slots_taken(project, candidate, timezone.now())
     _store_slots(candidate, judged, live_expiries, project.overlap)
 
 
@@ -302,14 +311,14 @@ def _blocked_pairs(project: Project, rater, ids: list[int], now: datetime) -> se
 
 
 def _lease_pair(project: Project, rater, low: int, high: int, rng) -> PairLease | None:
-    # The candidate row is inserted in its own short transaction, so that no lease transaction ever
-    # waits on another's uncommitted insert while holding a lock (which could deadlock).
-    PairCandidate.objects.bulk_create(
-        [PairCandidate(project=project, image_low_id=low, image_high_id=high, source=PairCandidate.Source.FALLBACK)],
-        ignore_conflicts=True,
-    )
+    # One transaction per attempt, touching one candidate row: it may wait on another request's insert of
+    # the same pair (the unique index), but never while holding a lock that request needs, so no deadlock.
     now = timezone.now()
     with transaction.atomic():
+        PairCandidate.objects.bulk_create(
+            [PairCandidate(project=project, image_low_id=low, image_high_id=high, source=PairCandidate.Source.FALLBACK)],
+            ignore_conflicts=True,
+        )
         candidate = (
             PairCandidate.objects.filter(project=project, image_low_id=low, image_high_id=high)
             .select_related("image_low", "image_high")

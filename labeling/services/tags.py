@@ -37,6 +37,8 @@ class TagNotYours(TagRefused):
 
 
 def clean_name(name) -> str:
+    if "\x00" in str(name or ""):  # PostgreSQL text cannot hold NUL: refuse it here, not with a 500
+        raise TagRefused("A tag name cannot contain NUL characters.")
     cleaned = Tag.normalise(name or "")
     if not cleaned:
         raise TagRefused("The tag name is empty.")

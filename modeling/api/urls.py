@@ -22,3 +22,16 @@ urlpatterns += [
     path("projects/<slug:slug>/raters/<int:user_id>/exclusion/", agreement_api.RaterExclusionView.as_view(),
          name="api-rater-exclusion"),
 ]
+
+# The poster's analyses (modeling/api/analyses.py): per-tag scores, metadata fields, explanations.
+from modeling.api import analyses as analyses_api  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:slug>/tags/summary/", analyses_api.TagSummaryView.as_view(), name="api-tag-summary"),
+    path("projects/<slug:slug>/metadata/fields/", analyses_api.MetadataFieldsView.as_view(), name="api-metadata-fields"),
+    path("projects/<slug:slug>/metadata/<str:field>/summary/", analyses_api.MetadataSummaryView.as_view(),
+         name="api-metadata-summary"),
+    path("images/<int:image_id>/explanation/", analyses_api.ExplanationView.as_view(), name="api-image-explanation"),
+    path("images/<int:image_id>/explanation.png", analyses_api.ExplanationPngView.as_view(),
+         name="api-image-explanation-png"),
+]

@@ -133,7 +133,8 @@ class TrainConfig:
     ranker: RankerConfig = field(default_factory=RankerConfig)  # input_dim is taken from the data
     seed: int = 0
     epochs: int = 30
-    patience: int = 3            # validations without a gain of min_delta before stopping
+    patience: int = 3            # validations without a gain of min_delta before stopping...
+    patience_steps: int = 60     # ...and at least this many steps (small data sets have short epochs)
     min_delta: float = 0.002     # smaller gains in the watched validation metric count as no gain
     batch_pairs: int = 1024      # comparisons per step
     batch_images: int = 256      # images with reference distributions per step
@@ -220,7 +221,8 @@ def train_ranker(data: RankingData, cfg: TrainConfig | None = None, model_kind: 
     ``progress`` is called with the history entry; ``epoch`` in it counts passes over the
     training data and may be fractional. Early stopping watches validation pairwise agreement
     (validation SRCC against the reference means when there are no validation comparisons),
-    stops after ``patience`` evaluations without improvement and keeps the best weights.
+    stops after ``patience`` evaluations and ``patience_steps`` steps without a gain above
+    ``min_delta``, and keeps the best weights.
     """
     cfg = cfg or TrainConfig()
     device = pick_device(cfg.device)
@@ -286,7 +288,7 @@ def _train(data, cfg, model_kind, progress, split, device) -> TrainResult:
     watch = "pairwise_agreement" if has_val_pairs else ("srcc" if has_val_refs else None)
 
     history, best, best_state, best_metrics, best_epoch, bad_evals = [], -math.inf, None, {}, 0.0, 0
-    step, running, n_running, t0, stop = 0, 0.0, 0, time.perf_counter(), False
+    step, gain_step, running, n_running, t0, stop = 0, 0, 0.0, 0, time.perf_counter(), False
     for epoch in range(cfg.epochs):
         pair_order = rng.permutation(train_pairs)
         ref_order = rng.permutation(ref_images)
@@ -338,11 +340,14 @@ def _train(data, cfg, model_kind, progress, split, device) -> TrainResult:
             if progress:
                 progress(dict(entry))
             # Keep the best weights; but only a gain above min_delta (beyond validation noise) resets patience.
-            bad_evals = 0 if score > best + cfg.min_delta else bad_evals + 1
+            if score > best + cfg.min_delta:
+                bad_evals, gain_step = 0, step
+            else:
+                bad_evals += 1
             if score > best:
                 best, best_metrics, best_epoch = score, m, entry["epoch"]
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if watch and bad_evals >= cfg.patience:
+            if watch and bad_evals >= cfg.patience and step - gain_step >= cfg.patience_steps:
                 stop = True
                 break
         if stop:

@@ -33,7 +33,7 @@ def request_promotion(version: ModelVersion, *, kind: str, reason: str, user=Non
     """Log the decision and start scoring every image with the version; it switches in when done."""
     from modeling.services import scoring
 
-    reason = (reason or "").strip()
+    reason = (reason or "").replace("\x00", "").strip()  # PostgreSQL text cannot hold NUL
     if not reason:
         raise PromotionRefused("Give a reason: every promotion is logged with who did it and why.")
     with transaction.atomic():

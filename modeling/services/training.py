@@ -393,6 +393,17 @@ def _train(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
             )
             with open(path, "rb") as handle:
                 version.weights.save(f"v{version.pk}-run{run.pk}.pt", File(handle), save=True)
+            if baseline_result is not None:
+                # The image-only baseline beside it, for the per-tag analyses (modeling/services/analyses.py).
+                baseline_path = os.path.join(folder, "baseline.pt")
+                save_checkpoint(baseline_path, baseline_result, {"encoder_id": dataset.encoder_id,
+                                                                 "project": project.slug, "training_run": run.pk})
+                from modeling.models import weights_upload_path
+
+                with open(baseline_path, "rb") as handle:
+                    version.config["baseline_weights"] = version.weights.storage.save(
+                        weights_upload_path(version, f"v{version.pk}-run{run.pk}-baseline.pt"), File(handle))
+                version.save(update_fields=["config"])
             reporter.lines.append(f"model version {version.pk} stored; {verdict.reason}")
             TrainingRun.objects.filter(pk=run.pk).update(
                 status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), progress=1.0, stage="done",

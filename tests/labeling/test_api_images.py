@@ -149,6 +149,10 @@ def test_tag_requests_refuse_bad_input(api, project, images, rater):
     assert client.post(url, {"name": "   "}, format="json").status_code == 400
     assert client.post(url, {"name": "x" * 150}, format="json").json()["code"] == "tag_refused"
     assert client.get("/api/v1/images/999999/tags/").status_code == 404
+    assert client.get(f"/api/v1/images/{2**70}/tags/").status_code == 404  # beyond any id: not a 500
+    assert client.delete(url + "?name=bad%00name").status_code == 400  # PostgreSQL text cannot hold NUL
+    assert client.post(url, {"name": "bad\x00name"}, format="json").status_code == 400
+    assert client.get("/api/v1/projects/test-project/tags/?q=%00").status_code == 400
     assert ImageTag.objects.filter(image=images[0]).count() == 1
 
 

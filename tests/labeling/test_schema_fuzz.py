@@ -32,10 +32,13 @@ def wsgi_keeps_the_test_connection():
 
 
 @pytest.fixture
-def fuzz_target(project, images, manager, rater, wsgi_keeps_the_test_connection):
-    """A project with images, a manager's token, and a pair leased so that lease-taking endpoints have one."""
+def fuzz_target(project, manager, rater, image_bytes, wsgi_keeps_the_test_connection):
+    """A project with three images, a manager's token, and a pair leased so that lease-taking endpoints have one.
+    (Built once per operation, so it is kept small: the run's time is mostly this setup.)"""
+    from labeling.services.imports import store_image
     from labeling.services.pairs import next_pair
 
+    images = [store_image(project, f"{k}.png", image_bytes(seed=k, size=(16, 16)), tags=["t"])[0] for k in range(3)]
     next_pair(project, manager)
     token, _ = Token.objects.get_or_create(user=manager)
     return {"headers": {"Authorization": f"Token {token.key}"}, "slug": project.slug, "image_id": images[0].pk}

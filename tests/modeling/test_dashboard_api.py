@@ -184,7 +184,8 @@ def test_dashboard_reads_the_stored_report_and_shows_its_numbers(client, project
     assert f'{data["human"]["alpha"]["value"]:.3f}' in html
     assert f'{version["human_correlation"]["srcc"]["value"]:.3f}' in html
     assert html.count('<svg class="chart"') == 5
-    assert html.count("<circle class=\"point\"") >= 40 + 1  # the scatter's images and the version point
+    assert html.count('<circle class="point scatter-point"') == 40  # one per image with comparisons
+    assert html.count('<circle class="point"') == 1  # the one model version in the agreement chart
     assert html.count('data-image-id="') == 40  # every scatter point opens its image
     assert "Always one side" in html and "Too fast" in html  # lefty's flags
     assert "encoder: tiny" in html and "for demonstration only" in html

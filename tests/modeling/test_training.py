@@ -11,7 +11,7 @@ from modeling.ml.training import (CheckpointError, RankingData, TrainConfig, loa
 
 def small_config(**kw):
     base = dict(ranker=RankerConfig(width=32, heads=2, ensemble=3), epochs=10, batch_pairs=512,
-                batch_images=128, eval_every=0, patience=4, lr=3e-3, seed=0, threads=1)
+                batch_images=128, eval_every=0, patience=4, patience_steps=0, lr=3e-3, seed=0, threads=1)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -63,6 +63,9 @@ def test_progress_is_reported_and_early_stopping_keeps_the_best(task):
     assert r.history[-1]["epoch"] < 30                        # stopped early
     best = max(e["val_pairwise_agreement"] for e in r.history)
     assert r.metrics["pairwise_agreement"] == pytest.approx(best)
+    # patience is also counted in steps: short epochs do not stop a run too soon
+    patient = train_ranker(data, small_config(epochs=len(r.history) + 2, patience=2, patience_steps=10_000, lr=2e-2))
+    assert len(patient.history) == len(r.history) + 2
 
 
 def test_deterministic_under_a_seed(task):

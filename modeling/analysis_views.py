@@ -1,0 +1,140 @@
+"""The analyses' pages: the per-tag table, the generation-parameter panel, and an image's explanation.
+
+The numbers come from ``modeling.services.analyses`` / ``explanations``; the views only pick the
+project, the field and the version, and draw. Project panels are for managers (as the dashboard);
+an image page is for any member of its project.
+"""
+from __future__ import annotations
+
+import csv
+import io
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from labeling import access
+from labeling.models import Image, ImageTag
+from modeling.dashboard_views import managed_project
+from modeling.models import HumanScore, ImageScore
+from modeling.services import analyses, explanations
+
+
+def _version_or_none(project):
+    try:
+        return analyses.analysed_version(project)
+    except analyses.AnalysisUnavailable:
+        return None
+
+
+@login_required
+def tag_panel(request, slug):
+    project = managed_project(request, slug)
+    version = _version_or_none(project)
+    raw = request.GET.get("min_images", "")
+    min_images = max(1, int(raw)) if raw.isdigit() else analyses.DEFAULT_MIN_IMAGES
+    summary = analyses.tag_summary(project, min_images=min_images, version=version) if version else None
+    if summary and request.GET.get("format") == "csv":
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(analyses.tag_summary_csv_rows(summary))
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{project.slug}-tags.csv"'
+        return response
+    if summary:
+        # The poster's column order, then the reference mean and the differences.
+        for row in summary["rows"]:
+            row["cells"] = [row[c] for c in ("baseline", "ours", "human", "reference", "ours_minus_human",
+                                             "baseline_minus_human")]
+    return render(request, "modeling/analysis_tags.html",
+                  {"project": project, "version": version, "summary": summary, "min_images": min_images})
+
+
+def metadata_plot_svg(summary: dict) -> str:
+    """Mean model score, mean human score (1–10, left axis) and CLIP similarity (right axis) against the field."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    groups = summary["groups"]
+    x = [g["value"] for g in groups]
+    figure = Figure(figsize=(7.5, 3.8))
+    axes = figure.subplots()
+    right = axes.twinx()
+    series = [(axes, "model", "Model score", "#2456d6"), (axes, "human", "Human score (mapped to 1–10)", "#c2410c"),
+              (right, "clip_similarity", "CLIP prompt/tag–image similarity", "#15803d")]
+    for ax, key, label, color in series:
+        points = [(xv, g[key]) for xv, g in zip(x, groups) if g[key]["value"] is not None]
+        if not points:
+            continue
+        xs = [p[0] for p in points]
+        ys = [p[1]["value"] for p in points]
+        low = [y - (p[1]["low"] if p[1]["low"] is not None else y) for y, p in zip(ys, points)]
+        high = [(p[1]["high"] if p[1]["high"] is not None else y) - y for y, p in zip(ys, points)]
+        ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, color=color, label=label)
+    axes.set_xlabel(summary["field"])
+    axes.set_ylabel("mean score (95% interval)")
+    right.set_ylabel("CLIP similarity", color="#15803d")
+    handles = axes.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    labels = axes.get_legend_handles_labels()[1] + right.get_legend_handles_labels()[1]
+    axes.legend(handles, labels, fontsize="small", loc="best")
+    figure.tight_layout()
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg")
+    svg = buffer.getvalue()
+    return svg[svg.index("<svg"):]  # inline: drop the XML prolog and doctype
+
+
+@login_required
+def metadata_panel(request, slug):
+    project = managed_project(request, slug)
+    fields = analyses.numeric_metadata_fields(project)
+    names = [f["field"] for f in fields]
+    field = request.GET.get("field") or (names[0] if names else None)
+    if field is not None and field not in names:
+        raise Http404(f"{field!r} is not a numeric metadata field of this project.")
+    version = _version_or_none(project)
+    summary = svg = None
+    if field and version:
+        summary = analyses.metadata_summary(project, field, by_tag=request.GET.get("by_tag") == "1", version=version)
+        svg = metadata_plot_svg(summary)
+        for group in summary["groups"] + [g for entry in summary.get("by_tag", []) for g in entry["groups"]]:
+            group["cells"] = [group["model"], group["human"], group["clip_similarity"]]
+    return render(request, "modeling/analysis_metadata.html",
+                  {"project": project, "fields": fields, "field": field, "version": version, "summary": summary,
+                   "svg": svg, "by_tag": request.GET.get("by_tag") == "1"})
+
+
+@login_required
+def image_detail(request, image_id):
+    image = get_object_or_404(Image.objects.select_related("project"), pk=image_id)
+    if not access.can_rate(request.user, image.project):
+        raise PermissionDenied("Only members of the image's project see it.")
+    explanation, problem, version = None, None, None
+    try:
+        version = explanations.explained_version(image)
+        explanation = explanations.explanation_with_png_cached(image, version)
+    except explanations.ExplanationUnavailable as exc:
+        problem = str(exc)
+    scores = ImageScore.objects.filter(image=image).select_related("model_version").order_by("-model_version_id")[:5]
+    texts = sorted(explanation["texts"], key=lambda t: -abs(t["delta"])) if explanation else []
+    return render(request, "modeling/analysis_image.html", {
+        "image": image, "project": image.project, "version": version, "explanation": explanation, "texts": texts,
+        "problem": problem, "scores": scores, "human": HumanScore.objects.filter(image=image).first(),
+        "tags": list(ImageTag.objects.filter(image=image).values_list("tag__name", flat=True).order_by("tag__name")),
+        "can_manage": access.can_manage(request.user, image.project),
+    })
+
+
+@login_required
+def image_heat_map(request, image_id):
+    """The heat map PNG for the page's <img> (session-authenticated, like the page)."""
+    image = get_object_or_404(Image, pk=image_id)
+    if not access.can_rate(request.user, image.project):
+        raise PermissionDenied
+    try:
+        png = explanations.heat_map_png(image)
+    except explanations.ExplanationUnavailable as exc:
+        raise Http404(str(exc)) from exc
+    return HttpResponse(png, content_type="image/png")

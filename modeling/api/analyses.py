@@ -1,0 +1,153 @@
+"""The poster's analyses over the API: per-tag scores, scores against a metadata field, explanations.
+
+Project-level panels are for the project's managers; an image's explanation for any member.
+Computation lives in ``modeling.services.analyses`` and ``modeling.services.explanations``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.api.permissions import ProjectScopedMixin, image_role
+from labeling.api.serializers import ErrorSerializer
+from modeling.services import analyses, explanations
+
+ERRORS = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+VERSION_PARAM = OpenApiParameter("version", int, description="A model version id (default: the active one).")
+
+
+class CSVRenderer(BaseRenderer):
+    """``?format=csv``: DRF reads ``format`` as the renderer to use, so CSV is a renderer here."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, str):
+            return data.encode(self.charset)
+        return json.dumps(data).encode(self.charset)  # errors stay readable
+
+
+def _int_param(request, name: str, default: int | None, minimum: int = 1) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError({name: "must be an integer"}) from None
+    if value < minimum:
+        raise ValidationError({name: f"must be at least {minimum}"})
+    return value
+
+
+def _version(project, request):
+    try:
+        return analyses.analysed_version(project, _int_param(request, "version", None))
+    except analyses.AnalysisUnavailable as exc:
+        raise NotFound(detail={"detail": str(exc), "code": "no_model"}) from exc
+
+
+class TagSummaryView(ProjectScopedMixin, APIView):
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("min_images", int, description="Leave out tags with fewer images (default 3)."),
+                    OpenApiParameter("format", str, enum=["json", "csv"]), VERSION_PARAM],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="One row per tag: images, Ours, Baseline, "
+                                        "Human (mapped to 1–10), reference mean, differences with intervals."),
+                   **ERRORS},
+        tags=["analyses"],
+    )  # fmt: skip
+    def get(self, request, slug):
+        """Mean score per tag from the tags model, the image-only baseline and the humans (poster's TextTag table)."""
+        self.require_manager("see the per-tag analysis")
+        min_images = _int_param(request, "min_images", analyses.DEFAULT_MIN_IMAGES)
+        summary = analyses.tag_summary(self.project, min_images=min_images, version=_version(self.project, request))
+        if request.accepted_renderer.format == "csv":
+            buffer = io.StringIO()
+            csv.writer(buffer).writerows(analyses.tag_summary_csv_rows(summary))
+            response = Response(buffer.getvalue())
+            response["Content-Disposition"] = f'attachment; filename="{self.project.slug}-tags.csv"'
+            return response
+        return Response(summary)
+
+
+class MetadataSummaryView(ProjectScopedMixin, APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("by_tag", bool, description="Also one series per tag."),
+                    OpenApiParameter("min_images", int, description="Tags with fewer images get no series."),
+                    VERSION_PARAM],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Per value (or quantile bin) of the field: "
+                                        "images, mean model, human and CLIP similarity with intervals."), **ERRORS},
+        tags=["analyses"],
+    )  # fmt: skip
+    def get(self, request, slug, field):
+        """Model score, human score and CLIP prompt/tag–image similarity against a numeric metadata field."""
+        self.require_manager("see the generation-parameter analysis")
+        by_tag = request.query_params.get("by_tag", "").lower() in ("1", "true", "yes")
+        try:
+            summary = analyses.metadata_summary(
+                self.project, field, by_tag=by_tag, version=_version(self.project, request),
+                min_images=_int_param(request, "min_images", analyses.DEFAULT_MIN_IMAGES))
+        except analyses.UnknownField as exc:
+            fields = [f["field"] for f in analyses.numeric_metadata_fields(self.project)]
+            raise NotFound(detail={"detail": f"{exc} Numeric fields: {', '.join(fields) or 'none'}.",
+                                   "code": "unknown_field"}) from exc
+        return Response(summary)
+
+
+class MetadataFieldsView(ProjectScopedMixin, APIView):
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT), **ERRORS}, tags=["analyses"])
+    def get(self, request, slug):
+        """The numeric metadata fields of the project's images, with how many images carry each."""
+        self.require_manager("see the generation-parameter analysis")
+        return Response({"fields": analyses.numeric_metadata_fields(self.project)})
+
+
+def _explained(request, image_id):
+    image, _ = image_role(request, image_id)
+    try:
+        version = explanations.explained_version(image, _int_param(request, "version", None))
+    except explanations.ExplanationUnavailable as exc:
+        raise NotFound(detail={"detail": str(exc), "code": "no_model"}) from exc
+    return image, version
+
+
+class ExplanationView(APIView):
+    @extend_schema(
+        parameters=[VERSION_PARAM],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Score, per-text attention and "
+                                        "leave-one-out differences, region occlusion deltas."), **ERRORS},
+        tags=["analyses"],
+    )  # fmt: skip
+    def get(self, request, image_id):
+        """Why this image got its score: which of its tags moved it, and which regions mattered."""
+        image, version = _explained(request, image_id)
+        try:
+            return Response(explanations.explain(image, version))
+        except explanations.ExplanationUnavailable as exc:
+            raise NotFound(detail={"detail": str(exc), "code": "no_features"}) from exc
+
+
+class ExplanationPngView(APIView):
+    @extend_schema(parameters=[VERSION_PARAM],
+                   responses={(200, "image/png"): OpenApiTypes.BINARY, **ERRORS}, tags=["analyses"])
+    def get(self, request, image_id):
+        """The region heat map over the image (red: raised the score, blue: lowered it), as PNG."""
+        image, version = _explained(request, image_id)
+        try:
+            png = explanations.heat_map_png(image, version)
+        except explanations.ExplanationUnavailable as exc:
+            raise NotFound(detail={"detail": str(exc), "code": "no_features"}) from exc
+        return HttpResponse(png, content_type="image/png")

@@ -1,0 +1,157 @@
+"""Per-tag and per-metadata-field aggregates against hand-computed values; seeded intervals; the API."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rest_framework.test import APIClient
+
+from labeling.models import ReferenceRating
+from modeling.services import analyses
+from tests.modeling.analysis_data import (
+    attach_weights, put_features, ranker, set_human_scores, tag_images, write_baseline_cache,
+)
+from tests.modeling.dashboard_data import make_images, make_model_version
+
+OURS = np.array([2.0, 4.0, 6.0, 8.0, 5.0, 5.0, 9.0])
+HUMAN_RAW = np.array([0.0, 2.0, 1.0, 3.0, 1.5, 1.5, 0.5])
+BASELINE = np.array([3.0, 5.0, 4.0, 7.0, 6.0, 2.0, 9.0])
+BLUR = [0, 0, 1, 1, 2, 2, 2]
+
+
+@pytest.fixture
+def scored(project):
+    """Seven images: 'bird' on 0-2, 'nature' on 1-4, 'rare' on 5 only, image 6 untagged."""
+    images = make_images(project, 7)
+    for image, blur in zip(images, BLUR):
+        image.metadata = {"blur_sigma": blur, "photo": "astronaut", "mixed": 1 if image == images[0] else "x"}
+        image.save(update_fields=["metadata"])
+    tag_images(project, {"bird": images[0:3], "nature": images[1:5], "rare": images[5:6]})
+    version = make_model_version(project, images, OURS)
+    set_human_scores(project, images, HUMAN_RAW)
+    write_baseline_cache(version, images, BASELINE)
+    ReferenceRating.objects.create(image=images[0], votes_7=2, votes_9=2)  # mean 8
+    return {"images": images, "version": version}
+
+
+def mapped_human() -> np.ndarray:
+    """The documented moment matching, by hand: over every image with both scores."""
+    return (HUMAN_RAW - HUMAN_RAW.mean()) / HUMAN_RAW.std() * OURS.std() + OURS.mean()
+
+
+def test_tag_summary_matches_hand_computed_means_and_leaves_out_small_tags(scored):
+    summary = analyses.tag_summary(scored["version"].project, min_images=3)
+    rows = {row["tag"]: row for row in summary["rows"]}
+    human = mapped_human()
+
+    assert set(rows) == {"bird", "nature"} and summary["tags_left_out"] == ["rare"]
+    for tag, at in {"bird": [0, 1, 2], "nature": [1, 2, 3, 4]}.items():
+        row = rows[tag]
+        assert row["images"] == len(at)
+        assert row["ours"]["value"] == pytest.approx(OURS[at].mean())
+        assert row["baseline"]["value"] == pytest.approx(BASELINE[at].mean())
+        assert row["human"]["value"] == pytest.approx(human[at].mean())
+        assert row["ours_minus_human"]["value"] == pytest.approx((OURS[at] - human[at]).mean())
+        assert row["baseline_minus_human"]["value"] == pytest.approx((BASELINE[at] - human[at]).mean())
+        for column in ("ours", "human", "ours_minus_human"):
+            assert row[column]["low"] <= row[column]["value"] <= row[column]["high"]
+    # Only image 0 has a reference rating.
+    assert rows["bird"]["reference"]["value"] == pytest.approx(8.0) and rows["bird"]["reference"]["n"] == 1
+    assert rows["nature"]["reference"]["value"] is None
+    assert summary["has_baseline"] and summary["human_mapping"]["images"] == 7
+
+    with_rare = {row["tag"]: row for row in analyses.tag_summary(scored["version"].project, min_images=1)["rows"]}
+    assert with_rare["rare"]["ours"]["value"] == pytest.approx(OURS[5])
+    # The untagged image 6 (ours 9) is in no row.
+    assert sum(row["images"] for row in with_rare.values()) == 3 + 4 + 1
+
+
+def test_bootstrap_intervals_are_deterministic_under_a_seed(scored):
+    project = scored["version"].project
+    first = analyses.tag_summary(project, seed=5)
+    again = analyses.tag_summary(project, seed=5)
+    other = analyses.tag_summary(project, seed=6)
+    assert first == again
+    lows = lambda s: [row["ours"]["low"] for row in s["rows"]]  # noqa: E731
+    assert lows(first) != lows(other)
+
+
+def test_numeric_fields_and_metadata_summary_by_value(scored):
+    project = scored["version"].project
+    images = scored["images"]
+    assert analyses.numeric_metadata_fields(project) == [{"field": "blur_sigma", "images": 7}]
+    with pytest.raises(analyses.UnknownField):
+        analyses.metadata_summary(project, "photo")
+
+    # Texts: each image's tags, as the ranker reads them; cosines computed by hand below.
+    features = put_features(scored["version"], images, ["bird", "nature", "rare"])
+    summary = analyses.metadata_summary(project, "blur_sigma", by_tag=True, min_images=3)
+    human = mapped_human()
+    assert summary["grouping"] == "distinct values"
+    assert [g["value"] for g in summary["groups"]] == [0.0, 1.0, 2.0]
+
+    def cosine(image_index, texts):
+        image = features["tokens"][images[image_index].pk][0]
+        mean_text = np.mean([features["texts"][t] for t in texts], axis=0)
+        return float(image @ mean_text / np.linalg.norm(image) / np.linalg.norm(mean_text))
+
+    texts_of = {0: ["bird"], 1: ["bird", "nature"], 2: ["bird", "nature"], 3: ["nature"], 4: ["nature"], 5: ["rare"]}
+    for group, at in zip(summary["groups"], ([0, 1], [2, 3], [4, 5, 6])):
+        assert group["images"] == len(at)
+        assert group["model"]["value"] == pytest.approx(OURS[at].mean())
+        assert group["human"]["value"] == pytest.approx(human[at].mean())
+        assert group["baseline"]["value"] == pytest.approx(BASELINE[at].mean())
+        # Image 6 has no texts: no similarity, left out of the mean.
+        with_texts = [i for i in at if i in texts_of]
+        assert group["clip_similarity"]["n"] == len(with_texts)
+        assert group["clip_similarity"]["value"] == pytest.approx(np.mean([cosine(i, texts_of[i]) for i in with_texts]),
+                                                                  abs=1e-5)
+    per_tag = {entry["tag"]: entry for entry in summary["by_tag"]}
+    assert set(per_tag) == {"bird", "nature"}
+    assert [(g["value"], g["images"]) for g in per_tag["bird"]["groups"]] == [(0.0, 2), (1.0, 1)]
+
+
+def test_many_distinct_values_are_grouped_in_quantile_bins():
+    values = np.arange(30, dtype=float)
+    index, groups = analyses.group_values(values)
+    assert len(groups) == analyses.QUANTILE_BINS
+    assert np.bincount(index).sum() == 30 and np.bincount(index).min() >= 2
+    for k, group in enumerate(groups):
+        assert np.all((values[index == k] >= group["low"]) & (values[index == k] <= group["high"]))
+
+
+def test_baseline_scores_come_from_the_versions_baseline_checkpoint_and_are_cached(project):
+    from modeling.ml.training import score_images
+
+    images = make_images(project, 4)
+    version = make_model_version(project, images, [5, 6, 7, 8])
+    baseline = ranker("image_only", seed=3)
+    attach_weights(version, ranker("tags"), baseline)
+    features = put_features(version, images, [])
+    ids = np.array([image.pk for image in images])
+    expected, _, _ = score_images(baseline, np.stack([features["tokens"][i] for i in ids]))
+    assert analyses.baseline_means(version, ids) == pytest.approx(expected.astype(float), abs=1e-5)
+    # Cached: with the features gone the same numbers come back.
+    import shutil
+    from django.conf import settings
+    shutil.rmtree(settings.TAGRANK_FEATURES_DIR)
+    assert analyses.baseline_means(version, ids) == pytest.approx(expected.astype(float), abs=1e-5)
+
+
+def test_api_tag_summary_json_csv_and_field_errors(scored, manager, rater):
+    project = scored["version"].project
+    client = APIClient()
+    url = f"/api/v1/projects/{project.slug}/tags/summary/"
+    assert client.get(url).status_code == 401
+    client.force_authenticate(manager)
+    body = client.get(url, {"min_images": 4}).json()
+    assert [row["tag"] for row in body["rows"]] == ["nature"]
+    csv = client.get(url, {"format": "csv"})
+    assert csv.status_code == 200 and csv["Content-Type"].startswith("text/csv")
+    lines = csv.content.decode().strip().splitlines()
+    assert lines[0].startswith("tag,images,ours,ours_low,ours_high") and len(lines) == 3
+    fields = client.get(f"/api/v1/projects/{project.slug}/metadata/blur_sigma/summary/")
+    assert fields.status_code == 200 and len(fields.json()["groups"]) == 3
+    missing = client.get(f"/api/v1/projects/{project.slug}/metadata/photo/summary/")
+    assert missing.status_code == 404 and "numeric" in missing.json()["detail"]
+    client.force_authenticate(rater)  # a rater is a member, not a manager: project panels are for managers
+    assert client.get(url).status_code == 403
