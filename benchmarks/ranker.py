@@ -169,24 +169,37 @@ def _auroc(score, label) -> float:
 
 
 def phase_calibration(threads: int, seeds: int = 3) -> dict:
-    """Ensemble vs MC dropout: do uncertain held-out pairs get mispredicted more often?"""
+    """Ensemble vs MC dropout, where there is something to be uncertain about.
+
+    Synthetic set of 16 contents; 4 of them are rare in training (10% of their images train, the
+    rest are held out with 20% of the other images). A useful uncertainty is higher on the rare
+    contents, and higher where the prediction is wrong: on held-out comparisons (AUROC of the pair's
+    uncertainty for a mispredicted winner) and per image (Spearman with the rank error).
+    """
     import numpy as np
     import torch
     from scipy.stats import spearmanr
 
     from modeling.ml.ranker import RankerConfig
-    from modeling.ml.training import TrainConfig, score_images, synthetic_data, train_ranker
+    from modeling.ml.training import Split, TrainConfig, score_images, synthetic_data, train_ranker
 
     torch.set_num_threads(threads)
     out = {}
     for name, method, bootstrap, dropout in CALIBRATION_VARIANTS:
         rows = []
         for seed in range(seeds):
-            data, truth = synthetic_data(1500, 8000, dim=64, seed=100 + seed)
+            data, truth, latent = synthetic_data(2000, 16000, dim=64, seed=100 + seed, return_latents=True)
+            rng = np.random.default_rng(seed)
+            rare = latent["content"] < 4
+            train = np.where(rare, rng.random(data.n_images) < 0.1, rng.random(data.n_images) < 0.8)
+            in_val = ~train
+            tc = np.flatnonzero(train[data.comp_a] & train[data.comp_b])
+            vc = np.flatnonzero(in_val[data.comp_a] & in_val[data.comp_b])
+            split = Split(np.flatnonzero(train), np.flatnonzero(in_val), tc, vc, data.n_comparisons - len(tc) - len(vc))
             cfg = TrainConfig(ranker=RankerConfig(uncertainty=method, dropout=dropout), bootstrap=bootstrap,
                               threads=threads, seed=seed)
-            r = train_ranker(data, cfg)
-            v, vc = r.split.val_images, r.split.val_comparisons
+            r = train_ranker(data, cfg, split=split)
+            v = split.val_images
             t = time.perf_counter()
             mean, _, unc = score_images(r.model, data.image_tokens[v], data.tag_tokens[v], data.tag_mask[v])
             predict_s = time.perf_counter() - t
@@ -198,19 +211,22 @@ def phase_calibration(threads: int, seeds: int = 3) -> dict:
             wrong = (mean[a] > mean[b]) != (y > 0.5)
             pair_unc = np.sqrt(unc[a] ** 2 + unc[b] ** 2)
             margin = np.abs(mean[a] - mean[b])
-            # Image level: is a more uncertain image further from its true quality (ranks, scale-free)?
-            rank_err = np.abs(np.argsort(np.argsort(mean)) - np.argsort(np.argsort(truth[v])))
+            rank_err = np.abs(np.argsort(np.argsort(mean)) - np.argsort(np.argsort(truth[v]))) / len(v)
             rows.append({
-                "auroc_uncertainty": _auroc(pair_unc, wrong),
+                "auroc_rare_content": _auroc(unc, rare[v]),
+                "image_spearman_unc_vs_rank_error": float(spearmanr(unc, rank_err)[0]),
+                "auroc_pair_uncertainty": _auroc(pair_unc, wrong),
                 "auroc_margin_over_uncertainty": _auroc(-margin / np.maximum(pair_unc, 1e-9), wrong),
                 "auroc_margin_only": _auroc(-margin, wrong),
-                "image_spearman_unc_vs_rank_error": float(spearmanr(unc, rank_err)[0]),
+                "rank_error_rare": float(rank_err[rare[v]].mean()),
+                "rank_error_common": float(rank_err[~rare[v]].mean()),
                 "val_pairwise": r.metrics["pairwise_agreement"],
                 "mean_uncertainty": float(unc.mean()),
                 "predict_ms_per_1k_images": 1000 * predict_s / len(v) * 1000,
             })
         out[name] = {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
-        out[name]["sd_auroc_uncertainty"] = float(np.std([row["auroc_uncertainty"] for row in rows]))
+        for k in ("auroc_rare_content", "image_spearman_unc_vs_rank_error", "auroc_pair_uncertainty"):
+            out[name]["sd_" + k] = float(np.std([row[k] for row in rows]))
     out["seeds"] = seeds
     return out
 
@@ -335,18 +351,25 @@ def build_section(res: dict, command: str) -> str:
     L.append("")
 
     c = res["calibration"]
-    L += [f"### Uncertainty: ensemble of 4 heads vs MC dropout (16 passes), held-out comparisons ({c['seeds']} seeds, "
-          "1,500 images, 8,000 comparisons, D = 64)", "",
-          "AUROC of the pair's uncertainty sqrt(u_a² + u_b²) for finding mispredicted held-out comparisons (0.5 = "
-          "no information), the same for margin/uncertainty (lower = more likely wrong), the margin alone for "
-          "reference, and the Spearman correlation between an image's uncertainty and its rank error.", "",
-          "| method | AUROC uncertainty | AUROC margin/uncertainty | AUROC margin only | image unc. vs rank error | val pairwise | ms per 1k images |",
-          "|---|---|---|---|---|---|---|"]
+    L += [f"### Uncertainty: ensemble of 4 heads vs MC dropout (16 passes) ({c['seeds']} seeds, 2,000 images, "
+          "16,000 comparisons, D = 64)", "",
+          "4 of the 16 synthetic contents are rare in training (10% of their images train; the rest are held out "
+          "with 20% of the other images). Columns: AUROC of an image's uncertainty for being of a rare content; "
+          "Spearman between an image's uncertainty and its rank error; AUROC of a held-out comparison's uncertainty "
+          "sqrt(u_a² + u_b²) for a mispredicted winner (0.5 = no information), the same for margin/uncertainty "
+          "(lower = more likely wrong) and for the margin alone; mean rank error (share of the ranking) of rare and "
+          "common images; prediction time.", "",
+          "| method | AUROC rare content | unc. vs rank error | AUROC pair unc. | AUROC margin/unc. | AUROC margin | "
+          "rank error rare / common | val pairwise | ms per 1k images |",
+          "|---|---|---|---|---|---|---|---|---|"]
     for m, *_ in CALIBRATION_VARIANTS:
         r = c[m]
-        L.append(f"| {m} | {r['auroc_uncertainty']:.3f} ± {r['sd_auroc_uncertainty']:.3f} | "
+        L.append(f"| {m} | {r['auroc_rare_content']:.3f} ± {r['sd_auroc_rare_content']:.3f} | "
+                 f"{r['image_spearman_unc_vs_rank_error']:.3f} ± {r['sd_image_spearman_unc_vs_rank_error']:.3f} | "
+                 f"{r['auroc_pair_uncertainty']:.3f} ± {r['sd_auroc_pair_uncertainty']:.3f} | "
                  f"{r['auroc_margin_over_uncertainty']:.3f} | {r['auroc_margin_only']:.3f} | "
-                 f"{r['image_spearman_unc_vs_rank_error']:.3f} | {r['val_pairwise']:.3f} | {r['predict_ms_per_1k_images']:.1f} |")
+                 f"{r['rank_error_rare']:.3f} / {r['rank_error_common']:.3f} | {r['val_pairwise']:.3f} | "
+                 f"{r['predict_ms_per_1k_images']:.1f} |")
     L.append("")
 
     t = res["layout"]

@@ -18,9 +18,8 @@ from labeling.models import Image, Membership, Project
 class ProjectRole:
     """The caller's standing in one project, looked up once per request."""
 
-    def __init__(self, user, project: Project):
-        self.user, self.project = user, project
-        self.membership = None if user.is_superuser else access.membership(user, project)
+    def __init__(self, user, project: Project, membership: Membership | None = None):
+        self.user, self.project, self.membership = user, project, membership
 
     @property
     def is_member(self) -> bool:
@@ -43,13 +42,21 @@ class ProjectRole:
 
 
 def project_role(request, slug: str) -> ProjectRole:
-    project = Project.objects.filter(slug=slug).first()
-    if project is None:
+    user = request.user
+    if user.is_superuser:
+        project = Project.objects.filter(slug=slug).first()
+        if project is None:
+            raise NotFound("No such project.")
+        return ProjectRole(user, project)
+    # One query for the project and the caller's active membership (this runs on every rating request).
+    membership = (
+        Membership.objects.select_related("project")
+        .filter(project__slug=slug, user=user, is_active=True)
+        .first()
+    )
+    if membership is None:
         raise NotFound("No such project.")
-    role = ProjectRole(request.user, project)
-    if not role.is_member:
-        raise NotFound("No such project.")
-    return role
+    return ProjectRole(user, membership.project, membership)
 
 
 def image_role(request, image_id: int) -> tuple[Image, ProjectRole]:
@@ -58,7 +65,8 @@ def image_role(request, image_id: int) -> tuple[Image, ProjectRole]:
     image = Image.objects.select_related("project").filter(pk=image_id).first()
     if image is None:
         raise NotFound("No such image.")
-    role = ProjectRole(request.user, image.project)
+    membership = None if request.user.is_superuser else access.membership(request.user, image.project)
+    role = ProjectRole(request.user, image.project, membership)
     if not role.is_member:
         raise NotFound("No such image.")
     return image, role

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from labeling.models import Comparison, GoldPair, Image, PairLease, Project
+from labeling.models import Comparison, GoldPair, PairLease, Project
 from labeling.services import pairs
 from labeling.services.pairs import LeaseClosed, LeaseError, LeaseExpired
 
@@ -77,24 +77,24 @@ def submit_comparison(
         with transaction.atomic():
             return _submit_locked(project, rater, lease, winner, client_key, response_ms)
     except IntegrityError:
-        # A concurrent request stored this client_key for another lease first.
-        existing = Comparison.objects.filter(rater=rater, client_key=client_key).first()
-        if existing is None:
+        # The (rater, client_key) constraint: the key belongs to another judgment. Everything rolled back.
+        if not Comparison.objects.filter(rater=rater, client_key=client_key).exists():
             raise
-        raise ClientKeyReused("This client_key was already used for another judgment.") from None
+        raise ClientKeyReused("This client_key was already used for another judgment; send a new one.") from None
 
 
 def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tuple[Comparison, bool]:
     lease = pairs.lock_lease(project, rater, token)
-    existing = Comparison.objects.filter(rater=rater, client_key=client_key).first()
-    if existing is not None:
-        if lease.comparison_id == existing.pk:
-            return existing, False  # a replay: the judgment is already stored
-        raise ClientKeyReused("This client_key was already used for another judgment; send a new one.")
+    if lease.state == PairLease.State.JUDGED:
+        stored = Comparison.objects.filter(pk=lease.comparison_id).first()
+        if stored is not None and stored.client_key == client_key:
+            return stored, False  # a replay: the judgment is already stored
+        if Comparison.objects.filter(rater=rater, client_key=client_key).exists():
+            raise ClientKeyReused("This client_key was already used for another judgment; send a new one.")
+        raise LeaseClosed("This pair was already judged under another client_key.")
     if lease.state != PairLease.State.LIVE:
         raise LeaseClosed(
             {
-                PairLease.State.JUDGED: "This pair was already judged under another client_key.",
                 PairLease.State.SKIPPED: "This pair was skipped; ask for a new pair.",
                 PairLease.State.RELEASED: "This lease was released; ask for a new pair.",
                 PairLease.State.UNDONE: "This lease was replaced when its judgment was undone.",
@@ -106,12 +106,13 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tu
     if winner == Comparison.Outcome.TIE and not project.allow_ties:
         raise TiesNotAllowed("This project does not allow ties: choose a or b, or skip the pair.")
     # Leases are only made from the project's own images; this guards against rows written by hand.
-    if Image.objects.filter(pk__in=[lease.image_a_id, lease.image_b_id], project=project).count() != 2:
+    if {lease.image_a.project_id, lease.image_b.project_id} != {project.pk}:
         raise ImagesOutsideProject("The leased images are not both in this project.")
     gold_correct = None
     if lease.gold_id is not None:
         gold = GoldPair.objects.get(pk=lease.gold_id)
         gold_correct = winner == gold.expected_for(lease.image_a_id)
+    # A client_key this rater used for another judgment trips the unique constraint (caught by the caller).
     comparison = Comparison.objects.create(
         project=project,
         image_a_id=lease.image_a_id,
@@ -157,13 +158,13 @@ def undo_last_comparison(project: Project, rater, *, comparison_id: int | None =
             old_lease.state = PairLease.State.UNDONE
             old_lease.comparison = None
             old_lease.save(update_fields=["state", "comparison"])
-        left, right, undone_id = latest.image_a, latest.image_b, latest.pk
+        left_id, right_id, undone_id = latest.image_a_id, latest.image_b_id, latest.pk
         latest.delete()
         lease = pairs._new_lease(
-            project, rater, left, right, timezone.now(), candidate_id=candidate_id, gold_id=gold_id
+            project, rater, left_id, right_id, timezone.now(), candidate_id=candidate_id, gold_id=gold_id
         )
         pairs.refresh_candidate(candidate_id, project)
-        return lease, undone_id
+        return pairs.attach_images(lease), undone_id
 
 
 def project_progress(project: Project, *, days: int = 30) -> dict:

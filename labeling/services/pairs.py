@@ -27,12 +27,14 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Iterable, Iterator
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from labeling.models import (
     Comparison,
@@ -106,10 +108,147 @@ def blocking_leases(now: datetime) -> Q:
     )
 
 
-def comparisons_of_pair(project: Project, first_id: int, second_id: int):
-    return Comparison.objects.filter(project=project).filter(
-        Q(image_a_id=first_id, image_b_id=second_id) | Q(image_a_id=second_id, image_b_id=first_id)
+# --- Hot-path SQL ----------------------------------------------------------------------------------
+# The rating loop runs these few statements on every request. They are plain parameterised SQL because
+# building the equivalent ORM querysets costs about a millisecond of CPU each on a small server, several
+# times what the database needs to answer them. The SQL is the same on PostgreSQL and SQLite, except
+# for the row locks (``FOR UPDATE SKIP LOCKED``), which SQLite neither has nor needs (see above).
+# Everything else in this module uses the ORM.
+
+CANDIDATES = PairCandidate._meta.db_table
+LEASES = PairLease._meta.db_table
+COMPARISONS = Comparison._meta.db_table
+STATS = ImageStats._meta.db_table
+LIVE, JUDGED, SKIPPED = PairLease.State.LIVE.value, PairLease.State.JUDGED.value, PairLease.State.SKIPPED.value
+
+# A lease of this rater on candidate c (alias l) that bars the rater from being served c again.
+_RATER_BARRED = f"(l.state IN ('{JUDGED}', '{SKIPPED}') OR (l.state = '{LIVE}' AND l.expires_at > %s))"
+
+
+def _rows(sql: str, params) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _lock(skip_locked: bool = True) -> str:
+    if not connection.features.has_select_for_update:
+        return ""  # SQLite: the IMMEDIATE transaction already holds the database's write lock
+    return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+
+
+def _db_time(value: datetime):
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _from_db_time(value) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = parse_datetime(value)  # SQLite returns text; Django stores it as naive UTC
+    return timezone.make_aware(parsed, dt_timezone.utc) if timezone.is_naive(parsed) else parsed
+
+
+def _marks(values) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _queue_candidate(project: Project, rater, now: datetime, passed_over: list[int]) -> tuple | None:
+    """(id, low image, high image) of the open candidate this rater may be served, best first, locked.
+
+    An index scan of the open queue (``paircandidate_queue``) that skips candidates fully leased, locked
+    by another request, or that the rater judged (either order), skipped or holds."""
+    t = _db_time(now)
+    passed = f" AND c.id NOT IN ({_marks(passed_over)})" if passed_over else ""
+    rows = _rows(
+        f"""SELECT c.id, c.image_low_id, c.image_high_id FROM {CANDIDATES} c
+            WHERE c.project_id = %s AND c.is_open AND (c.full_until IS NULL OR c.full_until <= %s)
+              AND NOT EXISTS (SELECT 1 FROM {LEASES} l
+                              WHERE l.candidate_id = c.id AND l.rater_id = %s AND {_RATER_BARRED})
+              AND NOT EXISTS (SELECT 1 FROM {COMPARISONS} m WHERE m.rater_id = %s
+                              AND m.image_a_id = c.image_low_id AND m.image_b_id = c.image_high_id)
+              AND NOT EXISTS (SELECT 1 FROM {COMPARISONS} m WHERE m.rater_id = %s
+                              AND m.image_a_id = c.image_high_id AND m.image_b_id = c.image_low_id){passed}
+            ORDER BY c.priority DESC, c.id LIMIT 1{_lock()}""",
+        [project.pk, t, rater.pk, t, rater.pk, rater.pk, *passed_over],
     )
+    return rows[0] if rows else None
+
+
+def _slots(project: Project, candidate_id: int, low: int, high: int, rater_id, now: datetime) -> tuple:
+    """Counted afresh, in one round trip: (judgments of the pair in either order, of them by the rater,
+    live leases, the earliest live lease's expiry, the rater's leases that bar them from the pair)."""
+    t = _db_time(now)
+    pair = "((image_a_id = %s AND image_b_id = %s) OR (image_a_id = %s AND image_b_id = %s))"
+    judged, by_rater, live, earliest, barred = _rows(
+        f"""SELECT
+              (SELECT COUNT(*) FROM {COMPARISONS} WHERE project_id = %s AND {pair}),
+              (SELECT COUNT(*) FROM {COMPARISONS} WHERE rater_id = %s AND {pair}),
+              (SELECT COUNT(*) FROM {LEASES} WHERE candidate_id = %s AND state = '{LIVE}' AND expires_at > %s),
+              (SELECT MIN(expires_at) FROM {LEASES} WHERE candidate_id = %s AND state = '{LIVE}' AND expires_at > %s),
+              (SELECT COUNT(*) FROM {LEASES} l WHERE l.candidate_id = %s AND l.rater_id = %s AND {_RATER_BARRED})""",
+        [project.pk, low, high, high, low, rater_id, low, high, high, low,
+         candidate_id, t, candidate_id, t, candidate_id, rater_id, t],
+    )[0]
+    return judged, by_rater, live, _from_db_time(earliest), barred
+
+
+def _store_slots(candidate_id: int, judged: int, live: int, earliest: datetime | None, overlap: int) -> None:
+    """Write what the queue query needs to know about a candidate's slots."""
+    is_open = judged < overlap
+    full_until = earliest if is_open and judged + live >= overlap else None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {CANDIDATES} SET judgments = %s, is_open = %s, full_until = %s, updated_at = %s WHERE id = %s",
+            [judged, is_open, _db_time(full_until) if full_until else None, _db_time(timezone.now()), candidate_id],
+        )
+
+
+def _fewest_compared_rows(project: Project, limit: int) -> list[tuple[int, int]]:
+    return _rows(
+        f"SELECT image_id, comparison_count FROM {STATS} WHERE project_id = %s "
+        "ORDER BY comparison_count, image_id LIMIT %s",
+        [project.pk, limit],
+    )
+
+
+def _blocked_pairs(project: Project, rater, ids: list[int], now: datetime) -> set[tuple[int, int]]:
+    """Pairs within ``ids`` that this rater may not be served right now: judged by them, skipped or held
+    by them, or done or fully leased for everyone (one snapshot, one round trip)."""
+    t, marks = _db_time(now), _marks(ids)
+    rows = _rows(
+        f"""SELECT image_a_id, image_b_id FROM {COMPARISONS}
+              WHERE rater_id = %s AND image_a_id IN ({marks}) AND image_b_id IN ({marks})
+            UNION ALL
+            SELECT l.image_a_id, l.image_b_id FROM {LEASES} l
+              WHERE l.rater_id = %s AND l.project_id = %s AND l.image_a_id IN ({marks}) AND l.image_b_id IN ({marks})
+                AND {_RATER_BARRED}
+            UNION ALL
+            SELECT image_low_id, image_high_id FROM {CANDIDATES}
+              WHERE project_id = %s AND image_low_id IN ({marks}) AND image_high_id IN ({marks})
+                AND (NOT is_open OR full_until > %s)""",
+        [rater.pk, *ids, *ids, rater.pk, project.pk, *ids, *ids, t, project.pk, *ids, *ids, t],
+    )
+    return {ordered(a, b) for a, b in rows}
+
+
+def _insert_and_lock_candidate(project: Project, low: int, high: int, now: datetime) -> tuple | None:
+    """The pair's candidate row, created if missing, locked; None when another request holds it."""
+    t = _db_time(now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {CANDIDATES}
+                  (project_id, image_low_id, image_high_id, priority, source, judgments, is_open, full_until,
+                   created_at, updated_at)
+                VALUES (%s, %s, %s, 0, %s, 0, %s, NULL, %s, %s)
+                ON CONFLICT (project_id, image_low_id, image_high_id) DO NOTHING""",
+            [project.pk, low, high, PairCandidate.Source.FALLBACK.value, True, t, t],
+        )
+    rows = _rows(
+        f"SELECT id, image_low_id, image_high_id FROM {CANDIDATES} "
+        f"WHERE project_id = %s AND image_low_id = %s AND image_high_id = %s{_lock()}",
+        [project.pk, low, high],
+    )
+    return rows[0] if rows else None
 
 
 # --- next_pair -------------------------------------------------------------------------------------
@@ -127,36 +266,40 @@ def next_pair(project: Project, rater, *, rng: random.Random | None = None):
         lease = lease_from_fallback(project, rater, rng=rng)
     if lease is None:
         return None
+    attach_images(lease)
     return lease.pair, lease
 
 
-def _new_lease(project, rater, left: Image, right: Image, now: datetime, **links) -> PairLease:
+def attach_images(lease: PairLease) -> PairLease:
+    """Load both images of a lease in one query (instead of one per side)."""
+    images = Image.objects.in_bulk([lease.image_a_id, lease.image_b_id])
+    lease.image_a, lease.image_b = images[lease.image_a_id], images[lease.image_b_id]
+    return lease
+
+
+def _lease_writes_need_no_flush() -> None:
+    """Inside a lease transaction on PostgreSQL: commit without waiting for the WAL flush (a few ms of
+    fsync per request). A lease lost in a crash costs nothing (it would have expired; the pair is served
+    again), whereas judgments, stored by the submit service, keep the full synchronous commit."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+def _new_lease(project, rater, left_id: int, right_id: int, now: datetime, **links) -> PairLease:
     return PairLease.objects.create(
         token=uuid.uuid4(),
         project=project,
         rater=rater,
-        image_a=left,
-        image_b=right,
+        image_a_id=left_id,
+        image_b_id=right_id,
         expires_at=now + timedelta(seconds=lease_seconds()),
         **links,
     )
 
 
-def _left_right(first: Image, second: Image, rng) -> tuple[Image, Image]:
+def _left_right(first, second, rng) -> tuple:
     return (first, second) if rng.random() < 0.5 else (second, first)
-
-
-def queue_for(project: Project, rater, now: datetime):
-    """Open candidates this rater may be served, best first (an index scan of the open queue)."""
-    judged = Comparison.objects.filter(rater=rater)
-    return (
-        PairCandidate.objects.filter(project=project, is_open=True)
-        .filter(Q(full_until__isnull=True) | Q(full_until__lte=now))
-        .exclude(Exists(PairLease.objects.filter(rater=rater, candidate=OuterRef("pk")).filter(blocking_leases(now))))
-        .exclude(Exists(judged.filter(image_a=OuterRef("image_low"), image_b=OuterRef("image_high"))))
-        .exclude(Exists(judged.filter(image_a=OuterRef("image_high"), image_b=OuterRef("image_low"))))
-        .order_by("-priority", "id")
-    )
 
 
 def lease_from_queue(project: Project, rater, *, rng=None) -> PairLease | None:
@@ -165,78 +308,44 @@ def lease_from_queue(project: Project, rater, *, rng=None) -> PairLease | None:
     for _ in range(QUEUE_ATTEMPTS):
         now = timezone.now()
         with transaction.atomic():
-            candidate = (
-                queue_for(project, rater, now)
-                .exclude(pk__in=passed_over)
-                .select_related("image_low", "image_high")
-                .select_for_update(skip_locked=True, of=("self",))
-                .first()
-            )
-            if candidate is None:
+            row = _queue_candidate(project, rater, now, passed_over)
+            if row is None:
                 return None
-            lease = _lease_locked_candidate(project, rater, candidate, now, rng)
+            _lease_writes_need_no_flush()
+            lease = _lease_locked_candidate(project, rater, row, now, rng)
         if lease is not None:
             return lease
-        passed_over.append(candidate.pk)
+        passed_over.append(row[0])
     return None
 
 
-def _slots_taken(project: Project, candidate: PairCandidate, now: datetime, rater=None):
-    """Counted afresh under the candidate's lock: (stored judgments of the pair in either order, expiries of
-    its live leases, whether ``rater`` is barred from it: judged it, skipped it, or holds it already)."""
-    judged = judged_by_rater = 0
-    for by_rater, n in (
-        comparisons_of_pair(project, candidate.image_low_id, candidate.image_high_id)
-        .values_list(Q(rater_id=getattr(rater, "pk", None)))
-        .annotate(n=Count("id"))
-        .order_by()
-    ):
-        judged += n
-        judged_by_rater += n if by_rater else 0
-    live_expiries, rater_blocked = [], judged_by_rater > 0
-    for rater_id, state, expires_at in PairLease.objects.filter(candidate=candidate).filter(
-        Q(state=PairLease.State.LIVE, expires_at__gt=now) | Q(rater_id=getattr(rater, "pk", None))
-    ).values_list("rater_id", "state", "expires_at"):
-        live = state == PairLease.State.LIVE and expires_at > now
-        if live:
-            live_expiries.append(expires_at)
-        if rater is not None and rater_id == rater.pk and (live or state in (PairLease.State.JUDGED, PairLease.State.SKIPPED)):
-            rater_blocked = True
-    return judged, live_expiries, rater_blocked
-
-
-def _lease_locked_candidate(project, rater, candidate: PairCandidate, now, rng) -> PairLease | None:
-    """Lease one slot of ``candidate`` (locked by the caller) after re-checking it under the lock."""
-    judged, live_expiries, rater_blocked = _slots_taken(project, candidate, now, rater)
-    if judged + len(live_expiries) >= project.overlap:
-        _store_slots(candidate, judged, live_expiries, project.overlap)
+def _lease_locked_candidate(project, rater, row: tuple, now, rng) -> PairLease | None:
+    """Lease one slot of the candidate ``row`` (locked by the caller) after re-checking it under the lock."""
+    candidate_id, low, high = row
+    judged, judged_by_rater, live, earliest, barred = _slots(project, candidate_id, low, high, rater.pk, now)
+    if judged + live >= project.overlap:
+        _store_slots(candidate_id, judged, live, earliest, project.overlap)
         return None
-    if rater_blocked:
+    if judged_by_rater or barred:
         return None
-    left, right = _left_right(candidate.image_low, candidate.image_high, rng)
-    lease = _new_lease(project, rater, left, right, now, candidate=candidate)
-    _store_slots(candidate, judged, live_expiries + [lease.expires_at], project.overlap)
+    left, right = _left_right(low, high, rng)
+    lease = _new_lease(project, rater, left, right, now, candidate_id=candidate_id)
+    earliest = min(earliest, lease.expires_at) if earliest else lease.expires_at
+    _store_slots(candidate_id, judged, live + 1, earliest, project.overlap)
     return lease
-
-
-def _store_slots(candidate: PairCandidate, judged: int, live_expiries: list[datetime], overlap: int) -> None:
-    """Write what the queue query needs to know about a candidate's slots, if it changed."""
-    is_open = judged < overlap
-    full_until = min(live_expiries) if is_open and judged + len(live_expiries) >= overlap else None
-    if (candidate.judgments, candidate.is_open, candidate.full_until) != (judged, is_open, full_until):
-        candidate.judgments, candidate.is_open, candidate.full_until = judged, is_open, full_until
-        candidate.save(update_fields=["judgments", "is_open", "full_until", "updated_at"])
 
 
 def refresh_candidate(candidate_id: int | None, project: Project) -> None:
     """Recount a candidate's slots after a lease ended or a judgment came or went (locks the row)."""
     if candidate_id is None:
         return
-    candidate = PairCandidate.objects.select_for_update().filter(pk=candidate_id).first()
-    if candidate is None:
+    rows = _rows(f"SELECT id, image_low_id, image_high_id FROM {CANDIDATES} WHERE id = %s{_lock(skip_locked=False)}",
+                 [candidate_id])
+    if not rows:
         return
-    judged, live_expiries, _ = _slots_taken(project, candidate, timezone.now())
-    _store_slots(candidate, judged, live_expiries, project.overlap)
+    _, low, high = rows[0]
+    judged, _, live, earliest, _ = _slots(project, candidate_id, low, high, None, timezone.now())
+    _store_slots(candidate_id, judged, live, earliest, project.overlap)
 
 
 # --- Fallback: fewest comparisons, random partners ------------------------------------------------
@@ -266,13 +375,9 @@ def lease_from_fallback(project: Project, rater, *, rng=None) -> PairLease | Non
 
 def fewest_compared(project: Project, limit: int) -> list[tuple[int, int]]:
     """(image id, comparison count) of the ``limit`` images with the fewest comparisons."""
-    pool = list(
-        ImageStats.objects.filter(project=project)
-        .order_by("comparison_count", "image_id")
-        .values_list("image_id", "comparison_count")[:limit]
-    )
+    pool = _fewest_compared_rows(project, limit)
     if len(pool) < limit and recount_image_stats(project, only_missing=True):
-        pool = fewest_compared(project, limit)  # images written in bulk had no counters yet
+        pool = _fewest_compared_rows(project, limit)  # images written in bulk had no counters yet
     return pool
 
 
@@ -288,46 +393,16 @@ def _pairs_fewest_first(pool: list[tuple[int, int]], rng) -> Iterator[tuple[int,
                 yield ordered(first, partner)
 
 
-def _blocked_pairs(project: Project, rater, ids: list[int], now: datetime) -> set[tuple[int, int]]:
-    """Pairs within ``ids`` that this rater may not be served right now (one snapshot, three queries)."""
-    blocked = {
-        ordered(a, b)
-        for a, b in Comparison.objects.filter(rater=rater, image_a_id__in=ids, image_b_id__in=ids).values_list(
-            "image_a_id", "image_b_id"
-        )
-    }
-    blocked.update(
-        ordered(a, b)
-        for a, b in PairLease.objects.filter(rater=rater, project=project, image_a_id__in=ids, image_b_id__in=ids)
-        .filter(blocking_leases(now))
-        .values_list("image_a_id", "image_b_id")
-    )
-    blocked.update(
-        PairCandidate.objects.filter(project=project, image_low_id__in=ids, image_high_id__in=ids)
-        .filter(Q(is_open=False) | Q(full_until__gt=now))
-        .values_list("image_low_id", "image_high_id")
-    )
-    return blocked
-
-
 def _lease_pair(project: Project, rater, low: int, high: int, rng) -> PairLease | None:
     # One transaction per attempt, touching one candidate row: it may wait on another request's insert of
     # the same pair (the unique index), but never while holding a lock that request needs, so no deadlock.
     now = timezone.now()
     with transaction.atomic():
-        PairCandidate.objects.bulk_create(
-            [PairCandidate(project=project, image_low_id=low, image_high_id=high, source=PairCandidate.Source.FALLBACK)],
-            ignore_conflicts=True,
-        )
-        candidate = (
-            PairCandidate.objects.filter(project=project, image_low_id=low, image_high_id=high)
-            .select_related("image_low", "image_high")
-            .select_for_update(skip_locked=True, of=("self",))
-            .first()
-        )
-        if candidate is None:
+        _lease_writes_need_no_flush()
+        row = _insert_and_lock_candidate(project, low, high, now)
+        if row is None:
             return None  # another request holds it right now
-        return _lease_locked_candidate(project, rater, candidate, now, rng)
+        return _lease_locked_candidate(project, rater, row, now, rng)
 
 
 # --- Gold pairs ------------------------------------------------------------------------------------
@@ -347,9 +422,10 @@ def lease_gold_pair(project: Project, rater, *, rng=None) -> PairLease | None:
     )
     if not available:
         return None
-    gold = GoldPair.objects.select_related("image_a", "image_b").get(pk=rng.choice(available))
-    left, right = _left_right(gold.image_a, gold.image_b, rng)
+    gold = GoldPair.objects.get(pk=rng.choice(available))
+    left, right = _left_right(gold.image_a_id, gold.image_b_id, rng)
     with transaction.atomic():
+        _lease_writes_need_no_flush()
         return _new_lease(project, rater, left, right, now, gold=gold)
 
 
@@ -362,7 +438,12 @@ def lock_lease(project: Project, rater, token) -> PairLease:
         token = token if isinstance(token, uuid.UUID) else uuid.UUID(str(token))
     except (TypeError, ValueError):
         raise LeaseUnknown("The lease is not a valid lease token.") from None
-    lease = PairLease.objects.select_for_update().filter(token=token).first()
+    lease = (
+        PairLease.objects.select_related("image_a", "image_b")
+        .select_for_update(of=("self",))
+        .filter(token=token)
+        .first()
+    )
     if lease is None:
         raise LeaseUnknown("Unknown lease: ask for a new pair.")
     if lease.rater_id != rater.pk:

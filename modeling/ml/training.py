@@ -501,7 +501,7 @@ def load_checkpoint(path, device: str | None = "cpu"):
 # -- synthetic data ----------------------------------------------------------------------------------
 def synthetic_data(n_images: int = 2000, n_comparisons: int = 20000, dim: int = 64, n_tokens: int = 5,
                    max_tags: int = 4, n_classes: int = 16, tag_effect: float = 2.0, seed: int = 0,
-                   with_references: bool = True, votes: int = 100):
+                   with_references: bool = True, votes: int = 100, return_latents: bool = False):
     """A learnable task where quality depends on whether an image's tags match its content.
 
     Every image shows one of ``n_classes`` contents (a prototype direction) and has a latent
@@ -510,7 +510,8 @@ def synthetic_data(n_images: int = 2000, n_comparisons: int = 20000, dim: int = 
 
         q = 5.5 + z + tag_effect * (match - 0.5)      (clipped to 1..10)
 
-    so an image-only model can recover z but not the match. Returns (RankingData, q).
+    so an image-only model can recover z but not the match. Returns (RankingData, q), and with
+    ``return_latents`` a third item, {"content": [N] class, "z": [N], "match": [N] bool}.
     """
     rng = np.random.default_rng(seed)
 
@@ -559,4 +560,6 @@ def synthetic_data(n_images: int = 2000, n_comparisons: int = 20000, dim: int = 
 
     data = RankingData(image_tokens, tag_tokens, tag_mask, a, b, outcome, ref_dist=ref_dist,
                        similarity=image_tag_similarity(image_tokens, tag_tokens, tag_mask))
+    if return_latents:
+        return data, q, {"content": content, "z": z, "match": match}
     return data, q
