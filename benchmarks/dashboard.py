@@ -19,7 +19,8 @@ all written with COPY. Then it times, in this process:
    ``compute_and_store_report``), with the report's own per-phase timings;
 3. the dashboard page and the agreement API served from the stored report: server time through
    Django's test client, over HTTP from a gunicorn worker, and the page's load in headless Chromium
-   (navigation start to the load event, charts drawn).
+   (from navigation start: HTML received, DOM interactive with the inline SVG charts parsed, and the
+   load event).
 
 The database is dropped at the end unless ``--keep``.
 """
@@ -229,15 +230,19 @@ def browser_load(base: str, session_cookie: str, url_path: str, loads: int) -> d
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         context.add_cookies([{"name": "sessionid", "value": session_cookie, "url": base}])
         page = context.new_page()
-        times = []
+        timings = []
         for _ in range(loads + 1):  # the first load warms the static files' cache: not counted
             page.goto(f"{base}{url_path}", wait_until="load")
             assert page.locator("svg[data-chart=scatter] circle").count() > 0
-            times.append(page.evaluate(
-                "() => { const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime; }"
-            ) / 1000)  # fmt: skip
+            timings.append(page.evaluate(
+                "() => { const t = performance.getEntriesByType('navigation')[0];"
+                " return [t.responseEnd - t.startTime, t.domInteractive - t.startTime, t.loadEventEnd - t.startTime]; }"
+            ))  # fmt: skip
         browser.close()
-    return summary(times[1:])
+    html, interactive, loaded = (list(column) for column in zip(*timings[1:]))
+    return {"html_received": summary([ms / 1000 for ms in html]),
+            "dom_interactive": summary([ms / 1000 for ms in interactive]),
+            "load_event": summary([ms / 1000 for ms in loaded])}
 
 
 def main():
@@ -257,7 +262,8 @@ def main():
 
     call_command("migrate", verbosity=0)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-               "images": args.images, "comparisons": args.comparisons, "raters": args.raters}
+               "images": args.images, "comparisons": args.comparisons, "raters": args.raters,
+               "load_average_at_start": round(os.getloadavg()[0], 1)}
     try:
         made = generate(args)
         project, manager = made["project"], made["manager"]
@@ -298,6 +304,7 @@ def main():
         results["page_django_client"] = summary(timed(lambda: client.get(page), args.loads))
         results["api_django_client"] = summary(timed(lambda: client.get(api), args.loads))
         results["served"] = serve_and_time(args, client.cookies["sessionid"].value, page)
+        results["load_average_at_end"] = round(os.getloadavg()[0], 1)
         print(json.dumps(results, indent=2))
     finally:
         from django.db import connections

@@ -205,6 +205,15 @@ class Server:
             values.append(int(re.search(rf"^{field_name}:\s+(\d+) kB", status, re.M).group(1)))
         return max(values, default=0)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used so far by the workers (independent of what else runs on the machine)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.worker_pids():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        return total / ticks
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -302,8 +311,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def warm_up(port: int, slug: str, tokens: list[str]) -> None:
-    """A few requests per worker so that imports, connections and caches are warm before timing."""
-    run_clients(port, slug, tokens[:4], clients=4, judgments_per_client=10)
+    """A few judgments so that imports, connections and caches are warm before timing, then fresh planner
+    statistics: the lease and candidate tables grew from nothing in seconds, faster than autovacuum's
+    ANALYZE follows (in production they grow with the raters, and autovacuum keeps up)."""
+    from django.db import connection
+
+    run_clients(port, slug, tokens[:4], clients=4, judgments_per_client=25)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE labeling_paircandidate, labeling_pairlease, labeling_comparison, labeling_imagestats")
 
 
 # --- Export ---------------------------------------------------------------------------------------
@@ -363,11 +378,24 @@ def machine(database_url: str) -> str:
             f"at the end of the run {load} (other work shares this machine)")
 
 
+def run_options() -> list[str]:
+    """The command-line options that shaped the measurement (not the ones that only write the report)."""
+    options, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--report-from":
+            skip = True
+        elif arg != "--write-docs" and not arg.startswith("--report-from="):
+            options.append(arg)
+    return options
+
+
 def report(args, loops: list[dict], exports: list[dict], builds: dict) -> str:
     lines = [
         SECTION,
         "",
-        "Command: `" + " ".join([".venv/bin/python benchmarks/labelling_loop.py", *sys.argv[1:]]) + "`",
+        "Command: `" + " ".join([".venv/bin/python benchmarks/labelling_loop.py", *run_options()]) + "`",
         "",
         f"Machine: {machine(args.database_url)}.",
         "",
@@ -383,15 +411,16 @@ def report(args, loops: list[dict], exports: list[dict], builds: dict) -> str:
         "over HTTP on 127.0.0.1.",
         "",
         "| images | clients | pacing | judgments | next-pair median | next-pair p99 | submit median | submit p99 | "
-        "requests/s | errors |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "requests/s | server CPU per judgment | load | errors |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in loops:
         pacing = f"{row['think_s']:g} s pause" if row["think_s"] else "none (closed loop)"
         lines.append(
             f"| {row['images']:,} | {row['clients']} | {pacing} | {row['judgments']:,} | {row['next_median_ms']:.1f} ms | "
             f"{row['next_p99_ms']:.1f} ms | {row['submit_median_ms']:.1f} ms | {row['submit_p99_ms']:.1f} ms | "
-            f"{row['requests_per_s']:.0f} | {row['error_count']} |"
+            f"{row['requests_per_s']:.0f} | {row.get('server_cpu_ms_per_judgment', float('nan')):.1f} ms | "
+            f"{row.get('load_average', float('nan')):.1f} | {row['error_count']} |"
         )
     lines += [
         "",
@@ -442,7 +471,24 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--report-from", type=Path, metavar="LOG",
+                        help="only rebuild the report from the JSON lines a previous run printed (with its options)")
     args = parser.parse_args()
+
+    if args.report_from:
+        setup_django(args.database_url)
+        loops, exports, builds = [], [], {}
+        for line in args.report_from.read_text().splitlines():
+            if line.startswith("{"):
+                row = json.loads(line)
+                (exports if "format" in row else loops).append(row)
+            elif match := re.match(r"built (\d+) images in ([\d.]+) s", line):
+                builds[int(match.group(1))] = float(match.group(2))
+        section = report(args, loops, exports, builds)
+        print(section)
+        if args.write_docs:
+            write_docs(section)
+        return
 
     ensure_database(args.database_url)
     setup_django(args.database_url)
@@ -454,13 +500,19 @@ def main() -> None:
         print(f"building a project of {size:,} images…", flush=True)
         project = build_project(size, n_raters=max(args.clients) + 4)
         builds[size] = project["build_s"]
+        print(f"built {size} images in {project['build_s']:.1f} s", flush=True)
         server = Server(args.database_url, workers=args.workers, threads=args.threads)
         try:
             warm_up(server.port, project["slug"], project["tokens"][-4:])
             for think_s, judgments in ((0.0, args.judgments), (args.think, args.paced_judgments)):
                 for clients in args.clients:
+                    cpu_before = server.cpu_seconds()
                     result = run_clients(server.port, project["slug"], project["tokens"], clients,
                                          max(1, judgments // clients), think_s=think_s)
+                    result["server_cpu_ms_per_judgment"] = (
+                        1000 * (server.cpu_seconds() - cpu_before) / max(1, result["judgments"])
+                    )
+                    result["load_average"] = os.getloadavg()[0]
                     result["images"] = size
                     loops.append(result)
                     print(json.dumps(result), flush=True)

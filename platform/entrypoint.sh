@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One image, several roles: web | worker-gpu | worker | beat | manage <args>.
 set -euo pipefail
+# Busy-waiting BLAS threads slow the numpy fits of the workers on small machines; one thread each.
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 role=${1:-web}
 shift || true
 case "$role" in

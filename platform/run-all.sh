@@ -17,7 +17,7 @@ trap cleanup INT TERM EXIT
 
 "$BIN/gunicorn" config.wsgi:application --config platform/gunicorn.conf.py --bind "$HOST:$PORT" &
 pids+=($!)
-"$PYTHON" -m celery -A worker worker -Q default,gpu --concurrency 1 --loglevel INFO --hostname "demo@%h" &
+OPENBLAS_NUM_THREADS=1 "$PYTHON" -m celery -A worker worker -Q default,gpu --concurrency 1 --loglevel INFO --hostname "demo@%h" &
 pids+=($!)
 "$PYTHON" -m celery -A worker beat --loglevel INFO &
 pids+=($!)

@@ -171,6 +171,23 @@ class ComparisonSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+def comparison_payload(comparison: Comparison, project_slug: str, username: str) -> dict:
+    """What ComparisonSerializer gives, built directly: the submit endpoint answers every judgment, and
+    instantiating a ModelSerializer costs more CPU than storing the judgment (a test keeps them equal)."""
+    return {
+        "id": comparison.pk,
+        "project": project_slug,
+        "image_a": comparison.image_a_id,
+        "image_b": comparison.image_b_id,
+        "winner": comparison.outcome,
+        "rater": comparison.rater_id,
+        "rater_username": username,
+        "client_key": comparison.client_key,
+        "response_ms": comparison.response_ms,
+        "created_at": serializers.DateTimeField().to_representation(comparison.created_at),
+    }
+
+
 class ManagerComparisonSerializer(ComparisonSerializer):
     class Meta(ComparisonSerializer.Meta):
         fields = ComparisonSerializer.Meta.fields + ["is_gold", "gold_correct"]

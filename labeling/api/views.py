@@ -251,7 +251,7 @@ class ComparisonListView(ProjectScopedMixin, GenericAPIView):
             )
         except pair_service.LeaseError as exc:
             return refused(exc)
-        body = s.ComparisonSerializer(comparison).data
+        body = s.comparison_payload(comparison, self.project.slug, request.user.username)
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

@@ -106,7 +106,7 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tu
     if winner == Comparison.Outcome.TIE and not project.allow_ties:
         raise TiesNotAllowed("This project does not allow ties: choose a or b, or skip the pair.")
     # Leases are only made from the project's own images; this guards against rows written by hand.
-    if {lease.image_a.project_id, lease.image_b.project_id} != {project.pk}:
+    if {lease.image_a_project_id, lease.image_b_project_id} != {project.pk}:
         raise ImagesOutsideProject("The leased images are not both in this project.")
     gold_correct = None
     if lease.gold_id is not None:

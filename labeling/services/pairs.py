@@ -433,16 +433,27 @@ def lease_gold_pair(project: Project, rater, *, rng=None) -> PairLease | None:
 
 
 def lock_lease(project: Project, rater, token) -> PairLease:
-    """The caller's lease, locked for update, or a LeaseError saying why it cannot be used."""
+    """The caller's lease, locked for update, or a LeaseError saying why it cannot be used.
+
+    The lease carries ``image_a_project_id`` and ``image_b_project_id``: the projects of its images."""
     try:
         token = token if isinstance(token, uuid.UUID) else uuid.UUID(str(token))
     except (TypeError, ValueError):
         raise LeaseUnknown("The lease is not a valid lease token.") from None
-    lease = (
-        PairLease.objects.select_related("image_a", "image_b")
-        .select_for_update(of=("self",))
-        .filter(token=token)
-        .first()
+    # Hot path (every judgment): one raw query for the lease and its images' projects, locked.
+    images = Image._meta.db_table
+    token_value = PairLease._meta.get_field("token").get_db_prep_value(token, connection)
+    lock = " FOR UPDATE OF l" if connection.features.has_select_for_update_of else ""
+    lease = next(
+        iter(
+            PairLease.objects.raw(
+                f"""SELECT l.*, a.project_id AS image_a_project_id, b.project_id AS image_b_project_id
+                    FROM {LEASES} l JOIN {images} a ON a.id = l.image_a_id JOIN {images} b ON b.id = l.image_b_id
+                    WHERE l.token = %s{lock}""",
+                [token_value],
+            )
+        ),
+        None,
     )
     if lease is None:
         raise LeaseUnknown("Unknown lease: ask for a new pair.")

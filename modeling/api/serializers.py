@@ -6,12 +6,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from labeling.api.serializers import ErrorSerializer  # noqa: F401  (one "Error" component in the schema)
 from modeling.models import ModelVersion, Promotion, TrainingRun
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField(required=False)
 
 
 class ScoringProgressSerializer(serializers.Serializer):

@@ -5,7 +5,6 @@ is not confirmed to exist); members may read; only managers may retrain, promote
 """
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -23,6 +22,7 @@ from modeling.services import promotion as promotion_service
 from modeling.services import training as training_service
 
 ERRORS = {401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
+READ_ERRORS = {401: s.ErrorSerializer, 404: s.ErrorSerializer}  # any member may read
 
 
 class Pagination(PageNumberPagination):
@@ -56,7 +56,7 @@ class ModelVersionListView(GenericAPIView):
     serializer_class = s.ModelVersionSerializer
     pagination_class = Pagination
 
-    @extend_schema(responses={200: s.ModelVersionSerializer(many=True), **ERRORS}, tags=["models"])
+    @extend_schema(responses={200: s.ModelVersionSerializer(many=True), **READ_ERRORS}, tags=["models"])
     def get(self, request, slug):
         """The project's model versions, newest first, with status, metrics and scoring progress."""
         project = project_from_slug(request, slug)
@@ -66,7 +66,7 @@ class ModelVersionListView(GenericAPIView):
 
 
 class ModelVersionDetailView(APIView):
-    @extend_schema(responses={200: s.ModelVersionSerializer, **ERRORS}, tags=["models"])
+    @extend_schema(responses={200: s.ModelVersionSerializer, **READ_ERRORS}, tags=["models"])
     def get(self, request, version_id):
         """One model version."""
         return Response(s.ModelVersionSerializer(version_for(request, version_id), context={"request": request}).data)
@@ -98,7 +98,7 @@ class TrainingRunListView(GenericAPIView):
     serializer_class = s.TrainingRunSerializer
     pagination_class = Pagination
 
-    @extend_schema(responses={200: s.TrainingRunSerializer(many=True), **ERRORS}, tags=["models"])
+    @extend_schema(responses={200: s.TrainingRunSerializer(many=True), **READ_ERRORS}, tags=["models"])
     def get(self, request, slug):
         """The project's training runs, newest first."""
         project = project_from_slug(request, slug)
@@ -108,7 +108,7 @@ class TrainingRunListView(GenericAPIView):
 
 
 class TrainingRunDetailView(APIView):
-    @extend_schema(responses={200: s.TrainingRunSerializer, **ERRORS}, tags=["models"])
+    @extend_schema(responses={200: s.TrainingRunSerializer, **READ_ERRORS}, tags=["models"])
     def get(self, request, run_id):
         """A training run: status, progress (0..1), stage, log, and the error when it failed."""
         run = TrainingRun.objects.select_related("project", "requested_by").filter(pk=run_id).first()
@@ -171,7 +171,7 @@ class PromotionListView(GenericAPIView):
     serializer_class = s.PromotionSerializer
     pagination_class = Pagination
 
-    @extend_schema(responses={200: s.PromotionSerializer(many=True), **ERRORS}, tags=["models"])
+    @extend_schema(responses={200: s.PromotionSerializer(many=True), **READ_ERRORS}, tags=["models"])
     def get(self, request, slug):
         """The promotion log: which version was made active, when, by whom and why."""
         project = project_from_slug(request, slug)

@@ -314,14 +314,16 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from .encoder import load_encoder
+    from .encoder import DEFAULT_REGIONS, TINY_ID, load_encoder
     from .features import FeatureStore
     from .training import load_checkpoint, score_images
 
     model, meta = load_checkpoint(args.model)
-    encoder_id = meta.get("encoder_id")
-    name = args.encoder or ("tiny" if encoder_id == "tiny-v1" else encoder_id)
-    encoder = load_encoder(name, batch_size=args.batch_size)
+    encoder_id = meta.get("encoder_id") or ""
+    # "tiny-v1", a hub id or a folder, with "@regions=N" when the pooling grid is not the default
+    base, _, regions = encoder_id.partition("@regions=")
+    name = args.encoder or ("tiny" if base == TINY_ID else base or None)
+    encoder = load_encoder(name, batch_size=args.batch_size, regions=int(regions or DEFAULT_REGIONS))
     if encoder_id and encoder.encoder_id != encoder_id:
         raise InputError(f"{args.model}: trained on encoder {encoder_id!r}, not {encoder.encoder_id!r}")
     labels = Labels()

@@ -8,18 +8,22 @@ Both read frozen CLIP features and predict a softmax over the scores 1..10.
                      L x (image tokens attend to tag tokens, residual; then an MLP, residual)
                      mean-pool over T -> E score heads (MLP) -> [B,E,10] softmax
 
-Each tag token carries its CLIP cosine similarity to the image (``tag_similarity``): the poster's
-observation that image-tag similarity matters, given to the fusion as an input. On the synthetic
-task it makes the tag signal learnable from a few hundred images instead of thousands
-(docs/ranker.md); set ``tag_similarity=False`` for the plain cross-attention.
     ImageOnlyRanker: [class token, mean of region tokens] -> dropout, linear, ReLU -> E score heads
 
-Uncertainty: an ensemble of small heads on a shared trunk (``uncertainty="ensemble"``, the
-default) or MC dropout (``uncertainty="mc_dropout"``). The uncertainty of an image is the standard
-deviation of its mean score across heads (or dropout samples). Measured on held-out pairs of the
-synthetic task (benchmarks/ranker.py, docs/benchmarks.md), the ensemble ranks mispredicted pairs
-above correctly predicted ones at least as well as MC dropout (AUROC of pair uncertainty vs error)
-and needs one trunk pass instead of ``mc_samples``, so it is the default.
+Each tag token carries its CLIP cosine similarity to the image (``tag_similarity``): the poster's
+observation that image-tag similarity matters, given to the fusion as an input. Without it the
+plain cross-attention needs far more data to find the tag signal on the synthetic task (measured in
+docs/benchmarks.md); ``tag_similarity=False`` turns it off.
+
+Uncertainty: an ensemble of small score heads on a shared trunk (``uncertainty="ensemble"``, the
+default; training gives each head a Poisson(1) bootstrap of the data) or MC dropout
+(``uncertainty="mc_dropout"``, dropout kept on in the score head for ``mc_samples`` passes). An
+image's uncertainty is the standard deviation of its mean score across heads (or passes). Measured
+on held-out images and comparisons of a synthetic set with rare contents (benchmarks/ranker.py,
+docs/benchmarks.md), neither is well calibrated: both flag rare-content images only slightly above
+chance and neither predicts mispredicted comparisons better than the score margin alone. The
+ensemble is at least as good as MC dropout on each of those measures and needs one forward pass
+instead of 16, so it is the default. Treat the uncertainty as a weak signal.
 
 Explanations: ``forward`` returns ``tag_attention`` [B,K], the cross-attention weight each tag
 received, averaged over layers, heads and image tokens. For an image with tags the weights sum to

@@ -332,7 +332,7 @@ def _train(data, cfg, model_kind, progress, split, device) -> TrainResult:
             if watch:
                 m = evaluate_split(model, data, split.val_images, split.val_comparisons)
                 entry.update({f"val_{k}": m[k] for k in ("pairwise_agreement", "srcc") if m[k] is not None})
-                score = m[watch]
+                score = -math.inf if m[watch] is None else m[watch]  # None: e.g. only tied comparisons
             else:
                 m, score = {}, -entry["train_loss"]
             history.append(entry)

@@ -10,8 +10,8 @@
   content instead of at 0. The map starts from a comparisons-only posterior and is refined by a few
   EM steps within each fit, so that nothing but the stored means has to persist between fits.
 
-Everything is read with ``values_list`` into numpy arrays and written back in bulk: at 10^5 images and
-10^6 comparisons no row becomes a model instance.
+Everything is read as numpy columns (``columns.fetch_columns``) and written back in one statement: at
+10^5 images and 10^6 comparisons no row becomes a model instance.
 """
 from __future__ import annotations
 

@@ -31,6 +31,7 @@
     ready: [],            // prefetched pairs
     fetching: null,       // the next-pair request in flight
     filling: null,        // the running prefetch loop
+    signedOut: false,     // the server no longer accepts this session
     exhausted: false,     // the server said 204
     shownAt: 0,
     pending: loadQueue(), // judgments not yet acknowledged
@@ -91,6 +92,11 @@
       state.fetching = null;
       if (result.status === 200) { preload(result.data); return result.data; }
       if (result.status === 204) { state.exhausted = true; return null; }
+      if (result.status === 401 || result.status === 403 || result.status === 404) {
+        state.signedOut = true;  // no retry can help: say so and stop asking
+        say("You are no longer signed in or no longer a member of this project: log in again to go on.", "error");
+        return null;
+      }
       throw new Error(detail(result));
     }, function (error) { state.fetching = null; throw error; });
     return state.fetching;
@@ -100,6 +106,7 @@
     if (state.filling) return state.filling;
     state.filling = (function loop() {
       if (!state.current && state.ready.length) show(state.ready.shift());
+      if (state.signedOut) { if (!state.current) showLoading(); return Promise.resolve(); }
       if (state.exhausted) {
         if (!state.current) showEmpty();
         return Promise.resolve();
@@ -215,6 +222,11 @@
           return next();
         }
         if (result.status === 429 || result.status >= 500) { scheduleRetry(); return; }
+        if (result.status === 401 || result.status === 403) {
+          // Signed out: keep the judgments (they are in localStorage) and send them after the next log-in.
+          say(state.pending.length + " judgment(s) waiting: log in again and they will be saved.", "error");
+          return;
+        }
         // Refused for good (e.g. the lease expired while offline): drop it and say so.
         state.pending.shift(); saveQueue();
         state.history = state.history.filter(function (h) { return h.item !== item; });

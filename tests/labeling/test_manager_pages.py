@@ -18,7 +18,8 @@ def test_rating_page_has_the_question_keys_and_no_external_assets(client, projec
     client.force_login(rater)
     html = client.get(reverse("project-rate", args=[project.slug])).content.decode()
     assert project.question in html and 'id="img-a"' in html and 'id="img-b"' in html
-    assert "Tie <kbd>T</kbd>" in html and "Skip <kbd>S</kbd>" in html and "Undo <kbd>U</kbd>" in html
+    for button in ("Tie", "Skip", "Undo"):
+        assert f'{button} <span class="key-hint"><kbd>{button[0]}</kbd></span>' in html
     assert "/static/js/rate.js" in html and "/static/css/rate.css" in html
     assert not re.search(r"(src|href)=\"https?://", html)  # nothing from a CDN
     assert 'data-csrf="' in html and "Nothing to rate right now" in html

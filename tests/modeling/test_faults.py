@@ -2,8 +2,8 @@
 while raters submit, a corrupt weights file, and two triggers at once."""
 from __future__ import annotations
 
+import json
 import threading
-import uuid
 
 import pytest
 from django.db import connection
@@ -16,14 +16,13 @@ from modeling.services import training as training_service
 from tests.conftest import WorkerProcess
 from tests.modeling.loop_api import rate_through_api
 from tests.modeling.model_loop_support import (
-    FAST_TRAINING,
     add_images,
     fast_training,
     latent_quality,
     simulate_comparisons,
     wait_for,
 )
-from worker.tasks import check_triggers_task, train_task
+from worker.tasks import check_triggers_task, extract_features_task, train_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,8 +43,6 @@ def serving_version(project, images):
 def exported_versions(client, project) -> set:
     response = client.get(f"/api/v1/projects/{project.slug}/scores/", {"format": "jsonl"})
     assert response.status_code == 200
-    import json
-
     lines = b"".join(response.streaming_content).decode().splitlines()
     return {json.loads(line)["model_version"] for line in lines if line}
 
@@ -61,7 +58,9 @@ def test_a_worker_killed_mid_training_fails_the_run_and_the_next_trigger_trains(
     project.save()
     # Slow on purpose: many small steps and no early stop, so the kill lands mid-training.
     fast_training(project, hyperparameters={"epochs": 2000, "patience": 2000, "batch_pairs": 4},
-                  promotion_tolerance=1.0)
+                  promotion_tolerance=1.0, train_baseline=False)
+    # Features first, by the session's worker (its encoder is loaded): the doomed one only trains.
+    extract_features_task.delay([i.pk for i in images]).get(timeout=120)
 
     doomed = WorkerProcess(media_root, tmp_path / "doomed.log", queues="faults")
     doomed.start()
@@ -82,7 +81,7 @@ def test_a_worker_killed_mid_training_fails_the_run_and_the_next_trigger_trains(
 
     # The trigger check notices the silence and frees the project; the same check starts the next run.
     settings.TAGRANK_TRAINING_STALE_SECONDS = 2
-    fast_training(project, promotion_tolerance=1.0)  # this test is about the fault, not the comparison
+    fast_training(project, promotion_tolerance=1.0, train_baseline=False)  # about the fault, not the comparison
     wait_for(lambda: training_service.fail_dead_runs(project) or None, 30, "the dead run to be noticed")
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.FAILED and run.failure_kind == TrainingRun.Failure.WORKER_LOST
@@ -107,7 +106,7 @@ def test_broker_down_while_raters_submit_then_the_trigger_catches_up(
     images = add_images(project, 12, image_bytes)
     project.retrain_min_new_comparisons = 30
     project.save()
-    fast_training(project)
+    fast_training(project, train_baseline=False)
     quality = latent_quality(images)
 
     from kombu.messaging import Producer

@@ -140,8 +140,6 @@ def test_the_openapi_schema_describes_the_model_endpoints(as_user, manager):
 
 def test_models_page_shows_versions_the_active_one_the_run_and_the_last_failure(as_user, project, rater, manager, versions):
     first, second = versions
-    for version in versions:
-        pass
     client = as_user(manager)
     client.post(api("api-model-version-promote", version_id=first.pk), {"reason": "go"})
     scoring.rescore(first.pk)

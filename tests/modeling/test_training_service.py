@@ -349,12 +349,13 @@ def test_trigger_waits_after_a_failed_run_but_not_after_a_dead_worker(project, r
 
 def trained_version(project, **fields):
     """A version with real (tiny) weights, without running the whole training."""
+    import os
+    import tempfile
+
     from django.core.files.base import ContentFile
 
     from modeling.ml.ranker import RankerConfig, build_ranker
     from modeling.ml.training import save_checkpoint
-
-    import tempfile, os  # noqa: E401
 
     model = build_ranker("tags", RankerConfig(input_dim=64, width=16, heads=2, ensemble=2))
     version = ModelVersion.objects.create(project=project, encoder_id=features.encoder_id_for(),
