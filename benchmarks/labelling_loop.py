@@ -148,6 +148,26 @@ def build_project(n_images: int, n_raters: int, seed: int = 1) -> dict:
     return {"slug": slug, "tokens": raters, "model_version": version.pk, "build_s": time.perf_counter() - started}
 
 
+def existing_project(n_images: int, n_raters: int) -> dict | None:
+    """A benchmark project an earlier run built, with enough raters, or None."""
+    from rest_framework.authtoken.models import Token
+
+    from labeling.models import Project
+
+    project = Project.objects.filter(slug=f"bench-{n_images}").first()
+    if project is None or project.images.count() != n_images:
+        return None
+    tokens = list(
+        Token.objects.filter(user__memberships__project=project, user__username__startswith="bench-rater-")
+        .order_by("user__id")
+        .values_list("key", flat=True)
+    )
+    if len(tokens) < n_raters:
+        return None
+    version = project.model_versions.filter(is_active=True).values_list("pk", flat=True).first()
+    return {"slug": project.slug, "tokens": tokens, "model_version": version, "build_s": 0.0}
+
+
 def _distribution(rng) -> list[float]:
     weights = [rng.random() for _ in range(10)]
     total = sum(weights)
@@ -438,8 +458,8 @@ def report(args, loops: list[dict], exports: list[dict], builds: dict) -> str:
         )
     lines += [
         "",
-        "Writing the benchmark rows took " + ", ".join(f"{s:.0f} s for {n:,} images" for n, s in builds.items())
-        + " (bulk inserts, not the import path; see the import section for that).",
+        ("Writing the benchmark rows took " + ", ".join(f"{s:.0f} s for {n:,} images" for n, s in builds.items())
+         + " (bulk inserts, not the import path; see the import section for that)." if builds else ""),
         "",
         "Against the anchors (`../shared/anchors.md`, Label Studio 1.23.2 on this kind of machine): its loop at "
         "100k tasks is 312 ms + 204 ms (median next + submit), 10 concurrent clients get 9 req/s with p99 "
@@ -462,7 +482,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--clients", type=int, nargs="+", default=[10, 50])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--judgments", type=int, default=2000,
                         help="judgments per closed-loop run (no pause between judgments), split over the clients")
     parser.add_argument("--think", type=float, default=0.5,
@@ -470,6 +490,8 @@ def main() -> None:
     parser.add_argument("--paced-judgments", type=int, default=1000, help="judgments per paced run")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--reuse", action="store_true", help="reuse benchmark projects built by an earlier run")
+    parser.add_argument("--no-export", action="store_true", help="skip the export measurement")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--report-from", type=Path, metavar="LOG",
                         help="only rebuild the report from the JSON lines a previous run printed (with its options)")
@@ -497,14 +519,18 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     loops, exports, builds = [], [], {}
     for size in args.sizes:
-        print(f"building a project of {size:,} images…", flush=True)
-        project = build_project(size, n_raters=max(args.clients) + 4)
-        builds[size] = project["build_s"]
-        print(f"built {size} images in {project['build_s']:.1f} s", flush=True)
+        project = existing_project(size, n_raters=max(args.clients) + 4) if args.reuse else None
+        if project is None:
+            print(f"building a project of {size:,} images…", flush=True)
+            project = build_project(size, n_raters=max(args.clients) + 4)
+            builds[size] = project["build_s"]
+            print(f"built {size} images in {project['build_s']:.1f} s", flush=True)
         server = Server(args.database_url, workers=args.workers, threads=args.threads)
         try:
             warm_up(server.port, project["slug"], project["tokens"][-4:])
             for think_s, judgments in ((0.0, args.judgments), (args.think, args.paced_judgments)):
+                if not judgments:
+                    continue
                 for clients in args.clients:
                     cpu_before = server.cpu_seconds()
                     result = run_clients(server.port, project["slug"], project["tokens"], clients,
@@ -518,7 +544,7 @@ def main() -> None:
                     print(json.dumps(result), flush=True)
         finally:
             server.stop()
-        if size == max(args.sizes):
+        if size == max(args.sizes) and not args.no_export:
             manager_token = project["tokens"][0]
             from django.contrib.auth import get_user_model
 

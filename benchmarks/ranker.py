@@ -397,10 +397,45 @@ def write_docs_section(body: str, path: Path) -> None:
     path.write_text(pattern.sub(lambda _: f"{heading}\n\n{body}\n", text, count=1))
 
 
+def measure(res: dict, quick: bool, groups: list[str]) -> None:
+    """Run the phases of the named groups into ``res`` (replacing what it held for them)."""
+    for g in groups:
+        if g in ("encoder", "train", "tokens", "rescore"):
+            res[g] = []
+    if "encoder" in groups:
+        for threads in (1, 2):
+            res["encoder"].append(run_phase("encoder", "tiny", 128 if quick else 512, 128 if quick else 512, threads))
+            res["encoder"].append(run_phase("encoder", "vit-b32", 16 if quick else 64, 16 if quick else 64, threads))
+    if "rescore" in groups:
+        for threads in (1, 2):
+            res["rescore"].append(run_phase("rescore", threads))
+    if "tokens" in groups:
+        for tokens in (5, 10, 50):
+            res["tokens"].append(run_phase("tokens", tokens, 1))
+        res["tokens"].append(run_phase("tokens", 5, 2))
+    if "train" in groups:
+        runs = [(10000, 64, 1, "tags", 1, 1), (100000, 64, 1, "tags", 1, 1), (100000, 64, 1, "tags", 2, 1)]
+        if not quick:
+            runs += [(10000, 64, 1, "tags", 2, 1), (100000, 32, 1, "tags", 1, 1), (100000, 128, 1, "tags", 1, 1),
+                     (100000, 64, 2, "tags", 1, 1), (100000, 64, 1, "tags", 1, 0), (10000, 64, 1, "tags", 1, 0),
+                     (100000, 64, 1, "image_only", 1, 1), (10000, 64, 1, "image_only", 1, 1)]
+        for run in runs:
+            res["train"].append(run_phase("train", *run))
+    if "calibration" in groups:
+        res["calibration"] = run_phase("calibration", 1, 1 if quick else 3)
+    if "layout" in groups:
+        res["layout"] = run_phase("layout", 1, 1 if quick else 3)
+
+
+GROUPS = ["encoder", "rescore", "tokens", "train", "calibration", "layout"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--phase", nargs="+")
+    p.add_argument("--phase", nargs="+", help="(internal) run one measurement and print it as JSON")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--redo", help=f"comma-separated groups out of {','.join(GROUPS)} to measure again; "
+                                  "the others are read from var/benchmark-ranker.json")
     args = p.parse_args()
     if args.phase:
         name, rest = args.phase[0], args.phase[1:]
@@ -423,31 +458,25 @@ def main() -> None:
         return
 
     t0 = time.perf_counter()
-    quick = args.quick
-    res = {"encoder": [], "train": [], "tokens": [], "rescore": []}
-    for threads in (1, 2):
-        res["encoder"].append(run_phase("encoder", "tiny", 128 if quick else 512, 128 if quick else 512, threads))
-        res["encoder"].append(run_phase("encoder", "vit-b32", 16 if quick else 64, 16 if quick else 64, threads))
-    for threads in (1, 2):
-        res["rescore"].append(run_phase("rescore", threads))
-    for tokens in (5, 10, 50):
-        res["tokens"].append(run_phase("tokens", tokens, 1))
-    res["tokens"].append(run_phase("tokens", 5, 2))
-    runs = [(10000, 64, 1, "tags", 1, 1), (100000, 64, 1, "tags", 1, 1), (100000, 64, 1, "tags", 2, 1)]
-    if not quick:
-        runs += [(10000, 64, 1, "tags", 2, 1), (100000, 32, 1, "tags", 1, 1), (100000, 128, 1, "tags", 1, 1),
-                 (100000, 64, 2, "tags", 1, 1), (100000, 64, 1, "tags", 1, 0), (10000, 64, 1, "tags", 1, 0),
-                 (100000, 64, 1, "image_only", 1, 1), (10000, 64, 1, "image_only", 1, 1)]
-    for run in runs:
-        res["train"].append(run_phase("train", *run))
-    res["calibration"] = run_phase("calibration", 1, 1 if quick else 3)
-    res["layout"] = run_phase("layout", 1, 1 if quick else 3)
-    res["total_minutes"] = (time.perf_counter() - t0) / 60
-    (REPO / "var").mkdir(exist_ok=True)
-    (REPO / "var" / "benchmark-ranker.json").write_text(json.dumps(res, indent=2))
-    section = build_section(res, "python benchmarks/ranker.py" + (" --quick" if quick else ""))
+    saved = REPO / "var" / "benchmark-ranker.json"
+    if args.redo:
+        res = json.loads(saved.read_text())
+        groups = args.redo.split(",")
+        measure(res, args.quick, groups)
+        res["total_minutes"] += (time.perf_counter() - t0) / 60
+        res.setdefault("redone", []).append({"groups": groups, "at": time.strftime("%Y-%m-%d %H:%M")})
+    else:
+        res = {}
+        measure(res, args.quick, GROUPS)
+        res["total_minutes"] = (time.perf_counter() - t0) / 60
+    saved.parent.mkdir(exist_ok=True)
+    saved.write_text(json.dumps(res, indent=2))
+    command = "python benchmarks/ranker.py" + (" --quick" if args.quick else "")
+    for redo in res.get("redone", []):
+        command += f"`, then `python benchmarks/ranker.py --redo {','.join(redo['groups'])}"
+    section = build_section(res, command)
     print(section)
-    if not quick:
+    if not args.quick:
         write_docs_section(section, REPO / "docs" / "benchmarks.md")
         print(f"wrote {REPO / 'docs' / 'benchmarks.md'}")
 

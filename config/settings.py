@@ -5,8 +5,9 @@ and Celery's filesystem broker under ``var/broker/``, so nothing needs to be run
 Production (docker-compose.yml) sets DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY and DEBUG=false.
 """
 
-from pathlib import Path
+import json
 import os
+from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -34,6 +35,19 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
+
+
+def env_json_object(name: str) -> dict:
+    raw = os.environ.get(name)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, not {type(value).__name__}")
+    return value
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -177,6 +191,17 @@ TAGRANK_IMPORT = {
     "thumbnail_size": 384,
 }
 TAGRANK_LEASE_SECONDS = env_int("TAGRANK_LEASE_SECONDS", 300)
+TAGRANK_UNDO_SECONDS = env_int("TAGRANK_UNDO_SECONDS", 60)
+# The model loop (see docs/architecture.md): batch sizes, and when a silent run or rescore counts as lost.
+TAGRANK_FEATURE_BATCH_SIZE = env_int("TAGRANK_FEATURE_BATCH_SIZE", 64)
+TAGRANK_SCORING_BATCH_SIZE = env_int("TAGRANK_SCORING_BATCH_SIZE", 2048)
+TAGRANK_SCORING_STALE_SECONDS = env_int("TAGRANK_SCORING_STALE_SECONDS", 600)
+TAGRANK_TRAINING_HEARTBEAT_SECONDS = env_int("TAGRANK_TRAINING_HEARTBEAT_SECONDS", 10)
+TAGRANK_TRAINING_STALE_SECONDS = env_int("TAGRANK_TRAINING_STALE_SECONDS", 300)
+TAGRANK_TRAINING_REDISPATCH_SECONDS = env_int("TAGRANK_TRAINING_REDISPATCH_SECONDS", 900)
+TAGRANK_TRAINING_FAILURE_COOLDOWN_SECONDS = env_int("TAGRANK_TRAINING_FAILURE_COOLDOWN_SECONDS", 600)
+# Overrides of modeling.ml.training.TrainConfig's fields, as a JSON object, e.g. {"epochs": 20}.
+TAGRANK_TRAIN_CONFIG = env_json_object("TAGRANK_TRAIN_CONFIG")
 
 # --- Celery -------------------------------------------------------------------------------
 BROKER_DIR = Path(os.environ.get("TAGRANK_BROKER_DIR") or VAR_DIR / "broker").resolve()

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Greatest, Lower
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 SCORE_BINS = 10  # AVA-style scores 1..10
@@ -434,7 +434,11 @@ class Invite(models.Model):
         return f"invite to {self.project} as {self.role}"
 
 
-# Receivers here rather than in a signals module: they must be connected whenever the models are loaded.
+# The receivers are here rather than in a signals module: they must be connected whenever the models
+# are loaded. There is deliberately no post_delete receiver for comparisons: it would stop Django from
+# fast-deleting them when a project or image is deleted. The one place the app deletes a comparison
+# (undo) decrements the counters itself; anything else that deletes comparisons should call
+# ``labeling.services.pairs.recount_image_stats``.
 @receiver(post_save, sender=Image, dispatch_uid="imagestats_for_new_image")
 def _create_image_stats(sender, instance: Image, created: bool, raw: bool = False, **kwargs):
     if created and not raw:
@@ -444,25 +448,19 @@ def _create_image_stats(sender, instance: Image, created: bool, raw: bool = Fals
 @receiver(post_save, sender=Comparison, dispatch_uid="imagestats_count_comparison")
 def _count_comparison(sender, instance: Comparison, created: bool, raw: bool = False, **kwargs):
     if created and not raw:
-        _bump_comparison_counts(instance, +1)
+        count_comparison(instance, +1)
 
 
-@receiver(post_delete, sender=Comparison, dispatch_uid="imagestats_uncount_comparison")
-def _uncount_comparison(sender, instance: Comparison, **kwargs):
-    _bump_comparison_counts(instance, -1)
-
-
-def _bump_comparison_counts(comparison: Comparison, delta: int) -> None:
+def count_comparison(comparison: Comparison, delta: int) -> None:
+    """Add ``delta`` to both images' comparison counters, in the caller's transaction."""
     # One statement over both rows in id order: concurrent writers lock them in the same order.
     ids = sorted({comparison.image_a_id, comparison.image_b_id})
     updated = ImageStats.objects.filter(image_id__in=ids).update(
         comparison_count=Greatest(F("comparison_count") + delta, 0)
     )
-    if updated < len(ids):  # images written in bulk have no row yet: make it, counted from scratch
+    if updated < len(ids) and delta > 0:  # images written in bulk have no row yet: make it, counted from scratch
         for image_id in ids:
-            stats_missing = not ImageStats.objects.filter(image_id=image_id).exists()
-            # While an image is being deleted its comparisons go too: do not re-create its row then.
-            if stats_missing and Image.objects.filter(pk=image_id).exists():
+            if not ImageStats.objects.filter(image_id=image_id).exists():
                 count = Comparison.objects.filter(Q(image_a_id=image_id) | Q(image_b_id=image_id)).count()
                 ImageStats.objects.get_or_create(
                     image_id=image_id, defaults={"project_id": comparison.project_id, "comparison_count": count}

@@ -75,3 +75,16 @@ def test_bad_boolean_is_named(tmp_path):
     result = load_settings({"DEBUG": "maybe"}, tmp_path)
     assert result.returncode != 0
     assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_training_configuration_is_a_json_object_from_the_environment(tmp_path):
+    code = "from django.conf import settings; print(settings.TAGRANK_TRAIN_CONFIG, settings.TAGRANK_SCORING_BATCH_SIZE)"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "TAGRANK_VAR_DIR": str(tmp_path / "var"),
+           "TAGRANK_TRAIN_CONFIG": '{"epochs": 3}', "TAGRANK_SCORING_BATCH_SIZE": "512"}
+    ok = subprocess.run([sys.executable, "-c", "import django; django.setup(); " + code], cwd=REPO_ROOT, env=env,
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.split() == ["{'epochs':", "3}", "512"]
+    for bad, message in (("[1, 2]", "must be a JSON object"), ("{epochs: 3}", "is not valid JSON")):
+        result = load_settings({"TAGRANK_TRAIN_CONFIG": bad}, tmp_path)
+        assert result.returncode != 0 and "TAGRANK_TRAIN_CONFIG" in result.stderr and message in result.stderr

@@ -26,3 +26,20 @@ def refill_pair_queues(project_id: int | None = None, force: bool = False) -> li
     if project_id is not None:
         projects = projects.filter(pk=project_id)
     return [refill_pair_queue(project) for project in projects if force or refill_due(project)]
+
+
+def enqueue_refill(project_id: int) -> None:
+    """Refill the project's pair queue now (after commit) instead of at the next beat tick. A broker
+    that is down loses only this nudge: the beat schedule refills due queues anyway."""
+    import logging
+
+    from django.db import transaction
+
+    def send():
+        try:
+            refill_pair_queues.apply_async(args=[project_id], kwargs={"force": True})
+        except Exception:  # noqa: BLE001 (any broker error: the schedule catches up)
+            logging.getLogger(__name__).warning("could not enqueue a pair refill for project %s", project_id,
+                                                exc_info=True)
+
+    transaction.on_commit(send)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from labeling.models import Comparison, GoldPair, PairLease, Project
+from labeling.models import Comparison, GoldPair, PairLease, Project, count_comparison
 from labeling.services import pairs
 from labeling.services.pairs import LeaseClosed, LeaseError, LeaseExpired
 
@@ -124,9 +124,8 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tu
         is_gold=lease.gold_id is not None,
         gold_correct=gold_correct,
     )
-    lease.state = PairLease.State.JUDGED
-    lease.comparison = comparison
-    lease.save(update_fields=["state", "comparison"])
+    lease.state, lease.comparison = PairLease.State.JUDGED, comparison
+    pairs.mark_lease_judged(lease.pk, comparison.pk)
     pairs.refresh_candidate(lease.candidate_id, project)
     return comparison, True
 
@@ -160,6 +159,7 @@ def undo_last_comparison(project: Project, rater, *, comparison_id: int | None =
             old_lease.save(update_fields=["state", "comparison"])
         left_id, right_id, undone_id = latest.image_a_id, latest.image_b_id, latest.pk
         latest.delete()
+        count_comparison(latest, -1)
         lease = pairs._new_lease(
             project, rater, left_id, right_id, timezone.now(), candidate_id=candidate_id, gold_id=gold_id
         )

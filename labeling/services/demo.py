@@ -25,6 +25,8 @@ DEMO_SLUG = "demo-photos"
 DEMO_USERS = {
     "manager": ("manager", "tagrank-manager", Membership.Role.MANAGER),
     "rater": ("rater", "tagrank-rater", Membership.Role.RATER),
+    # A second rater, so that the demo's pairs (overlap 2) can show human-human agreement.
+    "rater2": ("rater2", "tagrank-rater2", Membership.Role.RATER),
 }
 
 # scikit-image sample photo file (in its wheel's data folder) → content tags

@@ -45,6 +45,7 @@ from labeling.models import (
     PairCandidate,
     PairLease,
     Project,
+    Tag,
 )
 
 # The fallback looks at the images with the fewest comparisons: first a small pool, then a larger one.
@@ -126,9 +127,19 @@ _RATER_BARRED = f"(l.state IN ('{JUDGED}', '{SKIPPED}') OR (l.state = '{LIVE}' A
 
 
 def _rows(sql: str, params) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    """Run one hot-path statement. On PostgreSQL it is prepared on the server (planned once per connection;
+    Django's own cursors bind parameters on the client, so PostgreSQL would plan it on every request).
+    A pooler in transaction mode (PgBouncer before 1.21) would need prepared statements turned off here."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+    import psycopg
+
+    connection.ensure_connection()  # the same connection, so the same transaction as the ORM's
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall() if cursor.description else []
 
 
 def _lock(skip_locked: bool = True) -> str:
@@ -196,11 +207,10 @@ def _store_slots(candidate_id: int, judged: int, live: int, earliest: datetime |
     """Write what the queue query needs to know about a candidate's slots."""
     is_open = judged < overlap
     full_until = earliest if is_open and judged + live >= overlap else None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {CANDIDATES} SET judgments = %s, is_open = %s, full_until = %s, updated_at = %s WHERE id = %s",
-            [judged, is_open, _db_time(full_until) if full_until else None, _db_time(timezone.now()), candidate_id],
-        )
+    _rows(
+        f"UPDATE {CANDIDATES} SET judgments = %s, is_open = %s, full_until = %s, updated_at = %s WHERE id = %s",
+        [judged, is_open, _db_time(full_until) if full_until else None, _db_time(timezone.now()), candidate_id],
+    )
 
 
 def _fewest_compared_rows(project: Project, limit: int) -> list[tuple[int, int]]:
@@ -211,22 +221,33 @@ def _fewest_compared_rows(project: Project, limit: int) -> list[tuple[int, int]]
     )
 
 
+def _in(column: str, values: list[int]) -> tuple[str, list]:
+    """``column`` in ``values``: one array parameter on PostgreSQL (short SQL, cheap to parse and plan),
+    a list of placeholders elsewhere."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [list(values)]
+    return f"{column} IN ({_marks(values)})", list(values)
+
+
 def _blocked_pairs(project: Project, rater, ids: list[int], now: datetime) -> set[tuple[int, int]]:
     """Pairs within ``ids`` that this rater may not be served right now: judged by them, skipped or held
     by them, or done or fully leased for everyone (one snapshot, one round trip)."""
-    t, marks = _db_time(now), _marks(ids)
+    t = _db_time(now)
+    a_in, a_params = _in("image_a_id", ids)
+    b_in, b_params = _in("image_b_id", ids)
+    low_in, low_params = _in("image_low_id", ids)
+    high_in, high_params = _in("image_high_id", ids)
     rows = _rows(
         f"""SELECT image_a_id, image_b_id FROM {COMPARISONS}
-              WHERE rater_id = %s AND image_a_id IN ({marks}) AND image_b_id IN ({marks})
+              WHERE rater_id = %s AND {a_in} AND {b_in}
             UNION ALL
-            SELECT l.image_a_id, l.image_b_id FROM {LEASES} l
-              WHERE l.rater_id = %s AND l.project_id = %s AND l.image_a_id IN ({marks}) AND l.image_b_id IN ({marks})
-                AND {_RATER_BARRED}
+            SELECT image_a_id, image_b_id FROM {LEASES} l
+              WHERE l.rater_id = %s AND l.project_id = %s AND {a_in} AND {b_in} AND {_RATER_BARRED}
             UNION ALL
             SELECT image_low_id, image_high_id FROM {CANDIDATES}
-              WHERE project_id = %s AND image_low_id IN ({marks}) AND image_high_id IN ({marks})
-                AND (NOT is_open OR full_until > %s)""",
-        [rater.pk, *ids, *ids, rater.pk, project.pk, *ids, *ids, t, project.pk, *ids, *ids, t],
+              WHERE project_id = %s AND {low_in} AND {high_in} AND (NOT is_open OR full_until > %s)""",
+        [rater.pk, *a_params, *b_params, rater.pk, project.pk, *a_params, *b_params, t,
+         project.pk, *low_params, *high_params, t],
     )
     return {ordered(a, b) for a, b in rows}
 
@@ -234,15 +255,14 @@ def _blocked_pairs(project: Project, rater, ids: list[int], now: datetime) -> se
 def _insert_and_lock_candidate(project: Project, low: int, high: int, now: datetime) -> tuple | None:
     """The pair's candidate row, created if missing, locked; None when another request holds it."""
     t = _db_time(now)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""INSERT INTO {CANDIDATES}
-                  (project_id, image_low_id, image_high_id, priority, source, judgments, is_open, full_until,
-                   created_at, updated_at)
-                VALUES (%s, %s, %s, 0, %s, 0, %s, NULL, %s, %s)
-                ON CONFLICT (project_id, image_low_id, image_high_id) DO NOTHING""",
-            [project.pk, low, high, PairCandidate.Source.FALLBACK.value, True, t, t],
-        )
+    _rows(
+        f"""INSERT INTO {CANDIDATES}
+              (project_id, image_low_id, image_high_id, priority, source, judgments, is_open, full_until,
+               created_at, updated_at)
+            VALUES (%s, %s, %s, 0, %s, 0, %s, NULL, %s, %s)
+            ON CONFLICT (project_id, image_low_id, image_high_id) DO NOTHING""",
+        [project.pk, low, high, PairCandidate.Source.FALLBACK.value, True, t, t],
+    )
     rows = _rows(
         f"SELECT id, image_low_id, image_high_id FROM {CANDIDATES} "
         f"WHERE project_id = %s AND image_low_id = %s AND image_high_id = %s{_lock()}",
@@ -272,7 +292,12 @@ def next_pair(project: Project, rater, *, rng: random.Random | None = None):
 
 def attach_images(lease: PairLease) -> PairLease:
     """Load both images of a lease in one query (instead of one per side)."""
-    images = Image.objects.in_bulk([lease.image_a_id, lease.image_b_id])
+    images = {
+        image.pk: image
+        for image in Image.objects.raw(
+            f"SELECT * FROM {Image._meta.db_table} WHERE id IN (%s, %s)", [lease.image_a_id, lease.image_b_id]
+        )
+    }
     lease.image_a, lease.image_b = images[lease.image_a_id], images[lease.image_b_id]
     return lease
 
@@ -282,8 +307,7 @@ def _lease_writes_need_no_flush() -> None:
     fsync per request). A lease lost in a crash costs nothing (it would have expired; the pair is served
     again), whereas judgments, stored by the submit service, keep the full synchronous commit."""
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        _rows("SET LOCAL synchronous_commit TO OFF", [])
 
 
 def _new_lease(project, rater, left_id: int, right_id: int, now: datetime, **links) -> PairLease:
@@ -464,6 +488,11 @@ def lock_lease(project: Project, rater, token) -> PairLease:
     return lease
 
 
+def mark_lease_judged(lease_id: int, comparison_id: int) -> None:
+    """In the submit transaction (hot path: one prepared statement instead of a model save)."""
+    _rows(f"UPDATE {LEASES} SET state = %s, comparison_id = %s WHERE id = %s", [JUDGED, comparison_id, lease_id])
+
+
 def end_lease(project: Project, rater, token, *, skip: bool) -> PairLease:
     """Give a live lease's slot back. ``skip`` also keeps the pair from this rater for good.
 
@@ -599,9 +628,15 @@ def recount_image_stats(project: Project, *, only_missing: bool = False) -> int:
 
 
 def tags_by_image(image_ids: Iterable[int]) -> dict[int, list[str]]:
+    """Tag names of each image, sorted (one query; raw, as it runs on every pair served)."""
     names: dict[int, list[str]] = {image_id: [] for image_id in image_ids}
-    for image_id, name in (
-        ImageTag.objects.filter(image_id__in=list(names)).order_by("tag__name").values_list("image_id", "tag__name")
+    if not names:
+        return names
+    ids_in, params = _in("it.image_id", list(names))
+    for image_id, name in _rows(
+        f"SELECT it.image_id, t.name FROM {ImageTag._meta.db_table} it "
+        f"JOIN {Tag._meta.db_table} t ON t.id = it.tag_id WHERE {ids_in} ORDER BY t.name",
+        params,
     ):
         names[image_id].append(name)
     return names

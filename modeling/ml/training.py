@@ -148,7 +148,9 @@ class TrainConfig:
     w_ranking: float = 1.0       # poster's ranking loss on pairs of images with references
     lam: float = 0.0             # lambda: weight of the CLIP image-tag similarity in the ranking target
     device: str = "auto"         # "auto" = CUDA when present
-    threads: int = 0             # torch CPU threads while training; 0 = leave torch's setting
+    # torch CPU threads while training (0 = leave torch's setting). 1 by default: on a shared
+    # 2-core host, 2 threads trained 100k comparisons 8x slower than 1 (docs/benchmarks.md).
+    threads: int = 1
     bootstrap: bool = True       # ensemble heads train on Poisson(1) resamplings of the data
 
     @classmethod

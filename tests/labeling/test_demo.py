@@ -32,7 +32,7 @@ def test_seed_demo_is_idempotent_and_prints_credentials(monkeypatch):
     assert set(original.image_tags.values_list("tag__name", flat=True)) == {"person", "portrait", "space", "flag"}
     assert authenticate(username="rater", password="tagrank-rater") is not None
     roles = dict(Membership.objects.filter(project=project).values_list("user__username", "role"))
-    assert roles == {"manager": "manager", "rater": "rater"}
+    assert roles == {"manager": "manager", "rater": "rater", "rater2": "rater"}
 
 
 def test_distortions_degrade_the_photo():

@@ -147,7 +147,8 @@ def test_signed_in_user_joins_with_an_invite_and_deactivated_members_are_reactiv
 
 
 @pytest.mark.django_db
-def test_deactivating_a_rater_ends_their_access_and_returns_their_leases(client, api, project, images, manager, rater):
+def test_deactivating_a_rater_ends_their_access_and_returns_their_leases(client, api, project, images, manager, rater,
+                                                                        monkeypatch):
     _, lease = next_pair(project, rater)
     client.force_login(manager)
     membership = Membership.objects.get(user=rater, project=project)
@@ -157,9 +158,12 @@ def test_deactivating_a_rater_ends_their_access_and_returns_their_leases(client,
     lease.refresh_from_db()
     assert lease.state == PairLease.State.RELEASED
     assert api(rater).get("/api/v1/projects/test-project/next-pair/").status_code == 404
+    refits = []
+    monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", refits.append)
     client.post(reverse("membership-toggle", args=[project.slug, membership.pk]), {"action": "exclude"})
     membership.refresh_from_db()
     assert membership.excluded_from_training
+    assert refits == [project.pk]  # the human scores and the agreement report are refitted without them
     client.post(reverse("membership-toggle", args=[project.slug, membership.pk]), {"action": "activate"})
     assert api(rater).get("/api/v1/projects/test-project/next-pair/").status_code == 200
     mine = Membership.objects.get(user=manager)

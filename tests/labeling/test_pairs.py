@@ -169,11 +169,13 @@ def test_fallback_pairs_the_images_with_the_fewest_comparisons(project, images, 
 
 @pytest.mark.django_db
 def test_image_stats_follow_comparisons_and_recount_repairs_bulk_loads(project, images, rater):
-    comparison = Comparison.objects.create(project=project, image_a=images[0], image_b=images[1], outcome="b",
-                                           rater=rater, client_key="k")
-    assert ImageStats.objects.get(image=images[0]).comparison_count == 1
-    comparison.delete()
-    assert ImageStats.objects.get(image=images[0]).comparison_count == 0
+    _, lease = next_pair(project, rater)
+    judge(project, rater, lease)
+    assert ImageStats.objects.get(image_id=lease.image_a_id).comparison_count == 1
+    from labeling.services.comparisons import undo_last_comparison
+
+    undo_last_comparison(project, rater)
+    assert ImageStats.objects.get(image_id=lease.image_a_id).comparison_count == 0
     # Rows written in bulk bypass the signals; the fallback notices missing counters and repairs them.
     ImageStats.objects.filter(image__in=images[:4]).delete()
     Comparison.objects.bulk_create([Comparison(project=project, image_a=images[0], image_b=images[1], outcome="a",
@@ -181,6 +183,19 @@ def test_image_stats_follow_comparisons_and_recount_repairs_bulk_loads(project, 
     assert next_pair(project, rater) is not None
     assert ImageStats.objects.filter(project=project).count() == 8
     assert ImageStats.objects.get(image=images[0]).comparison_count == 1
+    # A full recount puts every counter right, e.g. after comparisons were deleted in the admin.
+    Comparison.objects.all().delete()
+    assert pairs.recount_image_stats(project) == 8
+    assert set(ImageStats.objects.values_list("comparison_count", flat=True)) == {0}
+
+
+@pytest.mark.django_db
+def test_deleting_a_project_deletes_its_counters_comparisons_and_leases(project, images, rater):
+    _, lease = next_pair(project, rater)
+    judge(project, rater, lease)
+    next_pair(project, rater)
+    project.delete()
+    assert not ImageStats.objects.exists() and not Comparison.objects.exists() and not PairLease.objects.exists()
 
 
 @pytest.mark.django_db

@@ -1,41 +1,13 @@
 """The rating page in Debian's Chromium, driven by Playwright against the real server (live_server)."""
 from __future__ import annotations
 
-import shutil
-from contextlib import contextmanager
-from pathlib import Path
-
 import pytest
 
 from labeling.models import Comparison, ImageTag, Membership, PairLease, Project
+from tests import browser
+from tests.browser import OUTPUT, chromium_page
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 PASSWORD = "browser-pw-123"
-
-
-@contextmanager
-def chromium_page(width: int = 1280, height: int = 900):
-    """A fresh headless Chromium page (Debian's browser: nothing is downloaded).
-
-    Playwright's sync API runs an event loop in this thread, and Django refuses database calls from a
-    thread with a running loop: tests query the database before or after this block, not inside it.
-    """
-    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), "Debian's chromium is not installed (see .ci/run)"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": width, "height": height})
-        page.set_default_timeout(15_000)
-        try:
-            yield page
-        finally:
-            browser.close()
 
 
 @pytest.fixture
@@ -51,11 +23,7 @@ def browser_project(transactional_db, make_user, image_bytes):
 
 
 def log_in(page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base_url}/")
+    browser.log_in(page, base_url, username, PASSWORD)
 
 
 def shown_lease(page) -> str:

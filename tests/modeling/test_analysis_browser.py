@@ -11,7 +11,7 @@ from modeling.services import features, human_scores, scoring
 from tests.conftest import make_image_bytes
 from tests.modeling.analysis_data import attach_weights, ranker
 from tests.modeling.dashboard_data import add_comparisons, make_model_version, member, user
-from tests.modeling.test_dashboard_browser import OUTPUT, chromium_page
+from tests.browser import OUTPUT, chromium_page, log_in
 
 
 @pytest.fixture
@@ -52,11 +52,7 @@ def test_tag_and_metadata_panels_and_an_explanation_page(live_server, seeded):
     project, image = seeded["project"], seeded["images"][1]
     OUTPUT.mkdir(exist_ok=True)
     with chromium_page() as page:
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.fill("#id_username", "analyst")
-        page.fill("#id_password", "pw-for-tests-1")
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/")
+        log_in(page, live_server.url, "analyst", "pw-for-tests-1")
 
         page.goto(f"{live_server.url}/projects/{project.slug}/analyses/tags/")
         headers = page.eval_on_selector_all("#tag-table th", "ths => ths.map(th => th.textContent)")

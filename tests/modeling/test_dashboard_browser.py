@@ -1,44 +1,14 @@
 """The dashboard of the seeded demo in Debian's Chromium (Playwright), against the real server (live_server)."""
 from __future__ import annotations
 
-import shutil
-from contextlib import contextmanager
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from labeling.models import Image, Membership
 from labeling.services import demo, pipeline
 from modeling.services import agreement, human_scores
+from tests.browser import OUTPUT, chromium_page, log_in
 from tests.modeling.dashboard_data import add_comparisons, make_model_version, member, user
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
-
-
-@contextmanager
-def chromium_page(width: int = 1280, height: int = 900):
-    """A fresh headless Chromium page (Debian's browser: nothing is downloaded).
-
-    Playwright's sync API runs an event loop in this thread, and Django refuses database calls from a
-    thread with a running loop: the test reads the database before or after this block, not inside it.
-    """
-    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), "Debian's chromium is not installed"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": width, "height": height})
-        page.set_default_timeout(15_000)
-        try:
-            yield page
-        finally:
-            browser.close()
 
 
 @pytest.fixture
@@ -84,11 +54,7 @@ def test_dashboard_of_the_demo_renders_numbers_charts_and_galleries(live_server,
     hasty = demo_with_a_model["hasty"]
 
     with chromium_page() as page:
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.fill("#id_username", username)
-        page.fill("#id_password", password)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/")
+        log_in(page, live_server.url, username, password)
         page.goto(f"{live_server.url}/projects/{project.slug}/dashboard/")
 
         model_text = page.inner_text("#headline-model")

@@ -9,8 +9,16 @@ import time
 import pytest
 from django.core.management import call_command
 
-from labeling.models import Comparison, Image
-from modeling.models import ImageFeatures, ImageScore, ModelVersion, Promotion, TrainingRun
+from labeling.models import Comparison, Image, PairCandidate
+from modeling.models import (
+    AgreementReport,
+    HumanScore,
+    ImageFeatures,
+    ImageScore,
+    ModelVersion,
+    Promotion,
+    TrainingRun,
+)
 from tests.modeling.loop_api import rate_through_api
 from tests.modeling.model_loop_support import fast_training, wait_for
 from worker.tasks import check_triggers_task
@@ -85,6 +93,14 @@ def test_the_model_loop_from_import_to_export(live_worker, project, rater, manag
     for row in rows:
         assert row["model_version"] == version.pk
         assert row["model_mean"] == pytest.approx(stored[row["image_id"]])
+
+    # 8. The activation refreshed what depends on the active scores: human scores refitted with the new
+    # model prior, an agreement report for the new version, and the pair queue refilled under it.
+    wait_for(lambda: AgreementReport.objects.filter(project=project, model_version=version).exists(), 120,
+             "the agreement report of the new version", on_timeout=live_worker.log)
+    assert HumanScore.objects.filter(project=project).count() == N_IMAGES
+    wait_for(lambda: PairCandidate.objects.filter(project=project).exclude(source="fallback").exists(), 120,
+             "actively selected pairs in the queue", on_timeout=live_worker.log)
 
     # The next check sees nothing new: no second run.
     outcomes = check_triggers_task.delay().get(timeout=60)

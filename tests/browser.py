@@ -1,0 +1,43 @@
+"""Helpers for the Playwright tests: Debian's Chromium (nothing is downloaded) and the login form."""
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+OUTPUT = Path(__file__).resolve().parents[1] / "test-output"  # screenshots
+
+
+@contextmanager
+def chromium_page(width: int = 1280, height: int = 900):
+    """A fresh headless Chromium page.
+
+    Playwright's sync API runs an event loop in this thread, and Django refuses database calls from a
+    thread with a running loop: tests query the database before or after this block, not inside it.
+    """
+    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), "Debian's chromium is not installed (see .ci/run)"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        # Generous: CI shares two cores between the server, the worker tests and the browser.
+        page.set_default_timeout(30_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def log_in(page, base_url: str, username: str, password: str) -> None:
+    """Log in through the form; the project list is the landing page."""
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/")
