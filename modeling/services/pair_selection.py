@@ -5,8 +5,8 @@ task on the ``default`` queue. The project's ``pair_strategy`` picks how:
 
 - ``active``: the human-score posterior (Bradley–Terry over all comparisons, with the active model's
   scores as the prior; ``modeling.services.human_scores``) is refitted, then
-  ``modeling.ml.selection.select_pairs`` picks the pairs with the largest expected information gain;
-  the gain becomes the pair's queue priority.
+  ``modeling.ml.selection.select_pairs`` picks the pairs (Swiss rounds among the least compared images
+  at cold start, then the largest expected information gain); the gain becomes the pair's queue priority.
 - ``random`` / ``round_robin``: the same selection library without a posterior, for A/B comparisons.
 
 Pairs that already have the project's overlap of judgments (closed queue rows) are never selected

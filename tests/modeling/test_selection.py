@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks.active_learning import SimulationConfig, compare_strategies
 from modeling.ml.bradley_terry import Posterior
-from modeling.ml.selection import STRATEGIES, pair_information, select_pairs
+from modeling.ml.selection import STRATEGIES, SelectionConfig, pair_information, select_pairs
 
 
 def project_midway(n_images, seed=0):
@@ -124,6 +124,43 @@ def test_the_explore_share_adds_random_distant_pairs():
 
     assert distant_pairs(0.0) <= 2
     assert distant_pairs(0.3) >= 15
+
+
+def test_cold_start_swiss_rounds_give_every_image_one_comparison_per_round():
+    # Three quarters of a round each time, so that the Swiss pass fills the batch by itself (the
+    # greedy pairing need not find a perfect matching; the random fill would then take a second use).
+    n_images = 40
+    rng = np.random.default_rng(6)
+    # Round one: nothing known; every image in at most one pair, though max_per_image allows two.
+    flat = Posterior(mean=np.zeros(n_images), var=np.ones(n_images))
+    pairs = select_pairs(flat, np.zeros(n_images, int), 15, np.random.default_rng(0), "active")
+    assert pairs.shape == (15, 2)
+    assert_valid_batch(pairs, n_images, 1)
+    # Round two: pairs are neighbours in score order (partners within 3 places in the pool).
+    posterior = Posterior(mean=rng.normal(size=n_images), var=np.full(n_images, 0.8))
+    pairs = select_pairs(posterior, np.ones(n_images, int), 15, np.random.default_rng(0), "active")
+    assert pairs.shape == (15, 2)
+    assert_valid_batch(pairs, n_images, 1)
+    rank = np.argsort(np.argsort(posterior.mean))
+    assert np.all(np.abs(rank[pairs[:, 0]] - rank[pairs[:, 1]]) <= 3)
+
+
+def test_cold_start_serves_the_least_compared_count_level_first():
+    rng = np.random.default_rng(7)
+    counts = np.where(np.arange(200) < 60, 1, 3)  # 60 images behind by a round
+    posterior = Posterior(mean=rng.normal(size=200), var=1.0 / (1.0 + 0.25 * counts))
+    pairs = select_pairs(posterior, counts, 20, np.random.default_rng(0), "active")
+    assert pairs.shape == (20, 2)
+    assert np.all(counts[pairs] == 1)
+
+
+def test_after_the_cold_start_active_selection_uses_the_information_criterion():
+    # Every image past the cold start: exploration pairs appear (the Swiss phase has none).
+    rng = np.random.default_rng(8)
+    counts = np.full(3000, SelectionConfig().swiss_below)
+    posterior = Posterior(mean=rng.normal(scale=2.0, size=3000), var=np.full(3000, 0.1))
+    pairs = select_pairs(posterior, counts, 100, np.random.default_rng(0), "active", explore_share=0.3)
+    assert int(np.sum(np.abs(posterior.mean[pairs[:, 0]] - posterior.mean[pairs[:, 1]]) > 1.0)) >= 15
 
 
 def test_round_robin_serves_the_fewest_compared_images():
