@@ -511,7 +511,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes and few seeds; prints, writes nothing")
     parser.add_argument("--no-write", action="store_true", help="print the report, do not touch docs/")
+    api = parser.add_argument_group("end to end through the REST API of a running demo (benchmarks/active_learning_api.py)")
+    api.add_argument("--via-api", metavar="URL", help="e.g. http://127.0.0.1:8000 (a server started by `make demo`)")
+    api.add_argument("--slug", default="demo-photos")
+    api.add_argument("--strategy", choices=["active", "random", "round_robin"],
+                     help="set the project's strategy first (default: keep it)")
+    api.add_argument("--budgets", type=float, nargs="+", default=[0.5, 1, 2, 3])
+    api.add_argument("--noise", type=float, default=1.0, help="Thurstone noise, in distortion-strength units")
+    api.add_argument("--seed", type=int, default=0)
+    api.add_argument("--pause", type=float, default=0.0, help="seconds between judgments")
     args = parser.parse_args(argv)
+    if args.via_api:
+        from benchmarks import active_learning_api
+
+        active_learning_api.main(args)
+        return
 
     config = SimulationConfig()
     budgets = sorted(config.budgets)

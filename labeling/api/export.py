@@ -34,28 +34,40 @@ _ID, _EXTERNAL_ID, _NAME, _MEAN, _DISTRIBUTION, _UNCERTAINTY, _HUMAN, _HUMAN_VAR
 
 def score_chunks(project: Project, model_version_id: int | None, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple]:
     """Yield (rows, tags by image id) for consecutive chunks of the project's images, in id order."""
-    images = Image.objects.filter(project=project)
-    if model_version_id is not None:
-        images = images.annotate(
-            score=FilteredRelation("scores", condition=Q(scores__model_version_id=model_version_id)),
-            distribution_text=Cast("score__distribution", output_field=TextField()),
+
+    def chunk(last_id: int):
+        # Every joined table is bounded by ``image_id > last_id`` too: without it PostgreSQL merge-joins
+        # each chunk from the first row of the score tables, and the export grows quadratically.
+        images = Image.objects.filter(project=project, id__gt=last_id).annotate(
+            human=FilteredRelation("human_score", condition=Q(human_score__image_id__gt=last_id)),
+            counters=FilteredRelation("stats", condition=Q(stats__image_id__gt=last_id)),
         )
-        score_fields = ["score__mean", "distribution_text", "score__uncertainty"]
-    else:
-        score_fields = []
-    fields = ["id", "external_id", "original_name", *score_fields, "human_score__mean", "human_score__variance",
-              "stats__comparison_count"]
+        fields = ["id", "external_id", "original_name"]
+        if model_version_id is not None:
+            images = images.annotate(
+                score=FilteredRelation(
+                    "scores", condition=Q(scores__model_version_id=model_version_id, scores__image_id__gt=last_id)
+                ),
+                distribution_text=Cast("score__distribution", output_field=TextField()),
+            )
+            fields += ["score__mean", "distribution_text", "score__uncertainty"]
+        fields += ["human__mean", "human__variance", "counters__comparison_count"]
+        rows = list(images.order_by("id").values_list(*fields)[:chunk_size])
+        if model_version_id is None:
+            rows = [row[:3] + (None, None, None) + row[3:] for row in rows]
+        return rows
+
     last_id = 0
     while True:
-        rows = list(images.filter(id__gt=last_id).order_by("id").values_list(*fields)[:chunk_size])
+        rows = chunk(last_id)
         if not rows:
             return
-        if not score_fields:
-            rows = [row[:3] + (None, None, None) + row[3:] for row in rows]
         last_id = rows[-1][_ID]
         tags: dict[int, list[str]] = {}
+        # By id range only, on the image_id index: joining the images to filter by project made PostgreSQL
+        # scan every image per chunk. Another project's images inside the range are fetched and ignored.
         for image_id, name in (
-            ImageTag.objects.filter(image_id__gte=rows[0][_ID], image_id__lte=last_id, image__project=project)
+            ImageTag.objects.filter(image_id__gte=rows[0][_ID], image_id__lte=last_id)
             .order_by("image_id", "tag__name")
             .values_list("image_id", "tag__name")
         ):

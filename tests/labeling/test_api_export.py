@@ -113,6 +113,31 @@ def test_export_reads_in_chunks_so_memory_stays_constant(project, images, monkey
 
 
 @pytest.mark.django_db
+def test_chunks_keep_each_row_with_its_own_scores_and_tags_when_projects_interleave(
+    project, images, other_project, image_bytes, scored
+):
+    """Images of another project between this one's ids: its tags never leak in, and every chunk joins
+    the right score, human score and counter (each joined table is bounded by the chunk's ids)."""
+    from labeling.services.imports import store_image
+
+    for index in range(4):
+        store_image(other_project, f"other_{index}.png", image_bytes(seed=50 + index), tags=["foreign"])
+    for index in range(4):
+        store_image(project, f"late_{index}.png", image_bytes(seed=60 + index), tags=["late"])
+    active, _ = scored
+    whole = list(export.score_chunks(project, active.pk, chunk_size=1000))[0][0]
+    chunked, tags = [], {}
+    for rows, chunk_tags in export.score_chunks(project, active.pk, chunk_size=3):
+        chunked += rows
+        tags.update({row[0]: chunk_tags.get(row[0], []) for row in rows})
+    assert chunked == whole and len(chunked) == 12
+    assert [row[3] for row in chunked[:8]] == [1.0 + k for k in range(8)] and chunked[8][3] is None
+    assert chunked[0][6] == 1.25 and chunked[0][8] == 1  # human score and comparison count of the first image
+    assert all("foreign" not in names for names in tags.values())
+    assert [tags[row[0]] for row in chunked[8:]] == [["late"]] * 4
+
+
+@pytest.mark.django_db
 def test_gold_pairs_are_marked_by_managers(api, project, images, manager, rater, other_project, image_bytes):
     from labeling.services.imports import store_image
 
