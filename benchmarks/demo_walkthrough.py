@@ -119,7 +119,6 @@ def wait(what: str, check, timeout_s: float, every_s: float = 2.0):
 
 
 def retrain(manager: Api, slug: str, timeout_s: float) -> dict:
-    before = {v["id"] for v in manager.get(f"/api/v1/projects/{slug}/model-versions/")["results"]}
     code, accepted = manager.call("POST", f"/api/v1/projects/{slug}/retrain/")
     if code != 202:
         sys.exit(f"retrain: HTTP {code}: {accepted}")
@@ -135,18 +134,22 @@ def retrain(manager: Api, slug: str, timeout_s: float) -> dict:
     run = wait(f"training run {run_id}", finished, timeout_s)
     trained_s = time.monotonic() - started
 
-    def active_new_version():
-        versions = manager.get(f"/api/v1/projects/{slug}/model-versions/")["results"]
-        return next((v for v in versions if v["is_active"] and v["id"] not in before), None)
+    def decided():  # promoted and rescored (active), or kept as a candidate by the promotion policy
+        version = manager.get(f"/api/v1/model-versions/{run['model_version']}/")
+        return version if version["status"] in ("active", "candidate", "failed", "retired") else None
 
-    version = wait("the new version to be promoted and rescored", active_new_version, timeout_s)
-    active_s = time.monotonic() - started
-    report = wait("the dashboard report of the new version",
-                  lambda: (lambda r: r if r and r.get("model_version") == version["id"] else None)(
-                      manager.call("GET", f"/api/v1/projects/{slug}/agreement/")[1]), timeout_s)
-    return {"run": run_id, "version": version["id"], "encoder": version.get("encoder_id"),
-            "trained_s": round(trained_s, 1), "active_s": round(active_s, 1),
-            "report_s": round(time.monotonic() - started, 1), "report": report}
+    version = wait(f"model version {run['model_version']} to be promoted or kept back", decided, timeout_s)
+    result = {"run": run_id, "version": version["id"], "status": version["status"], "encoder": version["encoder_id"],
+              "reason": version["status_reason"], "trained_s": round(trained_s, 1),
+              "decided_s": round(time.monotonic() - started, 1)}
+    if version["status"] == "active":
+        result["report"] = wait("the dashboard report of the new version",
+                                lambda: (lambda r: r if r and r.get("model_version") == version["id"] else None)(
+                                    manager.call("GET", f"/api/v1/projects/{slug}/agreement/")[1]), timeout_s)
+        result["report_s"] = round(time.monotonic() - started, 1)
+    else:
+        result["report"] = manager.call("GET", f"/api/v1/projects/{slug}/agreement/")[1]
+    return result
 
 
 def time_explanation(manager: Api, image_id: int) -> dict:
@@ -188,6 +191,9 @@ def screenshots(base: str, slug: str, image_id: int, out: Path) -> list[str]:
             if response is None or response.status != 200:
                 sys.exit(f"{path}: HTTP {response.status if response else '?'}")
             page.wait_for_load_state("load")
+            # Galleries load thumbnails lazily; a full-page screenshot does not scroll, so load them all first.
+            page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(img => { img.loading = 'eager'; })")
+            page.wait_for_function("[...document.images].every(img => img.complete)")
             page.screenshot(path=str(out / name), full_page=True)
             saved.append(str(out / name))
         browser.close()
@@ -218,8 +224,13 @@ def main() -> None:
     trained = retrain(manager, args.slug, args.timeout)
     report = trained.pop("report")
     print(json.dumps(trained), flush=True)
-    model = report.get("model") or {}
-    print("agreement report:", json.dumps({k: model.get(k) for k in ("current", "ceiling") if k in model})[:1500])
+    active_id = (report.get("model") or {}).get("active_version_id")
+    version = next((v for v in report["model"]["versions"] if v["id"] == active_id), {}) if report else {}
+    brief = lambda interval: interval and f"{interval['value']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
+    print(f"dashboard, active version {active_id}: held-out agreement {brief(version.get('heldout_agreement'))}, "
+          f"human ceiling on the same pairs {brief((version.get('ceiling') or {}).get('human'))}, "
+          f"SRCC with human scores {brief((version.get('human_correlation') or {}).get('srcc'))}; "
+          f"{len(report.get('raters') or [])} raters in the table")
 
     blurred = max((i for i in images if i["metadata"].get("blur_sigma")), key=lambda i: i["metadata"]["blur_sigma"])
     explanation = time_explanation(manager, blurred["id"])

@@ -135,6 +135,10 @@ class TrainConfig:
     epochs: int = 30
     patience: int = 3            # validations without a gain of min_delta before stopping...
     patience_steps: int = 60     # ...and at least this many steps (small data sets have short epochs)
+    min_steps: int = 0           # train at least this many steps (a few hundred comparisons make one-step epochs)
+    # Below this many validation comparisons the validation agreement is noise (its std is ~.1 at 25), so
+    # it neither stops training nor picks the weights: the last weights are kept. It is still reported.
+    min_val_comparisons: int = 200
     min_delta: float = 0.002     # smaller gains in the watched validation metric count as no gain
     batch_pairs: int = 1024      # comparisons per step
     batch_images: int = 256      # images with reference distributions per step
@@ -288,10 +292,12 @@ def _train(data, cfg, model_kind, progress, split, device) -> TrainResult:
     has_val_pairs = len(split.val_comparisons) > 0
     has_val_refs = data.ref_dist is not None and data.ref_mask[split.val_images].sum() > 1
     watch = "pairwise_agreement" if has_val_pairs else ("srcc" if has_val_refs else None)
+    keep_last = watch == "pairwise_agreement" and len(split.val_comparisons) < cfg.min_val_comparisons
+    n_epochs = max(cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch))
 
     history, best, best_state, best_metrics, best_epoch, bad_evals = [], -math.inf, None, {}, 0.0, 0
     step, gain_step, running, n_running, t0, stop = 0, 0, 0.0, 0, time.perf_counter(), False
-    for epoch in range(cfg.epochs):
+    for epoch in range(n_epochs):
         pair_order = rng.permutation(train_pairs)
         ref_order = rng.permutation(ref_images)
         for s in range(steps_per_epoch):
@@ -335,6 +341,8 @@ def _train(data, cfg, model_kind, progress, split, device) -> TrainResult:
                 m = evaluate_split(model, data, split.val_images, split.val_comparisons)
                 entry.update({f"val_{k}": m[k] for k in ("pairwise_agreement", "srcc") if m[k] is not None})
                 score = -math.inf if m[watch] is None else m[watch]  # None: e.g. only tied comparisons
+                if keep_last:
+                    score = float(step)  # every evaluation is a "gain": the latest weights win, no early stop
             else:
                 m, score = {}, -entry["train_loss"]
             history.append(entry)
@@ -358,7 +366,8 @@ def _train(data, cfg, model_kind, progress, split, device) -> TrainResult:
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    metrics = {**best_metrics, "best_epoch": best_epoch, "steps": step, "selected_on": watch or "train_loss",
+    metrics = {**best_metrics, "best_epoch": best_epoch, "steps": step,
+               "selected_on": "last" if keep_last else (watch or "train_loss"),
                "train_seconds": time.perf_counter() - t_start}
     counts = {
         "images": data.n_images, "train_images": len(split.train_images), "val_images": len(split.val_images),

@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 
 # What the platform changes from the library's TrainConfig defaults: the held-out comparisons are
 # the real test, so early stopping may use a split by comparison that drops none of them.
-PLATFORM_TRAIN_DEFAULTS = {"split_by_image": False, "val_fraction": 0.1}
+# A project's first versions train on a few hundred comparisons: one step per epoch, so at least 300 steps.
+PLATFORM_TRAIN_DEFAULTS = {"split_by_image": False, "val_fraction": 0.1, "min_steps": 300}
 LOG_LIMIT = 50_000  # characters of log kept per run (the newest)
 
 
@@ -270,6 +271,11 @@ def execute_run(run_id: int, task_id: str = "") -> dict:
     reporter.start_heartbeat()
     try:
         version = _train(run, reporter)
+        if version.status == ModelVersion.Status.CANDIDATE:
+            # Not promoted, so no activation refreshes the dashboard: show the new version's numbers now.
+            from worker.metrics_tasks import enqueue_metrics  # the worker imports the services, not the reverse
+
+            enqueue_metrics(run.project_id)
         return {"run": run_id, "status": "succeeded", "model_version": version.pk, "version_status": version.status}
     except RunAbandoned as exc:
         logger.warning("%s", exc)

@@ -68,6 +68,20 @@ def test_progress_is_reported_and_early_stopping_keeps_the_best(task):
     assert len(patient.history) == len(r.history) + 2
 
 
+def test_a_tiny_validation_set_neither_stops_training_nor_picks_the_weights():
+    """A first model version: 240 comparisons, one step per epoch, 24 validation comparisons."""
+    data, _ = synthetic_data(n_images=90, n_comparisons=240, dim=32, seed=3)
+    cfg = small_config(epochs=5, batch_pairs=1024, val_fraction=0.1, split_by_image=False, patience=1,
+                       min_steps=40, eval_every=0)
+    r = train_ranker(data, cfg)
+    assert r.metrics["selected_on"] == "last" and r.metrics["steps"] == 40  # min_steps, not 5 one-step epochs
+    assert r.history[-1]["step"] == 40 and r.metrics["best_epoch"] == r.history[-1]["epoch"]
+    # With enough validation comparisons the agreement picks the weights again.
+    strict = train_ranker(data, small_config(epochs=5, batch_pairs=1024, val_fraction=0.1, split_by_image=False,
+                                             min_val_comparisons=10))
+    assert strict.metrics["selected_on"] == "pairwise_agreement" and strict.metrics["steps"] <= 5
+
+
 def test_deterministic_under_a_seed(task):
     data, _ = task
     cfg = small_config(epochs=2)

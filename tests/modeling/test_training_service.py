@@ -211,10 +211,13 @@ def test_a_weaker_challenger_is_kept_as_a_candidate_with_the_reason(project, rat
     # The champion scores perfectly on the held-out set: no challenger can be within the tolerance.
     monkeypatch.setattr(training, "champion_on_holdout",
                         lambda champion, dataset: ({"pairwise_agreement": 1.0, "n_comparisons": 9}, "stub"))
+    refits = []
+    monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", refits.append)
     run, _ = train_now(project)
     second = run.model_version
     assert run.status == TrainingRun.Status.SUCCEEDED
     assert second.status == ModelVersion.Status.CANDIDATE and not second.is_active
+    assert refits == [project.pk]  # no activation follows: the dashboard is refreshed after training
     assert second.status_reason.startswith("Kept as a candidate: held-out pairwise agreement")
     assert f"active version {first.pk}" in second.status_reason
     assert not Promotion.objects.filter(to_version=second).exists()
