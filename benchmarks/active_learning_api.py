@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +34,7 @@ OUTCOME = {"a": 1.0, "b": 0.0, "tie": 0.5}
 
 
 def all_comparisons(manager: Api, slug: str) -> list[dict]:
-    rows, path = [], f"/api/v1/projects/{slug}/comparisons/?page_size=500"
-    while path:
-        page = manager.get(path)
-        rows += page["results"]
-        path = page["next"] and urllib.parse.urlsplit(page["next"])._replace(scheme="", netloc="").geturl()
-    return rows
+    return manager.all_pages(f"/api/v1/projects/{slug}/comparisons/?page_size=500")
 
 
 def fitted_srcc(comparisons: list[dict], image_ids: list[int], quality: np.ndarray) -> float:

@@ -65,6 +65,15 @@ class Api:
             sys.exit(f"GET {path}: HTTP {code}: {body}")
         return body
 
+    def all_pages(self, path: str) -> list[dict]:
+        """Every result of a paginated list, following its ``next`` links."""
+        results = []
+        while path:
+            page = self.get(path)
+            results += page["results"]
+            path = page["next"] and urllib.parse.urlsplit(page["next"])._replace(scheme="", netloc="").geturl()
+        return results
+
 
 def log_in(base: str, username: str) -> Api:
     code, body = Api(base).call("POST", "/api/v1/auth/token/", {"username": username, "password": ACCOUNTS[username]})
@@ -74,12 +83,7 @@ def log_in(base: str, username: str) -> Api:
 
 
 def all_images(manager: Api, slug: str) -> list[dict]:
-    images, path = [], f"/api/v1/projects/{slug}/images/?page_size=200"
-    while path:
-        page = manager.get(path)
-        images += page["results"]
-        path = page["next"] and urllib.parse.urlsplit(page["next"])._replace(scheme="", netloc="").geturl()
-    return images
+    return manager.all_pages(f"/api/v1/projects/{slug}/images/?page_size=200")
 
 
 def rate(api: Api, slug: str, quality: dict[int, float], judgments: int, rng: random.Random, noise: float) -> int:
