@@ -215,12 +215,36 @@ def purge_broker():
     return purge
 
 
+@pytest.fixture(autouse=True)
+def no_stray_follow_up_tasks(request, monkeypatch):
+    """Without ``live_worker``, follow-up messages (metrics, pair-queue refills after an activation or an
+    exclusion) are dropped: otherwise the session's worker, once started, would run them whenever they
+    arrive, against whatever a later test has in the database. Tests that check the calls patch these
+    again; tests with a worker send them for real."""
+    if "live_worker" in request.fixturenames:
+        return
+    monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", lambda project_id: None)
+    monkeypatch.setattr("worker.selection_tasks.enqueue_refill", lambda project_id: None)
+
+
 @pytest.fixture
-def live_worker(celery_worker_process, settings, media_root):
-    """The session's worker, with this test's media settings pointed at the folder the worker uses."""
+def live_worker(celery_worker_process, settings, media_root, purge_broker):
+    """The session's worker, with this test's media settings pointed at the folder the worker uses.
+
+    Afterwards it waits until the worker is idle: follow-up tasks that the test's tasks sent (metrics
+    and a pair-queue refill after an activation) must not still run while the test database is emptied.
+    """
     settings.MEDIA_ROOT = media_root
     settings.TAGRANK_FEATURES_DIR = media_root / "features"
-    return celery_worker_process
+    yield celery_worker_process
+    from worker.tasks import ping
+
+    # The solo worker runs messages in order: a ping answered means everything it held before is done.
+    # Twice, because a task running during the first purge may send one more (a chain's next link).
+    for _ in range(2):
+        purge_broker()
+        if celery_worker_process.process and celery_worker_process.process.poll() is None:
+            ping.apply_async(args=["idle"]).get(timeout=180)
 
 
 @pytest.fixture(scope="session")
