@@ -30,9 +30,10 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(REPO))
+from tests.browser import chromium_page  # noqa: E402  (Debian's Chromium, as the browser tests use it)
+from tests.browser import log_in as browser_log_in  # noqa: E402
+
 ACCOUNTS = {"manager": "tagrank-manager", "rater": "tagrank-rater", "rater2": "tagrank-rater2"}
 
 
@@ -171,8 +172,6 @@ def time_explanation(manager: Api, image_id: int) -> dict:
 
 
 def screenshots(base: str, slug: str, image_id: int, out: Path) -> list[str]:
-    from playwright.sync_api import sync_playwright
-
     out.mkdir(parents=True, exist_ok=True)
     pages = {
         "dashboard.png": f"/projects/{slug}/dashboard/",
@@ -181,15 +180,8 @@ def screenshots(base: str, slug: str, image_id: int, out: Path) -> list[str]:
         "explanation.png": f"/images/{image_id}/",
     }
     saved = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(30_000)
-        page.goto(f"{base}/accounts/login/")
-        page.fill("#id_username", "manager")
-        page.fill("#id_password", ACCOUNTS["manager"])
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{base}/")
+    with chromium_page() as page:
+        browser_log_in(page, base, "manager", ACCOUNTS["manager"])
         for name, path in pages.items():
             response = page.goto(base + path)
             if response is None or response.status != 200:
@@ -200,7 +192,6 @@ def screenshots(base: str, slug: str, image_id: int, out: Path) -> list[str]:
             page.wait_for_function("[...document.images].every(img => img.complete)")
             page.screenshot(path=str(out / name), full_page=True)
             saved.append(str(out / name))
-        browser.close()
     return saved
 
 

@@ -7,12 +7,10 @@ rewrites the same human scores, and a report is only added, never edited.
 """
 from __future__ import annotations
 
-import logging
-
 from celery import chain, shared_task
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError
 
-log = logging.getLogger(__name__)
+from worker.dispatch import send_after_commit
 
 # A database that is briefly away (restart, failover, SQLite busy) is worth retrying; a bug is not.
 RETRY_OPTIONS = {
@@ -74,12 +72,5 @@ def enqueue_metrics(project_id: int) -> None:
     rater exclusion. Sent once the surrounding transaction commits, so the tasks see what it wrote. A
     broker that is down loses only this nudge: the beat schedule recomputes stale projects anyway.
     """
-
-    def send():
-        try:
-            chain(fit_human_scores.si(project_id), compute_agreement.si(project_id)).apply_async()
-        except Exception:  # noqa: BLE001 (any broker error: the schedule catches up)
-            log.warning("could not enqueue metrics for project %s; the schedule will catch up", project_id,
-                        exc_info=True)
-
-    transaction.on_commit(send)
+    send_after_commit(chain(fit_human_scores.si(project_id), compute_agreement.si(project_id)),
+                      f"metrics for project {project_id}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from worker.dispatch import send_after_commit
+
 RETRY_OPTIONS = {
     "autoretry_for": (OperationalError, InterfaceError),
     "retry_backoff": 5,
@@ -31,15 +33,4 @@ def refill_pair_queues(project_id: int | None = None, force: bool = False) -> li
 def enqueue_refill(project_id: int) -> None:
     """Refill the project's pair queue now (after commit) instead of at the next beat tick. A broker
     that is down loses only this nudge: the beat schedule refills due queues anyway."""
-    import logging
-
-    from django.db import transaction
-
-    def send():
-        try:
-            refill_pair_queues.apply_async(args=[project_id], kwargs={"force": True})
-        except Exception:  # noqa: BLE001 (any broker error: the schedule catches up)
-            logging.getLogger(__name__).warning("could not enqueue a pair refill for project %s", project_id,
-                                                exc_info=True)
-
-    transaction.on_commit(send)
+    send_after_commit(refill_pair_queues.si(project_id, force=True), f"a pair refill for project {project_id}")

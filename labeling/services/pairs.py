@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Iterable, Iterator
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
@@ -134,8 +135,6 @@ def _rows(sql: str, params) -> list[tuple]:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
-    import psycopg
-
     connection.ensure_connection()  # the same connection, so the same transaction as the ORM's
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params, prepare=True)
