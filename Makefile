@@ -11,7 +11,7 @@ PIP_FLAGS := $(if $(WHEELS),--find-links $(WHEELS),)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test venv lock migrate benchmarks clean-demo
+.PHONY: demo test venv test-prerequisites lock migrate benchmarks clean-demo
 
 $(VENV)/.installed: requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "Tagrank needs $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 1; }
@@ -21,13 +21,19 @@ $(VENV)/.installed: requirements.lock
 
 venv: $(VENV)/.installed
 
+# The demo is the one place with DEBUG on (the image and compose default to off).
+demo: export DEBUG = true
 demo: venv
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py seed_demo
 	HOST=$(HOST) PORT=$(PORT) PYTHON=$(PY) bash platform/run-all.sh
 
-test: venv
+# Chromium for the browser tests and nginx for the production-shape test (apt-get where root).
+test-prerequisites: venv
+	@bash platform/test-prerequisites.sh $(PY)
+
+test: venv test-prerequisites
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 benchmarks: venv

@@ -257,5 +257,15 @@ LOGGING = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Production behind the proxy (platform/nginx/tagrank.conf.template, docs/operations.md) ----
+# No SECURE_PROXY_SSL_HEADER: Django would believe X-Forwarded-Proto from anyone. gunicorn sets the
+# request's scheme from it only for FORWARDED_ALLOW_IPS (the proxy), and Django reads that scheme.
+# Non-empty (e.g. /protected-media/): an allowed media request is answered with an empty body and
+# X-Accel-Redirect: <prefix><path>, and the proxy sends the file from its internal location.
+TAGRANK_MEDIA_ACCEL_REDIRECT = os.environ.get("TAGRANK_MEDIA_ACCEL_REDIRECT", "")
+# /healthz/ calls beat's tick (worker/health_tasks.py, every 30 s) stale after this many seconds.
+TAGRANK_BEAT_STALE_SECONDS = env_int("TAGRANK_BEAT_STALE_SECONDS", 180)
+# Touched by beat on every loop (worker/beat.py): the beat container's own health check reads its age.
+TAGRANK_BEAT_HEARTBEAT_FILE = Path(os.environ.get("TAGRANK_BEAT_HEARTBEAT_FILE") or VAR_DIR / "beat-heartbeat")
 

@@ -12,3 +12,5 @@ accesslog = os.environ.get("WEB_ACCESS_LOG", "-")
 errorlog = "-"
 max_requests = 2000
 max_requests_jitter = 200
+# X-Forwarded-Proto is believed only from these addresses (the proxy): gunicorn's own setting, read from
+# FORWARDED_ALLOW_IPS, default 127.0.0.1,::1; docker-compose.yml sets the proxy's fixed address.

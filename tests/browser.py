@@ -1,11 +1,15 @@
-"""Helpers for the Playwright tests: Debian's Chromium (nothing is downloaded) and the login form."""
+"""Helpers for the Playwright tests: a headless Chromium and the login form.
+
+The browser is the system's chromium where there is one (Debian's, which `make test` installs with apt-get
+as root), else the one Playwright's own installer put in its cache (platform/test-prerequisites.sh)."""
 from __future__ import annotations
 
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")  # None: Playwright's own
+MISSING = "Chromium is not installed: `make test` installs it (platform/test-prerequisites.sh)"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
@@ -20,10 +24,10 @@ def chromium_page(width: int = 1280, height: int = 900):
     Playwright's sync API runs an event loop in this thread, and Django refuses database calls from a
     thread with a running loop: tests query the database before or after this block, not inside it.
     """
-    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), "Debian's chromium is not installed (see .ci/run)"
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
+        assert CHROMIUM or Path(playwright.chromium.executable_path).exists(), MISSING
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": width, "height": height})
         # Generous: CI shares two cores between the server, the worker tests and the browser.
