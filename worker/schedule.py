@@ -14,3 +14,6 @@ BEAT_SCHEDULE.update({
 
 # Active selection (worker/selection_tasks.py): refill pair queues that are running low or stale.
 BEAT_SCHEDULE["selection-refill"] = {"task": "tagrank.selection.refill", "schedule": 30.0}
+
+# Health (worker/health_tasks.py): a tick whose age /healthz/ reports; an old one is dropped, not run late.
+BEAT_SCHEDULE["health-beat-tick"] = {"task": "tagrank.health.beat_tick", "schedule": 30.0, "options": {"expires": 60}}
