@@ -90,3 +90,12 @@ def test_media_is_handed_to_the_proxy_when_accel_redirect_is_set(client, setting
     assert response["Content-Type"] == "image/webp"
     assert client.get("/media/thumbnails/no-such-file.webp").status_code == 404
     assert client.get("/media/../../etc/passwd").status_code == 404
+
+
+@pytest.mark.django_db
+def test_api_docs_load_nothing_from_a_cdn(client, rater):
+    client.force_login(rater)
+    for url, asset in (("/api/schema/swagger/", "swagger-ui-bundle.js"), ("/api/schema/redoc/", "redoc.standalone.js")):
+        page = client.get(url).content.decode()
+        assert f"/static/drf_spectacular_sidecar/" in page and asset in page
+        assert "cdn." not in page and "https://" not in page.replace("https://github.com", "")
