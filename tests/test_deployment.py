@@ -118,3 +118,20 @@ def test_workers_and_beat_have_health_checks(compose):
 
 def test_the_image_defaults_to_debug_off():
     assert "DEBUG=false" in (REPO_ROOT / "platform" / "Dockerfile").read_text()
+
+
+def test_test_prerequisites_name_what_to_install_in_one_line(tmp_path):
+    """Without chromium, nginx, apt-get or a Playwright that can install, `make test` stops with one line."""
+    for tool in ("bash", "id", "date", "timeout"):
+        (tmp_path / tool).symlink_to(shutil.which(tool))
+    result = subprocess.run(["bash", str(REPO_ROOT / "platform" / "test-prerequisites.sh"), "/bin/false"],
+                            env={"PATH": str(tmp_path)}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("make test needs Chromium (Debian: apt-get install chromium")
+    # nginx is also looked for at /usr/sbin/nginx (not on a user's PATH on Debian), which PATH cannot hide.
+    assert ("and nginx (Debian: apt-get install nginx" in lines[0]) != Path("/usr/sbin/nginx").exists()
+    # Where both are installed, it does nothing and says nothing.
+    ready = subprocess.run(["bash", str(REPO_ROOT / "platform" / "test-prerequisites.sh"), sys.executable],
+                           capture_output=True, text=True, timeout=60)
+    assert (ready.returncode, ready.stdout, ready.stderr) == (0, "", "")
