@@ -8,6 +8,7 @@ import http.client
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -87,7 +88,7 @@ class Shape:
     def stop(self) -> None:
         for process in reversed(self.processes):
             if process.poll() is None:
-                process.terminate()
+                process.send_signal(signal.SIGINT)  # quick shutdown for both gunicorn and nginx
                 try:
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
