@@ -184,6 +184,8 @@ LOGOUT_REDIRECT_URL = "login"
 # A CLIP hub id (e.g. openai/clip-vit-base-patch32), a local folder, or "tiny" (built in code).
 TAGRANK_ENCODER = os.environ.get("TAGRANK_ENCODER", "tiny")
 TAGRANK_FEATURES_DIR = Path(os.environ.get("TAGRANK_FEATURES_DIR") or MEDIA_ROOT / "features").resolve()
+# Non-empty (e.g. "/protected-media/"): Django decides who may read a media file, the proxy sends it.
+TAGRANK_MEDIA_ACCEL_REDIRECT = os.environ.get("TAGRANK_MEDIA_ACCEL_REDIRECT", "")
 TAGRANK_IMPORT = {
     "allowed_formats": ("JPEG", "PNG", "WEBP"),
     "max_file_bytes": env_int("TAGRANK_MAX_IMAGE_BYTES", 50 * 1024 * 1024),
@@ -243,6 +245,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Pairwise image-quality ratings, tags, model scores and exports.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its viewers are for signed-in users and tokens, like the API itself.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_AUTHENTICATION": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
 }
 
 LOGGING = {

@@ -20,21 +20,15 @@ from labeling.services.pipeline import images_imported
 
 
 def project_for(request, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    if not access.can_rate(request.user, project):
-        raise PermissionDenied("You are not a member of this project.")
-    return project
+    """The project for an active member (404 for anyone else: a foreign project looks like a missing one)."""
+    return access.project_role(request.user, slug).project
 
 
 def managed_project(request, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    if not access.can_manage(request.user, project):
-        raise PermissionDenied("Only a manager of this project may do this.")
-    return project
+    return access.project_role(request.user, slug).require_manager().project
 
 
-def can_create_projects(user) -> bool:
-    return user.is_staff or user.has_perm("labeling.add_project")
+can_create_projects = access.can_create_projects
 
 
 @login_required

@@ -13,9 +13,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -29,10 +28,7 @@ RATER_ROWS_SHOWN = 50  # and every flagged rater
 
 
 def managed_project(request, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    if not access.can_manage(request.user, project):
-        raise PermissionDenied("Only the project's managers see its dashboard.")
-    return project
+    return access.project_role(request.user, slug).require_manager("see the project's dashboard").project
 
 
 @login_required
