@@ -14,6 +14,7 @@ import posixpath
 
 from django.conf import settings
 from django.http import Http404, HttpResponse
+from django.views.decorators.http import require_safe
 from django.views.static import serve
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
@@ -48,6 +49,7 @@ def clean_path(path: str) -> str:
     return normal
 
 
+@require_safe
 def serve_media(request, path):
     user = caller(request)
     if not user.is_authenticated:

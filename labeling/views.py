@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from labeling import access
 from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, UploadForm
@@ -17,6 +17,9 @@ from labeling.services.comparisons import project_progress, undo_seconds
 from labeling.services.imports import ImportReport, RejectedImage, import_uploaded_file
 from labeling.services.pairs import reopen_for_overlap
 from labeling.services.pipeline import images_imported
+
+
+form_methods = require_http_methods(["GET", "HEAD", "POST"])  # a page with a form
 
 
 def project_for(request, slug: str) -> Project:
@@ -32,6 +35,7 @@ can_create_projects = access.can_create_projects
 
 
 @login_required
+@require_safe
 def project_list(request):
     projects = access.projects_for(request.user).annotate(image_count=Count("images", distinct=True))
     return render(
@@ -42,6 +46,7 @@ def project_list(request):
 
 
 @login_required
+@require_safe
 def project_detail(request, slug):
     project = project_for(request, slug)
     counts = {
@@ -64,6 +69,7 @@ def project_detail(request, slug):
 
 
 @login_required
+@require_safe
 def rate(request, slug):
     project = project_for(request, slug)
     return render(
@@ -82,6 +88,7 @@ def rate(request, slug):
 
 
 @login_required
+@form_methods
 def project_create(request):
     if not can_create_projects(request.user):
         raise PermissionDenied("You may not create projects; ask an administrator.")
@@ -98,6 +105,7 @@ def project_create(request):
 
 
 @login_required
+@form_methods
 def project_edit(request, slug):
     project = managed_project(request, slug)
     old_overlap = project.overlap
@@ -112,6 +120,7 @@ def project_edit(request, slug):
 
 
 @login_required
+@form_methods
 def project_upload(request, slug):
     project = managed_project(request, slug)
     form = UploadForm(request.POST or None, request.FILES or None)
@@ -136,6 +145,7 @@ def project_upload(request, slug):
 
 
 @login_required
+@form_methods
 def project_raters(request, slug):
     project = managed_project(request, slug)
     form = InviteForm(request.POST or None)
@@ -201,6 +211,7 @@ def invite_revoke(request, slug, invite_id):
 
 
 @login_required
+@require_safe
 def project_progress_page(request, slug):
     project = managed_project(request, slug)
     progress = project_progress(project, days=30)
@@ -211,6 +222,7 @@ def project_progress_page(request, slug):
 
 
 @login_required
+@form_methods
 def project_gold(request, slug):
     project = managed_project(request, slug)
     form = GoldPairForm(request.POST or None, project=project)
@@ -228,6 +240,7 @@ def project_gold(request, slug):
 # --- Sign-up with an invitation -------------------------------------------------------------------
 
 
+@form_methods
 def signup(request, token):
     """The invitation link: create an account and join the project (or join with the account signed in)."""
     try:

@@ -12,6 +12,7 @@ import io
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from labeling import access
 from labeling.models import ImageTag
@@ -28,6 +29,7 @@ def _version_or_none(project):
 
 
 @login_required
+@require_safe
 def tag_panel(request, slug):
     project = managed_project(request, slug)
     version = _version_or_none(project)
@@ -86,6 +88,7 @@ def metadata_plot_svg(summary: dict) -> str:
 
 
 @login_required
+@require_safe
 def metadata_panel(request, slug):
     project = managed_project(request, slug)
     fields = analyses.numeric_metadata_fields(project)
@@ -106,6 +109,7 @@ def metadata_panel(request, slug):
 
 
 @login_required
+@require_safe
 def image_detail(request, image_id):
     """Any member sees the image, its tags and the question; only managers see its scores, metadata and
     explanation (raters judge blind). The explanation comes from the cache, or is queued on a worker."""
@@ -131,6 +135,7 @@ def image_detail(request, image_id):
 
 
 @login_required
+@require_safe
 def image_heat_map(request, image_id):
     """The heat map PNG for the page's <img> (managers; session-authenticated, like the page)."""
     image, role = access.image_role(request.user, image_id)

@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from labeling import access
 from labeling.models import Membership, Project
@@ -32,6 +32,7 @@ def managed_project(request, slug: str) -> Project:
 
 
 @login_required
+@require_safe
 def dashboard(request, slug):
     project = managed_project(request, slug)
     report = agreement.latest_report(project)
@@ -217,6 +218,7 @@ CSV_TABLES = {
 
 
 @login_required
+@require_safe
 def table_csv(request, slug, table):
     project = managed_project(request, slug)
     if table not in CSV_TABLES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from labeling import access
 from labeling.models import Project
@@ -18,6 +18,7 @@ def _managed_project(request, slug: str) -> Project:
 
 
 @login_required
+@require_safe
 def models_page(request, slug):
     """For managers only: versions, runs and failures reveal scores to raters who must judge blind."""
     project = _managed_project(request, slug)
