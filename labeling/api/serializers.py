@@ -314,7 +314,8 @@ class ImageFilterSerializer(serializers.Serializer):
 
 class ImageTagSerializer(serializers.ModelSerializer):
     name = serializers.CharField(source="tag.name")
-    rater = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    rater = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
+                                         help_text="Who added it; for raters only when it was themselves.")
 
     class Meta:
         model = ImageTag
