@@ -72,7 +72,10 @@ def test_tag_and_metadata_panels_and_an_explanation_page(live_server, seeded):
 
         page.goto(f"{live_server.url}/images/{image.pk}/")
         queued = page.locator("#no-explanation").text_content()
-        explain_task(image.pk, seeded["version"].pk)  # what the worker does with the page's request
+
+    explain_task(image.pk, seeded["version"].pk)  # what the worker does with the page's request (no DB in Playwright's loop)
+    with chromium_page() as page:
+        log_in(page, live_server.url, "analyst", "pw-for-tests-1")
         page.goto(f"{live_server.url}/images/{image.pk}/")
         page.wait_for_function("document.querySelector('#heat-map').complete")
         heat = page.evaluate("(() => { const i = document.querySelector('#heat-map');"
