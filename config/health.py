@@ -54,8 +54,10 @@ def check_beat() -> dict:
         return {"status": "missing", "age_seconds": None}
     age = (timezone.now() - at).total_seconds()
     return {"status": "ok" if age <= settings.TAGRANK_BEAT_STALE_SECONDS else "stale", "age_seconds": round(age, 1)}
+from django.views.decorators.http import require_safe
 
 
+@require_safe
 def healthz(request):
     checks = {"database": check_database(), "broker": check_broker()}
     checks["beat"] = check_beat() if checks["database"]["status"] == "ok" else {"status": "unknown"}

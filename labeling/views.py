@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from labeling import access
 from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, UploadForm
@@ -19,25 +19,23 @@ from labeling.services.pairs import reopen_for_overlap
 from labeling.services.pipeline import images_imported
 
 
+form_methods = require_http_methods(["GET", "HEAD", "POST"])  # a page with a form
+
+
 def project_for(request, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    if not access.can_rate(request.user, project):
-        raise PermissionDenied("You are not a member of this project.")
-    return project
+    """The project for an active member (404 for anyone else: a foreign project looks like a missing one)."""
+    return access.project_role(request.user, slug).project
 
 
 def managed_project(request, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    if not access.can_manage(request.user, project):
-        raise PermissionDenied("Only a manager of this project may do this.")
-    return project
+    return access.project_role(request.user, slug).require_manager().project
 
 
-def can_create_projects(user) -> bool:
-    return user.is_staff or user.has_perm("labeling.add_project")
+can_create_projects = access.can_create_projects
 
 
 @login_required
+@require_safe
 def project_list(request):
     projects = access.projects_for(request.user).annotate(image_count=Count("images", distinct=True))
     return render(
@@ -48,6 +46,7 @@ def project_list(request):
 
 
 @login_required
+@require_safe
 def project_detail(request, slug):
     project = project_for(request, slug)
     counts = {
@@ -70,6 +69,7 @@ def project_detail(request, slug):
 
 
 @login_required
+@require_safe
 def rate(request, slug):
     project = project_for(request, slug)
     return render(
@@ -88,6 +88,7 @@ def rate(request, slug):
 
 
 @login_required
+@form_methods
 def project_create(request):
     if not can_create_projects(request.user):
         raise PermissionDenied("You may not create projects; ask an administrator.")
@@ -104,6 +105,7 @@ def project_create(request):
 
 
 @login_required
+@form_methods
 def project_edit(request, slug):
     project = managed_project(request, slug)
     old_overlap = project.overlap
@@ -118,6 +120,7 @@ def project_edit(request, slug):
 
 
 @login_required
+@form_methods
 def project_upload(request, slug):
     project = managed_project(request, slug)
     form = UploadForm(request.POST or None, request.FILES or None)
@@ -142,6 +145,7 @@ def project_upload(request, slug):
 
 
 @login_required
+@form_methods
 def project_raters(request, slug):
     project = managed_project(request, slug)
     form = InviteForm(request.POST or None)
@@ -207,6 +211,7 @@ def invite_revoke(request, slug, invite_id):
 
 
 @login_required
+@require_safe
 def project_progress_page(request, slug):
     project = managed_project(request, slug)
     progress = project_progress(project, days=30)
@@ -217,6 +222,7 @@ def project_progress_page(request, slug):
 
 
 @login_required
+@form_methods
 def project_gold(request, slug):
     project = managed_project(request, slug)
     form = GoldPairForm(request.POST or None, project=project)
@@ -234,6 +240,7 @@ def project_gold(request, slug):
 # --- Sign-up with an invitation -------------------------------------------------------------------
 
 
+@form_methods
 def signup(request, token):
     """The invitation link: create an account and join the project (or join with the account signed in)."""
     try:

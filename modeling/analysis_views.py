@@ -2,7 +2,7 @@
 
 The numbers come from ``modeling.services.analyses`` / ``explanations``; the views only pick the
 project, the field and the version, and draw. Project panels are for managers (as the dashboard);
-an image page is for any member of its project.
+an image page is for any member of its project, with scores only for managers.
 """
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import csv
 import io
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from labeling import access
-from labeling.models import Image, ImageTag
+from labeling.models import ImageTag
 from modeling.dashboard_views import managed_project
 from modeling.models import HumanScore, ImageScore
 from modeling.services import analyses, explanations
@@ -29,6 +29,7 @@ def _version_or_none(project):
 
 
 @login_required
+@require_safe
 def tag_panel(request, slug):
     project = managed_project(request, slug)
     version = _version_or_none(project)
@@ -87,6 +88,7 @@ def metadata_plot_svg(summary: dict) -> str:
 
 
 @login_required
+@require_safe
 def metadata_panel(request, slug):
     project = managed_project(request, slug)
     fields = analyses.numeric_metadata_fields(project)
@@ -107,34 +109,41 @@ def metadata_panel(request, slug):
 
 
 @login_required
+@require_safe
 def image_detail(request, image_id):
-    image = get_object_or_404(Image.objects.select_related("project"), pk=image_id)
-    if not access.can_rate(request.user, image.project):
-        raise PermissionDenied("Only members of the image's project see it.")
-    explanation, problem, version = None, None, None
-    try:
-        version = explanations.explained_version(image)
-        explanation = explanations.explanation_with_png_cached(image, version)
-    except explanations.ExplanationUnavailable as exc:
-        problem = str(exc)
-    scores = ImageScore.objects.filter(image=image).select_related("model_version").order_by("-model_version_id")[:5]
-    texts = sorted(explanation["texts"], key=lambda t: -abs(t["delta"])) if explanation else []
-    return render(request, "modeling/analysis_image.html", {
-        "image": image, "project": image.project, "version": version, "explanation": explanation, "texts": texts,
-        "problem": problem, "scores": scores, "human": HumanScore.objects.filter(image=image).first(),
-        "tags": list(ImageTag.objects.filter(image=image).values_list("tag__name", flat=True).order_by("tag__name")),
-        "can_manage": access.can_manage(request.user, image.project),
-    })
+    """Any member sees the image, its tags and the question; only managers see its scores, metadata and
+    explanation (raters judge blind). The explanation comes from the cache, or is queued on a worker."""
+    image, role = access.image_role(request.user, image_id)
+    context = {"image": image, "project": image.project, "can_manage": role.is_manager, "sees_scores": role.sees_scores,
+               "tags": list(ImageTag.objects.filter(image=image).values_list("tag__name", flat=True).order_by("tag__name"))}
+    if role.sees_scores:
+        explanation, problem, version = None, None, None
+        try:
+            version = explanations.explained_version(image)
+            explanation = explanations.request_explanation(image, version)
+            if explanation is None:
+                problem = "The explanation is being computed on a worker; reload in a little while."
+        except explanations.ExplanationUnavailable as exc:
+            problem = str(exc)
+        context.update({
+            "version": version, "explanation": explanation, "problem": problem,
+            "texts": sorted(explanation["texts"], key=lambda t: -abs(t["delta"])) if explanation else [],
+            "scores": ImageScore.objects.filter(image=image).select_related("model_version").order_by("-model_version_id")[:5],
+            "human": HumanScore.objects.filter(image=image).first(),
+        })
+    return render(request, "modeling/analysis_image.html", context)
 
 
 @login_required
+@require_safe
 def image_heat_map(request, image_id):
-    """The heat map PNG for the page's <img> (session-authenticated, like the page)."""
-    image = get_object_or_404(Image, pk=image_id)
-    if not access.can_rate(request.user, image.project):
-        raise PermissionDenied
+    """The heat map PNG for the page's <img> (managers; session-authenticated, like the page)."""
+    image, role = access.image_role(request.user, image_id)
+    role.require_manager("see why an image got its score")
     try:
-        png = explanations.heat_map_png(image)
+        png = explanations.cached_heat_map_png(image, explanations.explained_version(image))
     except explanations.ExplanationUnavailable as exc:
         raise Http404(str(exc)) from exc
+    if png is None:
+        raise Http404("The explanation is still being computed.")
     return HttpResponse(png, content_type="image/png")

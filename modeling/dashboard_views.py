@@ -13,11 +13,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from labeling import access
 from labeling.models import Membership, Project
@@ -29,13 +28,11 @@ RATER_ROWS_SHOWN = 50  # and every flagged rater
 
 
 def managed_project(request, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    if not access.can_manage(request.user, project):
-        raise PermissionDenied("Only the project's managers see its dashboard.")
-    return project
+    return access.project_role(request.user, slug).require_manager("see the project's dashboard").project
 
 
 @login_required
+@require_safe
 def dashboard(request, slug):
     project = managed_project(request, slug)
     report = agreement.latest_report(project)
@@ -221,6 +218,7 @@ CSV_TABLES = {
 
 
 @login_required
+@require_safe
 def table_csv(request, slug, table):
     project = managed_project(request, slug)
     if table not in CSV_TABLES:

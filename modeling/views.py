@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from labeling import access
 from labeling.models import Project
@@ -15,23 +13,15 @@ from modeling.models import ModelVersion, Promotion, TrainingRun
 from modeling.services import features, promotion, training, triggers
 
 
-def _project(request, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    if not access.can_rate(request.user, project):
-        raise Http404("No such project.")
-    return project
-
-
 def _managed_project(request, slug: str) -> Project:
-    project = _project(request, slug)
-    if not access.can_manage(request.user, project):
-        raise PermissionDenied("Only a manager of this project may do this.")
-    return project
+    return access.project_role(request.user, slug).require_manager("see or change the project's models").project
 
 
 @login_required
+@require_safe
 def models_page(request, slug):
-    project = _project(request, slug)
+    """For managers only: versions, runs and failures reveal scores to raters who must judge blind."""
+    project = _managed_project(request, slug)
     versions = list(ModelVersion.objects.filter(project=project).select_related("training_run")[:50])
     active = next((v for v in versions if v.is_active), None) or promotion.active_version(project)
     open_run = training.open_run(project)
@@ -41,7 +31,7 @@ def models_page(request, slug):
     last_failure = None
     if last_failed_run and (not last_failed_version or last_failed_run.finished_at >= last_failed_version.created_at):
         last_failure = {"what": f"Training run {last_failed_run.pk}", "when": last_failed_run.finished_at,
-                        "reason": last_failed_run.error.strip().splitlines()[0] if last_failed_run.error else "",
+                        "reason": access.error_message(last_failed_run.error),
                         "kind": last_failed_run.get_failure_kind_display()}
     elif last_failed_version:
         last_failure = {"what": f"Model version {last_failed_version.pk}", "when": last_failed_version.created_at,
@@ -58,7 +48,7 @@ def models_page(request, slug):
         "promotions": Promotion.objects.filter(project=project).select_related("decided_by")[:10],
         "decision": triggers.evaluate(project),
         "coverage": features.feature_coverage(project),
-        "can_manage": access.can_manage(request.user, project),
+        "can_manage": True,
         "previous": promotion.previous_version(project),
         # Refresh while something is moving, so progress is visible without a reload button.
         "auto_refresh": bool(open_run or scoring),

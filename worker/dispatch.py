@@ -20,3 +20,11 @@ def send_after_commit(signature, what: str) -> None:
             log.warning("could not enqueue %s; the schedule will catch up", what, exc_info=True)
 
     transaction.on_commit(send)
+
+
+def send_explain(image_id: int, version_id: int) -> None:
+    """Explain an image under a model version on a worker (queue gpu: it loads the encoder)."""
+    from worker.tasks import explain_task
+
+    send_after_commit(explain_task.si(image_id, version_id).set(queue="gpu"),
+                      f"an explanation of image {image_id} under model version {version_id}")

@@ -81,3 +81,11 @@ def check_triggers_task() -> list[dict]:
     from modeling.services import triggers
 
     return triggers.check_all_projects()
+
+
+@shared_task(name="tagrank.explanations.explain", soft_time_limit=600, time_limit=660, **RETRYING)
+def explain_task(image_id: int, version_id: int) -> dict:
+    """Explain an image's score under a version and cache it (queue gpu: it loads the encoder)."""
+    from modeling.services import explanations
+
+    return explanations.explain_by_ids(image_id, version_id)

@@ -259,6 +259,13 @@ class ImageSerializer(serializers.ModelSerializer):
         stats = getattr(image, "stats", None)
         return stats.comparison_count if stats is not None else 0
 
+    def to_representation(self, image):
+        data = super().to_representation(image)
+        if not self.context.get("sees_scores"):
+            # Raters see images, tags and the question: the generation prompt and parameters would bias them.
+            data["metadata"], data["caption"] = {}, ""
+        return data
+
 
 class ImageUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="One JPEG, PNG or WebP file per request.")
@@ -307,12 +314,20 @@ class ImageFilterSerializer(serializers.Serializer):
 
 class ImageTagSerializer(serializers.ModelSerializer):
     name = serializers.CharField(source="tag.name")
-    rater = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    rater = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
+                                         help_text="Who added it; for raters only when it was themselves.")
 
     class Meta:
         model = ImageTag
         fields = ["name", "source", "rater", "created_at"]
         read_only_fields = fields
+
+    def to_representation(self, image_tag):
+        data = super().to_representation(image_tag)
+        viewer = self.context.get("viewer")
+        if not self.context.get("sees_names") and (viewer is None or image_tag.rater_id != viewer.pk):
+            data["rater"] = None  # raters see who added a tag only when it was themselves
+        return data
 
 
 class TagNameSerializer(serializers.Serializer):

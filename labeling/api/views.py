@@ -106,13 +106,7 @@ def projects_with_counts(user):
 
 
 def roles_for(user, projects) -> dict[int, str]:
-    if user.is_superuser:
-        return {project.pk: "manager" for project in projects}
-    return dict(
-        Membership.objects.filter(user=user, project__in=[p.pk for p in projects], is_active=True).values_list(
-            "project_id", "role"
-        )
-    )
+    return access.roles_for(user, projects)
 
 
 class ProjectListView(GenericAPIView):
@@ -131,7 +125,7 @@ class ProjectListView(GenericAPIView):
     @extend_schema(request=s.ProjectSerializer, responses={201: s.ProjectSerializer, **ERRORS}, tags=["projects"])
     def post(self, request):
         """Create a project (staff, or users with the ``labeling.add_project`` permission); you become its manager."""
-        if not (request.user.is_staff or request.user.has_perm("labeling.add_project")):
+        if not access.can_create_projects(request.user):
             raise PermissionDenied("You may not create projects; ask an administrator.")
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -337,6 +331,8 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
         if filters.validated_data.get("external_id"):
             images = images.filter(external_id=filters.validated_data["external_id"])
         has_score = filters.validated_data.get("has_score")
+        if has_score is not None and not self.role.sees_scores:
+            raise PermissionDenied("Raters judge blind: only managers may filter images by score.")
         if has_score is not None:
             from modeling.models import ImageScore
 
@@ -345,7 +341,8 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
             )
             images = images.filter(Exists(scored)) if has_score else images.exclude(Exists(scored))
         page = self.paginate_queryset(images)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        serializer = self.get_serializer(page, many=True, context={"request": request, "sees_scores": self.role.sees_scores})
+        return self.get_paginated_response(serializer.data)
 
     @extend_schema(
         request={"multipart/form-data": s.ImageUploadSerializer},
@@ -377,7 +374,7 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
         if created:
             images_imported(self.project, [image.pk])
         image = self.get_queryset().get(pk=image.pk)
-        body = s.ImageUploadResultSerializer(image, context={"request": request, "duplicate": not created}).data
+        body = s.ImageUploadResultSerializer(image, context={"request": request, "duplicate": not created, "sees_scores": True}).data
         return Response(body, status=201 if created else 200)
 
 
@@ -389,7 +386,9 @@ class ImageTagsView(APIView):
         return self.image
 
     def _tags_response(self, status_code=200):
-        return Response(s.ImageTagSerializer(tag_service.image_tags(self.image), many=True).data, status=status_code)
+        viewer = {"viewer": self.request.user, "sees_names": self.role.is_manager}
+        return Response(s.ImageTagSerializer(tag_service.image_tags(self.image), many=True, context=viewer).data,
+                        status=status_code)
 
     @extend_schema(responses={200: s.ImageTagSerializer(many=True), **ERRORS}, tags=["images"])
     def get(self, request, image_id):

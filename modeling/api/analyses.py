@@ -1,6 +1,7 @@
 """The poster's analyses over the API: per-tag scores, scores against a metadata field, explanations.
 
-Project-level panels are for the project's managers; an image's explanation for any member.
+Everything here is for the project's managers (raters judge blind). Explanations are computed on a
+worker: the API answers from the cache, or 202 with the URL to poll.
 Computation lives in ``modeling.services.analyses`` and ``modeling.services.explanations``.
 """
 from __future__ import annotations
@@ -10,8 +11,10 @@ import io
 import json
 
 from django.http import HttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -116,7 +119,10 @@ class MetadataFieldsView(ProjectScopedMixin, APIView):
 
 
 def _explained(request, image_id):
-    image, _ = image_role(request, image_id)
+    """The image and the version to explain it with: for the project's managers only (an explanation
+    reveals the score), and only the project's own versions. Nothing is loaded here."""
+    image, role = image_role(request, image_id)
+    role.require_manager("see why an image got its score")
     try:
         version = explanations.explained_version(image, _int_param(request, "version", None))
     except explanations.ExplanationUnavailable as exc:
@@ -124,30 +130,41 @@ def _explained(request, image_id):
     return image, version
 
 
+def queued(request, image, version) -> Response:
+    """202: a worker is computing the explanation; poll ``url`` until it answers 200."""
+    url = request.build_absolute_uri(
+        reverse("api-image-explanation", kwargs={"image_id": image.pk}) + f"?version={version.pk}")
+    body = {"detail": "The explanation is being computed on a worker; poll the url.", "code": "explanation_queued",
+            "image": image.pk, "model_version": version.pk, "url": url}
+    return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url, "Retry-After": "5"})
+
+
+QUEUED = OpenApiResponse(OpenApiTypes.OBJECT, description="Not computed yet: a worker is on it; poll ``url``.")
+
+
 class ExplanationView(APIView):
     @extend_schema(
         parameters=[VERSION_PARAM],
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Score, per-text attention and "
-                                        "leave-one-out differences, region occlusion deltas."), **ERRORS},
+                                        "leave-one-out differences, region occlusion deltas."),
+                   202: QUEUED, **ERRORS},
         tags=["analyses"],
     )  # fmt: skip
     def get(self, request, image_id):
-        """Why this image got its score: which of its tags moved it, and which regions mattered."""
+        """Why this image got its score (managers): which of its tags moved it, and which regions mattered."""
         image, version = _explained(request, image_id)
-        try:
-            return Response(explanations.explain(image, version))
-        except explanations.ExplanationUnavailable as exc:
-            raise NotFound(detail={"detail": str(exc), "code": "no_features"}) from exc
+        explanation = explanations.request_explanation(image, version)
+        return Response(explanation) if explanation is not None else queued(request, image, version)
 
 
 class ExplanationPngView(APIView):
     @extend_schema(parameters=[VERSION_PARAM],
-                   responses={(200, "image/png"): OpenApiTypes.BINARY, **ERRORS}, tags=["analyses"])
+                   responses={(200, "image/png"): OpenApiTypes.BINARY, 202: QUEUED, **ERRORS}, tags=["analyses"])
     def get(self, request, image_id):
-        """The region heat map over the image (red: raised the score, blue: lowered it), as PNG."""
+        """The region heat map over the image (red: raised the score, blue: lowered it), as PNG (managers)."""
         image, version = _explained(request, image_id)
-        try:
-            png = explanations.heat_map_png(image, version)
-        except explanations.ExplanationUnavailable as exc:
-            raise NotFound(detail={"detail": str(exc), "code": "no_features"}) from exc
+        png = explanations.cached_heat_map_png(image, version)
+        if png is None:
+            explanations.request_explanation(image, version)
+            return queued(request, image, version)
         return HttpResponse(png, content_type="image/png")

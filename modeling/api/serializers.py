@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from labeling import access
 from labeling.api.serializers import ErrorSerializer  # noqa: F401  (one "Error" component in the schema)
 from modeling.models import ModelVersion, Promotion, TrainingRun
 
@@ -59,6 +60,8 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     url = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField(help_text="Why it failed: the full traceback for site staff, its "
+                                              "message for managers.")
 
     class Meta:
         model = TrainingRun
@@ -68,6 +71,10 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "failure_kind", "attempts", "model_version",
         ]
         read_only_fields = fields
+
+    def get_error(self, run: TrainingRun) -> str:
+        request = self.context.get("request")
+        return access.error_for(request.user, run.error) if request is not None else access.error_message(run.error)
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, run: TrainingRun) -> str:

@@ -1,13 +1,13 @@
 """The model-loop API under /api/v1/: model versions, retraining, training runs, promotion and rollback.
 
-Access: anonymous callers get 401; a caller who is not a member of the project gets 404 (the project
-is not confirmed to exist); members may read; only managers may retrain, promote and roll back (403).
+Access (``labeling.access``): anonymous callers get 401; a caller who is not an active member of the
+project gets 404 (the project is not confirmed to exist); raters get 403 everywhere here, since
+versions, runs and promotions reveal scores to raters who judge blind; managers read and act.
 """
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -22,7 +22,7 @@ from modeling.services import promotion as promotion_service
 from modeling.services import training as training_service
 
 ERRORS = {401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
-READ_ERRORS = {401: s.ErrorSerializer, 404: s.ErrorSerializer}  # any member may read
+READ_ERRORS = ERRORS  # managers only: raters get 403
 
 
 class Pagination(PageNumberPagination):
@@ -31,24 +31,17 @@ class Pagination(PageNumberPagination):
     max_page_size = 500
 
 
-def member_project(request, project: Project | None, what: str = "project") -> Project:
-    if project is None or not access.can_rate(request.user, project):
-        raise NotFound(f"No such {what}.")
-    return project
+def manager_project(request, project: Project | None, what: str = "project", action: str = "see the models") -> Project:
+    return access.role_in(request.user, project, what).require_manager(action).project
 
 
-def require_manager(request, project: Project, action: str) -> None:
-    if not access.can_manage(request.user, project):
-        raise PermissionDenied(f"Only a manager of this project may {action}.")
+def project_from_slug(request, slug: str, action: str = "see the models") -> Project:
+    return access.project_role(request.user, slug).require_manager(action).project
 
 
-def project_from_slug(request, slug: str) -> Project:
-    return member_project(request, Project.objects.filter(slug=slug).first())
-
-
-def version_for(request, version_id: int) -> ModelVersion:
+def version_for(request, version_id: int, action: str = "see the models") -> ModelVersion:
     version = ModelVersion.objects.select_related("project").filter(pk=version_id).first()
-    member_project(request, version.project if version else None, "model version")
+    manager_project(request, version.project if version else None, "model version", action)
     return version
 
 
@@ -82,8 +75,7 @@ class RetrainView(APIView):
     )
     def post(self, request, slug):
         """Retrain now."""
-        project = project_from_slug(request, slug)
-        require_manager(request, project, "retrain the model")
+        project = project_from_slug(request, slug, "retrain the model")
         run, created = training_service.request_training(
             project, trigger=TrainingRun.Trigger.MANUAL, reason=f"requested by {request.user.username}", user=request.user
         )
@@ -112,7 +104,7 @@ class TrainingRunDetailView(APIView):
     def get(self, request, run_id):
         """A training run: status, progress (0..1), stage, log, and the error when it failed."""
         run = TrainingRun.objects.select_related("project", "requested_by").filter(pk=run_id).first()
-        member_project(request, run.project if run else None, "training run")
+        manager_project(request, run.project if run else None, "training run")
         return Response(s.TrainingRunSerializer(run, context={"request": request}).data)
 
 
@@ -123,8 +115,7 @@ class _PromotionView(APIView):
         raise NotImplementedError
 
     def post(self, request, version_id):
-        version = version_for(request, version_id)
-        require_manager(request, version.project, self.action_label)
+        version = version_for(request, version_id, self.action_label)
         form = s.ReasonSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:

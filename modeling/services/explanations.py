@@ -246,3 +246,52 @@ def explanation_with_png_cached(image: Image, version: ModelVersion | None = Non
     result = explain(image, version)
     heat_map_png(image, version)
     return result
+
+
+# --- For the web tier: read the cache, never compute ------------------------------------------------
+
+
+def cached_explanation(image: Image, version: ModelVersion) -> dict | None:
+    """The stored explanation, or None: web processes never load a model (the worker computes it)."""
+    json_name, _ = cache_names(version, image)
+    if not default_storage.exists(json_name):
+        return None
+    with default_storage.open(json_name, "rb") as handle:
+        return json.load(handle)
+
+
+def cached_heat_map_png(image: Image, version: ModelVersion) -> bytes | None:
+    """The stored heat map; drawn from a stored explanation when only that is there (no model needed)."""
+    _, png_name = cache_names(version, image)
+    if default_storage.exists(png_name):
+        with default_storage.open(png_name, "rb") as handle:
+            return handle.read()
+    explanation = cached_explanation(image, version)
+    if explanation is None:
+        return None
+    data = render_heat_map(image, explanation)
+    default_storage.save(png_name, ContentFile(data))
+    return data
+
+
+def explain_by_ids(image_id: int, version_id: int) -> dict:
+    """The worker's entry point: compute and cache the explanation and its heat map."""
+    image = Image.objects.get(pk=image_id)
+    version = explained_version(image, version_id)
+    result = explanation_with_png_cached(image, version)
+    return {"image": image.pk, "model_version": version.pk, "score": result["score"]}
+
+
+QUEUED_FOR_SECONDS = 600  # one message per (version, image) while the worker is on it
+
+
+def request_explanation(image: Image, version: ModelVersion) -> dict | None:
+    """The stored explanation, or None after asking a worker for it (at most once per QUEUED_FOR_SECONDS)."""
+    from django.core.cache import cache
+
+    from worker.dispatch import send_explain
+
+    explanation = cached_explanation(image, version)
+    if explanation is None and cache.add(f"tagrank:explain-queued:{version.pk}:{image.pk}", 1, QUEUED_FOR_SECONDS):
+        send_explain(image.pk, version.pk)
+    return explanation

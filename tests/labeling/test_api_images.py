@@ -33,7 +33,7 @@ def test_members_list_images_with_urls_tags_and_counts(api, project, images, rat
 
 
 @pytest.mark.django_db
-def test_image_list_filters_and_pages(api, project, images, rater):
+def test_image_list_filters_and_pages(api, project, images, rater, manager):
     from modeling.models import ImageScore, ModelVersion
 
     Image.objects.filter(pk=images[3].pk).update(external_id="ava-123")
@@ -43,8 +43,9 @@ def test_image_list_filters_and_pages(api, project, images, rater):
     client = api(rater)
     assert [row["id"] for row in client.get(IMAGES, {"tag": "ODD"}).json()["results"]] == [i.pk for i in images[1::2]]
     assert [row["id"] for row in client.get(IMAGES, {"external_id": "ava-123"}).json()["results"]] == [images[3].pk]
-    assert client.get(IMAGES, {"has_score": "true"}).json()["count"] == 3
-    assert client.get(IMAGES, {"has_score": "false"}).json()["count"] == 5
+    assert client.get(IMAGES, {"has_score": "true"}).status_code == 403  # raters judge blind
+    assert api(manager).get(IMAGES, {"has_score": "true"}).json()["count"] == 3
+    assert api(manager).get(IMAGES, {"has_score": "false"}).json()["count"] == 5
     page = client.get(IMAGES, {"page_size": 3, "page": 2}).json()
     assert [row["id"] for row in page["results"]] == [i.pk for i in images[3:6]] and page["next"]
     assert client.get(IMAGES, {"has_score": "perhaps"}).status_code == 400

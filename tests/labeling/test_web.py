@@ -27,7 +27,7 @@ def test_rater_sees_only_member_projects(client, rater, project):
     client.force_login(rater)
     html = client.get(reverse("project-list")).content.decode()
     assert "Test project" in html and "Secret project" not in html
-    assert client.get(reverse("project-detail", args=["secret"])).status_code == 403
+    assert client.get(reverse("project-detail", args=["secret"])).status_code == 404  # as a missing one
 
 
 @pytest.mark.django_db

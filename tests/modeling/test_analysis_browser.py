@@ -12,6 +12,7 @@ from tests.conftest import make_image_bytes
 from tests.modeling.analysis_data import attach_weights, ranker
 from tests.modeling.dashboard_data import add_comparisons, make_model_version, member, user
 from tests.browser import OUTPUT, chromium_page, log_in
+from worker.tasks import explain_task
 
 
 @pytest.fixture
@@ -70,12 +71,19 @@ def test_tag_and_metadata_panels_and_an_explanation_page(live_server, seeded):
         page.screenshot(path=str(OUTPUT / "analysis-metadata.png"), full_page=True)
 
         page.goto(f"{live_server.url}/images/{image.pk}/")
+        queued = page.locator("#no-explanation").text_content()
+
+    explain_task(image.pk, seeded["version"].pk)  # what the worker does with the page's request (no DB in Playwright's loop)
+    with chromium_page() as page:
+        log_in(page, live_server.url, "analyst", "pw-for-tests-1")
+        page.goto(f"{live_server.url}/images/{image.pk}/")
         page.wait_for_function("document.querySelector('#heat-map').complete")
         heat = page.evaluate("(() => { const i = document.querySelector('#heat-map');"
                              " return [i.naturalWidth, i.naturalHeight]; })()")
         weights = page.locator("#tag-weights tbody tr").count()
         page.screenshot(path=str(OUTPUT / "analysis-image.png"), full_page=True)
 
+    assert "being computed on a worker" in queued
     assert headers[:5] == ["TextTag", "Images", "Baseline", "Ours", "Human"]
     assert set(tags) == {"bird", "nature", "sky"}
     assert ours == sorted(ours)

@@ -83,3 +83,91 @@ def test_explanations_are_cached_per_version(explained, manager):
     png = client.get(f"/api/v1/images/{image.pk}/explanation.png")
     assert png.status_code == 200 and png["Content-Type"] == "image/png"
     assert client.get("/api/v1/images/999999/explanation/").status_code == 404
+
+
+# --- Computed on the worker, never in the web tier -----------------------------------------------
+
+
+@pytest.fixture
+def no_model_in_the_web_tier(monkeypatch):
+    """Any attempt to load a model or an encoder's features during a request fails the test; sends are recorded."""
+    from django.core.cache import cache
+
+    from modeling.services import features, scoring
+    from worker import dispatch
+
+    cache.clear()  # no "already queued" marks from other tests
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a web request loaded a model")
+
+    monkeypatch.setattr(scoring, "load_version_model", forbidden)
+    monkeypatch.setattr(features, "feature_store", forbidden)
+    monkeypatch.setattr(features, "extract_features", forbidden)
+    sent = []
+    monkeypatch.setattr(dispatch, "send_explain", lambda image_id, version_id: sent.append((image_id, version_id)))
+    return sent
+
+
+def test_an_explanation_not_cached_yet_is_queued_on_the_worker_with_a_url_to_poll(
+    explained, manager, no_model_in_the_web_tier, monkeypatch
+):
+    image, version = explained["images"][0], explained["version"]
+    client = APIClient()
+    client.force_authenticate(manager)
+    first = client.get(f"/api/v1/images/{image.pk}/explanation/")
+    assert first.status_code == 202 and first.json()["code"] == "explanation_queued"
+    assert first.json()["url"].endswith(f"/api/v1/images/{image.pk}/explanation/?version={version.pk}")
+    assert first["Location"] == first.json()["url"]
+    assert client.get(f"/api/v1/images/{image.pk}/explanation.png").status_code == 202
+    assert client.get(first.json()["url"]).status_code == 202
+    assert no_model_in_the_web_tier == [(image.pk, version.pk)]  # one message while the worker is on it
+
+    # The worker's task computes and caches it; then the same URL answers 200 from the cache.
+    monkeypatch.undo()
+    from worker.tasks import explain_task
+
+    done = explain_task(image.pk, version.pk)
+    assert done["model_version"] == version.pk
+    body = client.get(first.json()["url"])
+    assert body.status_code == 200 and body.json()["score"] == pytest.approx(done["score"])
+    assert client.get(f"/api/v1/images/{image.pk}/explanation.png")["Content-Type"] == "image/png"
+
+
+def test_version_picks_only_the_projects_versions_and_raters_get_no_explanations(
+    explained, manager, rater, no_model_in_the_web_tier
+):
+    from labeling.models import Project
+    from tests.modeling.dashboard_data import make_model_version as other_version
+
+    image = explained["images"][0]
+    elsewhere = Project.objects.create(name="Elsewhere", slug="elsewhere")
+    foreign = other_version(elsewhere, make_images(elsewhere, 1), [5])
+    client = APIClient()
+    client.force_authenticate(manager)
+    assert client.get(f"/api/v1/images/{image.pk}/explanation/", {"version": foreign.pk}).status_code == 404
+    assert client.get(f"/api/v1/images/{image.pk}/explanation/", {"version": 99999999}).status_code == 404
+    client.force_authenticate(rater)  # an explanation reveals the score: raters judge blind
+    assert client.get(f"/api/v1/images/{image.pk}/explanation/").status_code == 403
+    assert client.get(f"/api/v1/images/{image.pk}/explanation.png").status_code == 403
+    assert no_model_in_the_web_tier == []
+
+
+def test_the_image_page_shows_a_cached_explanation_or_says_it_is_being_computed(
+    client, explained, manager, no_model_in_the_web_tier
+):
+    image, version = explained["images"][0], explained["version"]
+    client.force_login(manager)
+    html = client.get(f"/images/{image.pk}/").content.decode()
+    assert "being computed on a worker" in html and no_model_in_the_web_tier == [(image.pk, version.pk)]
+    assert client.get(f"/images/{image.pk}/heat-map.png").status_code == 404  # not drawn yet
+
+
+def test_send_explain_sends_the_task_to_the_gpu_queue(monkeypatch):
+    from worker import dispatch
+
+    sent = []
+    monkeypatch.setattr(dispatch, "send_after_commit", lambda signature, what: sent.append(signature))
+    dispatch.send_explain(3, 7)
+    assert sent[0].task == "tagrank.explanations.explain" and sent[0].args == (3, 7)
+    assert sent[0].options["queue"] == "gpu"
