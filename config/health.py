@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.utils import timezone
+from django.views.decorators.http import require_safe
 from kombu import Connection
 
 BEAT = "beat"
@@ -54,8 +55,6 @@ def check_beat() -> dict:
         return {"status": "missing", "age_seconds": None}
     age = (timezone.now() - at).total_seconds()
     return {"status": "ok" if age <= settings.TAGRANK_BEAT_STALE_SECONDS else "stale", "age_seconds": round(age, 1)}
-from django.views.decorators.http import require_safe
-
 
 @require_safe
 def healthz(request):
