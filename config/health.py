@@ -56,6 +56,7 @@ def check_beat() -> dict:
     age = (timezone.now() - at).total_seconds()
     return {"status": "ok" if age <= settings.TAGRANK_BEAT_STALE_SECONDS else "stale", "age_seconds": round(age, 1)}
 
+
 @require_safe
 def healthz(request):
     checks = {"database": check_database(), "broker": check_broker()}
