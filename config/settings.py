@@ -211,7 +211,8 @@ AXES_LOCKOUT_CALLABLE = "labeling.login_limits.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 # API tokens: older ones stop working (a new one is issued at the token endpoint).
 TAGRANK_TOKEN_TTL_HOURS = env_int("TAGRANK_TOKEN_TTL_HOURS", 24 * 30)
-TAGRANK_MAX_LIVE_LEASES = env_int("TAGRANK_MAX_LIVE_LEASES", 2)
+# The rating page holds two (on screen, prefetched) plus one whose judgment is on its way.
+TAGRANK_MAX_LIVE_LEASES = env_int("TAGRANK_MAX_LIVE_LEASES", 3)
 TAGRANK_RETRY_AFTER_SECONDS = env_int("TAGRANK_RETRY_AFTER_SECONDS", 5)
 LOGIN_REDIRECT_URL = "project-list"
 LOGOUT_REDIRECT_URL = "login"

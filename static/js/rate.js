@@ -39,6 +39,7 @@
     flushing: null,       // promise of the running flush
     retryDelay: 1000,
     retryTimer: null,
+    seen: [],             // leases this page was given (a judged one may come back while its ack is on the way)
     history: [],          // this page's judgments, newest last, for undo: {pair, item, comparisonId}
     myCount: parseInt(ui.myCount.textContent, 10) || 0,
     sessionCount: parseInt(sessionStorage.getItem(sessionKey) || "0", 10),
@@ -115,11 +116,11 @@
       if (state.ready.length >= PREFETCH && state.current) return Promise.resolve();
       return fetchPair().then(function (pair) {
         if (pair && known(pair.lease)) {
-          // At the server's cap of live leases it hands back one we hold (or judged, not yet acknowledged):
+          // At the server's cap of live leases it hands back one this page already has (or just judged):
           // wait for the queue to drain instead of showing a pair twice.
-          return wait(2000).then(function () { return (state.flushing || Promise.resolve()).then(loop); });
+          return wait(1000).then(function () { return (state.flushing || Promise.resolve()).then(loop); });
         }
-        if (pair) { if (state.current) state.ready.push(pair); else show(pair); }
+        if (pair) { remember(pair); if (state.current) state.ready.push(pair); else show(pair); }
         return loop();
       });
     })().catch(function () {
@@ -129,9 +130,12 @@
     return state.filling;
   }
 
-  function known(lease) {
-    var held = [state.current].concat(state.ready).filter(Boolean).some(function (pair) { return pair.lease === lease; });
-    return held || state.pending.some(function (item) { return item.lease === lease; });
+  function known(lease) { return state.seen.indexOf(lease) >= 0; }
+
+  function remember(pair) {
+    if (known(pair.lease)) return;
+    state.seen.push(pair.lease);
+    if (state.seen.length > 100) state.seen.shift();
   }
 
   function wait(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
