@@ -178,3 +178,23 @@ def test_an_outage_mid_run_answers_503_and_loses_no_acknowledged_judgment(api, c
     assert len(stored) == len(acknowledged) == 9
     assert call(client, "GET", "/projects/test-project/rate/").status_code == 200
     assert Membership.objects.filter(user=rater, is_active=True).exists()
+
+
+def test_broker_and_cache_connection_errors_are_503_and_bugs_stay_500(settings):
+    import kombu.exceptions
+    import redis.exceptions
+    from django.db import ProgrammingError
+    from django.test import RequestFactory
+
+    from config.outage import OutageMiddleware
+
+    settings.TAGRANK_RETRY_AFTER_SECONDS = 7
+    middleware = OutageMiddleware(lambda request: None)
+    api_request, page_request = RequestFactory().post("/api/v1/x/"), RequestFactory().get("/projects/x/")
+    for error in (kombu.exceptions.OperationalError("broker down"), redis.exceptions.ConnectionError("no redis")):
+        answer = middleware.process_exception(api_request, error)
+        assert answer.status_code == 503 and answer["Retry-After"] == "7"
+        assert answer["Content-Type"] == "application/json" and b"service_unavailable" in answer.content
+        page = middleware.process_exception(page_request, error)
+        assert page.status_code == 503 and b"Try again" in page.content
+    assert middleware.process_exception(api_request, ProgrammingError("bad SQL")) is None
