@@ -201,7 +201,9 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 # django-axes: failed logins are counted in the shared cache when there is one, else in the database.
-AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler" if TAGRANK_CACHE_URL else "axes.handlers.database.AxesDatabaseHandler"
+AXES_HANDLER = (
+    "axes.handlers.cache.AxesCacheHandler" if TAGRANK_CACHE_URL else "axes.handlers.database.AxesDatabaseHandler"
+)
 AXES_FAILURE_LIMIT = env_int("TAGRANK_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("TAGRANK_LOGIN_COOLOFF_MINUTES", 15))
 # Per user name and address: one guesser cannot lock a user out from everywhere.

@@ -28,13 +28,17 @@ def archive_images(project: Project, image_ids) -> int:
     """Archive these images of ``project``; returns how many were newly archived."""
     ids = list(image_ids)
     with transaction.atomic():
-        archived = Image.objects.filter(project=project, pk__in=ids, archived_at=None).update(archived_at=timezone.now())
-        _end_live_leases(project, PairLease.objects.filter(project=project).filter(Q(image_a_id__in=ids) | Q(image_b_id__in=ids)))
+        archived = Image.objects.filter(project=project, pk__in=ids, archived_at=None).update(
+            archived_at=timezone.now()
+        )
+        on_them = Q(image_a_id__in=ids) | Q(image_b_id__in=ids)
+        _end_live_leases(project, PairLease.objects.filter(project=project).filter(on_them))
     return archived
 
 
 def restore_images(project: Project, image_ids) -> int:
-    return Image.objects.filter(project=project, pk__in=list(image_ids)).exclude(archived_at=None).update(archived_at=None)
+    images = Image.objects.filter(project=project, pk__in=list(image_ids)).exclude(archived_at=None)
+    return images.update(archived_at=None)
 
 
 def archive_project(project: Project) -> None:

@@ -316,8 +316,9 @@ def held_lease(project: Project, rater, *, just_leased: PairLease | None = None)
     if cap <= 0:
         return None
     live = list(
-        PairLease.objects.filter(project=project, rater=rater, state=PairLease.State.LIVE, expires_at__gt=timezone.now())
-        .order_by("created_at", "id")[: cap + 1]
+        PairLease.objects.filter(
+            project=project, rater=rater, state=PairLease.State.LIVE, expires_at__gt=timezone.now()
+        ).order_by("created_at", "id")[: cap + 1]
     )
     allowed = cap + 1 if just_leased is not None else cap  # the new lease itself is among the live ones
     if len(live) < allowed:

@@ -56,7 +56,8 @@ def purge_project(project: Project, export_dir: Path) -> PurgeReport:
     report = PurgeReport(project.slug, export_dir)
     report.exported = export_project(project, export_dir)
     log.warning("purge of project %r: export written to %s (%s)", project.slug, export_dir, report.exported)
-    files = [name for pair in Image.objects.filter(project=project).values_list("file", "thumbnail") for name in pair if name]
+    stored = Image.objects.filter(project=project).values_list("file", "thumbnail")
+    files = [name for pair in stored for name in pair if name]
     with transaction.atomic():
         # Judgments first (they PROTECT images and the project), then what serves pairs, then the rest.
         for model in (PairLease, PairCandidate, GoldPair, Comparison):

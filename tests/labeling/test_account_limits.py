@@ -88,8 +88,9 @@ def test_signup_refuses_common_and_numeric_passwords(client, project, manager):
                                {"username": "newbie", "password1": password, "password2": password})
         assert response.status_code == 200 and "password" in response.content.decode().lower()
     assert not get_user_model().objects.filter(username="newbie").exists()
+    strong = "vivid-otter-laments-42"
     ok = client.post(reverse("signup", args=[invite.token]),
-                     {"username": "newbie", "password1": "vivid-otter-laments-42", "password2": "vivid-otter-laments-42"})
+                     {"username": "newbie", "password1": strong, "password2": strong})
     assert ok.status_code == 302 and get_user_model().objects.filter(username="newbie").exists()
 
 

@@ -99,7 +99,8 @@ def test_purge_needs_confirmation_exports_first_then_deletes_and_logs(project, i
         call_command("purge_project", "test-project", "--confirm", "test-project", "--export-dir", str(tmp_path / "e"),
                      stdout=out)
     comparisons = list(csv.DictReader(open(tmp_path / "e" / "comparisons.csv")))
-    assert [(row["client_key"], row["outcome"], row["rater"]) for row in comparisons] == [(str(lease.token), "b", "rater1")]
+    written = [(row["client_key"], row["outcome"], row["rater"]) for row in comparisons]
+    assert written == [(str(lease.token), "b", "rater1")]
     scores = list(csv.DictReader(open(tmp_path / "e" / "scores.csv")))
     assert sorted(int(row["image_id"]) for row in scores) == sorted(image.pk for image in images)
     assert (tmp_path / "e" / "manifest.json").exists()
@@ -112,7 +113,8 @@ def test_purge_needs_confirmation_exports_first_then_deletes_and_logs(project, i
 
 def test_cells_that_could_run_as_formulas_are_neutralised():
     cases = {
-        '=HYPERLINK("http://x","y")': '\'=HYPERLINK("http://x","y")', "+1+2": "'+1+2", "-A1": "'-A1", "@SUM(A1)": "'@SUM(A1)",
+        '=HYPERLINK("http://x","y")': '\'=HYPERLINK("http://x","y")', "+1+2": "'+1+2", "-A1": "'-A1",
+        "@SUM(A1)": "'@SUM(A1)",
         "\tcmd": "'\tcmd", "\rcmd": "'\rcmd", "-1.5": "-1.5", "+3": "+3", "2e-3": "2e-3", "cat": "cat", "": "",
     }
     for raw, written in cases.items():
@@ -132,7 +134,8 @@ def test_scores_and_comparisons_exports_neutralise_a_formula_tag(api, project, i
     ImageTag.objects.create(image=images[0], tag=tag)
     Image.objects.filter(pk=images[1].pk).update(original_name="@evil.png")
     response = api(manager).get("/api/v1/projects/test-project/scores/?format=csv")
-    rows = {int(row["image_id"]): row for row in csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))}
+    text = b"".join(response.streaming_content).decode()
+    rows = {int(row["image_id"]): row for row in csv.DictReader(io.StringIO(text))}
     assert rows[images[0].pk]["tags"].startswith("'=hyperlink(")
     assert rows[images[1].pk]["file_name"] == "'@evil.png"
     for row in rows.values():

@@ -43,7 +43,8 @@ def test_leases_past_the_cap_from_concurrent_requests_are_given_back(project, im
 
 @pytest.mark.django_db
 def test_next_pair_is_throttled(api, project, images, rater, monkeypatch):
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"next_pair": "3/min", "submit": "600/min", "auth": "20/min"})
+    rates = {"next_pair": "3/min", "submit": "600/min", "auth": "20/min"}
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", rates)
     client = api(rater)
     statuses = [client.get(NEXT).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]

@@ -17,7 +17,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("slug")
         parser.add_argument("--confirm", required=True, metavar="SLUG", help="The project's slug again, to confirm.")
-        parser.add_argument("--export-dir", type=Path, help="Where the export goes (default: var/purged/<slug>-<time>/).")
+        parser.add_argument(
+            "--export-dir", type=Path, help="Where the export goes (default: var/purged/<slug>-<time>/)."
+        )
 
     def handle(self, *args, slug, confirm, export_dir, **options):
         if confirm != slug:
