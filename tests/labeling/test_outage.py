@@ -198,3 +198,33 @@ def test_broker_and_cache_connection_errors_are_503_and_bugs_stay_500(settings):
         page = middleware.process_exception(page_request, error)
         assert page.status_code == 503 and b"Try again" in page.content
     assert middleware.process_exception(api_request, ProgrammingError("bad SQL")) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cut_inside_the_submit_transaction_stores_nothing_and_the_retry_stores_it_once(api, project, images, rater,
+                                                                                       database_switch, monkeypatch):
+    """The database goes away after the comparison row is written but before the transaction commits."""
+    from django.db import OperationalError
+
+    from labeling.services import pairs
+
+    cut, restore = database_switch
+    rating = api(rater)
+    pair = call(rating, "GET", NEXT).json()
+    judged = pairs.mark_lease_judged
+
+    def cut_mid_transaction(lease_id, comparison_id):
+        cut()
+        if connection.vendor != "postgresql":  # SQLite has no socket to lose: the same error, raised here
+            raise OperationalError("disk I/O error")
+        judged(lease_id, comparison_id)  # on PostgreSQL this statement meets the dropped connection
+
+    monkeypatch.setattr(pairs, "mark_lease_judged", cut_mid_transaction)
+    payload = {"lease": pair["lease"], "winner": "b", "client_key": "mid-transaction"}
+    during = call(rating, "POST", COMPARISONS, payload)
+    assert during.status_code == 503 and during.json()["code"] == "service_unavailable"
+    monkeypatch.setattr(pairs, "mark_lease_judged", judged)
+    restore()
+    assert call(rating, "POST", COMPARISONS, payload).status_code == 201  # nothing was half-stored
+    assert call(rating, "POST", COMPARISONS, payload).status_code == 200  # and a replay stays a replay
+    assert Comparison.objects.filter(rater=rater, client_key="mid-transaction").count() == 1
