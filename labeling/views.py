@@ -53,7 +53,7 @@ def project_list(request):
 def project_detail(request, slug):
     project = project_for(request, slug)
     counts = {
-        "images": project.images.count(),
+        "images": project.images.filter(archived_at=None).count(),
         "tags": project.tags.count(),
         "comparisons": project.comparisons.count(),
         "my_comparisons": project.comparisons.filter(rater=request.user).count(),
