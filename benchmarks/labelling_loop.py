@@ -192,7 +192,8 @@ class Server:
         env = dict(os.environ)
         env.update(
             DATABASE_URL=database_url, DEBUG="false", SECRET_KEY="benchmark-only-" + uuid.uuid4().hex,
-            ALLOWED_HOSTS="127.0.0.1", TAGRANK_THROTTLE_SUBMIT="1000000/min", LOG_LEVEL="WARNING",
+            ALLOWED_HOSTS="127.0.0.1", TAGRANK_THROTTLE_SUBMIT="1000000/min", TAGRANK_THROTTLE_NEXT_PAIR="1000000/min",
+            LOG_LEVEL="WARNING",
             DATABASE_CONN_MAX_AGE="600", SESSION_COOKIE_SECURE="false", CSRF_COOKIE_SECURE="false",
         )
         self.process = subprocess.Popen(

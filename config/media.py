@@ -17,10 +17,10 @@ from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_safe
 from django.views.static import serve
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from labeling import access
+from labeling.api.token_auth import ExpiringTokenAuthentication
 
 
 def caller(request):
@@ -28,7 +28,7 @@ def caller(request):
     if request.user.is_authenticated:
         return request.user
     try:
-        found = TokenAuthentication().authenticate(request)
+        found = ExpiringTokenAuthentication().authenticate(request)
     except AuthenticationFailed:
         return request.user
     return found[0] if found else request.user

@@ -7,6 +7,7 @@ Production (docker-compose.yml) sets DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -86,12 +87,15 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served from static files, not a CDN
+    "axes",
     "labeling",
     "modeling",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.request_limits.RequestSizeLimitMiddleware",
+    "config.outage.OutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -99,6 +103,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -152,6 +158,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -176,8 +184,39 @@ STORAGES = {
 # Uploads of many photos at once: keep them on disk, not in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("TAGRANK_MAX_UPLOAD_FILES", 100)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+# Any request whose Content-Length is larger is refused with 413 before its body is read
+# (config/request_limits.py): the upload page sends many photos in one request.
+TAGRANK_MAX_REQUEST_BYTES = env_int("TAGRANK_MAX_REQUEST_BYTES", 256 * 1024 * 1024)
 
 LOGIN_URL = "login"
+# --- Accounts: login limits, tokens -----------------------------------------------------------
+# Proxies in front of Tagrank that append to X-Forwarded-For; 0 means the header is ignored.
+TAGRANK_PROXY_COUNT = env_int("TAGRANK_PROXY_COUNT", 0)
+# One cache for all processes: throttle counts and login failures must not be per process.
+TAGRANK_CACHE_URL = os.environ.get("TAGRANK_CACHE_URL", "")
+if TAGRANK_CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": TAGRANK_CACHE_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# django-axes: failed logins are counted in the shared cache when there is one, else in the database.
+AXES_HANDLER = (
+    "axes.handlers.cache.AxesCacheHandler" if TAGRANK_CACHE_URL else "axes.handlers.database.AxesDatabaseHandler"
+)
+AXES_FAILURE_LIMIT = env_int("TAGRANK_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("TAGRANK_LOGIN_COOLOFF_MINUTES", 15))
+# Per user name and address: one guesser cannot lock a user out from everywhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "labeling.login_limits.client_ip"
+AXES_LOCKOUT_CALLABLE = "labeling.login_limits.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# API tokens: older ones stop working (a new one is issued at the token endpoint).
+TAGRANK_TOKEN_TTL_HOURS = env_int("TAGRANK_TOKEN_TTL_HOURS", 24 * 30)
+# The rating page holds two (on screen, prefetched) plus one whose judgment is on its way.
+TAGRANK_MAX_LIVE_LEASES = env_int("TAGRANK_MAX_LIVE_LEASES", 3)
+TAGRANK_RETRY_AFTER_SECONDS = env_int("TAGRANK_RETRY_AFTER_SECONDS", 5)
 LOGIN_REDIRECT_URL = "project-list"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -227,7 +266,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "labeling.api.token_auth.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -239,7 +278,10 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "auth": os.environ.get("TAGRANK_THROTTLE_AUTH", "20/min"),
         "submit": os.environ.get("TAGRANK_THROTTLE_SUBMIT", "600/min"),
+        "next_pair": os.environ.get("TAGRANK_THROTTLE_NEXT_PAIR", "300/min"),
     },
+    # Client IPs for throttles: X-Forwarded-For counts only behind that many proxies.
+    "NUM_PROXIES": TAGRANK_PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tagrank API",
@@ -252,7 +294,7 @@ SPECTACULAR_SETTINGS = {
     # The schema and its viewers are for signed-in users and tokens, like the API itself.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SERVE_AUTHENTICATION": [
-        "rest_framework.authentication.TokenAuthentication",
+        "labeling.api.token_auth.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
 }

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from labeling.services import archive
+
 from labeling.models import (
     Comparison,
     GoldPair,
@@ -16,6 +18,19 @@ from labeling.models import (
 )
 
 
+class KeepsJudgments:
+    """Admin for objects that carry comparisons: no delete, no bulk delete (archive instead; purging is
+    ``manage.py purge_project``, which exports first and logs what it removed)."""
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
@@ -23,9 +38,24 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "tag_vocabulary", "overlap", "gold_rate", "allow_ties", "pair_strategy", "created_at"]
-    list_filter = ["tag_vocabulary", "allow_ties", "pair_strategy"]
+class ProjectAdmin(KeepsJudgments, admin.ModelAdmin):
+    list_display = ["name", "slug", "tag_vocabulary", "overlap", "gold_rate", "allow_ties", "pair_strategy", "created_at",
+                    "archived_at"]
+    list_filter = ["tag_vocabulary", "allow_ties", "pair_strategy", ("archived_at", admin.EmptyFieldListFilter)]
+    readonly_fields = ["archived_at"]
+    actions = ["archive_selected", "restore_selected"]
+
+    @admin.action(description="Archive the selected projects (their judgments are kept)")
+    def archive_selected(self, request, queryset):
+        for project in queryset:
+            archive.archive_project(project)
+        self.message_user(request, f"Archived {queryset.count()} project(s).")
+
+    @admin.action(description="Restore the selected projects")
+    def restore_selected(self, request, queryset):
+        for project in queryset:
+            archive.restore_project(project)
+        self.message_user(request, f"Restored {queryset.count()} project(s).")
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
@@ -45,11 +75,28 @@ class ImageTagInline(admin.TabularInline):
 
 
 @admin.register(Image)
-class ImageAdmin(admin.ModelAdmin):
-    list_display = ["id", "original_name", "project", "width", "height", "external_id", "created_at"]
-    list_filter = ["project"]
+class ImageAdmin(KeepsJudgments, admin.ModelAdmin):
+    list_display = ["id", "original_name", "project", "width", "height", "external_id", "created_at", "archived_at"]
+    list_filter = ["project", ("archived_at", admin.EmptyFieldListFilter)]
     search_fields = ["original_name", "external_id", "sha256", "caption"]
-    readonly_fields = ["sha256", "width", "height", "created_at"]
+    readonly_fields = ["sha256", "width", "height", "created_at", "archived_at"]
+    actions = ["archive_selected", "restore_selected"]
+
+    @admin.action(description="Archive the selected images (their judgments are kept)")
+    def archive_selected(self, request, queryset):
+        count = 0
+        for project_id in set(queryset.values_list("project_id", flat=True)):
+            project = Project.objects.get(pk=project_id)
+            count += archive.archive_images(project, queryset.filter(project=project).values_list("pk", flat=True))
+        self.message_user(request, f"Archived {count} image(s).")
+
+    @admin.action(description="Restore the selected images")
+    def restore_selected(self, request, queryset):
+        count = 0
+        for project_id in set(queryset.values_list("project_id", flat=True)):
+            project = Project.objects.get(pk=project_id)
+            count += archive.restore_images(project, queryset.filter(project=project).values_list("pk", flat=True))
+        self.message_user(request, f"Restored {count} image(s).")
     inlines = [ImageTagInline]
     list_select_related = ["project"]
 
@@ -76,7 +123,7 @@ class ReferenceRatingAdmin(admin.ModelAdmin):
 
 
 @admin.register(Comparison)
-class ComparisonAdmin(admin.ModelAdmin):
+class ComparisonAdmin(KeepsJudgments, admin.ModelAdmin):
     list_display = ["id", "project", "image_a", "image_b", "outcome", "rater", "response_ms", "is_gold", "created_at"]
     list_filter = ["project", "outcome", "is_gold", "rater"]
     raw_id_fields = ["image_a", "image_b", "rater"]

@@ -42,6 +42,8 @@ class Project(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Projects and images are archived, never deleted by the app: their comparisons are kept (PROTECT).
+    archived_at = models.DateTimeField(null=True, blank=True, help_text="Archived: hidden and no longer served.")
 
     class Meta:
         ordering = ["name"]
@@ -102,6 +104,7 @@ class Image(models.Model):
     caption = models.TextField(blank=True, help_text="Caption or generation prompt.")
     metadata = models.JSONField(default=dict, blank=True, help_text="E.g. cfg_scale, seed, sampler, source.")
     created_at = models.DateTimeField(auto_now_add=True)
+    archived_at = models.DateTimeField(null=True, blank=True, help_text="Archived: hidden and no longer served.")
 
     class Meta:
         ordering = ["id"]
@@ -109,7 +112,11 @@ class Image(models.Model):
             models.UniqueConstraint(fields=["project", "sha256"], name="image_unique_sha256_per_project"),
             models.CheckConstraint(condition=Q(width__gt=0) & Q(height__gt=0), name="image_positive_size"),
         ]
-        indexes = [models.Index(fields=["project", "created_at"], name="image_project_created")]
+        indexes = [
+            models.Index(fields=["project", "created_at"], name="image_project_created"),
+            # Pair serving excludes the (few) archived images of a project on every request.
+            models.Index(fields=["project"], condition=Q(archived_at__isnull=False), name="image_archived"),
+        ]
 
     def __str__(self):
         return self.original_name or f"image {self.pk}"
@@ -227,9 +234,11 @@ class Comparison(models.Model):
         B = "b", "B (right) is better"
         TIE = "tie", "Tie"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons")
-    image_a = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="comparisons_as_a")
-    image_b = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="comparisons_as_b")
+    # PROTECT: deleting a project or image with judgments fails; archive it, or purge it on purpose
+    # (manage.py purge_project), which exports first.
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="comparisons")
+    image_a = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="comparisons_as_a")
+    image_b = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="comparisons_as_b")
     outcome = models.CharField(max_length=3, choices=Outcome.choices)
     rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="comparisons")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -475,3 +484,18 @@ class Heartbeat(models.Model):
 
     def __str__(self):
         return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"
+# Deactivation revokes API tokens, whichever way it happens (manager page, admin, shell).
+@receiver(post_save, sender=Membership, dispatch_uid="revoke_tokens_of_deactivated_member")
+def _revoke_tokens_of_deactivated_member(sender, instance: Membership, raw: bool = False, **kwargs):
+    if not raw and not instance.is_active:
+        from labeling.services.api_tokens import revoke_if_no_active_membership
+
+        revoke_if_no_active_membership(instance.user)
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="revoke_tokens_of_deactivated_user")
+def _revoke_tokens_of_deactivated_user(sender, instance, raw: bool = False, **kwargs):
+    if not raw and not instance.is_active:
+        from labeling.services.api_tokens import revoke_tokens
+
+        revoke_tokens(instance)

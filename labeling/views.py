@@ -4,12 +4,12 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from labeling import access
+from labeling import access, login_limits
 from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, UploadForm
 from labeling.models import GoldPair, Image, Invite, Membership, Project
 from labeling.services import invites as invite_service
@@ -37,7 +37,9 @@ can_create_projects = access.can_create_projects
 @login_required
 @require_safe
 def project_list(request):
-    projects = access.projects_for(request.user).annotate(image_count=Count("images", distinct=True))
+    projects = access.projects_for(request.user).filter(archived_at=None).annotate(
+        image_count=Count("images", filter=Q(images__archived_at=None), distinct=True)
+    )
     return render(
         request,
         "labeling/project_list.html",
@@ -50,12 +52,12 @@ def project_list(request):
 def project_detail(request, slug):
     project = project_for(request, slug)
     counts = {
-        "images": project.images.count(),
+        "images": project.images.filter(archived_at=None).count(),
         "tags": project.tags.count(),
         "comparisons": project.comparisons.count(),
         "my_comparisons": project.comparisons.filter(rater=request.user).count(),
     }
-    recent = Image.objects.filter(project=project).order_by("-id")[:48]
+    recent = Image.objects.filter(project=project, archived_at=None).order_by("-id")[:48]
     return render(
         request,
         "labeling/project_detail.html",
@@ -243,9 +245,13 @@ def project_gold(request, slug):
 @form_methods
 def signup(request, token):
     """The invitation link: create an account and join the project (or join with the account signed in)."""
+    if login_limits.is_locked_out(request):
+        return login_limits.lockout_response(request)
     try:
         invite = invite_service.usable_invite(token)
     except invite_service.InviteUnusable as exc:
+        if not Invite.objects.filter(token=token).exists():
+            login_limits.record_failed_guess(request)
         return render(request, "registration/signup.html", {"error": exc.message}, status=410)
     form = None if request.user.is_authenticated else SignupForm(request.POST or None)
     if request.method == "POST" and (form is None or form.is_valid()):

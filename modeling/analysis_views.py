@@ -6,7 +6,6 @@ an image page is for any member of its project, with scores only for managers.
 """
 from __future__ import annotations
 
-import csv
 import io
 
 from django.contrib.auth.decorators import login_required
@@ -14,7 +13,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from labeling import access
+from labeling import access, spreadsheet_safety
 from labeling.models import ImageTag
 from modeling.dashboard_views import managed_project
 from modeling.models import HumanScore, ImageScore
@@ -38,7 +37,7 @@ def tag_panel(request, slug):
     summary = analyses.tag_summary(project, min_images=min_images, version=version) if version else None
     if summary and request.GET.get("format") == "csv":
         buffer = io.StringIO()
-        csv.writer(buffer).writerows(analyses.tag_summary_csv_rows(summary))
+        spreadsheet_safety.writer(buffer).writerows(analyses.tag_summary_csv_rows(summary))
         response = HttpResponse(buffer.getvalue(), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="{project.slug}-tags.csv"'
         return response

@@ -6,7 +6,6 @@ buttons enqueue the work on the worker.
 """
 from __future__ import annotations
 
-import csv
 import io
 
 from django.conf import settings
@@ -18,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from labeling import access
+from labeling import access, spreadsheet_safety
 from labeling.models import Membership, Project
 from modeling import dashboard_charts as charts
 from modeling.models import ModelVersion
@@ -229,7 +228,7 @@ def table_csv(request, slug, table):
     rows = list(CSV_TABLES[table](report.data))
     buffer = io.StringIO()
     if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0].keys()), extrasaction="ignore")
+        writer = spreadsheet_safety.SafeDictWriter(buffer, fieldnames=list(rows[0].keys()), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")

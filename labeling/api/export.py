@@ -8,7 +8,6 @@ kept open while a slow client reads.
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 from typing import Iterator
@@ -16,6 +15,7 @@ from typing import Iterator
 from django.db.models import FilteredRelation, Q, TextField
 from django.db.models.functions import Cast
 
+from labeling import spreadsheet_safety
 from labeling.models import SCORE_BINS, Image, ImageTag, Project
 
 CHUNK_SIZE = 2000
@@ -89,7 +89,7 @@ def _count(value) -> int:
 
 def iter_csv(project: Project, model_version_id: int | None) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = spreadsheet_safety.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     yield buffer.getvalue()
     for rows, tags in score_chunks(project, model_version_id):
@@ -131,3 +131,45 @@ def iter_jsonl(project: Project, model_version_id: int | None) -> Iterator[str]:
             )
         lines.append("")
         yield "\n".join(lines)
+
+
+# --- Files, for the purge command (labeling/management/commands/purge_project.py) -------------------
+
+COMPARISON_COLUMNS = [
+    "id", "created_at", "rater", "image_a", "image_b", "image_a_file", "image_b_file", "outcome",
+    "response_ms", "is_gold", "gold_correct", "client_key",
+]
+
+
+def iter_comparisons_csv(project: Project) -> Iterator[str]:
+    """Every comparison of the project, oldest first, in chunks (keyset by id, like the scores)."""
+    from labeling.models import Comparison
+
+    buffer = io.StringIO()
+    writer = spreadsheet_safety.writer(buffer, lineterminator="\n")
+    writer.writerow(COMPARISON_COLUMNS)
+    yield buffer.getvalue()
+    last_id = 0
+    while True:
+        rows = list(
+            Comparison.objects.filter(project=project, id__gt=last_id).order_by("id").values_list(
+                "id", "created_at", "rater__username", "image_a_id", "image_b_id", "image_a__original_name",
+                "image_b__original_name", "outcome", "response_ms", "is_gold", "gold_correct", "client_key",
+            )[:CHUNK_SIZE]
+        )
+        if not rows:
+            return
+        last_id = rows[-1][0]
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows([row[0], row[1].isoformat(), *row[2:]] for row in rows)
+        yield buffer.getvalue()
+
+
+def write_export(chunks: Iterator[str], path) -> int:
+    """Write an export's chunks to ``path``; returns the bytes written."""
+    written = 0
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        for chunk in chunks:
+            written += handle.write(chunk)
+    return written

@@ -5,6 +5,7 @@ from labeling.api import views
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="api-token"),
+    path("auth/token/revoke/", views.TokenRevokeView.as_view(), name="api-token-revoke"),
     path("projects/", views.ProjectListView.as_view(), name="api-projects"),
     path("projects/<slug:slug>/", views.ProjectDetailView.as_view(), name="api-project"),
     path("projects/<slug:slug>/next-pair/", views.NextPairView.as_view(), name="api-next-pair"),

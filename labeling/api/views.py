@@ -8,7 +8,6 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination, PageNumberPagination
@@ -21,9 +20,12 @@ from rest_framework.views import APIView
 
 from labeling import access
 from labeling.api import serializers as s
+from labeling.api import token_auth
 from labeling.api.export import iter_csv, iter_jsonl
 from labeling.api.permissions import ProjectScopedMixin, image_role
+from labeling.login_limits import lockout_response
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Membership, Tag
+from labeling.services import api_tokens
 from labeling.services import comparisons as comparison_service
 from labeling.services import pairs as pair_service
 from labeling.services import tags as tag_service
@@ -63,17 +65,20 @@ def submit_throttles(view, methods=("POST",)):
 
 
 class TokenView(APIView):
-    """Exchange a user name and password for an API token (the same token on every call)."""
+    """Exchange a user name and password for an API token (the same token until it expires or is revoked).
+
+    JSON only: no multipart or form parsing on an anonymous endpoint. Failed attempts count towards the
+    login limit (django-axes) shared with the login page."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [JSONParser]
 
     @extend_schema(
         request=s.TokenRequestSerializer,
-        responses={200: s.TokenResponseSerializer, 400: s.ErrorSerializer},
+        responses={200: s.TokenResponseSerializer, 400: s.ErrorSerializer, 429: s.ErrorSerializer},
         auth=[],
         tags=["auth"],
     )
@@ -81,12 +86,23 @@ class TokenView(APIView):
         form = s.TokenRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         user = authenticate(request, username=form.validated_data["username"], password=form.validated_data["password"])
+        if getattr(request, "axes_locked_out", False):
+            return lockout_response(request)
         if user is None or not user.is_active:
             return Response(
                 {"detail": "Unknown user name or wrong password.", "code": "invalid_credentials"}, status=400
             )
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        token = token_auth.issue_token(user)
+        return Response({"token": token.key, "expires_at": token.created + token_auth.token_ttl()})
+
+
+class TokenRevokeView(APIView):
+    """Revoke the caller's API token (sign out every script using it); the next token request issues a new one."""
+
+    @extend_schema(request=None, responses={204: OpenApiResponse(description="Revoked."), **ERRORS}, tags=["auth"])
+    def post(self, request):
+        api_tokens.revoke_tokens(request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- Projects --------------------------------------------------------------------------------------
@@ -97,8 +113,8 @@ def projects_with_counts(user):
         rows = model.objects.filter(project=OuterRef("pk"), **filters).order_by().values("project")
         return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")[:1], output_field=IntegerField()), 0)
 
-    return access.projects_for(user).annotate(
-        image_count=count_of(Image),
+    return access.projects_for(user).filter(archived_at=None).annotate(
+        image_count=count_of(Image, archived_at=None),
         tag_count=count_of(Tag),
         comparison_count=count_of(Comparison),
         my_comparison_count=count_of(Comparison, rater=user),
@@ -164,6 +180,9 @@ class ProjectDetailView(ProjectScopedMixin, GenericAPIView):
 
 
 class NextPairView(ProjectScopedMixin, APIView):
+    throttle_scope = "next_pair"
+    throttle_classes = [ScopedRateThrottle]
+
     @extend_schema(
         responses={
             200: s.NextPairSerializer,
@@ -173,7 +192,8 @@ class NextPairView(ProjectScopedMixin, APIView):
         tags=["rating"],
     )
     def get(self, request, slug):
-        """Lease the next pair for the caller. The lease expires after TAGRANK_LEASE_SECONDS."""
+        """Lease the next pair for the caller. The lease expires after TAGRANK_LEASE_SECONDS. A caller who
+        already holds TAGRANK_MAX_LIVE_LEASES live leases gets the oldest of them back, not a new pair."""
         result = pair_service.next_pair(self.project, request.user)
         if result is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -311,7 +331,7 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
 
     def get_queryset(self):
         return (
-            Image.objects.filter(project=self.project)
+            Image.objects.filter(project=self.project, archived_at=None)
             .select_related("stats")
             .prefetch_related("image_tags__tag")
             .order_by("id")

@@ -22,6 +22,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from labeling import spreadsheet_safety
 from labeling.models import Image, ImageTag, Project, ReferenceRating, Tag
 from labeling.services.image_checks import RejectedImage, ValidatedImage, read_and_validate
 from labeling.services.image_checks import validate_image_bytes as check_image_bytes
@@ -167,7 +168,7 @@ def read_tags_csv(path: Path) -> dict[str, list[str]]:
             if not file_name:
                 raise ImportFileError(path, line_number, "the file name is empty")
             tag_cells = ",".join(row[1:]).replace("|", ";").split(";")
-            names = [Tag.normalise(t) for t in tag_cells if t.strip()]
+            names = [Tag.normalise(spreadsheet_safety.restore(t.strip())) for t in tag_cells if t.strip()]
             if any(len(n) > 100 for n in names):
                 raise ImportFileError(path, line_number, "a tag is longer than 100 characters")
             mapping.setdefault(file_name, []).extend(names)

@@ -46,20 +46,24 @@ def usable_invite(token: str) -> Invite:
 
 
 def accept_invite(token: str, user) -> Membership:
-    """Make ``user`` a member with the invite's role (reactivating a deactivated membership)."""
+    """Make ``user`` a member with the invite's role.
+
+    An invite neither reactivates nor promotes: a deactivated member stays deactivated (InviteUnusable),
+    and an existing member keeps the role they have, whatever role the link carries. Neither uses the link.
+    """
     with transaction.atomic():
         invite = usable_invite(token)
         invite = Invite.objects.select_for_update().get(pk=invite.pk)
         if invite.uses >= invite.max_uses:
             raise InviteUnusable("This invitation has already been used. Ask the project manager for a new one.")
-        membership, created = Membership.objects.get_or_create(
-            project=invite.project, user=user, defaults={"role": invite.role}
-        )
-        if not created:
-            membership.is_active = True
-            if invite.role == Membership.Role.MANAGER:
-                membership.role = Membership.Role.MANAGER  # an invite never demotes a manager
-            membership.save(update_fields=["is_active", "role"])
+        membership = Membership.objects.filter(project=invite.project, user=user).first()
+        if membership is not None:
+            if not membership.is_active:
+                raise InviteUnusable(
+                    "Your membership of this project was deactivated. Only a project manager can restore it."
+                )
+            return membership
+        membership = Membership.objects.create(project=invite.project, user=user, role=invite.role)
         Invite.objects.filter(pk=invite.pk).update(uses=F("uses") + 1)
         return membership
 

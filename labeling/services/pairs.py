@@ -121,10 +121,13 @@ CANDIDATES = PairCandidate._meta.db_table
 LEASES = PairLease._meta.db_table
 COMPARISONS = Comparison._meta.db_table
 STATS = ImageStats._meta.db_table
+IMAGES = Image._meta.db_table
 LIVE, JUDGED, SKIPPED = PairLease.State.LIVE.value, PairLease.State.JUDGED.value, PairLease.State.SKIPPED.value
 
 # A lease of this rater on candidate c (alias l) that bars the rater from being served c again.
 _RATER_BARRED = f"(l.state IN ('{JUDGED}', '{SKIPPED}') OR (l.state = '{LIVE}' AND l.expires_at > %s))"
+# The project's archived images (partial index ``image_archived``: a handful of rows, usually none).
+_ARCHIVED = f"(SELECT x.id FROM {IMAGES} x WHERE x.project_id = %s AND x.archived_at IS NOT NULL)"
 
 
 def _rows(sql: str, params) -> list[tuple]:
@@ -178,8 +181,9 @@ def _queue_candidate(project: Project, rater, now: datetime, passed_over: list[i
                               AND m.image_a_id = c.image_low_id AND m.image_b_id = c.image_high_id)
               AND NOT EXISTS (SELECT 1 FROM {COMPARISONS} m WHERE m.rater_id = %s
                               AND m.image_a_id = c.image_high_id AND m.image_b_id = c.image_low_id){passed}
+              AND c.image_low_id NOT IN {_ARCHIVED} AND c.image_high_id NOT IN {_ARCHIVED}
             ORDER BY c.priority DESC, c.id LIMIT 1{_lock()}""",
-        [project.pk, t, rater.pk, t, rater.pk, rater.pk, *passed_over],
+        [project.pk, t, rater.pk, t, rater.pk, rater.pk, *passed_over, project.pk, project.pk],
     )
     return rows[0] if rows else None
 
@@ -214,9 +218,9 @@ def _store_slots(candidate_id: int, judged: int, live: int, earliest: datetime |
 
 def _fewest_compared_rows(project: Project, limit: int) -> list[tuple[int, int]]:
     return _rows(
-        f"SELECT image_id, comparison_count FROM {STATS} WHERE project_id = %s "
+        f"SELECT image_id, comparison_count FROM {STATS} WHERE project_id = %s AND image_id NOT IN {_ARCHIVED} "
         "ORDER BY comparison_count, image_id LIMIT %s",
-        [project.pk, limit],
+        [project.pk, project.pk, limit],
     )
 
 
@@ -274,8 +278,17 @@ def _insert_and_lock_candidate(project: Project, low: int, high: int, now: datet
 
 
 def next_pair(project: Project, rater, *, rng: random.Random | None = None):
-    """The next pair for ``rater``: ``((left image, right image), lease)``, or None when nothing is left."""
+    """The next pair for ``rater``: ``((left image, right image), lease)``, or None when nothing is left.
+
+    A rater holds at most TAGRANK_MAX_LIVE_LEASES live leases in a project (0: no cap): past that, the
+    oldest live one is handed back instead of a new pair, so one client cannot hoard the queue."""
     rng = rng or _random
+    if project.archived_at is not None:
+        return None
+    held = held_lease(project, rater)
+    if held is not None:
+        attach_images(held)
+        return held.pair, held
     lease = None
     if project.gold_rate > 0 and rng.random() < project.gold_rate:
         lease = lease_gold_pair(project, rater, rng=rng)
@@ -285,8 +298,38 @@ def next_pair(project: Project, rater, *, rng: random.Random | None = None):
         lease = lease_from_fallback(project, rater, rng=rng)
     if lease is None:
         return None
+    held = held_lease(project, rater, just_leased=lease)
+    if held is not None:  # concurrent requests of this rater went past the cap: give the new slot back
+        _release_one(project, lease)
+        lease = held
     attach_images(lease)
     return lease.pair, lease
+
+
+def max_live_leases() -> int:
+    return int(getattr(settings, "TAGRANK_MAX_LIVE_LEASES", 0) or 0)
+
+
+def held_lease(project: Project, rater, *, just_leased: PairLease | None = None) -> PairLease | None:
+    """The rater's oldest live lease in the project when they hold the cap (counting ``just_leased``)."""
+    cap = max_live_leases()
+    if cap <= 0:
+        return None
+    live = list(
+        PairLease.objects.filter(
+            project=project, rater=rater, state=PairLease.State.LIVE, expires_at__gt=timezone.now()
+        ).order_by("created_at", "id")[: cap + 1]
+    )
+    allowed = cap + 1 if just_leased is not None else cap  # the new lease itself is among the live ones
+    if len(live) < allowed:
+        return None
+    return next(held for held in live if just_leased is None or held.pk != just_leased.pk)
+
+
+def _release_one(project: Project, lease: PairLease) -> None:
+    with transaction.atomic():
+        PairLease.objects.filter(pk=lease.pk, state=PairLease.State.LIVE).update(state=PairLease.State.RELEASED)
+        refresh_candidate(lease.candidate_id, project)
 
 
 def attach_images(lease: PairLease) -> PairLease:
@@ -437,7 +480,7 @@ def lease_gold_pair(project: Project, rater, *, rng=None) -> PairLease | None:
     now = timezone.now()
     judged = Comparison.objects.filter(rater=rater)
     available = list(
-        GoldPair.objects.filter(project=project, is_active=True)
+        GoldPair.objects.filter(project=project, is_active=True, image_a__archived_at=None, image_b__archived_at=None)
         .exclude(Exists(PairLease.objects.filter(rater=rater, gold=OuterRef("pk")).filter(blocking_leases(now))))
         .exclude(Exists(judged.filter(image_a=OuterRef("image_a"), image_b=OuterRef("image_b"))))
         .exclude(Exists(judged.filter(image_a=OuterRef("image_b"), image_b=OuterRef("image_a"))))

@@ -6,7 +6,6 @@ Computation lives in ``modeling.services.analyses`` and ``modeling.services.expl
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 
@@ -20,6 +19,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling import spreadsheet_safety
 from labeling.api.permissions import ProjectScopedMixin, image_role
 from labeling.api.serializers import ErrorSerializer
 from modeling.services import analyses, explanations
@@ -79,7 +79,7 @@ class TagSummaryView(ProjectScopedMixin, APIView):
         summary = analyses.tag_summary(self.project, min_images=min_images, version=_version(self.project, request))
         if request.accepted_renderer.format == "csv":
             buffer = io.StringIO()
-            csv.writer(buffer).writerows(analyses.tag_summary_csv_rows(summary))
+            spreadsheet_safety.writer(buffer).writerows(analyses.tag_summary_csv_rows(summary))
             response = Response(buffer.getvalue())
             response["Content-Disposition"] = f'attachment; filename="{self.project.slug}-tags.csv"'
             return response

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from labeling import spreadsheet_safety  # plain Python, no Django
+
 from .metrics import TABLE_HEADER, format_row
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -336,7 +338,7 @@ def cmd_score(args) -> int:
     mean, dist, unc = score_images(model, X, G, M)
     _say(f"scored {len(names)} images in {time.perf_counter() - t0:.2f}s")
     with open(args.out, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
+        w = spreadsheet_safety.writer(f)
         w.writerow(["image", "score", "uncertainty"] + [f"p{k}" for k in range(1, 11)])
         for n, s, u, d in zip(names, mean, unc, dist):
             w.writerow([n, f"{s:.4f}", f"{u:.4f}"] + [f"{x:.4f}" for x in d])
@@ -377,12 +379,12 @@ def cmd_demo_data(args) -> int:
         votes = rng.multinomial(50, p / p.sum())
         rows.append({"image": name, "tags": ";".join(tags), "votes": " ".join(map(str, votes))})
     with open(out / "labels.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, ["image", "tags", "votes"])
+        w = spreadsheet_safety.SafeDictWriter(f, ["image", "tags", "votes"])
         w.writeheader()
         w.writerows(rows)
     quality = np.array(quality)
     with open(out / "comparisons.csv", "w", newline="") as f:
-        w = csv.writer(f)
+        w = spreadsheet_safety.writer(f)
         w.writerow(["image_a", "image_b", "winner"])
         for _ in range(args.n_images * 10):
             a, b = rng.choice(args.n_images, 2, replace=False)
@@ -409,7 +411,7 @@ def cmd_convert_ava(args) -> int:
     present = set(folder_images(Path(args.images))) if args.images else None
     written = skipped = 0
     with open(args.ava, encoding="utf-8") as src, open(args.out, "w", newline="", encoding="utf-8") as dst:
-        w = csv.writer(dst)
+        w = spreadsheet_safety.writer(dst)
         w.writerow(["image", "tags", "votes"])
         for n, line in enumerate(src, 1):
             parts = line.split()

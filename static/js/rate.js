@@ -39,6 +39,7 @@
     flushing: null,       // promise of the running flush
     retryDelay: 1000,
     retryTimer: null,
+    seen: [],             // leases this page was given (a judged one may come back while its ack is on the way)
     history: [],          // this page's judgments, newest last, for undo: {pair, item, comparisonId}
     myCount: parseInt(ui.myCount.textContent, 10) || 0,
     sessionCount: parseInt(sessionStorage.getItem(sessionKey) || "0", 10),
@@ -59,8 +60,9 @@
     }
     return fetch(url, init).then(function (response) {
       if (response.status === 204) return { status: 204, data: null };
+      var retryAfter = parseInt(response.headers.get("Retry-After") || "", 10) || 0;
       return response.json().catch(function () { return {}; }).then(function (data) {
-        return { status: response.status, data: data };
+        return { status: response.status, data: data, retryAfter: retryAfter };
       });
     });
   }
@@ -113,7 +115,12 @@
       }
       if (state.ready.length >= PREFETCH && state.current) return Promise.resolve();
       return fetchPair().then(function (pair) {
-        if (pair) { if (state.current) state.ready.push(pair); else show(pair); }
+        if (pair && known(pair.lease)) {
+          // At the server's cap of live leases it hands back one this page already has (or just judged):
+          // wait for the queue to drain instead of showing a pair twice.
+          return wait(1000).then(function () { return (state.flushing || Promise.resolve()).then(loop); });
+        }
+        if (pair) { remember(pair); if (state.current) state.ready.push(pair); else show(pair); }
         return loop();
       });
     })().catch(function () {
@@ -122,6 +129,16 @@
     }).then(function () { state.filling = null; });
     return state.filling;
   }
+
+  function known(lease) { return state.seen.indexOf(lease) >= 0; }
+
+  function remember(pair) {
+    if (known(pair.lease)) return;
+    state.seen.push(pair.lease);
+    if (state.seen.length > 100) state.seen.shift();
+  }
+
+  function wait(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
 
   function expired(pair) { return Date.parse(pair.expires_at) - Date.now() < 2000; }
 
@@ -199,10 +216,12 @@
     flush();
   }
 
-  function scheduleRetry() {
+  function scheduleRetry(retryAfter) {
     if (state.retryTimer) return;
     say(state.pending.length + " judgment(s) not saved yet: retrying…", "warn");
-    state.retryTimer = setTimeout(function () { state.retryTimer = null; flush(); }, state.retryDelay);
+    // The server's Retry-After (a 503 while its database is down, a 429) when it gives one.
+    var delay = retryAfter ? Math.max(retryAfter * 1000, 500) : state.retryDelay;
+    state.retryTimer = setTimeout(function () { state.retryTimer = null; flush(); }, delay);
     state.retryDelay = Math.min(state.retryDelay * 2, 30000);
   }
 
@@ -221,7 +240,7 @@
           if (ui.status.classList.contains("warn")) say("All judgments saved.");
           return next();
         }
-        if (result.status === 429 || result.status >= 500) { scheduleRetry(); return; }
+        if (result.status === 429 || result.status >= 500) { scheduleRetry(result.retryAfter); return; }
         if (result.status === 401 || result.status === 403) {
           // Signed out: keep the judgments (they are in localStorage) and send them after the next log-in.
           say(state.pending.length + " judgment(s) waiting: log in again and they will be saved.", "error");

@@ -137,7 +137,7 @@ def test_ties_refused_where_disallowed_and_client_keys_not_reused(api, project, 
 
 @pytest.mark.django_db
 def test_submissions_are_throttled(api, project, images, rater, monkeypatch):
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth": "20/min", "submit": "3/min"})
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth": "20/min", "submit": "3/min", "next_pair": "600/min"})
     client = api(rater)
     statuses = [send(client, lease_pair(client)).status_code for _ in range(4)]
     assert statuses == [201, 201, 201, 429]

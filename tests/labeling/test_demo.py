@@ -4,6 +4,7 @@ import io
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from labeling.models import Image, Membership, Project
 from labeling.services import demo
@@ -30,7 +31,8 @@ def test_seed_demo_is_idempotent_and_prints_credentials(monkeypatch):
     original = Image.objects.get(original_name="astronaut/astronaut_original.png")
     assert original.metadata["blur_sigma"] == 0.0 and original.metadata["distortion_strength"] == 0
     assert set(original.image_tags.values_list("tag__name", flat=True)) == {"person", "portrait", "space", "flag"}
-    assert authenticate(username="rater", password="tagrank-rater") is not None
+    login = RequestFactory().post("/accounts/login/")  # the login limit (django-axes) needs the request
+    assert authenticate(login, username="rater", password="tagrank-rater") is not None
     roles = dict(Membership.objects.filter(project=project).values_list("user__username", "role"))
     assert roles == {"manager": "manager", "rater": "rater", "rater2": "rater"}
 

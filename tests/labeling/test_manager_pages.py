@@ -136,14 +136,30 @@ def test_unusable_invites_explain_why_and_create_no_account(client, project, man
 
 
 @pytest.mark.django_db
-def test_signed_in_user_joins_with_an_invite_and_deactivated_members_are_reactivated(client, project, manager, make_user):
+def test_invites_neither_reactivate_nor_promote_nor_demote(client, project, manager, make_user):
     member = make_user("returning")
     Membership.objects.create(project=project, user=member, is_active=False)
-    invite = invites.create_invite(project, manager, role="manager")
+    invite = invites.create_invite(project, manager, role="manager", max_uses=5)
     client.force_login(member)
-    assert client.post(reverse("signup", args=[invite.token])).status_code == 302
+    response = client.post(reverse("signup", args=[invite.token]))
+    assert response.status_code == 410 and "deactivated" in response.content.decode()
     membership = Membership.objects.get(user=member, project=project)
-    assert membership.is_active and membership.role == "manager"
+    assert not membership.is_active and membership.role == "rater"
+    # An active rater who opens a manager link stays a rater; a manager who opens a rater link stays a manager.
+    Membership.objects.filter(pk=membership.pk).update(is_active=True)
+    assert client.post(reverse("signup", args=[invite.token])).status_code == 302
+    assert Membership.objects.get(pk=membership.pk).role == "rater"
+    rater_link = invites.create_invite(project, manager, role="rater", max_uses=5)
+    client.force_login(manager)
+    assert client.post(reverse("signup", args=[rater_link.token])).status_code == 302
+    assert Membership.objects.get(user=manager, project=project).role == "manager"
+    invite.refresh_from_db()
+    rater_link.refresh_from_db()
+    assert invite.uses == 0 and rater_link.uses == 0  # existing members do not use up a link
+    newcomer = make_user("newcomer")
+    client.force_login(newcomer)
+    assert client.post(reverse("signup", args=[invite.token])).status_code == 302
+    assert Membership.objects.get(user=newcomer, project=project).role == "manager"
 
 
 @pytest.mark.django_db

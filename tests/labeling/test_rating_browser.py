@@ -102,3 +102,45 @@ def test_phone_width_shows_both_images_and_the_empty_message(live_server, browse
         page.screenshot(path=str(OUTPUT / "rating-page-phone-empty.png"))
     assert "Nothing to rate" in empty_text
     assert Comparison.objects.filter(project=project, rater=rater).count() == 28
+
+
+@pytest.mark.browser
+def test_judgments_answered_503_stay_queued_across_a_reload_and_are_resent_with_their_keys(live_server,
+                                                                                         browser_project):
+    """While the server answers 503 (as it does when its database is down), judgments wait in localStorage;
+    a reload keeps them; once the server is back they are stored, each under the key first sent."""
+    import json
+
+    project, rater = browser_project
+    refused_keys: list[str] = []
+
+    def outage(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        refused_keys.append(json.loads(route.request.post_data)["client_key"])
+        route.fulfill(status=503, headers={"Retry-After": "1", "Content-Type": "application/json"},
+                      body=json.dumps({"detail": "Try again in a few seconds.", "code": "service_unavailable"}))
+
+    with chromium_page() as page:
+        log_in(page, live_server.url, rater.username)
+        page.goto(f"{live_server.url}/projects/{project.slug}/rate/")
+        page.route("**/comparisons/", outage)
+        for _ in range(2):
+            page.wait_for_function(
+                "document.querySelector('#rater').dataset.lease && !document.querySelector('#pair').hidden"
+            )
+            lease = shown_lease(page)
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_function("lease => document.querySelector('#rater').dataset.lease !== lease", arg=lease)
+        page.wait_for_selector("#pending:not([hidden])")
+        page.wait_for_function("() => true", polling=1500)  # let a retry or two be refused
+        page.reload()  # the queue survives in localStorage
+        page.wait_for_selector("#pending:not([hidden])")
+        assert "2 waiting" in page.inner_text("#pending")
+        refused_before_reload = set(refused_keys)
+        page.unroute("**/comparisons/")
+        page.wait_for_selector("#pending", state="hidden", timeout=60000)
+
+    stored = set(Comparison.objects.filter(rater=rater).values_list("client_key", flat=True))
+    assert len(refused_keys) >= 2 and refused_before_reload  # refused, retried, and again after the reload
+    assert len(stored) == 2 and set(refused_keys) <= stored  # stored under the key that was refused, once
