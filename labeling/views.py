@@ -16,7 +16,7 @@ from labeling.services import invites as invite_service
 from labeling.services.comparisons import project_progress, undo_seconds
 from labeling.services.imports import ImportReport, RejectedImage, import_uploaded_file
 from labeling.services.pairs import reopen_for_overlap
-from labeling.services.pipeline import images_imported
+from worker import dispatch
 
 
 def project_for(request, slug: str) -> Project:
@@ -135,7 +135,7 @@ def project_upload(request, slug):
                 report.image_ids.append(image.pk)
             else:
                 report.duplicates += 1
-        images_imported(project, report.image_ids)
+        dispatch.send_images_imported(project.pk, report.image_ids)
         if report.imported:
             messages.success(request, f"Imported {report.imported} image(s).")
     return render(request, "labeling/project_upload.html", {"project": project, "form": form, "report": report})

@@ -24,6 +24,7 @@ from labeling.models import Membership, Project
 from modeling import dashboard_charts as charts
 from modeling.models import ModelVersion
 from modeling.services import agreement, human_scores
+from worker import dispatch
 
 RATER_ROWS_SHOWN = 50  # and every flagged rater
 
@@ -106,10 +107,8 @@ def _charts(data: dict) -> dict:
 @login_required
 @require_POST
 def recompute(request, slug):
-    from worker.metrics_tasks import enqueue_metrics
-
     project = managed_project(request, slug)
-    enqueue_metrics(project.pk)
+    dispatch.send_metrics_refresh(project.pk)
     messages.success(request, "Recomputing the human scores and the dashboard; reload in a little while.")
     return redirect("project-dashboard", slug=project.slug)
 

@@ -3,6 +3,8 @@ import os
 from celery import Celery
 from kombu import Queue
 
+from worker.schedule import BEAT_SCHEDULE
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("tagrank")
@@ -25,7 +27,5 @@ app.conf.result_expires = 24 * 3600
 
 # Task modules: one per area, so that each stays small. Each task is a thin wrapper over a service.
 app.conf.include = ["worker.tasks", "worker.metrics_tasks", "worker.selection_tasks"]
-
-from worker.schedule import BEAT_SCHEDULE  # noqa: E402
 
 app.conf.beat_schedule = BEAT_SCHEDULE

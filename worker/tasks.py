@@ -1,8 +1,7 @@
 """Thin Celery tasks: each calls a service in the apps and holds no business logic."""
 from celery import shared_task
-from django.db import InterfaceError as DatabaseInterfaceError
-from django.db import OperationalError as DatabaseOperationalError
-from kombu.exceptions import OperationalError as BrokerOperationalError
+
+from worker.retry import RETRYING
 
 
 @shared_task(name="tagrank.ping", acks_late=True, soft_time_limit=10, time_limit=20)
@@ -16,19 +15,7 @@ def ping(payload: str = "pong") -> dict:
 
 # --- The model loop (modeling.services) -------------------------------------------------------
 # Each task is idempotent: it reads what is still to do from the database, so a duplicated or
-# redelivered message (acks_late) does nothing twice. Retries are only for transient failures
-# (database or broker connection), with exponential backoff capped at RETRY_BACKOFF_MAX seconds.
-
-TRANSIENT_ERRORS = (DatabaseOperationalError, DatabaseInterfaceError, BrokerOperationalError, ConnectionError)
-RETRY_BACKOFF_MAX = 300
-RETRYING = dict(
-    acks_late=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=5,
-    retry_backoff_max=RETRY_BACKOFF_MAX,
-    retry_jitter=True,
-    max_retries=8,
-)
+# redelivered message (acks_late) does nothing twice; transient failures retry (worker/retry.py).
 
 
 @shared_task(name="tagrank.features.extract", soft_time_limit=1800, time_limit=1900, **RETRYING)

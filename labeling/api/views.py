@@ -28,7 +28,7 @@ from labeling.services import comparisons as comparison_service
 from labeling.services import pairs as pair_service
 from labeling.services import tags as tag_service
 from labeling.services.imports import RejectedImage, import_uploaded_file
-from labeling.services.pipeline import images_imported
+from worker import dispatch
 
 ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
 
@@ -375,7 +375,7 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
             return Response({"detail": f"{upload.name}: {exc}", "code": "image_rejected", "file": upload.name},
                             status=400)
         if created:
-            images_imported(self.project, [image.pk])
+            dispatch.send_images_imported(self.project.pk, [image.pk])
         image = self.get_queryset().get(pk=image.pk)
         body = s.ImageUploadResultSerializer(image, context={"request": request, "duplicate": not created}).data
         return Response(body, status=201 if created else 200)

@@ -19,7 +19,7 @@ from PIL import ImageFilter
 
 from labeling.models import Membership, Project
 from labeling.services.imports import ImportReport, _import_one
-from labeling.services.pipeline import images_imported
+from worker import dispatch
 
 DEMO_SLUG = "demo-photos"
 DEMO_USERS = {
@@ -139,5 +139,5 @@ def seed_demo(photos: dict[str, list[str]] | None = None) -> DemoResult:
             metadata = {"source": "scikit-image", "photo": photo, "distortion": kind, "distortion_strength": strength}
             metadata.update(values)
             _import_one(report, project, name, png_bytes(image), tags=tags, metadata=metadata, external_id=name[:-4])
-    images_imported(project, report.image_ids)
+    dispatch.send_images_imported(project.pk, report.image_ids)
     return DemoResult(project=project, report=report, credentials=credentials)

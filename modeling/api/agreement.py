@@ -16,6 +16,7 @@ from labeling.api.permissions import ProjectScopedMixin
 from labeling.api.serializers import ErrorSerializer
 from labeling.models import Membership
 from modeling.services import agreement, human_scores
+from worker import dispatch
 
 ERRORS = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 
@@ -51,10 +52,8 @@ class AgreementView(ProjectScopedMixin, APIView):
     @extend_schema(request=None, responses={202: OpenApiResponse(OpenApiTypes.OBJECT), **ERRORS}, tags=["dashboards"])
     def post(self, request, slug):
         """Refit the human scores and recompute the report on the worker (``default`` queue)."""
-        from worker.metrics_tasks import enqueue_metrics
-
         self.require_manager("recompute the agreement numbers")
-        enqueue_metrics(self.project.pk)
+        dispatch.send_metrics_refresh(self.project.pk)
         return Response({"detail": "Recomputing: the new report replaces the current one when ready."},
                         status=status.HTTP_202_ACCEPTED)
 

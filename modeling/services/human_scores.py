@@ -37,6 +37,7 @@ from modeling.ml.bradley_terry import (
 from modeling.models import HumanScore, ImageScore, ModelVersion
 from modeling.services.columns import fetch_columns
 from modeling.services.datasets import excluded_rater_ids, holdout_condition
+from worker import dispatch
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +329,5 @@ def set_rater_excluded(project: Project, user_id: int, excluded: bool, *, by=Non
         log.info("%s %s rater %s in %s", by or "someone", "excluded" if excluded else "re-included", user_id,
                  project.slug)
         if enqueue:
-            from worker.metrics_tasks import enqueue_metrics  # the worker imports the services, not the reverse
-
-            enqueue_metrics(project.pk)
+            dispatch.send_metrics_refresh(project.pk)
     return membership

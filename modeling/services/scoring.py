@@ -12,7 +12,7 @@ import logging
 import os
 import tempfile
 from datetime import timedelta
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 from django.conf import settings
@@ -22,23 +22,12 @@ from django.utils import timezone
 
 from labeling.models import Image, Project
 from modeling.models import ImageFeatures, ImageScore, ModelVersion, Promotion
+from worker import dispatch
 
 logger = logging.getLogger(__name__)
 
-_after_activation: list[Callable] = []
-
-
 class ScoringFailed(Exception):
     """The version cannot score the images (unreadable weights, features of another encoder...)."""
-
-
-def on_model_version_activated(callback: Callable) -> Callable:
-    """Register ``callback(version)``, run after a version became active and that was committed.
-
-    For follow-up work elsewhere (dashboard metrics, pair selection with the model prior).
-    """
-    _after_activation.append(callback)
-    return callback
 
 
 def batch_size() -> int:
@@ -213,17 +202,9 @@ def activate(version: ModelVersion) -> bool:
         )
         Promotion.objects.filter(to_version=locked, completed_at__isnull=True).update(completed_at=now)
         locked.refresh_from_db()
-        for callback in _after_activation:
-            transaction.on_commit(lambda cb=callback, v=locked: _run_hook(cb, v))
+        dispatch.send_activation_refresh(locked.project_id)
     logger.info("model version %s is now active for project %s", version.pk, version.project_id)
     return True
-
-
-def _run_hook(callback, version):
-    try:
-        callback(version)
-    except Exception:  # follow-up work must never undo or block the switch
-        logger.exception("after-activation hook %r failed", callback)
 
 
 # --- Keeping every image scored --------------------------------------------------------------
@@ -249,29 +230,7 @@ def enqueue_unscored(project: Project) -> int:
     has_features = ImageFeatures.objects.filter(image=OuterRef("pk"), encoder_id=version.encoder_id)
     if not unscored_images(version).filter(Exists(has_features)).exists():
         return 0
-    return int(dispatch_score_missing(version.pk))
-
-
-def dispatch_rescore(version_id: int) -> bool:
-    from worker.tasks import rescore_task
-
-    try:
-        rescore_task.apply_async(args=[version_id])
-        return True
-    except Exception as exc:  # the trigger check re-sends stalled scoring
-        logger.warning("could not enqueue rescoring of version %s (will retry): %s", version_id, exc)
-        return False
-
-
-def dispatch_score_missing(version_id: int) -> bool:
-    from worker.tasks import score_missing_task
-
-    try:
-        score_missing_task.apply_async(args=[version_id])
-        return True
-    except Exception as exc:
-        logger.warning("could not enqueue scoring for version %s: %s", version_id, exc)
-        return False
+    return int(dispatch.send_score_missing(version.pk))
 
 
 def score_missing(version_id: int) -> dict:
@@ -296,6 +255,6 @@ def redispatch_stalled(project: Project | None = None) -> list[int]:
     for version_id in versions.values_list("pk", flat=True):
         # Touch it first, so the next check does not re-send it again before this one could run.
         ModelVersion.objects.filter(pk=version_id).update(scoring_updated_at=timezone.now())
-        if dispatch_rescore(version_id):
+        if dispatch.send_rescore(version_id):
             resent.append(version_id)
     return resent

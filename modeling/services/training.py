@@ -29,6 +29,7 @@ from django.utils import timezone
 from labeling.models import Image, Project
 from modeling.models import ModelVersion, Promotion, TrainingRun
 from modeling.services import datasets, features, promotion, scoring
+from worker import dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def request_training(
                     project=project, trigger=trigger, trigger_reason=reason[:300], requested_by=user
                 )
                 if dispatch:
+                    # Not send_after_commit: a sent run is stamped (dispatched_at) for the re-send check.
                     transaction.on_commit(lambda run_id=run.pk: dispatch_run(run_id))
             logger.info("training run %s queued for %s (%s)", run.pk, project.slug, reason or trigger)
             return run, True
@@ -107,12 +109,7 @@ def request_training(
 
 def dispatch_run(run_id: int) -> bool:
     """Send the run's task. When the broker refuses, the run stays queued and the trigger check re-sends it."""
-    from worker.tasks import train_task
-
-    try:
-        train_task.apply_async(args=[run_id])
-    except Exception as exc:
-        logger.warning("could not enqueue training run %s (the trigger check will re-send it): %s", run_id, exc)
+    if not dispatch.send_training_run(run_id):
         return False
     TrainingRun.objects.filter(pk=run_id).update(dispatched_at=timezone.now())
     return True
@@ -273,9 +270,7 @@ def execute_run(run_id: int, task_id: str = "") -> dict:
         version = _train(run, reporter)
         if version.status == ModelVersion.Status.CANDIDATE:
             # Not promoted, so no activation refreshes the dashboard: show the new version's numbers now.
-            from worker.metrics_tasks import enqueue_metrics  # the worker imports the services, not the reverse
-
-            enqueue_metrics(run.project_id)
+            dispatch.send_metrics_refresh(run.project_id)
         return {"run": run_id, "status": "succeeded", "model_version": version.pk, "version_status": version.status}
     except RunAbandoned as exc:
         logger.warning("%s", exc)

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from labeling.models import Membership
-from labeling.services import pipeline
 from labeling.services.imports import store_image
 from modeling.services import features, human_scores, scoring
 from tests.conftest import make_image_bytes
@@ -17,7 +16,7 @@ from tests.browser import OUTPUT, chromium_page, log_in
 @pytest.fixture
 def seeded(transactional_db, monkeypatch, project, make_user):
     """Twelve images at three blur strengths with tags, features from the tiny encoder, a scored version."""
-    monkeypatch.setattr(pipeline, "_after_import", [])
+    monkeypatch.setattr("worker.dispatch.send_images_imported", lambda project_id, image_ids: None)
     images = []
     for index in range(12):
         blur = [0.0, 1.5, 3.0][index % 3]

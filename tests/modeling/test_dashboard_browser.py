@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from labeling.models import Image, Membership
-from labeling.services import demo, pipeline
+from labeling.services import demo
 from modeling.services import agreement, human_scores
 from tests.browser import OUTPUT, chromium_page, log_in
 from tests.modeling.dashboard_data import add_comparisons, make_model_version, member, user
@@ -14,8 +14,8 @@ from tests.modeling.dashboard_data import add_comparisons, make_model_version, m
 @pytest.fixture
 def demo_with_a_model(transactional_db, monkeypatch):
     """Three demo photos at their distortion ladders, rated by simulated raters, and a tiny-encoder model."""
-    monkeypatch.setattr(pipeline, "_after_import", [])  # no feature extraction messages: the model is made here
-    monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", lambda project_id: None)
+    monkeypatch.setattr("worker.dispatch.send_images_imported", lambda project_id, image_ids: None)  # no feature extraction messages: the model is made here
+    monkeypatch.setattr("worker.dispatch.send_metrics_refresh", lambda project_id: None)
     photos = dict(list(demo.DEMO_PHOTOS.items())[:3])
     result = demo.seed_demo(photos)
     project = result.project

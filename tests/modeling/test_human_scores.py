@@ -59,7 +59,7 @@ def test_left_is_image_a_and_a_tie_is_half_a_win(project, two_raters):
 def test_excluded_raters_are_left_out_reversibly(project, two_raters, monkeypatch):
     honest, contrarian = two_raters
     enqueued = []
-    monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", enqueued.append)
+    monkeypatch.setattr("worker.dispatch.send_metrics_refresh", enqueued.append)
     images = make_images(project, 20)
     quality = np.linspace(-2, 2, 20)
     rng = np.random.default_rng(2)

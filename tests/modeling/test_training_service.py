@@ -212,7 +212,7 @@ def test_a_weaker_challenger_is_kept_as_a_candidate_with_the_reason(project, rat
     monkeypatch.setattr(training, "champion_on_holdout",
                         lambda champion, dataset: ({"pairwise_agreement": 1.0, "n_comparisons": 9}, "stub"))
     refits = []
-    monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", refits.append)
+    monkeypatch.setattr("worker.dispatch.send_metrics_refresh", refits.append)
     run, _ = train_now(project)
     second = run.model_version
     assert run.status == TrainingRun.Status.SUCCEEDED
@@ -442,7 +442,7 @@ def test_new_images_are_scored_by_the_active_version(project, manager, loop_imag
 
 def test_model_loop_tasks_are_named_acked_late_limited_and_back_off_with_a_cap():
     from worker import app
-    from worker.tasks import RETRY_BACKOFF_MAX
+    from worker.retry import RETRY_BACKOFF_MAX
 
     app.loader.import_default_modules()
     for name, queue in [("tagrank.features.extract", "gpu"), ("tagrank.features.sweep", "gpu"),
@@ -465,26 +465,25 @@ def test_beat_runs_the_trigger_every_minute_and_the_sweep_every_few_minutes():
 
 
 def test_importing_enqueues_feature_extraction_after_commit(project, image_bytes, monkeypatch, django_capture_on_commit_callbacks):
-    from labeling.services.pipeline import images_imported
-    from worker.tasks import extract_features_task
+    from worker import dispatch
 
     sent = []
-    monkeypatch.setattr(extract_features_task, "apply_async", lambda args, **kw: sent.append(args[0]))
+    monkeypatch.setattr(dispatch, "send", lambda signature, what: sent.append((signature.task, signature.args)))
     images = add_images(project, 3, image_bytes)
     with django_capture_on_commit_callbacks(execute=True):
-        images_imported(project, [i.pk for i in images])
+        dispatch.send_images_imported(project.pk, [i.pk for i in images])
         assert sent == []  # not before the import committed
-    assert sent == [sorted(i.pk for i in images)]
+    assert sent == [("tagrank.features.extract", (sorted(i.pk for i in images),))]
 
 
 def test_an_unreachable_broker_never_breaks_an_import(project, image_bytes, monkeypatch):
     from kombu.exceptions import OperationalError
 
-    from worker.tasks import extract_features_task
+    from worker import dispatch
 
     def down(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(extract_features_task, "apply_async", down)
+    monkeypatch.setattr(dispatch.app, "send_task", down)
     images = add_images(project, 2, image_bytes)
-    assert features.enqueue_extraction(project, [i.pk for i in images]) == 0  # the sweep will pick them up
+    assert dispatch.send_feature_extraction(project.pk, [i.pk for i in images]) == 0  # the sweep will pick them up
