@@ -185,10 +185,8 @@ def membership_toggle(request, slug, membership_id):
         invite_service.set_membership_active(membership, action == "activate")
         messages.success(request, f"{membership.user.username} is {'active' if action == 'activate' else 'deactivated'}.")
     elif action in ("exclude", "include"):
-        # The modeling service also refits the human scores and the agreement report.
-        from modeling.services.human_scores import set_rater_excluded
-
-        set_rater_excluded(project, membership.user_id, action == "exclude", by=request.user.username)
+        # This also refits the human scores and the agreement report (in the background).
+        invite_service.set_rater_excluded(project, membership.user_id, action == "exclude", by=request.user.username)
         messages.success(
             request, f"{membership.user.username}'s comparisons are {'excluded from' if action == 'exclude' else 'used in'} training."
         )

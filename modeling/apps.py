@@ -5,3 +5,10 @@ class ModelingConfig(AppConfig):
     name = "modeling"
     verbose_name = "Modeling (model versions, scores)"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from labeling.api import image_list_filters
+        from modeling.api.score_filters import has_score
+
+        # The labelling API's image list filters by the model's output without importing modeling.
+        image_list_filters.register("has_score", has_score)

@@ -21,9 +21,10 @@ from django.views.decorators.http import require_POST
 
 from labeling import access
 from labeling.models import Membership, Project
+from labeling.services import invites as invite_service
 from modeling import dashboard_charts as charts
 from modeling.models import ModelVersion
-from modeling.services import agreement, human_scores
+from modeling.services import agreement
 from worker import dispatch
 
 RATER_ROWS_SHOWN = 50  # and every flagged rater
@@ -119,7 +120,7 @@ def rater_exclusion(request, slug, user_id):
     project = managed_project(request, slug)
     excluded = request.POST.get("excluded") in ("1", "true", "on")
     try:
-        membership = human_scores.set_rater_excluded(project, user_id, excluded, by=request.user.username)
+        membership = invite_service.set_rater_excluded(project, user_id, excluded, by=request.user.username)
     except Membership.DoesNotExist:
         raise Http404("This user is not a member of the project.") from None
     name = membership.user.username

@@ -15,7 +15,8 @@ from rest_framework.views import APIView
 from labeling.api.permissions import ProjectScopedMixin
 from labeling.api.serializers import ErrorSerializer
 from labeling.models import Membership
-from modeling.services import agreement, human_scores
+from labeling.services import invites as invite_service
+from modeling.services import agreement
 from worker import dispatch
 
 ERRORS = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
@@ -81,7 +82,7 @@ class RaterExclusionView(ProjectScopedMixin, APIView):
         body = ExclusionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            membership = human_scores.set_rater_excluded(
+            membership = invite_service.set_rater_excluded(
                 self.project, user_id, body.validated_data["excluded"], by=request.user.username
             )  # fmt: skip
         except Membership.DoesNotExist:

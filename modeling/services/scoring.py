@@ -12,7 +12,7 @@ import logging
 import os
 import tempfile
 from datetime import timedelta
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 from django.conf import settings

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from scipy import stats
 
 from labeling.models import Comparison, Membership, Project
+from labeling.services import invites
 from modeling.ml.metrics import pairwise_agreement
 from modeling.models import AgreementReport, ImageScore
 from modeling.services import agreement, human_scores
@@ -148,7 +149,7 @@ def test_rater_exclusion_api(project, boss, rated, enqueued):
 
 @pytest.mark.django_db
 def test_excluding_a_rater_changes_the_next_report(project, boss, rated, report):
-    human_scores.set_rater_excluded(project, rated["lefty"].pk, True, enqueue=False)
+    invites.set_rater_excluded(project, rated["lefty"].pk, True, enqueue=False)
     fresh = agreement.compute_and_store_report(project, only_if_changed=True, n_resamples=N_RESAMPLES)
     assert fresh is not None
     assert fresh.data["totals"]["comparisons_used"] == report.data["totals"]["comparisons_used"] - 30
