@@ -170,7 +170,7 @@ def undo_last_comparison(project: Project, rater, *, comparison_id: int | None =
 def project_progress(project: Project, *, days: int = 30) -> dict:
     """Comparisons per day (the last ``days``) and per rater, with gold accuracy and position bias,
     and what is left in the pair queue. One grouped query each, for the manager's progress views."""
-    from django.db.models import Avg, Count, Max, Q
+    from django.db.models import Count
     from django.db.models.functions import TruncDate
 
     from labeling.models import Membership
@@ -185,18 +185,7 @@ def project_progress(project: Project, *, days: int = 30) -> dict:
         .annotate(n=Count("id"))
         .order_by("day")
     ]
-    stats = {
-        row["rater"]: row
-        for row in comparisons.values("rater").annotate(
-            n=Count("id"),
-            last=Max("created_at"),
-            mean_ms=Avg("response_ms"),
-            gold_judged=Count("id", filter=Q(is_gold=True)),
-            gold_correct=Count("id", filter=Q(is_gold=True, gold_correct=True)),
-            left=Count("id", filter=Q(outcome=Comparison.Outcome.A)),
-            right=Count("id", filter=Q(outcome=Comparison.Outcome.B)),
-        ).order_by()
-    }
+    stats = rater_counts(project)
     per_rater = []
     members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
     seen = set()
@@ -216,6 +205,27 @@ def project_progress(project: Project, *, days: int = 30) -> dict:
         "per_day": per_day,
         "per_rater": per_rater,
         "pairs_remaining": pairs_remaining(project),
+    }
+
+
+def rater_counts(project: Project) -> dict[int, dict]:
+    """Per rater id, over all of the project's comparisons, in one grouped query: ``n`` judgments,
+    ``left`` and ``right`` (decided for image a, b), ``gold_judged`` and ``gold_correct``, ``last``
+    (when) and ``mean_ms``. The one definition of these counts: the progress views and the dashboard's
+    rater table (modeling/services/agreement.py) both read them here."""
+    from django.db.models import Avg, Count, Max, Q
+
+    return {
+        row["rater"]: row
+        for row in Comparison.objects.filter(project=project).values("rater").annotate(
+            n=Count("id"),
+            last=Max("created_at"),
+            mean_ms=Avg("response_ms"),
+            gold_judged=Count("id", filter=Q(is_gold=True)),
+            gold_correct=Count("id", filter=Q(is_gold=True, gold_correct=True)),
+            left=Count("id", filter=Q(outcome=Comparison.Outcome.A)),
+            right=Count("id", filter=Q(outcome=Comparison.Outcome.B)),
+        ).order_by()
     }
 
 

@@ -43,6 +43,7 @@ from django.utils import timezone
 from scipy import stats
 
 from labeling.models import Comparison, Image, Membership, Project
+from labeling.services.comparisons import rater_counts
 from modeling.models import AgreementReport, HumanScore, ImageScore, ModelVersion
 from modeling.services import human_scores
 from modeling.services.datasets import HOLDOUT_DEFINITION
@@ -308,11 +309,13 @@ def side_p_values(left, decided) -> np.ndarray:
 
 
 def rater_rows(comparisons: ComparisonArrays, pairs: PairJudgments, included: np.ndarray,
-               latest: np.ndarray, thresholds: FlagThresholds) -> list[dict]:
+               latest: np.ndarray, thresholds: FlagThresholds, by_rater: dict[int, dict]) -> list[dict]:
     """One row per rater: volume, gold accuracy, agreement with the majority, speed, position bias, flags.
 
     ``included`` [M]: the comparison's rater is not excluded from training. ``latest`` [M]: the
     rater's last judgment of that pair. Majorities are formed from included raters' latest judgments.
+    ``by_rater``: each rater's judgments, sides and gold, as ``labeling.services.comparisons.rater_counts``
+    defines them (the progress page shows the same numbers).
     """
     counted = included & latest
     counts = value_counts(pairs.pair_index[counted], pairs.category[counted], pairs.n_pairs)
@@ -326,9 +329,11 @@ def rater_rows(comparisons: ComparisonArrays, pairs: PairJudgments, included: np
     def per_rater(mask):
         return np.bincount(rater_of[mask], minlength=n_raters)
 
-    totals = per_rater(np.ones_like(rater_of, dtype=bool))
-    left, right = per_rater(comparisons.outcome == 1.0), per_rater(comparisons.outcome == 0.0)
-    gold_graded, gold_right = per_rater(comparisons.gold >= 0), per_rater(comparisons.gold == 1)
+    def counted(name):
+        return np.array([by_rater.get(int(rater_id), {}).get(name, 0) for rater_id in rater_ids], dtype=np.int64)
+
+    totals, left, right = counted("n"), counted("left"), counted("right")
+    gold_graded, gold_right = counted("gold_judged"), counted("gold_correct")
     majority_n, majority_agree = per_rater(with_majority), per_rater(agrees)
     multi_rated = per_rater(latest & (n_others > 0))
     medians = _grouped_nanmedian(rater_of, comparisons.response_ms, n_raters)
@@ -674,7 +679,7 @@ def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int 
     right = int(np.count_nonzero(used.outcome == 0.0))
     human["left_share_decided"] = proportion(left, left + right)
     human["tie_share"] = (used.n_comparisons - left - right) / used.n_comparisons if used.n_comparisons else None
-    raters = rater_rows(everything, pairs, included, latest, thresholds)
+    raters = rater_rows(everything, pairs, included, latest, thresholds, rater_counts(project))
     _add_rater_names(project, raters, excluded)
     lap("humans")
 

@@ -174,12 +174,26 @@ THRESHOLDS = FlagThresholds(too_fast_median_ms=800, too_fast_min_timed=5, one_si
                             gold_min_accuracy=0.7, gold_min_judgments=4)
 
 
+def rater_counts_of(comparisons) -> dict[int, dict]:
+    """What labeling.services.comparisons.rater_counts reads from the database, counted by hand."""
+    counts: dict[int, dict] = {}
+    for rater, outcome, gold in zip(comparisons.rater_id, comparisons.outcome, comparisons.gold):
+        row = counts.setdefault(int(rater), {"n": 0, "left": 0, "right": 0, "gold_judged": 0, "gold_correct": 0})
+        row["n"] += 1
+        row["left"] += outcome == 1.0
+        row["right"] += outcome == 0.0
+        row["gold_judged"] += gold >= 0
+        row["gold_correct"] += gold == 1
+    return counts
+
+
 def rater_table(rows, excluded=()):
     comparisons = arrays(rows)
     pairs = agreement.group_pairs(comparisons.a_index, comparisons.b_index, comparisons.outcome)
     latest = agreement.latest_per_rater(pairs.pair_index, comparisons.rater_id)
     included = ~np.isin(comparisons.rater_id, list(excluded))
-    return {row["user_id"]: row for row in agreement.rater_rows(comparisons, pairs, included, latest, THRESHOLDS)}
+    rows = agreement.rater_rows(comparisons, pairs, included, latest, THRESHOLDS, rater_counts_of(comparisons))
+    return {row["user_id"]: row for row in rows}
 
 
 def test_agreement_with_the_majority_of_the_other_raters():
