@@ -19,7 +19,6 @@ import traceback
 from dataclasses import asdict
 from datetime import timedelta
 
-import numpy as np
 from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, connection, transaction
@@ -27,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from labeling.models import Image, Project
+from modeling.ml.json_values import plain_json
 from modeling.models import ModelVersion, Promotion, TrainingRun
 from modeling.services import datasets, features, promotion, scoring
 from worker import dispatch
@@ -388,7 +388,7 @@ def _train(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
                 raise RunAbandoned(f"training run {run.pk} is no longer running on this worker")
             version = ModelVersion.objects.create(
                 project=project, status=ModelVersion.Status.CANDIDATE, encoder_id=dataset.encoder_id,
-                config=config, metrics=_json_safe(metrics), n_comparisons=dataset.counts["training_comparisons"],
+                config=config, metrics=plain_json(metrics), n_comparisons=dataset.counts["training_comparisons"],
                 last_comparison_id=dataset.last_comparison_id, training_seconds=training_seconds,
                 trained_by=run.requested_by, status_reason="" if verdict.promote else verdict.reason,
             )
@@ -457,14 +457,3 @@ def champion_on_holdout(champion: ModelVersion | None, dataset: datasets.Project
     return metrics, "re-evaluated" + (f": pairwise agreement {agreement:.3f}" if agreement is not None else "")
 
 
-def _json_safe(value):
-    """Metrics as plain JSON (numpy scalars become numbers, NaN becomes null)."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value

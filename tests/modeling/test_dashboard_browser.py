@@ -6,6 +6,7 @@ import pytest
 
 from labeling.models import Image, Membership
 from labeling.services import demo
+from modeling.ml import agreement_stats
 from modeling.services import agreement, human_scores
 from tests.browser import OUTPUT, chromium_page, log_in
 from tests.modeling.dashboard_data import add_comparisons, make_model_version, member, user
@@ -107,7 +108,7 @@ def test_dashboard_of_the_demo_renders_numbers_charts_and_galleries(live_server,
     assert n_points == compared > 20 and version_points == 1 and bars > 5
     assert scatter_box["width"] > 300 and scatter_box["height"] > 100
     assert "Always one side" in hasty_flags and "Too fast" in hasty_flags
-    assert n_thumbnails == agreement.GALLERY_SIZE and thumbnails_loaded
+    assert n_thumbnails == agreement_stats.GALLERY_SIZE and thumbnails_loaded
     image = Image.objects.get(pk=image_id)
     assert opened_url.endswith(image.file.url)
     assert excluded_after_click
