@@ -14,7 +14,7 @@ from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, Up
 from labeling.models import GoldPair, Image, Invite, Membership, Project
 from labeling.services import invites as invite_service
 from labeling.services.comparisons import project_progress, undo_seconds
-from labeling.services.imports import ImportReport, RejectedImage, import_uploaded_file
+from labeling.services.imports import ImportReport, RejectedImage, import_one, read_upload
 from labeling.services.pairs import reopen_for_overlap
 from worker import dispatch
 
@@ -126,15 +126,11 @@ def project_upload(request, slug):
         report = ImportReport()
         for upload in form.cleaned_data["files"]:
             try:
-                image, created = import_uploaded_file(project, upload, upload.name, tags=form.cleaned_data["tags"])
+                data = read_upload(upload)
             except RejectedImage as exc:
                 report.rejected.append((upload.name, str(exc)))
                 continue
-            if created:
-                report.imported += 1
-                report.image_ids.append(image.pk)
-            else:
-                report.duplicates += 1
+            import_one(report, project, upload.name, data, tags=form.cleaned_data["tags"])
         dispatch.send_images_imported(project.pk, report.image_ids)
         if report.imported:
             messages.success(request, f"Imported {report.imported} image(s).")

@@ -30,9 +30,26 @@ from worker import dispatch
 ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
 
 
+# The HTTP status of each refusal the services raise (they know nothing of HTTP); any other is a 400.
+REFUSAL_STATUS = {
+    pair_service.LeaseForeign: 403,
+    pair_service.LeaseExpired: 410,
+    pair_service.LeaseClosed: 409,
+    comparison_service.ClientKeyReused: 409,
+    comparison_service.NothingToUndo: 404,
+    comparison_service.UndoRefused: 409,
+    tag_service.TagNotOnImage: 404,
+    tag_service.TagNotYours: 403,
+}
+
+
+def refusal_status(exc) -> int:
+    return next((code for kind, code in REFUSAL_STATUS.items() if isinstance(exc, kind)), 400)
+
+
 def refused(exc) -> Response:
     """A service's refusal (LeaseError, TagRefused) as a 4xx with the message and a stable code."""
-    return Response({"detail": exc.message, "code": exc.code}, status=exc.status)
+    return Response({"detail": exc.message, "code": exc.code}, status=refusal_status(exc))
 
 
 class StandardPagination(PageNumberPagination):

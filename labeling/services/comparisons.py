@@ -35,17 +35,14 @@ class ImagesOutsideProject(ComparisonRefused):
 
 
 class ClientKeyReused(ComparisonRefused):
-    status = 409
     code = "client_key_reused"
 
 
 class NothingToUndo(ComparisonRefused):
-    status = 404
     code = "nothing_to_undo"
 
 
 class UndoRefused(ComparisonRefused):
-    status = 409
     code = "undo_refused"
 
 
@@ -160,7 +157,7 @@ def undo_last_comparison(project: Project, rater, *, comparison_id: int | None =
         left_id, right_id, undone_id = latest.image_a_id, latest.image_b_id, latest.pk
         latest.delete()
         count_comparison(latest, -1)
-        lease = pairs._new_lease(
+        lease = pairs.new_lease(
             project, rater, left_id, right_id, timezone.now(), candidate_id=candidate_id, gold_id=gold_id
         )
         pairs.refresh_candidate(candidate_id, project)

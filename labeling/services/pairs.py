@@ -60,9 +60,8 @@ _random = random.SystemRandom()
 
 
 class LeaseError(Exception):
-    """A lease cannot be used as asked. ``status`` is the HTTP status the API answers with."""
+    """A lease cannot be used as asked. ``code`` is stable; the API maps the class to an HTTP status."""
 
-    status = 400
     code = "lease_invalid"
 
     def __init__(self, message: str):
@@ -75,7 +74,6 @@ class LeaseUnknown(LeaseError):
 
 
 class LeaseForeign(LeaseError):
-    status = 403
     code = "lease_foreign"
 
 
@@ -84,14 +82,12 @@ class LeaseWrongProject(LeaseError):
 
 
 class LeaseExpired(LeaseError):
-    status = 410
     code = "lease_expired"
 
 
 class LeaseClosed(LeaseError):
     """Judged, skipped, released or undone: the lease is no longer live."""
 
-    status = 409
     code = "lease_closed"
 
 
@@ -309,7 +305,7 @@ def _lease_writes_need_no_flush() -> None:
         _rows("SET LOCAL synchronous_commit TO OFF", [])
 
 
-def _new_lease(project, rater, left_id: int, right_id: int, now: datetime, **links) -> PairLease:
+def new_lease(project, rater, left_id: int, right_id: int, now: datetime, **links) -> PairLease:
     return PairLease.objects.create(
         token=uuid.uuid4(),
         project=project,
@@ -352,7 +348,7 @@ def _lease_locked_candidate(project, rater, row: tuple, now, rng) -> PairLease |
     if judged_by_rater or barred:
         return None
     left, right = _left_right(low, high, rng)
-    lease = _new_lease(project, rater, left, right, now, candidate_id=candidate_id)
+    lease = new_lease(project, rater, left, right, now, candidate_id=candidate_id)
     earliest = min(earliest, lease.expires_at) if earliest else lease.expires_at
     _store_slots(candidate_id, judged, live + 1, earliest, project.overlap)
     return lease
@@ -449,7 +445,7 @@ def lease_gold_pair(project: Project, rater, *, rng=None) -> PairLease | None:
     left, right = _left_right(gold.image_a_id, gold.image_b_id, rng)
     with transaction.atomic():
         _lease_writes_need_no_flush()
-        return _new_lease(project, rater, left, right, now, gold=gold)
+        return new_lease(project, rater, left, right, now, gold=gold)
 
 
 # --- Ending leases ---------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ TAG_MAX_LENGTH = 100
 
 
 class TagRefused(Exception):
-    status = 400
+    """A tag change refused. ``code`` is stable; the API maps the class to an HTTP status."""
+
     code = "tag_refused"
 
     def __init__(self, message: str):
@@ -27,12 +28,10 @@ class TagNotInVocabulary(TagRefused):
 
 
 class TagNotOnImage(TagRefused):
-    status = 404
     code = "tag_not_on_image"
 
 
 class TagNotYours(TagRefused):
-    status = 403
     code = "tag_not_yours"
 
 

@@ -100,7 +100,7 @@ def poster_table(metrics: dict) -> dict | None:
     """The poster's rows (Error, LCC, SRCC, KL, EMD) for the tags model and the image-only baseline.
 
     Read from the version's evaluation at training time (``metrics["holdout"]``: held-out reference
-    ratings and comparisons, see ``modeling.services.training``); None where the project has no
+    ratings and comparisons, see ``modeling.services.training_runs``); None where the project has no
     held-out reference ratings (no AVA-style import).
     """
     holdout = (metrics or {}).get("holdout") if isinstance(metrics, dict) else None

@@ -77,14 +77,14 @@ def unscored_images(version: ModelVersion):
     return Image.objects.filter(project_id=version.project_id).filter(~Exists(scored))
 
 
-def score_images(version: ModelVersion, image_ids: Iterable[int], *, model=None, store=None) -> int:
+def score_and_store(version: ModelVersion, image_ids: Iterable[int], *, model=None, store=None) -> int:
     """Score these images with the version and store the scores (bulk insert). Returns rows written.
 
     Images already scored by this version are skipped. Features that are missing are extracted
     first when the configured encoder is the version's; otherwise ScoringFailed.
     """
     from modeling.ml.training import score_images as score_features
-    from modeling.services import datasets, features
+    from modeling.services import datasets, feature_extraction
 
     ids = sorted({int(i) for i in image_ids})
     if not ids:
@@ -95,15 +95,15 @@ def score_images(version: ModelVersion, image_ids: Iterable[int], *, model=None,
     ids = [i for i in ids if i not in already]
     if not ids:
         return 0
-    store = store or features.feature_store(version.encoder_id)
+    store = store or feature_extraction.feature_store(version.encoder_id)
     missing = store.missing_images(ids)
     if missing:
-        if version.encoder_id != features.encoder_id_for():
+        if version.encoder_id != feature_extraction.encoder_id_for():
             raise ScoringFailed(
                 f"{len(missing)} image(s) have no features of this version's encoder {version.encoder_id!r}, "
-                f"and the configured encoder is {features.encoder_id_for()!r}"
+                f"and the configured encoder is {feature_extraction.encoder_id_for()!r}"
             )
-        report = features.extract_features(missing)
+        report = feature_extraction.extract_features(missing)
         unreadable = {image_id for image_id, _ in report.failed}
         ids = [i for i in ids if i not in unreadable]  # an unreadable file cannot be scored by any version
         if not ids:
@@ -160,7 +160,7 @@ def rescore(version_id: int, *, progress: Callable[[int, int], None] | None = No
         total = Image.objects.filter(project_id=version.project_id).count()
         for start in range(0, len(todo), batch_size()):
             try:
-                written += score_images(version, todo[start:start + batch_size()], model=model)
+                written += score_and_store(version, todo[start:start + batch_size()], model=model)
             except ScoringFailed as exc:
                 mark_failed(version, str(exc))
                 return {"version": version_id, "failed": str(exc)}
@@ -216,7 +216,7 @@ def score_new_images(project: Project, image_ids: Iterable[int]) -> int:
     if version is None:
         return 0
     try:
-        return score_images(version, image_ids)
+        return score_and_store(version, image_ids)
     except Exception as exc:  # the sweep tries again later; the import itself is done
         logger.warning("could not score new images of %s with v%s: %s", project.slug, version.pk, exc)
         return 0
@@ -241,7 +241,7 @@ def score_missing(version_id: int) -> dict:
     ids = list(unscored_images(version).values_list("pk", flat=True))
     written = 0
     for start in range(0, len(ids), batch_size()):
-        written += score_images(version, ids[start:start + batch_size()])
+        written += score_and_store(version, ids[start:start + batch_size()])
     return {"version": version_id, "scored": written}
 
 

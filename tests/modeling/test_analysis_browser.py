@@ -6,7 +6,7 @@ import pytest
 
 from labeling.models import Membership
 from labeling.services.imports import store_image
-from modeling.services import features, human_scores, scoring
+from modeling.services import feature_extraction, human_scores, scoring
 from tests.conftest import make_image_bytes
 from tests.modeling.analysis_data import attach_weights, ranker
 from tests.modeling.dashboard_data import add_comparisons, make_model_version, member, user
@@ -25,10 +25,10 @@ def seeded(transactional_db, monkeypatch, project, make_user):
                                caption="a photo outdoors" if index % 4 == 0 else "",
                                metadata={"blur_sigma": blur, "photo": f"p{index}"})
         images.append(image)
-    features.extract_features([image.pk for image in images])
-    version = make_model_version(project, [], [], encoder_id=features.encoder_id_for())
+    feature_extraction.extract_features([image.pk for image in images])
+    version = make_model_version(project, [], [], encoder_id=feature_extraction.encoder_id_for())
     attach_weights(version, ranker("tags", seed=4, dim=64), ranker("image_only", seed=5, dim=64))
-    scoring.score_images(version, [image.pk for image in images])
+    scoring.score_and_store(version, [image.pk for image in images])
     raters = [user(f"sim-{k}") for k in range(2)]
     for rater in raters:
         member(project, rater)

@@ -28,7 +28,7 @@ from django.utils import timezone
 from labeling.models import Image, Project
 from modeling.ml.json_values import plain_json
 from modeling.models import ModelVersion, Promotion, TrainingRun
-from modeling.services import datasets, features, promotion, scoring
+from modeling.services import datasets, feature_extraction, promotion, scoring
 from worker import dispatch
 
 logger = logging.getLogger(__name__)
@@ -267,7 +267,7 @@ def execute_run(run_id: int, task_id: str = "") -> dict:
     reporter = RunReporter(run)
     reporter.start_heartbeat()
     try:
-        version = _train(run, reporter)
+        version = _train_and_store(run, reporter)
         if version.status == ModelVersion.Status.CANDIDATE:
             # Not promoted, so no activation refreshes the dashboard: show the new version's numbers now.
             dispatch.send_metrics_refresh(run.project_id)
@@ -296,7 +296,7 @@ def _epoch_progress(reporter: RunReporter, label: str, start: float, span: float
     return report
 
 
-def _train(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
+def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
     from modeling.ml.training import train_ranker
 
     project = run.project
@@ -306,7 +306,7 @@ def _train(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
 
     reporter.stage("extracting missing features", 0.02)
     image_ids = list(Image.objects.filter(project=project).values_list("pk", flat=True))
-    extraction = features.ensure_image_features(
+    extraction = feature_extraction.ensure_image_features(
         image_ids, progress=lambda done, total: reporter.progress(0.02 + 0.08 * done / max(total, 1))
     )
     if extraction is not None:
