@@ -23,7 +23,7 @@ from labeling import access
 from labeling.models import Membership, Project
 from labeling.services import invites as invite_service
 from modeling import dashboard_charts as charts
-from modeling.models import ModelVersion
+from modeling.models import ModelVersion, is_demo_encoder
 from modeling.services import agreement
 from worker import dispatch
 
@@ -57,7 +57,7 @@ def dashboard(request, slug):
         "chart_version": version,
         # The header and the demo banner of base.html show the encoder behind the scores in view.
         "tagrank_encoder": encoder,
-        "tagrank_demo_encoder": str(encoder).startswith("tiny"),
+        "tagrank_demo_encoder": is_demo_encoder(encoder),
         "flag_labels": agreement.FLAG_LABELS,
     }
     if data:

@@ -47,7 +47,7 @@ class UndoRefused(ComparisonRefused):
 
 
 def undo_seconds() -> int:
-    return int(getattr(settings, "TAGRANK_UNDO_SECONDS", 60))
+    return int(settings.TAGRANK_UNDO_SECONDS)
 
 
 def submit_comparison(

@@ -62,7 +62,7 @@ from modeling.ml.agreement_stats import (
     value_counts,
 )
 from modeling.ml.json_values import finite, plain_json
-from modeling.models import AgreementReport, HumanScore, ImageScore, ModelVersion
+from modeling.models import AgreementReport, HumanScore, ImageScore, ModelVersion, is_demo_encoder
 from modeling.services import human_scores
 from modeling.services.datasets import HOLDOUT_DEFINITION
 
@@ -276,7 +276,7 @@ def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int 
             "gold_comparisons": int(np.count_nonzero(everything.gold >= 0)),
             "compared_images": int(np.count_nonzero(human_counts)),
         },
-        "encoder": {"id": encoder_id, "is_demo": str(encoder_id).startswith("tiny")},
+        "encoder": {"id": encoder_id, "is_demo": is_demo_encoder(encoder_id)},
         "human": human,
         "raters": raters,
         "model": {

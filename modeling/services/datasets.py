@@ -64,9 +64,6 @@ def holdout_condition(project: str = "project_id", image_a: str = "image_a_id", 
     return LessThan(scaled, Value(HOLDOUT_PERCENT * _PRIME, output_field=BigIntegerField()))
 
 
-holdout_filter = holdout_condition  # the name the dashboards' brief uses
-
-
 def holdout_comparisons(comparisons: QuerySet) -> QuerySet:
     """The held-out comparisons of a Comparison queryset."""
     return comparisons.filter(holdout_condition())

@@ -146,7 +146,7 @@ def extract_features(
     """
     encoder = encoder or current_encoder()
     store = feature_store(encoder.encoder_id)
-    batch_size = batch_size or int(getattr(settings, "TAGRANK_FEATURE_BATCH_SIZE", 64))
+    batch_size = batch_size or int(settings.TAGRANK_FEATURE_BATCH_SIZE)
     ids = sorted({int(i) for i in image_ids})
     report = ExtractionReport(encoder.encoder_id)
     recorded = set(

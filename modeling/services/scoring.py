@@ -31,11 +31,11 @@ class ScoringFailed(Exception):
 
 
 def batch_size() -> int:
-    return int(getattr(settings, "TAGRANK_SCORING_BATCH_SIZE", 2048))
+    return int(settings.TAGRANK_SCORING_BATCH_SIZE)
 
 
 def stale_after() -> timedelta:
-    return timedelta(seconds=int(getattr(settings, "TAGRANK_SCORING_STALE_SECONDS", 600)))
+    return timedelta(seconds=int(settings.TAGRANK_SCORING_STALE_SECONDS))
 
 
 # --- Loading a version's model ------------------------------------------------------------------

@@ -45,15 +45,15 @@ class RunAbandoned(Exception):
 
 
 def heartbeat_seconds() -> float:
-    return float(getattr(settings, "TAGRANK_TRAINING_HEARTBEAT_SECONDS", 10))
+    return float(settings.TAGRANK_TRAINING_HEARTBEAT_SECONDS)
 
 
 def stale_after() -> timedelta:
-    return timedelta(seconds=float(getattr(settings, "TAGRANK_TRAINING_STALE_SECONDS", 300)))
+    return timedelta(seconds=float(settings.TAGRANK_TRAINING_STALE_SECONDS))
 
 
 def redispatch_after() -> timedelta:
-    return timedelta(seconds=float(getattr(settings, "TAGRANK_TRAINING_REDISPATCH_SECONDS", 900)))
+    return timedelta(seconds=float(settings.TAGRANK_TRAINING_REDISPATCH_SECONDS))
 
 
 def train_config(project: Project):
@@ -63,7 +63,7 @@ def train_config(project: Project):
     merged: dict = {}
     for layer in (
         PLATFORM_TRAIN_DEFAULTS,
-        getattr(settings, "TAGRANK_TRAIN_CONFIG", {}),
+        settings.TAGRANK_TRAIN_CONFIG,
         promotion.training_settings(project).hyperparameters or {},
     ):
         layer = dict(layer)

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def failure_cooldown() -> timedelta:
-    return timedelta(seconds=float(getattr(settings, "TAGRANK_TRAINING_FAILURE_COOLDOWN_SECONDS", 600)))
+    return timedelta(seconds=float(settings.TAGRANK_TRAINING_FAILURE_COOLDOWN_SECONDS))
 
 
 @dataclass
