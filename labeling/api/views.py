@@ -48,7 +48,7 @@ def refusal_status(exc) -> int:
 
 
 def refused(exc) -> Response:
-    """A service's refusal (LeaseError, TagRefused) as a 4xx with the message and a stable code."""
+    """A service's refusal (``labeling.services.refusals.Refusal``) as a 4xx with the message and a stable code."""
     return Response({"detail": exc.message, "code": exc.code}, status=refusal_status(exc))
 
 

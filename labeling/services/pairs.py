@@ -48,6 +48,7 @@ from labeling.models import (
     Project,
     Tag,
 )
+from labeling.services.refusals import Refusal
 
 # The fallback looks at the images with the fewest comparisons: first a small pool, then a larger one.
 # A project no bigger than the last pool is searched exhaustively, so "nothing to rate" is exact there.
@@ -59,14 +60,10 @@ FALLBACK_ATTEMPTS = 24
 _random = random.SystemRandom()
 
 
-class LeaseError(Exception):
-    """A lease cannot be used as asked. ``code`` is stable; the API maps the class to an HTTP status."""
+class LeaseError(Refusal):
+    """A lease cannot be used as asked."""
 
     code = "lease_invalid"
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 class LeaseUnknown(LeaseError):

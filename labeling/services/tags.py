@@ -9,18 +9,15 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from labeling.models import Image, ImageTag, Project, Tag
+from labeling.services.refusals import Refusal
 
 TAG_MAX_LENGTH = 100
 
 
-class TagRefused(Exception):
-    """A tag change refused. ``code`` is stable; the API maps the class to an HTTP status."""
+class TagRefused(Refusal):
+    """A tag change refused."""
 
     code = "tag_refused"
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 class TagNotInVocabulary(TagRefused):
