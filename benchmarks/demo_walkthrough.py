@@ -221,7 +221,9 @@ def main() -> None:
     print(json.dumps(trained), flush=True)
     active_id = (report.get("model") or {}).get("active_version_id")
     version = next((v for v in report["model"]["versions"] if v["id"] == active_id), {}) if report else {}
-    brief = lambda interval: interval and f"{interval['value']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
+    def brief(interval):
+        return interval and f"{interval['value']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
+
     print(f"dashboard, active version {active_id}: held-out agreement {brief(version.get('heldout_agreement'))}, "
           f"human ceiling on the same pairs {brief((version.get('ceiling') or {}).get('human'))}, "
           f"SRCC with human scores {brief((version.get('human_correlation') or {}).get('srcc'))}; "

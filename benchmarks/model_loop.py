@@ -52,7 +52,7 @@ def build_project(n_images: int, n_comparisons: int, seed: int = 0):
 
     from labeling.models import Comparison, Image, ImageTag, Membership, Project, Tag
     from modeling.models import ImageFeatures
-    from modeling.services import features
+    from modeling.services import feature_extraction
 
     rng = np.random.default_rng(seed)
     project = Project.objects.create(name="Benchmark", slug=f"bench-{int(time.time())}",
@@ -69,8 +69,8 @@ def build_project(n_images: int, n_comparisons: int, seed: int = 0):
         ImageTag(image=image, tag=tags[t]) for image in images for t in rng.choice(20, size=2, replace=False)
     )
     # Features as the import's extraction task would have left them: the tiny encoder on each picture.
-    encoder = features.current_encoder()
-    store = features.feature_store(encoder.encoder_id)
+    encoder = feature_extraction.current_encoder()
+    store = feature_extraction.feature_store(encoder.encoder_id)
     t0 = time.perf_counter()
     for start in range(0, n_images, 256):
         batch = images[start:start + 256]

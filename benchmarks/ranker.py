@@ -299,8 +299,8 @@ def run_phase(*args) -> dict:
 def machine() -> str:
     import torch
 
-    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0) / 2**20
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0) / 2**20
     return (f"{os.cpu_count()} cores ({model}, {platform.machine()}), {mem:.0f} GiB RAM, no GPU, "
             f"Python {platform.python_version()}, torch {torch.__version__}, float32")
 

@@ -14,9 +14,9 @@ from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, Up
 from labeling.models import GoldPair, Image, Invite, Membership, Project
 from labeling.services import invites as invite_service
 from labeling.services.comparisons import project_progress, undo_seconds
-from labeling.services.imports import ImportReport, RejectedImage, import_uploaded_file
+from labeling.services.imports import ImportReport, RejectedImage, import_one, read_upload
 from labeling.services.pairs import reopen_for_overlap
-from labeling.services.pipeline import images_imported
+from worker import dispatch
 
 
 form_methods = require_http_methods(["GET", "HEAD", "POST"])  # a page with a form
@@ -131,16 +131,12 @@ def project_upload(request, slug):
         report = ImportReport()
         for upload in form.cleaned_data["files"]:
             try:
-                image, created = import_uploaded_file(project, upload, upload.name, tags=form.cleaned_data["tags"])
+                data = read_upload(upload)
             except RejectedImage as exc:
                 report.rejected.append((upload.name, str(exc)))
                 continue
-            if created:
-                report.imported += 1
-                report.image_ids.append(image.pk)
-            else:
-                report.duplicates += 1
-        images_imported(project, report.image_ids)
+            import_one(report, project, upload.name, data, tags=form.cleaned_data["tags"])
+        dispatch.send_images_imported(project.pk, report.image_ids)
         if report.imported:
             messages.success(request, f"Imported {report.imported} image(s).")
     return render(request, "labeling/project_upload.html", {"project": project, "form": form, "report": report})
@@ -191,10 +187,8 @@ def membership_toggle(request, slug, membership_id):
         invite_service.set_membership_active(membership, action == "activate")
         messages.success(request, f"{membership.user.username} is {'active' if action == 'activate' else 'deactivated'}.")
     elif action in ("exclude", "include"):
-        # The modeling service also refits the human scores and the agreement report.
-        from modeling.services.human_scores import set_rater_excluded
-
-        set_rater_excluded(project, membership.user_id, action == "exclude", by=request.user.username)
+        # This also refits the human scores and the agreement report (in the background).
+        invite_service.set_rater_excluded(project, membership.user_id, action == "exclude", by=request.user.username)
         messages.success(
             request, f"{membership.user.username}'s comparisons are {'excluded from' if action == 'exclude' else 'used in'} training."
         )

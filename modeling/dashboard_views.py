@@ -19,9 +19,11 @@ from django.views.decorators.http import require_POST, require_safe
 
 from labeling import access, spreadsheet_safety
 from labeling.models import Membership, Project
+from labeling.services import invites as invite_service
 from modeling import dashboard_charts as charts
-from modeling.models import ModelVersion
-from modeling.services import agreement, human_scores
+from modeling.models import ModelVersion, is_demo_encoder
+from modeling.services import agreement
+from worker import dispatch
 
 RATER_ROWS_SHOWN = 50  # and every flagged rater
 
@@ -51,7 +53,7 @@ def dashboard(request, slug):
         "chart_version": version,
         # The header and the demo banner of base.html show the encoder behind the scores in view.
         "tagrank_encoder": encoder,
-        "tagrank_demo_encoder": str(encoder).startswith("tiny"),
+        "tagrank_demo_encoder": is_demo_encoder(encoder),
         "flag_labels": agreement.FLAG_LABELS,
     }
     if data:
@@ -102,10 +104,8 @@ def _charts(data: dict) -> dict:
 @login_required
 @require_POST
 def recompute(request, slug):
-    from worker.metrics_tasks import enqueue_metrics
-
     project = managed_project(request, slug)
-    enqueue_metrics(project.pk)
+    dispatch.send_metrics_refresh(project.pk)
     messages.success(request, "Recomputing the human scores and the dashboard; reload in a little while.")
     return redirect("project-dashboard", slug=project.slug)
 
@@ -116,7 +116,7 @@ def rater_exclusion(request, slug, user_id):
     project = managed_project(request, slug)
     excluded = request.POST.get("excluded") in ("1", "true", "on")
     try:
-        membership = human_scores.set_rater_excluded(project, user_id, excluded, by=request.user.username)
+        membership = invite_service.set_rater_excluded(project, user_id, excluded, by=request.user.username)
     except Membership.DoesNotExist:
         raise Http404("This user is not a member of the project.") from None
     name = membership.user.username

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST, require_safe
 from labeling import access
 from labeling.models import Project
 from modeling.models import ModelVersion, Promotion, TrainingRun
-from modeling.services import features, promotion, training, triggers
+from modeling.services import feature_extraction, promotion, training_runs, triggers
 
 
 def _managed_project(request, slug: str) -> Project:
@@ -24,7 +24,7 @@ def models_page(request, slug):
     project = _managed_project(request, slug)
     versions = list(ModelVersion.objects.filter(project=project).select_related("training_run")[:50])
     active = next((v for v in versions if v.is_active), None) or promotion.active_version(project)
-    open_run = training.open_run(project)
+    open_run = training_runs.open_run(project)
     last_failed_run = TrainingRun.objects.filter(project=project, status=TrainingRun.Status.FAILED).first()
     last_failed_version = ModelVersion.objects.filter(project=project, status=ModelVersion.Status.FAILED).first()
     # The most recent of the two kinds of failure is "the last failure".
@@ -47,7 +47,7 @@ def models_page(request, slug):
         "recent_runs": TrainingRun.objects.filter(project=project).select_related("requested_by")[:10],
         "promotions": Promotion.objects.filter(project=project).select_related("decided_by")[:10],
         "decision": triggers.evaluate(project),
-        "coverage": features.feature_coverage(project),
+        "coverage": feature_extraction.feature_coverage(project),
         "can_manage": True,
         "previous": promotion.previous_version(project),
         # Refresh while something is moving, so progress is visible without a reload button.
@@ -60,7 +60,7 @@ def models_page(request, slug):
 @require_POST
 def retrain(request, slug):
     project = _managed_project(request, slug)
-    run, created = training.request_training(
+    run, created = training_runs.request_training(
         project, trigger=TrainingRun.Trigger.MANUAL, reason=f"requested by {request.user.username}", user=request.user
     )
     if created:

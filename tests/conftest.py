@@ -223,8 +223,8 @@ def no_stray_follow_up_tasks(request, monkeypatch):
     again; tests with a worker send them for real."""
     if "live_worker" in request.fixturenames:
         return
-    monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", lambda project_id: None)
-    monkeypatch.setattr("worker.selection_tasks.enqueue_refill", lambda project_id: None)
+    monkeypatch.setattr("worker.dispatch.send_metrics_refresh", lambda project_id: None)
+    monkeypatch.setattr("worker.dispatch.send_pair_refill", lambda project_id: None)
 
 
 @pytest.fixture

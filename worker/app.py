@@ -3,6 +3,8 @@ import os
 from celery import Celery
 from kombu import Queue
 
+from worker.schedule import BEAT_SCHEDULE
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("tagrank")
@@ -27,7 +29,5 @@ app.conf.result_expires = 24 * 3600
 app.conf.include = ["worker.tasks", "worker.metrics_tasks", "worker.selection_tasks", "worker.health_tasks"]
 # Beat touches TAGRANK_BEAT_HEARTBEAT_FILE on every loop (its health check in docker-compose.yml).
 app.conf.beat_scheduler = "worker.beat:HeartbeatScheduler"
-
-from worker.schedule import BEAT_SCHEDULE  # noqa: E402
 
 app.conf.beat_schedule = BEAT_SCHEDULE

@@ -7,24 +7,14 @@ rewrites the same human scores, and a report is only added, never edited.
 """
 from __future__ import annotations
 
-from celery import chain, shared_task
-from django.db import InterfaceError, OperationalError
+from celery import shared_task
 
-from worker.dispatch import send_after_commit
-
-# A database that is briefly away (restart, failover, SQLite busy) is worth retrying; a bug is not.
-RETRY_OPTIONS = {
-    "autoretry_for": (OperationalError, InterfaceError),
-    "retry_backoff": 5,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 5,
-}
+from worker.retry import RETRYING
 
 
 @shared_task(
-    name="tagrank.metrics.fit_human_scores", queue="default", acks_late=True,
-    soft_time_limit=10 * 60, time_limit=11 * 60, **RETRY_OPTIONS,
+    name="tagrank.metrics.fit_human_scores", queue="default",
+    soft_time_limit=10 * 60, time_limit=11 * 60, **RETRYING,
 )  # fmt: skip
 def fit_human_scores(project_id: int | None = None) -> dict:
     """Refit and store the human scores of one project, or of every project with new comparisons."""
@@ -44,8 +34,8 @@ def fit_human_scores(project_id: int | None = None) -> dict:
 
 
 @shared_task(
-    name="tagrank.metrics.compute_agreement", queue="default", acks_late=True,
-    soft_time_limit=15 * 60, time_limit=16 * 60, **RETRY_OPTIONS,
+    name="tagrank.metrics.compute_agreement", queue="default",
+    soft_time_limit=15 * 60, time_limit=16 * 60, **RETRYING,
 )  # fmt: skip
 def compute_agreement(project_id: int | None = None, only_if_changed: bool = False) -> dict:
     """Compute and store the dashboard numbers of one project, or of every project whose data changed."""
@@ -64,13 +54,3 @@ def compute_agreement(project_id: int | None = None, only_if_changed: bool = Fal
         done[project.slug] = None if report is None else report.pk
     return done
 
-
-def enqueue_metrics(project_id: int) -> None:
-    """Refit the project's human scores, then recompute its agreement report, on the ``default`` queue.
-
-    Called by the model loop after training or promotion, by the dashboard's "recompute now" and by a
-    rater exclusion. Sent once the surrounding transaction commits, so the tasks see what it wrote. A
-    broker that is down loses only this nudge: the beat schedule recomputes stale projects anyway.
-    """
-    send_after_commit(chain(fit_human_scores.si(project_id), compute_agreement.si(project_id)),
-                      f"metrics for project {project_id}")

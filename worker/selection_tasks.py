@@ -2,22 +2,13 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
 
-from worker.dispatch import send_after_commit
-
-RETRY_OPTIONS = {
-    "autoretry_for": (OperationalError, InterfaceError),
-    "retry_backoff": 5,
-    "retry_backoff_max": 120,
-    "retry_jitter": True,
-    "max_retries": 5,
-}
+from worker.retry import RETRYING
 
 
 @shared_task(
-    name="tagrank.selection.refill", queue="default", acks_late=True,
-    soft_time_limit=5 * 60, time_limit=6 * 60, **RETRY_OPTIONS,
+    name="tagrank.selection.refill", queue="default",
+    soft_time_limit=5 * 60, time_limit=6 * 60, **RETRYING,
 )  # fmt: skip
 def refill_pair_queues(project_id: int | None = None, force: bool = False) -> list[dict]:
     """Refill one project's pair queue, or (from beat) every project whose queue is due."""
@@ -29,8 +20,3 @@ def refill_pair_queues(project_id: int | None = None, force: bool = False) -> li
         projects = projects.filter(pk=project_id)
     return [refill_pair_queue(project) for project in projects if force or refill_due(project)]
 
-
-def enqueue_refill(project_id: int) -> None:
-    """Refill the project's pair queue now (after commit) instead of at the next beat tick. A broker
-    that is down loses only this nudge: the beat schedule refills due queues anyway."""
-    send_after_commit(refill_pair_queues.si(project_id, force=True), f"a pair refill for project {project_id}")

@@ -1,8 +1,7 @@
 """Thin Celery tasks: each calls a service in the apps and holds no business logic."""
 from celery import shared_task
-from django.db import InterfaceError as DatabaseInterfaceError
-from django.db import OperationalError as DatabaseOperationalError
-from kombu.exceptions import OperationalError as BrokerOperationalError
+
+from worker.retry import RETRYING
 
 
 @shared_task(name="tagrank.ping", acks_late=True, soft_time_limit=10, time_limit=20)
@@ -16,28 +15,16 @@ def ping(payload: str = "pong") -> dict:
 
 # --- The model loop (modeling.services) -------------------------------------------------------
 # Each task is idempotent: it reads what is still to do from the database, so a duplicated or
-# redelivered message (acks_late) does nothing twice. Retries are only for transient failures
-# (database or broker connection), with exponential backoff capped at RETRY_BACKOFF_MAX seconds.
-
-TRANSIENT_ERRORS = (DatabaseOperationalError, DatabaseInterfaceError, BrokerOperationalError, ConnectionError)
-RETRY_BACKOFF_MAX = 300
-RETRYING = dict(
-    acks_late=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=5,
-    retry_backoff_max=RETRY_BACKOFF_MAX,
-    retry_jitter=True,
-    max_retries=8,
-)
+# redelivered message (acks_late) does nothing twice; transient failures retry (worker/retry.py).
 
 
 @shared_task(name="tagrank.features.extract", soft_time_limit=1800, time_limit=1900, **RETRYING)
 def extract_features_task(image_ids: list[int]) -> dict:
     """Features of a batch of images (queue gpu); then their scores from the active version, if any."""
     from labeling.models import Project
-    from modeling.services import features, scoring
+    from modeling.services import feature_extraction, scoring
 
-    report = features.extract_features(image_ids)
+    report = feature_extraction.extract_features(image_ids)
     for project in Project.objects.filter(images__pk__in=report.extracted).distinct():
         scoring.score_new_images(project, project.images.filter(pk__in=report.extracted).values_list("pk", flat=True))
     return report.as_dict()
@@ -46,17 +33,17 @@ def extract_features_task(image_ids: list[int]) -> dict:
 @shared_task(name="tagrank.features.sweep", soft_time_limit=600, time_limit=660, **RETRYING)
 def sweep_features_task() -> dict:
     """Images still without features (a lost message) or without an active score get enqueued again."""
-    from modeling.services import features
+    from modeling.services import feature_extraction
 
-    return features.sweep()
+    return feature_extraction.sweep()
 
 
 @shared_task(bind=True, name="tagrank.training.train", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300, **RETRYING)
 def train_task(self, run_id: int) -> dict:
     """Claim a queued training run and train it (queue gpu). A run that is not queued is left alone."""
-    from modeling.services import training
+    from modeling.services import training_runs
 
-    return training.execute_run(run_id, task_id=self.request.id or "")
+    return training_runs.execute_run(run_id, task_id=self.request.id or "")
 
 
 @shared_task(name="tagrank.scoring.rescore", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300, **RETRYING)

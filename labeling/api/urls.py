@@ -17,6 +17,5 @@ urlpatterns = [
     path("projects/<slug:slug>/tags/", views.VocabularyView.as_view(), name="api-vocabulary"),
     path("projects/<slug:slug>/gold-pairs/", views.GoldPairListView.as_view(), name="api-gold-pairs"),
     path("projects/<slug:slug>/progress/", views.ProgressView.as_view(), name="api-progress"),
-    path("projects/<slug:slug>/scores/", views.ScoresExportView.as_view(), name="api-scores"),
     path("images/<int:image_id>/tags/", views.ImageTagsView.as_view(), name="api-image-tags"),
 ]

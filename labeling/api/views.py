@@ -4,24 +4,21 @@ from __future__ import annotations
 from django.contrib.auth import authenticate
 from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
-from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from labeling import access
+from labeling.api import image_list_filters
 from labeling.api import serializers as s
 from labeling.api import token_auth
-from labeling.api.export import iter_csv, iter_jsonl
 from labeling.api.permissions import ProjectScopedMixin, image_role
 from labeling.login_limits import lockout_response
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Membership, Tag
@@ -30,14 +27,31 @@ from labeling.services import comparisons as comparison_service
 from labeling.services import pairs as pair_service
 from labeling.services import tags as tag_service
 from labeling.services.imports import RejectedImage, import_uploaded_file
-from labeling.services.pipeline import images_imported
+from worker import dispatch
 
 ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
 
 
+# The HTTP status of each refusal the services raise (they know nothing of HTTP); any other is a 400.
+REFUSAL_STATUS = {
+    pair_service.LeaseForeign: 403,
+    pair_service.LeaseExpired: 410,
+    pair_service.LeaseClosed: 409,
+    comparison_service.ClientKeyReused: 409,
+    comparison_service.NothingToUndo: 404,
+    comparison_service.UndoRefused: 409,
+    tag_service.TagNotOnImage: 404,
+    tag_service.TagNotYours: 403,
+}
+
+
+def refusal_status(exc) -> int:
+    return next((code for kind, code in REFUSAL_STATUS.items() if isinstance(exc, kind)), 400)
+
+
 def refused(exc) -> Response:
-    """A service's refusal (LeaseError, TagRefused) as a 4xx with the message and a stable code."""
-    return Response({"detail": exc.message, "code": exc.code}, status=exc.status)
+    """A service's refusal (``labeling.services.refusals.Refusal``) as a 4xx with the message and a stable code."""
+    return Response({"detail": exc.message, "code": exc.code}, status=refusal_status(exc))
 
 
 class StandardPagination(PageNumberPagination):
@@ -353,13 +367,7 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
         has_score = filters.validated_data.get("has_score")
         if has_score is not None and not self.role.sees_scores:
             raise PermissionDenied("Raters judge blind: only managers may filter images by score.")
-        if has_score is not None:
-            from modeling.models import ImageScore
-
-            scored = ImageScore.objects.filter(
-                image=OuterRef("pk"), model_version__project=self.project, model_version__is_active=True
-            )
-            images = images.filter(Exists(scored)) if has_score else images.exclude(Exists(scored))
+        images = image_list_filters.apply_registered(images, self.project, filters.validated_data)  # has_score
         page = self.paginate_queryset(images)
         serializer = self.get_serializer(page, many=True, context={"request": request, "sees_scores": self.role.sees_scores})
         return self.get_paginated_response(serializer.data)
@@ -392,7 +400,7 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
             return Response({"detail": f"{upload.name}: {exc}", "code": "image_rejected", "file": upload.name},
                             status=400)
         if created:
-            images_imported(self.project, [image.pk])
+            dispatch.send_images_imported(self.project.pk, [image.pk])
         image = self.get_queryset().get(pk=image.pk)
         body = s.ImageUploadResultSerializer(image, context={"request": request, "duplicate": not created, "sees_scores": True}).data
         return Response(body, status=201 if created else 200)
@@ -517,86 +525,3 @@ class ProgressView(ProjectScopedMixin, APIView):
             raise ValidationError({"days": ["Between 1 and 366."]})
         progress = comparison_service.project_progress(self.project, days=days)
         return Response(s.ProgressSerializer(progress).data)
-
-
-# --- Export ----------------------------------------------------------------------------------------
-
-
-class _StreamRenderer(BaseRenderer):
-    """Lets ``?format=csv|jsonl`` pass DRF's content negotiation; errors still render as JSON."""
-
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return JSONRenderer().render(data, renderer_context=renderer_context)
-
-
-class CSVRenderer(_StreamRenderer):
-    media_type = "text/csv"
-    format = "csv"
-
-
-class JSONLinesRenderer(_StreamRenderer):
-    media_type = "application/jsonl"
-    format = "jsonl"
-
-
-class ScoresExportView(ProjectScopedMixin, APIView):
-    renderer_classes = [CSVRenderer, JSONLinesRenderer, JSONRenderer]
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if isinstance(response, Response) and response.status_code >= 400:
-            # An error is JSON whatever format was asked for, and says so in its Content-Type.
-            response.accepted_renderer, response.accepted_media_type = JSONRenderer(), "application/json"
-        return response
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("format", str, enum=["csv", "jsonl"], description="csv (default) or jsonl."),
-            OpenApiParameter("model_version", int, description="A model version id; default: the active one."),
-        ],
-        responses={
-            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="One row per image."),
-            (200, "application/jsonl"): OpenApiResponse(OpenApiTypes.STR, description="One JSON object per image."),
-            (400, "application/json"): s.ErrorSerializer,
-            (401, "application/json"): s.ErrorSerializer,
-            (403, "application/json"): s.ErrorSerializer,
-            (404, "application/json"): s.ErrorSerializer,
-        },
-        tags=["export"],
-    )
-    def get(self, request, slug):
-        """Every image with its model score (10-bin distribution, uncertainty), human score and comparison
-        count, streamed. Uses the project's active model version unless ``model_version`` is given."""
-        from modeling.models import ModelVersion
-
-        self.require_export()
-        output = request.query_params.get("format") or "csv"
-        if output not in ("csv", "jsonl"):
-            raise ValidationError({"format": ["csv or jsonl."]})
-        raw_version = request.query_params.get("model_version")
-        if raw_version:
-            try:
-                version_id = int(raw_version)
-            except ValueError:
-                raise ValidationError({"model_version": ["A model version id (a whole number)."]}) from None
-            if not 0 < version_id <= s.MAX_ID:
-                raise NotFound(f"Model version {version_id} is not a version of this project.")
-            if not ModelVersion.objects.filter(project=self.project, pk=version_id).exists():
-                raise NotFound(f"Model version {version_id} is not a version of this project.")
-        else:
-            version_id = (
-                ModelVersion.objects.filter(project=self.project, is_active=True).values_list("pk", flat=True).first()
-            )
-        if output == "csv":
-            response = StreamingHttpResponse(iter_csv(self.project, version_id), content_type="text/csv; charset=utf-8")
-        else:
-            response = StreamingHttpResponse(
-                iter_jsonl(self.project, version_id), content_type="application/jsonl; charset=utf-8"
-            )
-        name = f"{self.project.slug}-scores" + (f"-v{version_id}" if version_id else "")
-        response["Content-Disposition"] = f'attachment; filename="{name}.{output}"'
-        response["X-Model-Version"] = str(version_id or "")
-        return response
-

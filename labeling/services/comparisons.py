@@ -35,22 +35,19 @@ class ImagesOutsideProject(ComparisonRefused):
 
 
 class ClientKeyReused(ComparisonRefused):
-    status = 409
     code = "client_key_reused"
 
 
 class NothingToUndo(ComparisonRefused):
-    status = 404
     code = "nothing_to_undo"
 
 
 class UndoRefused(ComparisonRefused):
-    status = 409
     code = "undo_refused"
 
 
 def undo_seconds() -> int:
-    return int(getattr(settings, "TAGRANK_UNDO_SECONDS", 60))
+    return int(settings.TAGRANK_UNDO_SECONDS)
 
 
 def submit_comparison(
@@ -160,7 +157,7 @@ def undo_last_comparison(project: Project, rater, *, comparison_id: int | None =
         left_id, right_id, undone_id = latest.image_a_id, latest.image_b_id, latest.pk
         latest.delete()
         count_comparison(latest, -1)
-        lease = pairs._new_lease(
+        lease = pairs.new_lease(
             project, rater, left_id, right_id, timezone.now(), candidate_id=candidate_id, gold_id=gold_id
         )
         pairs.refresh_candidate(candidate_id, project)
@@ -170,7 +167,7 @@ def undo_last_comparison(project: Project, rater, *, comparison_id: int | None =
 def project_progress(project: Project, *, days: int = 30) -> dict:
     """Comparisons per day (the last ``days``) and per rater, with gold accuracy and position bias,
     and what is left in the pair queue. One grouped query each, for the manager's progress views."""
-    from django.db.models import Avg, Count, Max, Q
+    from django.db.models import Count
     from django.db.models.functions import TruncDate
 
     from labeling.models import Membership
@@ -185,18 +182,7 @@ def project_progress(project: Project, *, days: int = 30) -> dict:
         .annotate(n=Count("id"))
         .order_by("day")
     ]
-    stats = {
-        row["rater"]: row
-        for row in comparisons.values("rater").annotate(
-            n=Count("id"),
-            last=Max("created_at"),
-            mean_ms=Avg("response_ms"),
-            gold_judged=Count("id", filter=Q(is_gold=True)),
-            gold_correct=Count("id", filter=Q(is_gold=True, gold_correct=True)),
-            left=Count("id", filter=Q(outcome=Comparison.Outcome.A)),
-            right=Count("id", filter=Q(outcome=Comparison.Outcome.B)),
-        ).order_by()
-    }
+    stats = rater_counts(project)
     per_rater = []
     members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
     seen = set()
@@ -216,6 +202,27 @@ def project_progress(project: Project, *, days: int = 30) -> dict:
         "per_day": per_day,
         "per_rater": per_rater,
         "pairs_remaining": pairs_remaining(project),
+    }
+
+
+def rater_counts(project: Project) -> dict[int, dict]:
+    """Per rater id, over all of the project's comparisons, in one grouped query: ``n`` judgments,
+    ``left`` and ``right`` (decided for image a, b), ``gold_judged`` and ``gold_correct``, ``last``
+    (when) and ``mean_ms``. The one definition of these counts: the progress views and the dashboard's
+    rater table (modeling/services/agreement.py) both read them here."""
+    from django.db.models import Avg, Count, Max, Q
+
+    return {
+        row["rater"]: row
+        for row in Comparison.objects.filter(project=project).values("rater").annotate(
+            n=Count("id"),
+            last=Max("created_at"),
+            mean_ms=Avg("response_ms"),
+            gold_judged=Count("id", filter=Q(is_gold=True)),
+            gold_correct=Count("id", filter=Q(is_gold=True, gold_correct=True)),
+            left=Count("id", filter=Q(outcome=Comparison.Outcome.A)),
+            right=Count("id", filter=Q(outcome=Comparison.Outcome.B)),
+        ).order_by()
     }
 
 

@@ -248,7 +248,7 @@ def import_folder(
     for (path, relative), checked in _validate_in_parallel(paths, workers):
         meta = _lookup(meta_by_file, relative, path.name) or {}
         tags = list(_lookup(tags_by_file, relative, path.name) or []) + list(meta.get("tags", []))
-        _import_one(
+        import_one(
             report,
             project,
             relative,
@@ -285,7 +285,8 @@ def _validate_in_parallel(paths, workers: int):
             yield item, future.result()
 
 
-def _import_one(report: ImportReport, project: Project, name: str, data: bytes, **kwargs) -> None:
+def import_one(report: ImportReport, project: Project, name: str, data: bytes, **kwargs) -> None:
+    """Store one image and count it in ``report``: imported, a duplicate, or rejected with the reason."""
     checked = kwargs.get("checked")
     if isinstance(checked, RejectedImage):
         report.rejected.append((name, str(checked)))
@@ -304,13 +305,18 @@ def _import_one(report: ImportReport, project: Project, name: str, data: bytes, 
         report.duplicates += 1
 
 
-def import_uploaded_file(project: Project, upload: BinaryIO, name: str, **kwargs) -> tuple[Image, bool]:
-    """The REST upload path: same validation and storage as the CLI. Raises RejectedImage."""
+def read_upload(upload: BinaryIO) -> bytes:
+    """An uploaded file's bytes, read up to the size limit. Raises RejectedImage when it is over."""
     limit = settings.TAGRANK_IMPORT["max_file_bytes"]
     data = upload.read(limit + 1)
     if len(data) > limit:
         raise RejectedImage(f"the file is over the limit of {limit:,} bytes")
-    return store_image(project, name, data, **kwargs)
+    return data
+
+
+def import_uploaded_file(project: Project, upload: BinaryIO, name: str, **kwargs) -> tuple[Image, bool]:
+    """The REST upload path: same validation and storage as the CLI. Raises RejectedImage."""
+    return store_image(project, name, read_upload(upload), **kwargs)
 
 
 # --- AVA -------------------------------------------------------------------------------------
@@ -384,7 +390,7 @@ def import_ava(
         if not path.is_file():
             report.missing.append(row.image_id)
             continue
-        _import_one(
+        import_one(
             report,
             project,
             path.name,

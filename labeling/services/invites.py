@@ -1,6 +1,8 @@
-"""Sign-up links: a manager invites raters (or managers) to a project with a token in a URL."""
+"""Sign-up links (a manager invites raters or managers to a project with a token in a URL), and what a
+manager changes about a membership afterwards: active or not, excluded from training or not."""
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import timedelta
 
@@ -9,6 +11,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from labeling.models import Invite, Membership, Project
+from worker import dispatch
+
+logger = logging.getLogger(__name__)
 
 
 class InviteUnusable(Exception):
@@ -84,3 +89,20 @@ def set_membership_active(membership: Membership, active: bool) -> None:
             live.update(state=PairLease.State.RELEASED)
             for candidate_id in candidate_ids:
                 refresh_candidate(candidate_id, membership.project)
+
+
+def set_rater_excluded(project: Project, user_id: int, excluded: bool, *, by=None, enqueue: bool = True) -> Membership:
+    """Exclude a rater's comparisons from training and the human scores, or take them back in.
+
+    Nothing is deleted: the flag decides what the next fit and training read. Raises
+    ``Membership.DoesNotExist`` when the user is not a member of the project.
+    """
+    membership = Membership.objects.get(project=project, user_id=user_id)
+    if membership.excluded_from_training != excluded:
+        membership.excluded_from_training = excluded
+        membership.save(update_fields=["excluded_from_training"])
+        logger.info("%s %s rater %s in %s", by or "someone", "excluded" if excluded else "re-included", user_id,
+                    project.slug)
+        if enqueue:
+            dispatch.send_metrics_refresh(project.pk)
+    return membership

@@ -48,6 +48,7 @@ from labeling.models import (
     Project,
     Tag,
 )
+from labeling.services.refusals import Refusal
 
 # The fallback looks at the images with the fewest comparisons: first a small pool, then a larger one.
 # A project no bigger than the last pool is searched exhaustively, so "nothing to rate" is exact there.
@@ -59,15 +60,10 @@ FALLBACK_ATTEMPTS = 24
 _random = random.SystemRandom()
 
 
-class LeaseError(Exception):
-    """A lease cannot be used as asked. ``status`` is the HTTP status the API answers with."""
+class LeaseError(Refusal):
+    """A lease cannot be used as asked."""
 
-    status = 400
     code = "lease_invalid"
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 class LeaseUnknown(LeaseError):
@@ -75,7 +71,6 @@ class LeaseUnknown(LeaseError):
 
 
 class LeaseForeign(LeaseError):
-    status = 403
     code = "lease_foreign"
 
 
@@ -84,14 +79,12 @@ class LeaseWrongProject(LeaseError):
 
 
 class LeaseExpired(LeaseError):
-    status = 410
     code = "lease_expired"
 
 
 class LeaseClosed(LeaseError):
     """Judged, skipped, released or undone: the lease is no longer live."""
 
-    status = 409
     code = "lease_closed"
 
 
@@ -352,7 +345,7 @@ def _lease_writes_need_no_flush() -> None:
         _rows("SET LOCAL synchronous_commit TO OFF", [])
 
 
-def _new_lease(project, rater, left_id: int, right_id: int, now: datetime, **links) -> PairLease:
+def new_lease(project, rater, left_id: int, right_id: int, now: datetime, **links) -> PairLease:
     return PairLease.objects.create(
         token=uuid.uuid4(),
         project=project,
@@ -395,7 +388,7 @@ def _lease_locked_candidate(project, rater, row: tuple, now, rng) -> PairLease |
     if judged_by_rater or barred:
         return None
     left, right = _left_right(low, high, rng)
-    lease = _new_lease(project, rater, left, right, now, candidate_id=candidate_id)
+    lease = new_lease(project, rater, left, right, now, candidate_id=candidate_id)
     earliest = min(earliest, lease.expires_at) if earliest else lease.expires_at
     _store_slots(candidate_id, judged, live + 1, earliest, project.overlap)
     return lease
@@ -492,7 +485,7 @@ def lease_gold_pair(project: Project, rater, *, rng=None) -> PairLease | None:
     left, right = _left_right(gold.image_a_id, gold.image_b_id, rng)
     with transaction.atomic():
         _lease_writes_need_no_flush()
-        return _new_lease(project, rater, left, right, now, gold=gold)
+        return new_lease(project, rater, left, right, now, gold=gold)
 
 
 # --- Ending leases ---------------------------------------------------------------------------------

@@ -9,17 +9,15 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from labeling.models import Image, ImageTag, Project, Tag
+from labeling.services.refusals import Refusal
 
 TAG_MAX_LENGTH = 100
 
 
-class TagRefused(Exception):
-    status = 400
-    code = "tag_refused"
+class TagRefused(Refusal):
+    """A tag change refused."""
 
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+    code = "tag_refused"
 
 
 class TagNotInVocabulary(TagRefused):
@@ -27,12 +25,10 @@ class TagNotInVocabulary(TagRefused):
 
 
 class TagNotOnImage(TagRefused):
-    status = 404
     code = "tag_not_on_image"
 
 
 class TagNotYours(TagRefused):
-    status = 403
     code = "tag_not_yours"
 
 

@@ -15,7 +15,9 @@ from rest_framework.views import APIView
 from labeling.api.permissions import ProjectScopedMixin
 from labeling.api.serializers import ErrorSerializer
 from labeling.models import Membership
-from modeling.services import agreement, human_scores
+from labeling.services import invites as invite_service
+from modeling.services import agreement
+from worker import dispatch
 
 ERRORS = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 
@@ -51,10 +53,8 @@ class AgreementView(ProjectScopedMixin, APIView):
     @extend_schema(request=None, responses={202: OpenApiResponse(OpenApiTypes.OBJECT), **ERRORS}, tags=["dashboards"])
     def post(self, request, slug):
         """Refit the human scores and recompute the report on the worker (``default`` queue)."""
-        from worker.metrics_tasks import enqueue_metrics
-
         self.require_manager("recompute the agreement numbers")
-        enqueue_metrics(self.project.pk)
+        dispatch.send_metrics_refresh(self.project.pk)
         return Response({"detail": "Recomputing: the new report replaces the current one when ready."},
                         status=status.HTTP_202_ACCEPTED)
 
@@ -82,7 +82,7 @@ class RaterExclusionView(ProjectScopedMixin, APIView):
         body = ExclusionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            membership = human_scores.set_rater_excluded(
+            membership = invite_service.set_rater_excluded(
                 self.project, user_id, body.validated_data["excluded"], by=request.user.username
             )  # fmt: skip
         except Membership.DoesNotExist:

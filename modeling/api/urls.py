@@ -1,7 +1,7 @@
 """Routes of the model-loop API, mounted under /api/v1/ by config/api_urls.py."""
 from django.urls import path
 
-from modeling.api import views
+from modeling.api import agreement, analyses, export, views
 
 urlpatterns = [
     path("projects/<slug:slug>/model-versions/", views.ModelVersionListView.as_view(), name="api-model-versions"),
@@ -12,26 +12,18 @@ urlpatterns = [
     path("model-versions/<int:version_id>/promote/", views.PromoteView.as_view(), name="api-model-version-promote"),
     path("model-versions/<int:version_id>/rollback/", views.RollbackView.as_view(), name="api-model-version-rollback"),
     path("training-runs/<int:run_id>/", views.TrainingRunDetailView.as_view(), name="api-training-run"),
-]
-
-# Dashboards (modeling/api/agreement.py): the stored agreement report, and a rater's exclusion from training.
-from modeling.api import agreement as agreement_api  # noqa: E402
-
-urlpatterns += [
-    path("projects/<slug:slug>/agreement/", agreement_api.AgreementView.as_view(), name="api-agreement"),
-    path("projects/<slug:slug>/raters/<int:user_id>/exclusion/", agreement_api.RaterExclusionView.as_view(),
+    # The scores export (modeling/api/export.py).
+    path("projects/<slug:slug>/scores/", export.ScoresExportView.as_view(), name="api-scores"),
+    # Dashboards (modeling/api/agreement.py): the stored agreement report, and a rater's exclusion from training.
+    path("projects/<slug:slug>/agreement/", agreement.AgreementView.as_view(), name="api-agreement"),
+    path("projects/<slug:slug>/raters/<int:user_id>/exclusion/", agreement.RaterExclusionView.as_view(),
          name="api-rater-exclusion"),
-]
-
-# The poster's analyses (modeling/api/analyses.py): per-tag scores, metadata fields, explanations.
-from modeling.api import analyses as analyses_api  # noqa: E402
-
-urlpatterns += [
-    path("projects/<slug:slug>/tags/summary/", analyses_api.TagSummaryView.as_view(), name="api-tag-summary"),
-    path("projects/<slug:slug>/metadata/fields/", analyses_api.MetadataFieldsView.as_view(), name="api-metadata-fields"),
-    path("projects/<slug:slug>/metadata/<str:field>/summary/", analyses_api.MetadataSummaryView.as_view(),
+    # The poster's analyses (modeling/api/analyses.py): per-tag scores, metadata fields, explanations.
+    path("projects/<slug:slug>/tags/summary/", analyses.TagSummaryView.as_view(), name="api-tag-summary"),
+    path("projects/<slug:slug>/metadata/fields/", analyses.MetadataFieldsView.as_view(), name="api-metadata-fields"),
+    path("projects/<slug:slug>/metadata/<str:field>/summary/", analyses.MetadataSummaryView.as_view(),
          name="api-metadata-summary"),
-    path("images/<int:image_id>/explanation/", analyses_api.ExplanationView.as_view(), name="api-image-explanation"),
-    path("images/<int:image_id>/explanation.png", analyses_api.ExplanationPngView.as_view(),
+    path("images/<int:image_id>/explanation/", analyses.ExplanationView.as_view(), name="api-image-explanation"),
+    path("images/<int:image_id>/explanation.png", analyses.ExplanationPngView.as_view(),
          name="api-image-explanation-png"),
 ]

@@ -19,7 +19,7 @@ from labeling.models import Project
 from modeling.api import serializers as s
 from modeling.models import ModelVersion, Promotion, TrainingRun
 from modeling.services import promotion as promotion_service
-from modeling.services import training as training_service
+from modeling.services import training_runs as training_service
 
 ERRORS = {401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
 READ_ERRORS = ERRORS  # managers only: raters get 403

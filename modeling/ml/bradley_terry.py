@@ -30,13 +30,11 @@ Model prior, per refit (see :func:`map_model_to_bt_scale`)::
 
 where ``previous`` is the last posterior (fitted with the last prior; ``flat`` the first time).
 
-Why not choix or crowd-kit. Both were measured on this kind of machine on adaptively collected data
-(N = 500, 20 comparisons per image, ``/work/shared/anchors.md``): choix ``ilsr_pairwise`` reaches
-SRCC .934 and crowd-kit ``BradleyTerry`` (100 iterations) .83, against .970 for a MAP fit with a
-Gaussian prior; choix ``opt_pairwise`` matches the MAP fit (.973) but takes 8.4 s. Neither takes a
-per-image Gaussian prior (needed for the model prior), per-comparison weights and a warm start
-together, and neither returns variances, which the active selection needs. This module fits
-10^5 images and 10^6 comparisons in the time reported in ``docs/benchmarks.md``.
+Why not choix or crowd-kit: on adaptively collected data they fit less accurately, or as accurately
+but much more slowly, than a MAP fit with a Gaussian prior (figures in ``docs/benchmarks.md``, "The
+human-score fit against choix and crowd-kit"). Neither takes a per-image Gaussian prior (needed for
+the model prior), per-comparison weights and a warm start together, and neither returns variances,
+which the active selection needs. This module's fit time is in ``docs/benchmarks.md`` too.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ default; training gives each head a Poisson(1) bootstrap of the data) or MC drop
 image's uncertainty is the standard deviation of its mean score across heads (or passes). Measured
 on held-out images and comparisons of a synthetic set with rare contents (benchmarks/ranker.py,
 docs/benchmarks.md), neither is well calibrated: rare-content images get higher uncertainty only a
-little above chance (AUROC .535 ensemble, .511 / .502 MC dropout p=.1 / .3), the correlation with
-rank error is about 0 for the ensemble and negative for MC dropout, and neither predicts a
+little above chance, the correlation with rank error is about 0 for the ensemble and negative for
+MC dropout, and neither predicts a
 mispredicted comparison better than the score margin alone. The ensemble is the better of the two
 on those measures and needs one forward pass instead of 16, so it is the default. Treat the
 uncertainty as a weak signal.

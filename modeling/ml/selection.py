@@ -17,15 +17,10 @@ fewest comparisons first, then by information (below), each image at most once p
 image gets one comparison per round, and each round after the first pairs images the posterior
 cannot yet tell apart. Why: at 1-2 comparisons per image most of what random selection loses is
 images left with zero or one comparison (the counts are Poisson); balancing them is worth about
-+.03 SRCC by itself (round-robin), and pairing equal-looking images on top adds at 2 per image.
-Measured with the benchmark's simulator (``benchmarks/active_learning.py``, ``compare_strategies``),
-SRCC gain over random at 1/2/5 comparisons per image, Swiss cold start against the EIG selection
-below used from the start: N = 100, 200 seeds, +.030/+.038/+.019 against +.029/+.024/+.019
-(standard errors about .005/.004/.002); N = 1,000, 10 seeds, +.018/+.037/+.017 against
-+.026/+.019/+.016 (about .007/.005/.002). Pure EIG from the start concentrates comparisons:
-greedy sequential EIG over all N(N-1)/2 pairs, one pair per refit, reached only +.022 at 1 per image
-(N = 100, 60 seeds). The cold start ends at 4 comparisons (2 per image); beyond that, Swiss pairing
-and the EIG selection measured the same (N = 1,000, 5 and 10 per image).
+a clear SRCC gain by itself (round-robin), and pairing equal-looking images on top adds at 2 per
+image; pure EIG from the start concentrates comparisons instead. The cold start ends at 4
+comparisons (2 per image); beyond that, Swiss pairing and the EIG selection measured the same.
+Figures: ``docs/benchmarks.md``, "Active pair selection" (``benchmarks/active_learning.py``).
 
 After the cold start, a candidate pair (i, j) is scored by the expected information gain (EIG) of
 its outcome about the scores, the mutual information between the outcome and the score difference

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .encoder import image_tag_similarity
+from .json_values import plain_json
 from .losses import emd_loss, pairwise_loss, ranking_loss, ranking_target
 from .metrics import BINS, evaluate_scores
 from .ranker import RankerConfig, build_ranker
@@ -431,14 +432,8 @@ class CheckpointError(Exception):
 
 
 def _json_clean(obj):
-    """Meta as plain JSON types (numpy scalars and arrays become numbers and lists)."""
-    def default(o):
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        raise TypeError(f"checkpoint meta: {type(o).__name__} is not JSON serialisable")
-    return json.dumps(obj, default=default, sort_keys=True)
+    """Config or meta as a JSON string of plain types (numpy numbers and arrays become numbers and lists)."""
+    return json.dumps(plain_json(obj), sort_keys=True)
 
 
 def _digest(state: dict, config_json: str, meta_json: str) -> str:

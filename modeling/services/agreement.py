@@ -28,11 +28,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-import warnings
-from dataclasses import asdict, dataclass, replace
-from typing import Callable
+from dataclasses import asdict, replace
 
-import krippendorff
 import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -40,340 +37,49 @@ from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
-from scipy import stats
 
 from labeling.models import Comparison, Image, Membership, Project
-from modeling.models import AgreementReport, HumanScore, ImageScore, ModelVersion
+from labeling.services.comparisons import rater_counts
+from modeling.ml.agreement_stats import (
+    CONFIDENCE,
+    N_RESAMPLES,
+    RESAMPLE_BUDGET,
+    SEED,
+    FlagThresholds,
+    PairJudgments,
+    disagreeing_pairs,
+    group_pairs,
+    histogram,
+    human_ceiling_judgments,
+    human_correlation,
+    inter_rater_agreement,
+    latest_per_rater,
+    model_agreement_panels,
+    no_estimate,
+    proportion,
+    rater_rows,
+    uncertain_images,
+    value_counts,
+)
+from modeling.ml.json_values import finite, plain_json
+from modeling.models import AgreementReport, HumanScore, ImageScore, ModelVersion, is_demo_encoder
 from modeling.services import human_scores
 from modeling.services.datasets import HOLDOUT_DEFINITION
-from modeling.services.human_scores import ComparisonArrays
 
 log = logging.getLogger(__name__)
 
 REPORT_SCHEMA = 1
-N_RESAMPLES = 1000
 N_RESAMPLES_CORRELATION = 200  # each re-ranks every image: fewer, for the correlations' intervals
-MIN_RESAMPLES = 200
-RESAMPLE_BUDGET = 40_000_000  # unit draws per set of intervals (see resamples_for)
-CONFIDENCE = 0.95
-SEED = 20240607  # fixed: the same data gives the same intervals
 MAX_SCORED_VERSIONS = 10  # the most recent versions evaluated from their stored scores
 MAX_SCATTER_POINTS = 600  # beyond this the scatter shows a seeded random sample (correlations use all)
-GALLERY_SIZE = 12
-HISTOGRAM_BINS = 36
 REPORTS_KEPT = 20  # older reports of a project are deleted
-RESAMPLE_BATCH_WEIGHTS = 2_000_000  # bootstrap weights held in memory at once (16 MB)
-
-# Judgment categories of an unordered pair (lo = the image with the lower id).
-LO_WINS, TIE, HI_WINS = 0, 1, 2
-N_CATEGORIES = 3
-
-
-@dataclass(frozen=True)
-class FlagThresholds:
-    """When a rater is flagged. Override any of them with ``settings.TAGRANK_RATER_FLAGS`` (a dict)."""
-
-    too_fast_median_ms: float = 800.0  # median response time below this...
-    too_fast_min_timed: int = 20  # ...over at least this many timed judgments
-    one_side_share: float = 0.9  # left (or right) share of decided judgments at or above this...
-    one_side_min_decided: int = 20  # ...over at least this many decided judgments
-    gold_min_accuracy: float = 0.7  # gold accuracy below this...
-    gold_min_judgments: int = 5  # ...over at least this many gold judgments
 
 
 def flag_thresholds() -> FlagThresholds:
     return replace(FlagThresholds(), **getattr(settings, "TAGRANK_RATER_FLAGS", {}))
 
 
-# --- Bootstrap ------------------------------------------------------------------------------------
-
-
-def bootstrap_intervals(
-    statistic: Callable[[np.ndarray], np.ndarray], n_units: int, *, n_resamples: int = N_RESAMPLES,
-    confidence: float = CONFIDENCE, seed: int = SEED,
-) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
-    """Percentile bootstrap intervals of the K numbers ``statistic(weights)`` computes, from one set of resamples.
-
-    ``weights[r, i]`` is how many times unit *i* was drawn in resample *r* (a row of ones is the data
-    itself); ``statistic`` maps weights [B, units] to [B] or [B, K]. Written with weights, a statistic
-    costs O(units) per resample and needs no copy of the data, and every number made of the same
-    units shares the resamples. Resamples are drawn in batches of a few million weights; those where
-    a number is undefined (NaN) are left out of its interval. Returns (low [K], high [K]), NaN where
-    fewer than half the resamples define the number; None for fewer than two units.
-    """
-    if n_units < 2:
-        return None
-    n_resamples = resamples_for(n_units, n_resamples)
-    rng = np.random.default_rng(seed)
-    batch = max(1, min(n_resamples, RESAMPLE_BATCH_WEIGHTS // n_units))
-    values = []
-    for start in range(0, n_resamples, batch):
-        size = min(batch, n_resamples - start)
-        drawn = rng.integers(n_units, size=(size, n_units), dtype=np.int32) + (np.arange(size) * n_units)[:, None]
-        weights = np.bincount(drawn.ravel(), minlength=size * n_units).reshape(size, n_units).astype(np.float64)
-        values.append(np.asarray(statistic(weights), dtype=np.float64).reshape(size, -1))
-    values = np.concatenate(values)  # [R, K]
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    defined = np.isfinite(values)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        low, high = np.nanpercentile(np.where(defined, values, np.nan), [tail, 100.0 - tail], axis=0)
-    too_few = defined.sum(axis=0) < n_resamples // 2
-    low[too_few], high[too_few] = np.nan, np.nan
-    return low, high
-
-
-def resamples_for(n_units: int, n_resamples: int) -> int:
-    """Fewer resamples for very many units: the bootstrap draws at most RESAMPLE_BUDGET units per interval set.
-
-    With 10^5 units an interval is already narrow, and its ends are well estimated from a few hundred
-    resamples; this keeps the report of a 10^6-comparison project to seconds.
-    """
-    return int(min(n_resamples, max(MIN_RESAMPLES, RESAMPLE_BUDGET // max(n_units, 1))))
-
-
-def estimates(statistic: Callable[[np.ndarray], np.ndarray], n_units: int, names: list[str], *,
-              with_interval: bool = True, **bootstrap) -> dict[str, dict]:
-    """{name: {"value", "low", "high", "n"}}: each number on the data, and its bootstrap interval over units."""
-    values = (np.asarray(statistic(np.ones((1, n_units))), dtype=np.float64).reshape(-1) if n_units
-              else np.full(len(names), np.nan))
-    intervals = bootstrap_intervals(statistic, n_units, **bootstrap) if with_interval else None
-    result = {}
-    for index, name in enumerate(names):
-        low, high = (None, None) if intervals is None else (_finite(intervals[0][index]), _finite(intervals[1][index]))
-        result[name] = {"value": _finite(values[index]), "low": low, "high": high, "n": int(n_units)}
-        if intervals is not None:
-            result[name]["resamples"] = resamples_for(n_units, bootstrap.get("n_resamples", N_RESAMPLES))
-    return result
-
-
-def estimate(statistic: Callable[[np.ndarray], np.ndarray], n_units: int, **options) -> dict:
-    """{"value", "low", "high", "n"} of one number (see ``estimates``)."""
-    return estimates(statistic, n_units, ["value"], **options)["value"]
-
-
-def ratio_statistic(numerators: np.ndarray, denominators: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """sum(w * numerator) / sum(w * denominator) over units, for each column of [U] or [U, K] inputs.
-
-    A mean of per-judgment values with the judgments grouped in units (pairs) that are resampled whole.
-    """
-
-    def statistic(weights: np.ndarray) -> np.ndarray:
-        total = weights @ denominators
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(total > 0, (weights @ numerators) / total, np.nan)
-
-    return statistic
-
-
-# --- Inter-rater agreement ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PairJudgments:
-    """Judgments grouped by unordered pair."""
-
-    pair_index: np.ndarray  # [J] which pair each judgment is of
-    category: np.ndarray  # [J] LO_WINS, TIE or HI_WINS
-    lo_share: np.ndarray  # [J] the lower-id image's share of the win: 1, 0.5 or 0
-    pair_lo: np.ndarray  # [P] image index of each pair's lower-id image
-    pair_hi: np.ndarray  # [P]
-
-    @property
-    def n_pairs(self) -> int:
-        return int(self.pair_lo.shape[0])
-
-
-def group_pairs(a_index: np.ndarray, b_index: np.ndarray, outcome: np.ndarray) -> PairJudgments:
-    """Orient each comparison to its unordered pair (``image_a`` is the left image, not the lower id)."""
-    a_index, b_index = np.asarray(a_index, np.int64), np.asarray(b_index, np.int64)
-    lo, hi = np.minimum(a_index, b_index), np.maximum(a_index, b_index)
-    lo_share = np.where(a_index <= b_index, outcome, 1.0 - np.asarray(outcome, np.float64))
-    category = np.where(lo_share == 1.0, LO_WINS, np.where(lo_share == 0.0, HI_WINS, TIE))
-    keys = lo * (int(hi.max(initial=0)) + 1) + hi
-    unique_keys, pair_index = np.unique(keys, return_inverse=True)
-    first = np.zeros(unique_keys.shape[0], dtype=np.int64)
-    first[pair_index[::-1]] = np.arange(pair_index.shape[0])[::-1]  # any judgment of each pair
-    return PairJudgments(pair_index.astype(np.int64), category.astype(np.int64), lo_share, lo[first], hi[first])
-
-
-def latest_per_rater(pair_index: np.ndarray, rater_id: np.ndarray) -> np.ndarray:
-    """Mask keeping each rater's last judgment of each pair (inputs in comparison-id order)."""
-    keys = pair_index.astype(np.int64) * (int(rater_id.max(initial=0)) + 1) + rater_id
-    _, last_from_end = np.unique(keys[::-1], return_index=True)
-    keep = np.zeros(keys.shape[0], dtype=bool)
-    keep[keys.shape[0] - 1 - last_from_end] = True
-    return keep
-
-
-def value_counts(pair_index: np.ndarray, category: np.ndarray, n_pairs: int) -> np.ndarray:
-    """[P, 3]: how many judgments of each pair fell in each category."""
-    flat = np.bincount(pair_index * N_CATEGORIES + category, minlength=n_pairs * N_CATEGORIES)
-    return flat.reshape(n_pairs, N_CATEGORIES)
-
-
-def unit_coincidences(counts: np.ndarray) -> np.ndarray:
-    """Krippendorff's coincidences contributed by each unit, [U, 3, 3]; units need >= 2 values.
-
-    o_ck(u) = n_uc (n_uk - [c == k]) / (m_u - 1). They add up over units, which is what lets the
-    bootstrap resample units with a weighted sum instead of recomputing from scratch.
-    """
-    counts = np.asarray(counts, dtype=np.float64)
-    pairable = counts.sum(axis=1)
-    outer = counts[:, :, None] * counts[:, None, :] - counts[:, :, None] * np.eye(counts.shape[1])[None]
-    return outer / (pairable - 1.0)[:, None, None]
-
-
-def alpha_and_agreement(coincidences: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nominal Krippendorff's alpha and the observed agreement from summed coincidence matrices [..., 3, 3].
-
-    NaN where undefined: fewer than two pairable values, or (alpha) every value in one category.
-    """
-    coincidences = np.asarray(coincidences, dtype=np.float64)
-    total = coincidences.sum(axis=(-2, -1))
-    marginals = coincidences.sum(axis=-1)
-    matching = np.trace(coincidences, axis1=-2, axis2=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        agreement = np.where(total > 1, matching / total, np.nan)
-        expected_disagreement = (total**2 - (marginals**2).sum(axis=-1)) / (total - 1.0)
-        alpha = np.where((total > 1) & (expected_disagreement > 0),
-                         1.0 - (total - matching) / expected_disagreement, np.nan)
-    return alpha, agreement
-
-
-def inter_rater_agreement(counts: np.ndarray, *, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> dict:
-    """Raw agreement and Krippendorff's alpha over the pairs with at least two judgments, with intervals."""
-    counts = np.asarray(counts)
-    multi = counts[counts.sum(axis=1) >= 2]
-    result = {"pairs": int(multi.shape[0]), "judgments": int(multi.sum())}
-    if multi.shape[0] == 0:
-        empty = {"value": None, "low": None, "high": None, "n": 0}
-        return {**result, "raw_agreement": dict(empty), "alpha": dict(empty)}
-    per_unit = unit_coincidences(multi).reshape(multi.shape[0], -1)  # [U, 9]
-
-    def alpha_and_raw(weights):
-        alpha, raw = alpha_and_agreement((weights @ per_unit).reshape(-1, N_CATEGORIES, N_CATEGORIES))
-        return np.stack([alpha, raw], axis=-1)
-
-    numbers = estimates(alpha_and_raw, multi.shape[0], ["alpha", "raw_agreement"], n_resamples=n_resamples, seed=seed)
-    used_categories = np.count_nonzero(multi.sum(axis=0))
-    # The point estimate from the maintained implementation; the interval from the same coincidences.
-    numbers["alpha"]["value"] = (
-        _finite(krippendorff.alpha(value_counts=multi, level_of_measurement="nominal")) if used_categories > 1 else None
-    )
-    return {**result, **numbers}
-
-
-def leave_one_out_majority(pair_index: np.ndarray, category: np.ndarray, counts: np.ndarray,
-                           counted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each judgment, the strict majority category of the other judgments of its pair (-1 if none).
-
-    ``counts`` [P, 3] are the judgments that form majorities; ``counted`` [J] says which of these
-    judgments are among them (and so must be taken out of their own pair's counts). Also returns how
-    many other judgments there were.
-    """
-    others = counts[pair_index].astype(np.int64)  # [J, 3]
-    rows = np.flatnonzero(counted)
-    others[rows, category[rows]] -= 1
-    top = others.max(axis=1)
-    strict = ((others == top[:, None]).sum(axis=1) == 1) & (top > 0)
-    return np.where(strict, others.argmax(axis=1), -1), others.sum(axis=1)
-
-
-def proportions(successes, trials, confidence: float = CONFIDENCE) -> list[dict]:
-    """Shares with their exact (Clopper–Pearson) intervals, from the beta quantiles, for many at once."""
-    k = np.asarray(successes, dtype=np.float64)
-    n = np.asarray(trials, dtype=np.float64)
-    tail = (1.0 - confidence) / 2.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        low = np.where(k > 0, stats.beta.ppf(tail, k, n - k + 1), 0.0)
-        high = np.where(k < n, stats.beta.ppf(1.0 - tail, k + 1, n - k), 1.0)
-        share = k / n
-    return [
-        {"value": None, "low": None, "high": None, "n": 0} if trials_i == 0
-        else {"value": float(share_i), "low": float(low_i), "high": float(high_i), "n": int(trials_i)}
-        for share_i, low_i, high_i, trials_i in zip(share, low, high, n)
-    ]  # fmt: skip
-
-
-def proportion(successes: int, trials: int, confidence: float = CONFIDENCE) -> dict:
-    return proportions([successes], [trials], confidence)[0]
-
-
-def side_p_values(left, decided) -> np.ndarray:
-    """Two-sided binomial test of each left count against a fair coin (NaN where nothing was decided)."""
-    left, decided = np.asarray(left), np.asarray(decided)
-    tails = np.minimum(stats.binom.cdf(left, decided, 0.5), stats.binom.sf(left - 1, decided, 0.5))
-    return np.where(decided > 0, np.minimum(1.0, 2.0 * tails), np.nan)
-
-
-def rater_rows(comparisons: ComparisonArrays, pairs: PairJudgments, included: np.ndarray,
-               latest: np.ndarray, thresholds: FlagThresholds) -> list[dict]:
-    """One row per rater: volume, gold accuracy, agreement with the majority, speed, position bias, flags.
-
-    ``included`` [M]: the comparison's rater is not excluded from training. ``latest`` [M]: the
-    rater's last judgment of that pair. Majorities are formed from included raters' latest judgments.
-    """
-    counted = included & latest
-    counts = value_counts(pairs.pair_index[counted], pairs.category[counted], pairs.n_pairs)
-    majority, n_others = leave_one_out_majority(pairs.pair_index, pairs.category, counts, counted)
-    with_majority = latest & (majority >= 0)
-    agrees = with_majority & (majority == pairs.category)
-
-    rater_ids, rater_of = np.unique(comparisons.rater_id, return_inverse=True)
-    n_raters = rater_ids.shape[0]
-
-    def per_rater(mask):
-        return np.bincount(rater_of[mask], minlength=n_raters)
-
-    totals = per_rater(np.ones_like(rater_of, dtype=bool))
-    left, right = per_rater(comparisons.outcome == 1.0), per_rater(comparisons.outcome == 0.0)
-    gold_graded, gold_right = per_rater(comparisons.gold >= 0), per_rater(comparisons.gold == 1)
-    majority_n, majority_agree = per_rater(with_majority), per_rater(agrees)
-    multi_rated = per_rater(latest & (n_others > 0))
-    medians = _grouped_nanmedian(rater_of, comparisons.response_ms, n_raters)
-    timed = per_rater(~np.isnan(comparisons.response_ms))
-
-    decided = left + right
-    gold = proportions(gold_right, gold_graded)
-    majority = proportions(majority_agree, majority_n)
-    left_of_decided = proportions(left, decided)
-    # How surprising each rater's left/right split is for a rater without a side preference.
-    side_p = side_p_values(left, decided)
-    rows = []
-    for index, rater_id in enumerate(rater_ids):
-        row = {
-            "user_id": int(rater_id),
-            "comparisons": int(totals[index]),
-            "on_shared_pairs": int(multi_rated[index]),
-            "gold": gold[index],
-            "majority_agreement": majority[index],
-            "median_response_ms": _finite(medians[index]),
-            "timed": int(timed[index]),
-            "left_share": left[index] / totals[index],
-            "right_share": right[index] / totals[index],
-            "tie_share": (totals[index] - decided[index]) / totals[index],
-            "left_share_decided": left_of_decided[index],
-            "side_p_value": _finite(side_p[index]),
-        }
-        row["flags"] = rater_flags(row, thresholds)
-        rows.append(row)
-    return rows
-
-
-def rater_flags(row: dict, thresholds: FlagThresholds) -> list[str]:
-    """The reasons to look at a rater: 'too_fast', 'one_side', 'gold'."""
-    flags = []
-    median = row["median_response_ms"]
-    if median is not None and row["timed"] >= thresholds.too_fast_min_timed and median < thresholds.too_fast_median_ms:
-        flags.append("too_fast")
-    left = row["left_share_decided"]
-    if left["n"] >= thresholds.one_side_min_decided and max(left["value"], 1.0 - left["value"]) >= thresholds.one_side_share:
-        flags.append("one_side")
-    gold = row["gold"]
-    if gold["n"] >= thresholds.gold_min_judgments and gold["value"] < thresholds.gold_min_accuracy:
-        flags.append("gold")
-    return flags
+# --- The rater table ------------------------------------------------------------------------------
 
 
 FLAG_LABELS = {
@@ -383,156 +89,7 @@ FLAG_LABELS = {
 }
 
 
-def _grouped_nanmedian(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
-    """Median of the non-NaN values of each group (NaN where a group has none), sorting once."""
-    keep = ~np.isnan(values)
-    group, values = group[keep], values[keep]
-    order = np.lexsort((values, group))
-    group, values = group[order], values[order]
-    sizes = np.bincount(group, minlength=n_groups)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    medians = np.full(n_groups, np.nan)
-    has = sizes > 0
-    low = starts[has] + (sizes[has] - 1) // 2
-    high = starts[has] + sizes[has] // 2
-    medians[has] = (values[low] + values[high]) / 2.0
-    return medians
-
-
 # --- Model against humans -------------------------------------------------------------------------
-
-
-def judgment_agreement(model_mean: np.ndarray, first: np.ndarray, second: np.ndarray,
-                       first_share: np.ndarray) -> np.ndarray:
-    """Per judgment: 1 if the model scores its winner higher, 0 if lower, 0.5 if it scores them equal.
-
-    NaN where the judgment is a tie or the model scored either image not at all (left out).
-    """
-    diff = model_mean[first] - model_mean[second]
-    agree = np.where(diff == 0, 0.5, ((diff > 0) == (first_share > 0.5)).astype(np.float64))
-    return np.where((first_share == 0.5) | np.isnan(diff), np.nan, agree)
-
-
-def human_ceiling_judgments(pairs: PairJudgments, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Judgments (among ``use``: held out, included, latest per rater) that have others of their pair.
-
-    Returns (judgment indices, agreement with the majority of the other judgments: 1, 0.5 or 0).
-    """
-    rows = np.flatnonzero(use)
-    pair_of = pairs.pair_index[rows]
-    share = pairs.lo_share[rows]
-    share_sum = np.bincount(pair_of, share, minlength=pairs.n_pairs)
-    count = np.bincount(pair_of, minlength=pairs.n_pairs)
-    others = count[pair_of] - 1
-    decided = share != 0.5
-    keep = (others > 0) & decided
-    others_share = (share_sum[pair_of] - share)[keep] / others[keep]
-    winner_lo = share[keep] == 1.0
-    agree = np.where(others_share == 0.5, 0.5, ((others_share > 0.5) == winner_lo).astype(np.float64))
-    return rows[keep], agree
-
-
-def weighted_pearson(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Pearson correlation of x and y [..., n] under weights [..., n] (a weight is a repeat count)."""
-    total = weights.sum(axis=-1, keepdims=True)
-    dx = x - (weights * x).sum(axis=-1, keepdims=True) / total
-    dy = y - (weights * y).sum(axis=-1, keepdims=True) / total
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (weights * dx * dy).sum(axis=-1) / np.sqrt((weights * dx * dx).sum(axis=-1)
-                                                          * (weights * dy * dy).sum(axis=-1))
-
-
-def _dense_ranks(x: np.ndarray) -> tuple[np.ndarray, int]:
-    unique, inverse = np.unique(x, return_inverse=True)
-    return inverse, unique.shape[0]
-
-
-def weighted_average_ranks(dense: np.ndarray, n_levels: int, weights: np.ndarray) -> np.ndarray:
-    """Average ranks in the samples where unit i appears ``weights[r, i]`` times: [B, n] from [B, n].
-
-    ``dense`` [n] is each unit's level (its value's rank among the distinct values), computed once.
-    """
-    weights = np.atleast_2d(weights)
-    batch = weights.shape[0]
-    offsets = (np.arange(batch) * n_levels)[:, None]
-    level_weight = np.bincount((dense[None, :] + offsets).ravel(), weights.ravel(),
-                               minlength=batch * n_levels).reshape(batch, n_levels)
-    before = np.cumsum(level_weight, axis=1) - level_weight
-    return before[:, dense] + (level_weight[:, dense] + 1.0) / 2.0
-
-
-def correlation_statistic(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """SRCC and LCC of weighted (bootstrap) samples: weights [B, n] -> [B, 2].
-
-    Spearman's rank correlation of a resample is the Pearson correlation of its average ranks, and
-    those follow from cumulative weights over the distinct values sorted once: no sort per resample.
-    """
-    x_dense, x_levels = _dense_ranks(x)
-    y_dense, y_levels = _dense_ranks(y)
-
-    def statistic(weights):
-        weights = np.atleast_2d(weights)
-        spearman = weighted_pearson(weighted_average_ranks(x_dense, x_levels, weights),
-                                    weighted_average_ranks(y_dense, y_levels, weights), weights)
-        return np.stack([spearman, weighted_pearson(x, y, weights)], axis=-1)
-
-    return statistic
-
-
-def model_agreement_panels(model_means: dict[int, np.ndarray], comparisons: ComparisonArrays, heldout: np.ndarray,
-                           pairs: PairJudgments, ceiling_rows: np.ndarray, ceiling_agree: np.ndarray, *,
-                           n_resamples: int, seed: int) -> dict[int, dict]:
-    """Per version: held-out agreement, and the model against the human ceiling on the same judgments.
-
-    Every number is a ratio of sums over the held-out pairs, so all versions share one set of
-    bootstrap resamples of those pairs (and so their intervals are comparable).
-    """
-    held_rows = np.flatnonzero(heldout)
-    units, unit_of = np.unique(pairs.pair_index[held_rows], return_inverse=True)
-    ceiling_unit = np.searchsorted(units, pairs.pair_index[ceiling_rows])  # ceiling judgments are held out too
-    n_units = units.shape[0]
-    numerators, denominators, names = [], [], []
-    counts = {}
-    a, b, outcome = comparisons.a_index, comparisons.b_index, comparisons.outcome
-    for version_id, model_mean in model_means.items():
-        agree = judgment_agreement(model_mean, a[held_rows], b[held_rows], outcome[held_rows])
-        judged = ~np.isnan(agree)
-        held_count = np.bincount(unit_of[judged], minlength=n_units).astype(np.float64)
-        # The same judgments the ceiling is measured on, so that the two are comparable.
-        on_ceiling = judgment_agreement(model_mean, a[ceiling_rows], b[ceiling_rows], outcome[ceiling_rows])
-        scored = ~np.isnan(on_ceiling)
-        ceiling_count = np.bincount(ceiling_unit[scored], minlength=n_units).astype(np.float64)
-        model_sum = np.bincount(ceiling_unit[scored], on_ceiling[scored], minlength=n_units)
-        human_sum = np.bincount(ceiling_unit[scored], ceiling_agree[scored], minlength=n_units)
-        numerators += [np.bincount(unit_of[judged], agree[judged], minlength=n_units), model_sum, human_sum,
-                       human_sum - model_sum]
-        denominators += [held_count, ceiling_count, ceiling_count, ceiling_count]
-        names += [f"{version_id}:{name}" for name in ("heldout", "model", "human", "gap")]
-        counts[version_id] = (int(held_count.sum()), int(ceiling_count.sum()), int(np.count_nonzero(ceiling_count)))
-    if not names:
-        return {}
-    statistic = ratio_statistic(np.stack(numerators, axis=1), np.stack(denominators, axis=1))
-    numbers = estimates(statistic, n_units, names, n_resamples=n_resamples, seed=seed)
-    panels = {}
-    for version_id, (held_judgments, ceiling_judgments, ceiling_pairs) in counts.items():
-        heldout_agreement = {**numbers[f"{version_id}:heldout"], "n": held_judgments}  # judgments, not pairs
-        ceiling = {name: {**numbers[f"{version_id}:{name}"], "n": ceiling_judgments}
-                   for name in ("model", "human", "gap")}
-        panels[version_id] = {"heldout_agreement": heldout_agreement,
-                              "ceiling": {**ceiling, "judgments": ceiling_judgments, "pairs": ceiling_pairs}}
-    return panels
-
-
-def human_correlation(model_mean: np.ndarray, human_mean: np.ndarray, human_counts: np.ndarray, *,
-                      with_interval: bool, n_resamples: int, seed: int) -> dict:
-    """SRCC and LCC between the model's scores and the human scores, over images with comparisons."""
-    compared = (human_counts > 0) & ~np.isnan(model_mean)
-    x, y = model_mean[compared], human_mean[compared]
-    if x.shape[0] < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {"srcc": _none(x.shape[0]), "lcc": _none(x.shape[0]), "images": int(x.shape[0])}
-    numbers = estimates(correlation_statistic(x, y), x.shape[0], ["srcc", "lcc"], with_interval=with_interval,
-                        n_resamples=n_resamples, seed=seed)
-    return {**numbers, "images": int(x.shape[0])}
 
 
 POSTER_METRICS = ["error_mean", "error_std", "lcc", "srcc", "kl", "emd", "pairwise_agreement", "n_references"]
@@ -543,7 +100,7 @@ def poster_table(metrics: dict) -> dict | None:
     """The poster's rows (Error, LCC, SRCC, KL, EMD) for the tags model and the image-only baseline.
 
     Read from the version's evaluation at training time (``metrics["holdout"]``: held-out reference
-    ratings and comparisons, see ``modeling.services.training``); None where the project has no
+    ratings and comparisons, see ``modeling.services.training_runs``); None where the project has no
     held-out reference ratings (no AVA-style import).
     """
     holdout = (metrics or {}).get("holdout") if isinstance(metrics, dict) else None
@@ -552,7 +109,7 @@ def poster_table(metrics: dict) -> dict | None:
     rows = {}
     for model in POSTER_MODELS:
         if isinstance(holdout.get(model), dict):
-            rows[model] = {name: _finite(holdout[model].get(name)) for name in POSTER_METRICS}
+            rows[model] = {name: finite(holdout[model].get(name)) for name in POSTER_METRICS}
     has_reference = any(row["error_mean"] is not None or row["emd"] is not None for row in rows.values())
     return rows if has_reference else None
 
@@ -561,42 +118,7 @@ def training_heldout_agreement(metrics: dict) -> float | None:
     """The held-out pairwise agreement recorded when the version was trained (versions without scores)."""
     if not isinstance(metrics, dict):
         return None
-    return _finite(metrics.get("pairwise_agreement"))
-
-
-# --- Charts' data ---------------------------------------------------------------------------------
-
-
-def histogram(values: np.ndarray, low: float, high: float, bins: int = HISTOGRAM_BINS) -> dict:
-    values = values[np.isfinite(values)]
-    counts, edges = np.histogram(values, bins=bins, range=(low, high))
-    return {"edges": [float(edge) for edge in edges], "counts": [int(count) for count in counts]}
-
-
-def disagreeing_pairs(model_mean: np.ndarray, pairs: PairJudgments, limit: int = GALLERY_SIZE) -> list[dict]:
-    """The pairs whose human votes most contradict the model: net votes against its pick, then its margin."""
-    votes = value_counts(pairs.pair_index, pairs.category, pairs.n_pairs)
-    diff = model_mean[pairs.pair_lo] - model_mean[pairs.pair_hi]
-    model_picks_lo = diff > 0
-    against = np.where(model_picks_lo, votes[:, HI_WINS], votes[:, LO_WINS]).astype(np.float64)
-    support = np.where(model_picks_lo, votes[:, LO_WINS], votes[:, HI_WINS])
-    net_against = against - support
-    candidates = np.flatnonzero((net_against > 0) & np.isfinite(diff) & (diff != 0))
-    order = np.lexsort((-np.abs(diff[candidates]), -net_against[candidates]))[:limit]
-    rows = []
-    for pair in candidates[order]:
-        rows.append({
-            "lo": int(pairs.pair_lo[pair]), "hi": int(pairs.pair_hi[pair]),
-            "votes_lo": int(votes[pair, LO_WINS]), "votes_hi": int(votes[pair, HI_WINS]),
-            "ties": int(votes[pair, TIE]), "net_against_model": float(net_against[pair]),
-        })  # fmt: skip
-    return rows
-
-
-def uncertain_images(variance: np.ndarray, counts: np.ndarray, limit: int = GALLERY_SIZE) -> np.ndarray:
-    """Indices of the images with the widest human-score posterior (fewest comparisons first on ties)."""
-    order = np.lexsort((counts, -variance))
-    return order[:limit]
+    return finite(metrics.get("pairwise_agreement"))
 
 
 # --- Assembling and storing a report --------------------------------------------------------------
@@ -674,7 +196,7 @@ def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int 
     right = int(np.count_nonzero(used.outcome == 0.0))
     human["left_share_decided"] = proportion(left, left + right)
     human["tie_share"] = (used.n_comparisons - left - right) / used.n_comparisons if used.n_comparisons else None
-    raters = rater_rows(everything, pairs, included, latest, thresholds)
+    raters = rater_rows(everything, pairs, included, latest, thresholds, rater_counts(project))
     _add_rater_names(project, raters, excluded)
     lap("humans")
 
@@ -727,9 +249,9 @@ def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int 
     uncertain = uncertain_images(stored_variance, human_counts)
     charts["uncertain_images"] = [
         {
-            "image_id": int(image_ids[index]), "human_mean": _finite(stored_mean[index]),
-            "human_sd": _finite(math.sqrt(stored_variance[index])), "comparisons": int(human_counts[index]),
-            "model_mean": _finite(chart_scores[index]) if chart_scores is not None else None,
+            "image_id": int(image_ids[index]), "human_mean": finite(stored_mean[index]),
+            "human_sd": finite(math.sqrt(stored_variance[index])), "comparisons": int(human_counts[index]),
+            "model_mean": finite(chart_scores[index]) if chart_scores is not None else None,
         }
         for index in uncertain
     ]  # fmt: skip
@@ -738,7 +260,7 @@ def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int 
 
     encoder_id = chart_version["encoder_id"] if chart_version else settings.TAGRANK_ENCODER
     timings["total"] = round(time.perf_counter() - started, 3)
-    return _json_clean({
+    return plain_json({
         "schema": REPORT_SCHEMA,
         "computed_at": timezone.now().isoformat(),
         "settings": {
@@ -754,7 +276,7 @@ def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int 
             "gold_comparisons": int(np.count_nonzero(everything.gold >= 0)),
             "compared_images": int(np.count_nonzero(human_counts)),
         },
-        "encoder": {"id": encoder_id, "is_demo": str(encoder_id).startswith("tiny")},
+        "encoder": {"id": encoder_id, "is_demo": is_demo_encoder(encoder_id)},
         "human": human,
         "raters": raters,
         "model": {
@@ -822,8 +344,8 @@ def _version_panels(project, comparisons, heldout, pairs, ceiling_rows, ceiling_
             value = training_heldout_agreement(version["metrics"])
             panel.update({
                 "heldout_agreement": {"value": value, "low": None, "high": None, "n": None},
-                "ceiling": {"model": _none(0), "human": _none(0), "gap": _none(0), "judgments": 0, "pairs": 0},
-                "human_correlation": {"srcc": _none(0), "lcc": _none(0), "images": 0},
+                "ceiling": {"model": no_estimate(0), "human": no_estimate(0), "gap": no_estimate(0), "judgments": 0, "pairs": 0},
+                "human_correlation": {"srcc": no_estimate(0), "lcc": no_estimate(0), "images": 0},
                 "source": "training" if value is not None else "none",
             })  # fmt: skip
         panels.append(panel)
@@ -882,8 +404,8 @@ def _gallery_pairs(model_mean, pairs, agreeing, image_ids, human_mean, image_url
         for side, index in (("lo", lo), ("hi", hi)):
             image_urls.want(int(image_ids[index]))
             row[f"image_{side}"] = {
-                "image_id": int(image_ids[index]), "model": _finite(model_mean[index]),
-                "human": _finite(human_mean[index]),
+                "image_id": int(image_ids[index]), "model": finite(model_mean[index]),
+                "human": finite(human_mean[index]),
             }  # fmt: skip
         rows.append(row)
     return rows
@@ -929,27 +451,3 @@ def _add_rater_names(project: Project, raters: list[dict], excluded: set[int]) -
         row["excluded"] = row["user_id"] in excluded
 
 
-def _none(n: int) -> dict:
-    return {"value": None, "low": None, "high": None, "n": n}
-
-
-def _finite(value) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _json_clean(value):
-    """Plain JSON: numpy numbers become Python ones, NaN and infinity become null."""
-    if isinstance(value, dict):
-        return {str(key): _json_clean(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_clean(item) for item in value]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer, int)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return _finite(value)
-    return value

@@ -14,8 +14,8 @@ Definitions (the pages and the API show the same numbers):
   their mean is given as well, unmapped (it already is on 1–10).
 - *CLIP similarity* of an image is the cosine between its CLIP image embedding (the class token of
   the cached features) and the mean of the embeddings of its texts (tags and caption, the ranker's
-  text input, ``features.texts_by_image``). An image without texts has none.
-- Intervals are percentile bootstraps over images (``agreement.bootstrap_intervals``, seeded: the same
+  text input, ``feature_extraction.texts_by_image``). An image without texts has none.
+- Intervals are percentile bootstraps over images (``agreement_stats.bootstrap_intervals``, seeded: the same
   data give the same intervals). A difference is a mean over the images that have both numbers.
 """
 from __future__ import annotations
@@ -30,13 +30,13 @@ from django.core.files.storage import default_storage
 
 from labeling.models import Image, ImageTag, Project, ReferenceRating
 from modeling.models import HumanScore, ImageScore, ModelVersion
-from modeling.services import agreement
+from modeling.ml import agreement_stats
 
 DEFAULT_MIN_IMAGES = 3
 MAX_DISTINCT_GROUPS = 20  # more distinct values than this: quantile bins
 QUANTILE_BINS = 10
 N_RESAMPLES = 500
-SEED = agreement.SEED
+SEED = agreement_stats.SEED
 
 
 class AnalysisUnavailable(Exception):
@@ -87,12 +87,12 @@ def reference_means(image_ids: np.ndarray) -> np.ndarray:
 
 def _features(version: ModelVersion, image_ids: list[int]):
     """Image tokens and the ranker's text tokens of these images, from the version's encoder's store."""
-    from modeling.services import datasets, features
+    from modeling.services import datasets, feature_extraction
 
-    store = features.feature_store(version.encoder_id)
+    store = feature_extraction.feature_store(version.encoder_id)
     missing = store.missing_images(image_ids)
-    if missing and version.encoder_id == features.encoder_id_for():
-        features.extract_features(missing)
+    if missing and version.encoder_id == feature_extraction.encoder_id_for():
+        feature_extraction.extract_features(missing)
     still_missing = set(store.missing_images(image_ids))
     have = [i for i in image_ids if i not in still_missing]
     if not have:
@@ -171,7 +171,7 @@ def means_with_intervals(columns: dict[str, np.ndarray], *, seed: int = SEED, n_
     if n_units == 0:
         return {name: {"value": None, "low": None, "high": None, "n": 0} for name in names}
     stacked = np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in names])
-    result = agreement.estimates(mean_statistic(stacked), n_units, names, seed=seed, n_resamples=n_resamples)
+    result = agreement_stats.estimates(mean_statistic(stacked), n_units, names, seed=seed, n_resamples=n_resamples)
     for index, name in enumerate(names):
         result[name]["n"] = int(np.isfinite(stacked[:, index]).sum())
         result[name].pop("resamples", None)

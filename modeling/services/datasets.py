@@ -64,9 +64,6 @@ def holdout_condition(project: str = "project_id", image_a: str = "image_a_id", 
     return LessThan(scaled, Value(HOLDOUT_PERCENT * _PRIME, output_field=BigIntegerField()))
 
 
-holdout_filter = holdout_condition  # the name the dashboards' brief uses
-
-
 def holdout_comparisons(comparisons: QuerySet) -> QuerySet:
     """The held-out comparisons of a Comparison queryset."""
     return comparisons.filter(holdout_condition())
@@ -110,15 +107,15 @@ class ProjectDataset:
 def build_dataset(project: Project, *, store=None, last_comparison_id: int | None = None) -> ProjectDataset:
     """Read images, comparisons, reference ratings and texts from the database, features from the store.
 
-    Every image must have features already (``features.ensure_image_features``); the texts' embeddings
+    Every image must have features already (``feature_extraction.ensure_image_features``); the texts' embeddings
     are computed here when missing. Comparisons newer than ``last_comparison_id`` (default: the newest
     now) are left out, so that the version records exactly what it was trained on.
     """
     from modeling.ml.encoder import image_tag_similarity
     from modeling.ml.training import RankingData
-    from modeling.services import features
+    from modeling.services import feature_extraction
 
-    store = store or features.feature_store()
+    store = store or feature_extraction.feature_store()
     image_ids = np.array(list(Image.objects.filter(project=project).order_by("pk").values_list("pk", flat=True)))
     if len(image_ids) == 0:
         raise ValueError(f"project {project.slug} has no images")
@@ -192,15 +189,15 @@ def build_dataset(project: Project, *, store=None, last_comparison_id: int | Non
 
 def text_tokens(store, image_ids, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """The ranker's text tokens of these images: [N,K,D] embeddings and the [N,K] mask of real ones."""
-    from modeling.services import features
+    from modeling.services import feature_extraction
 
-    texts = features.texts_by_image([int(i) for i in image_ids])
+    texts = feature_extraction.texts_by_image([int(i) for i in image_ids])
     K = max((len(v) for v in texts.values()), default=0)
     tokens = np.zeros((len(image_ids), K, dim), dtype=np.float32)
     mask = np.zeros((len(image_ids), K), dtype=bool)
     unique = sorted({t for values in texts.values() for t in values})
     if unique:
-        features.ensure_text_features(store, unique)
+        feature_extraction.ensure_text_features(store, unique)
         embedding = dict(zip(unique, store.get_texts(unique)))
         for row, image_id in enumerate(image_ids):
             for k, text in enumerate(texts[int(image_id)]):

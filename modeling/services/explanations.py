@@ -3,7 +3,7 @@
 For one image and one model version (default: the project's active one):
 
 - *Attention*: the cross-attention weight each of the image's texts (its tags, then its caption, as the
-  ranker reads them: ``features.texts_by_image``) received, averaged over layers, heads and image
+  ranker reads them: ``feature_extraction.texts_by_image``) received, averaged over layers, heads and image
   tokens (``TagRanker.forward``'s ``tag_attention``). They sum to 1 over the texts.
 - *Leave one tag out*: the score with that text removed from the input, and ``delta = score - that``:
   positive when the text raised the score. Attention says where the model looked; the difference says
@@ -61,21 +61,21 @@ def cache_names(version: ModelVersion, image: Image) -> tuple[str, str]:
 
 def image_inputs(image: Image, version: ModelVersion):
     """(image tokens [T,D], texts, kinds, text embeddings [K,D]) from the version's feature store."""
-    from modeling.services import features
+    from modeling.services import feature_extraction
 
-    store = features.feature_store(version.encoder_id)
+    store = feature_extraction.feature_store(version.encoder_id)
     if store.missing_images([image.pk]):
-        if version.encoder_id != features.encoder_id_for():
+        if version.encoder_id != feature_extraction.encoder_id_for():
             raise ExplanationUnavailable(f"Image {image.pk} has no features of the version's encoder {version.encoder_id}.")
-        report = features.extract_features([image.pk])
+        report = feature_extraction.extract_features([image.pk])
         if report.failed:
             raise ExplanationUnavailable(f"Cannot read image {image.pk}: {report.failed[0][1]}")
     tokens = store.get_images([image.pk])[0]
-    texts = features.texts_by_image([image.pk])[image.pk]
+    texts = feature_extraction.texts_by_image([image.pk])[image.pk]
     tag_names = set(ImageTag.objects.filter(image=image).values_list("tag__name", flat=True))
     kinds = ["tag" if text in tag_names else "caption" for text in texts]
     if texts:
-        features.ensure_text_features(store, texts)
+        feature_extraction.ensure_text_features(store, texts)
         embeddings = store.get_texts(texts)
     else:
         embeddings = np.zeros((0, tokens.shape[-1]), dtype=np.float32)

@@ -25,7 +25,7 @@ from django.db.models import Case, Count, IntegerField, Max, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from labeling.models import Comparison, Image, Membership, Project
+from labeling.models import Comparison, Image, Project
 from modeling.ml.bradley_terry import (
     FitConfig,
     Posterior,
@@ -313,22 +313,3 @@ def human_scores_stale(project: Project) -> bool:
         or stored["images"] != Image.objects.filter(project=project).count()
         or ModelVersion.objects.filter(project=project, is_active=True, activated_at__gt=stored["fitted_at"]).exists()
     )
-
-
-def set_rater_excluded(project: Project, user_id: int, excluded: bool, *, by=None, enqueue: bool = True) -> Membership:
-    """Exclude a rater's comparisons from training and the human scores, or take them back in.
-
-    Nothing is deleted: the flag decides what the next fit and training read. Raises
-    ``Membership.DoesNotExist`` when the user is not a member of the project.
-    """
-    membership = Membership.objects.get(project=project, user_id=user_id)
-    if membership.excluded_from_training != excluded:
-        membership.excluded_from_training = excluded
-        membership.save(update_fields=["excluded_from_training"])
-        log.info("%s %s rater %s in %s", by or "someone", "excluded" if excluded else "re-included", user_id,
-                 project.slug)
-        if enqueue:
-            from worker.metrics_tasks import enqueue_metrics  # the worker imports the services, not the reverse
-
-            enqueue_metrics(project.pk)
-    return membership

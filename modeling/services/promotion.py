@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from labeling.models import Image, Project
 from modeling.models import ImageScore, ModelVersion, Promotion, TrainingSettings
+from worker.dispatch import send_rescore_after_commit
 
 
 class PromotionRefused(Exception):
@@ -31,8 +32,6 @@ def active_version(project: Project) -> ModelVersion | None:
 
 def request_promotion(version: ModelVersion, *, kind: str, reason: str, user=None, dispatch: bool = True) -> Promotion:
     """Log the decision and start scoring every image with the version; it switches in when done."""
-    from modeling.services import scoring
-
     reason = (reason or "").replace("\x00", "").strip()  # PostgreSQL text cannot hold NUL
     if not reason:
         raise PromotionRefused("Give a reason: every promotion is logged with who did it and why.")
@@ -66,7 +65,7 @@ def request_promotion(version: ModelVersion, *, kind: str, reason: str, user=Non
             decided_by=user, reason=reason,
         )
         if dispatch:
-            transaction.on_commit(lambda: scoring.dispatch_rescore(locked.pk))
+            send_rescore_after_commit(locked.pk)
     version.refresh_from_db()
     return promotion
 

@@ -22,31 +22,20 @@ from django.utils import timezone
 
 from labeling.models import Image, Project
 from modeling.models import ImageFeatures, ImageScore, ModelVersion, Promotion
+from worker import dispatch
 
 logger = logging.getLogger(__name__)
-
-_after_activation: list[Callable] = []
-
 
 class ScoringFailed(Exception):
     """The version cannot score the images (unreadable weights, features of another encoder...)."""
 
 
-def on_model_version_activated(callback: Callable) -> Callable:
-    """Register ``callback(version)``, run after a version became active and that was committed.
-
-    For follow-up work elsewhere (dashboard metrics, pair selection with the model prior).
-    """
-    _after_activation.append(callback)
-    return callback
-
-
 def batch_size() -> int:
-    return int(getattr(settings, "TAGRANK_SCORING_BATCH_SIZE", 2048))
+    return int(settings.TAGRANK_SCORING_BATCH_SIZE)
 
 
 def stale_after() -> timedelta:
-    return timedelta(seconds=int(getattr(settings, "TAGRANK_SCORING_STALE_SECONDS", 600)))
+    return timedelta(seconds=int(settings.TAGRANK_SCORING_STALE_SECONDS))
 
 
 # --- Loading a version's model ------------------------------------------------------------------
@@ -88,14 +77,14 @@ def unscored_images(version: ModelVersion):
     return Image.objects.filter(project_id=version.project_id).filter(~Exists(scored))
 
 
-def score_images(version: ModelVersion, image_ids: Iterable[int], *, model=None, store=None) -> int:
+def score_and_store(version: ModelVersion, image_ids: Iterable[int], *, model=None, store=None) -> int:
     """Score these images with the version and store the scores (bulk insert). Returns rows written.
 
     Images already scored by this version are skipped. Features that are missing are extracted
     first when the configured encoder is the version's; otherwise ScoringFailed.
     """
     from modeling.ml.training import score_images as score_features
-    from modeling.services import datasets, features
+    from modeling.services import datasets, feature_extraction
 
     ids = sorted({int(i) for i in image_ids})
     if not ids:
@@ -106,15 +95,15 @@ def score_images(version: ModelVersion, image_ids: Iterable[int], *, model=None,
     ids = [i for i in ids if i not in already]
     if not ids:
         return 0
-    store = store or features.feature_store(version.encoder_id)
+    store = store or feature_extraction.feature_store(version.encoder_id)
     missing = store.missing_images(ids)
     if missing:
-        if version.encoder_id != features.encoder_id_for():
+        if version.encoder_id != feature_extraction.encoder_id_for():
             raise ScoringFailed(
                 f"{len(missing)} image(s) have no features of this version's encoder {version.encoder_id!r}, "
-                f"and the configured encoder is {features.encoder_id_for()!r}"
+                f"and the configured encoder is {feature_extraction.encoder_id_for()!r}"
             )
-        report = features.extract_features(missing)
+        report = feature_extraction.extract_features(missing)
         unreadable = {image_id for image_id, _ in report.failed}
         ids = [i for i in ids if i not in unreadable]  # an unreadable file cannot be scored by any version
         if not ids:
@@ -171,7 +160,7 @@ def rescore(version_id: int, *, progress: Callable[[int, int], None] | None = No
         total = Image.objects.filter(project_id=version.project_id).count()
         for start in range(0, len(todo), batch_size()):
             try:
-                written += score_images(version, todo[start:start + batch_size()], model=model)
+                written += score_and_store(version, todo[start:start + batch_size()], model=model)
             except ScoringFailed as exc:
                 mark_failed(version, str(exc))
                 return {"version": version_id, "failed": str(exc)}
@@ -213,17 +202,9 @@ def activate(version: ModelVersion) -> bool:
         )
         Promotion.objects.filter(to_version=locked, completed_at__isnull=True).update(completed_at=now)
         locked.refresh_from_db()
-        for callback in _after_activation:
-            transaction.on_commit(lambda cb=callback, v=locked: _run_hook(cb, v))
+        dispatch.send_activation_refresh(locked.project_id)
     logger.info("model version %s is now active for project %s", version.pk, version.project_id)
     return True
-
-
-def _run_hook(callback, version):
-    try:
-        callback(version)
-    except Exception:  # follow-up work must never undo or block the switch
-        logger.exception("after-activation hook %r failed", callback)
 
 
 # --- Keeping every image scored --------------------------------------------------------------
@@ -235,7 +216,7 @@ def score_new_images(project: Project, image_ids: Iterable[int]) -> int:
     if version is None:
         return 0
     try:
-        return score_images(version, image_ids)
+        return score_and_store(version, image_ids)
     except Exception as exc:  # the sweep tries again later; the import itself is done
         logger.warning("could not score new images of %s with v%s: %s", project.slug, version.pk, exc)
         return 0
@@ -249,29 +230,7 @@ def enqueue_unscored(project: Project) -> int:
     has_features = ImageFeatures.objects.filter(image=OuterRef("pk"), encoder_id=version.encoder_id)
     if not unscored_images(version).filter(Exists(has_features)).exists():
         return 0
-    return int(dispatch_score_missing(version.pk))
-
-
-def dispatch_rescore(version_id: int) -> bool:
-    from worker.tasks import rescore_task
-
-    try:
-        rescore_task.apply_async(args=[version_id])
-        return True
-    except Exception as exc:  # the trigger check re-sends stalled scoring
-        logger.warning("could not enqueue rescoring of version %s (will retry): %s", version_id, exc)
-        return False
-
-
-def dispatch_score_missing(version_id: int) -> bool:
-    from worker.tasks import score_missing_task
-
-    try:
-        score_missing_task.apply_async(args=[version_id])
-        return True
-    except Exception as exc:
-        logger.warning("could not enqueue scoring for version %s: %s", version_id, exc)
-        return False
+    return int(dispatch.send_score_missing(version.pk))
 
 
 def score_missing(version_id: int) -> dict:
@@ -282,7 +241,7 @@ def score_missing(version_id: int) -> dict:
     ids = list(unscored_images(version).values_list("pk", flat=True))
     written = 0
     for start in range(0, len(ids), batch_size()):
-        written += score_images(version, ids[start:start + batch_size()])
+        written += score_and_store(version, ids[start:start + batch_size()])
     return {"version": version_id, "scored": written}
 
 
@@ -296,6 +255,6 @@ def redispatch_stalled(project: Project | None = None) -> list[int]:
     for version_id in versions.values_list("pk", flat=True):
         # Touch it first, so the next check does not re-send it again before this one could run.
         ModelVersion.objects.filter(pk=version_id).update(scoring_updated_at=timezone.now())
-        if dispatch_rescore(version_id):
+        if dispatch.send_rescore(version_id):
             resent.append(version_id)
     return resent

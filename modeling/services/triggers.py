@@ -22,13 +22,13 @@ from django.utils import timezone
 
 from labeling.models import Project
 from modeling.models import ModelVersion, TrainingRun
-from modeling.services import datasets, scoring, training
+from modeling.services import datasets, scoring, training_runs
 
 logger = logging.getLogger(__name__)
 
 
 def failure_cooldown() -> timedelta:
-    return timedelta(seconds=float(getattr(settings, "TAGRANK_TRAINING_FAILURE_COOLDOWN_SECONDS", 600)))
+    return timedelta(seconds=float(settings.TAGRANK_TRAINING_FAILURE_COOLDOWN_SECONDS))
 
 
 @dataclass
@@ -65,7 +65,7 @@ def evaluate(project: Project, now=None) -> Decision:
     def no(reason):
         return Decision(project.slug, False, None, reason, new, since)
 
-    running = training.open_run(project)
+    running = training_runs.open_run(project)
     if running is not None:
         return no(f"training run {running.pk} is {running.status}")
     last = TrainingRun.objects.filter(project=project).order_by("-created_at", "-pk").first()
@@ -94,13 +94,13 @@ def evaluate(project: Project, now=None) -> Decision:
 
 def check_project(project: Project, *, dispatch: bool = True) -> dict:
     """Clear what dead workers left, then apply the policy; queue a run when it says so."""
-    dead = training.fail_dead_runs(project)
-    resent_runs = training.redispatch_queued(project) if dispatch else []
+    dead = training_runs.fail_dead_runs(project)
+    resent_runs = training_runs.redispatch_queued(project) if dispatch else []
     resent_scoring = scoring.redispatch_stalled(project) if dispatch else []
     decision = evaluate(project)
     outcome = {**asdict(decision), "dead_runs": dead, "resent_runs": resent_runs, "resent_scoring": resent_scoring}
     if decision.train:
-        run, created = training.request_training(
+        run, created = training_runs.request_training(
             project, trigger=decision.trigger, reason=decision.reason, dispatch=dispatch
         )
         outcome.update(run=run.pk, created=created)

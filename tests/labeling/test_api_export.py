@@ -9,8 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from labeling.api import export
 from labeling.models import Comparison, GoldPair
+from modeling.api import export
 from modeling.models import HumanScore, ImageScore, ModelVersion
 
 SCORES = "/api/v1/projects/test-project/scores/"

@@ -5,7 +5,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from labeling.models import Image, ImageTag, Project, Tag
-from labeling.services import pipeline
 
 IMAGES = "/api/v1/projects/test-project/images/"
 
@@ -16,9 +15,9 @@ def tags_url(image) -> str:
 
 @pytest.fixture
 def imported_callbacks(monkeypatch):
-    """What the pipeline hook receives after an upload (e.g. feature extraction)."""
+    """The feature extraction sent after an upload's transaction commits, instead of broker messages."""
     calls = []
-    monkeypatch.setattr(pipeline, "_after_import", [lambda project, ids: calls.append((project.slug, ids))])
+    monkeypatch.setattr("worker.dispatch.send_feature_extraction", lambda project_id, ids: calls.append((project_id, ids)))
     return calls
 
 
@@ -75,7 +74,7 @@ def test_manager_uploads_an_image_through_the_import_service(
     assert body["duplicate"] is False and body["tags"] == ["sky", "sunset"] and body["external_id"] == "ext-1"
     image = Image.objects.get(pk=body["id"])
     assert image.metadata == {"seed": 7} and image.caption == "a sunset" and image.thumbnail
-    assert imported_callbacks == [("test-project", [image.pk])]
+    assert imported_callbacks == [(project.pk, [image.pk])]
     with django_capture_on_commit_callbacks(execute=True):
         again = api(manager).post(
             IMAGES, {"file": SimpleUploadedFile("copy.jpg", image_bytes(seed=7, fmt="JPEG"))}, format="multipart"

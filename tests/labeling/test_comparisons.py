@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from labeling.api.views import refusal_status
 from labeling.models import Comparison, ImageStats, Membership, PairCandidate, PairLease, Project
 from labeling.services import comparisons as service
 from labeling.services import pairs
@@ -59,7 +60,7 @@ def test_the_same_client_key_for_another_pair_is_refused(project, rater, leased)
     _, other = pairs.next_pair(project, rater)
     with pytest.raises(service.ClientKeyReused) as refused:
         submit(project, rater, other, key="dup")
-    assert refused.value.status == 409
+    assert refusal_status(refused.value) == 409
     assert Comparison.objects.count() == 1
 
 
@@ -75,7 +76,7 @@ def test_an_expired_lease_is_refused_and_nothing_is_stored(project, rater, lease
     PairLease.objects.filter(pk=leased.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     with pytest.raises(LeaseExpired, match="expired") as refused:
         submit(project, rater, leased)
-    assert refused.value.status == 410
+    assert refusal_status(refused.value) == 410
     assert Comparison.objects.count() == 0
     assert ImageStats.objects.get(image_id=leased.image_a_id).comparison_count == 0
 
@@ -84,7 +85,7 @@ def test_an_expired_lease_is_refused_and_nothing_is_stored(project, rater, lease
 def test_another_raters_lease_is_refused(project, rater, second_rater, leased):
     with pytest.raises(LeaseForeign, match="another rater") as refused:
         submit(project, second_rater, leased)
-    assert refused.value.status == 403
+    assert refusal_status(refused.value) == 403
 
 
 @pytest.mark.django_db

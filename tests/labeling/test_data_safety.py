@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from labeling import spreadsheet_safety
-from labeling.api import export
+from modeling.api import export
 from labeling.models import Comparison, Image, ImageStats, ImageTag, PairLease, Project, Tag
 from labeling.services import archive
 from labeling.services.comparisons import submit_comparison

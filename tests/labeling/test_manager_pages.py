@@ -175,7 +175,7 @@ def test_deactivating_a_rater_ends_their_access_and_returns_their_leases(client,
     assert lease.state == PairLease.State.RELEASED
     assert api(rater).get("/api/v1/projects/test-project/next-pair/").status_code == 404
     refits = []
-    monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", refits.append)
+    monkeypatch.setattr("worker.dispatch.send_metrics_refresh", refits.append)
     client.post(reverse("membership-toggle", args=[project.slug, membership.pk]), {"action": "exclude"})
     membership.refresh_from_db()
     assert membership.excluded_from_training

@@ -73,7 +73,7 @@ def write_baseline_cache(version: ModelVersion, images, means) -> None:
 
 def put_features(version: ModelVersion, images, texts: list[str], seed: int = 0) -> dict:
     """Random unit image tokens for the images and unit embeddings for the texts, in the version's store."""
-    from modeling.services.features import feature_store
+    from modeling.services.feature_extraction import feature_store
 
     rng = np.random.default_rng(seed)
     store = feature_store(version.encoder_id)

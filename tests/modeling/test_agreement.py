@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from modeling.ml import agreement_stats
+from modeling.ml.agreement_stats import HI_WINS, LO_WINS, TIE, FlagThresholds
 from modeling.models import AgreementReport
 from modeling.services import agreement
-from modeling.services.agreement import HI_WINS, LO_WINS, TIE, FlagThresholds
 from modeling.services.human_scores import ComparisonArrays
 from tests.modeling.dashboard_data import add_comparisons, build_rated_project, make_images
 
@@ -37,7 +38,7 @@ def test_alpha_and_raw_agreement_two_raters_per_pair():
     # Coincidences o = [[2,0,1],[0,2,0],[1,0,2]], n = 8, marginals (3, 2, 3):
     # observed agreement 6/8; expected disagreement (64 - 22) / 7 = 6; alpha = 1 - 2/6.
     counts = counts_of([LO_WINS, LO_WINS], [LO_WINS, HI_WINS], [HI_WINS, HI_WINS], [TIE, TIE])
-    result = agreement.inter_rater_agreement(counts, n_resamples=200)
+    result = agreement_stats.inter_rater_agreement(counts, n_resamples=200)
     assert result["pairs"] == 4 and result["judgments"] == 8
     assert result["raw_agreement"]["value"] == pytest.approx(0.75)
     assert result["alpha"]["value"] == pytest.approx(2 / 3)
@@ -47,7 +48,7 @@ def test_alpha_and_raw_agreement_with_three_raters_and_a_single_judgment():
     # (lo, lo, hi): o_ll = 1, o_lh = o_hl = 1; (hi, hi): o_hh = 2; (tie, lo): o_tl = o_lt = 1; (hi) alone: unpairable.
     # n = 7, trace 3: agreement 3/7; marginals (3, 1, 3): expected disagreement (49 - 19) / 6 = 5; alpha = 1 - 4/5.
     counts = counts_of([LO_WINS, LO_WINS, HI_WINS], [HI_WINS, HI_WINS], [TIE, LO_WINS], [HI_WINS])
-    result = agreement.inter_rater_agreement(counts, n_resamples=200)
+    result = agreement_stats.inter_rater_agreement(counts, n_resamples=200)
     assert result["pairs"] == 3
     assert result["raw_agreement"]["value"] == pytest.approx(3 / 7)
     assert result["alpha"]["value"] == pytest.approx(0.2)
@@ -56,21 +57,21 @@ def test_alpha_and_raw_agreement_with_three_raters_and_a_single_judgment():
 def test_our_coincidences_give_the_packages_alpha():
     rng = np.random.default_rng(7)
     counts = rng.multinomial(rng.integers(2, 6), [0.5, 0.1, 0.4], size=300)
-    summed = agreement.unit_coincidences(counts).sum(axis=0)
-    ours, _ = agreement.alpha_and_agreement(summed)
+    summed = agreement_stats.unit_coincidences(counts).sum(axis=0)
+    ours, _ = agreement_stats.alpha_and_agreement(summed)
     assert float(ours) == pytest.approx(krippendorff.alpha(value_counts=counts, level_of_measurement="nominal"))
 
 
 def test_alpha_is_undefined_when_every_judgment_is_the_same():
-    result = agreement.inter_rater_agreement(counts_of([LO_WINS, LO_WINS], [LO_WINS, LO_WINS]), n_resamples=50)
+    result = agreement_stats.inter_rater_agreement(counts_of([LO_WINS, LO_WINS], [LO_WINS, LO_WINS]), n_resamples=50)
     assert result["alpha"]["value"] is None
     assert result["raw_agreement"]["value"] == 1.0
-    assert agreement.inter_rater_agreement(counts_of([LO_WINS]))["raw_agreement"]["value"] is None
+    assert agreement_stats.inter_rater_agreement(counts_of([LO_WINS]))["raw_agreement"]["value"] is None
 
 
 def test_pairs_are_unordered_and_the_left_image_is_image_a():
     # Image 3 beats image 1 shown on the left, then on the right; images 1 and 2 tie.
-    pairs = agreement.group_pairs(np.array([3, 1, 1]), np.array([1, 3, 2]), np.array([1.0, 0.0, 0.5]))
+    pairs = agreement_stats.group_pairs(np.array([3, 1, 1]), np.array([1, 3, 2]), np.array([1.0, 0.0, 0.5]))
     assert pairs.n_pairs == 2
     assert pairs.pair_index[0] == pairs.pair_index[1] != pairs.pair_index[2]
     assert list(pairs.category) == [HI_WINS, HI_WINS, TIE]  # 3 is the higher id of the pair (1, 3)
@@ -78,7 +79,7 @@ def test_pairs_are_unordered_and_the_left_image_is_image_a():
 
 
 def test_latest_judgment_per_rater_and_pair():
-    keep = agreement.latest_per_rater(np.array([0, 0, 1, 0]), np.array([7, 8, 7, 7]))
+    keep = agreement_stats.latest_per_rater(np.array([0, 0, 1, 0]), np.array([7, 8, 7, 7]))
     assert list(keep) == [False, True, True, True]
 
 
@@ -107,7 +108,7 @@ def test_bootstrap_intervals_cover_the_true_alpha_and_agreement():
     simulations = 150
     for simulation in range(simulations):
         counts = simulate_two_raters(rng, 150, reliability, shares)
-        result = agreement.inter_rater_agreement(counts, n_resamples=300, seed=simulation)
+        result = agreement_stats.inter_rater_agreement(counts, n_resamples=300, seed=simulation)
         for name, truth in (("alpha", true_alpha), ("raw_agreement", true_agreement)):
             covered[name] += result[name]["low"] <= truth <= result[name]["high"]
     # Nominal 95%: a correct interval covers 135 to 148 of 150 runs (binomial 99% range is wider still).
@@ -122,12 +123,12 @@ def test_bootstrap_interval_of_an_agreement_rate_covers_and_narrows():
         # 100 pairs with one to four judgments each; each judgment agrees with the model w.p. 0.8.
         sizes = rng.integers(1, 5, size=100)
         sums = rng.binomial(sizes, truth).astype(float)
-        result = agreement.estimate(agreement.ratio_statistic(sums, sizes.astype(float)), 100, n_resamples=300,
+        result = agreement_stats.estimate(agreement_stats.ratio_statistic(sums, sizes.astype(float)), 100, n_resamples=300,
                                     seed=simulation)
         covered += result["low"] <= truth <= result["high"]
     assert 0.88 <= covered / simulations <= 0.99
     large = rng.binomial(np.full(20000, 2), truth).astype(float)
-    result = agreement.estimate(agreement.ratio_statistic(large, np.full(20000, 2.0)), 20000, n_resamples=200)
+    result = agreement_stats.estimate(agreement_stats.ratio_statistic(large, np.full(20000, 2.0)), 20000, n_resamples=200)
     assert result["low"] <= truth <= result["high"] and result["high"] - result["low"] < 0.02
 
 
@@ -135,11 +136,11 @@ def test_bootstrap_is_seeded_and_shares_resamples():
     sums, sizes = np.array([1.0, 0, 2, 1, 1]), np.array([1.0, 1, 2, 2, 1])
 
     def interval(seed):
-        return agreement.estimate(agreement.ratio_statistic(sums, sizes), 5, seed=seed, n_resamples=200)
+        return agreement_stats.estimate(agreement_stats.ratio_statistic(sums, sizes), 5, seed=seed, n_resamples=200)
 
     assert interval(3) == interval(3) and interval(3) != interval(4)
     # Two numbers from one statistic get exactly the intervals each gets alone (same resamples).
-    both = agreement.estimates(agreement.ratio_statistic(np.stack([sums, sizes - sums], 1), np.stack([sizes, sizes], 1)),
+    both = agreement_stats.estimates(agreement_stats.ratio_statistic(np.stack([sums, sizes - sums], 1), np.stack([sizes, sizes], 1)),
                                5, ["wins", "losses"], seed=3, n_resamples=200)
     assert both["wins"] == interval(3)
     assert both["losses"]["low"] == pytest.approx(1 - both["wins"]["high"])
@@ -151,7 +152,7 @@ def test_weighted_correlations_equal_scipy_on_the_resample():
     y = x + rng.normal(size=200)
     weights = np.bincount(rng.integers(200, size=200), minlength=200).astype(float)
     resample = np.repeat(np.arange(200), weights.astype(int))
-    statistic = agreement.correlation_statistic(x, y)
+    statistic = agreement_stats.correlation_statistic(x, y)
     batch = np.stack([weights, np.ones(200)])
     spearman, pearson = statistic(batch).T
     assert spearman == pytest.approx([stats.spearmanr(x[resample], y[resample])[0], stats.spearmanr(x, y)[0]])
@@ -161,11 +162,11 @@ def test_weighted_correlations_equal_scipy_on_the_resample():
 def test_shares_and_side_tests_match_scipy():
     for successes, trials in [(0, 7), (3, 10), (10, 10), (41, 97)]:
         interval = stats.binomtest(successes, trials).proportion_ci(confidence_level=0.95)
-        share = agreement.proportion(successes, trials)
+        share = agreement_stats.proportion(successes, trials)
         assert share["low"] == pytest.approx(interval.low) and share["high"] == pytest.approx(interval.high)
-        assert agreement.side_p_values([successes], [trials])[0] == pytest.approx(
+        assert agreement_stats.side_p_values([successes], [trials])[0] == pytest.approx(
             stats.binomtest(successes, trials).pvalue)
-    assert agreement.proportion(0, 0)["value"] is None
+    assert agreement_stats.proportion(0, 0)["value"] is None
 
 
 # --- Raters ---------------------------------------------------------------------------------------
@@ -174,12 +175,26 @@ THRESHOLDS = FlagThresholds(too_fast_median_ms=800, too_fast_min_timed=5, one_si
                             gold_min_accuracy=0.7, gold_min_judgments=4)
 
 
+def rater_counts_of(comparisons) -> dict[int, dict]:
+    """What labeling.services.comparisons.rater_counts reads from the database, counted by hand."""
+    counts: dict[int, dict] = {}
+    for rater, outcome, gold in zip(comparisons.rater_id, comparisons.outcome, comparisons.gold):
+        row = counts.setdefault(int(rater), {"n": 0, "left": 0, "right": 0, "gold_judged": 0, "gold_correct": 0})
+        row["n"] += 1
+        row["left"] += outcome == 1.0
+        row["right"] += outcome == 0.0
+        row["gold_judged"] += gold >= 0
+        row["gold_correct"] += gold == 1
+    return counts
+
+
 def rater_table(rows, excluded=()):
     comparisons = arrays(rows)
-    pairs = agreement.group_pairs(comparisons.a_index, comparisons.b_index, comparisons.outcome)
-    latest = agreement.latest_per_rater(pairs.pair_index, comparisons.rater_id)
+    pairs = agreement_stats.group_pairs(comparisons.a_index, comparisons.b_index, comparisons.outcome)
+    latest = agreement_stats.latest_per_rater(pairs.pair_index, comparisons.rater_id)
     included = ~np.isin(comparisons.rater_id, list(excluded))
-    return {row["user_id"]: row for row in agreement.rater_rows(comparisons, pairs, included, latest, THRESHOLDS)}
+    rows = agreement_stats.rater_rows(comparisons, pairs, included, latest, THRESHOLDS, rater_counts_of(comparisons))
+    return {row["user_id"]: row for row in rows}
 
 
 def test_agreement_with_the_majority_of_the_other_raters():
@@ -230,11 +245,11 @@ def test_position_bias_speed_gold_and_flags():
 def test_human_ceiling_and_the_model_on_the_same_judgments():
     # One held-out pair (0, 1) judged lo, lo, hi by three raters.
     comparisons = arrays([(0, 1, 1.0, 1), (1, 0, 0.0, 2), (0, 1, 0.0, 3)])
-    pairs = agreement.group_pairs(comparisons.a_index, comparisons.b_index, comparisons.outcome)
-    rows, agree = agreement.human_ceiling_judgments(pairs, np.ones(3, bool))
+    pairs = agreement_stats.group_pairs(comparisons.a_index, comparisons.b_index, comparisons.outcome)
+    rows, agree = agreement_stats.human_ceiling_judgments(pairs, np.ones(3, bool))
     assert list(rows) == [0, 1, 2] and list(agree) == [0.5, 0.5, 0.0]
     model = np.array([2.0, 1.0] + [5.0] * 8)  # scores image 0 higher
-    per_judgment = agreement.judgment_agreement(model, comparisons.a_index, comparisons.b_index, comparisons.outcome)
+    per_judgment = agreement_stats.judgment_agreement(model, comparisons.a_index, comparisons.b_index, comparisons.outcome)
     assert list(per_judgment) == [1.0, 1.0, 0.0]
 
 
@@ -296,7 +311,7 @@ def test_the_report_is_computed_and_stored(project, rated_project):
     assert sum(charts["histogram"]["model"]["counts"]) == 40
     assert sum(row["comparisons"] for row in charts["comparisons_per_day"]) == 1030
     assert len(charts["comparisons_per_day"]) >= 2
-    assert len(charts["uncertain_images"]) == agreement.GALLERY_SIZE
+    assert len(charts["uncertain_images"]) == agreement_stats.GALLERY_SIZE
     assert charts["agreement_by_version"][0]["version_id"] == active["id"]
 
 

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 from labeling.models import Membership
-from labeling.services import pipeline
 from labeling.services.imports import store_image
-from modeling.services import features, human_scores, scoring
+from modeling.services import feature_extraction, human_scores, scoring
 from tests.conftest import make_image_bytes
 from tests.modeling.analysis_data import attach_weights, ranker
 from tests.modeling.dashboard_data import add_comparisons, make_model_version, member, user
@@ -18,7 +17,7 @@ from worker.tasks import explain_task
 @pytest.fixture
 def seeded(transactional_db, monkeypatch, project, make_user):
     """Twelve images at three blur strengths with tags, features from the tiny encoder, a scored version."""
-    monkeypatch.setattr(pipeline, "_after_import", [])
+    monkeypatch.setattr("worker.dispatch.send_images_imported", lambda project_id, image_ids: None)
     images = []
     for index in range(12):
         blur = [0.0, 1.5, 3.0][index % 3]
@@ -27,10 +26,10 @@ def seeded(transactional_db, monkeypatch, project, make_user):
                                caption="a photo outdoors" if index % 4 == 0 else "",
                                metadata={"blur_sigma": blur, "photo": f"p{index}"})
         images.append(image)
-    features.extract_features([image.pk for image in images])
-    version = make_model_version(project, [], [], encoder_id=features.encoder_id_for())
+    feature_extraction.extract_features([image.pk for image in images])
+    version = make_model_version(project, [], [], encoder_id=feature_extraction.encoder_id_for())
     attach_weights(version, ranker("tags", seed=4, dim=64), ranker("image_only", seed=5, dim=64))
-    scoring.score_images(version, [image.pk for image in images])
+    scoring.score_and_store(version, [image.pk for image in images])
     raters = [user(f"sim-{k}") for k in range(2)]
     for rater in raters:
         member(project, rater)

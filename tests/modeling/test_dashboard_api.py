@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from scipy import stats
 
 from labeling.models import Comparison, Membership, Project
+from labeling.services import invites
 from modeling.ml.metrics import pairwise_agreement
 from modeling.models import AgreementReport, ImageScore
 from modeling.services import agreement, human_scores
@@ -21,9 +22,9 @@ N_RESAMPLES = 200
 
 @pytest.fixture
 def enqueued(monkeypatch):
-    """Calls to enqueue_metrics, instead of messages to the broker."""
+    """Calls to send_metrics_refresh, instead of messages to the broker."""
     calls = []
-    monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", calls.append)
+    monkeypatch.setattr("worker.dispatch.send_metrics_refresh", calls.append)
     return calls
 
 
@@ -148,7 +149,7 @@ def test_rater_exclusion_api(project, boss, rated, enqueued):
 
 @pytest.mark.django_db
 def test_excluding_a_rater_changes_the_next_report(project, boss, rated, report):
-    human_scores.set_rater_excluded(project, rated["lefty"].pk, True, enqueue=False)
+    invites.set_rater_excluded(project, rated["lefty"].pk, True, enqueue=False)
     fresh = agreement.compute_and_store_report(project, only_if_changed=True, n_resamples=N_RESAMPLES)
     assert fresh is not None
     assert fresh.data["totals"]["comparisons_used"] == report.data["totals"]["comparisons_used"] - 30
@@ -276,14 +277,14 @@ def test_metrics_tasks_are_named_routed_to_default_and_scheduled():
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_enqueue_metrics_fits_and_reports_on_a_real_worker(live_worker, project):
+def test_send_metrics_refresh_fits_and_reports_on_a_real_worker(live_worker, project):
     import time
 
     from modeling.models import HumanScore
-    from worker.metrics_tasks import enqueue_metrics
+    from worker import dispatch
 
     build_rated_project(project)
-    enqueue_metrics(project.pk)  # outside a transaction: sent at once
+    dispatch.send_metrics_refresh(project.pk)  # outside a transaction: sent at once
     deadline = time.monotonic() + 120
     while not AgreementReport.objects.filter(project=project).exists():
         assert time.monotonic() < deadline, f"no report after 120s; worker log:\n{live_worker.log()}"

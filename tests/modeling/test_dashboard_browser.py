@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from labeling.models import Image, Membership
-from labeling.services import demo, pipeline
+from labeling.services import demo
+from modeling.ml import agreement_stats
 from modeling.services import agreement, human_scores
 from tests.browser import OUTPUT, chromium_page, log_in
 from tests.modeling.dashboard_data import add_comparisons, make_model_version, member, user
@@ -14,8 +15,8 @@ from tests.modeling.dashboard_data import add_comparisons, make_model_version, m
 @pytest.fixture
 def demo_with_a_model(transactional_db, monkeypatch):
     """Three demo photos at their distortion ladders, rated by simulated raters, and a tiny-encoder model."""
-    monkeypatch.setattr(pipeline, "_after_import", [])  # no feature extraction messages: the model is made here
-    monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", lambda project_id: None)
+    monkeypatch.setattr("worker.dispatch.send_images_imported", lambda project_id, image_ids: None)  # no feature extraction messages: the model is made here
+    monkeypatch.setattr("worker.dispatch.send_metrics_refresh", lambda project_id: None)
     photos = dict(list(demo.DEMO_PHOTOS.items())[:3])
     result = demo.seed_demo(photos)
     project = result.project
@@ -107,7 +108,7 @@ def test_dashboard_of_the_demo_renders_numbers_charts_and_galleries(live_server,
     assert n_points == compared > 20 and version_points == 1 and bars > 5
     assert scatter_box["width"] > 300 and scatter_box["height"] > 100
     assert "Always one side" in hasty_flags and "Too fast" in hasty_flags
-    assert n_thumbnails == agreement.GALLERY_SIZE and thumbnails_loaded
+    assert n_thumbnails == agreement_stats.GALLERY_SIZE and thumbnails_loaded
     image = Image.objects.get(pk=image_id)
     assert opened_url.endswith(image.file.url)
     assert excluded_after_click

@@ -93,7 +93,8 @@ def no_model_in_the_web_tier(monkeypatch):
     """Any attempt to load a model or an encoder's features during a request fails the test; sends are recorded."""
     from django.core.cache import cache
 
-    from modeling.services import features, scoring
+    from modeling.services import feature_extraction as features
+    from modeling.services import scoring
     from worker import dispatch
 
     cache.clear()  # no "already queued" marks from other tests

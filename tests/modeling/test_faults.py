@@ -12,7 +12,7 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 from labeling.models import Comparison
 from modeling.models import ImageScore, ModelVersion, TrainingRun
 from modeling.services import promotion, triggers
-from modeling.services import training as training_service
+from modeling.services import training_runs as training_service
 from tests.conftest import WorkerProcess
 from tests.modeling.loop_api import rate_through_api
 from tests.modeling.model_loop_support import (

@@ -4,6 +4,7 @@ import pytest
 from scipy import stats
 
 from labeling.models import Membership
+from labeling.services import invites
 from modeling.models import HumanScore
 from modeling.services import human_scores
 from tests.modeling.dashboard_data import (
@@ -59,7 +60,7 @@ def test_left_is_image_a_and_a_tie_is_half_a_win(project, two_raters):
 def test_excluded_raters_are_left_out_reversibly(project, two_raters, monkeypatch):
     honest, contrarian = two_raters
     enqueued = []
-    monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", enqueued.append)
+    monkeypatch.setattr("worker.dispatch.send_metrics_refresh", enqueued.append)
     images = make_images(project, 20)
     quality = np.linspace(-2, 2, 20)
     rng = np.random.default_rng(2)
@@ -71,22 +72,22 @@ def test_excluded_raters_are_left_out_reversibly(project, two_raters, monkeypatc
     human_scores.fit_human_scores(project)
     assert stats.spearmanr(stored_means(project, images), quality)[0] < 0  # the contrarian wins
 
-    human_scores.set_rater_excluded(project, contrarian.pk, True, by="manager1")
+    invites.set_rater_excluded(project, contrarian.pk, True, by="manager1")
     assert Membership.objects.get(project=project, user=contrarian).excluded_from_training
     assert enqueued == [project.pk]
     human_scores.fit_human_scores(project)
     assert stats.spearmanr(stored_means(project, images), quality)[0] > 0.9
     assert sum(HumanScore.objects.filter(project=project).values_list("n_comparisons", flat=True)) == 2 * 300
 
-    human_scores.set_rater_excluded(project, contrarian.pk, False)
+    invites.set_rater_excluded(project, contrarian.pk, False)
     human_scores.fit_human_scores(project)
     assert sum(HumanScore.objects.filter(project=project).values_list("n_comparisons", flat=True)) == 2 * 800
     assert enqueued == [project.pk, project.pk]
 
-    human_scores.set_rater_excluded(project, contrarian.pk, False)  # unchanged: nothing to recompute
+    invites.set_rater_excluded(project, contrarian.pk, False)  # unchanged: nothing to recompute
     assert enqueued == [project.pk, project.pk]
     with pytest.raises(Membership.DoesNotExist):
-        human_scores.set_rater_excluded(project, 10**9, True)
+        invites.set_rater_excluded(project, 10**9, True)
 
 
 @pytest.mark.django_db
@@ -136,7 +137,7 @@ def test_staleness(project, two_raters):
     assert human_scores.human_scores_stale(project)
     human_scores.fit_human_scores(project)
     # Excluding a rater changes what the fit would use, even without a new comparison.
-    human_scores.set_rater_excluded(project, two_raters[1].pk, True, enqueue=False)
+    invites.set_rater_excluded(project, two_raters[1].pk, True, enqueue=False)
     assert human_scores.human_scores_stale(project)
     human_scores.fit_human_scores(project)
     assert not human_scores.human_scores_stale(project)

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from labeling.models import Comparison, Image, Membership, ReferenceRating
 from modeling.models import ImageFeatures, ImageScore, ModelVersion, Promotion, TrainingRun
-from modeling.services import datasets, features, promotion, scoring, training, triggers
+from modeling.services import datasets, feature_extraction, promotion, scoring, training_runs, triggers
 from tests.modeling.model_loop_support import add_images, fast_training, simulate_comparisons
 
 pytestmark = pytest.mark.django_db
@@ -31,9 +31,9 @@ def loop_images(project, image_bytes):
 
 
 def train_now(project, **kwargs):
-    run, created = training.request_training(project, dispatch=False, **kwargs)
+    run, created = training_runs.request_training(project, dispatch=False, **kwargs)
     assert created
-    result = training.execute_run(run.pk, task_id="in-process")
+    result = training_runs.execute_run(run.pk, task_id="in-process")
     run.refresh_from_db()
     return run, result
 
@@ -73,7 +73,7 @@ def test_sql_holdout_selects_exactly_the_python_holdout(project, rater, loop_ima
 
 
 def test_dataset_leaves_out_excluded_raters_and_holds_out_pairs(project, rater, make_user, loop_images):
-    features.extract_features([i.pk for i in loop_images])
+    feature_extraction.extract_features([i.pk for i in loop_images])
     simulate_comparisons(project, rater, loop_images, 120)
     spammer = make_user("spammer")
     Membership.objects.create(project=project, user=spammer, excluded_from_training=True)
@@ -106,20 +106,20 @@ def test_dataset_leaves_out_excluded_raters_and_holds_out_pairs(project, rater, 
 
 def test_features_are_extracted_once_and_recorded(project, loop_images):
     ids = [i.pk for i in loop_images]
-    first = features.extract_features(ids)
+    first = feature_extraction.extract_features(ids)
     assert len(first.extracted) == 16 and first.already == 0 and not first.failed
     assert ImageFeatures.objects.filter(image__project=project, encoder_id=first.encoder_id).count() == 16
-    assert features.feature_store().get_images(ids).shape[0] == 16
-    again = features.extract_features(ids)
+    assert feature_extraction.feature_store().get_images(ids).shape[0] == 16
+    again = feature_extraction.extract_features(ids)
     assert again.extracted == [] and again.already == 16
-    assert features.encoder_id_for() == features.current_encoder().encoder_id
-    assert not features.images_missing_features(project).exists()
+    assert feature_extraction.encoder_id_for() == feature_extraction.current_encoder().encoder_id
+    assert not feature_extraction.images_missing_features(project).exists()
 
 
 def test_an_unreadable_image_is_reported_and_the_others_get_features(project, loop_images):
     broken = loop_images[3]
     broken.file.storage.delete(broken.file.name)
-    report = features.extract_features([i.pk for i in loop_images[:6]])
+    report = feature_extraction.extract_features([i.pk for i in loop_images[:6]])
     assert [image_id for image_id, _ in report.failed] == [broken.pk]
     assert len(report.extracted) == 5
 
@@ -136,7 +136,7 @@ def test_a_training_run_stores_a_version_with_both_models_metrics(project, rater
     assert run.progress == 1.0 and run.finished_at and run.started_at and run.attempts == 1
     assert "training the tags model" in run.log and "image-only epoch" in run.log
     version = run.model_version
-    assert version.encoder_id == features.encoder_id_for()
+    assert version.encoder_id == feature_extraction.encoder_id_for()
     assert version.trained_by == manager
     assert version.n_comparisons == version.metrics["counts"]["training_comparisons"] > 0
     assert version.last_comparison_id == Comparison.objects.order_by("-pk").first().pk
@@ -209,10 +209,10 @@ def test_a_weaker_challenger_is_kept_as_a_candidate_with_the_reason(project, rat
     scoring.rescore(first.pk)
     simulate_comparisons(project, rater, loop_images, 60, seed=3)
     # The champion scores perfectly on the held-out set: no challenger can be within the tolerance.
-    monkeypatch.setattr(training, "champion_on_holdout",
+    monkeypatch.setattr(training_runs, "champion_on_holdout",
                         lambda champion, dataset: ({"pairwise_agreement": 1.0, "n_comparisons": 9}, "stub"))
     refits = []
-    monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", refits.append)
+    monkeypatch.setattr("worker.dispatch.send_metrics_refresh", refits.append)
     run, _ = train_now(project)
     second = run.model_version
     assert run.status == TrainingRun.Status.SUCCEEDED
@@ -248,14 +248,14 @@ def test_a_run_with_nothing_to_train_on_fails_with_the_reason(project, loop_imag
     assert run.status == TrainingRun.Status.FAILED and run.failure_kind == TrainingRun.Failure.ERROR
     assert "nothing to train on" in run.error
     assert not ModelVersion.objects.filter(project=project).exists()
-    assert training.open_run(project) is None  # the project is free for the next run
+    assert training_runs.open_run(project) is None  # the project is free for the next run
 
 
 def test_a_run_is_claimed_once(project, loop_images):
-    run, _ = training.request_training(project, dispatch=False)
-    assert training.claim_run(run.pk, "first") is not None
-    assert training.claim_run(run.pk, "second") is None  # a duplicate message does nothing
-    assert training.execute_run(run.pk) == {"run": run.pk, "skipped": "not queued"}
+    run, _ = training_runs.request_training(project, dispatch=False)
+    assert training_runs.claim_run(run.pk, "first") is not None
+    assert training_runs.claim_run(run.pk, "second") is None  # a duplicate message does nothing
+    assert training_runs.execute_run(run.pk) == {"run": run.pk, "skipped": "not queued"}
 
 
 # --- At most one open run per project ------------------------------------------------------------
@@ -271,34 +271,34 @@ def test_the_database_refuses_a_second_open_run(project):
 
 
 def test_requesting_while_a_run_is_open_returns_that_run(project, manager):
-    first, created = training.request_training(project, dispatch=False)
-    second, created_again = training.request_training(project, user=manager, dispatch=False)
+    first, created = training_runs.request_training(project, dispatch=False)
+    second, created_again = training_runs.request_training(project, user=manager, dispatch=False)
     assert created and not created_again and second.pk == first.pk
     assert TrainingRun.objects.filter(project=project).count() == 1
 
 
 def test_a_dead_run_is_failed_and_frees_the_project(project, settings):
     settings.TAGRANK_TRAINING_STALE_SECONDS = 60
-    run, _ = training.request_training(project, dispatch=False)
-    training.claim_run(run.pk)
+    run, _ = training_runs.request_training(project, dispatch=False)
+    training_runs.claim_run(run.pk)
     TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=30))
-    assert training.fail_dead_runs(project) == []  # 30 s without a heartbeat is not dead yet
+    assert training_runs.fail_dead_runs(project) == []  # 30 s without a heartbeat is not dead yet
     TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=90))
-    assert training.fail_dead_runs(project) == [run.pk]
+    assert training_runs.fail_dead_runs(project) == [run.pk]
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.FAILED and run.failure_kind == TrainingRun.Failure.WORKER_LOST
     assert "No heartbeat" in run.error
-    again, created = training.request_training(project, dispatch=False)
+    again, created = training_runs.request_training(project, dispatch=False)
     assert created and again.pk != run.pk
 
 
 def test_a_run_taken_away_stops_at_its_next_write(project):
-    run, _ = training.request_training(project, dispatch=False)
-    claimed = training.claim_run(run.pk)
-    reporter = training.RunReporter(claimed)
+    run, _ = training_runs.request_training(project, dispatch=False)
+    claimed = training_runs.claim_run(run.pk)
+    reporter = training_runs.RunReporter(claimed)
     reporter.log("working")
     TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRun.Status.FAILED)
-    with pytest.raises(training.RunAbandoned):
+    with pytest.raises(training_runs.RunAbandoned):
         reporter.log("still working")
 
 
@@ -361,7 +361,7 @@ def trained_version(project, **fields):
     from modeling.ml.training import save_checkpoint
 
     model = build_ranker("tags", RankerConfig(input_dim=64, width=16, heads=2, ensemble=2))
-    version = ModelVersion.objects.create(project=project, encoder_id=features.encoder_id_for(),
+    version = ModelVersion.objects.create(project=project, encoder_id=feature_extraction.encoder_id_for(),
                                           status=ModelVersion.Status.CANDIDATE, **fields)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "w.pt")
@@ -429,7 +429,7 @@ def test_new_images_are_scored_by_the_active_version(project, manager, loop_imag
     promotion.promote(version, user=manager, reason="r", dispatch=False)
     scoring.rescore(version.pk)
     fresh = add_images(project, 3, image_bytes, start=100)
-    report = features.extract_features([i.pk for i in fresh])
+    report = feature_extraction.extract_features([i.pk for i in fresh])
     assert scoring.score_new_images(project, report.extracted) == 3
     assert ImageScore.objects.filter(model_version=version, image__in=fresh).count() == 3
     assert not scoring.unscored_images(version).exists()
@@ -442,7 +442,7 @@ def test_new_images_are_scored_by_the_active_version(project, manager, loop_imag
 
 def test_model_loop_tasks_are_named_acked_late_limited_and_back_off_with_a_cap():
     from worker import app
-    from worker.tasks import RETRY_BACKOFF_MAX
+    from worker.retry import RETRY_BACKOFF_MAX
 
     app.loader.import_default_modules()
     for name, queue in [("tagrank.features.extract", "gpu"), ("tagrank.features.sweep", "gpu"),
@@ -465,26 +465,25 @@ def test_beat_runs_the_trigger_every_minute_and_the_sweep_every_few_minutes():
 
 
 def test_importing_enqueues_feature_extraction_after_commit(project, image_bytes, monkeypatch, django_capture_on_commit_callbacks):
-    from labeling.services.pipeline import images_imported
-    from worker.tasks import extract_features_task
+    from worker import dispatch
 
     sent = []
-    monkeypatch.setattr(extract_features_task, "apply_async", lambda args, **kw: sent.append(args[0]))
+    monkeypatch.setattr(dispatch, "send", lambda signature, what: sent.append((signature.task, signature.args)))
     images = add_images(project, 3, image_bytes)
     with django_capture_on_commit_callbacks(execute=True):
-        images_imported(project, [i.pk for i in images])
+        dispatch.send_images_imported(project.pk, [i.pk for i in images])
         assert sent == []  # not before the import committed
-    assert sent == [sorted(i.pk for i in images)]
+    assert sent == [("tagrank.features.extract", (sorted(i.pk for i in images),))]
 
 
 def test_an_unreachable_broker_never_breaks_an_import(project, image_bytes, monkeypatch):
     from kombu.exceptions import OperationalError
 
-    from worker.tasks import extract_features_task
+    from worker import dispatch
 
     def down(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(extract_features_task, "apply_async", down)
+    monkeypatch.setattr(dispatch.app, "send_task", down)
     images = add_images(project, 2, image_bytes)
-    assert features.enqueue_extraction(project, [i.pk for i in images]) == 0  # the sweep will pick them up
+    assert dispatch.send_feature_extraction(project.pk, [i.pk for i in images]) == 0  # the sweep will pick them up

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labeling.models import Project
 from labeling.services.imports import ImportFileError, import_folder
-from labeling.services.pipeline import images_imported
+from worker import dispatch
 
 
 class Command(BaseCommand):
@@ -36,7 +36,7 @@ class Command(BaseCommand):
             report = import_folder(target, folder, tags_csv=tags, metadata_jsonl=metadata, progress=progress)
         except ImportFileError as exc:
             raise CommandError(str(exc)) from None
-        images_imported(target, report.image_ids)
+        dispatch.send_images_imported(target.pk, report.image_ids)
         for name, reason in report.rejected:
             self.stderr.write(self.style.WARNING(f"rejected {name}: {reason}"))
         elapsed = time.monotonic() - started

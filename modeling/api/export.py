@@ -1,4 +1,5 @@
-"""The scores export: one row per image, streamed as CSV or JSON Lines in constant memory.
+"""The scores export (``GET /api/v1/projects/<slug>/scores/``): one row per image, streamed as CSV or
+JSON Lines in constant memory.
 
 Rows are read in keyset-paginated chunks (``id > last`` ordered by id, ``values_list``), each chunk one
 joined query for the image, its score under the chosen model version, its human score and its
@@ -14,9 +15,19 @@ from typing import Iterator
 
 from django.db.models import FilteredRelation, Q, TextField
 from django.db.models.functions import Cast
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from labeling import spreadsheet_safety
+from labeling.api.permissions import ProjectScopedMixin
+from labeling.api.serializers import MAX_ID, ErrorSerializer
 from labeling.models import SCORE_BINS, Image, ImageTag, Project
+from modeling.models import ModelVersion
 
 CHUNK_SIZE = 2000
 
@@ -133,7 +144,7 @@ def iter_jsonl(project: Project, model_version_id: int | None) -> Iterator[str]:
         yield "\n".join(lines)
 
 
-# --- Files, for the purge command (labeling/management/commands/purge_project.py) -------------------
+# --- Files, for the purge command (modeling/management/commands/purge_project.py) -------------------
 
 COMPARISON_COLUMNS = [
     "id", "created_at", "rater", "image_a", "image_b", "image_a_file", "image_b_file", "outcome",
@@ -173,3 +184,84 @@ def write_export(chunks: Iterator[str], path) -> int:
         for chunk in chunks:
             written += handle.write(chunk)
     return written
+
+
+# --- The view ----------------------------------------------------------------------------------
+
+
+class _StreamRenderer(BaseRenderer):
+    """Lets ``?format=csv|jsonl`` pass DRF's content negotiation; errors still render as JSON."""
+
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return JSONRenderer().render(data, renderer_context=renderer_context)
+
+
+class CSVRenderer(_StreamRenderer):
+    media_type = "text/csv"
+    format = "csv"
+
+
+class JSONLinesRenderer(_StreamRenderer):
+    media_type = "application/jsonl"
+    format = "jsonl"
+
+
+class ScoresExportView(ProjectScopedMixin, APIView):
+    renderer_classes = [CSVRenderer, JSONLinesRenderer, JSONRenderer]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if isinstance(response, Response) and response.status_code >= 400:
+            # An error is JSON whatever format was asked for, and says so in its Content-Type.
+            response.accepted_renderer, response.accepted_media_type = JSONRenderer(), "application/json"
+        return response
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=["csv", "jsonl"], description="csv (default) or jsonl."),
+            OpenApiParameter("model_version", int, description="A model version id; default: the active one."),
+        ],
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="One row per image."),
+            (200, "application/jsonl"): OpenApiResponse(OpenApiTypes.STR, description="One JSON object per image."),
+            (400, "application/json"): ErrorSerializer,
+            (401, "application/json"): ErrorSerializer,
+            (403, "application/json"): ErrorSerializer,
+            (404, "application/json"): ErrorSerializer,
+        },
+        tags=["export"],
+    )
+    def get(self, request, slug):
+        """Every image with its model score (10-bin distribution, uncertainty), human score and comparison
+        count, streamed. Uses the project's active model version unless ``model_version`` is given."""
+        self.require_export()
+        output = request.query_params.get("format") or "csv"
+        if output not in ("csv", "jsonl"):
+            raise ValidationError({"format": ["csv or jsonl."]})
+        raw_version = request.query_params.get("model_version")
+        if raw_version:
+            try:
+                version_id = int(raw_version)
+            except ValueError:
+                raise ValidationError({"model_version": ["A model version id (a whole number)."]}) from None
+            if not 0 < version_id <= MAX_ID:
+                raise NotFound(f"Model version {version_id} is not a version of this project.")
+            if not ModelVersion.objects.filter(project=self.project, pk=version_id).exists():
+                raise NotFound(f"Model version {version_id} is not a version of this project.")
+        else:
+            version_id = (
+                ModelVersion.objects.filter(project=self.project, is_active=True).values_list("pk", flat=True).first()
+            )
+        if output == "csv":
+            response = StreamingHttpResponse(iter_csv(self.project, version_id), content_type="text/csv; charset=utf-8")
+        else:
+            response = StreamingHttpResponse(
+                iter_jsonl(self.project, version_id), content_type="application/jsonl; charset=utf-8"
+            )
+        name = f"{self.project.slug}-scores" + (f"-v{version_id}" if version_id else "")
+        response["Content-Disposition"] = f'attachment; filename="{name}.{output}"'
+        response["X-Model-Version"] = str(version_id or "")
+        return response
+

@@ -21,13 +21,12 @@ from django.utils import timezone
 
 from labeling.models import Image, ImageTag, Project
 from modeling.models import ImageFeatures
+from worker import dispatch
 
 logger = logging.getLogger(__name__)
 
 # Texts per image given to the ranker: its tags (alphabetical), then its caption; more are cut.
 MAX_TEXTS_PER_IMAGE = 16
-# Image ids per extraction task message: small enough that a lost message costs little.
-TASK_BATCH = 256
 # The sweep leaves images this young alone: their extraction message is most likely still queued.
 SWEEP_GRACE = timedelta(minutes=2)
 
@@ -147,7 +146,7 @@ def extract_features(
     """
     encoder = encoder or current_encoder()
     store = feature_store(encoder.encoder_id)
-    batch_size = batch_size or int(getattr(settings, "TAGRANK_FEATURE_BATCH_SIZE", 64))
+    batch_size = batch_size or int(settings.TAGRANK_FEATURE_BATCH_SIZE)
     ids = sorted({int(i) for i in image_ids})
     report = ExtractionReport(encoder.encoder_id)
     recorded = set(
@@ -195,33 +194,6 @@ def ensure_image_features(image_ids: Iterable[int], *, progress=None) -> Extract
     return extract_features(missing, progress=progress)
 
 
-# --- Dispatch ----------------------------------------------------------------------------------
-
-
-def enqueue_extraction(project: Project, image_ids: Iterable[int]) -> int:
-    """Send extraction tasks for these images in batches. Returns the number of messages sent.
-
-    Never raises: when the broker is unreachable the images simply wait for the sweep.
-    """
-    from worker.tasks import extract_features_task
-
-    ids = sorted({int(i) for i in image_ids})
-    sent = 0
-    for start in range(0, len(ids), TASK_BATCH):
-        try:
-            extract_features_task.apply_async(args=[ids[start:start + TASK_BATCH]])
-            sent += 1
-        except Exception as exc:
-            logger.warning("could not enqueue feature extraction for project %s (the sweep will): %s", project.pk, exc)
-            break
-    return sent
-
-
-def on_images_imported(project: Project, image_ids: list[int]) -> None:
-    """Registered with ``labeling.services.pipeline``: runs after an import's transaction commits."""
-    enqueue_extraction(project, image_ids)
-
-
 def sweep(limit_per_project: int = 5000) -> dict:
     """Find images that still lack features (a lost message, a worker that died) and enqueue them.
 
@@ -243,7 +215,7 @@ def sweep(limit_per_project: int = 5000) -> dict:
         )
         if missing:
             logger.info("sweep: %d image(s) of project %s lack features", len(missing), project.slug)
-            if enqueue_extraction(project, missing):
+            if dispatch.send_feature_extraction(project.pk, missing):
                 summary["images_enqueued"] += len(missing)
         summary["scoring_enqueued"] += scoring.enqueue_unscored(project)
     return summary

@@ -19,7 +19,6 @@ import traceback
 from dataclasses import asdict
 from datetime import timedelta
 
-import numpy as np
 from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, connection, transaction
@@ -27,8 +26,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from labeling.models import Image, Project
+from modeling.ml.json_values import plain_json
 from modeling.models import ModelVersion, Promotion, TrainingRun
-from modeling.services import datasets, features, promotion, scoring
+from modeling.services import datasets, feature_extraction, promotion, scoring
+from worker import dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +45,15 @@ class RunAbandoned(Exception):
 
 
 def heartbeat_seconds() -> float:
-    return float(getattr(settings, "TAGRANK_TRAINING_HEARTBEAT_SECONDS", 10))
+    return float(settings.TAGRANK_TRAINING_HEARTBEAT_SECONDS)
 
 
 def stale_after() -> timedelta:
-    return timedelta(seconds=float(getattr(settings, "TAGRANK_TRAINING_STALE_SECONDS", 300)))
+    return timedelta(seconds=float(settings.TAGRANK_TRAINING_STALE_SECONDS))
 
 
 def redispatch_after() -> timedelta:
-    return timedelta(seconds=float(getattr(settings, "TAGRANK_TRAINING_REDISPATCH_SECONDS", 900)))
+    return timedelta(seconds=float(settings.TAGRANK_TRAINING_REDISPATCH_SECONDS))
 
 
 def train_config(project: Project):
@@ -62,7 +63,7 @@ def train_config(project: Project):
     merged: dict = {}
     for layer in (
         PLATFORM_TRAIN_DEFAULTS,
-        getattr(settings, "TAGRANK_TRAIN_CONFIG", {}),
+        settings.TAGRANK_TRAIN_CONFIG,
         promotion.training_settings(project).hyperparameters or {},
     ):
         layer = dict(layer)
@@ -94,6 +95,7 @@ def request_training(
                     project=project, trigger=trigger, trigger_reason=reason[:300], requested_by=user
                 )
                 if dispatch:
+                    # Not send_after_commit: a sent run is stamped (dispatched_at) for the re-send check.
                     transaction.on_commit(lambda run_id=run.pk: dispatch_run(run_id))
             logger.info("training run %s queued for %s (%s)", run.pk, project.slug, reason or trigger)
             return run, True
@@ -107,12 +109,7 @@ def request_training(
 
 def dispatch_run(run_id: int) -> bool:
     """Send the run's task. When the broker refuses, the run stays queued and the trigger check re-sends it."""
-    from worker.tasks import train_task
-
-    try:
-        train_task.apply_async(args=[run_id])
-    except Exception as exc:
-        logger.warning("could not enqueue training run %s (the trigger check will re-send it): %s", run_id, exc)
+    if not dispatch.send_training_run(run_id):
         return False
     TrainingRun.objects.filter(pk=run_id).update(dispatched_at=timezone.now())
     return True
@@ -270,12 +267,10 @@ def execute_run(run_id: int, task_id: str = "") -> dict:
     reporter = RunReporter(run)
     reporter.start_heartbeat()
     try:
-        version = _train(run, reporter)
+        version = _train_and_store(run, reporter)
         if version.status == ModelVersion.Status.CANDIDATE:
             # Not promoted, so no activation refreshes the dashboard: show the new version's numbers now.
-            from worker.metrics_tasks import enqueue_metrics  # the worker imports the services, not the reverse
-
-            enqueue_metrics(run.project_id)
+            dispatch.send_metrics_refresh(run.project_id)
         return {"run": run_id, "status": "succeeded", "model_version": version.pk, "version_status": version.status}
     except RunAbandoned as exc:
         logger.warning("%s", exc)
@@ -301,7 +296,7 @@ def _epoch_progress(reporter: RunReporter, label: str, start: float, span: float
     return report
 
 
-def _train(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
+def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
     from modeling.ml.training import train_ranker
 
     project = run.project
@@ -311,7 +306,7 @@ def _train(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
 
     reporter.stage("extracting missing features", 0.02)
     image_ids = list(Image.objects.filter(project=project).values_list("pk", flat=True))
-    extraction = features.ensure_image_features(
+    extraction = feature_extraction.ensure_image_features(
         image_ids, progress=lambda done, total: reporter.progress(0.02 + 0.08 * done / max(total, 1))
     )
     if extraction is not None:
@@ -393,7 +388,7 @@ def _train(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
                 raise RunAbandoned(f"training run {run.pk} is no longer running on this worker")
             version = ModelVersion.objects.create(
                 project=project, status=ModelVersion.Status.CANDIDATE, encoder_id=dataset.encoder_id,
-                config=config, metrics=_json_safe(metrics), n_comparisons=dataset.counts["training_comparisons"],
+                config=config, metrics=plain_json(metrics), n_comparisons=dataset.counts["training_comparisons"],
                 last_comparison_id=dataset.last_comparison_id, training_seconds=training_seconds,
                 trained_by=run.requested_by, status_reason="" if verdict.promote else verdict.reason,
             )
@@ -462,14 +457,3 @@ def champion_on_holdout(champion: ModelVersion | None, dataset: datasets.Project
     return metrics, "re-evaluated" + (f": pairwise agreement {agreement:.3f}" if agreement is not None else "")
 
 
-def _json_safe(value):
-    """Metrics as plain JSON (numpy scalars become numbers, NaN becomes null)."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value

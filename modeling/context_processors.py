@@ -1,7 +1,9 @@
 from django.conf import settings
 
+from modeling.models import is_demo_encoder
+
 
 def tagrank(request):
     """The encoder is shown on every page: scores from the tiny demo encoder mean nothing."""
     encoder = settings.TAGRANK_ENCODER
-    return {"tagrank_encoder": encoder, "tagrank_demo_encoder": encoder == "tiny"}
+    return {"tagrank_encoder": encoder, "tagrank_demo_encoder": is_demo_encoder(encoder)}

@@ -16,8 +16,9 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from labeling.api.export import iter_comparisons_csv, iter_csv, write_export
 from labeling.models import Comparison, GoldPair, Image, PairCandidate, PairLease, Project
+from modeling.api.export import iter_comparisons_csv, iter_csv, write_export
+from modeling.models import ModelVersion
 
 log = logging.getLogger("tagrank.purge")
 
@@ -32,8 +33,7 @@ class PurgeReport:
 
 
 def active_model_version_id(project: Project) -> int | None:
-    # Through the reverse relation: labeling does not import modeling.
-    return project.model_versions.filter(is_active=True).values_list("pk", flat=True).first()
+    return ModelVersion.objects.filter(project=project, is_active=True).values_list("pk", flat=True).first()
 
 
 def export_project(project: Project, export_dir: Path) -> dict[str, int]:

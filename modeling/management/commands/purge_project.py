@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from labeling.models import Project
-from labeling.services.purge import purge_project
+from modeling.services.purge import purge_project
 
 
 class Command(BaseCommand):
