@@ -58,6 +58,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "healthz": read(PUBLIC),
     "signup": {**read(PUBLIC), "POST": PUBLIC},  # whoever holds a valid invitation link
     "api-token": {"POST": PUBLIC},
+    "api-token-revoke": {"POST": SIGNED_IN},  # the caller's own token
     "api-schema": read(SIGNED_IN),
     "api-swagger": read(SIGNED_IN),
     "api-redoc": read(SIGNED_IN),
