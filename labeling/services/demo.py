@@ -18,7 +18,7 @@ from PIL import Image as PILImage
 from PIL import ImageFilter
 
 from labeling.models import Membership, Project
-from labeling.services.imports import ImportReport, _import_one
+from labeling.services.imports import ImportReport, import_one
 from labeling.services.pipeline import images_imported
 
 DEMO_SLUG = "demo-photos"
@@ -138,6 +138,6 @@ def seed_demo(photos: dict[str, list[str]] | None = None) -> DemoResult:
             name = f"{photo}/{photo}_{kind}{'' if strength == 0 else f'_{strength}'}.png"
             metadata = {"source": "scikit-image", "photo": photo, "distortion": kind, "distortion_strength": strength}
             metadata.update(values)
-            _import_one(report, project, name, png_bytes(image), tags=tags, metadata=metadata, external_id=name[:-4])
+            import_one(report, project, name, png_bytes(image), tags=tags, metadata=metadata, external_id=name[:-4])
     images_imported(project, report.image_ids)
     return DemoResult(project=project, report=report, credentials=credentials)

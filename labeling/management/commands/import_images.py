@@ -27,8 +27,11 @@ class Command(BaseCommand):
                 raise CommandError(f"{side_file}: no such file")
         started = time.monotonic()
 
-        def progress(report, name):
-            if report.seen % 200 == 0:
+        printed = [0]
+
+        def progress(report, name):  # called per file, but counts move a batch at a time
+            if report.seen // 200 > printed[0]:
+                printed[0] = report.seen // 200
                 rate = report.seen / max(time.monotonic() - started, 1e-9)
                 self.stderr.write(f"  {report.seen} files ({rate:.1f}/s): {report.summary()}")
 
