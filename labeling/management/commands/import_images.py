@@ -17,8 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("--tags", type=Path, help="CSV: file,tags (tags separated by ; or |)")
         parser.add_argument("--metadata", type=Path, help="JSONL: {file, prompt, external_id, tags, ...parameters}")
         parser.add_argument("--strict", action="store_true", help="Exit with status 1 if any file was rejected")
+        parser.add_argument("--workers", type=int, help="Decoding processes (default: one per CPU core)")
 
-    def handle(self, *args, project, folder, tags, metadata, strict, **options):
+    def handle(self, *args, project, folder, tags, metadata, strict, workers=None, **options):
         target = Project.objects.filter(slug=project).first()
         if target is None:
             raise CommandError(f"no project with slug {project!r}")
@@ -36,7 +37,9 @@ class Command(BaseCommand):
                 self.stderr.write(f"  {report.seen} files ({rate:.1f}/s): {report.summary()}")
 
         try:
-            report = import_folder(target, folder, tags_csv=tags, metadata_jsonl=metadata, progress=progress)
+            report = import_folder(
+                target, folder, tags_csv=tags, metadata_jsonl=metadata, progress=progress, workers=workers
+            )
         except ImportFileError as exc:
             raise CommandError(str(exc)) from None
         images_imported(target, report.image_ids)
