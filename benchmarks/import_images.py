@@ -8,8 +8,8 @@ decode at reduced size where the format allows, 384-px LANCZOS thumbnail, WebP e
 hashing, no storage, no database) and then the Tagrank import, on SQLite (a scratch TAGRANK_VAR_DIR)
 and, with --postgres, on that database (a new project, deleted afterwards). The bare run is repeated
 before each import and each import is compared with the bare run just before it, because other load on
-the machine moves both. Prints images/s, the ratio, the peak RSS of the largest process and the load
-average around each figure.
+the machine moves both. Prints images/s, the ratio, the peak RSS of the largest process, the load
+average around each figure, and the CPU time per image of each process tree (workers included).
 
 --repo runs another checkout's manage.py (e.g. the code before a change); --profile FILE writes a
 cProfile of the import command's main process (with --workers 1 that is all of the work).
@@ -85,7 +85,7 @@ def run_and_measure(command: list[str], env: dict, cwd: Path) -> dict:
             sys.exit(f"{' '.join(command)} failed:\n{err.read().decode()[-3000:]}")
     process.returncode = os.waitstatus_to_exitcode(status)
     return {"wall": elapsed, "rss_mb": usage.ru_maxrss / 1024, "out": out.decode(), "load": load,
-            "load_after": os.getloadavg()}
+            "load_after": os.getloadavg(), "cpu": usage.ru_utime + usage.ru_stime}
 
 
 def main() -> None:
@@ -144,6 +144,12 @@ def main() -> None:
             print(f"  Tagrank     : {n / tagrank['wall']:6.1f} images/s wall ({n / inner:.1f} without start-up), "
                   f"peak RSS {tagrank['rss_mb']:.0f} MiB, load {fmt(tagrank['load'])} -> {fmt(tagrank['load_after'])}")
             print(f"  ratio Tagrank/bare: {bare['wall'] / tagrank['wall']:.2f} wall, {bare_inner / inner:.2f} without start-up")
+            # CPU seconds of the whole process tree (workers included) are far less moved by other load
+            # than wall time; cores / CPU per image is the rate this work would reach on free cores.
+            cores = args.workers
+            print(f"  CPU per image (tree, incl. start-up): bare {1000 * bare['cpu'] / n:.1f} ms, "
+                  f"Tagrank {1000 * tagrank['cpu'] / n:.1f} ms; ratio {bare['cpu'] / tagrank['cpu']:.2f}; "
+                  f"on {cores} free cores: bare {cores * n / bare['cpu']:.0f}/s, Tagrank {cores * n / tagrank['cpu']:.0f}/s")
 
 
 def fmt(load: tuple) -> str:
