@@ -1,7 +1,8 @@
 """Image import: one service behind the CLI (``import_images``, ``import_ava``) and the REST upload.
 
 Every file is validated with Pillow before anything is stored: a format allow-list, a size bound,
-a pixel bound (decompression bombs), ``verify()`` and then a full decode. A file that fails is
+a pixel bound (decompression bombs), ``verify()`` for PNG, then one full decode (a JPEG at reduced
+size when its thumbnail allows). A file that fails is
 reported by name with the reason and leaves nothing behind; a duplicate (same sha256 in the
 project) is skipped and counted. Folder and AVA imports decode, hash and thumbnail in one worker
 process per core and store the results in batches (one transaction and a few bulk inserts each), so
@@ -43,6 +44,8 @@ EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 # stays flat (the files' bytes are held until the batch is stored) and an interruption loses little.
 BATCH_FILES = 256
 BATCH_BYTES = 64 * 1024 * 1024
+IN_FLIGHT_PER_WORKER = 64  # files handed to the worker processes and not yet stored, at most
+IN_FLIGHT_BYTES = 64 * 1024 * 1024
 
 
 class ImportFileError(ValueError):
@@ -264,16 +267,28 @@ def _validate_in_parallel(jobs: Iterable[tuple[Path, str, dict]], workers: int):
             yield name, extra, read_and_validate(path, name, limits)
         return
     in_flight: deque = deque()
+    in_flight_bytes = 0
     # spawn, not fork: a forked child would share (and on exit could close) this process's DB connection.
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for path, name, extra in jobs:
-            in_flight.append((name, extra, pool.submit(read_and_validate, path, name, limits)))
-            if len(in_flight) >= 4 * workers:
-                name, extra, future = in_flight.popleft()
+            size = _file_size(path)
+            in_flight.append((name, extra, size, pool.submit(read_and_validate, path, name, limits)))
+            in_flight_bytes += size
+            # Deep enough that the workers keep decoding while this process stores a batch.
+            while len(in_flight) >= IN_FLIGHT_PER_WORKER * workers or in_flight_bytes >= IN_FLIGHT_BYTES:
+                name, extra, size, future = in_flight.popleft()
+                in_flight_bytes -= size
                 yield name, extra, future.result()
         while in_flight:
-            name, extra, future = in_flight.popleft()
+            name, extra, size, future = in_flight.popleft()
             yield name, extra, future.result()
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # the worker reports it
+        return 0
 
 
 def _store_in_batches(report: ImportReport, project: Project, results, progress) -> None:
