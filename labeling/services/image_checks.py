@@ -15,6 +15,10 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 
+ORIENTATION = 0x0112  # EXIF tag
+TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}  # displayed rotated by 90°: width and height swap
+
+
 class RejectedImage(ValueError):
     """One image file was refused; nothing of it was stored."""
 
@@ -39,26 +43,35 @@ def validate_image_bytes(data: bytes, name: str, limits: dict) -> ValidatedImage
     if len(data) > limits["max_file_bytes"]:
         raise RejectedImage(f"the file is {len(data):,} bytes, over the limit of {limits['max_file_bytes']:,}")
     max_pixels = limits["max_pixels"]
+    size = limits["thumbnail_size"]
     try:
         with warnings.catch_warnings():
             # Pillow only warns between max_pixels and twice that; refuse both.
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            with PILImage.open(io.BytesIO(data)) as probe:
-                image_format = probe.format
-                if image_format not in limits["allowed_formats"]:
-                    allowed = ", ".join(limits["allowed_formats"])
-                    raise RejectedImage(f"format {image_format} is not allowed (allowed: {allowed})")
-                if probe.width * probe.height > max_pixels:
-                    raise RejectedImage(
-                        f"{probe.width}x{probe.height} pixels is over the limit of {max_pixels:,} "
-                        "(possible decompression bomb)"
-                    )
-                probe.verify()
-            with PILImage.open(io.BytesIO(data)) as image:
-                image.load()  # a full decode: catches truncation that verify() misses
-                oriented = ImageOps.exif_transpose(image)
-                width, height = oriented.size
-                thumbnail = make_thumbnail(oriented, limits["thumbnail_size"])
+            image = PILImage.open(io.BytesIO(data))
+            image_format = image.format
+            if image_format not in limits["allowed_formats"]:
+                allowed = ", ".join(limits["allowed_formats"])
+                raise RejectedImage(f"format {image_format} is not allowed (allowed: {allowed})")
+            width, height = image.size
+            if width * height > max_pixels:
+                raise RejectedImage(
+                    f"{width}x{height} pixels is over the limit of {max_pixels:,} (possible decompression bomb)"
+                )
+            if image_format == "PNG":
+                # verify() checks chunk CRCs, which decoding skips; it leaves the file unusable, so reopen.
+                image.verify()
+                image = PILImage.open(io.BytesIO(data))
+            elif image_format == "JPEG":
+                # DCT scaling: decode at 1/2, 1/4 or 1/8 when that is still at least the thumbnail size.
+                # The whole stream is still read, so truncation is caught as with a full-size decode.
+                image.draft("RGB", (size, size))
+            with image:
+                image.load()  # the one decode: catches truncation and corruption
+                if image.getexif().get(ORIENTATION, 1) in TRANSPOSING_ORIENTATIONS:
+                    width, height = height, width
+                ImageOps.exif_transpose(image, in_place=True)  # no copy when there is nothing to turn
+                thumbnail = make_thumbnail(image, size)
     except RejectedImage:
         raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
@@ -78,7 +91,8 @@ def validate_image_bytes(data: bytes, name: str, limits: dict) -> ValidatedImage
 
 
 def make_thumbnail(image: PILImage.Image, size: int) -> bytes:
-    thumb = image.convert("RGB")
+    """A WebP of at most size x size pixels. An RGB ``image`` is shrunk in place (no copy)."""
+    thumb = image if image.mode == "RGB" else image.convert("RGB")
     # reducing_gap and WebP method 2 halve the cost against the defaults, with no visible loss at this size.
     thumb.thumbnail((size, size), PILImage.Resampling.LANCZOS, reducing_gap=2.0)
     out = io.BytesIO()
@@ -87,7 +101,11 @@ def make_thumbnail(image: PILImage.Image, size: int) -> bytes:
 
 
 def read_and_validate(path: Path, name: str, limits: dict) -> ValidatedImage | RejectedImage:
+    """For worker processes: the result or the refusal, never an exception (it must cross processes)."""
     try:
+        size = path.stat().st_size
+        if size > limits["max_file_bytes"]:  # before reading it into memory
+            raise RejectedImage(f"the file is {size:,} bytes, over the limit of {limits['max_file_bytes']:,}")
         return validate_image_bytes(path.read_bytes(), name, limits)
     except RejectedImage as exc:
         return exc

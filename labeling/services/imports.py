@@ -1,10 +1,12 @@
 """Image import: one service behind the CLI (``import_images``, ``import_ava``) and the REST upload.
 
 Every file is validated with Pillow before anything is stored: a format allow-list, a size bound,
-a pixel bound (decompression bombs), ``verify()`` and then a full decode. A file that fails is
+a pixel bound (decompression bombs), ``verify()`` for PNG, then one full decode (a JPEG at reduced
+size when its thumbnail allows). A file that fails is
 reported by name with the reason and leaves nothing behind; a duplicate (same sha256 in the
-project) is skipped and counted. Each image is stored in its own transaction, so an import of
-10,000 files streams with bounded memory and an interruption keeps what was already imported.
+project) is skipped and counted. Folder and AVA imports decode, hash and thumbnail in one worker
+process per core and store the results in batches (one transaction and a few bulk inserts each), so
+an import streams with bounded memory and an interruption keeps the batches already committed.
 """
 from __future__ import annotations
 
@@ -23,12 +25,12 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from labeling import spreadsheet_safety
-from labeling.models import Image, ImageTag, Project, ReferenceRating, Tag
+from labeling.models import Image, ImageStats, ImageTag, Project, ReferenceRating, Tag
 from labeling.services.image_checks import RejectedImage, ValidatedImage, read_and_validate
 from labeling.services.image_checks import validate_image_bytes as check_image_bytes
 
 __all__ = ["RejectedImage", "ImportFileError", "ImportReport", "store_image", "import_folder", "import_ava",
-           "import_uploaded_file", "validate_image_bytes", "get_or_create_tags"]
+           "import_uploaded_file", "validate_image_bytes", "get_or_create_tags", "import_one"]
 
 
 def validate_image_bytes(data: bytes, name: str) -> ValidatedImage:
@@ -38,6 +40,13 @@ def validate_image_bytes(data: bytes, name: str) -> ValidatedImage:
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+# One batch is one transaction: large enough that per-statement costs vanish, small enough that memory
+# stays flat (the files' bytes are held until the batch is stored) and an interruption loses little.
+BATCH_FILES = 256
+BATCH_BYTES = 64 * 1024 * 1024
+IN_FLIGHT_PER_WORKER = 64  # files handed to the worker processes and not yet stored, at most
+IN_FLIGHT_BYTES = 64 * 1024 * 1024
 
 
 class ImportFileError(ValueError):
@@ -102,7 +111,7 @@ def store_image(
     existing = Image.objects.filter(project=project, sha256=checked.sha256).first()
     if existing is not None:
         return existing, False
-    extension = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[checked.format]
+    extension = EXTENSIONS[checked.format]
     image = Image(
         project=project,
         original_name=name[:500],
@@ -129,24 +138,15 @@ def store_image(
                 rating.save()
     except IntegrityError:
         # Another process imported the same file a moment ago: that is a duplicate, not an error.
-        _delete_files(image, stored_files)
+        _delete_stored(image.file.storage, stored_files)
         existing = Image.objects.filter(project=project, sha256=checked.sha256).first()
         if existing is None:
             raise
         return existing, False
     except BaseException:
-        _delete_files(image, stored_files)
+        _delete_stored(image.file.storage, stored_files)
         raise
     return image, True
-
-
-def _delete_files(image: Image, names: list[str]) -> None:
-    storage = image.file.storage
-    for stored in names:
-        try:
-            storage.delete(stored)
-        except OSError:  # pragma: no cover - best effort clean-up
-            logger.warning("could not remove %s after a failed import", stored)
 
 
 # --- Side files -----------------------------------------------------------------------------
@@ -244,49 +244,171 @@ def import_folder(
     tags_by_file = read_tags_csv(tags_csv) if tags_csv else {}
     meta_by_file = read_metadata_jsonl(metadata_jsonl) if metadata_jsonl else {}
     report = ImportReport()
-    paths = ((path, path.relative_to(root).as_posix()) for path in iter_image_files(root))
-    for (path, relative), checked in _validate_in_parallel(paths, workers):
-        meta = _lookup(meta_by_file, relative, path.name) or {}
-        tags = list(_lookup(tags_by_file, relative, path.name) or []) + list(meta.get("tags", []))
-        import_one(
-            report,
-            project,
-            relative,
-            b"",
-            tags=tags,
-            caption=meta.get("caption", ""),
-            metadata=meta.get("metadata", {}),
-            external_id=meta.get("external_id", ""),
-            checked=checked,
-        )
-        if progress:
-            progress(report, relative)
+
+    def jobs():
+        for path in iter_image_files(root):
+            relative = path.relative_to(root).as_posix()
+            meta = _lookup(meta_by_file, relative, path.name) or {}
+            tags = list(_lookup(tags_by_file, relative, path.name) or []) + list(meta.get("tags", []))
+            extra = {"tags": tags, "caption": meta.get("caption", ""), "metadata": meta.get("metadata", {}),
+                     "external_id": meta.get("external_id", "")}
+            yield path, relative, extra
+
+    _store_in_batches(report, project, _validate_in_parallel(jobs(), workers), progress)
     return report
 
 
-def _validate_in_parallel(paths, workers: int):
-    """Decode and thumbnail in worker processes (the CPU-bound part) while this process writes to the
-    database in file order. At most a few files per worker are in flight, so memory stays bounded."""
+def _validate_in_parallel(jobs: Iterable[tuple[Path, str, dict]], workers: int):
+    """Read, decode, hash and thumbnail in worker processes (the CPU-bound part) while this process
+    writes to the database, in file order. Yields (name, extra, ValidatedImage | RejectedImage).
+    At most a few files per worker are in flight, so memory stays bounded."""
     limits = dict(settings.TAGRANK_IMPORT)
     if workers <= 1:
-        for path, name in paths:
-            yield (path, name), read_and_validate(path, name, limits)
+        for path, name, extra in jobs:
+            yield name, extra, read_and_validate(path, name, limits)
         return
     in_flight: deque = deque()
+    in_flight_bytes = 0
     # spawn, not fork: a forked child would share (and on exit could close) this process's DB connection.
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for path, name in paths:
-            in_flight.append(((path, name), pool.submit(read_and_validate, path, name, limits)))
-            if len(in_flight) >= 4 * workers:
-                item, future = in_flight.popleft()
-                yield item, future.result()
+        for path, name, extra in jobs:
+            size = _file_size(path)
+            in_flight.append((name, extra, size, pool.submit(read_and_validate, path, name, limits)))
+            in_flight_bytes += size
+            # Deep enough that the workers keep decoding while this process stores a batch.
+            while len(in_flight) >= IN_FLIGHT_PER_WORKER * workers or in_flight_bytes >= IN_FLIGHT_BYTES:
+                name, extra, size, future = in_flight.popleft()
+                in_flight_bytes -= size
+                yield name, extra, future.result()
         while in_flight:
-            item, future = in_flight.popleft()
-            yield item, future.result()
+            name, extra, size, future = in_flight.popleft()
+            yield name, extra, future.result()
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # the worker reports it
+        return 0
+
+
+def _store_in_batches(report: ImportReport, project: Project, results, progress) -> None:
+    """Store validated files batch by batch; rejected ones are reported as they come."""
+    batch: list[tuple[str, ValidatedImage, dict]] = []
+    batch_bytes = 0
+
+    def flush():
+        nonlocal batch, batch_bytes
+        store_batch(report, project, batch)
+        if progress:
+            for name, _, _ in batch:
+                progress(report, name)
+        batch, batch_bytes = [], 0
+
+    for name, extra, checked in results:
+        if isinstance(checked, RejectedImage):
+            report.rejected.append((name, str(checked)))
+            logger.warning("rejected %s: %s", name, checked)
+            if progress:
+                progress(report, name)
+            continue
+        batch.append((name, checked, extra))
+        batch_bytes += len(checked.data) + len(checked.thumbnail)
+        if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+            flush()
+    if batch:
+        flush()
+
+
+def store_batch(report: ImportReport, project: Project, batch: list[tuple[str, ValidatedImage, dict]]) -> None:
+    """Store validated images in one transaction with bulk inserts; ``dict`` holds store_image's keyword
+    arguments (tags, caption, metadata, external_id, reference_votes). Files already in the project, or
+    earlier in the batch (same sha256), are counted as duplicates. If the batch fails, its files are
+    removed and nothing of it stays in the database."""
+    fresh: dict[str, tuple[str, ValidatedImage, dict]] = {}
+    for name, checked, extra in batch:
+        if checked.sha256 in fresh:
+            report.duplicates += 1
+        else:
+            fresh[checked.sha256] = (name, checked, extra)
+    for sha256 in existing_hashes(project, list(fresh)):
+        del fresh[sha256]
+        report.duplicates += 1
+    if not fresh:
+        return
+    images, stored_files = [], []
+    storage = Image._meta.get_field("file").storage
+    try:
+        for name, checked, extra in fresh.values():
+            image = Image(
+                project=project,
+                original_name=name[:500],
+                sha256=checked.sha256,
+                width=checked.width,
+                height=checked.height,
+                caption=extra.get("caption") or "",
+                metadata=extra.get("metadata") or {},
+                external_id=(extra.get("external_id") or "")[:200],
+            )
+            image.file.save(f"{checked.sha256}.{EXTENSIONS[checked.format]}", ContentFile(checked.data), save=False)
+            stored_files.append(image.file.name)
+            image.thumbnail.save(f"{checked.sha256}.webp", ContentFile(checked.thumbnail), save=False)
+            stored_files.append(image.thumbnail.name)
+            images.append(image)
+        with transaction.atomic():
+            Image.objects.bulk_create(images)
+            # bulk_create sends no post_save: make the counters the signal would have made.
+            ImageStats.objects.bulk_create([ImageStats(image=image, project=project) for image in images])
+            _bulk_tag(project, images, [extra for _, _, extra in fresh.values()])
+    except IntegrityError:
+        # Another process imported one of these files a moment ago: store them one by one, which tells
+        # that duplicate apart from a real error.
+        _delete_stored(storage, stored_files)
+        for name, checked, extra in fresh.values():
+            import_one(report, project, name, b"", checked=checked, **extra)
+        return
+    except BaseException:
+        _delete_stored(storage, stored_files)
+        raise
+    report.imported += len(images)
+    report.image_ids.extend(image.pk for image in images)
+
+
+def existing_hashes(project: Project, hashes: list[str]) -> set[str]:
+    """The sha256 values among ``hashes`` that the project already holds."""
+    return set(Image.objects.filter(project=project, sha256__in=hashes).values_list("sha256", flat=True))
+
+
+def _bulk_tag(project: Project, images: list[Image], extras: list[dict]) -> None:
+    names = {Tag.normalise(n) for extra in extras for n in extra.get("tags", ())} - {""}
+    tags = {}
+    if names:
+        Tag.objects.bulk_create([Tag(project=project, name=n) for n in sorted(names)], ignore_conflicts=True)
+        tags = dict(Tag.objects.filter(project=project, name__in=names).values_list("name", "pk"))
+    image_tags, ratings = [], []
+    for image, extra in zip(images, extras):
+        for name in dict.fromkeys(Tag.normalise(n) for n in extra.get("tags", ())):
+            if name:
+                source = extra.get("tag_source", ImageTag.Source.IMPORT)
+                image_tags.append(ImageTag(image=image, tag_id=tags[name], source=source, rater=extra.get("rater")))
+        if extra.get("reference_votes") is not None:
+            rating = ReferenceRating(image=image, source="import")
+            rating.votes = extra["reference_votes"]
+            ratings.append(rating)
+    ImageTag.objects.bulk_create(image_tags)
+    ReferenceRating.objects.bulk_create(ratings)
+
+
+def _delete_stored(storage, names: list[str]) -> None:
+    for stored in names:
+        try:
+            storage.delete(stored)
+        except OSError:  # pragma: no cover - best effort clean-up
+            logger.warning("could not remove %s after a failed import", stored)
 
 
 def import_one(report: ImportReport, project: Project, name: str, data: bytes, **kwargs) -> None:
-    """Store one image and count it in ``report``: imported, a duplicate, or rejected with the reason."""
+    """Validate (unless ``checked`` is given) and store one file in its own transaction; count it."""
     checked = kwargs.get("checked")
     if isinstance(checked, RejectedImage):
         report.rejected.append((name, str(checked)))
@@ -372,9 +494,11 @@ def import_ava(
     *,
     limit: int | None = None,
     progress: Callable[[ImportReport, str], None] | None = None,
+    workers: int | None = None,
 ) -> ImportReport:
     """Import AVA: votes become reference ratings, semantic tags become tags. Images absent from the
-    folder are counted in ``report.missing``, not fatal."""
+    folder are counted in ``report.missing``, not fatal. ``workers`` as for import_folder."""
+    workers = workers if workers is not None else (os.cpu_count() or 1)
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
         raise ImportFileError(image_dir, None, "not a folder")
@@ -385,23 +509,18 @@ def import_ava(
             if tag_id and tag_id not in tag_names:
                 raise ImportFileError(ava_list, row.line, f"semantic tag id {tag_id} is not in {tags_file}")
     report = ImportReport()
-    for row in rows:
-        path = image_dir / f"{row.image_id}.jpg"
-        if not path.is_file():
-            report.missing.append(row.image_id)
-            continue
-        import_one(
-            report,
-            project,
-            path.name,
-            path.read_bytes(),
-            tags=[tag_names[t] for t in row.semantic_tag_ids if t],
-            metadata={"source": "AVA", "challenge_id": row.challenge_id},
-            external_id=row.image_id,
-            reference_votes=row.votes,
-        )
-        if progress:
-            progress(report, path.name)
+
+    def jobs():
+        for row in rows:
+            path = image_dir / f"{row.image_id}.jpg"
+            if not path.is_file():
+                report.missing.append(row.image_id)
+                continue
+            extra = {"tags": [tag_names[t] for t in row.semantic_tag_ids if t], "external_id": row.image_id,
+                     "metadata": {"source": "AVA", "challenge_id": row.challenge_id}, "reference_votes": row.votes}
+            yield path, path.name, extra
+
+    _store_in_batches(report, project, _validate_in_parallel(jobs(), workers), progress)
     return report
 
 

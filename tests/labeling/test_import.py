@@ -185,3 +185,153 @@ def test_import_ava_limit_and_bad_lines(project, tmp_path):
     with pytest.raises(CommandError, match=r"unknown\.txt:1: semantic tag id 99"):
         call_command("import_ava", project.slug, str(unknown_tag), str(tags), str(images), stdout=io.StringIO())
     assert Image.objects.count() == 1
+
+
+# --- The batch path: many files per transaction ------------------------------------------------
+
+
+def photo_jpeg(size=(1600, 1200), orientation: int | None = None, seed: int = 0, quality: int = 90) -> bytes:
+    """A smooth photo-like JPEG, left half reddish and right half bluish, large enough for draft decoding."""
+    import numpy as np
+
+    coarse = np.random.default_rng(seed).integers(0, 60, size=(size[1] // 32, size[0] // 32, 3), dtype=np.uint8)
+    coarse[:, : coarse.shape[1] // 2, 0] += 190  # left: red
+    coarse[:, coarse.shape[1] // 2 :, 2] += 190  # right: blue
+    image = PILImage.fromarray(coarse, mode="RGB").resize(size, PILImage.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    exif = PILImage.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    image.save(buffer, format="JPEG", quality=quality, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+@pytest.mark.django_db
+def test_duplicates_within_one_batch_and_already_stored_are_skipped(project, tmp_path, isolated_media):
+    from labeling.services.imports import import_folder, store_image
+
+    folder = tmp_path / "dups"
+    first = make_image_bytes(seed=31, fmt="JPEG")
+    write(folder / "a.jpg", first)
+    write(folder / "b.jpg", first)  # the same bytes, same batch
+    write(folder / "c.png", make_image_bytes(seed=32))
+    write(folder / "d.png", make_image_bytes(seed=33))
+    stored, _ = store_image(project, "earlier.png", make_image_bytes(seed=33))  # d.png is already there
+
+    report = import_folder(project, folder, workers=1)
+
+    assert (report.imported, report.duplicates, report.rejected) == (2, 2, [])
+    assert sorted(Image.objects.values_list("original_name", flat=True)) == ["a.jpg", "c.png", "earlier.png"]
+    assert sorted(report.image_ids) == sorted(Image.objects.exclude(pk=stored.pk).values_list("pk", flat=True))
+    assert len(stored_files(isolated_media)) == 6  # three images, three thumbnails
+    from labeling.models import ImageStats
+
+    assert ImageStats.objects.filter(image__project=project).count() == 3  # made for bulk rows too
+
+
+@pytest.mark.django_db
+def test_corrupt_file_among_good_ones_in_one_batch_leaves_nothing_of_itself(project, tmp_path, isolated_media):
+    from labeling.services.imports import import_folder
+
+    folder = tmp_path / "mixed"
+    write(folder / "1_good.jpg", photo_jpeg(seed=1))
+    write(folder / "2_truncated.jpg", photo_jpeg(seed=2)[:-4000])  # large: decoded in draft mode
+    write(folder / "3_good.png", make_image_bytes(seed=3))
+    write(folder / "4_garbage.jpg", b"\xff\xd8\xff\xe0 not really a JPEG")
+
+    report = import_folder(project, folder, workers=1)
+
+    assert report.imported == 2
+    reasons = dict(report.rejected)
+    assert set(reasons) == {"2_truncated.jpg", "4_garbage.jpg"}
+    assert reasons["2_truncated.jpg"].startswith("corrupt or truncated image")
+    assert sorted(Image.objects.values_list("original_name", flat=True)) == ["1_good.jpg", "3_good.png"]
+    assert len(stored_files(isolated_media)) == 4
+
+
+@pytest.mark.django_db
+def test_a_failing_batch_is_rolled_back_with_its_files_and_earlier_batches_stay(
+    project, tmp_path, isolated_media, monkeypatch
+):
+    from labeling.models import ImageStats
+    from labeling.services import imports
+
+    folder = tmp_path / "batches"
+    for index in range(5):
+        write(folder / f"{index}.png", make_image_bytes(seed=40 + index))
+    tags_csv = write(tmp_path / "tags.csv", b"".join(f"{i}.png,tag{i}\n".encode() for i in range(5)))
+    monkeypatch.setattr(imports, "BATCH_FILES", 2)
+    calls = []
+    real_bulk_create = ImageTag.objects.bulk_create
+
+    def failing_third_batch(objs, *args, **kwargs):
+        calls.append(len(objs))
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return real_bulk_create(objs, *args, **kwargs)
+
+    monkeypatch.setattr(ImageTag.objects, "bulk_create", failing_third_batch)
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        imports.import_folder(project, folder, tags_csv=tags_csv, workers=1)
+
+    assert calls == [2, 2, 1]
+    assert sorted(Image.objects.values_list("original_name", flat=True)) == ["0.png", "1.png", "2.png", "3.png"]
+    assert ImageStats.objects.count() == 4 and ImageTag.objects.count() == 4
+    assert not Tag.objects.filter(name="tag4").exists()
+    assert len(stored_files(isolated_media)) == 8  # nothing of 4.png
+
+
+@pytest.mark.django_db
+def test_a_duplicate_stored_concurrently_falls_back_to_one_transaction_per_file(
+    project, tmp_path, isolated_media, monkeypatch
+):
+    from labeling.services import imports
+
+    folder = tmp_path / "race"
+    for index in range(3):
+        write(folder / f"{index}.png", make_image_bytes(seed=60 + index))
+    imports.store_image(project, "other-process.png", make_image_bytes(seed=61))
+    # As if another import committed 1.png between the duplicate check and the insert.
+    monkeypatch.setattr(imports, "existing_hashes", lambda project, hashes: set())
+
+    report = imports.import_folder(project, folder, tags_csv=None, workers=1)
+
+    assert (report.imported, report.duplicates, report.rejected) == (2, 1, [])
+    assert Image.objects.count() == 3
+    assert len(stored_files(isolated_media)) == 6  # no file left from the rolled-back batch
+
+
+def test_draft_decoding_gives_the_right_thumbnail_size_orientation_and_content():
+    import numpy as np
+
+    data = photo_jpeg(size=(1600, 1200), orientation=6)  # displayed turned 90° clockwise
+    checked = validate_image_bytes(data, "turned.jpg")
+    assert (checked.width, checked.height) == (1200, 1600)  # the full size, not the draft size
+    thumb = PILImage.open(io.BytesIO(checked.thumbnail))
+    assert thumb.format == "WEBP" and thumb.size == (288, 384)
+    pixels = np.asarray(thumb.convert("RGB"), dtype=np.float32)
+    top, bottom = pixels[:100].mean(axis=(0, 1)), pixels[-100:].mean(axis=(0, 1))
+    assert top[0] > top[2] + 100 and bottom[2] > bottom[0] + 100  # the red left half is now on top
+
+    with PILImage.open(io.BytesIO(data)) as original:  # the same thumbnail from a full-size decode
+        full = original.convert("RGB").transpose(PILImage.Transpose.ROTATE_270)
+    full.thumbnail((384, 384), PILImage.Resampling.LANCZOS)
+    difference = np.abs(pixels - np.asarray(full, dtype=np.float32)).mean()
+    assert difference < 4  # draft decoding is not visibly different at thumbnail size
+
+
+def test_jpeg_is_decoded_once_at_reduced_size(monkeypatch):
+    from PIL import JpegImagePlugin
+
+    sizes = []
+    real_load = JpegImagePlugin.JpegImageFile.load
+
+    def recording_load(self):
+        if self.tile:  # a decode still to do, not a call on a loaded image
+            sizes.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", recording_load)
+    validate_image_bytes(photo_jpeg(size=(1600, 1200)), "big.jpg")
+    assert sizes == [(800, 600)]  # one decode, at half size (still at least the 384-px thumbnail)

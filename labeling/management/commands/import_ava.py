@@ -29,8 +29,11 @@ class Command(BaseCommand):
             raise CommandError("--limit must be a positive number")
         started = time.monotonic()
 
-        def progress(report, name):
-            if report.seen % 500 == 0:
+        printed = [0]
+
+        def progress(report, name):  # called per file, but counts move a batch at a time
+            if report.seen // 500 > printed[0]:
+                printed[0] = report.seen // 500
                 self.stderr.write(f"  {report.seen} images: {report.summary()}")
 
         try:

@@ -17,8 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("--tags", type=Path, help="CSV: file,tags (tags separated by ; or |)")
         parser.add_argument("--metadata", type=Path, help="JSONL: {file, prompt, external_id, tags, ...parameters}")
         parser.add_argument("--strict", action="store_true", help="Exit with status 1 if any file was rejected")
+        parser.add_argument("--workers", type=int, help="Decoding processes (default: one per CPU core)")
 
-    def handle(self, *args, project, folder, tags, metadata, strict, **options):
+    def handle(self, *args, project, folder, tags, metadata, strict, workers=None, **options):
         target = Project.objects.filter(slug=project).first()
         if target is None:
             raise CommandError(f"no project with slug {project!r}")
@@ -27,13 +28,18 @@ class Command(BaseCommand):
                 raise CommandError(f"{side_file}: no such file")
         started = time.monotonic()
 
-        def progress(report, name):
-            if report.seen % 200 == 0:
+        printed = [0]
+
+        def progress(report, name):  # called per file, but counts move a batch at a time
+            if report.seen // 200 > printed[0]:
+                printed[0] = report.seen // 200
                 rate = report.seen / max(time.monotonic() - started, 1e-9)
                 self.stderr.write(f"  {report.seen} files ({rate:.1f}/s): {report.summary()}")
 
         try:
-            report = import_folder(target, folder, tags_csv=tags, metadata_jsonl=metadata, progress=progress)
+            report = import_folder(
+                target, folder, tags_csv=tags, metadata_jsonl=metadata, progress=progress, workers=workers
+            )
         except ImportFileError as exc:
             raise CommandError(str(exc)) from None
         dispatch.send_images_imported(target.pk, report.image_ids)
