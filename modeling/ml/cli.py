@@ -1,4 +1,4 @@
-"""``python -m modeling train | evaluate | score | demo-data | convert-ava``.
+"""``python -m modeling train | evaluate | score | demo-data | convert-ava | doctor``.
 
 Inputs are a folder of images plus label files, each CSV (with a header) or JSONL:
 
@@ -428,6 +428,12 @@ def cmd_convert_ava(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from .doctor import main as doctor
+
+    return doctor(args)
+
+
 # -- argument parsing ------------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m modeling", description="Tagrank's image-quality ranker: "
@@ -485,6 +491,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--n-images", dest="n_images", type=int, default=120)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_demo_data)
+
+    s = sub.add_parser("doctor", help="device, precision, encoder images/s and training steps/s on this host")
+    s.add_argument("--device", default=None, help="auto | cpu | cuda (default $TAGRANK_DEVICE or auto)")
+    s.add_argument("--encoder", default=None, help="default $TAGRANK_ENCODER or tiny")
+    s.add_argument("--n-images", dest="n_images", type=int, default=64, help="images to encode")
+    s.add_argument("--train-images", dest="train_images", type=int, default=2000)
+    s.add_argument("--train-comparisons", dest="train_comparisons", type=int, default=20480)
+    s.set_defaults(func=cmd_doctor)
 
     s = sub.add_parser("convert-ava", help="AVA.txt + tags.txt -> labels CSV")
     s.add_argument("--ava", type=Path, required=True)

@@ -127,10 +127,10 @@ class Encoder:
 
 # -- building --------------------------------------------------------------------------------------
 def clip_processor(image_size: int, mean=CLIP_MEAN, std=CLIP_STD):
-    """transformers' CLIPImageProcessor: RGB, shortest side to image_size (bicubic), centre crop, normalise."""
-    from transformers import CLIPImageProcessor
+    """transformers' CLIPImageProcessor (PIL backend): RGB, shortest side to image_size (bicubic), centre crop, normalise."""
+    from transformers import CLIPImageProcessorPil  # the PIL backend: no torchvision needed
 
-    return CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
+    return CLIPImageProcessorPil(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
                               image_mean=list(mean), image_std=list(std))
 
 
@@ -180,16 +180,16 @@ def load_encoder(name: str | None = None, device: str | None = None, regions: in
         model, tok = tiny_model()
         return Encoder(model, tok, TINY_ID, device, regions=regions, batch_size=batch_size)
 
-    from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
+    from transformers import CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
     processor = None
     if os.path.isdir(name):
         encoder_id = str(Path(name).resolve())
         if (Path(name) / "preprocessor_config.json").exists():  # the checkpoint's own preprocessing
-            processor = CLIPImageProcessor.from_pretrained(name)
+            processor = CLIPImageProcessorPil.from_pretrained(name)
     else:
         encoder_id = name
-        processor = CLIPImageProcessor.from_pretrained(name)
+        processor = CLIPImageProcessorPil.from_pretrained(name)
     model = CLIPModel.from_pretrained(name, dtype=torch.float32)
     tok = CLIPTokenizer.from_pretrained(name)
     return Encoder(model, tok, encoder_id, device, regions=regions, batch_size=batch_size, processor=processor)

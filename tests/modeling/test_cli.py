@@ -135,3 +135,20 @@ def test_convert_ava(tmp_path, capsys):
     write(tmp_path / "AVA.txt", "1 953619 0 1 5\n")
     assert main(["convert-ava", "--ava", str(ava), "--out", str(out)]) == 2
     assert "AVA.txt:1" in capsys.readouterr().err
+
+
+def test_doctor_prints_device_precision_and_rates(capsys):
+    assert main(["doctor", "--device", "cpu", "--n-images", "4", "--train-images", "200",
+                 "--train-comparisons", "2048"]) == 0
+    out = capsys.readouterr().out
+    assert "device      cpu (CPU), float32" in out
+    assert " images/s " in out and " steps/s " in out
+
+
+def test_doctor_fails_when_cuda_is_requested_but_missing(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("TAGRANK_DEVICE", "cuda")
+    assert main(["doctor"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
