@@ -36,7 +36,7 @@ def image_tag_similarity(image_tokens, tag_tokens, tag_mask=None) -> np.ndarray:
     image_tokens [B,T,D] (token 0 is the class token), tag_tokens [B,K,D], tag_mask [B,K] bool.
     An image without tags gets 0.
     """
-    img = np.asarray(image_tokens, dtype=np.float32)[:, 0]
+    img = np.asarray(image_tokens)[:, 0].astype(np.float32)
     tags = np.asarray(tag_tokens, dtype=np.float32)
     if tag_mask is None:
         tag_mask = np.ones(tags.shape[:2], dtype=bool)

@@ -43,7 +43,7 @@ CHECKPOINT_VERSION = 1
 class RankingData:
     """Cached features and labels of N images. Comparisons index the images."""
 
-    image_tokens: np.ndarray                 # [N,T,D] float32; token 0 is the class token
+    image_tokens: np.ndarray                 # [N,T,D] float32 or float16 (kept: half the memory); token 0 = class
     tag_tokens: np.ndarray                   # [N,K,D] float32; K may be 0
     tag_mask: np.ndarray                     # [N,K] bool, True where a tag is present
     comp_a: np.ndarray | None = None         # [P] int, image a of each comparison
@@ -54,7 +54,8 @@ class RankingData:
     similarity: np.ndarray | None = None     # [N] CLIP image-tags similarity (for the ranking target)
 
     def __post_init__(self):
-        self.image_tokens = np.asarray(self.image_tokens, dtype=np.float32)
+        tokens = np.asarray(self.image_tokens)
+        self.image_tokens = tokens if tokens.dtype == np.float16 else tokens.astype(np.float32, copy=False)
         N = len(self.image_tokens)
         self.tag_tokens = np.asarray(self.tag_tokens, dtype=np.float32)
         self.tag_mask = np.asarray(self.tag_mask, dtype=bool)
@@ -257,7 +258,7 @@ def _train(data, cfg, model_kind, progress, split, rt) -> TrainResult:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = rt.grad_scaler()  # loss scaling for fp16 autocast; a pass-through in bf16 and fp32
 
-    # All features live on the device once; a step gathers the rows of its unique images.
+    # All features live on the device once (float16 stays float16); a step gathers its unique images' rows.
     X = torch.from_numpy(data.image_tokens).to(device)                  # [N,T,D]
     tag_index, tag_vocab = tag_vocabulary(data.tag_tokens, data.tag_mask)
     TI = torch.from_numpy(tag_index).to(device)                          # [N,K] into V
@@ -311,7 +312,7 @@ def _train(data, cfg, model_kind, progress, split, rt) -> TrainResult:
             # Score each unique image once; the pairs index into these scores.
             images, inv = torch.unique(torch.cat([A[p], B[p], r]), return_inverse=True)
             with rt.autocast():
-                out = model(X[images], TI[images], M[images], tag_vocab=V)
+                out = model(X[images].float(), TI[images], M[images], tag_vocab=V)
             # The losses in fp32: score differences and CDFs lose too much in half precision.
             head_means = out["head_means"].float()                       # [U,E]
             head_dist = out["head_dist"].float()                         # [U,E,10]
@@ -402,22 +403,21 @@ def score_images(model, image_tokens, tag_tokens=None, tag_mask=None, batch_size
     half precision). On CUDA the batch grows with the free memory.
     """
     device = next(model.parameters()).device
+    N = len(image_tokens)
     if device.type == "cuda":
         T, D = np.shape(image_tokens)[1:]
         K = 0 if tag_tokens is None else np.shape(tag_tokens)[1]
         # ~20 activations of width W per token, and the inputs, float32, for every ensemble head
         item = 4 * ((T + K) * (D + 20 * model.cfg.width) + model.cfg.ensemble * 4 * model.cfg.width)
         batch_size = runtime(str(device)).batch_size(batch_size, item)
-    X = torch.as_tensor(np.asarray(image_tokens, dtype=np.float32))
-    N = len(X)
-    G = None if tag_tokens is None else torch.as_tensor(np.asarray(tag_tokens, dtype=np.float32))
-    M = None if tag_mask is None else torch.as_tensor(np.asarray(tag_mask, dtype=bool))
+    def batch(a, sl, dtype):  # converted batch by batch: a float16 feature set is never copied whole
+        return None if a is None else torch.as_tensor(np.asarray(a[sl], dtype=dtype)).to(device)
+
     means, dists, uncs = [], [], []
     for i in range(0, N, batch_size):
         sl = slice(i, i + batch_size)
-        g = None if G is None else G[sl].to(device)
-        m = None if M is None else M[sl].to(device)
-        mean, dist, unc = model.predict(X[sl].to(device), g, m)
+        mean, dist, unc = model.predict(batch(image_tokens, sl, np.float32), batch(tag_tokens, sl, np.float32),
+                                        batch(tag_mask, sl, bool))
         means.append(mean.float().cpu()), dists.append(dist.float().cpu()), uncs.append(unc.float().cpu())
     if not means:
         z = np.zeros(0, np.float32)

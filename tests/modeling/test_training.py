@@ -248,3 +248,17 @@ def test_training_runs_on_the_device_with_its_precision(device, task, tmp_path):
     assert next(on_device.parameters()).device.type == device
     x = (data.image_tokens[:64], data.tag_tokens[:64], data.tag_mask[:64])
     np.testing.assert_allclose(score_images(on_device, *x)[0], score_images(on_cpu, *x)[0], atol=1e-3)
+
+
+def test_float16_features_train_without_a_float32_copy(task):
+    """The feature store hands training float16 tokens (half the memory); they stay float16 in RankingData."""
+    data, _ = task
+    half = RankingData(data.image_tokens.astype(np.float16), data.tag_tokens, data.tag_mask, data.comp_a,
+                       data.comp_b, data.outcome, similarity=data.similarity)
+    assert half.image_tokens.dtype == np.float16
+    r16 = train_ranker(half, small_config(epochs=3))
+    r32 = train_ranker(RankingData(data.image_tokens, data.tag_tokens, data.tag_mask, data.comp_a, data.comp_b,
+                                   data.outcome, similarity=data.similarity), small_config(epochs=3))
+    assert abs(r16.metrics["pairwise_agreement"] - r32.metrics["pairwise_agreement"]) < 0.02
+    mean, _, _ = score_images(r16.model, half.image_tokens[:10], half.tag_tokens[:10], half.tag_mask[:10])
+    assert mean.dtype == np.float32 and np.isfinite(mean).all()
