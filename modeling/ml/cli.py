@@ -223,6 +223,7 @@ def compute_features(folder: Path, names: list[str], labels: Labels, encoder, st
         _say(f"  hashed {file_ids.hashed} new or changed files ({len(ids) - file_ids.hashed} known)")
     # Files that failed to decode before (and have not changed) are not tried again.
     bad = {i: file_ids.bad_reason(p.name) for i, p in zip(ids, paths) if file_ids.bad_reason(p.name)}
+    batch_size = max(batch_size, getattr(encoder, "batch_size", batch_size))  # grown to the GPU's memory
     todo = sorted(set(store.missing_images([i for i in ids if i not in bad])))
     by_id = dict(zip(ids, paths))
     t0 = time.perf_counter()
@@ -286,7 +287,9 @@ def build_data(args):
     names = labels.images
     if not names:
         raise InputError("no images: give --labels and/or --comparisons")
-    encoder = load_encoder(args.encoder, batch_size=args.batch_size)
+    from .encoder import DEFAULT_REGIONS
+
+    encoder = load_encoder(args.encoder, batch_size=args.batch_size, regions=args.regions or DEFAULT_REGIONS)
     store = FeatureStore(args.features, encoder.encoder_id)
     feats = compute_features(Path(args.images), names, labels, encoder, store, args.batch_size)
     X, G, M, names = feats.image_tokens, feats.tag_tokens, feats.tag_mask, feats.names
@@ -547,7 +550,11 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--comparisons", type=Path, action="append", help="comparisons CSV/JSONL")
         s.add_argument("--encoder", default=None, help="tiny, a hub id or a local CLIP folder (default $TAGRANK_ENCODER or tiny)")
         s.add_argument("--features", type=Path, default=Path(default_features), help="feature store folder")
-        s.add_argument("--batch-size", dest="batch_size", type=int, default=32, help="images per encoder batch")
+        s.add_argument("--batch-size", dest="batch_size", type=int, default=32,
+                       help="images per encoder batch (on CUDA it grows with the free memory)")
+        s.add_argument("--regions", type=int, default=None,
+                       help="patch tokens pooled to an N x N grid (default 2: 5 tokens an image; 1: 2 tokens, "
+                            "less disk and faster heads); a separate feature cache per N")
 
     def train_args(s):
         s.add_argument("--epochs", type=int)

@@ -9,6 +9,10 @@ grid (2 x 2 by default, so T = 5), each passed through the post layer norm and t
 projection and L2-normalised. Pooling keeps the head cheap on CPU: a ViT-B/32 has 49 patches,
 a ViT-L/14 256, and head training time grows with T (docs/benchmarks.md).
 
+Preprocessing is transformers' ``CLIPImageProcessor`` (PIL backend), with a folder's own
+``preprocessor_config.json`` when it has one. Device and precision come from ``TAGRANK_DEVICE``
+(``modeling.ml.device``): the weights stay float32 and CUDA runs under bf16/fp16 autocast.
+
 ``tiny`` is a small CLIP built in code from a ``CLIPConfig`` with seeded weights and an offline
 byte-level ``CLIPTokenizer`` (no merges: every word is split into byte symbols). It never
 downloads anything; it exists for tests and the offline demo, its features carry no meaning.

@@ -224,3 +224,23 @@ def test_score_prints_scores_by_a_metadata_column(demo, tmp_path, capsys):
                  "--by", "cfg_scale"]) == 0
     out = capsys.readouterr().out
     assert "| cfg_scale | Ours | Images |" in out and "| 7.5 |" in out and "| 12 | " in out
+
+
+def test_fewer_pooled_tokens_are_an_option_with_their_own_cache(demo, tmp_path, capsys):
+    from modeling.ml.training import load_checkpoint
+
+    features = tmp_path / "features"
+    args = ["--images", str(demo / "images"), "--labels", str(demo / "labels.csv"), "--encoder", "tiny",
+            "--features", str(features)]
+    assert main(["train", *args, "--regions", "1", "--out", str(tmp_path / "r1.pt"), *FAST]) == 0
+    assert "encoded 45/45" in capsys.readouterr().err
+    model, meta = load_checkpoint(tmp_path / "r1.pt", device="cpu")
+    assert meta["encoder_id"] == "tiny-v1@regions=1"
+    # class token + one pooled region: the store holds [45, 2, 64]
+    from modeling.ml.features import FeatureStore
+
+    shards = [np.load(p, mmap_mode="r").shape for p in FeatureStore(features, "tiny-v1@regions=1").shards.glob("*.tokens.npy")]
+    assert sum(s[0] for s in shards) == 45 and {s[1:] for s in shards} == {(2, 64)}
+    assert main(["score", "--model", str(tmp_path / "r1.pt"), "--images", str(demo / "images"),
+                 "--features", str(features), "--out", str(tmp_path / "s.csv")]) == 0
+    assert "encoded" not in capsys.readouterr().err             # the checkpoint's encoder id finds the cache
