@@ -149,9 +149,11 @@ class FeatureStore:
         for name, (positions, rows) in by_shard.items():
             shard = np.load(self.shards / f"{name}.tokens.npy", mmap_mode="r")  # [n,T,D] float16, on disk
             if out is None:
-                out = np.empty((len(ids), *shard.shape[1:]), dtype=dtype)
+                out = np.empty((len(ids), *shard.shape[1:]), dtype=SHARD_DTYPE)
             order = np.argsort(rows, kind="stable")  # ascending rows read the file front to back
             out[np.asarray(positions)[order]] = shard[np.asarray(rows)[order]]
+        if out is not None:
+            out = out.astype(dtype, copy=False)  # one cast at the end: casting while gathering is ~4x slower
         for pos in legacy:
             t = np.load(self._legacy_path(ids[pos]))
             if out is None:
