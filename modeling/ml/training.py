@@ -218,7 +218,7 @@ def tag_vocabulary(tag_tokens: np.ndarray, tag_mask: np.ndarray):
 
 
 def train_ranker(data: RankingData, cfg: TrainConfig | None = None, model_kind: str = "tags",
-                 progress=None, split: Split | None = None) -> TrainResult:
+                 progress=None, split: Split | None = None, rt=None) -> TrainResult:
     """Train a TagRanker ("tags") or ImageOnlyRanker ("image_only") on cached features.
 
     Deterministic for a given seed on CPU. Every ``eval_every`` steps (and at the end of each
@@ -227,10 +227,11 @@ def train_ranker(data: RankingData, cfg: TrainConfig | None = None, model_kind: 
     training data and may be fractional. Early stopping watches validation pairwise agreement
     (validation SRCC against the reference means when there are no validation comparisons),
     stops after ``patience`` evaluations and ``patience_steps`` steps without a gain above
-    ``min_delta``, and keeps the best weights.
+    ``min_delta``, and keeps the best weights. ``rt``: a ``device.Runtime`` instead of ``cfg.device``
+    (tests run the mixed-precision path on the CPU with it).
     """
     cfg = cfg or TrainConfig()
-    rt = runtime(cfg.device or None)
+    rt = rt or runtime(cfg.device or None)
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
     try:

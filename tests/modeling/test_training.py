@@ -262,3 +262,19 @@ def test_float16_features_train_without_a_float32_copy(task):
     assert abs(r16.metrics["pairwise_agreement"] - r32.metrics["pairwise_agreement"]) < 0.02
     mean, _, _ = score_images(r16.model, half.image_tokens[:10], half.tag_tokens[:10], half.tag_mask[:10])
     assert mean.dtype == np.float32 and np.isfinite(mean).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_mixed_precision_path_trains_on_the_cpu_too(task, dtype):
+    """The CUDA code path (autocast, GradScaler for fp16, fp32 losses and expected scores), run on the CPU,
+    learns as well as fp32: what a GPU runs is tested on every host."""
+    from modeling.ml.device import Runtime
+
+    data, truth = task
+    rt = Runtime(torch.device("cpu"), dtype, "test")
+    half = train_ranker(data, small_config(epochs=4), rt=rt)
+    full = train_ranker(data, small_config(epochs=4), split=half.split)
+    assert all(p.dtype == torch.float32 for p in half.model.parameters())
+    assert np.isfinite([e["train_loss"] for e in half.history]).all()
+    assert half.metrics["pairwise_agreement"] > full.metrics["pairwise_agreement"] - 0.03
+    assert held_out_srcc(half, data, truth) > held_out_srcc(full, data, truth) - 0.05
