@@ -148,7 +148,7 @@ def extract_features(
     encoder = encoder or current_encoder()
     store = feature_store(encoder.encoder_id)
     # At least the encoder's own batch, which grows with a GPU's free memory (modeling.ml.device).
-    batch_size = batch_size or max(int(getattr(settings, "TAGRANK_FEATURE_BATCH_SIZE", 64)), encoder.batch_size)
+    batch_size = batch_size or max(int(getattr(settings, "TAGRANK_FEATURE_BATCH_SIZE", 64)), getattr(encoder, "batch_size", 0))
     ids = sorted({int(i) for i in image_ids})
     report = ExtractionReport(encoder.encoder_id)
     recorded = set(
