@@ -95,7 +95,7 @@ def main():
             rows.append(measure("after: float16 shards, read as float16 (training)", FeatureStore, Path(folder) / "c",
                                 tokens, args.batch, dtype=np.float16))
         del tokens
-    print(f"| layout | T x D | bytes/image (files) | bytes/image (disk blocks) | files | write s | load s | loaded |")
+    print("| layout | T x D | bytes/image (files) | bytes/image (disk blocks) | files | write s | load s | loaded |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['label']} | {r['tokens']} x {r['dim']} | {r['bytes_per_image']:,.0f} | "
