@@ -101,3 +101,6 @@ class TrainingSettingsSerializer(serializers.ModelSerializer):
         model = TrainingSettings
         fields = ["project", "ranking_lambda", "promotion_tolerance", "train_baseline", "hyperparameters", "updated_at"]
         read_only_fields = ["project", "hyperparameters", "updated_at"]
+        # The database's check constraints, as 400s instead of integrity errors.
+        extra_kwargs = {"promotion_tolerance": {"min_value": 0.0, "max_value": 1.0},
+                        "ranking_lambda": {"min_value": 0.0, "max_value": 10.0}}

@@ -193,6 +193,7 @@ def test_lambda_is_a_per_project_training_setting_in_the_api_the_page_and_traini
     client = as_user(manager)
     assert client.patch(url, {"ranking_lambda": -1}, content_type="application/json").status_code == 400
     assert client.patch(url, {"ranking_lambda": 11}, content_type="application/json").status_code == 400
+    assert client.patch(url, {"promotion_tolerance": -1.1}, content_type="application/json").status_code == 400
     changed = client.patch(url, {"ranking_lambda": 2.5}, content_type="application/json")
     assert changed.status_code == 200 and changed.json()["ranking_lambda"] == 2.5
     assert training.train_config(project).lam == 2.5                               # what the next run trains with
