@@ -17,6 +17,8 @@ $(VENV)/.installed: requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "Tagrank needs $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(PIP_FLAGS) -r requirements.lock
+	# Test data only: CLIP's BPE vocabulary from open_clip_torch's wheel, without its deps (they would replace torch).
+	$(PY) -m pip install --quiet --no-deps open_clip_torch==3.3.0
 	touch $@
 
 venv: $(VENV)/.installed

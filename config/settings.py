@@ -223,6 +223,7 @@ LOGOUT_REDIRECT_URL = "login"
 # --- Tagrank --------------------------------------------------------------------------------
 # A CLIP hub id (e.g. openai/clip-vit-base-patch32), a local folder, or "tiny" (built in code).
 TAGRANK_ENCODER = os.environ.get("TAGRANK_ENCODER", "tiny")
+# TAGRANK_DEVICE (auto | cpu | cuda) is read from the environment by modeling.ml.device, Django-free.
 TAGRANK_FEATURES_DIR = Path(os.environ.get("TAGRANK_FEATURES_DIR") or MEDIA_ROOT / "features").resolve()
 TAGRANK_IMPORT = {
     "allowed_formats": ("JPEG", "PNG", "WEBP"),

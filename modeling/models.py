@@ -3,6 +3,7 @@
 The ML code itself lives in ``modeling.ml`` and imports nothing from Django.
 """
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -161,6 +162,12 @@ class TrainingSettings(models.Model):
     train_baseline = models.BooleanField(
         default=True, help_text="Also train the image-only baseline, for the comparison row of the metrics."
     )
+    ranking_lambda = models.FloatField(
+        default=1.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(10.0)],
+        help_text="λ of the ranking key, score = quality + λ · CLIP image-tag similarity (docs/ranker.md): "
+        "how much a tag that matches its image raises the score beyond what the raters' comparisons show. 0 = off.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -169,6 +176,9 @@ class TrainingSettings(models.Model):
             models.CheckConstraint(
                 condition=Q(promotion_tolerance__gte=0) & Q(promotion_tolerance__lte=1),
                 name="trainingsettings_tolerance_0_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(ranking_lambda__gte=0) & Q(ranking_lambda__lte=10), name="trainingsettings_lambda_0_10"
             ),
         ]
 

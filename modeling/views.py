@@ -2,6 +2,7 @@
 and the managers' buttons (retrain now, promote, roll back). The work is done by the services."""
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -9,8 +10,15 @@ from django.views.decorators.http import require_POST, require_safe
 
 from labeling import access
 from labeling.models import Project
-from modeling.models import ModelVersion, Promotion, TrainingRun
+from modeling.models import ModelVersion, Promotion, TrainingRun, TrainingSettings
 from modeling.services import feature_extraction, promotion, training_runs, triggers
+
+
+class TrainingSettingsForm(forms.ModelForm):
+    class Meta:
+        model = TrainingSettings
+        fields = ["ranking_lambda", "promotion_tolerance", "train_baseline"]
+        labels = {"ranking_lambda": "λ (tag similarity in the ranking key)"}
 
 
 def _managed_project(request, slug: str) -> Project:
@@ -50,6 +58,7 @@ def models_page(request, slug):
         "coverage": feature_extraction.feature_coverage(project),
         "can_manage": True,
         "previous": promotion.previous_version(project),
+        "settings_form": TrainingSettingsForm(instance=promotion.training_settings(project)),
         # Refresh while something is moving, so progress is visible without a reload button.
         "auto_refresh": bool(open_run or scoring),
     }
@@ -67,6 +76,21 @@ def retrain(request, slug):
         messages.success(request, f"Training run {run.pk} is queued.")
     else:
         messages.info(request, f"Training run {run.pk} is already {run.status}: only one runs at a time.")
+    return redirect("project-models", slug=project.slug)
+
+
+@login_required
+@require_POST
+def training_settings(request, slug):
+    project = _managed_project(request, slug)
+    form = TrainingSettingsForm(request.POST, instance=promotion.training_settings(project))
+    if form.is_valid():
+        form.instance.project = project
+        form.save()
+        messages.success(request, "Training settings saved; the next training run uses them.")
+    else:
+        errors = "; ".join(f"{form.fields[f].label or f}: {' '.join(e)}" for f, e in form.errors.items())
+        messages.error(request, f"Training settings not saved. {errors}")
     return redirect("project-models", slug=project.slug)
 
 

@@ -77,6 +77,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     # Modeling pages (raters judge blind: no models, dashboards or analyses)
     "project-models": read(MANAGERS),
     "project-models-retrain": {"POST": MANAGERS},
+    "project-models-settings": {"POST": MANAGERS},
     "project-models-promote": {"POST": MANAGERS},
     "project-models-rollback": {"POST": MANAGERS},
     "project-dashboard": read(MANAGERS),
@@ -104,6 +105,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     # Model-loop API: managers only
     "api-model-versions": read(MANAGERS),
     "api-retrain": {"POST": MANAGERS},
+    "api-training-settings": {**read(MANAGERS), "PATCH": MANAGERS},
     "api-training-runs": read(MANAGERS),
     "api-promotions": read(MANAGERS),
     "api-model-version": read(MANAGERS),

@@ -8,7 +8,7 @@ from rest_framework.reverse import reverse
 
 from labeling import access
 from labeling.api.serializers import ErrorSerializer  # noqa: F401  (one "Error" component in the schema)
-from modeling.models import ModelVersion, Promotion, TrainingRun
+from modeling.models import ModelVersion, Promotion, TrainingRun, TrainingSettings
 
 
 class ScoringProgressSerializer(serializers.Serializer):
@@ -99,3 +99,15 @@ class PromotionSerializer(serializers.ModelSerializer):
         model = Promotion
         fields = ["id", "kind", "from_version", "to_version", "decided_by", "reason", "created_at", "completed_at"]
         read_only_fields = fields
+
+
+class TrainingSettingsSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = TrainingSettings
+        fields = ["project", "ranking_lambda", "promotion_tolerance", "train_baseline", "hyperparameters", "updated_at"]
+        read_only_fields = ["project", "hyperparameters", "updated_at"]
+        # The database's check constraints, as 400s instead of integrity errors.
+        extra_kwargs = {"promotion_tolerance": {"min_value": 0.0, "max_value": 1.0},
+                        "ranking_lambda": {"min_value": 0.0, "max_value": 10.0}}

@@ -6,6 +6,7 @@ from modeling.api import agreement, analyses, export, views
 urlpatterns = [
     path("projects/<slug:slug>/model-versions/", views.ModelVersionListView.as_view(), name="api-model-versions"),
     path("projects/<slug:slug>/retrain/", views.RetrainView.as_view(), name="api-retrain"),
+    path("projects/<slug:slug>/training-settings/", views.TrainingSettingsView.as_view(), name="api-training-settings"),
     path("projects/<slug:slug>/training-runs/", views.TrainingRunListView.as_view(), name="api-training-runs"),
     path("projects/<slug:slug>/promotions/", views.PromotionListView.as_view(), name="api-promotions"),
     path("model-versions/<int:version_id>/", views.ModelVersionDetailView.as_view(), name="api-model-version"),

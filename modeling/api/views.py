@@ -168,3 +168,22 @@ class PromotionListView(GenericAPIView):
         project = project_from_slug(request, slug)
         page = self.paginate_queryset(Promotion.objects.filter(project=project).select_related("decided_by"))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class TrainingSettingsView(APIView):
+    @extend_schema(responses={200: s.TrainingSettingsSerializer, **READ_ERRORS}, tags=["models"])
+    def get(self, request, slug):
+        """The project's training settings (defaults until a manager changes them)."""
+        project = project_from_slug(request, slug)
+        return Response(s.TrainingSettingsSerializer(promotion_service.training_settings(project)).data)
+
+    @extend_schema(request=s.TrainingSettingsSerializer, responses={200: s.TrainingSettingsSerializer, 400: s.ErrorSerializer,
+                                                                    **ERRORS}, tags=["models"])
+    def patch(self, request, slug):
+        """Change the training settings (managers); the next training run uses them."""
+        project = project_from_slug(request, slug, "change the training settings")
+        serializer = s.TrainingSettingsSerializer(promotion_service.training_settings(project), data=request.data,
+                                                  partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save(project=project)
+        return Response(serializer.data)

@@ -1,4 +1,4 @@
-"""``python -m modeling train | evaluate | score | demo-data | convert-ava``.
+"""``python -m modeling train | evaluate | score | demo-data | convert-ava | doctor``.
 
 Inputs are a folder of images plus label files, each CSV (with a header) or JSONL:
 
@@ -85,6 +85,7 @@ class Labels:
     votes: dict = field(default_factory=dict)        # name -> [10] vote counts
     comparisons: list = field(default_factory=list)  # (name a, name b, outcome)
     where: dict = field(default_factory=dict)        # name -> "file:line" of its first mention
+    meta: dict = field(default_factory=dict)         # name -> {other column: value}, e.g. cfg_scale
 
     @property
     def images(self) -> list[str]:
@@ -98,6 +99,9 @@ def read_labels(path: Path, labels: Labels) -> Labels:
         if not name:
             raise InputError(f"{path}:{n}: missing 'image'")
         labels.where.setdefault(name, f"{path}:{n}")
+        extra = {k: v for k, v in row.items() if k not in ("image", "tags", "prompt", "votes") and v not in (None, "")}
+        if extra:
+            labels.meta.setdefault(name, {}).update(extra)
         tags = row.get("tags") or []
         if isinstance(tags, str):
             tags = tags.split(";")
@@ -157,9 +161,56 @@ def folder_images(folder: Path) -> list[str]:
     return sorted(p.name for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def compute_features(folder: Path, names: list[str], labels: Labels, encoder, store, batch_size: int = 32):
-    """(image_tokens [N,T,D], tag_tokens [N,K,D], tag_mask [N,K]) of the named images, from the cache
-    where possible. An image's texts are its tags, then its prompt."""
+class FileIds:
+    """Feature-store ids of a folder's files, remembered by (size, mtime) so that a second run does not
+    read and hash every file again. Kept beside the store: ``<features>/file-ids/<folder hash>.json``."""
+
+    def __init__(self, features_root: Path, folder: Path):
+        folder = Path(folder).resolve()
+        key = hashlib.sha256(str(folder).encode()).hexdigest()[:16]
+        self.path = Path(features_root) / "file-ids" / f"{key}.json"
+        self.known = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.hashed = 0
+
+    def id_of(self, path: Path) -> int:
+        st = path.stat()
+        found = self.known.get(path.name)
+        if found and found[0] == st.st_size and found[1] == st.st_mtime_ns:
+            return found[2]
+        self.hashed += 1
+        i = image_id(path)
+        self.known[path.name] = [st.st_size, st.st_mtime_ns, i]
+        return i
+
+    def bad_reason(self, name: str) -> str | None:
+        """Why this file (unchanged since) could not be decoded last time; None if it could."""
+        found = self.known.get(name)
+        return found[3] if found and len(found) > 3 else None
+
+    def mark_bad(self, name: str, reason: str) -> None:
+        self.known[name] = self.known[name][:3] + [reason]
+
+    def save(self) -> None:
+        from .features import _atomic_write
+
+        data = json.dumps(self.known).encode()
+        _atomic_write(self.path, lambda f: f.write(data))
+
+
+@dataclass
+class Features:
+    image_tokens: np.ndarray       # [N,T,D] of the readable images
+    tag_tokens: np.ndarray         # [N,K,D]
+    tag_mask: np.ndarray           # [N,K]
+    names: list                    # the readable images, in the order asked
+    skipped: list                  # (name, reason) of images that could not be read
+
+
+def compute_features(folder: Path, names: list[str], labels: Labels, encoder, store, batch_size: int = 32,
+                     features_root: Path | None = None) -> Features:
+    """Features of the named images, from the cache where possible. An image's texts are its tags, then
+    its prompt. A file that is missing is an input error; one that cannot be decoded is skipped and
+    counted (large photo sets always have a few)."""
     from PIL import Image
 
     paths = []
@@ -168,33 +219,51 @@ def compute_features(folder: Path, names: list[str], labels: Labels, encoder, st
         if not p.is_file():
             raise InputError(f"{labels.where.get(name, name)}: image {name!r} not found in {folder}")
         paths.append(p)
-    ids = [image_id(p) for p in paths]
-    todo = sorted(set(store.missing_images(ids)))
+    file_ids = FileIds(features_root or store.root, folder)
+    ids = [file_ids.id_of(p) for p in paths]
+    if file_ids.hashed:
+        _say(f"  hashed {file_ids.hashed} new or changed files ({len(ids) - file_ids.hashed} known)")
+    # Files that failed to decode before (and have not changed) are not tried again.
+    bad = {i: file_ids.bad_reason(p.name) for i, p in zip(ids, paths) if file_ids.bad_reason(p.name)}
+    batch_size = max(batch_size, getattr(encoder, "batch_size", batch_size))  # grown to the GPU's memory
+    todo = sorted(set(store.missing_images([i for i in ids if i not in bad])))
     by_id = dict(zip(ids, paths))
     t0 = time.perf_counter()
+
     def load(k):
         try:
             with Image.open(by_id[k]) as im:
                 return im.convert("RGB")
         except Exception as e:
-            raise InputError(f"{by_id[k]}: not a readable image ({e})") from None
+            bad[k] = f"{type(e).__name__}: {e}"
+            return None
 
     # Decoding runs in threads (PIL releases the GIL) so that a GPU encoder is not starved.
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         for i in range(0, len(todo), batch_size):
             batch = todo[i:i + batch_size]
             pictures = list(pool.map(load, batch))
-            store.put_images(batch, encoder.encode_images(pictures))
+            good = [(k, im) for k, im in zip(batch, pictures) if im is not None]
+            if good:
+                store.put_images([k for k, _ in good], encoder.encode_images([im for _, im in good]))
             done = min(i + batch_size, len(todo))
             _say(f"  encoded {done}/{len(todo)} images ({done / (time.perf_counter() - t0):.1f}/s)")
-    image_tokens = store.get_images(ids)
+    skipped = [(n, bad[i]) for n, i in zip(names, ids) if i in bad]
+    for n, reason in skipped:
+        file_ids.mark_bad(n, reason)
+    file_ids.save()
+    if skipped:
+        _say(f"  skipped {len(skipped)} unreadable image(s), e.g. {skipped[0][0]}: {skipped[0][1]}")
+    keep = [k for k, i in enumerate(ids) if i not in bad]
+    names = [names[k] for k in keep]
+    image_tokens = store.get_images([ids[k] for k in keep], dtype=np.float16)
 
     texts = [labels.tags.get(n, []) + ([labels.prompts[n]] if n in labels.prompts else []) for n in names]
     missing = store.missing_texts([t for ts in texts for t in ts])
     if missing:
         store.put_texts(missing, encoder.encode_texts(missing))
     K = max((len(ts) for ts in texts), default=0)
-    D = image_tokens.shape[-1]
+    D = image_tokens.shape[-1] if image_tokens.size else encoder.dim
     tag_tokens = np.zeros((len(names), K, D), dtype=np.float32)
     tag_mask = np.zeros((len(names), K), dtype=bool)
     distinct = list(dict.fromkeys(t for ts in texts for t in ts))
@@ -203,7 +272,7 @@ def compute_features(folder: Path, names: list[str], labels: Labels, encoder, st
         for k, t in enumerate(ts):
             tag_tokens[i, k] = embedding[t]
             tag_mask[i, k] = True
-    return image_tokens, tag_tokens, tag_mask
+    return Features(image_tokens, tag_tokens, tag_mask, names, skipped)
 
 
 def build_data(args):
@@ -220,22 +289,31 @@ def build_data(args):
     names = labels.images
     if not names:
         raise InputError("no images: give --labels and/or --comparisons")
-    encoder = load_encoder(args.encoder, batch_size=args.batch_size)
+    from .encoder import DEFAULT_REGIONS
+
+    encoder = load_encoder(args.encoder, batch_size=args.batch_size, regions=args.regions or DEFAULT_REGIONS)
     store = FeatureStore(args.features, encoder.encoder_id)
-    X, G, M = compute_features(Path(args.images), names, labels, encoder, store, args.batch_size)
+    feats = compute_features(Path(args.images), names, labels, encoder, store, args.batch_size)
+    X, G, M, names = feats.image_tokens, feats.tag_tokens, feats.tag_mask, feats.names
     row = {n: i for i, n in enumerate(names)}
-    a = [row[c[0]] for c in labels.comparisons]
-    b = [row[c[1]] for c in labels.comparisons]
-    y = [c[2] for c in labels.comparisons]
+    usable = [c for c in labels.comparisons if c[0] in row and c[1] in row]
+    if len(usable) < len(labels.comparisons):
+        _say(f"  {len(labels.comparisons) - len(usable)} comparison(s) left out: they involve a skipped image")
+    a = [row[c[0]] for c in usable]
+    b = [row[c[1]] for c in usable]
+    y = [c[2] for c in usable]
     ref_dist = ref_mask = None
     if labels.votes:
         ref_dist = np.zeros((len(names), 10), dtype=np.float32)
         ref_mask = np.zeros(len(names), dtype=bool)
         for n, v in labels.votes.items():
-            ref_dist[row[n]] = v / v.sum()
-            ref_mask[row[n]] = True
+            if n in row:
+                ref_dist[row[n]] = v / v.sum()
+                ref_mask[row[n]] = True
     data = RankingData(X, G, M, a, b, y, ref_dist=ref_dist, ref_mask=ref_mask,
                        similarity=image_tag_similarity(X, G, M))
+    args.skipped_images = feats.skipped
+    args.labels_read = labels
     return data, names, encoder.encoder_id
 
 
@@ -277,40 +355,59 @@ def cmd_train(args) -> int:
     return 0
 
 
-def run_evaluation(data, cfg, progress=True) -> dict:
-    """Train the image-only baseline and the tags model on the same split; validation metrics of each."""
-    from .training import split_data, train_ranker
-
-    split = split_data(data, cfg.val_fraction, cfg.seed, cfg.split_by_image)
-    out = {}
-    for kind, label in (("image_only", "Image only (NIMA head)"), ("tags", "Tags (cross-attention)")):
-        r = train_ranker(data, cfg, model_kind=kind, split=split,
-                         progress=_progress(kind) if progress else None)
-        out[label] = {**r.metrics, "losses_used": r.losses_used, "counts": r.counts}
-    return out
-
-
 def cmd_evaluate(args) -> int:
+    from .protocol import (MODELS, TEST_SPLIT_DEFINITION, fixed_test_split, main_table, metadata_table,
+                           run_protocol, seed_metrics, tag_table)
     from .training import synthetic_data
 
     cfg = _train_config(args)
+    tags, meta = None, None
     if args.synthetic:
-        data, _ = synthetic_data(args.n_images, args.n_comparisons, dim=args.dim, seed=args.seed or 0)
+        data, _ = synthetic_data(args.n_images, args.n_comparisons, dim=args.dim, seed=args.data_seed)
+        names = [f"synthetic{i:07d}" for i in range(data.n_images)]
         source = f"synthetic set: {data.n_images} images, {data.n_comparisons} comparisons, dim {args.dim}"
     else:
         if not args.images:
             raise InputError("evaluate needs --images with --labels/--comparisons, or --synthetic")
-        data, _, encoder_id = build_data(args)
-        source = f"{args.images}: {data.n_images} images, {data.n_comparisons} comparisons, encoder {encoder_id}"
+        data, names, encoder_id = build_data(args)
+        labels = args.labels_read
+        tags = [labels.tags.get(n, []) for n in names]
+        meta = [labels.meta.get(n, {}) for n in names]
+        skipped = len(args.skipped_images)
+        source = (f"{args.images}: {data.n_images} images ({skipped} unreadable skipped), "
+                  f"{data.n_comparisons} comparisons, encoder {encoder_id}")
+    test_list = None
+    if args.test_list:
+        test_list = Path(args.test_list).read_text().split()
+    is_test = fixed_test_split(names, test_list)
+    if not is_test.any() or is_test.all():
+        raise InputError(f"{args.test_list or 'the name-hash rule'}: the test split has {int(is_test.sum())} of "
+                         f"{len(names)} images; it must leave images for training")
     _say(f"evaluating on the {source}")
-    results = run_evaluation(data, cfg, progress=not args.quiet)
-    counts = next(iter(results.values()))["counts"]
-    print(f"Validation split: {counts['val_images']} images, {counts['val_comparisons']} comparisons "
-          f"(split by image, {counts['dropped_comparisons']} cross-split comparisons dropped)")
-    print(TABLE_HEADER)
-    for label, m in results.items():
-        print(format_row(label, m))
+    progress = None if args.quiet else (lambda kind, seed: _progress(f"{kind} seed {seed}"))
+    runs = run_protocol(data, is_test, cfg, seeds=args.seeds, progress=progress)
+    c = runs.counts
+    split = f"the images in {args.test_list}" if args.test_list else TEST_SPLIT_DEFINITION
+    print(f"Test split ({split}): {c['test_images']} images, {c['test_comparisons']} comparisons; never used "
+          f"for training or early stopping (validation: {c['val_images']} of the other images, per seed; "
+          f"{c['cross_test_comparisons_unused']} comparisons across the test boundary unused)")
+    print(main_table(runs, data, n_bootstrap=args.bootstrap))
+    if args.tag_table:
+        print()
+        print(tag_table(runs, data, tags or [[] for _ in names]))
+    if args.by:
+        t = runs.test_images
+        human = np.full(len(t), np.nan)
+        if data.ref_dist is not None:
+            human = np.where(data.ref_mask[t], data.ref_dist[t] @ np.arange(1, 11), np.nan)
+        print()
+        print(metadata_table(args.by, [(meta[i] if meta else {}).get(args.by) for i in t],
+                             {"Baseline": runs.mean["image_only"].mean(axis=0), "Ours": runs.mean["tags"].mean(axis=0),
+                              "Human": human}))
     if args.json:
+        results = {label: {**seed_metrics(runs, data, kind), "losses_used": runs.losses_used[kind]}
+                   for kind, label in MODELS}
+        results["counts"], results["seeds"] = runs.counts, runs.seeds
         Path(args.json).write_text(json.dumps(results, indent=2, default=float))
     return 0
 
@@ -333,7 +430,8 @@ def cmd_score(args) -> int:
         read_labels(path, labels)
     names = folder_images(Path(args.images))
     store = FeatureStore(args.features, encoder.encoder_id)
-    X, G, M = compute_features(Path(args.images), names, labels, encoder, store, args.batch_size)
+    feats = compute_features(Path(args.images), names, labels, encoder, store, args.batch_size)
+    X, G, M, names = feats.image_tokens, feats.tag_tokens, feats.tag_mask, feats.names
     t0 = time.perf_counter()
     mean, dist, unc = score_images(model, X, G, M)
     _say(f"scored {len(names)} images in {time.perf_counter() - t0:.2f}s")
@@ -342,7 +440,12 @@ def cmd_score(args) -> int:
         w.writerow(["image", "score", "uncertainty"] + [f"p{k}" for k in range(1, 11)])
         for n, s, u, d in zip(names, mean, unc, dist):
             w.writerow([n, f"{s:.4f}", f"{u:.4f}"] + [f"{x:.4f}" for x in d])
-    print(f"wrote {len(names)} scores to {args.out}")
+    print(f"wrote {len(names)} scores to {args.out}" + (f"; skipped {len(feats.skipped)} unreadable image(s)"
+                                                         if feats.skipped else ""))
+    if args.by:
+        from .protocol import metadata_table
+
+        print(metadata_table(args.by, [labels.meta.get(n, {}).get(args.by) for n in names], {"Ours": mean}))
     return 0
 
 
@@ -430,6 +533,12 @@ def cmd_convert_ava(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from .doctor import main as doctor
+
+    return doctor(args)
+
+
 # -- argument parsing ------------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m modeling", description="Tagrank's image-quality ranker: "
@@ -443,7 +552,11 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--comparisons", type=Path, action="append", help="comparisons CSV/JSONL")
         s.add_argument("--encoder", default=None, help="tiny, a hub id or a local CLIP folder (default $TAGRANK_ENCODER or tiny)")
         s.add_argument("--features", type=Path, default=Path(default_features), help="feature store folder")
-        s.add_argument("--batch-size", dest="batch_size", type=int, default=32, help="images per encoder batch")
+        s.add_argument("--batch-size", dest="batch_size", type=int, default=32,
+                       help="images per encoder batch (on CUDA it grows with the free memory)")
+        s.add_argument("--regions", type=int, default=None,
+                       help="patch tokens pooled to an N x N grid (default 2: 5 tokens an image; 1: 2 tokens, "
+                            "less disk and faster heads); a separate feature cache per N")
 
     def train_args(s):
         s.add_argument("--epochs", type=int)
@@ -468,6 +581,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--n-images", dest="n_images", type=int, default=2000)
     s.add_argument("--n-comparisons", dest="n_comparisons", type=int, default=20000)
     s.add_argument("--dim", type=int, default=64, help="feature size of the synthetic set")
+    s.add_argument("--data-seed", dest="data_seed", type=int, default=0, help="seed of the synthetic set")
+    s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    s.add_argument("--test-list", dest="test_list", type=Path,
+                   help="the standard test split: image names or ids, whitespace-separated (AVA: generic_test.jpgl)")
+    s.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the test images")
+    s.add_argument("--tag-table", dest="tag_table", action="store_true", help="also print the per-tag table")
+    s.add_argument("--by", help="also print mean scores by this labels column (e.g. cfg_scale)")
     s.add_argument("--json", type=Path, help="also write the metrics as JSON")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_evaluate)
@@ -480,6 +600,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--features", type=Path, default=Path(default_features))
     s.add_argument("--batch-size", dest="batch_size", type=int, default=32, help="images per encoder batch")
     s.add_argument("--out", type=Path, required=True, help="CSV to write")
+    s.add_argument("--by", help="also print mean scores by this labels column (e.g. cfg_scale)")
     s.set_defaults(func=cmd_score)
 
     s = sub.add_parser("demo-data", help="write a small generated dataset (images, labels, comparisons)")
@@ -487,6 +608,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--n-images", dest="n_images", type=int, default=120)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_demo_data)
+
+    s = sub.add_parser("doctor", help="device, precision, encoder images/s and training steps/s on this host")
+    s.add_argument("--device", default=None, help="auto | cpu | cuda (default $TAGRANK_DEVICE or auto)")
+    s.add_argument("--encoder", default=None, help="default $TAGRANK_ENCODER or tiny")
+    s.add_argument("--n-images", dest="n_images", type=int, default=64, help="images to encode")
+    s.add_argument("--train-images", dest="train_images", type=int, default=2000)
+    s.add_argument("--train-comparisons", dest="train_comparisons", type=int, default=20480)
+    s.set_defaults(func=cmd_doctor)
 
     s = sub.add_parser("convert-ava", help="AVA.txt + tags.txt -> labels CSV")
     s.add_argument("--ava", type=Path, required=True)

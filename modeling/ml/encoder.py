@@ -9,6 +9,10 @@ grid (2 x 2 by default, so T = 5), each passed through the post layer norm and t
 projection and L2-normalised. Pooling keeps the head cheap on CPU: a ViT-B/32 has 49 patches,
 a ViT-L/14 256, and head training time grows with T (docs/benchmarks.md).
 
+Preprocessing is transformers' ``CLIPImageProcessor`` (PIL backend), with a folder's own
+``preprocessor_config.json`` when it has one. Device and precision come from ``TAGRANK_DEVICE``
+(``modeling.ml.device``): the weights stay float32 and CUDA runs under bf16/fp16 autocast.
+
 ``tiny`` is a small CLIP built in code from a ``CLIPConfig`` with seeded weights and an offline
 byte-level ``CLIPTokenizer`` (no merges: every word is split into byte symbols). It never
 downloads anything; it exists for tests and the offline demo, its features carry no meaning.
@@ -19,7 +23,6 @@ transformers is imported lazily, so importing this module (or modeling.ml) stays
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -37,7 +40,7 @@ def image_tag_similarity(image_tokens, tag_tokens, tag_mask=None) -> np.ndarray:
     image_tokens [B,T,D] (token 0 is the class token), tag_tokens [B,K,D], tag_mask [B,K] bool.
     An image without tags gets 0.
     """
-    img = np.asarray(image_tokens, dtype=np.float32)[:, 0]
+    img = np.asarray(image_tokens)[:, 0].astype(np.float32)
     tags = np.asarray(tag_tokens, dtype=np.float32)
     if tag_mask is None:
         tag_mask = np.ones(tags.shape[:2], dtype=bool)
@@ -50,43 +53,32 @@ def image_tag_similarity(image_tokens, tag_tokens, tag_mask=None) -> np.ndarray:
 class Encoder:
     """A frozen CLIPModel with its tokenizer and image preprocessing."""
 
-    def __init__(self, model, tokenizer, encoder_id: str, device: str, mean=CLIP_MEAN, std=CLIP_STD,
-                 regions: int = DEFAULT_REGIONS, batch_size: int = 32):
+    def __init__(self, model, tokenizer, encoder_id: str, device: str | None = None, mean=CLIP_MEAN, std=CLIP_STD,
+                 regions: int = DEFAULT_REGIONS, batch_size: int = 32, processor=None):
         import torch
 
+        from .device import runtime
+
         self.torch = torch
-        self.device = device
-        self.dtype = torch.float16 if device.startswith("cuda") else torch.float32  # never bf16 on CPU
-        self.model = model.to(device=device, dtype=self.dtype).eval()
+        self.runtime = runtime(device)                 # device None = TAGRANK_DEVICE
+        self.device = self.runtime.device
+        # Weights stay float32; on CUDA autocast runs the matmuls in bf16/fp16 and keeps the norms in fp32.
+        self.model = model.to(device=self.device, dtype=torch.float32).eval()
         self.tokenizer = tokenizer
         self.encoder_id = encoder_id if regions == DEFAULT_REGIONS else f"{encoder_id}@regions={regions}"
         self.regions = regions
-        self.batch_size = batch_size
         vision = model.config.vision_config
         self.image_size = vision.image_size
         self.grid = vision.image_size // vision.patch_size
         self.dim = model.config.projection_dim
         self.n_tokens = 1 + regions * regions
         self.max_text_len = model.config.text_config.max_position_embeddings
-        self.mean = np.asarray(mean, dtype=np.float32)[:, None, None]
-        self.std = np.asarray(std, dtype=np.float32)[:, None, None]
+        # ~ activations of one image through the vision tower under autocast (2 bytes, x 24 per layer)
+        per_image = 2 * 24 * (self.grid * self.grid + 1) * vision.hidden_size * vision.num_hidden_layers
+        self.batch_size = self.runtime.batch_size(batch_size, per_image)
+        self.processor = processor or clip_processor(self.image_size, mean, std)
 
     # -- images ---------------------------------------------------------------------------------
-    def _pixels(self, image) -> np.ndarray:
-        """CLIP preprocessing: RGB, shortest side to image_size (bicubic), centre crop, normalise."""
-        from PIL import Image
-
-        im = image.convert("RGB")
-        s = self.image_size
-        w, h = im.size
-        scale = s / min(w, h)
-        im = im.resize((max(s, round(w * scale)), max(s, round(h * scale))), Image.BICUBIC)
-        w, h = im.size
-        left, top = (w - s) // 2, (h - s) // 2
-        im = im.crop((left, top, left + s, top + s))
-        x = np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 255.0  # [3,s,s]
-        return (x - self.mean) / self.std
-
     def encode_images(self, images, batch_size: int | None = None) -> np.ndarray:
         """PIL images -> tokens [B, T, D] float32 (class token, then the region tokens)."""
         torch = self.torch
@@ -94,15 +86,17 @@ class Encoder:
         out = []
         with torch.inference_mode():
             for i in range(0, len(images), bs):
-                px = torch.from_numpy(np.stack([self._pixels(im) for im in images[i:i + bs]]))
-                hidden = self.model.vision_model(pixel_values=px.to(self.device, self.dtype)).last_hidden_state
-                hidden = self.model.vision_model.post_layernorm(hidden)            # [b,1+g*g,H]
-                cls, patches = hidden[:, :1], hidden[:, 1:]
-                b, _, H = patches.shape
-                grid = patches.transpose(1, 2).reshape(b, H, self.grid, self.grid)
-                regions = torch.nn.functional.adaptive_avg_pool2d(grid.float(), self.regions)
-                regions = regions.flatten(2).transpose(1, 2).to(hidden.dtype)      # [b,r*r,H]
-                tokens = self.model.visual_projection(torch.cat([cls, regions], dim=1))  # [b,T,D]
+                batch = [im.convert("RGB") for im in images[i:i + bs]]
+                px = self.processor(images=batch, return_tensors="pt")["pixel_values"]  # [b,3,s,s]
+                with self.runtime.autocast():
+                    hidden = self.model.vision_model(pixel_values=px.to(self.device)).last_hidden_state
+                    hidden = self.model.vision_model.post_layernorm(hidden)        # [b,1+g*g,H]
+                    cls, patches = hidden[:, :1], hidden[:, 1:]
+                    b, _, H = patches.shape
+                    grid = patches.transpose(1, 2).reshape(b, H, self.grid, self.grid)
+                    regions = torch.nn.functional.adaptive_avg_pool2d(grid.float(), self.regions)
+                    regions = regions.flatten(2).transpose(1, 2).to(hidden.dtype)  # [b,r*r,H]
+                    tokens = self.model.visual_projection(torch.cat([cls, regions], dim=1))  # [b,T,D]
                 tokens = torch.nn.functional.normalize(tokens.float(), dim=-1)
                 out.append(tokens.cpu().numpy())
         if not out:
@@ -122,9 +116,11 @@ class Encoder:
                 idx = order[i:i + bs]
                 tok = self.tokenizer([texts[j] for j in idx], padding=True, truncation=True,
                                      max_length=self.max_text_len, return_tensors="pt")
-                pooled = self.model.text_model(input_ids=tok["input_ids"].to(self.device),
-                                               attention_mask=tok["attention_mask"].to(self.device)).pooler_output
-                emb = torch.nn.functional.normalize(self.model.text_projection(pooled).float(), dim=-1)
+                with self.runtime.autocast():
+                    pooled = self.model.text_model(input_ids=tok["input_ids"].to(self.device),
+                                                   attention_mask=tok["attention_mask"].to(self.device)).pooler_output
+                    emb = self.model.text_projection(pooled)
+                emb = torch.nn.functional.normalize(emb.float(), dim=-1)
                 out[idx] = emb.cpu().numpy()
         return out
 
@@ -134,6 +130,14 @@ class Encoder:
 
 
 # -- building --------------------------------------------------------------------------------------
+def clip_processor(image_size: int, mean=CLIP_MEAN, std=CLIP_STD):
+    """transformers' CLIPImageProcessor (PIL backend): RGB, shortest side to image_size (bicubic), centre crop, normalise."""
+    from transformers import CLIPImageProcessorPil  # the PIL backend: no torchvision needed
+
+    return CLIPImageProcessorPil(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
+                              image_mean=list(mean), image_std=list(std))
+
+
 def tiny_tokenizer():
     """An offline CLIPTokenizer: the 256 byte symbols, the same with </w>, and the two specials."""
     from tokenizers import pre_tokenizers
@@ -170,28 +174,26 @@ def load_encoder(name: str | None = None, device: str | None = None, regions: in
                  batch_size: int = 32) -> Encoder:
     """``tiny``, a hub id, or a local folder; ``None`` reads TAGRANK_ENCODER (default ``tiny``).
 
-    device: None picks CUDA when present. The encoder id is ``tiny-v1``, the hub id, or the
+    device: None reads TAGRANK_DEVICE (modeling.ml.device). The encoder id is ``tiny-v1``, the hub id, or the
     folder's absolute path, with ``@regions=N`` appended when regions is not the default.
     """
     import torch
 
     name = name or os.environ.get("TAGRANK_ENCODER", "tiny")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if name == "tiny":
         model, tok = tiny_model()
         return Encoder(model, tok, TINY_ID, device, regions=regions, batch_size=batch_size)
 
-    from transformers import CLIPModel, CLIPTokenizer
+    from transformers import CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
-    mean, std = CLIP_MEAN, CLIP_STD
+    processor = None
     if os.path.isdir(name):
         encoder_id = str(Path(name).resolve())
-        pre = Path(name) / "preprocessor_config.json"
-        if pre.exists():  # use the checkpoint's own normalisation when it ships one
-            cfg = json.loads(pre.read_text())
-            mean, std = cfg.get("image_mean", mean), cfg.get("image_std", std)
+        if (Path(name) / "preprocessor_config.json").exists():  # the checkpoint's own preprocessing
+            processor = CLIPImageProcessorPil.from_pretrained(name)
     else:
         encoder_id = name
+        processor = CLIPImageProcessorPil.from_pretrained(name)
     model = CLIPModel.from_pretrained(name, dtype=torch.float32)
     tok = CLIPTokenizer.from_pretrained(name)
-    return Encoder(model, tok, encoder_id, device, mean=mean, std=std, regions=regions, batch_size=batch_size)
+    return Encoder(model, tok, encoder_id, device, regions=regions, batch_size=batch_size, processor=processor)

@@ -2,13 +2,18 @@
 
 Layout under ``root`` (one folder per encoder id, so features of two encoders never mix):
 
-    <slug>-<hash>/encoder.json                  {"encoder_id": ...}
-    <slug>-<hash>/images/<id // 1000>/<id>.npy  image tokens [T, D] float32
-    <slug>-<hash>/texts/<h[:2]>/<h>.npy         text embedding [D] float32, h = sha256(text)
+    <slug>-<hash>/encoder.json                          {"encoder_id": ...}
+    <slug>-<hash>/shards/<time>-<uid>.tokens.npy        image tokens [n, T, D] float16, one write's images
+    <slug>-<hash>/shards/<time>-<uid>.ids.npy           their image ids [n] int64
+    <slug>-<hash>/images/<id // 1000>/<id>.npy          older layout: tokens [T, D] float32, one per image (read only)
+    <slug>-<hash>/texts/<h[:2]>/<h>.npy                 text embedding [D] float32, h = sha256(text)
 
-One small file per image: writers on different hosts never rewrite each other's files, so no
-locking is needed. Every write goes to a temporary file in the same folder and is moved into
-place with ``os.replace``, which is atomic: a reader sees the whole array or nothing.
+Image tokens are L2-normalised, so float16 keeps them to ~1e-3 at half the bytes; many images per
+file keep a million images to thousands of files. A shard is never rewritten: each ``put_images``
+writes a new one (writers on different hosts never touch each other's files, no locking), and when
+an image is written again the newest shard wins (names sort by time). The tokens file is written
+first and the ids file last, each through a temporary file and ``os.replace`` (atomic), so a reader
+sees a shard whole or not at all. Reads memory-map the shards and copy out only the rows asked for.
 """
 from __future__ import annotations
 
@@ -16,10 +21,14 @@ import hashlib
 import json
 import os
 import re
+import time
 import uuid
 from pathlib import Path
 
 import numpy as np
+
+SHARD_DTYPE = np.float16
+_F16_MAX = float(np.finfo(np.float16).max)
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -53,35 +62,104 @@ class FeatureStore:
         else:
             data = json.dumps({"encoder_id": encoder_id}).encode()
             _atomic_write(marker, lambda f: f.write(data))
+        self._index: dict[int, tuple[str, int]] = {}   # image id -> (shard name, row)
+        self._seen: set[str] = set()                    # shards already indexed
 
     # -- images, keyed by integer image id ------------------------------------------------------
-    def _image_path(self, image_id: int) -> Path:
+    @property
+    def shards(self) -> Path:
+        return self.folder / "shards"
+
+    def _legacy_path(self, image_id: int) -> Path:
         image_id = int(image_id)
         return self.folder / "images" / str(image_id // 1000) / f"{image_id}.npy"
 
+    def _add_shard(self, name: str, ids) -> None:
+        for row, image_id in enumerate(np.asarray(ids, dtype=np.int64).tolist()):
+            found = self._index.get(image_id)
+            if found is None or found[0] <= name:  # the newest shard of an image wins
+                self._index[image_id] = (name, row)
+        self._seen.add(name)
+
+    def _refresh(self) -> None:
+        """Index the shards other writers added since the last look (one directory listing)."""
+        try:
+            names = sorted(n[: -len(".ids.npy")] for n in os.listdir(self.shards) if n.endswith(".ids.npy"))
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name not in self._seen:
+                self._add_shard(name, np.load(self.shards / f"{name}.ids.npy"))
+
+    def _located(self, ids) -> tuple[list[int], list[int]]:
+        """(ids in a shard, ids only in the older per-image layout); the rest are missing."""
+        ids = [int(i) for i in ids]
+        if any(i not in self._index for i in ids):
+            self._refresh()
+        sharded = [i for i in ids if i in self._index]
+        legacy = [i for i in ids if i not in self._index and self._legacy_path(i).exists()]
+        return sharded, legacy
+
     def put_images(self, ids, tokens) -> None:
-        """Store tokens [N, T, D] for image ids [N]."""
+        """Store tokens [N, T, D] for image ids [N], as one float16 shard."""
         tokens = np.asarray(tokens, dtype=np.float32)
+        ids = np.asarray([int(i) for i in ids], dtype=np.int64)
         if len(ids) != len(tokens):
             raise ValueError(f"{len(ids)} ids but {len(tokens)} token arrays")
-        for image_id, t in zip(ids, tokens):
-            _atomic_write(self._image_path(image_id), lambda f, t=t: np.save(f, t))
+        if not len(ids):
+            return
+        if not np.isfinite(tokens).all() or np.abs(tokens).max() > _F16_MAX:
+            raise ValueError("image tokens must be finite and within float16 range")
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
+        half = tokens.astype(SHARD_DTYPE)
+        _atomic_write(self.shards / f"{name}.tokens.npy", lambda f: np.save(f, half))
+        _atomic_write(self.shards / f"{name}.ids.npy", lambda f: np.save(f, ids))  # last: the shard is whole
+        self._add_shard(name, ids)
 
     def has_images(self, ids) -> np.ndarray:
-        return np.array([self._image_path(i).exists() for i in ids], dtype=bool)
+        sharded, legacy = self._located(ids)
+        present = set(sharded) | set(legacy)
+        return np.array([int(i) in present for i in ids], dtype=bool)
 
     def missing_images(self, ids) -> list[int]:
-        return [int(i) for i in ids if not self._image_path(i).exists()]
+        sharded, legacy = self._located(ids)
+        present = set(sharded) | set(legacy)
+        return [int(i) for i in ids if int(i) not in present]
 
-    def get_images(self, ids) -> np.ndarray:
-        """Tokens [N, T, D] float32 for image ids [N]; KeyError naming the missing ids."""
+    def get_images(self, ids, dtype=np.float32) -> np.ndarray:
+        """Tokens [N, T, D] for image ids [N] (float32 unless ``dtype`` says otherwise, e.g. float16 to
+        halve a training set's memory); KeyError naming the missing ids."""
+        ids = [int(i) for i in ids]
         missing = self.missing_images(ids)
         if missing:
             raise KeyError(f"no features for {len(missing)} image(s) under {self.encoder_id!r}, e.g. {missing[:5]}")
-        arrays = [np.load(self._image_path(i)) for i in ids]
-        if not arrays:
-            return np.zeros((0, 0, 0), dtype=np.float32)
-        return np.stack(arrays).astype(np.float32, copy=False)
+        if not ids:
+            return np.zeros((0, 0, 0), dtype=dtype)
+        by_shard: dict[str, tuple[list[int], list[int]]] = {}
+        legacy = []
+        for pos, image_id in enumerate(ids):
+            found = self._index.get(image_id)
+            if found is None:
+                legacy.append(pos)
+            else:
+                positions, rows = by_shard.setdefault(found[0], ([], []))
+                positions.append(pos)
+                rows.append(found[1])
+        out = None
+        for name, (positions, rows) in by_shard.items():
+            shard = np.load(self.shards / f"{name}.tokens.npy", mmap_mode="r")  # [n,T,D] float16, on disk
+            if out is None:
+                out = np.empty((len(ids), *shard.shape[1:]), dtype=SHARD_DTYPE)
+            order = np.argsort(rows, kind="stable")  # ascending rows read the file front to back
+            out[np.asarray(positions)[order]] = shard[np.asarray(rows)[order]]
+        if out is not None:
+            out = out.astype(dtype, copy=False)  # one cast at the end: casting while gathering is ~4x slower
+        for pos in legacy:
+            t = np.load(self._legacy_path(ids[pos]))
+            if out is None:
+                out = np.empty((len(ids), *t.shape), dtype=dtype)
+            out[pos] = t
+        return out
 
     # -- texts, keyed by the exact text ---------------------------------------------------------
     def _text_path(self, text: str) -> Path:

@@ -7,6 +7,10 @@ Three losses, each on tensors so they can be mixed with weights in training:
 - ``ranking_target`` + ``ranking_outcomes``: the poster's ranking target, pairs of images
   ordered by their mean quality score + lambda * CLIP image-tag similarity, trained
   with the same pairwise loss.
+- ``comparison_loss``: the same ranking key for rater comparisons, which have an outcome but
+  no quality score: the rater's outcome judges quality, the key adds lambda * similarity, so
+  the Bradley-Terry logit is (s_a - lam*sim_a) - (s_b - lam*sim_b) and the learned score s
+  estimates quality + lam * sim (docs/ranker.md).
 
 Comparison outcomes are encoded everywhere as a float: 1.0 = image a wins,
 0.0 = image b wins, 0.5 = tie.
@@ -43,6 +47,21 @@ def pairwise_loss(score_a: torch.Tensor, score_b: torch.Tensor, outcome: torch.T
     """
     loss = F.binary_cross_entropy_with_logits(score_a - score_b, outcome.to(score_a.dtype), reduction="none")
     return _mean(loss, weight)
+
+
+def comparison_loss(score_a, score_b, outcome, sim_a=None, sim_b=None, lam: float = 0.0, weight=None):
+    """Bradley-Terry loss on rater comparisons with the poster's ranking key, score = quality + lam * sim.
+
+    The rater's outcome is evidence about quality only, so the similarity is taken out of each
+    score before the comparison: sigma((s_a - lam*sim_a) - (s_b - lam*sim_b)) is P(a beats b).
+    The model then ranks by quality + lam * sim, exactly as ``ranking_target`` does for images
+    with vote distributions. lam = 0 (or no similarity) is plain ``pairwise_loss``.
+    score_*, outcome, sim_*: [P] or [P, E] (sim broadcasts).
+    """
+    if lam and sim_a is not None:
+        score_a = score_a - lam * sim_a
+        score_b = score_b - lam * sim_b
+    return pairwise_loss(score_a, score_b, outcome, weight)
 
 
 def ranking_target(mean_score: np.ndarray | torch.Tensor, similarity=None, lam: float = 0.0):

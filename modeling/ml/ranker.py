@@ -133,9 +133,10 @@ class _Ranker(nn.Module):
         self.register_buffer("bins", torch.arange(1, cfg.n_bins + 1, dtype=torch.float32), persistent=False)
 
     def _outputs(self, logits, tag_attention):
-        # logits [B,E,n_bins]
-        head_dist = logits.softmax(dim=-1)           # [B,E,n_bins]
-        head_means = head_dist @ self.bins           # [B,E]  each head's expected score, in 1..10
+        # logits [B,E,n_bins]. In fp32 even under autocast: a bf16 expected score is off by ~0.03 points.
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            head_dist = logits.float().softmax(dim=-1)   # [B,E,n_bins]
+            head_means = head_dist @ self.bins           # [B,E]  each head's expected score, in 1..10
         return {
             "logits": logits,
             "head_dist": head_dist,

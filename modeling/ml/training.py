@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .device import runtime
 from .encoder import image_tag_similarity
 from .json_values import plain_json
-from .losses import emd_loss, pairwise_loss, ranking_loss, ranking_target
+from .losses import comparison_loss, emd_loss, ranking_loss, ranking_target
 from .metrics import BINS, evaluate_scores
 from .ranker import RankerConfig, build_ranker
 
@@ -43,7 +44,7 @@ CHECKPOINT_VERSION = 1
 class RankingData:
     """Cached features and labels of N images. Comparisons index the images."""
 
-    image_tokens: np.ndarray                 # [N,T,D] float32; token 0 is the class token
+    image_tokens: np.ndarray                 # [N,T,D] float32 or float16 (kept: half the memory); token 0 = class
     tag_tokens: np.ndarray                   # [N,K,D] float32; K may be 0
     tag_mask: np.ndarray                     # [N,K] bool, True where a tag is present
     comp_a: np.ndarray | None = None         # [P] int, image a of each comparison
@@ -54,7 +55,8 @@ class RankingData:
     similarity: np.ndarray | None = None     # [N] CLIP image-tags similarity (for the ranking target)
 
     def __post_init__(self):
-        self.image_tokens = np.asarray(self.image_tokens, dtype=np.float32)
+        tokens = np.asarray(self.image_tokens)
+        self.image_tokens = tokens if tokens.dtype == np.float16 else tokens.astype(np.float32, copy=False)
         N = len(self.image_tokens)
         self.tag_tokens = np.asarray(self.tag_tokens, dtype=np.float32)
         self.tag_mask = np.asarray(self.tag_mask, dtype=bool)
@@ -151,8 +153,10 @@ class TrainConfig:
     w_pairwise: float = 1.0      # Bradley-Terry loss on human comparisons
     w_emd: float = 1.0           # EMD on reference distributions
     w_ranking: float = 1.0       # poster's ranking loss on pairs of images with references
-    lam: float = 0.0             # lambda: weight of the CLIP image-tag similarity in the ranking target
-    device: str = "auto"         # "auto" = CUDA when present
+    # lambda: weight of the CLIP image-tag similarity in the ranking key, score = quality + lam * sim,
+    # for the reference pairs (ranking_target) and the rater comparisons (comparison_loss) alike.
+    lam: float = 0.0
+    device: str = ""             # "" = TAGRANK_DEVICE (auto | cpu | cuda), see modeling.ml.device
     # torch CPU threads while training (0 = leave torch's setting). 1 by default: on a shared
     # 2-core host, 2 threads trained 100k comparisons 8x slower than 1 (docs/benchmarks.md).
     threads: int = 1
@@ -178,23 +182,18 @@ class TrainResult:
     config: TrainConfig
 
 
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _losses_used(cfg: TrainConfig, data: RankingData, split: Split, model_kind: str) -> dict:
     used = {}
+    # The similarity is tag information: the image-only baseline never sees it.
+    lam = cfg.lam if (model_kind == "tags" and data.similarity is not None) else 0.0
     if len(split.train_comparisons) and cfg.w_pairwise > 0:
         used["pairwise"] = cfg.w_pairwise
+        used["pairwise_lambda"] = lam
     has_train_refs = data.ref_dist is not None and data.ref_mask[split.train_images].any()
     if has_train_refs and cfg.w_emd > 0:
         used["emd"] = cfg.w_emd
     if has_train_refs and cfg.w_ranking > 0:
         used["ranking"] = cfg.w_ranking
-        # The similarity is tag information: the image-only baseline never sees it.
-        lam = cfg.lam if (model_kind == "tags" and data.similarity is not None) else 0.0
         used["ranking_lambda"] = lam
     if not used:
         raise ValueError("nothing to train on: no comparisons and no reference distributions in the training split")
@@ -220,7 +219,7 @@ def tag_vocabulary(tag_tokens: np.ndarray, tag_mask: np.ndarray):
 
 
 def train_ranker(data: RankingData, cfg: TrainConfig | None = None, model_kind: str = "tags",
-                 progress=None, split: Split | None = None) -> TrainResult:
+                 progress=None, split: Split | None = None, rt=None) -> TrainResult:
     """Train a TagRanker ("tags") or ImageOnlyRanker ("image_only") on cached features.
 
     Deterministic for a given seed on CPU. Every ``eval_every`` steps (and at the end of each
@@ -229,25 +228,27 @@ def train_ranker(data: RankingData, cfg: TrainConfig | None = None, model_kind: 
     training data and may be fractional. Early stopping watches validation pairwise agreement
     (validation SRCC against the reference means when there are no validation comparisons),
     stops after ``patience`` evaluations and ``patience_steps`` steps without a gain above
-    ``min_delta``, and keeps the best weights.
+    ``min_delta``, and keeps the best weights. ``rt``: a ``device.Runtime`` instead of ``cfg.device``
+    (tests run the mixed-precision path on the CPU with it).
     """
     cfg = cfg or TrainConfig()
-    device = pick_device(cfg.device)
+    rt = rt or runtime(cfg.device or None)
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
     try:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        if device.type == "cpu":
+        if rt.device.type == "cpu":
             # Multi-threaded index_put (the backward of gathering scores) is not deterministic otherwise.
             torch.use_deterministic_algorithms(True)
-        return _train(data, cfg, model_kind, progress, split, device)
+        return _train(data, cfg, model_kind, progress, split, rt)
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
 
 
-def _train(data, cfg, model_kind, progress, split, device) -> TrainResult:
+def _train(data, cfg, model_kind, progress, split, rt) -> TrainResult:
+    device = rt.device
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -257,8 +258,9 @@ def _train(data, cfg, model_kind, progress, split, device) -> TrainResult:
     rcfg = RankerConfig(**{**asdict(cfg.ranker), "input_dim": int(data.image_tokens.shape[-1])})
     model = build_ranker(model_kind, rcfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scaler = rt.grad_scaler()  # loss scaling for fp16 autocast; a pass-through in bf16 and fp32
 
-    # All features live on the device once; a step gathers the rows of its unique images.
+    # All features live on the device once (float16 stays float16); a step gathers its unique images' rows.
     X = torch.from_numpy(data.image_tokens).to(device)                  # [N,T,D]
     tag_index, tag_vocab = tag_vocabulary(data.tag_tokens, data.tag_mask)
     TI = torch.from_numpy(tag_index).to(device)                          # [N,K] into V
@@ -267,6 +269,8 @@ def _train(data, cfg, model_kind, progress, split, device) -> TrainResult:
     A = torch.from_numpy(data.comp_a).to(device)
     B = torch.from_numpy(data.comp_b).to(device)
     Y = torch.from_numpy(data.outcome).to(device)
+    pair_lam = losses.get("pairwise_lambda", 0.0)
+    S = torch.from_numpy(data.similarity).to(device) if pair_lam else None  # [N]
     train_pairs = split.train_comparisons if "pairwise" in losses else split.train_comparisons[:0]
     ref_images = np.empty(0, dtype=np.int64)
     if "emd" in losses or "ranking" in losses:
@@ -309,18 +313,23 @@ def _train(data, cfg, model_kind, progress, split, device) -> TrainResult:
             r = torch.from_numpy(refs).to(device)
             # Score each unique image once; the pairs index into these scores.
             images, inv = torch.unique(torch.cat([A[p], B[p], r]), return_inverse=True)
-            out = model(X[images], TI[images], M[images], tag_vocab=V)
-            head_means = out["head_means"]                               # [U,E]
+            with rt.autocast():
+                out = model(X[images].float(), TI[images], M[images], tag_vocab=V)
+            # The losses in fp32: score differences and CDFs lose too much in half precision.
+            head_means = out["head_means"].float()                       # [U,E]
+            head_dist = out["head_dist"].float()                         # [U,E,10]
             loss = head_means.new_zeros(())
             if len(pairs):
                 ia, ib = inv[: len(pairs)], inv[len(pairs): 2 * len(pairs)]
                 y = Y[p][:, None].expand(-1, head_means.shape[1])
-                loss = loss + losses["pairwise"] * pairwise_loss(head_means[ia], head_means[ib], y, WP[p])
+                sa, sb = (None, None) if S is None else (S[A[p]][:, None], S[B[p]][:, None])
+                loss = loss + losses["pairwise"] * comparison_loss(head_means[ia], head_means[ib], y, sa, sb,
+                                                                   pair_lam, WP[p])
             if len(refs):
                 ir = inv[2 * len(pairs):]
                 if "emd" in losses:
-                    ref = R[r][:, None, :].expand_as(out["head_dist"][ir])
-                    loss = loss + losses["emd"] * emd_loss(out["head_dist"][ir], ref, weight=WR[r])
+                    ref = R[r][:, None, :].expand_as(head_dist[ir])
+                    loss = loss + losses["emd"] * emd_loss(head_dist[ir], ref, weight=WR[r])
                 if "ranking" in losses and len(refs) > 1:
                     # Pair each reference image with another one of the batch at random.
                     perm = torch.from_numpy(rng.permutation(len(refs))).to(device)
@@ -328,8 +337,9 @@ def _train(data, cfg, model_kind, progress, split, device) -> TrainResult:
                     loss = loss + losses["ranking"] * ranking_loss(
                         head_means[ir], head_means[ir][perm], t, t[perm], WR[r] * WR[r][perm])
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             step += 1
             running, n_running = running + float(loss.detach()), n_running + 1
             if step % eval_every and s != steps_per_epoch - 1:
@@ -389,18 +399,27 @@ def _batch(order: np.ndarray, step: int, size: int) -> np.ndarray:
 
 # -- scoring and evaluation --------------------------------------------------------------------------
 def score_images(model, image_tokens, tag_tokens=None, tag_mask=None, batch_size: int = 2048):
-    """Scores of images from cached features: (mean [N], dist [N,10], uncertainty [N]) numpy float32."""
+    """Scores of images from cached features: (mean [N], dist [N,10], uncertainty [N]) numpy float32.
+
+    Runs on the model's device, in fp32 (a head is cheap; scores must not depend on the device's
+    half precision). On CUDA the batch grows with the free memory.
+    """
     device = next(model.parameters()).device
-    X = torch.as_tensor(np.asarray(image_tokens, dtype=np.float32))
-    N = len(X)
-    G = None if tag_tokens is None else torch.as_tensor(np.asarray(tag_tokens, dtype=np.float32))
-    M = None if tag_mask is None else torch.as_tensor(np.asarray(tag_mask, dtype=bool))
+    N = len(image_tokens)
+    if device.type == "cuda":
+        T, D = np.shape(image_tokens)[1:]
+        K = 0 if tag_tokens is None else np.shape(tag_tokens)[1]
+        # ~20 activations of width W per token, and the inputs, float32, for every ensemble head
+        item = 4 * ((T + K) * (D + 20 * model.cfg.width) + model.cfg.ensemble * 4 * model.cfg.width)
+        batch_size = runtime(str(device)).batch_size(batch_size, item)
+    def batch(a, sl, dtype):  # converted batch by batch: a float16 feature set is never copied whole
+        return None if a is None else torch.as_tensor(np.asarray(a[sl], dtype=dtype)).to(device)
+
     means, dists, uncs = [], [], []
     for i in range(0, N, batch_size):
         sl = slice(i, i + batch_size)
-        g = None if G is None else G[sl].to(device)
-        m = None if M is None else M[sl].to(device)
-        mean, dist, unc = model.predict(X[sl].to(device), g, m)
+        mean, dist, unc = model.predict(batch(image_tokens, sl, np.float32), batch(tag_tokens, sl, np.float32),
+                                        batch(tag_mask, sl, bool))
         means.append(mean.float().cpu()), dists.append(dist.float().cpu()), uncs.append(unc.float().cpu())
     if not means:
         z = np.zeros(0, np.float32)
@@ -475,11 +494,13 @@ def save_checkpoint(path, result_or_model, meta: dict | None = None) -> None:
             tmp.unlink()
 
 
-def load_checkpoint(path, device: str | None = "cpu"):
-    """(model in eval mode, meta). Raises CheckpointError on any problem with the file."""
+def load_checkpoint(path, device: str | torch.device | None = None):
+    """(model in eval mode, meta) on ``device`` (None = this worker's, TAGRANK_DEVICE).
+    Raises CheckpointError on any problem with the file."""
     path = Path(path)
+    device = torch.device(device) if device is not None else runtime().device
     try:
-        payload = torch.load(path, map_location=device or "cpu", weights_only=True)
+        payload = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint") from None
     except Exception as e:  # truncated zip, garbage bytes, pickle errors...
@@ -501,7 +522,7 @@ def load_checkpoint(path, device: str | None = "cpu"):
         raise
     except Exception as e:
         raise CheckpointError(f"{path}: invalid checkpoint contents ({type(e).__name__}: {e})") from e
-    return model.to(device or "cpu").eval(), meta
+    return model.to(device).eval(), meta
 
 
 # -- synthetic data ----------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ def build_dataset(project: Project, *, store=None, last_comparison_id: int | Non
     row_of = {int(image_id): row for row, image_id in enumerate(image_ids)}
     N = len(image_ids)
 
-    image_tokens = store.get_images(image_ids)                                   # [N,T,D]
+    image_tokens = store.get_images(image_ids, dtype=np.float16)                 # [N,T,D], as stored
     tag_tokens, tag_mask = text_tokens(store, image_ids, dim=image_tokens.shape[-1])
 
     comparisons = usable_comparisons(project)

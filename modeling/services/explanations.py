@@ -87,12 +87,13 @@ def _forward(model, image_tokens: np.ndarray, text_tokens: np.ndarray, text_mask
     import torch
 
     model.eval()
+    device = next(model.parameters()).device  # the worker's device (load_checkpoint puts it there)
     with torch.no_grad():
-        out = model(torch.from_numpy(np.ascontiguousarray(image_tokens, dtype=np.float32)),
-                    torch.from_numpy(np.ascontiguousarray(text_tokens, dtype=np.float32)),
-                    torch.from_numpy(np.ascontiguousarray(text_mask, dtype=bool)))
+        out = model(torch.from_numpy(np.ascontiguousarray(image_tokens, dtype=np.float32)).to(device),
+                    torch.from_numpy(np.ascontiguousarray(text_tokens, dtype=np.float32)).to(device),
+                    torch.from_numpy(np.ascontiguousarray(text_mask, dtype=bool)).to(device))
     attention = out["tag_attention"]
-    return out["mean"].double().numpy(), None if attention is None else attention.double().numpy()
+    return out["mean"].double().cpu().numpy(), None if attention is None else attention.double().cpu().numpy()
 
 
 def compute_explanation(model, tokens: np.ndarray, embeddings: np.ndarray) -> dict:

@@ -146,7 +146,8 @@ def extract_features(
     """
     encoder = encoder or current_encoder()
     store = feature_store(encoder.encoder_id)
-    batch_size = batch_size or int(settings.TAGRANK_FEATURE_BATCH_SIZE)
+    # At least the encoder's own batch, which grows with a GPU's free memory (modeling.ml.device).
+    batch_size = batch_size or max(int(settings.TAGRANK_FEATURE_BATCH_SIZE), getattr(encoder, "batch_size", 0))
     ids = sorted({int(i) for i in image_ids})
     report = ExtractionReport(encoder.encoder_id)
     recorded = set(

@@ -57,14 +57,17 @@ def redispatch_after() -> timedelta:
 
 
 def train_config(project: Project):
-    """The TrainConfig for a project: library defaults < platform defaults < settings < the project's own."""
+    """The TrainConfig for a project: library defaults < platform defaults < settings < the project's own
+    (its λ field, then its free-form hyperparameters)."""
     from modeling.ml.training import TrainConfig
 
     merged: dict = {}
+    own = promotion.training_settings(project)
     for layer in (
         PLATFORM_TRAIN_DEFAULTS,
         settings.TAGRANK_TRAIN_CONFIG,
-        promotion.training_settings(project).hyperparameters or {},
+        {"lam": own.ranking_lambda},
+        own.hyperparameters or {},
     ):
         layer = dict(layer)
         ranker = layer.pop("ranker", None)

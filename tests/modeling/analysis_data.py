@@ -81,7 +81,8 @@ def put_features(version: ModelVersion, images, texts: list[str], seed: int = 0)
     def unit(x):
         return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
-    tokens = unit(rng.normal(size=(len(images), TOKENS, DIM)))
+    # The store keeps image tokens in float16: expectations use the values it gives back.
+    tokens = unit(rng.normal(size=(len(images), TOKENS, DIM))).astype(np.float16).astype(np.float32)
     store.put_images([image.pk for image in images], tokens)
     embeddings = unit(rng.normal(size=(len(texts), DIM))) if texts else np.zeros((0, DIM), np.float32)
     if texts:

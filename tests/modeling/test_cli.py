@@ -2,10 +2,12 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from modeling.ml.cli import main
@@ -135,3 +137,110 @@ def test_convert_ava(tmp_path, capsys):
     write(tmp_path / "AVA.txt", "1 953619 0 1 5\n")
     assert main(["convert-ava", "--ava", str(ava), "--out", str(out)]) == 2
     assert "AVA.txt:1" in capsys.readouterr().err
+
+
+def test_doctor_prints_device_precision_and_rates(capsys):
+    assert main(["doctor", "--device", "cpu", "--n-images", "4", "--train-images", "200",
+                 "--train-comparisons", "2048"]) == 0
+    out = capsys.readouterr().out
+    assert "device      cpu (CPU), float32" in out
+    assert " images/s " in out and " steps/s " in out
+
+
+def test_doctor_fails_when_cuda_is_requested_but_missing(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("TAGRANK_DEVICE", "cuda")
+    assert main(["doctor"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_the_protocol_never_trains_or_stops_on_the_test_split():
+    from modeling.ml.protocol import fixed_test_split, protocol_split
+    from modeling.ml.training import synthetic_data
+
+    data, _ = synthetic_data(n_images=400, n_comparisons=4000, dim=16, seed=0)
+    names = [f"{i}.jpg" for i in range(400)]
+    by_hash = fixed_test_split(names)
+    assert 20 < by_hash.sum() < 60 and np.array_equal(by_hash, fixed_test_split(names))  # fixed, about 10%
+    listed = fixed_test_split(names, ["3", "17.jpg", "999"])                              # AVA ids or file names
+    assert np.flatnonzero(listed).tolist() == [3, 17]
+    test = set(np.flatnonzero(by_hash).tolist())
+    splits = [protocol_split(data, by_hash, 0.1, seed) for seed in (0, 1, 2)]
+    for split in splits:
+        assert not test & set(split.train_images.tolist()) and not test & set(split.val_images.tolist())
+        assert len(split.train_images) + len(split.val_images) == 400 - len(test)
+        used = np.concatenate([split.train_comparisons, split.val_comparisons])
+        assert not test & (set(data.comp_a[used].tolist()) | set(data.comp_b[used].tolist()))
+    assert not np.array_equal(splits[0].val_images, splits[1].val_images)                 # validation per seed
+
+
+def test_evaluate_on_a_folder_prints_the_three_tables_skips_bad_images_and_rehashes_nothing(demo, tmp_path, capsys):
+    images = tmp_path / "images"
+    shutil.copytree(demo / "images", images)
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    rows = list(csv.DictReader(open(demo / "labels.csv")))
+    with open(tmp_path / "labels.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["image", "tags", "votes", "cfg_scale"])
+        w.writeheader()
+        for i, row in enumerate(rows):
+            w.writerow({**row, "cfg_scale": 3 + 2 * (i % 3)})
+        w.writerow({"image": "broken.png", "tags": "red", "votes": "1 1 1 1 1 1 1 1 1 1", "cfg_scale": 5})
+    args = ["evaluate", "--images", str(images), "--labels", str(tmp_path / "labels.csv"), "--encoder", "tiny",
+            "--features", str(tmp_path / "features"), "--seeds", "0", "1", "--bootstrap", "50", "--tag-table",
+            "--by", "cfg_scale", "--quiet", *FAST]
+    assert main(args) == 0
+    out = capsys.readouterr()
+    assert "skipped 1 unreadable image(s), e.g. broken.png" in out.err
+    assert "hashed 46 new or changed files" in out.err
+    assert "Test split (name-hash-v1" in out.out and "never used for training or early stopping" in out.out
+    assert "| Image only (NIMA head) |" in out.out and "| Tags (cross-attention) |" in out.out
+    assert "2 seeds [0, 1]" in out.out and "95% CI" in out.out
+    assert "| TextTag | Baseline | Ours | Human | Images |" in out.out
+    assert "| cfg_scale | Baseline | Ours | Human | Images |" in out.out and "| 3 |" in out.out
+    assert "Spearman with cfg_scale" in out.out
+
+    assert main(args) == 0                                  # features and file ids come from the caches
+    again = capsys.readouterr()
+    assert "new or changed files" not in again.err and "encoded" not in again.err
+    assert "skipped 1 unreadable image(s), e.g. broken.png" in again.err   # still counted, not decoded again
+
+
+def test_score_prints_scores_by_a_metadata_column(demo, tmp_path, capsys):
+    features = tmp_path / "features"
+    base = ["--images", str(demo / "images"), "--labels", str(demo / "labels.csv"), "--encoder", "tiny",
+            "--features", str(features)]
+    assert main(["train", *base, "--out", str(tmp_path / "m.pt"), *FAST]) == 0
+    rows = list(csv.DictReader(open(demo / "labels.csv")))
+    with open(tmp_path / "gen.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["image", "tags", "cfg_scale"])
+        w.writeheader()
+        for i, row in enumerate(rows):
+            w.writerow({"image": row["image"], "tags": row["tags"], "cfg_scale": [4, 7.5, 12][i % 3]})
+    capsys.readouterr()
+    assert main(["score", "--model", str(tmp_path / "m.pt"), "--images", str(demo / "images"), "--labels",
+                 str(tmp_path / "gen.csv"), "--features", str(features), "--out", str(tmp_path / "s.csv"),
+                 "--by", "cfg_scale"]) == 0
+    out = capsys.readouterr().out
+    assert "| cfg_scale | Ours | Images |" in out and "| 7.5 |" in out and "| 12 | " in out
+
+
+def test_fewer_pooled_tokens_are_an_option_with_their_own_cache(demo, tmp_path, capsys):
+    from modeling.ml.training import load_checkpoint
+
+    features = tmp_path / "features"
+    args = ["--images", str(demo / "images"), "--labels", str(demo / "labels.csv"), "--encoder", "tiny",
+            "--features", str(features)]
+    assert main(["train", *args, "--regions", "1", "--out", str(tmp_path / "r1.pt"), *FAST]) == 0
+    assert "encoded 45/45" in capsys.readouterr().err
+    model, meta = load_checkpoint(tmp_path / "r1.pt", device="cpu")
+    assert meta["encoder_id"] == "tiny-v1@regions=1"
+    # class token + one pooled region: the store holds [45, 2, 64]
+    from modeling.ml.features import FeatureStore
+
+    shards = [np.load(p, mmap_mode="r").shape for p in FeatureStore(features, "tiny-v1@regions=1").shards.glob("*.tokens.npy")]
+    assert sum(s[0] for s in shards) == 45 and {s[1:] for s in shards} == {(2, 64)}
+    assert main(["score", "--model", str(tmp_path / "r1.pt"), "--images", str(demo / "images"),
+                 "--features", str(features), "--out", str(tmp_path / "s.csv")]) == 0
+    assert "encoded" not in capsys.readouterr().err             # the checkpoint's encoder id finds the cache

@@ -4,10 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from modeling.ml.encoder import TINY_ID, image_tag_similarity, load_encoder
 from modeling.ml.features import FeatureStore
+from tests.modeling.devices import DEVICES
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,9 @@ def test_feature_store_round_trip_and_missing(tmp_path):
     store = FeatureStore(tmp_path, TINY_ID)
     tokens = np.random.default_rng(0).standard_normal((3, 5, 8)).astype(np.float32)
     store.put_images([7, 1234567, 42], tokens)
-    assert np.array_equal(store.get_images([42, 7]), tokens[[2, 0]])
+    got = store.get_images([42, 7])
+    assert got.dtype == np.float32                   # stored as float16, read back as float32
+    np.testing.assert_array_equal(got, tokens[[2, 0]].astype(np.float16).astype(np.float32))
     assert store.has_images([7, 8]).tolist() == [True, False]
     assert store.missing_images([7, 8, 9, 42]) == [8, 9]
     with pytest.raises(KeyError, match="8"):
@@ -107,7 +111,7 @@ def test_feature_store_round_trip_and_missing(tmp_path):
     assert np.array_equal(store.get_texts(["a photo of a dog / cat", "sunset"]), emb[[2, 0]])
     assert store.missing_texts(["sunset", "Sunset", "sunset"]) == ["Sunset"]
     # a second store on the same folder (another worker) sees the same arrays
-    assert np.array_equal(FeatureStore(tmp_path, TINY_ID).get_images([1234567]), tokens[1:2])
+    np.testing.assert_allclose(FeatureStore(tmp_path, TINY_ID).get_images([1234567]), tokens[1:2], rtol=1e-3)
 
 
 def test_feature_store_keeps_encoders_apart(tmp_path):
@@ -132,7 +136,41 @@ def test_feature_store_writes_are_atomic(tmp_path, monkeypatch):
     assert np.array_equal(store.get_images([5]), np.zeros((1, 5, 8)))
     leftovers = [p for p in Path(store.folder).rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
-    assert sorted(os.listdir(store.folder)) == ["encoder.json", "images"]
+    assert sorted(os.listdir(store.folder)) == ["encoder.json", "shards"]
+    assert len(os.listdir(store.shards)) == 2        # the first shard's tokens and ids, nothing of the failed one
+
+
+def test_feature_store_shards_many_images_per_file_and_the_newest_write_wins(tmp_path):
+    store = FeatureStore(tmp_path, TINY_ID)
+    rng = np.random.default_rng(1)
+    first = rng.standard_normal((300, 5, 8)).astype(np.float32)
+    store.put_images(range(300), first)
+    assert len(os.listdir(store.shards)) == 2        # 300 images: one tokens file and one ids file
+    again = rng.standard_normal((2, 5, 8)).astype(np.float32)
+    store.put_images([3, 299], again)                # re-extracted images: the newer shard wins
+    other = FeatureStore(tmp_path, TINY_ID)          # another worker, after both writes
+    for reader in (store, other):
+        np.testing.assert_allclose(reader.get_images([3, 4, 299]), np.stack([again[0], first[4], again[1]]), rtol=1e-3)
+    later = FeatureStore(tmp_path, TINY_ID)
+    assert later.missing_images([500]) == [500]
+    store.put_images([500], first[:1])               # written after `later` indexed the folder
+    assert later.missing_images([500]) == [] and later.get_images([500]).shape == (1, 5, 8)
+    half = other.get_images(list(range(300)), dtype=np.float16)
+    assert half.dtype == np.float16 and half.shape == (300, 5, 8)
+    with pytest.raises(ValueError, match="float16"):
+        store.put_images([1], np.full((1, 5, 8), 1e6))
+
+
+def test_feature_store_reads_the_older_per_image_layout(tmp_path):
+    store = FeatureStore(tmp_path, TINY_ID)
+    old = np.random.default_rng(2).standard_normal((5, 8)).astype(np.float32)
+    path = store.folder / "images" / "1" / "1234.npy"  # how features were stored before the shards
+    path.parent.mkdir(parents=True)
+    np.save(path, old)
+    store.put_images([7], old[None])
+    assert store.missing_images([1234, 7, 8]) == [8]
+    both = store.get_images([1234, 7])
+    assert np.array_equal(both[0], old) and np.allclose(both[1], old, rtol=1e-3)
 
 
 def test_feature_store_refuses_length_mismatch(tmp_path):
@@ -141,3 +179,26 @@ def test_feature_store_refuses_length_mismatch(tmp_path):
         store.put_images([1, 2], np.zeros((1, 5, 8)))
     with pytest.raises(ValueError):
         store.put_texts(["a"], np.zeros((2, 8)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_encoder_runs_on_the_device_with_fp32_weights_and_matches_the_cpu(encoder, device):
+    """Weights stay float32 on every device; on CUDA autocast (bf16/fp16) computes, so features
+    agree with the CPU's to half precision, not bit for bit."""
+    on_device = load_encoder("tiny", device=device)
+    assert on_device.device.type == device
+    assert all(p.dtype == torch.float32 and p.device.type == device for p in on_device.model.parameters())
+    imgs = pictures(4, seed=5)
+    tokens = on_device.encode_images(imgs)
+    assert tokens.dtype == np.float32 and tokens.shape == (4, 5, 64)
+    tolerance = 1e-5 if device == "cpu" else 3e-2
+    np.testing.assert_allclose(tokens, encoder.encode_images(imgs), atol=tolerance)
+    np.testing.assert_allclose(on_device.encode_texts(["sunset"]), encoder.encode_texts(["sunset"]), atol=tolerance)
+
+
+def test_preprocessing_is_transformers_clip_image_processor(encoder):
+    from transformers import CLIPImageProcessorPil
+
+    assert isinstance(encoder.processor, CLIPImageProcessorPil)
+    px = encoder.processor(images=pictures(1, size=(120, 64)), return_tensors="pt")["pixel_values"]
+    assert tuple(px.shape) == (1, 3, 64, 64)          # shortest side to 64, centre crop 64 x 64

@@ -182,3 +182,31 @@ def test_models_page_buttons_retrain_promote_and_roll_back(as_user, project, man
     rater_client = as_user(rater)
     assert rater_client.post(url).status_code == 403
     assert rater_client.post(promote, {"reason": "x"}).status_code == 403
+
+
+def test_lambda_is_a_per_project_training_setting_in_the_api_the_page_and_training(as_user, project, rater, manager):
+    from modeling.services import training
+
+    url = api("api-training-settings", slug=project.slug)
+    client = as_user(rater)
+    assert client.get(url).json()["ranking_lambda"] == 1.0                       # the default, readable by members
+    assert client.patch(url, {"ranking_lambda": 3}, content_type="application/json").status_code == 403
+    client = as_user(manager)
+    assert client.patch(url, {"ranking_lambda": -1}, content_type="application/json").status_code == 400
+    assert client.patch(url, {"ranking_lambda": 11}, content_type="application/json").status_code == 400
+    assert client.patch(url, {"promotion_tolerance": -1.1}, content_type="application/json").status_code == 400
+    changed = client.patch(url, {"ranking_lambda": 2.5}, content_type="application/json")
+    assert changed.status_code == 200 and changed.json()["ranking_lambda"] == 2.5
+    assert training.train_config(project).lam == 2.5                               # what the next run trains with
+
+    page = client.get(reverse("project-models", kwargs={"slug": project.slug})).content.decode()
+    assert 'id="training-settings"' in page and 'value="2.5"' in page
+    client.post(reverse("project-models-settings", kwargs={"slug": project.slug}),
+                {"ranking_lambda": "0.5", "promotion_tolerance": "0.02", "train_baseline": "on"})
+    assert training.train_config(project).lam == 0.5
+    refused = client.post(reverse("project-models-settings", kwargs={"slug": project.slug}),
+                          {"ranking_lambda": "-3", "promotion_tolerance": "0.02"}, follow=True)
+    assert "not saved" in refused.content.decode() and training.train_config(project).lam == 0.5
+    rater_post = as_user(rater).post(reverse("project-models-settings", kwargs={"slug": project.slug}),
+                                     {"ranking_lambda": "9", "promotion_tolerance": "0.02"})
+    assert rater_post.status_code == 403 and training.train_config(project).lam == 0.5

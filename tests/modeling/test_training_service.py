@@ -146,7 +146,9 @@ def test_a_training_run_stores_a_version_with_both_models_metrics(project, rater
     assert 0.0 <= holdout["tags"]["pairwise_agreement"] <= 1.0
     assert version.metrics["pairwise_agreement"] == holdout["tags"]["pairwise_agreement"]
     assert version.metrics["baseline_pairwise_agreement"] == holdout["image_only"]["pairwise_agreement"]
-    assert version.metrics["losses_used"]["tags"] == {"pairwise": 1.0}
+    # The project's λ (default 1) puts the tag similarity into the comparisons' ranking key; never the baseline's.
+    assert version.metrics["losses_used"]["tags"] == {"pairwise": 1.0, "pairwise_lambda": 1.0}
+    assert version.metrics["losses_used"]["image_only"] == {"pairwise": 1.0, "pairwise_lambda": 0.0}
     assert version.metrics["training_seconds"]["total"] > 0 and version.training_seconds > 0
     assert version.config["train_config"]["epochs"] == 4  # the project's override was used
     assert version.config["train_config"]["ranker"]["width"] == 32
