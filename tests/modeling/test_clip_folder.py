@@ -53,7 +53,8 @@ def test_the_clip_folder_encodes_on_the_device(clip_folder, device):
 def test_import_features_train_score_explain_through_tagrank_encoder(clip_folder, settings, project, rater,
                                                                      manager, image_bytes):
     from modeling.models import ImageFeatures, ImageScore
-    from modeling.services import explanations, features, scoring
+    from modeling.services import explanations, scoring
+    from modeling.services import feature_extraction as features
     from tests.modeling.model_loop_support import add_images, fast_training, simulate_comparisons
     from tests.modeling.test_training_service import train_now
 

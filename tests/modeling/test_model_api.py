@@ -185,13 +185,14 @@ def test_models_page_buttons_retrain_promote_and_roll_back(as_user, project, man
 
 
 def test_lambda_is_a_per_project_training_setting_in_the_api_the_page_and_training(as_user, project, rater, manager):
-    from modeling.services import training
+    from modeling.services import training_runs as training
 
     url = api("api-training-settings", slug=project.slug)
     client = as_user(rater)
-    assert client.get(url).json()["ranking_lambda"] == 1.0                       # the default, readable by members
+    assert client.get(url).status_code == 403                                       # raters judge blind
     assert client.patch(url, {"ranking_lambda": 3}, content_type="application/json").status_code == 403
     client = as_user(manager)
+    assert client.get(url).json()["ranking_lambda"] == 1.0                       # the default
     assert client.patch(url, {"ranking_lambda": -1}, content_type="application/json").status_code == 400
     assert client.patch(url, {"ranking_lambda": 11}, content_type="application/json").status_code == 400
     assert client.patch(url, {"promotion_tolerance": -1.1}, content_type="application/json").status_code == 400
