@@ -129,10 +129,13 @@ def speed(names: list[str]) -> None:
 # -- leave one photo out on the demo ladder ---------------------------------------------------------------
 def demo_ladder():
     """The demo's images as seed_demo makes them: (pictures, photo index, strength, tags)."""
+    import logging
+
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
+    logging.getLogger("modeling.ml.training").setLevel(logging.WARNING)  # Django's logging config: per-step lines
     from labeling.services.demo import DEMO_PHOTOS, DISTORTIONS, distort, load_photo
 
     pictures, photo, strength, tags = [], [], [], []

@@ -10,18 +10,23 @@ on the centre square (the crop the explanations draw), as grey levels and colour
 - scales 1 and 2 (the square halved, then quartered, by 2x2 means): sharpness (the blur metric of
   scikit-image's ``blur_effect``), noise level (``estimate_sigma``), and MSCN natural-scene statistics in the
   manner of BRISQUE: a generalised Gaussian fit of the MSCN coefficients and asymmetric ones of their
-  horizontal and vertical neighbour products, plus the mean local contrast;
+  horizontal and vertical neighbour products;
 - full resolution: JPEG blockiness, the excess of grey-level steps across an 8-pixel grid over
   steps inside it (horizontal and vertical, at the grid's strongest phase, so any crop offset works);
-- scale 1: exposure (mean grey, dark and bright clipped shares), RMS contrast, colourfulness and
-  colour cast (mean red-green and yellow-blue opponents, Hasler and Suesstrunk's colourfulness).
+- scale 1: exposure (the shares of clipped dark and bright pixels), colourfulness (Hasler and
+  Suesstrunk's) and colour cast (red-green and yellow-blue opponents of the channels' highs, a white
+  patch estimate of the light's colour, and of their mean gradients, a grey-edge estimate).
+
+Left out on purpose: the mean grey level, RMS and local contrast, the MSCN spread and the mean colour.
+They describe what is photographed more than how: with them, the ranker trained on six demo photos
+told the seventh's distortions apart worse (benchmarks/quality_stats.py, docs/benchmarks.md).
 
 Token 0 is the whole square, tokens 1.. the regions of a ``regions`` x ``regions`` grid (row-major,
 as CLIP's region tokens), so the ranker's cross-attention and region occlusion work unchanged.
 Moment statistics of the whole square are pooled from its regions' moments (exact: the regions have
 equal size); sharpness and noise of the whole square are the mean of its regions' values.
 
-It sees blur, noise, compression, exposure, contrast and colour cast. It does not see content or
+It sees blur, noise, compression, clipped exposure and colour cast. It does not see content or
 aesthetics: two sharp, well exposed photos of different subjects get nearly the same tokens.
 
 Texts: hashed word features (each lower-cased word and the whole text, signed, into ``TEXT_DIM``
@@ -50,12 +55,12 @@ MIN_SIDE = 64           # smaller ones are enlarged to it (the smallest regions 
 C_MSCN = 1.0 / 255      # keeps MSCN finite on flat patches (BRISQUE's C = 1 on the 0..255 scale)
 BLOCK = 8               # JPEG's block size
 
-_SCALE_STATS = ["blur", "noise", "mscn_alpha", "mscn_sigma",
+_SCALE_STATS = ["blur", "noise", "mscn_alpha",
                 "h_alpha", "h_eta", "h_sigma_l", "h_sigma_r",
-                "v_alpha", "v_eta", "v_sigma_l", "v_sigma_r", "local_contrast"]
+                "v_alpha", "v_eta", "v_sigma_l", "v_sigma_r"]
 STAT_NAMES = ([f"s1_{n}" for n in _SCALE_STATS] + [f"s2_{n}" for n in _SCALE_STATS]
-              + ["blockiness_h", "blockiness_v", "mean_grey", "dark_share", "bright_share",
-                 "rms_contrast", "colourfulness", "mean_rg", "mean_yb"])
+              + ["blockiness_h", "blockiness_v", "dark_share", "bright_share",
+                 "colourfulness", "white_rg", "white_yb", "edge_rg", "edge_yb"])
 N_STATS = len(STAT_NAMES)
 
 # Standardisation constants: the mean and standard deviation of each statistic over the 600 images of
@@ -63,18 +68,18 @@ N_STATS = len(STAT_NAMES)
 # blur, noise and JPEG), printed by ``benchmarks/quality_stats.py --constants``. Fixed, so that features
 # never depend on which images a project holds.
 STAT_MEAN = np.array([
-    0.342602, 0.0170304, 2.03513, 0.686164, 0.65875, 0.694151, 0.405905,
-    0.670035, 0.644655, 0.834692, 0.391274, 0.702771, 0.0611661, 0.344588,
-    0.0172033, 2.65524, 0.715315, 0.728804, 0.671294, 0.42936, 0.708515,
-    0.676432, 1.05058, 0.390182, 0.796041, 0.0710904, 0.44999, 0.511269,
-    0.413009, 0.0385491, 0.00212514, 0.141048, 0.139729, 0.0634364, 0.0481049,
+    0.342602, 0.0170304, 2.03513, 0.65875, 0.694151, 0.405905, 0.670035,
+    0.644655, 0.834692, 0.391274, 0.702771, 0.344588, 0.0172033, 2.65524,
+    0.728804, 0.671294, 0.42936, 0.708515, 0.676432, 1.05058, 0.390182,
+    0.796041, 0.44999, 0.511269, 0.0385491, 0.00212514, 0.139729, 0.057735,
+    0.0528471, 0.00914083, 0.000473726,
 ], dtype=np.float32)
 STAT_STD = np.array([
-    0.16768, 0.0180125, 0.77485, 0.184165, 0.16414, 1.06049, 0.207588,
-    0.236879, 0.159165, 1.20369, 0.208154, 0.26796, 0.0325584, 0.189858,
-    0.0161442, 2.1933, 0.19065, 0.311123, 1.06702, 0.224409, 0.266333,
-    0.26078, 1.28006, 0.196188, 0.358494, 0.0356503, 0.650679, 0.732245,
-    0.135547, 0.103719, 0.00676733, 0.0637189, 0.171113, 0.170295, 0.12956,
+    0.16768, 0.0180125, 0.77485, 0.16414, 1.06049, 0.207588, 0.236879,
+    0.159165, 1.20369, 0.208154, 0.26796, 0.189858, 0.0161442, 2.1933,
+    0.311123, 1.06702, 0.224409, 0.266333, 0.26078, 1.28006, 0.196188,
+    0.358494, 0.650679, 0.732245, 0.103719, 0.00676733, 0.171113, 0.187468,
+    0.170102, 0.108965, 0.094034,
 ], dtype=np.float32)
 CLIP_Z = 6.0  # standardised values are clipped to +-CLIP_Z: one odd image must not dominate a batch
 
@@ -124,7 +129,8 @@ def region_means(x: np.ndarray, r: int) -> np.ndarray:
 
 
 def _cells(x: np.ndarray, r: int):
-    h, w = x.shape
+    """The r x r grid's cells of [H, W(, C)], row-major (views)."""
+    h, w = x.shape[:2]
     return [x[i * h // r:(i + 1) * h // r, j * w // r:(j + 1) * w // r] for i in range(r) for j in range(r)]
 
 
@@ -185,12 +191,11 @@ def scale_stats(grey: np.ndarray, r: int) -> np.ndarray:
         return m[0], m[1], m[2] / np.maximum(m[3], 1e-6), m[4] / np.maximum(m[5], 1e-6)
 
     m_abs, m2, _, _ = moments(mscn)
-    alpha, sigma = ggd_fit(m_abs, m2)
+    alpha, _sigma = ggd_fit(m_abs, m2)
     h = aggd_fit(*moments(h_prod))
     v = aggd_fit(*moments(v_prod))
-    contrast = region_means(local_sigma, r)
     with_whole = lambda x: np.concatenate([[x.mean()], x])                   # noqa: E731
-    return np.stack([blur, with_whole(noise), alpha, sigma, *h, *v, with_whole(contrast)], axis=1)
+    return np.stack([blur, with_whole(noise), alpha, *h, *v], axis=1)
 
 
 def blockiness(grey: np.ndarray, r: int) -> np.ndarray:
@@ -215,18 +220,26 @@ def blockiness(grey: np.ndarray, r: int) -> np.ndarray:
 
 
 def colour_stats(rgb: np.ndarray, grey: np.ndarray, r: int) -> np.ndarray:
-    """Exposure, contrast and colour of [H,W,3] in 0..1 -> [1 + r*r, 7]."""
+    """Exposure (clipped shares) and colour of [H,W,3] in 0..1 -> [1 + r*r, 7]."""
     rg = rgb[..., 0] - rgb[..., 1]
     yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
-    maps = [grey, grey * grey, (grey < 0.02).astype(np.float32), (grey > 0.98).astype(np.float32),
-            rg, rg * rg, yb, yb * yb]
-    m = np.stack([region_means(x, r) for x in maps])                         # [8, r*r]
-    m = np.concatenate([m.mean(axis=1, keepdims=True), m], axis=1)           # [8, 1+r*r]
-    mean, sq, dark, bright, m_rg, sq_rg, m_yb, sq_yb = m
-    contrast = np.sqrt(np.maximum(sq - mean ** 2, 0))
+    maps = [(grey < 0.02).astype(np.float32), (grey > 0.98).astype(np.float32), rg, rg * rg, yb, yb * yb]
+    m = np.stack([region_means(x, r) for x in maps])                         # [6, r*r]
+    m = np.concatenate([m.mean(axis=1, keepdims=True), m], axis=1)           # [6, 1+r*r]
+    dark, bright, m_rg, sq_rg, m_yb, sq_yb = m
     sd_rg, sd_yb = np.sqrt(np.maximum(sq_rg - m_rg ** 2, 0)), np.sqrt(np.maximum(sq_yb - m_yb ** 2, 0))
     colourfulness = np.hypot(sd_rg, sd_yb) + 0.3 * np.hypot(m_rg, m_yb)
-    return np.stack([mean, dark, bright, contrast, colourfulness, m_rg, m_yb], axis=1)
+    # Two estimates of the light's colour that content moves less than the mean colour does (a tint shows in
+    # both, a warm or blue subject mostly not): white patch, the channels' highs (99.9th percentiles: the
+    # brightest pixels are near-white); grey edge, the channels' mean absolute gradients (edges are grey).
+    highs = np.stack([np.percentile(c.reshape(-1, 3), 99.9, axis=0) for c in [rgb] + _cells(rgb, r)])
+    highs = np.log(highs + 0.02)                                             # [1+r*r, 3]
+    grad = np.abs(np.diff(rgb, axis=0))[:, :-1] + np.abs(np.diff(rgb, axis=1))[:-1]  # [H-1,W-1,3]
+    edges = np.stack([region_means(grad[: -(grad.shape[0] % r) or None, : -(grad.shape[1] % r) or None, k], r)
+                      for k in range(3)], axis=1)                            # [r*r, 3]
+    edges = np.log(np.concatenate([edges.mean(axis=0, keepdims=True), edges]) + 1e-3)
+    opponents = lambda c: (c[:, 0] - c[:, 1], 0.5 * (c[:, 0] + c[:, 1]) - c[:, 2])  # noqa: E731  (rg, yb)
+    return np.stack([dark, bright, colourfulness, *opponents(highs), *opponents(edges)], axis=1)
 
 
 def square_pixels(image, multiple: int = 4 * DEFAULT_REGIONS) -> np.ndarray:
