@@ -111,7 +111,7 @@ def ggd_fit(m1_abs, m2):
 def aggd_fit(m1_abs, m2, m2_left, m2_right):
     """Asymmetric GGD from E|x|, E[x^2] and the second moments of each side: (alpha, eta, sigma_l, sigma_r)."""
     sl, sr = np.sqrt(m2_left), np.sqrt(m2_right)
-    g = sl / np.maximum(sr, 1e-12)
+    g = np.clip(sl / np.maximum(sr, 1e-12), 1e-3, 1e3)  # one-sided (flat) cells would overflow g^3
     r = m1_abs ** 2 / np.maximum(m2, 1e-12)
     big_r = r * (g ** 3 + 1) * (g + 1) / (g ** 2 + 1) ** 2
     alpha = _alpha_from_rho(big_r)
