@@ -81,6 +81,18 @@ def test_blur_matches_scikit_image_blur_effect(photo):
         assert blur_maps(g, 2)[0] == pytest.approx(blur_effect(g), abs=0.02)
 
 
+def test_noise_and_highs_match_their_library_versions(photo):
+    from skimage.restoration import estimate_sigma
+
+    from modeling.ml.quality_stats import channel_highs, noise_sigma
+
+    rgb = square_pixels(degrade(photo, (0, 0.4, 0), np.random.default_rng(1)))
+    grey = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    assert noise_sigma(grey) == pytest.approx(estimate_sigma(grey, channel_axis=None), rel=1e-6)
+    assert noise_sigma(np.full((16, 16), 0.5, np.float32)) == 0.0           # flat: no detail, no noise
+    assert np.allclose(channel_highs(rgb), np.percentile(rgb.reshape(-1, 3), 99.9, axis=0))
+
+
 def test_texts_hashed_normalised_and_orthogonal_to_images(encoder, photo):
     emb = encoder.encode_texts(["cat", "Cat!", "black and white", "white cat"])
     assert emb.shape == (4, encoder.dim) and emb.dtype == np.float32
