@@ -144,18 +144,19 @@ def blur_maps(grey: np.ndarray, r: int, h_size: int = 11) -> np.ndarray:
     image against Sobel of the image re-blurred along each axis; 0 sharp .. 1 blurred; the worse axis),
     for the whole square and each region -> [1 + r*r]. Written out here because ``blur_effect`` gives one
     number per call: sharing its maps between the regions is 2x faster (a test checks the two agree)."""
-    inner = (slice(2, -1), slice(2, -1))  # blur_effect's border trim
     per_axis = []
     for axis in (0, 1):
         edges = ndi.sobel(grey, axis=axis)
         sharp = np.abs(edges)
         # Sobel and the re-blur are linear and commute: one Sobel serves both (only borders differ).
         blurred = np.abs(ndi.uniform_filter1d(edges, h_size, axis=axis))
-        m1 = np.zeros_like(grey)
-        m2 = np.zeros_like(grey)
-        m1[inner] = sharp[inner]
-        m2[inner] = np.maximum(sharp - blurred, 0)[inner]
-        s1, s2 = region_means(m1, r), region_means(m2, r)
+        m2 = np.maximum(sharp - blurred, 0, out=blurred)
+        for m in (sharp, m2):  # zero the trimmed border in place (these maps are ours)
+            m[:2] = 0
+            m[-1:] = 0
+            m[:, :2] = 0
+            m[:, -1:] = 0
+        s1, s2 = region_means(sharp, r), region_means(m2, r)
         s1, s2 = np.concatenate([[s1.sum()], s1]), np.concatenate([[s2.sum()], s2])
         per_axis.append(np.abs(s1 - s2) / np.maximum(s1, 1e-10))
     return np.maximum(*per_axis)
@@ -237,12 +238,12 @@ def blockiness(grey: np.ndarray, r: int) -> np.ndarray:
 def channel_highs(rgb: np.ndarray, q: float = 0.999) -> np.ndarray:
     """Each channel's q-quantile of [H,W,3] -> [3], as ``np.percentile`` (linear) computes it, from one
     partition of each channel (np.percentile's own overhead was a tenth of the encoder's time)."""
-    x = rgb.reshape(-1, 3).T                                                 # [3, N]
+    x = np.ascontiguousarray(rgb.reshape(-1, 3).T)                          # [3, N], a copy we may reorder
     pos = q * (x.shape[1] - 1)
     lo = int(pos)
     hi = min(lo + 1, x.shape[1] - 1)
-    part = np.partition(x, [lo, hi], axis=1)
-    return part[:, lo] + (part[:, hi] - part[:, lo]) * (pos - lo)
+    x.partition([lo, hi], axis=1)
+    return x[:, lo] + (x[:, hi] - x[:, lo]) * (pos - lo)
 
 
 def colour_stats(rgb: np.ndarray, grey: np.ndarray, r: int) -> np.ndarray:
