@@ -41,6 +41,7 @@ test: venv test-prerequisites
 benchmarks: venv
 	$(PY) benchmarks/ranker.py
 	$(PY) benchmarks/active_learning.py
+	$(PY) benchmarks/quality_stats.py
 
 # Re-pin after editing pyproject.toml's dependencies: resolve into a fresh venv, then freeze.
 lock:

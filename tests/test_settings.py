@@ -38,7 +38,7 @@ def test_embedded_default_is_sqlite_and_filesystem_broker(tmp_path):
     assert values["name"] == str(tmp_path / "var" / "tagrank.sqlite3")
     assert values["broker"] == "filesystem://"
     assert values["media"] == str(tmp_path / "var" / "media")
-    assert values["encoder"] == "tiny"
+    assert values["encoder"] == "quality-stats"  # weight-free: works offline
     assert "journal_mode=WAL" in values["options"]["init_command"]
     assert values["options"]["timeout"] > 0
 

@@ -550,7 +550,7 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--images", type=Path, required=required, help="folder of images")
         s.add_argument("--labels", type=Path, action="append", help="labels CSV/JSONL (image, tags, prompt, votes)")
         s.add_argument("--comparisons", type=Path, action="append", help="comparisons CSV/JSONL")
-        s.add_argument("--encoder", default=None, help="tiny, a hub id or a local CLIP folder (default $TAGRANK_ENCODER or tiny)")
+        s.add_argument("--encoder", default=None, help="quality-stats, tiny, a hub id or a local CLIP folder (default $TAGRANK_ENCODER or quality-stats)")
         s.add_argument("--features", type=Path, default=Path(default_features), help="feature store folder")
         s.add_argument("--batch-size", dest="batch_size", type=int, default=32,
                        help="images per encoder batch (on CUDA it grows with the free memory)")

@@ -172,14 +172,20 @@ def tiny_model(seed: int = 0):
 
 def load_encoder(name: str | None = None, device: str | None = None, regions: int = DEFAULT_REGIONS,
                  batch_size: int = 32) -> Encoder:
-    """``tiny``, a hub id, or a local folder; ``None`` reads TAGRANK_ENCODER (default ``tiny``).
+    """``quality-stats`` (no weights: modeling.ml.quality_stats), ``tiny``, a hub id, or a local folder;
+    ``None`` reads TAGRANK_ENCODER (default ``quality-stats``).
 
     device: None reads TAGRANK_DEVICE (modeling.ml.device). The encoder id is ``tiny-v1``, the hub id, or the
     folder's absolute path, with ``@regions=N`` appended when regions is not the default.
     """
+    from .quality_stats import QUALITY_STATS, QualityStatsConfig, QualityStatsEncoder
+
+    name = name or os.environ.get("TAGRANK_ENCODER", QUALITY_STATS)
+    if name == QUALITY_STATS:
+        return QualityStatsEncoder(QualityStatsConfig(regions=regions))
+
     import torch
 
-    name = name or os.environ.get("TAGRANK_ENCODER", "tiny")
     if name == "tiny":
         model, tok = tiny_model()
         return Encoder(model, tok, TINY_ID, device, regions=regions, batch_size=batch_size)

@@ -31,7 +31,7 @@ def test_rater_sees_only_member_projects(client, rater, project):
 
 
 @pytest.mark.django_db
-def test_project_page_shows_counts_thumbnails_and_encoder(client, rater, project, images):
+def test_project_page_shows_counts_thumbnails_and_encoder(client, rater, project, images, settings):
     client.force_login(rater)
     response = client.get(reverse("project-detail", args=[project.slug]))
     html = response.content.decode()
@@ -39,7 +39,11 @@ def test_project_page_shows_counts_thumbnails_and_encoder(client, rater, project
     assert '<dd id="count-images">8</dd>' in html
     assert '<dd id="count-tags">2</dd>' in html
     assert html.count("/media/thumbnails/") == 8
-    assert "encoder: tiny" in html and "for demonstration only" in html
+    assert "encoder: quality-stats" in html and "cannot see content or aesthetics" in html
+    assert "for demonstration only" not in html
+    settings.TAGRANK_ENCODER = "tiny"
+    html = client.get(reverse("project-detail", args=[project.slug])).content.decode()
+    assert "encoder: tiny" in html and "for demonstration only" in html and "cannot see content" not in html
 
 
 @pytest.mark.django_db

@@ -16,7 +16,7 @@ from worker.tasks import explain_task
 
 @pytest.fixture
 def seeded(transactional_db, monkeypatch, project, make_user):
-    """Twelve images at three blur strengths with tags, features from the tiny encoder, a scored version."""
+    """Twelve images at three blur strengths with tags, features from the configured encoder, a scored version."""
     monkeypatch.setattr("worker.dispatch.send_images_imported", lambda project_id, image_ids: None)
     images = []
     for index in range(12):
@@ -28,7 +28,8 @@ def seeded(transactional_db, monkeypatch, project, make_user):
         images.append(image)
     feature_extraction.extract_features([image.pk for image in images])
     version = make_model_version(project, [], [], encoder_id=feature_extraction.encoder_id_for())
-    attach_weights(version, ranker("tags", seed=4, dim=64), ranker("image_only", seed=5, dim=64))
+    dim = feature_extraction.current_encoder().dim
+    attach_weights(version, ranker("tags", seed=4, dim=dim), ranker("image_only", seed=5, dim=dim))
     scoring.score_and_store(version, [image.pk for image in images])
     raters = [user(f"sim-{k}") for k in range(2)]
     for rater in raters:

@@ -104,7 +104,7 @@ def test_dashboard_of_the_demo_renders_numbers_charts_and_galleries(live_server,
     assert model_text.startswith(f'{headline["heldout_agreement"]["value"]:.3f}') and "[" in model_text
     assert alpha_text.startswith(f'{data["human"]["alpha"]["value"]:.3f}')
     assert ceiling_text.startswith(f'{headline["ceiling"]["human"]["value"]:.3f}')
-    assert encoder_text == "tiny" and "for demonstration only" in banner
+    assert encoder_text == "tiny" and "cannot see content or aesthetics" in banner  # the configured encoder
     assert n_points == compared > 20 and version_points == 1 and bars > 5
     assert scatter_box["width"] > 300 and scatter_box["height"] > 100
     assert "Always one side" in hasty_flags and "Too fast" in hasty_flags

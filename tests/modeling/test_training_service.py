@@ -362,7 +362,7 @@ def trained_version(project, **fields):
     from modeling.ml.ranker import RankerConfig, build_ranker
     from modeling.ml.training import save_checkpoint
 
-    model = build_ranker("tags", RankerConfig(input_dim=64, width=16, heads=2, ensemble=2))
+    model = build_ranker("tags", RankerConfig(input_dim=feature_extraction.current_encoder().dim, width=16, heads=2, ensemble=2))
     version = ModelVersion.objects.create(project=project, encoder_id=feature_extraction.encoder_id_for(),
                                           status=ModelVersion.Status.CANDIDATE, **fields)
     with tempfile.TemporaryDirectory() as folder:
