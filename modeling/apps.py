@@ -7,7 +7,7 @@ class ModelingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from labeling.services.pipeline import on_images_imported
+        from labeling.services.pipeline import on_comparison_stored, on_images_imported
         from modeling.services.features import on_images_imported as extract_after_import
         from modeling.services.scoring import on_model_version_activated
 
@@ -19,6 +19,16 @@ class ModelingConfig(AppConfig):
         if refresh_after_activation not in _registered:
             on_model_version_activated(refresh_after_activation)
             _registered.append(refresh_after_activation)
+        # Every stored judgment may make a pair-queue refill due: the selection keeps up with the judgments.
+        if refill_after_comparison not in _registered:
+            on_comparison_stored(refill_after_comparison)
+            _registered.append(refill_after_comparison)
+
+
+def refill_after_comparison(project) -> None:
+    from modeling.services.pair_selection import refill_after_comparison as send_if_due
+
+    send_if_due(project)
 
 
 def refresh_after_activation(version) -> None:

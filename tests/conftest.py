@@ -225,6 +225,7 @@ def no_stray_follow_up_tasks(request, monkeypatch):
         return
     monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", lambda project_id: None)
     monkeypatch.setattr("worker.selection_tasks.enqueue_refill", lambda project_id: None)
+    monkeypatch.setattr("worker.dispatch.send_pair_refill", lambda project_id: None)
 
 
 @pytest.fixture

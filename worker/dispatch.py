@@ -20,3 +20,11 @@ def send_after_commit(signature, what: str) -> None:
             log.warning("could not enqueue %s; the schedule will catch up", what, exc_info=True)
 
     transaction.on_commit(send)
+
+
+def send_pair_refill(project_id: int) -> None:
+    """A pair-queue refill that the submit path found due; the caller holds the project's in-flight flag
+    (modeling.services.pair_selection.claim_refill), which the task clears when it ends."""
+    from worker.selection_tasks import refill_pair_queues
+
+    send_after_commit(refill_pair_queues.si(project_id, claimed=True), f"a due pair refill for project {project_id}")

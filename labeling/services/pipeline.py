@@ -27,3 +27,18 @@ def images_imported(project, image_ids: list[int]) -> None:
     ids = list(image_ids)
     for callback in _after_import:
         transaction.on_commit(lambda cb=callback: cb(project, ids))
+
+
+_after_comparison: list[Callable] = []
+
+
+def on_comparison_stored(callback: Callable) -> Callable:
+    """Register ``callback(project)``, run after a new judgment's transaction commits (e.g. to keep the
+    pair selection up with the judgments). It runs in the request: keep it to a few cheap queries."""
+    _after_comparison.append(callback)
+    return callback
+
+
+def comparison_stored(project) -> None:
+    for callback in _after_comparison:
+        transaction.on_commit(lambda cb=callback: cb(project))
