@@ -181,8 +181,9 @@ LOGIN_REDIRECT_URL = "project-list"
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Tagrank --------------------------------------------------------------------------------
-# A CLIP hub id (e.g. openai/clip-vit-base-patch32), a local folder, or "tiny" (built in code).
-TAGRANK_ENCODER = os.environ.get("TAGRANK_ENCODER", "tiny")
+# "quality-stats" (technical-quality statistics, no weights), a CLIP hub id (e.g.
+# openai/clip-vit-base-patch32), a local folder, or "tiny" (a random-weight CLIP built in code, for tests).
+TAGRANK_ENCODER = os.environ.get("TAGRANK_ENCODER", "quality-stats")
 TAGRANK_FEATURES_DIR = Path(os.environ.get("TAGRANK_FEATURES_DIR") or MEDIA_ROOT / "features").resolve()
 TAGRANK_IMPORT = {
     "allowed_formats": ("JPEG", "PNG", "WEBP"),

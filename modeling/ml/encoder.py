@@ -168,14 +168,20 @@ def tiny_model(seed: int = 0):
 
 def load_encoder(name: str | None = None, device: str | None = None, regions: int = DEFAULT_REGIONS,
                  batch_size: int = 32) -> Encoder:
-    """``tiny``, a hub id, or a local folder; ``None`` reads TAGRANK_ENCODER (default ``tiny``).
+    """``quality-stats`` (no weights: modeling.ml.quality_stats), ``tiny``, a hub id, or a local folder;
+    ``None`` reads TAGRANK_ENCODER (default ``quality-stats``).
 
     device: None picks CUDA when present. The encoder id is ``tiny-v1``, the hub id, or the
     folder's absolute path, with ``@regions=N`` appended when regions is not the default.
     """
+    from .quality_stats import QUALITY_STATS, QualityStatsConfig, QualityStatsEncoder
+
+    name = name or os.environ.get("TAGRANK_ENCODER", QUALITY_STATS)
+    if name == QUALITY_STATS:
+        return QualityStatsEncoder(QualityStatsConfig(regions=regions))
+
     import torch
 
-    name = name or os.environ.get("TAGRANK_ENCODER", "tiny")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if name == "tiny":
         model, tok = tiny_model()

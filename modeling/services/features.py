@@ -39,10 +39,13 @@ def encoder_name() -> str:
 def encoder_id_for(name: str | None = None) -> str:
     """The encoder id that ``load_encoder(name)`` will report, without loading torch."""
     from modeling.ml.encoder import TINY_ID
+    from modeling.ml.quality_stats import QUALITY_STATS, QUALITY_STATS_ID
 
     name = name or encoder_name()
     if name == "tiny":
         return TINY_ID
+    if name == QUALITY_STATS:
+        return QUALITY_STATS_ID
     if os.path.isdir(name):
         return str(Path(name).resolve())
     return name
