@@ -12,9 +12,9 @@ users, image files) is written directly; every judgment, retrain and score goes 
 Image sets with a known latent quality ``q`` (standardised to unit variance):
 
 * ``ladder``: the demo's distortion ladder (``labeling.services.demo``), ``q = -distortion_strength``;
-* ``degraded``: crops of the same photographs with random Gaussian blur, noise and JPEG compression,
-  ``q = -(blur + noise + jpeg levels, each on 0..1) + 0.3 * content`` (a fixed offset per photograph,
-  which is also the image's one content tag). Each seed draws its own images.
+* ``degraded``: the generated degraded set (``modeling.ml.degraded_set``): crops of other scikit-image
+  pictures under random blur, noise and JPEG levels, ``q = -(sum of the levels)``; the picture is the
+  image's one content tag. Each seed draws its own images.
 
 Raters: ``--raters`` Thurstone observers: a rater prefers a over b with probability Φ((q_a − q_b) / noise).
 Campaigns: for each set, seed, strategy (``random``, ``round_robin``, ``active``) and model condition
@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -57,7 +58,8 @@ PASSWORD = "bench-password"
 @dataclass
 class BenchConfig:
     sets: tuple[str, ...] = ("ladder", "degraded")
-    images: int = 100  # size of the degraded set (the ladder has 91)
+    images: int = 100  # size of the degraded set
+    ladder_photos: int = 7  # the ladder has 13 images per photograph
     seeds: int = 6
     raters: int = 3
     budgets: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)  # judgments per image
@@ -66,8 +68,8 @@ class BenchConfig:
     retrain_at: float = 0.5  # judgments per image before the mid-campaign retrain
     noise: float = 1.0  # Thurstone noise in units of the latent quality's standard deviation
     parallel: int = 12  # campaigns rated at once (each one judgment at a time)
-    encoder: str = "tiny"
-    overlap: int = 2
+    encoder: str = ""  # TAGRANK_ENCODER for the mid-campaign model; empty: the project's default
+    overlap: int = 1  # each pair judged once: judgments per image are all information
     timeout_s: float = 600.0  # for one retrain or one refit
     extra_env: dict = field(default_factory=dict)
 
@@ -81,11 +83,11 @@ def png(image) -> bytes:
     return buffer.getvalue()
 
 
-def ladder_set() -> list[dict]:
+def ladder_set(n_photos: int) -> list[dict]:
     from labeling.services.demo import DEMO_PHOTOS, DISTORTIONS, distort, load_photo
 
     images = []
-    for photo_index, (file_name, _) in enumerate(DEMO_PHOTOS.items()):
+    for photo_index, file_name in enumerate(list(DEMO_PHOTOS)[:n_photos]):
         photo = file_name.rsplit(".", 1)[0]
         clean = load_photo(file_name, max_side=192)
         images.append({"name": f"{photo}_original.png", "data": png(clean), "tag": photo, "latent": 0.0})
@@ -97,34 +99,13 @@ def ladder_set() -> list[dict]:
     return images
 
 
-def degraded_set(n: int, seed: int) -> list[dict]:
-    """Random crops of the demo photographs under random blur, noise and JPEG levels (each 0..1)."""
-    from PIL import Image as PILImage
-    from PIL import ImageFilter
+def degraded_set(n: int, seed: int, size: int = 128) -> list[dict]:
+    """The generated degraded set (``modeling.ml.degraded_set``): its latent quality, its content tag."""
+    from modeling.ml.degraded_set import CONTENT_FILES, make_degraded_set
 
-    from labeling.services.demo import DEMO_PHOTOS, load_photo
-
-    rng = np.random.default_rng(1000 + seed)
-    photos = [name.rsplit(".", 1)[0] for name in DEMO_PHOTOS]
-    sources = [load_photo(name, max_side=256) for name in DEMO_PHOTOS]
-    content = np.random.default_rng(7).normal(size=len(photos))  # fixed: content is part of the truth
-    images = []
-    for i in range(n):
-        k = int(rng.integers(len(photos)))
-        source = sources[k]
-        side = 128
-        left, top = int(rng.integers(source.width - side + 1)), int(rng.integers(source.height - side + 1))
-        image = source.crop((left, top, left + side, top + side))
-        blur, noise, jpeg = (float(v) for v in rng.uniform(0, 1, size=3))
-        image = image.filter(ImageFilter.GaussianBlur(radius=3.0 * blur))
-        pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 40.0 * noise, size=(side, side, 3))
-        image = PILImage.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="RGB")
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=int(round(95 - 90 * jpeg)))
-        image = PILImage.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-        latent = -(blur + noise + jpeg) + 0.3 * content[k]
-        images.append({"name": f"d{seed}_{i:04d}.png", "data": png(image), "tag": photos[k], "latent": float(latent)})
-    return images
+    made = make_degraded_set(n, seed=1000 + seed, size=size)
+    return [{"name": f"d{seed}_{i:04d}.png", "data": png(image), "tag": CONTENT_FILES[k].rsplit(".", 1)[0],
+             "latent": float(q)} for i, (image, q, k) in enumerate(zip(made.images, made.quality, made.content))]
 
 
 # --- The running system ------------------------------------------------------------------------------
@@ -141,7 +122,7 @@ def prepare_environment(work: Path, config: BenchConfig) -> None:
         "TAGRANK_VAR_DIR": str(work / "var"),
         "MEDIA_ROOT": str(work / "media"),
         "TAGRANK_FEATURES_DIR": str(work / "media" / "features"),
-        "TAGRANK_ENCODER": config.encoder,
+        **({"TAGRANK_ENCODER": config.encoder} if config.encoder else {}),
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "LOG_LEVEL": "WARNING",
         "DEBUG": "false",
@@ -186,6 +167,11 @@ class Services:
         log = open(self.work / f"{name}.log", "wb")
         self.processes.append(subprocess.Popen(command, cwd=REPO, env=dict(os.environ), stdout=log,
                                                stderr=subprocess.STDOUT))
+
+    def check(self) -> None:
+        for process in self.processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"{' '.join(process.args[2:5])} exited ({process.returncode}); logs in {self.work}")
 
     def stop(self) -> None:
         for process in self.processes:
@@ -288,9 +274,14 @@ def judge(api: Api, slug: str, latent: dict[int, float], noise: float, rng: np.r
     return True
 
 
+SERVICES: list = []  # the running Services, so that a wait notices one that died
+
+
 def wait(what: str, check, timeout_s: float, every_s: float = 1.0):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        for services in SERVICES:
+            services.check()
         value = check()
         if value:
             return value
@@ -414,7 +405,7 @@ def markdown(results: list[dict], config: BenchConfig, command: str, machine: st
     table = summarise(results, config)
     lines = [SECTION, "", f"Command: `{command}` ({seconds / 60:.1f} min). Machine: {machine}.", "",
              f"{config.seeds} paired seeds, {config.raters} Thurstone raters (noise {config.noise} latent SD), "
-             f"overlap {config.overlap}, encoder `{config.encoder}`; SRCC of the exported `human_score` against "
+             f"overlap {config.overlap}, encoder `{encoder_name()}`; SRCC of the exported `human_score` against "
              "the latent quality, mean ± s.e. over seeds; Δ = paired difference to `random` of the same seed "
              "and condition (mean ± s.e.).", ""]
     budgets = config.budgets
@@ -490,6 +481,12 @@ def write_section(text: str) -> None:
                     else current.rstrip("\n") + "\n\n" + text)
 
 
+def encoder_name() -> str:
+    from modeling.services.features import encoder_id_for
+
+    return encoder_id_for()
+
+
 def machine_text() -> str:
     load = os.getloadavg()
     backend = "PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
@@ -507,18 +504,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sets", nargs="+", choices=["ladder", "degraded"])
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--images", type=int, help="size of the degraded set")
+    parser.add_argument("--ladder-photos", type=int, help="photographs of the ladder (13 images each)")
     parser.add_argument("--raters", type=int)
     parser.add_argument("--models", nargs="+", choices=["none", "retrain"])
     parser.add_argument("--strategies", nargs="+", choices=["random", "round_robin", "active"])
     parser.add_argument("--parallel", type=int)
-    parser.add_argument("--encoder", help="TAGRANK_ENCODER for the mid-campaign model (default tiny)")
+    parser.add_argument("--encoder", help="TAGRANK_ENCODER for the mid-campaign model (default: settings')")
     parser.add_argument("--no-write", action="store_true", help="print, do not touch docs/")
     parser.add_argument("--json", help="also save every campaign's result here")
     args = parser.parse_args(argv)
     config = BenchConfig()
     if args.quick:
         config.sets, config.seeds, config.images, config.models = ("degraded",), 2, 60, ("none",)
-    for name in ("sets", "seeds", "images", "raters", "models", "strategies", "parallel", "encoder"):
+    for name in ("sets", "seeds", "images", "ladder_photos", "raters", "models", "strategies", "parallel", "encoder"):
         if getattr(args, name):
             value = getattr(args, name)
             setattr(config, name, tuple(value) if isinstance(value, list) else value)
@@ -538,7 +536,7 @@ def main(argv: list[str] | None = None) -> None:
     campaigns, latents = [], {}
     for image_set in config.sets:
         for seed in range(config.seeds):
-            images = ladder_set() if image_set == "ladder" else degraded_set(config.images, seed)
+            images = ladder_set(config.ladder_photos) if image_set == "ladder" else degraded_set(config.images, seed)
             truth = np.array([item["latent"] for item in images])
             for item, z in zip(images, (truth - truth.mean()) / truth.std()):
                 item["latent"] = float(z)
@@ -549,7 +547,9 @@ def main(argv: list[str] | None = None) -> None:
                     latents[slug] = create_project(slug, images, strategy, config, users, extract=model == "retrain")
                     campaigns.append(campaign)
     print(f"{len(campaigns)} campaigns set up in {time.monotonic() - started:.0f} s ({work})", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the services on the way out
     services = Services(work)
+    SERVICES.append(services)
     results, lock = [], threading.Lock()
     try:
         def one(campaign):

@@ -209,6 +209,7 @@ TAGRANK_PAIR_QUEUE = env_json_object("TAGRANK_PAIR_QUEUE")  # RefillPolicy field
 BROKER_DIR = Path(os.environ.get("TAGRANK_BROKER_DIR") or VAR_DIR / "broker").resolve()
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT = "worker.broker_files:Transport"  # kombu's, with atomic message writes
     # One folder for in and out: every process on this machine both sends and receives.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
