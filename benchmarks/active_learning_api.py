@@ -58,8 +58,8 @@ PASSWORD = "bench-password"
 @dataclass
 class BenchConfig:
     sets: tuple[str, ...] = ("ladder", "degraded")
-    images: int = 100  # size of the degraded set
-    ladder_photos: int = 7  # the ladder has 13 images per photograph
+    images: int = 48  # size of the degraded set
+    ladder_photos: int = 3  # the ladder has 13 images per photograph
     seeds: int = 6
     raters: int = 3
     budgets: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)  # judgments per image
@@ -340,17 +340,21 @@ def run_campaign(url: str, campaign: dict, latent: dict[int, float], config: Ben
     raters = [log_in(url, name) for name in users[1:]]
     rng = np.random.default_rng(seed)  # the same judgments' randomness for every strategy of a seed
     n_images, done, turn, latencies = len(latent), 0, 0, []
-    result = {**campaign, "srcc": {}, "retrain": None, "started": time.monotonic()}
+    result = {**campaign, "srcc": {}, "judged": {}, "no_pair": 0, "retrain": None, "started": time.monotonic()}
     checkpoints = sorted(set(config.budgets) | ({config.retrain_at} if campaign["model"] == "retrain" else set()))
     for budget in checkpoints:
         target = int(round(budget * n_images))
         stalled = 0
-        while done < target and stalled < len(raters):
+        while done < target and stalled < 30 * len(raters):
             if judge(raters[turn % len(raters)], slug, latent, config.noise, rng, latencies):
                 done, stalled = done + 1, 0
             else:
-                stalled += 1  # this rater has nothing left; try the next
+                stalled += 1  # nothing for this rater now: the next one, and after a round, a pause
+                result["no_pair"] += 1
+                if stalled % len(raters) == 0:
+                    time.sleep(1.0)
             turn += 1
+        result["judged"][budget] = done
         if campaign["model"] == "retrain" and budget == config.retrain_at:
             result["retrain"] = retrain(manager, slug, config.timeout_s)
             result["retrain"]["model_srcc"] = model_srcc(manager, slug, latent)
@@ -533,30 +537,43 @@ def main(argv: list[str] | None = None) -> None:
 
     call_command("migrate", verbosity=0)
     users = create_users(config.raters)
-    campaigns, latents = [], {}
+    campaigns, image_sets = [], {}
     for image_set in config.sets:
         for seed in range(config.seeds):
             images = ladder_set(config.ladder_photos) if image_set == "ladder" else degraded_set(config.images, seed)
             truth = np.array([item["latent"] for item in images])
             for item, z in zip(images, (truth - truth.mean()) / truth.std()):
                 item["latent"] = float(z)
+            image_sets[(image_set, seed)] = images
             for model in config.models:
                 for strategy in config.strategies:
                     slug = f"{image_set}-{model}-{strategy}-s{seed}".replace("_", "-")
-                    campaign = {"slug": slug, "set": image_set, "model": model, "strategy": strategy, "seed": seed}
-                    latents[slug] = create_project(slug, images, strategy, config, users, extract=model == "retrain")
-                    campaigns.append(campaign)
-    print(f"{len(campaigns)} campaigns set up in {time.monotonic() - started:.0f} s ({work})", flush=True)
+                    campaigns.append({"slug": slug, "set": image_set, "model": model, "strategy": strategy,
+                                      "seed": seed})
+    print(f"{len(campaigns)} campaigns, images made in {time.monotonic() - started:.0f} s ({work})", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the services on the way out
     services = Services(work)
     SERVICES.append(services)
-    results, lock = [], threading.Lock()
+    results, failed, lock = [], [], threading.Lock()
     try:
         def one(campaign):
-            result = run_campaign(services.url, campaign, latents[campaign["slug"]], config, users)
+            from django.db import connection
+
+            # Set up in the campaign's thread, so that imports overlap with the other campaigns' rating.
+            latent = create_project(campaign["slug"], image_sets[(campaign["set"], campaign["seed"])],
+                                    campaign["strategy"], config, users, extract=campaign["model"] == "retrain")
+            connection.close()
+            try:
+                result = run_campaign(services.url, campaign, latent, config, users)
+            except Exception as error:  # noqa: BLE001 (reported; the other campaigns go on)
+                print(f"campaign {campaign['slug']} failed: {error}", flush=True)
+                with lock:
+                    failed.append(campaign["slug"])
+                return None
             with lock:
                 results.append(result)
-                print(json.dumps({k: result[k] for k in ("slug", "srcc", "retrain", "seconds", "next_pair_ms")}),
+                print(json.dumps({k: result[k] for k in ("slug", "srcc", "judged", "no_pair", "retrain", "seconds",
+                                                         "next_pair_ms")}),
                       flush=True)
             return result
 
@@ -573,6 +590,8 @@ def main(argv: list[str] | None = None) -> None:
     plot_path = REPO / "docs" / "img" / "active_learning_api.png"
     if write:
         plot(results, config, plot_path)
+    if failed:
+        print(f"{len(failed)} campaigns failed: {failed}")
     text = markdown(results, config, command, machine_text(), seconds,
                     "img/active_learning_api.png" if write else None)
     print(text)
