@@ -435,8 +435,8 @@ def markdown(results: list[dict], config: BenchConfig, command: str, machine: st
     latencies = [r["next_pair_ms"] for r in results if r["next_pair_ms"]]
     if latencies:
         lines += ["", f"next-pair during these campaigns (all at once, one judgment at a time each): median of "
-                      f"the campaigns' p50 {np.median([l[0] for l in latencies]):.0f} ms, worst p99 "
-                      f"{max(l[1] for l in latencies):.0f} ms (timed by the client, loaded machine)."]
+                      f"the campaigns' p50 {np.median([p[0] for p in latencies]):.0f} ms, worst p99 "
+                      f"{max(p[1] for p in latencies):.0f} ms (timed by the client, loaded machine)."]
     for image_set in config.sets:
         for model in config.models:
             curves = {s: [(b, table[(image_set, model, s)][b][0]) for b in budgets]
