@@ -383,7 +383,7 @@ def summarise(results: list[dict], config: BenchConfig) -> dict:
                               key=lambda r: r["seed"])
                 if not runs:
                     continue
-                row = {}
+                row = {"seeds": len(runs)}
                 for budget in config.budgets:
                     row[budget] = mean_se([r["srcc"][budget] for r in runs])
                     if strategy != "random":
@@ -407,14 +407,15 @@ def judgments_to_reach(curve: list[tuple[float, float]], level: float) -> float 
 def markdown(results: list[dict], config: BenchConfig, command: str, machine: str, seconds: float,
              plot: str | None) -> str:
     table = summarise(results, config)
-    lines = [SECTION, "", f"Command: `{command}` ({seconds / 60:.1f} min). Machine: {machine}.", "",
-             f"{config.seeds} paired seeds, {config.raters} Thurstone raters (noise {config.noise} latent SD), "
+    took = "report rebuilt from the run's log" if seconds is None else f"{seconds / 60:.1f} min"
+    lines = [SECTION, "", f"Command: `{command}` ({took}). Machine: {machine}.", "",
+             f"Paired seeds (column n), {config.raters} Thurstone raters (noise {config.noise} latent SD), "
              f"overlap {config.overlap}, encoder `{encoder_name()}`; SRCC of the exported `human_score` against "
              "the latent quality, mean ± s.e. over seeds; Δ = paired difference to `random` of the same seed "
              "and condition (mean ± s.e.).", ""]
     budgets = config.budgets
-    lines.append("| set | model | strategy | " + " | ".join(f"{b:g}/image" for b in budgets) + " |")
-    lines.append("|---|---|---|" + "---|" * len(budgets))
+    lines.append("| set | model | strategy | n | " + " | ".join(f"{b:g}/image" for b in budgets) + " |")
+    lines.append("|---|---|---|---|" + "---|" * len(budgets))
     for (image_set, model, strategy), row in table.items():
         cells = []
         for b in budgets:
@@ -424,7 +425,7 @@ def markdown(results: list[dict], config: BenchConfig, command: str, machine: st
                 dm, dse = row[f"diff_{b}"]
                 cell += f" (Δ {dm:+.3f} ± {dse:.3f})"
             cells.append(cell)
-        lines.append(f"| {image_set} | {model} | {strategy} | " + " | ".join(cells) + " |")
+        lines.append(f"| {image_set} | {model} | {strategy} | {row['seeds']} | " + " | ".join(cells) + " |")
     retrains = [r["retrain"] for r in results if r["retrain"]]
     if retrains:
         active = sum(r["status"] == "active" for r in retrains)
@@ -502,6 +503,39 @@ def machine_text() -> str:
 # --- Main --------------------------------------------------------------------------------------------
 
 
+def report_from(log: Path, config: BenchConfig, write: bool) -> None:
+    """The report of the campaigns a run printed (e.g. a run stopped before its end: it says how many)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    sys.path.insert(0, str(REPO))
+    results = []
+    for line in log.read_text().splitlines():
+        if line.startswith('{"slug"'):
+            row = json.loads(line)
+            image_set, model, rest = row["slug"].split("-", 2)
+            strategy, seed = rest.rsplit("-s", 1)
+            row.update(set=image_set, model=model, strategy=strategy.replace("-", "_"), seed=int(seed),
+                       srcc={float(k): v for k, v in row["srcc"].items()})
+            results.append(row)
+    complete = {(r["set"], r["model"], r["seed"]) for r in results}
+    complete = {key for key in complete
+                if sum((r["set"], r["model"], r["seed"]) == key for r in results) == len(config.strategies)}
+    results = [r for r in results if (r["set"], r["model"], r["seed"]) in complete]  # paired seeds only
+    seeds = sorted({r["seed"] for r in results})
+    print(f"{len(results)} campaigns with all strategies of their seed, seeds {seeds}")
+    plot_path = REPO / "docs" / "img" / "active_learning_api.png"
+    if write:
+        plot(results, config, plot_path)
+    import django
+
+    django.setup()
+    command = "python benchmarks/active_learning_api.py" + (f" --seeds {config.seeds}" if config.seeds != 6 else "")
+    text = markdown(results, config, command, machine_text(), None,
+                    "img/active_learning_api.png" if write else None)
+    print(text)
+    if write:
+        write_section(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one set, 2 seeds, no writing: a smoke run")
@@ -516,6 +550,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--encoder", help="TAGRANK_ENCODER for the mid-campaign model (default: settings')")
     parser.add_argument("--no-write", action="store_true", help="print, do not touch docs/")
     parser.add_argument("--json", help="also save every campaign's result here")
+    parser.add_argument("--report-from", metavar="LOG", type=Path,
+                        help="only rebuild the report from the campaign lines a run printed (with its options)")
     args = parser.parse_args(argv)
     config = BenchConfig()
     if args.quick:
@@ -525,6 +561,9 @@ def main(argv: list[str] | None = None) -> None:
             value = getattr(args, name)
             setattr(config, name, tuple(value) if isinstance(value, list) else value)
     write = not (args.quick or args.no_write)
+    if args.report_from:
+        report_from(args.report_from, config, write)
+        return
 
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="tagrank-al-"))
