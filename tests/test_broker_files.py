@@ -7,7 +7,8 @@ from kombu import Connection
 def test_a_message_appears_complete_under_its_final_name(tmp_path, monkeypatch):
     folder = tmp_path / "queue"
     folder.mkdir()
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "store_processed": False}
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "store_processed": False,
+               "control_folder": str(tmp_path / "control")}
     seen_while_writing, renamed = [], []
     real_replace = os.replace
 
