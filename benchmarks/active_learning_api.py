@@ -291,11 +291,13 @@ def wait(what: str, check, timeout_s: float, every_s: float = 1.0):
 
 def exported_srcc(manager: Api, slug: str, latent: dict[int, float], n_comparisons: int, timeout_s: float) -> float:
     """Refit on the worker (POST agreement/), wait until the fit saw every judgment, read the export."""
+    code, before = manager.call("GET", f"/api/v1/projects/{slug}/agreement/")
+    last_report = before["report_id"] if code == 200 else 0
     manager.ok("POST", f"/api/v1/projects/{slug}/agreement/")
 
-    def fitted():
+    def fitted():  # a report computed after this request (its chain refitted the scores first)
         code, report = manager.call("GET", f"/api/v1/projects/{slug}/agreement/")
-        return code == 200 and report["n_comparisons"] >= n_comparisons
+        return code == 200 and report["report_id"] > last_report and report["n_comparisons"] >= n_comparisons
 
     wait(f"the refit of {slug}", fitted, timeout_s)
     text = manager.ok("GET", f"/api/v1/projects/{slug}/scores/?format=jsonl", raw=True)
@@ -385,11 +387,15 @@ def summarise(results: list[dict], config: BenchConfig) -> dict:
                     continue
                 row = {"seeds": len(runs)}
                 for budget in config.budgets:
-                    row[budget] = mean_se([r["srcc"][budget] for r in runs])
+                    # A NaN (an export read before its refit: constant scores) leaves that seed out.
+                    values = [r["srcc"][budget] for r in runs if np.isfinite(r["srcc"][budget])]
+                    row["seeds"] = min(row["seeds"], len(values))
+                    row[budget] = mean_se(values)
                     if strategy != "random":
                         base = {r["seed"]: r["srcc"][budget] for r in results
                                 if (r["set"], r["model"], r["strategy"]) == (image_set, model, "random")}
-                        paired = [r["srcc"][budget] - base[r["seed"]] for r in runs if r["seed"] in base]
+                        paired = [r["srcc"][budget] - base[r["seed"]] for r in runs
+                                  if r["seed"] in base and np.isfinite(r["srcc"][budget] - base[r["seed"]])]
                         if paired:
                             row[f"diff_{budget}"] = mean_se(paired)
                 table[(image_set, model, strategy)] = row
@@ -465,7 +471,7 @@ def plot(results: list[dict], config: BenchConfig, path: Path) -> None:
         for strategy in config.strategies:
             row = table.get((image_set, model, strategy))
             if row:
-                means = [row[b][0] for b in config.budgets]
+                means = [row[b][0] for b in config.budgets]  # over the seeds with a value
                 errors = [row[b][1] for b in config.budgets]
                 axis.errorbar(config.budgets, means, yerr=errors, marker="o", capsize=3, label=strategy)
         axis.set_title(f"{image_set}, model: {model}")
