@@ -40,5 +40,6 @@ def on_comparison_stored(callback: Callable) -> Callable:
 
 
 def comparison_stored(project) -> None:
+    # robust: the judgment is committed whatever a callback does; an error is logged, not answered.
     for callback in _after_comparison:
-        transaction.on_commit(lambda cb=callback: cb(project))
+        transaction.on_commit(lambda cb=callback: cb(project), robust=True)

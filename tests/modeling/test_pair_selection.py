@@ -261,3 +261,16 @@ def test_an_activation_mid_campaign_refits_with_its_prior_and_refills_the_queue(
     np.testing.assert_allclose([r.priority for r in rows], expected, rtol=1e-6)
     best = max(rows, key=lambda r: (r.priority, -r.pk))
     assert next_pair(project, rater)[1].candidate_id == best.pk
+
+
+@pytest.mark.django_db
+def test_a_failing_refill_check_does_not_fail_the_stored_judgment(project, rater, twelve_images, monkeypatch,
+                                                                   django_capture_on_commit_callbacks):
+    def broken(project):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("modeling.services.pair_selection.refill_after_comparison", broken)
+    refill_pair_queue(project, seed=6)
+    with django_capture_on_commit_callbacks(execute=True):
+        stored = submit(project, rater, "robust")
+    assert Comparison.objects.filter(pk=stored.pk).exists()
