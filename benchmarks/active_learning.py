@@ -522,10 +522,8 @@ def main(argv: list[str] | None = None) -> None:
     api.add_argument("--pause", type=float, default=0.0, help="seconds between judgments")
     args = parser.parse_args(argv)
     if args.via_api:
-        from benchmarks import active_learning_api
-
-        active_learning_api.main(args)
-        return
+        sys.exit("--via-api was replaced by benchmarks/active_learning_api.py, which starts its own server, "
+                 "worker and beat and runs paired campaigns for every strategy.")
 
     config = SimulationConfig()
     budgets = sorted(config.budgets)

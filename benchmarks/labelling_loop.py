@@ -479,6 +479,16 @@ def write_docs(section: str) -> None:
     DOCS.write_text(text[:start] + section.rstrip() + "\n" + ("\n" + rest if rest else ""))
 
 
+def start_refill_worker(database_url: str) -> subprocess.Popen:
+    """A worker for the ``default`` queue (pair refills, human-score fits), stopped by PID after the run."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "default", "--pool", "solo",
+         "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=REPO, env={**os.environ, "DATABASE_URL": database_url}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
@@ -493,6 +503,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--reuse", action="store_true", help="reuse benchmark projects built by an earlier run")
     parser.add_argument("--no-export", action="store_true", help="skip the export measurement")
+    parser.add_argument("--with-worker", action="store_true",
+                        help="also run a Celery worker (queue default), so the pair refills that judgments "
+                             "send run during the measurement (the broker from CELERY_BROKER_URL)")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--report-from", type=Path, metavar="LOG",
                         help="only rebuild the report from the JSON lines a previous run printed (with its options)")
@@ -527,6 +540,7 @@ def main() -> None:
             builds[size] = project["build_s"]
             print(f"built {size} images in {project['build_s']:.1f} s", flush=True)
         server = Server(args.database_url, workers=args.workers, threads=args.threads)
+        worker = start_refill_worker(args.database_url) if args.with_worker else None
         try:
             warm_up(server.port, project["slug"], project["tokens"][-4:])
             for think_s, judgments in ((0.0, args.judgments), (args.think, args.paced_judgments)):
@@ -545,6 +559,9 @@ def main() -> None:
                     print(json.dumps(result), flush=True)
         finally:
             server.stop()
+            if worker is not None:
+                worker.terminate()
+                worker.wait(timeout=60)
         if size == max(args.sizes) and not args.no_export:
             manager_token = project["tokens"][0]
             from django.contrib.auth import get_user_model

@@ -244,11 +244,13 @@ TAGRANK_TRAINING_REDISPATCH_SECONDS = env_int("TAGRANK_TRAINING_REDISPATCH_SECON
 TAGRANK_TRAINING_FAILURE_COOLDOWN_SECONDS = env_int("TAGRANK_TRAINING_FAILURE_COOLDOWN_SECONDS", 600)
 # Overrides of modeling.ml.training.TrainConfig's fields, as a JSON object, e.g. {"epochs": 20}.
 TAGRANK_TRAIN_CONFIG = env_json_object("TAGRANK_TRAIN_CONFIG")
+TAGRANK_PAIR_QUEUE = env_json_object("TAGRANK_PAIR_QUEUE")  # RefillPolicy fields (modeling.services.pair_selection)
 
 # --- Celery -------------------------------------------------------------------------------
 BROKER_DIR = Path(os.environ.get("TAGRANK_BROKER_DIR") or VAR_DIR / "broker").resolve()
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT = "worker.broker_files:Transport"  # kombu's, with atomic message writes
     # One folder for in and out: every process on this machine both sends and receives.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),

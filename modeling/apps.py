@@ -12,3 +12,8 @@ class ModelingConfig(AppConfig):
 
         # The labelling API's image list filters by the model's output without importing modeling.
         image_list_filters.register("has_score", has_score)
+        from labeling.services import judgment_hooks
+        from modeling.services.pair_selection import refill_after_comparison
+
+        # Every stored judgment may make a pair-queue refill due: the selection keeps up with the judgments.
+        judgment_hooks.register(refill_after_comparison)

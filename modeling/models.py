@@ -310,3 +310,18 @@ class Promotion(models.Model):
 
     def __str__(self):
         return f"{self.project.slug}: v{self.from_version_id} → v{self.to_version_id} ({self.kind})"
+
+
+class PairRefillState(models.Model):
+    """When a project's pair queue was last refilled, and whether a refill sent from the submit path is
+    still in flight (so that judgments arriving together send one refill, not one each)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True,
+                                   related_name="pair_refill_state")
+    refilled_at = models.DateTimeField(null=True, blank=True, help_text="When the last refill began to read.")
+    in_flight_until = models.DateTimeField(
+        null=True, blank=True, help_text="A refill was sent; another is sent only after it ends or this passes."
+    )
+
+    def __str__(self):
+        return f"pair refills of project {self.project_id}"

@@ -224,6 +224,7 @@ def no_stray_follow_up_tasks(request, monkeypatch):
     if "live_worker" in request.fixturenames:
         return
     monkeypatch.setattr("worker.dispatch.send_metrics_refresh", lambda project_id: None)
+    monkeypatch.setattr("worker.dispatch.send_claimed_pair_refill", lambda project_id: None)
     monkeypatch.setattr("worker.dispatch.send_pair_refill", lambda project_id: None)
 
 

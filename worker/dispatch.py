@@ -112,3 +112,10 @@ def send_explain(image_id: int, version_id: int) -> None:
     """Explain an image under a model version on a worker (queue gpu: it loads the encoder)."""
     send_after_commit(task("tagrank.explanations.explain", image_id, version_id).set(queue="gpu"),
                       f"an explanation of image {image_id} under model version {version_id}")
+
+
+def send_claimed_pair_refill(project_id: int) -> None:
+    """A pair-queue refill that the submit path found due; the caller holds the project's in-flight flag
+    (modeling.services.pair_selection.claim_refill), which the task clears when it ends."""
+    send_after_commit(task("tagrank.selection.refill", project_id, claimed=True),
+                      f"a due pair refill for project {project_id}")

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from labeling.models import Comparison, GoldPair, PairLease, Project, count_comparison
-from labeling.services import pairs
+from labeling.services import judgment_hooks, pairs
 from labeling.services.pairs import LeaseClosed, LeaseError, LeaseExpired
 
 CLIENT_KEY_MAX_LENGTH = 64
@@ -124,6 +124,7 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tu
     lease.state, lease.comparison = PairLease.State.JUDGED, comparison
     pairs.mark_lease_judged(lease.pk, comparison.pk)
     pairs.refresh_candidate(lease.candidate_id, project)
+    judgment_hooks.judgment_stored(project)
     return comparison, True
 
 

@@ -11,7 +11,14 @@ task on the ``default`` queue. The project's ``pair_strategy`` picks how:
 
 Pairs that already have the project's overlap of judgments (closed queue rows) are never selected
 again. Whether a refill is due is read from the database (queue size, comparisons since the last
-refill), so a lost message or a restarted worker is caught up by the next periodic run.
+refill, ``PairRefillState``), so a lost message or a restarted worker is caught up by the next periodic run.
+
+Keeping up with the judgments: after each stored judgment, ``refill_after_comparison`` (a hook that
+labeling calls; labeling does not import modeling) checks whether a refill is due and, if so, claims
+the project's in-flight flag with one conditional UPDATE and sends the refill. While that refill is in
+flight (until it ends, or ``in_flight_seconds`` pass if it was lost), further judgments send nothing,
+so there is at most one submit-path refill per project at a time. ``docs/active-learning.md`` says
+why the queue is refilled this way rather than pairs being chosen at request time.
 """
 from __future__ import annotations
 
@@ -19,16 +26,20 @@ import logging
 import time
 import zlib
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import Q
+from django.utils import timezone
 
 from labeling.models import Comparison, PairCandidate, Project
 from labeling.services.pairs import enqueue_pairs, open_queue_size
 from modeling.ml.bradley_terry import comparison_counts
 from modeling.ml.selection import pair_information, select_pairs
+from modeling.models import PairRefillState
 from modeling.services import human_scores
+from worker import dispatch
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +51,7 @@ class RefillPolicy:
     refit_every: int = 25  # ... or when this many comparisons arrived since the last refill
     max_per_image: int = 2  # an image appears in at most this many pairs of one batch
     explore_share: float = 0.1  # random pairs mixed into an active batch
+    in_flight_seconds: int = 360  # a sent refill that has not ended by then is taken as lost
 
 
 def refill_policy() -> RefillPolicy:
@@ -50,12 +62,41 @@ def refill_due(project: Project, policy: RefillPolicy | None = None) -> bool:
     policy = policy or refill_policy()
     if open_queue_size(project) < policy.low_water:
         return True
-    last_refill = PairCandidate.objects.filter(project=project, source=project.pair_strategy).aggregate(
-        last=Max("updated_at")
-    )["last"]
+    last_refill = PairRefillState.objects.filter(project=project).values_list("refilled_at", flat=True).first()
     if last_refill is None:
         return True
     return Comparison.objects.filter(project=project, created_at__gt=last_refill).count() >= policy.refit_every
+
+
+def claim_refill(project: Project, policy: RefillPolicy | None = None) -> bool:
+    """Mark a refill of ``project`` as in flight, unless one already is. True if this caller claimed it.
+
+    One conditional UPDATE: of two concurrent claims, the second re-reads the row the first wrote
+    (PostgreSQL re-checks the WHERE after the row lock; SQLite serialises writers) and claims nothing."""
+    policy = policy or refill_policy()
+    now = timezone.now()
+    PairRefillState.objects.bulk_create([PairRefillState(project=project)], ignore_conflicts=True)
+    return bool(
+        PairRefillState.objects.filter(project=project)
+        .filter(Q(in_flight_until__isnull=True) | Q(in_flight_until__lte=now))
+        .update(in_flight_until=now + timedelta(seconds=policy.in_flight_seconds))
+    )
+
+
+def refill_ended(project_id: int) -> None:
+    """The claimed refill is over (done or failed): the next due judgment may send another."""
+    PairRefillState.objects.filter(project_id=project_id).update(in_flight_until=None)
+
+
+def refill_after_comparison(project: Project) -> bool:
+    """After a judgment (the labeling hook, in the request): send a refill if one is due and none is in
+    flight. Returns whether one was sent. The cheap test comes first: while a refill is in flight this
+    is one primary-key read."""
+    in_flight = PairRefillState.objects.filter(project=project, in_flight_until__gt=timezone.now()).exists()
+    if in_flight or not refill_due(project) or not claim_refill(project):
+        return False
+    dispatch.send_claimed_pair_refill(project.pk)
+    return True
 
 
 def closed_pair_test(project: Project, image_ids: np.ndarray):
@@ -85,13 +126,16 @@ def refill_pair_queue(project: Project, *, seed: int | None = None, policy: Refi
     unleased selection). Returns a summary for the task log."""
     policy = policy or refill_policy()
     started = time.perf_counter()
+    # Judgments stored from here on count towards the next refill (this one may not see them).
+    PairRefillState.objects.update_or_create(project=project, defaults={"refilled_at": timezone.now()})
     strategy = str(project.pair_strategy)
     if strategy == Project.PairStrategy.ACTIVE:
         fit = human_scores.fit_human_scores(project)  # stored: the dashboards and export show it too
         image_ids, posterior, counts = fit.image_ids, fit.posterior, fit.counts
+        prior_version = fit.model_version_id
     else:
         comparisons = human_scores.load_comparisons(project, include_excluded=True)
-        image_ids, posterior = comparisons.image_ids, None
+        image_ids, posterior, prior_version = comparisons.image_ids, None, None
         counts = comparison_counts(comparisons.n_images, comparisons.a_index, comparisons.b_index)
     if len(image_ids) < 2:
         return {"project": project.slug, "strategy": strategy, "pairs": 0}
@@ -118,6 +162,7 @@ def refill_pair_queue(project: Project, *, seed: int | None = None, policy: Refi
         "strategy": strategy,
         "pairs": written,
         "images": int(len(image_ids)),
+        "model_prior_version": prior_version,
         "seconds": round(time.perf_counter() - started, 3),
     }
     log.info("refilled the pair queue: %s", summary)

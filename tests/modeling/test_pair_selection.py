@@ -1,12 +1,17 @@
 """Refilling the pair queue with the project's strategy, and next_pair serving from it."""
 import itertools
+from datetime import timedelta
 
+import numpy as np
 import pytest
+from django.utils import timezone
 
 from labeling.models import Comparison, PairCandidate, Project
 from labeling.services.pairs import next_pair
-from modeling.models import HumanScore
-from modeling.services.pair_selection import RefillPolicy, refill_due, refill_pair_queue
+from modeling.ml.selection import pair_information
+from modeling.models import HumanScore, PairRefillState
+from modeling.services.pair_selection import RefillPolicy, claim_refill, refill_due, refill_pair_queue, refill_policy
+from worker.selection_tasks import refill_pair_queues
 from tests.conftest import make_image_bytes
 
 POLICY = RefillPolicy(batch_size=12, low_water=4, refit_every=3, max_per_image=3, explore_share=0.0)
@@ -99,3 +104,173 @@ def test_refill_is_due_when_the_queue_runs_low_or_judgments_arrive(project, rate
     for i in range(POLICY.refit_every):
         judge(project, rater, twelve_images[i], twelve_images[i + 5], f"due{i}")
     assert refill_due(project, POLICY)
+
+
+# --- Keeping up with the judgments: refills sent from the submit path -------------------------------
+
+
+def submit(project, rater, key):
+    """One judgment through the rating services, as the API stores it (lease, then submit)."""
+    from labeling.services.comparisons import submit_comparison
+
+    served = next_pair(project, rater)
+    assert served is not None
+    return submit_comparison(project, rater, lease=served[1].token, winner="a", client_key=key)[0]
+
+
+@pytest.fixture
+def sent_refills(monkeypatch, settings):
+    settings.TAGRANK_PAIR_QUEUE = {"batch_size": 12, "low_water": 2, "refit_every": 3, "max_per_image": 3,
+                                   "explore_share": 0.0}
+    sent = []
+    monkeypatch.setattr("worker.dispatch.send_claimed_pair_refill", sent.append)
+    return sent
+
+
+@pytest.mark.django_db
+def test_judgments_make_a_refill_due_although_leases_touch_the_queue(project, rater, twelve_images):
+    Project.objects.filter(pk=project.pk).update(overlap=2)
+    project.refresh_from_db()
+    refill_pair_queue(project, seed=2, policy=POLICY)
+    for i in range(POLICY.refit_every - 1):
+        submit(project, rater, f"touch{i}")
+    assert not refill_due(project, POLICY)
+    submit(project, rater, "touch-last")  # each lease and judgment rewrote its queue row's updated_at
+    assert refill_due(project, POLICY)
+
+
+@pytest.mark.django_db
+def test_the_submit_path_sends_one_refill_while_one_is_in_flight(project, rater, twelve_images, sent_refills,
+                                                                 django_capture_on_commit_callbacks):
+    refill_pair_queue(project, seed=4)
+    with django_capture_on_commit_callbacks(execute=True):
+        for i in range(2):
+            submit(project, rater, f"early{i}")
+    assert sent_refills == []  # not due yet: 2 of 3 judgments, queue above its low water
+    for i in range(7):  # the third judgment sends one; the next six find it in flight
+        with django_capture_on_commit_callbacks(execute=True):
+            submit(project, rater, f"burst{i}")
+    assert sent_refills == [project.pk]
+    state = PairRefillState.objects.get(project=project)
+    assert state.in_flight_until > timezone.now()
+
+    # The worker runs it: the flag is cleared, and only judgments after it count towards the next one.
+    refill_pair_queues.run(project.pk, claimed=True)
+    state.refresh_from_db()
+    assert state.in_flight_until is None and state.refilled_at is not None
+    with django_capture_on_commit_callbacks(execute=True):
+        submit(project, rater, "after0")
+    assert sent_refills == [project.pk]
+    for i in range(1, 3):
+        with django_capture_on_commit_callbacks(execute=True):
+            submit(project, rater, f"after{i}")
+    assert sent_refills == [project.pk, project.pk]
+
+
+@pytest.mark.django_db
+def test_a_lost_refill_is_sent_again_once_its_flag_expires(project, twelve_images, sent_refills):
+    policy = refill_policy()
+    assert claim_refill(project, policy)
+    assert not claim_refill(project, policy)
+    PairRefillState.objects.filter(project=project).update(in_flight_until=timezone.now() - timedelta(seconds=1))
+    assert claim_refill(project, policy)
+
+
+@pytest.mark.django_db
+def test_a_failed_refill_clears_its_flag(project, twelve_images, monkeypatch):
+    assert claim_refill(project)
+
+    def broken(project, **kwargs):
+        raise RuntimeError("selection failed")
+
+    monkeypatch.setattr("modeling.services.pair_selection.refill_pair_queue", broken)
+    with pytest.raises(RuntimeError):
+        refill_pair_queues.run(project.pk, claimed=True)
+    assert PairRefillState.objects.get(project=project).in_flight_until is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claims_send_at_most_one_refill(project, twelve_images):
+    """Eight requests claim at once, each on its own connection: exactly one wins."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from django.db import connection
+
+    PairRefillState.objects.create(project=project)
+    barrier = Barrier(8)
+
+    def claim(_):
+        try:
+            barrier.wait(timeout=30)
+            return claim_refill(project)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(claim, range(8)))
+    assert won.count(True) == 1
+
+
+# --- The model prior, at once after an activation -----------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_activation_mid_campaign_refits_with_its_prior_and_refills_the_queue(
+    project, rater, twelve_images, monkeypatch, django_capture_on_commit_callbacks
+):
+    from modeling.models import ImageScore, ModelVersion
+    from modeling.services import human_scores, scoring
+
+    from labeling.services.imports import store_image
+
+    # Mid-campaign: twelve images judged in a chain (enough to place the model on the human scale), and
+    # four never compared yet.
+    images = twelve_images + [store_image(project, f"new{i}.png", make_image_bytes(seed=300 + i))[0]
+                              for i in range(4)]
+    for i, (better, worse) in enumerate(zip(images[:12], images[1:12])):
+        judge(project, rater, better, worse, f"chain{i}")
+    refill_pair_queue(project, seed=9, policy=POLICY)
+    assert HumanScore.objects.get(image=images[12]).mean == pytest.approx(HumanScore.objects.get(image=images[15]).mean)
+
+    # A version whose scores agree with the chain and rank the new images 12 > 13 > 14 > 15.
+    version = ModelVersion.objects.create(project=project, status=ModelVersion.Status.SCORING, encoder_id="tiny-v1")
+    ImageScore.objects.bulk_create(
+        ImageScore(model_version=version, image=image, mean=9.5 - 0.5 * k, distribution=[0.1] * 10)
+        for k, image in enumerate(images)
+    )
+    order = []
+    monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", lambda project_id: order.append("metrics"))
+    monkeypatch.setattr("worker.selection_tasks.enqueue_refill",
+                        lambda project_id: order.append(refill_pair_queues.run(project_id, force=True)))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert scoring.activate(version)
+
+    # The activation's refill ran at once, refitting the human scores with the version as the prior ...
+    assert len(order) == 2 and order[1][0]["model_prior_version"] == version.pk
+    fit = human_scores.fit_project_posterior(project)
+    means = dict(HumanScore.objects.filter(project=project).values_list("image_id", "mean"))
+    uncompared = [means[image.pk] for image in images[12:]]
+    assert uncompared == sorted(uncompared, reverse=True) and uncompared[0] > uncompared[-1]
+    # ... and the queue now holds the pairs that posterior makes informative, served first.
+    stored = fit.posterior
+    rows = list(PairCandidate.objects.filter(project=project, source="active", is_open=True))
+    index = {image_id: k for k, image_id in enumerate(fit.image_ids.tolist())}
+    expected = pair_information(stored, np.array([index[r.image_low_id] for r in rows]),
+                                np.array([index[r.image_high_id] for r in rows]))
+    np.testing.assert_allclose([r.priority for r in rows], expected, rtol=1e-6)
+    best = max(rows, key=lambda r: (r.priority, -r.pk))
+    assert next_pair(project, rater)[1].candidate_id == best.pk
+
+
+@pytest.mark.django_db
+def test_a_failing_refill_check_does_not_fail_the_stored_judgment(project, rater, twelve_images, monkeypatch,
+                                                                   django_capture_on_commit_callbacks):
+    def broken(project):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("modeling.services.pair_selection.refill_after_comparison", broken)
+    refill_pair_queue(project, seed=6)
+    with django_capture_on_commit_callbacks(execute=True):
+        stored = submit(project, rater, "robust")
+    assert Comparison.objects.filter(pk=stored.pk).exists()
