@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('labeling', '0002_pair_serving'),
-        ('modeling', '0003_model_loop'),
+        ('modeling', '0004_training_ranking_lambda'),
     ]
 
     operations = [
