@@ -240,8 +240,8 @@ def test_an_activation_mid_campaign_refits_with_its_prior_and_refills_the_queue(
         for k, image in enumerate(images)
     )
     order = []
-    monkeypatch.setattr("worker.metrics_tasks.enqueue_metrics", lambda project_id: order.append("metrics"))
-    monkeypatch.setattr("worker.selection_tasks.enqueue_refill",
+    monkeypatch.setattr("worker.dispatch.send_metrics_refresh", lambda project_id: order.append("metrics"))
+    monkeypatch.setattr("worker.dispatch.send_pair_refill",
                         lambda project_id: order.append(refill_pair_queues.run(project_id, force=True)))
     with django_capture_on_commit_callbacks(execute=True):
         assert scoring.activate(version)
