@@ -25,11 +25,13 @@ CSV_COLUMNS = (
     ["image_id", "external_id", "file_name", "tags", "model_mean"]
     + DISTRIBUTION_COLUMNS
     + ["uncertainty", "human_score", "human_score_variance", "comparison_count", "model_version"]
+    + ["caption", "metadata", "reference_mean"]
 )
 TAG_SEPARATOR = ";"  # what `import_images --tags` reads back
 
 # values_list positions
 _ID, _EXTERNAL_ID, _NAME, _MEAN, _DISTRIBUTION, _UNCERTAINTY, _HUMAN, _HUMAN_VARIANCE, _COUNT = range(9)
+_CAPTION, _METADATA, _REFERENCE = range(9, 12)
 
 
 def score_chunks(project: Project, model_version_id: int | None, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple]:
@@ -41,6 +43,8 @@ def score_chunks(project: Project, model_version_id: int | None, chunk_size: int
         images = Image.objects.filter(project=project, id__gt=last_id).annotate(
             human=FilteredRelation("human_score", condition=Q(human_score__image_id__gt=last_id)),
             counters=FilteredRelation("stats", condition=Q(stats__image_id__gt=last_id)),
+            reference=FilteredRelation("reference_rating", condition=Q(reference_rating__image_id__gt=last_id)),
+            metadata_text=Cast("metadata", output_field=TextField()),
         )
         fields = ["id", "external_id", "original_name"]
         if model_version_id is not None:
@@ -52,6 +56,7 @@ def score_chunks(project: Project, model_version_id: int | None, chunk_size: int
             )
             fields += ["score__mean", "distribution_text", "score__uncertainty"]
         fields += ["human__mean", "human__variance", "counters__comparison_count"]
+        fields += ["caption", "metadata_text", "reference__mean"]
         rows = list(images.order_by("id").values_list(*fields)[:chunk_size])
         if model_version_id is None:
             rows = [row[:3] + (None, None, None) + row[3:] for row in rows]
@@ -100,6 +105,7 @@ def iter_csv(project: Project, model_version_id: int | None) -> Iterator[str]:
                 row[_ID], row[_EXTERNAL_ID], row[_NAME], TAG_SEPARATOR.join(tags.get(row[_ID], ())), row[_MEAN],
                 *_distribution(row[_DISTRIBUTION]), row[_UNCERTAINTY], row[_HUMAN], row[_HUMAN_VARIANCE],
                 _count(row[_COUNT]), model_version_id if row[_MEAN] is not None else None,
+                row[_CAPTION], row[_METADATA], row[_REFERENCE],
             ]
             for row in rows
         )
@@ -126,8 +132,37 @@ def iter_jsonl(project: Project, model_version_id: int | None) -> Iterator[str]:
                         "human_score_variance": row[_HUMAN_VARIANCE],
                         "comparison_count": _count(row[_COUNT]),
                         "model_version": model_version_id if row[_MEAN] is not None else None,
+                        "caption": row[_CAPTION],
+                        "metadata": json.loads(row[_METADATA]) if row[_METADATA] else {},
+                        "reference_mean": row[_REFERENCE],
                     }
                 )
             )
         lines.append("")
         yield "\n".join(lines)
+
+
+def iter_parquet(project: Project, model_version_id: int | None) -> Iterator[bytes]:
+    """The scores as Parquet, one row group per chunk; the columns of the JSONL export."""
+    from labeling.api.streaming import Column, iter_parquet as parquet_of
+
+    columns = [
+        Column("image_id", "int"), Column("external_id"), Column("file_name"), Column("tags", "json"),
+        Column("model_mean", "float"), Column("distribution", "json"), Column("uncertainty", "float"),
+        Column("human_score", "float"), Column("human_score_variance", "float"), Column("comparison_count", "int"),
+        Column("model_version", "int"), Column("caption"), Column("metadata", "json"), Column("reference_mean", "float"),
+    ]
+
+    def chunks():
+        for rows, tags in score_chunks(project, model_version_id):
+            yield [
+                (
+                    row[_ID], row[_EXTERNAL_ID], row[_NAME], tags.get(row[_ID], []), row[_MEAN],
+                    json.loads(row[_DISTRIBUTION]) if row[_DISTRIBUTION] else None, row[_UNCERTAINTY], row[_HUMAN],
+                    row[_HUMAN_VARIANCE], _count(row[_COUNT]), model_version_id if row[_MEAN] is not None else None,
+                    row[_CAPTION], json.loads(row[_METADATA]) if row[_METADATA] else {}, row[_REFERENCE],
+                )
+                for row in rows
+            ]
+
+    return parquet_of(columns, chunks())

@@ -19,3 +19,14 @@ urlpatterns = [
     path("projects/<slug:slug>/scores/", views.ScoresExportView.as_view(), name="api-scores"),
     path("images/<int:image_id>/tags/", views.ImageTagsView.as_view(), name="api-image-tags"),
 ]
+
+# Streamed exports of the raw data (labeling/api/data_exports.py).
+from labeling.api import data_exports  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:slug>/export/comparisons/", data_exports.ComparisonsExportView.as_view(),
+         name="api-export-comparisons"),
+    path("projects/<slug:slug>/export/image-tags/", data_exports.ImageTagsExportView.as_view(),
+         name="api-export-image-tags"),
+    path("projects/<slug:slug>/export/raters/", data_exports.RatersExportView.as_view(), name="api-export-raters"),
+]

@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from labeling import access
 from labeling.api import serializers as s
-from labeling.api.export import iter_csv, iter_jsonl
+from labeling.api.export import iter_csv, iter_jsonl, iter_parquet
 from labeling.api.permissions import ProjectScopedMixin, image_role
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Membership, Tag
 from labeling.services import comparisons as comparison_service
@@ -522,8 +522,13 @@ class JSONLinesRenderer(_StreamRenderer):
     format = "jsonl"
 
 
+class ParquetRenderer(_StreamRenderer):
+    media_type = "application/vnd.apache.parquet"
+    format = "parquet"
+
+
 class ScoresExportView(ProjectScopedMixin, APIView):
-    renderer_classes = [CSVRenderer, JSONLinesRenderer, JSONRenderer]
+    renderer_classes = [CSVRenderer, JSONLinesRenderer, ParquetRenderer, JSONRenderer]
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -534,12 +539,13 @@ class ScoresExportView(ProjectScopedMixin, APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("format", str, enum=["csv", "jsonl"], description="csv (default) or jsonl."),
+            OpenApiParameter("format", str, enum=["csv", "jsonl", "parquet"], description="csv (default), jsonl or parquet."),
             OpenApiParameter("model_version", int, description="A model version id; default: the active one."),
         ],
         responses={
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="One row per image."),
             (200, "application/jsonl"): OpenApiResponse(OpenApiTypes.STR, description="One JSON object per image."),
+            (200, "application/vnd.apache.parquet"): OpenApiResponse(OpenApiTypes.BINARY, description="Parquet."),
             (400, "application/json"): s.ErrorSerializer,
             (401, "application/json"): s.ErrorSerializer,
             (403, "application/json"): s.ErrorSerializer,
@@ -554,8 +560,8 @@ class ScoresExportView(ProjectScopedMixin, APIView):
 
         self.require_export()
         output = request.query_params.get("format") or "csv"
-        if output not in ("csv", "jsonl"):
-            raise ValidationError({"format": ["csv or jsonl."]})
+        if output not in ("csv", "jsonl", "parquet"):
+            raise ValidationError({"format": ["csv, jsonl or parquet."]})
         raw_version = request.query_params.get("model_version")
         if raw_version:
             try:
@@ -572,9 +578,13 @@ class ScoresExportView(ProjectScopedMixin, APIView):
             )
         if output == "csv":
             response = StreamingHttpResponse(iter_csv(self.project, version_id), content_type="text/csv; charset=utf-8")
-        else:
+        elif output == "jsonl":
             response = StreamingHttpResponse(
                 iter_jsonl(self.project, version_id), content_type="application/jsonl; charset=utf-8"
+            )
+        else:
+            response = StreamingHttpResponse(
+                iter_parquet(self.project, version_id), content_type="application/vnd.apache.parquet"
             )
         name = f"{self.project.slug}-scores" + (f"-v{version_id}" if version_id else "")
         response["Content-Disposition"] = f'attachment; filename="{name}.{output}"'

@@ -35,3 +35,11 @@ urlpatterns += [
     path("images/<int:image_id>/explanation.png", analyses_api.ExplanationPngView.as_view(),
          name="api-image-explanation-png"),
 ]
+
+# Streamed export of the model versions and their metrics (modeling/api/version_exports.py).
+from modeling.api import version_exports  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:slug>/export/model-versions/", version_exports.ModelVersionsExportView.as_view(),
+         name="api-export-model-versions"),
+]
