@@ -31,3 +31,13 @@ urlpatterns = [
     path("projects/<slug:slug>/gold/", views.project_gold, name="project-gold"),
     path("signup/<str:token>/", views.signup, name="signup"),
 ]
+
+# Bulk import jobs (labeling/import_views.py).
+from labeling import import_views  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:slug>/imports/", import_views.project_imports, name="project-imports"),
+    path("projects/<slug:slug>/imports/<id:job_id>/", import_views.import_job_page, name="project-import-job"),
+    path("projects/<slug:slug>/imports/<id:job_id>/resume/", import_views.import_job_resume,
+         name="project-import-job-resume"),
+]

@@ -20,3 +20,10 @@ def send_after_commit(signature, what: str) -> None:
             log.warning("could not enqueue %s; the schedule will catch up", what, exc_info=True)
 
     transaction.on_commit(send)
+
+
+def send_import_job(job_id: int) -> None:
+    """Run a bulk import job (labeling.services.import_jobs) on the worker once the caller commits."""
+    from worker.import_tasks import run_import_job
+
+    send_after_commit(run_import_job.si(job_id), f"import job {job_id}")

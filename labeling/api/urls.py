@@ -30,3 +30,14 @@ urlpatterns += [
          name="api-export-image-tags"),
     path("projects/<slug:slug>/export/raters/", data_exports.RatersExportView.as_view(), name="api-export-raters"),
 ]
+
+# Bulk import jobs (labeling/api/import_jobs.py).
+from labeling.api import import_jobs as import_jobs_api  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:slug>/imports/", import_jobs_api.ImportJobListView.as_view(), name="api-import-jobs"),
+    path("projects/<slug:slug>/imports/<int:job_id>/", import_jobs_api.ImportJobDetailView.as_view(),
+         name="api-import-job"),
+    path("projects/<slug:slug>/imports/<int:job_id>/resume/", import_jobs_api.ImportJobResumeView.as_view(),
+         name="api-import-job-resume"),
+]
