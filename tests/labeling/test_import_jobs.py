@@ -177,16 +177,21 @@ def test_a_stopped_job_resumes_from_its_position_and_stores_nothing_twice(projec
         return result
 
     monkeypatch.setattr(import_jobs, "store_image", store_then_die)
+    monkeypatch.setattr(import_jobs, "BATCH_SIZE", 2)
     with pytest.raises(RuntimeError):
         import_jobs.run_job(job.pk)
     job.refresh_from_db()
-    assert (job.status, job.position, job.done) == ("failed", 3, 3) and "worker lost" in job.error
+    # The batch of 2.jpg and 3.jpg was rolled back whole: its image, issues and position.
+    assert (job.status, job.position, job.done) == ("failed", 2, 2) and "worker lost" in job.error
+    assert Image.objects.filter(project=project).count() == 2
     monkeypatch.setattr(import_jobs, "store_image", real_store)
     assert import_jobs.resume_job(job)
     job = run(job)
-    assert (job.status, job.position, job.done, job.skipped) == ("succeeded", 6, 5, 1)
+    assert (job.status, job.position, job.done, job.skipped) == ("succeeded", 6, 6, 0)
     assert Image.objects.filter(project=project).count() == 6  # every file once
     assert calls == ["0.jpg", "1.jpg", "2.jpg", "3.jpg"]
+    again = run(import_jobs.create_job(project, manager, archive=upload("six.zip", zip_of(files))))
+    assert (again.done, again.skipped) == (0, 6)  # the same files again: skipped by content
 
 
 @pytest.mark.django_db
