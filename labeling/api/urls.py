@@ -41,3 +41,11 @@ urlpatterns += [
     path("projects/<slug:slug>/imports/<int:job_id>/resume/", import_jobs_api.ImportJobResumeView.as_view(),
          name="api-import-job-resume"),
 ]
+
+# Import of judgments made elsewhere (labeling/api/judgment_imports.py).
+from labeling.api import judgment_imports  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:slug>/comparisons/import/", judgment_imports.JudgmentImportView.as_view(),
+         name="api-comparisons-import"),
+]
