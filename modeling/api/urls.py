@@ -43,3 +43,12 @@ urlpatterns += [
     path("projects/<slug:slug>/export/model-versions/", version_exports.ModelVersionsExportView.as_view(),
          name="api-export-model-versions"),
 ]
+
+# The image browser (modeling/api/image_browser.py).
+from modeling.api import image_browser as image_browser_api  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:slug>/images/browse/", image_browser_api.ImageBrowseView.as_view(), name="api-image-browse"),
+    path("projects/<slug:slug>/images/<int:image_id>/comparisons/", image_browser_api.ImageComparisonsView.as_view(),
+         name="api-image-comparisons"),
+]
