@@ -41,3 +41,13 @@ urlpatterns += [
     path("projects/<slug:slug>/imports/<id:job_id>/resume/", import_views.import_job_resume,
          name="project-import-job-resume"),
 ]
+
+# Vocabulary curation (labeling/vocabulary_views.py).
+from labeling import vocabulary_views  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:slug>/vocabulary/", vocabulary_views.vocabulary_page, name="project-vocabulary"),
+    path("projects/<slug:slug>/vocabulary/<id:tag_id>/rename/", vocabulary_views.tag_rename, name="project-tag-rename"),
+    path("projects/<slug:slug>/vocabulary/<id:tag_id>/merge/", vocabulary_views.tag_merge, name="project-tag-merge"),
+    path("projects/<slug:slug>/vocabulary/<id:tag_id>/delete/", vocabulary_views.tag_delete, name="project-tag-delete"),
+]

@@ -49,3 +49,14 @@ urlpatterns += [
     path("projects/<slug:slug>/comparisons/import/", judgment_imports.JudgmentImportView.as_view(),
          name="api-comparisons-import"),
 ]
+
+# Vocabulary curation (labeling/api/vocabulary.py).
+from labeling.api import vocabulary as vocabulary_api  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:slug>/vocabulary/", vocabulary_api.VocabularyCreateView.as_view(), name="api-vocabulary-create"),
+    path("projects/<slug:slug>/vocabulary/<int:tag_id>/", vocabulary_api.VocabularyTagView.as_view(),
+         name="api-vocabulary-tag"),
+    path("projects/<slug:slug>/vocabulary/<int:tag_id>/merge/", vocabulary_api.VocabularyMergeView.as_view(),
+         name="api-vocabulary-merge"),
+]
