@@ -51,3 +51,12 @@ urlpatterns += [
     path("projects/<slug:slug>/vocabulary/<id:tag_id>/merge/", vocabulary_views.tag_merge, name="project-tag-merge"),
     path("projects/<slug:slug>/vocabulary/<id:tag_id>/delete/", vocabulary_views.tag_delete, name="project-tag-delete"),
 ]
+
+# Webhooks (labeling/webhook_views.py).
+from labeling import webhook_views  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:slug>/webhooks/", webhook_views.webhooks_page, name="project-webhooks"),
+    path("projects/<slug:slug>/webhooks/<id:hook_id>/delete/", webhook_views.webhook_delete,
+         name="project-webhook-delete"),
+]

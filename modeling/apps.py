@@ -19,6 +19,12 @@ class ModelingConfig(AppConfig):
         if refresh_after_activation not in _registered:
             on_model_version_activated(refresh_after_activation)
             _registered.append(refresh_after_activation)
+        # Webhooks subscribed to model_version.activated (modeling/services/notifications.py).
+        from modeling.services.notifications import model_version_activated
+
+        if model_version_activated not in _registered:
+            on_model_version_activated(model_version_activated)
+            _registered.append(model_version_activated)
 
 
 def refresh_after_activation(version) -> None:

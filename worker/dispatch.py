@@ -27,3 +27,10 @@ def send_import_job(job_id: int) -> None:
     from worker.import_tasks import run_import_job
 
     send_after_commit(run_import_job.si(job_id), f"import job {job_id}")
+
+
+def send_webhook_delivery(delivery_id: int) -> None:
+    """POST a webhook delivery (labeling.services.webhooks) from the worker once the caller commits."""
+    from worker.webhook_tasks import deliver_webhook
+
+    send_after_commit(deliver_webhook.si(delivery_id), f"webhook delivery {delivery_id}")

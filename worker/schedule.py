@@ -14,3 +14,6 @@ BEAT_SCHEDULE.update({
 
 # Active selection (worker/selection_tasks.py): refill pair queues that are running low or stale.
 BEAT_SCHEDULE["selection-refill"] = {"task": "tagrank.selection.refill", "schedule": 30.0}
+
+# Webhooks (worker/webhook_tasks.py): announce projects that reached a webhook's number of judgments.
+BEAT_SCHEDULE["webhooks-judgment-targets"] = {"task": "tagrank.webhooks.check_targets", "schedule": 60.0}

@@ -60,3 +60,13 @@ urlpatterns += [
     path("projects/<slug:slug>/vocabulary/<int:tag_id>/merge/", vocabulary_api.VocabularyMergeView.as_view(),
          name="api-vocabulary-merge"),
 ]
+
+# Webhooks (labeling/api/webhooks.py).
+from labeling.api import webhooks as webhooks_api  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:slug>/webhooks/", webhooks_api.WebhookListView.as_view(), name="api-webhooks"),
+    path("projects/<slug:slug>/webhooks/<int:hook_id>/", webhooks_api.WebhookDetailView.as_view(), name="api-webhook"),
+    path("projects/<slug:slug>/webhooks/<int:hook_id>/deliveries/", webhooks_api.WebhookDeliveriesView.as_view(),
+         name="api-webhook-deliveries"),
+]

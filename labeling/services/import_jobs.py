@@ -433,7 +433,13 @@ def on_job_finished(callback: Callable[[ImportJob], None]) -> Callable:
 
 
 def finished(job_id: int) -> None:
+    from labeling.services import webhooks
+
     job = ImportJob.objects.select_related("project").get(pk=job_id)
+    try:
+        webhooks.import_finished(job)
+    except Exception:  # noqa: BLE001 (a notification must not fail the import)
+        logger.warning("import-finished webhook failed for job %s", job_id, exc_info=True)
     for callback in _on_finished:
         try:
             callback(job)
