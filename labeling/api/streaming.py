@@ -85,19 +85,37 @@ def iter_csv(columns: list[Column], chunks: Iterable[list[tuple]]) -> Iterator[s
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([column.name for column in columns])
     yield buffer.getvalue()
-    kinds = [column.kind for column in columns]
+    # csv writes None as "" and numbers and text as they are: only these columns need converting.
+    special = [(index, column.kind) for index, column in enumerate(columns) if column.kind in ("json", "time", "bool")]
+
+    def converted(row):
+        row = list(row)
+        for index, kind in special:
+            row[index] = _csv_cell(row[index], kind)
+        return row
+
     for chunk in chunks:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerows([_csv_cell(value, kind) for value, kind in zip(row, kinds)] for row in chunk)
+        writer.writerows(map(converted, chunk) if special else chunk)
         yield buffer.getvalue()
 
 
 def iter_jsonl(columns: list[Column], chunks: Iterable[list[tuple]]) -> Iterator[str]:
     """One JSON object per row; times as ISO 8601 text."""
     names = [column.name for column in columns]
+    times = [index for index, column in enumerate(columns) if column.kind == "time"]
+
+    def line(row):
+        if times:
+            row = list(row)
+            for index in times:
+                if row[index] is not None:
+                    row[index] = row[index].isoformat()
+        return _dumps(dict(zip(names, row)))
+
     for chunk in chunks:
-        yield "".join(_dumps(dict(zip(names, row))) + "\n" for row in chunk)
+        yield "\n".join(map(line, chunk)) + "\n" if chunk else ""
 
 
 def arrow_schema(columns: list[Column]):
