@@ -250,6 +250,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Pairwise image-quality ratings, tags, model scores and exports.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a "status": name the manager tools' enums rather than letting them collide.
+    "ENUM_NAME_OVERRIDES": {
+        "ImportJobStatusEnum": "labeling.models.ImportJob.Status",
+        "WebhookDeliveryStatusEnum": "labeling.models.WebhookDelivery.Status",
+    },
 }
 
 LOGGING = {

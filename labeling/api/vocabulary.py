@@ -18,7 +18,7 @@ ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer
           409: s.ErrorSerializer}
 
 
-class TagNameSerializer(serializers.Serializer):
+class VocabularyTagNameSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
 
 
@@ -52,11 +52,11 @@ class CurationMixin(ProjectScopedMixin):
 
 
 class VocabularyCreateView(CurationMixin, APIView):
-    @extend_schema(request=TagNameSerializer, responses={201: TagOut, **ERRORS}, tags=["vocabulary"])
+    @extend_schema(request=VocabularyTagNameSerializer, responses={201: TagOut, **ERRORS}, tags=["vocabulary"])
     def post(self, request, slug):
         """Add a tag to the vocabulary (e.g. before raters start, in a closed vocabulary)."""
         self.require_manager("curate the vocabulary")
-        form = TagNameSerializer(data=request.data)
+        form = VocabularyTagNameSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
             tag = vocabulary.create_tag(self.project, form.validated_data["name"])
@@ -66,11 +66,11 @@ class VocabularyCreateView(CurationMixin, APIView):
 
 
 class VocabularyTagView(CurationMixin, APIView):
-    @extend_schema(request=TagNameSerializer, responses={200: TagOut, **ERRORS}, tags=["vocabulary"])
+    @extend_schema(request=VocabularyTagNameSerializer, responses={200: TagOut, **ERRORS}, tags=["vocabulary"])
     def patch(self, request, slug, tag_id):
         """Rename a tag (on every image). A name already in use is refused with 409: merge instead."""
         tag = self.tag(tag_id)
-        form = TagNameSerializer(data=request.data)
+        form = VocabularyTagNameSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
             tag = vocabulary.rename_tag(tag, form.validated_data["name"])
