@@ -218,6 +218,9 @@ def _tar_entries(path: Path) -> Iterator[Entry]:
 def _folder_entries(root: Path) -> Iterator[Entry]:
     for path in iter_image_files(root):
         def read(path=path):
+            real = path.resolve()
+            if real != root and root not in real.parents:  # a symbolic link out of the import root
+                raise ValueError("the file lies outside the import root")
             if path.stat().st_size > max_bytes():
                 raise ValueError(f"the file is over the limit of {max_bytes():,} bytes")
             return path.read_bytes()
@@ -423,15 +426,6 @@ def _import_entry(project: Project, entry: Entry, new_ids: list[int]) -> tuple[s
     return "done", ""
 
 
-_on_finished: list[Callable[[ImportJob], None]] = []
-
-
-def on_job_finished(callback: Callable[[ImportJob], None]) -> Callable:
-    """Register ``callback(job)``, called when a job succeeds or fails (e.g. to send a webhook)."""
-    _on_finished.append(callback)
-    return callback
-
-
 def finished(job_id: int) -> None:
     from labeling.services import webhooks
 
@@ -440,11 +434,6 @@ def finished(job_id: int) -> None:
         webhooks.import_finished(job)
     except Exception:  # noqa: BLE001 (a notification must not fail the import)
         logger.warning("import-finished webhook failed for job %s", job_id, exc_info=True)
-    for callback in _on_finished:
-        try:
-            callback(job)
-        except Exception:  # noqa: BLE001 (a notification must not fail the import)
-            logger.warning("import-finished callback failed for job %s", job_id, exc_info=True)
 
 
 def progress(job: ImportJob) -> dict:

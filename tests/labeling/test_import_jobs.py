@@ -94,6 +94,8 @@ def test_folder_job_only_inside_the_import_root(project, manager, settings, tmp_
     for index in range(3):
         (root / "shoot" / "day1" / f"{index}.jpg").write_bytes(jpeg(10 + index))
     (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "private.jpg").write_bytes(jpeg(19))
+    (root / "shoot" / "day1" / "escape.jpg").symlink_to(tmp_path / "secret" / "private.jpg")
     settings.TAGRANK_IMPORT_ROOT = None
     with pytest.raises(import_jobs.ImportJobRefused, match="TAGRANK_IMPORT_ROOT"):
         import_jobs.create_job(project, manager, folder="shoot")
@@ -102,7 +104,8 @@ def test_folder_job_only_inside_the_import_root(project, manager, settings, tmp_
         with pytest.raises(import_jobs.ImportJobRefused):
             import_jobs.create_job(project, manager, folder=outside)
     job = run(import_jobs.create_job(project, manager, folder="shoot"))
-    assert (job.status, job.done, job.total) == ("succeeded", 3, 3)
+    assert (job.status, job.done, job.failed, job.total) == ("succeeded", 3, 1, 4)
+    assert "outside the import root" in job.issues.get(name="day1/escape.jpg").reason
     assert sorted(Image.objects.values_list("original_name", flat=True)) == [f"day1/{i}.jpg" for i in range(3)]
 
 
