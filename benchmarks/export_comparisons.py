@@ -9,9 +9,9 @@ and writes a scratch project with bulk SQL (``INSERT … SELECT generate_series`
 a judged lease and every fiftieth a gold judgment. Then, in this process, it reads each format's
 export to the end exactly as the API view streams it (``labeling.api.streaming`` writers over
 ``labeling.api.data_exports.comparison_chunks``), counting bytes, and reports rows/s, the time to the
-first chunk and the process's resident memory before and at its peak during the export (the peak is
-reset before each format through /proc/self/clear_refs). The scratch project is removed at the end
-unless ``--keep``.
+first chunk, this process's CPU seconds (not PostgreSQL's) and its resident memory before and at its
+peak during the export (the peak is reset before each format through /proc/self/clear_refs). The
+scratch project is removed at the end unless ``--keep``.
 """
 from __future__ import annotations
 
@@ -121,6 +121,7 @@ def export_once(project, output: str) -> dict:
 
     reset_peak()
     rss_before = memory_kib("VmRSS")
+    cpu_before = time.process_time()
     started = time.perf_counter()
     first_chunk = None
     size = 0
@@ -132,6 +133,7 @@ def export_once(project, output: str) -> dict:
     seconds = time.perf_counter() - started
     return {
         "format": output, "bytes": size, "seconds": round(seconds, 2), "first_chunk_s": round(first_chunk or 0, 3),
+        "process_cpu_s": round(time.process_time() - cpu_before, 2),  # this process only, not PostgreSQL's
         "rss_before_mib": round(rss_before / 1024), "peak_rss_mib": round(memory_kib("VmHWM") / 1024),
     }
 
