@@ -12,7 +12,6 @@ earlier job, or twice in one source) is skipped, never stored twice.
 from __future__ import annotations
 
 import logging
-import os
 import tarfile
 import uuid
 import zipfile

@@ -1,7 +1,6 @@
 """The Import page in Debian's Chromium (Playwright): upload an archive, watch the job run on the worker."""
 from __future__ import annotations
 
-import io
 import zipfile
 
 import pytest

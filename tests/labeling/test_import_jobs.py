@@ -9,10 +9,9 @@ import time
 import zipfile
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 
-from labeling.models import Image, ImportJob, ImportJobIssue
+from labeling.models import Image, ImportJob
 from labeling.services import import_jobs
 from labeling.services.imports import store_image
 from tests.conftest import make_image_bytes

@@ -8,7 +8,10 @@ from labeling.models import Comparison, ImageStats
 from modeling.models import ImageScore, ModelVersion
 from modeling.services import image_browser
 from modeling.services.image_browser import Filters, browse
-from tests.labeling.conftest import api, other_project, outsider  # noqa: F401 (fixtures)
+from tests.labeling import conftest as labeling_fixtures
+
+# The labelling API's client and other-project fixtures, reused here.
+api, other_project, outsider = labeling_fixtures.api, labeling_fixtures.other_project, labeling_fixtures.outsider
 
 API = "/api/v1/projects/test-project/images/browse/"
 
