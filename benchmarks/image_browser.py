@@ -31,6 +31,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=1_000_000)
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/tagrank_manager")
+    parser.add_argument("--only", help="run only the cases with this filter (e.g. tag) or sort (e.g. -score)")
     return parser.parse_args()
 
 
@@ -105,6 +106,8 @@ def main():
     cases = [{"sort": "newest"}, {"sort": "-score"}, {"sort": "score"}, {"sort": "-comparisons"},
              {"sort": "newest", "tag": "rare"}, {"sort": "-score", "score_min": 9.5},
              {"sort": "newest", "comparisons_min": 40, "metadata_key": "cfg", "metadata_value": "3"}]
+    if args.only:
+        cases = [case for case in cases if args.only in case or args.only in case.values()]
     try:
         for case in cases:
             for depth in (0, 20):

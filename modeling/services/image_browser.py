@@ -88,7 +88,9 @@ def browse(project: Project, filters: Filters) -> Page:
         n_comparisons=Coalesce(F("stats__comparison_count"), 0),
     )
     if filters.tag:
-        images = images.filter(Exists(ImageTag.objects.filter(image=OuterRef("pk"), tag__name=Tag.normalise(filters.tag))))
+        # By the tag's id, so that the check is one probe of the (image, tag) unique index per image.
+        tag_id = Tag.objects.filter(project=project, name=Tag.normalise(filters.tag)).values_list("pk", flat=True).first()
+        images = images.filter(Exists(ImageTag.objects.filter(image=OuterRef("pk"), tag_id=tag_id or 0)))
     if filters.score_min is not None:
         images = images.filter(score_mean__gte=filters.score_min)
     if filters.score_max is not None:
