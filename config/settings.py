@@ -232,6 +232,13 @@ TAGRANK_IMPORT = {
     "max_pixels": env_int("TAGRANK_MAX_IMAGE_PIXELS", 64_000_000),
     "thumbnail_size": 384,
 }
+# Bulk import jobs: server-side folders must lie under TAGRANK_IMPORT_ROOT (unset: no folder imports);
+# uploaded archives wait in TAGRANK_IMPORT_ARCHIVE_DIR; s3:// manifests use this endpoint (empty: AWS).
+TAGRANK_IMPORT_ROOT = os.environ.get("TAGRANK_IMPORT_ROOT") or None
+TAGRANK_IMPORT_ARCHIVE_DIR = Path(
+    os.environ.get("TAGRANK_IMPORT_ARCHIVE_DIR") or VAR_DIR / "import-archives"
+).resolve()
+TAGRANK_S3_ENDPOINT_URL = os.environ.get("TAGRANK_S3_ENDPOINT_URL") or None
 TAGRANK_LEASE_SECONDS = env_int("TAGRANK_LEASE_SECONDS", 300)
 TAGRANK_UNDO_SECONDS = env_int("TAGRANK_UNDO_SECONDS", 60)
 # The model loop (see docs/architecture.md): batch sizes, and when a silent run or rescore counts as lost.
@@ -301,6 +308,11 @@ SPECTACULAR_SETTINGS = {
         "labeling.api.token_auth.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # Several models have a "status": name the manager tools' enums rather than letting them collide.
+    "ENUM_NAME_OVERRIDES": {
+        "ImportJobStatusEnum": "labeling.models.ImportJob.Status",
+        "WebhookDeliveryStatusEnum": "labeling.models.WebhookDelivery.Status",
+    },
 }
 
 LOGGING = {

@@ -484,6 +484,8 @@ class Heartbeat(models.Model):
 
     def __str__(self):
         return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
 # Deactivation revokes API tokens, whichever way it happens (manager page, admin, shell).
 @receiver(post_save, sender=Membership, dispatch_uid="revoke_tokens_of_deactivated_member")
 def _revoke_tokens_of_deactivated_member(sender, instance: Membership, raw: bool = False, **kwargs):
@@ -499,3 +501,139 @@ def _revoke_tokens_of_deactivated_user(sender, instance, raw: bool = False, **kw
         from labeling.services.api_tokens import revoke_tokens
 
         revoke_tokens(instance)
+
+
+# --- Import jobs ---------------------------------------------------------------------------------
+# Added with bulk import (labeling/services/import_jobs.py): one job per archive, folder or manifest,
+# run on the worker, resumable from ``position``.
+
+
+class ImportJob(models.Model):
+    """A bulk import of images run on the worker, with its progress.
+
+    Entries (archive members, files in a folder, manifest lines) are taken in a fixed order, and
+    ``position`` counts those finished: a job that stopped (worker lost, redelivered message, a
+    manager's "resume") starts again from there. Storing is idempotent on the content hash, so an
+    entry done twice is stored once.
+    """
+
+    class Source(models.TextChoices):
+        ARCHIVE = "archive", "Uploaded archive (zip or tar)"
+        FOLDER = "folder", "Folder on the server"
+        MANIFEST = "manifest", "Manifest of URLs or S3 keys"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    source_kind = models.CharField(max_length=10, choices=Source.choices)
+    source = models.CharField(max_length=1000, help_text="The archive's name, the folder, or the manifest's name.")
+    archive_path = models.CharField(max_length=1000, blank=True, help_text="Where the uploaded archive is kept.")
+    manifest = models.TextField(blank=True, help_text="One URL or s3://bucket/key per line.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    total = models.PositiveIntegerField(null=True, blank=True, help_text="Entries in the source, once counted.")
+    position = models.PositiveIntegerField(default=0, help_text="Entries finished, in the source's order.")
+    done = models.PositiveIntegerField(default=0, help_text="Images stored.")
+    skipped = models.PositiveIntegerField(default=0, help_text="Entries already in the project (same content).")
+    failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, help_text="Why the whole job stopped, if it did.")
+    claim = models.CharField(max_length=64, blank=True, help_text="The run that owns the job now.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"import {self.pk} into {self.project} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+
+class ImportJobIssue(models.Model):
+    """An entry of an import job that was skipped or failed, with the reason."""
+
+    class Kind(models.TextChoices):
+        SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="issues")
+    position = models.PositiveIntegerField(help_text="The entry's place in the source (0-based).")
+    name = models.CharField(max_length=1000)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.UniqueConstraint(fields=["job", "position"], name="importjobissue_unique_position")]
+
+    def __str__(self):
+        return f"{self.name}: {self.kind} ({self.reason})"
+
+
+# --- Webhooks ------------------------------------------------------------------------------------
+# Added with webhooks (labeling/services/webhooks.py): managers register URLs per project; every event
+# becomes one delivery per subscribed webhook, posted by the worker with retries and an HMAC signature.
+
+
+class Webhook(models.Model):
+    class Event(models.TextChoices):
+        MODEL_VERSION_ACTIVATED = "model_version.activated", "A model version was activated"
+        TRAINING_FAILED = "training.failed", "A training run failed"
+        JUDGMENTS_TARGET_REACHED = "judgments.target_reached", "The project reached a number of judgments"
+        IMPORT_FINISHED = "import.finished", "An import job finished"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=1000)
+    secret = models.CharField(max_length=64, editable=False, help_text="Key of the X-Tagrank-Signature HMAC.")
+    events = models.JSONField(default=list, help_text="Event names this webhook receives.")
+    target_judgments = models.PositiveIntegerField(
+        null=True, blank=True, help_text="For judgments.target_reached: the number of judgments to wait for."
+    )
+    target_reached_at = models.DateTimeField(null=True, blank=True, help_text="When the target was announced.")
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"webhook {self.pk} of {self.project}: {self.url}"
+
+
+class WebhookDelivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (retries used up)"
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=40)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["webhook", "-id"], name="webhookdelivery_recent")]
+
+    def __str__(self):
+        return f"{self.event} → {self.webhook_id} ({self.status})"

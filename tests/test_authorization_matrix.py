@@ -119,6 +119,34 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "api-metadata-summary": read(MANAGERS),
     "api-image-explanation": read(MANAGERS),
     "api-image-explanation-png": read(MANAGERS),
+    # The manager's tools: exports, import jobs, judgment import, vocabulary, webhooks, the image browser
+    "api-export-comparisons": read(MANAGERS),
+    "api-export-image-tags": read(MANAGERS),
+    "api-export-raters": read(MANAGERS),
+    "api-export-model-versions": read(MANAGERS),
+    "api-import-jobs": {**read(MANAGERS), "POST": MANAGERS},
+    "api-import-job": read(MANAGERS),
+    "api-import-job-resume": {"POST": MANAGERS},
+    "api-comparisons-import": {"POST": MANAGERS},
+    "api-vocabulary-create": {"POST": MANAGERS},
+    "api-vocabulary-tag": {"PATCH": MANAGERS, "DELETE": MANAGERS},
+    "api-vocabulary-merge": {"POST": MANAGERS},
+    "api-webhooks": {**read(MANAGERS), "POST": MANAGERS},
+    "api-webhook": {"DELETE": MANAGERS},
+    "api-webhook-deliveries": read(MANAGERS),
+    "api-image-browse": read(MANAGERS),
+    "api-image-comparisons": read(MANAGERS),
+    "project-image-browser": read(MANAGERS),
+    "project-browser-image": read(MANAGERS),
+    "project-imports": {**read(MANAGERS), "POST": MANAGERS},
+    "project-import-job": read(MANAGERS),
+    "project-import-job-resume": {"POST": MANAGERS},
+    "project-vocabulary": {**read(MANAGERS), "POST": MANAGERS},
+    "project-tag-rename": {"POST": MANAGERS},
+    "project-tag-merge": {"POST": MANAGERS},
+    "project-tag-delete": {**read(MANAGERS), "POST": MANAGERS},  # GET: the confirmation page
+    "project-webhooks": {**read(MANAGERS), "POST": MANAGERS},
+    "project-webhook-delete": {"POST": MANAGERS},
     # Media: one entry per kind of file (see MEDIA_FILES)
     "media": {},
 }
@@ -197,14 +225,21 @@ def world(db, settings, image_bytes):
     default_storage.save(explanation, ContentFile(json.dumps(stored).encode()))
     run = TrainingRun.objects.create(project=project)
     invite = create_invite(project, users[MANAGER], max_uses=100)
+    from labeling.models import ImportJob, Tag, Webhook
+
+    job = ImportJob.objects.create(project=project, source_kind="folder", source="photos", created_by=users[MANAGER])
+    hook = Webhook.objects.create(project=project, url="http://127.0.0.1:9/hook", secret="s", events=["import.finished"])
+    tag = Tag.objects.get(project=project, name="sky")
     tokens = {name: Token.objects.create(user=user).key for name, user in users.items() if user is not None}
     kwargs = {
         "slug": project.slug, "image_id": images[0].pk, "version_id": version.pk, "run_id": run.pk,
         "membership_id": Membership.objects.get(user=users[RATER]).pk, "invite_id": invite.pk,
         "user_id": users[RATER].pk, "table": "raters", "field": "seed", "token": invite.token,
+        "job_id": job.pk, "hook_id": hook.pk, "tag_id": tag.pk,
     }
     missing = {**kwargs, "slug": "no-such-project", "image_id": 999999999, "version_id": 999999999,
-               "run_id": 999999999, "membership_id": 999999999, "invite_id": 999999999, "user_id": 999999999}
+               "run_id": 999999999, "membership_id": 999999999, "invite_id": 999999999, "user_id": 999999999,
+               "job_id": 999999999, "hook_id": 999999999, "tag_id": 999999999}
     media = {  # path -> callers who may read it
         images[0].file.name: MEMBERS,
         images[0].thumbnail.name: MEMBERS,

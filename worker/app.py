@@ -26,7 +26,8 @@ app.conf.broker_connection_retry_on_startup = True
 app.conf.result_expires = 24 * 3600
 
 # Task modules: one per area, so that each stays small. Each task is a thin wrapper over a service.
-app.conf.include = ["worker.tasks", "worker.metrics_tasks", "worker.selection_tasks", "worker.health_tasks"]
+app.conf.include = ["worker.tasks", "worker.metrics_tasks", "worker.selection_tasks", "worker.health_tasks",
+                    "worker.import_tasks", "worker.webhook_tasks"]
 # Beat touches TAGRANK_BEAT_HEARTBEAT_FILE on every loop (its health check in docker-compose.yml).
 app.conf.beat_scheduler = "worker.beat:HeartbeatScheduler"
 

@@ -119,3 +119,13 @@ def send_claimed_pair_refill(project_id: int) -> None:
     (modeling.services.pair_selection.claim_refill), which the task clears when it ends."""
     send_after_commit(task("tagrank.selection.refill", project_id, claimed=True),
                       f"a due pair refill for project {project_id}")
+
+
+def send_import_job(job_id: int) -> None:
+    """Run a bulk import job (labeling.services.import_jobs) on the worker once the caller commits."""
+    send_after_commit(task("tagrank.imports.run", job_id), f"import job {job_id}")
+
+
+def send_webhook_delivery(delivery_id: int) -> None:
+    """POST a webhook delivery (labeling.services.webhooks) from the worker once the caller commits."""
+    send_after_commit(task("tagrank.webhooks.deliver", delivery_id), f"webhook delivery {delivery_id}")

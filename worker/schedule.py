@@ -12,4 +12,6 @@ BEAT_SCHEDULE: dict[str, dict] = {
     "selection-refill": {"task": "tagrank.selection.refill", "schedule": 30.0},
     # Health (worker/health_tasks.py): a tick whose age /healthz/ reports; an old one is dropped, not run late.
     "health-beat-tick": {"task": "tagrank.health.beat_tick", "schedule": 30.0, "options": {"expires": 60}},
+    # Webhooks (worker/webhook_tasks.py): announce projects that reached a webhook's number of judgments.
+    "webhooks-judgment-targets": {"task": "tagrank.webhooks.check_targets", "schedule": 60.0},
 }

@@ -26,6 +26,7 @@ from labeling.services import api_tokens
 from labeling.services import comparisons as comparison_service
 from labeling.services import pairs as pair_service
 from labeling.services import tags as tag_service
+from labeling.services import vocabulary as vocabulary_service
 from labeling.services.imports import RejectedImage, import_uploaded_file
 from worker import dispatch
 
@@ -42,6 +43,7 @@ REFUSAL_STATUS = {
     comparison_service.UndoRefused: 409,
     tag_service.TagNotOnImage: 404,
     tag_service.TagNotYours: 403,
+    vocabulary_service.TagExists: 409,
 }
 
 

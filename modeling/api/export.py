@@ -26,6 +26,8 @@ from rest_framework.views import APIView
 from labeling import spreadsheet_safety
 from labeling.api.permissions import ProjectScopedMixin
 from labeling.api.serializers import MAX_ID, ErrorSerializer
+from labeling.api.streaming import Column
+from labeling.api.streaming import iter_parquet as parquet_rows
 from labeling.models import SCORE_BINS, Image, ImageTag, Project
 from modeling.models import ModelVersion
 
@@ -36,11 +38,13 @@ CSV_COLUMNS = (
     ["image_id", "external_id", "file_name", "tags", "model_mean"]
     + DISTRIBUTION_COLUMNS
     + ["uncertainty", "human_score", "human_score_variance", "comparison_count", "model_version"]
+    + ["caption", "metadata", "reference_mean"]
 )
 TAG_SEPARATOR = ";"  # what `import_images --tags` reads back
 
 # values_list positions
 _ID, _EXTERNAL_ID, _NAME, _MEAN, _DISTRIBUTION, _UNCERTAINTY, _HUMAN, _HUMAN_VARIANCE, _COUNT = range(9)
+_CAPTION, _METADATA, _REFERENCE = range(9, 12)
 
 
 def score_chunks(project: Project, model_version_id: int | None, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple]:
@@ -52,6 +56,8 @@ def score_chunks(project: Project, model_version_id: int | None, chunk_size: int
         images = Image.objects.filter(project=project, id__gt=last_id).annotate(
             human=FilteredRelation("human_score", condition=Q(human_score__image_id__gt=last_id)),
             counters=FilteredRelation("stats", condition=Q(stats__image_id__gt=last_id)),
+            reference=FilteredRelation("reference_rating", condition=Q(reference_rating__image_id__gt=last_id)),
+            metadata_text=Cast("metadata", output_field=TextField()),
         )
         fields = ["id", "external_id", "original_name"]
         if model_version_id is not None:
@@ -63,6 +69,7 @@ def score_chunks(project: Project, model_version_id: int | None, chunk_size: int
             )
             fields += ["score__mean", "distribution_text", "score__uncertainty"]
         fields += ["human__mean", "human__variance", "counters__comparison_count"]
+        fields += ["caption", "metadata_text", "reference__mean"]
         rows = list(images.order_by("id").values_list(*fields)[:chunk_size])
         if model_version_id is None:
             rows = [row[:3] + (None, None, None) + row[3:] for row in rows]
@@ -111,6 +118,7 @@ def iter_csv(project: Project, model_version_id: int | None) -> Iterator[str]:
                 row[_ID], row[_EXTERNAL_ID], row[_NAME], TAG_SEPARATOR.join(tags.get(row[_ID], ())), row[_MEAN],
                 *_distribution(row[_DISTRIBUTION]), row[_UNCERTAINTY], row[_HUMAN], row[_HUMAN_VARIANCE],
                 _count(row[_COUNT]), model_version_id if row[_MEAN] is not None else None,
+                row[_CAPTION], row[_METADATA], row[_REFERENCE],
             ]
             for row in rows
         )
@@ -137,11 +145,38 @@ def iter_jsonl(project: Project, model_version_id: int | None) -> Iterator[str]:
                         "human_score_variance": row[_HUMAN_VARIANCE],
                         "comparison_count": _count(row[_COUNT]),
                         "model_version": model_version_id if row[_MEAN] is not None else None,
+                        "caption": row[_CAPTION],
+                        "metadata": json.loads(row[_METADATA]) if row[_METADATA] else {},
+                        "reference_mean": row[_REFERENCE],
                     }
                 )
             )
         lines.append("")
         yield "\n".join(lines)
+
+
+def iter_parquet(project: Project, model_version_id: int | None) -> Iterator[bytes]:
+    """The scores as Parquet, one row group per chunk; the columns of the JSONL export."""
+    columns = [
+        Column("image_id", "int"), Column("external_id"), Column("file_name"), Column("tags", "json"),
+        Column("model_mean", "float"), Column("distribution", "json"), Column("uncertainty", "float"),
+        Column("human_score", "float"), Column("human_score_variance", "float"), Column("comparison_count", "int"),
+        Column("model_version", "int"), Column("caption"), Column("metadata", "json"), Column("reference_mean", "float"),
+    ]
+
+    def chunks():
+        for rows, tags in score_chunks(project, model_version_id):
+            yield [
+                (
+                    row[_ID], row[_EXTERNAL_ID], row[_NAME], tags.get(row[_ID], []), row[_MEAN],
+                    json.loads(row[_DISTRIBUTION]) if row[_DISTRIBUTION] else None, row[_UNCERTAINTY], row[_HUMAN],
+                    row[_HUMAN_VARIANCE], _count(row[_COUNT]), model_version_id if row[_MEAN] is not None else None,
+                    row[_CAPTION], json.loads(row[_METADATA]) if row[_METADATA] else {}, row[_REFERENCE],
+                )
+                for row in rows
+            ]
+
+    return parquet_rows(columns, chunks())
 
 
 # --- Files, for the purge command (modeling/management/commands/purge_project.py) -------------------
@@ -208,8 +243,13 @@ class JSONLinesRenderer(_StreamRenderer):
     format = "jsonl"
 
 
+class ParquetRenderer(_StreamRenderer):
+    media_type = "application/vnd.apache.parquet"
+    format = "parquet"
+
+
 class ScoresExportView(ProjectScopedMixin, APIView):
-    renderer_classes = [CSVRenderer, JSONLinesRenderer, JSONRenderer]
+    renderer_classes = [CSVRenderer, JSONLinesRenderer, ParquetRenderer, JSONRenderer]
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -220,12 +260,13 @@ class ScoresExportView(ProjectScopedMixin, APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("format", str, enum=["csv", "jsonl"], description="csv (default) or jsonl."),
+            OpenApiParameter("format", str, enum=["csv", "jsonl", "parquet"], description="csv (default), jsonl or parquet."),
             OpenApiParameter("model_version", int, description="A model version id; default: the active one."),
         ],
         responses={
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="One row per image."),
             (200, "application/jsonl"): OpenApiResponse(OpenApiTypes.STR, description="One JSON object per image."),
+            (200, "application/vnd.apache.parquet"): OpenApiResponse(OpenApiTypes.BINARY, description="Parquet."),
             (400, "application/json"): ErrorSerializer,
             (401, "application/json"): ErrorSerializer,
             (403, "application/json"): ErrorSerializer,
@@ -238,8 +279,8 @@ class ScoresExportView(ProjectScopedMixin, APIView):
         count, streamed. Uses the project's active model version unless ``model_version`` is given."""
         self.require_export()
         output = request.query_params.get("format") or "csv"
-        if output not in ("csv", "jsonl"):
-            raise ValidationError({"format": ["csv or jsonl."]})
+        if output not in ("csv", "jsonl", "parquet"):
+            raise ValidationError({"format": ["csv, jsonl or parquet."]})
         raw_version = request.query_params.get("model_version")
         if raw_version:
             try:
@@ -256,9 +297,13 @@ class ScoresExportView(ProjectScopedMixin, APIView):
             )
         if output == "csv":
             response = StreamingHttpResponse(iter_csv(self.project, version_id), content_type="text/csv; charset=utf-8")
-        else:
+        elif output == "jsonl":
             response = StreamingHttpResponse(
                 iter_jsonl(self.project, version_id), content_type="application/jsonl; charset=utf-8"
+            )
+        else:
+            response = StreamingHttpResponse(
+                iter_parquet(self.project, version_id), content_type="application/vnd.apache.parquet"
             )
         name = f"{self.project.slug}-scores" + (f"-v{version_id}" if version_id else "")
         response["Content-Disposition"] = f'attachment; filename="{name}.{output}"'

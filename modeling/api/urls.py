@@ -2,6 +2,8 @@
 from django.urls import path
 
 from modeling.api import agreement, analyses, export, views
+from modeling.api import version_exports
+from modeling.api import image_browser as image_browser_api
 
 urlpatterns = [
     path("projects/<slug:slug>/model-versions/", views.ModelVersionListView.as_view(), name="api-model-versions"),
@@ -27,4 +29,17 @@ urlpatterns = [
     path("images/<int:image_id>/explanation/", analyses.ExplanationView.as_view(), name="api-image-explanation"),
     path("images/<int:image_id>/explanation.png", analyses.ExplanationPngView.as_view(),
          name="api-image-explanation-png"),
+]
+
+# Streamed export of the model versions and their metrics (modeling/api/version_exports.py).
+urlpatterns += [
+    path("projects/<slug:slug>/export/model-versions/", version_exports.ModelVersionsExportView.as_view(),
+         name="api-export-model-versions"),
+]
+
+# The image browser (modeling/api/image_browser.py).
+urlpatterns += [
+    path("projects/<slug:slug>/images/browse/", image_browser_api.ImageBrowseView.as_view(), name="api-image-browse"),
+    path("projects/<slug:slug>/images/<int:image_id>/comparisons/", image_browser_api.ImageComparisonsView.as_view(),
+         name="api-image-comparisons"),
 ]

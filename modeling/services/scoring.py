@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from labeling.models import Image, Project
 from modeling.models import ImageFeatures, ImageScore, ModelVersion, Promotion
+from modeling.services import notifications
 from worker import dispatch
 
 logger = logging.getLogger(__name__)
@@ -203,6 +204,7 @@ def activate(version: ModelVersion) -> bool:
         Promotion.objects.filter(to_version=locked, completed_at__isnull=True).update(completed_at=now)
         locked.refresh_from_db()
         dispatch.send_activation_refresh(locked.project_id)
+        notifications.model_version_activated(locked)  # webhooks, delivered after commit
     logger.info("model version %s is now active for project %s", version.pk, version.project_id)
     return True
 

@@ -28,7 +28,7 @@ from django.utils import timezone
 from labeling.models import Image, Project
 from modeling.ml.json_values import plain_json
 from modeling.models import ModelVersion, Promotion, TrainingRun
-from modeling.services import datasets, feature_extraction, promotion, scoring
+from modeling.services import datasets, feature_extraction, notifications, promotion, scoring
 from worker import dispatch
 
 logger = logging.getLogger(__name__)
@@ -158,6 +158,7 @@ def fail_dead_runs(project: Project | None = None) -> list[int]:
         if updated:
             logger.warning("training run %s of project %s marked failed: worker lost", run.pk, run.project_id)
             failed.append(run.pk)
+            notifications.training_failed(run.pk)
     return failed
 
 
@@ -253,10 +254,11 @@ class RunReporter:
 
     def fail(self, kind: str, error: str) -> None:
         self.lines.append(f"FAILED: {error.strip().splitlines()[-1] if error.strip() else kind}")
-        self._mine().update(
+        if self._mine().update(
             status=TrainingRun.Status.FAILED, failure_kind=kind, error=error[-LOG_LIMIT:],
             finished_at=timezone.now(), log="\n".join(self.lines)[-LOG_LIMIT:], stage="failed",
-        )
+        ):
+            notifications.training_failed(self.run.pk)
 
 
 def execute_run(run_id: int, task_id: str = "") -> dict:

@@ -178,13 +178,13 @@ def test_tags_model_beats_image_only_baseline_on_held_out_srcc(tagged_task):
 
 def test_benchmark_uses_the_platform_training_defaults():
     from benchmarks.quality_stats import PLATFORM_TRAIN_DEFAULTS
-    from modeling.services import training
+    from modeling.services import training_runs
 
-    assert PLATFORM_TRAIN_DEFAULTS == training.PLATFORM_TRAIN_DEFAULTS
+    assert PLATFORM_TRAIN_DEFAULTS == training_runs.PLATFORM_TRAIN_DEFAULTS
 
 
 def test_settings_default_and_encoder_id_without_loading(settings):
-    from modeling.services import features
+    from modeling.services import feature_extraction as features
 
     settings.TAGRANK_ENCODER = "quality-stats"
     assert features.encoder_id_for() == QUALITY_STATS_ID == features.current_encoder().encoder_id

@@ -1,0 +1,121 @@
+"""API of vocabulary curation (managers): create, rename, merge and delete tags."""
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.api import serializers as s
+from labeling.api.permissions import ProjectScopedMixin
+from labeling.api.views import refused
+from labeling.models import Tag
+from labeling.services import vocabulary
+from labeling.services.tags import TagRefused
+
+ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer,
+          409: s.ErrorSerializer}
+
+
+class VocabularyTagNameSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+
+
+class MergeSerializer(serializers.Serializer):
+    tags = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=s.MAX_ID), min_length=1,
+                                 max_length=1000, help_text="Ids of the tags to merge into this one.")
+
+
+TagOut = inline_serializer("CuratedTag", {
+    "id": serializers.IntegerField(), "name": serializers.CharField(), "image_count": serializers.IntegerField(),
+})
+
+
+def tag_payload(tag: Tag) -> dict:
+    return {"id": tag.pk, "name": tag.name, "image_count": tag.image_tags.count()}
+
+
+
+class CurationMixin(ProjectScopedMixin):
+    parser_classes = [JSONParser, FormParser]
+
+    def tag(self, tag_id: int) -> Tag:
+        self.require_manager("curate the vocabulary")
+        tag = Tag.objects.filter(project=self.project, pk=tag_id).first() if tag_id <= s.MAX_ID else None
+        if tag is None:
+            raise NotFound("No such tag in this project.")
+        return tag
+
+
+class VocabularyCreateView(CurationMixin, APIView):
+    @extend_schema(request=VocabularyTagNameSerializer, responses={201: TagOut, **ERRORS}, tags=["vocabulary"])
+    def post(self, request, slug):
+        """Add a tag to the vocabulary (e.g. before raters start, in a closed vocabulary)."""
+        self.require_manager("curate the vocabulary")
+        form = VocabularyTagNameSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            tag = vocabulary.create_tag(self.project, form.validated_data["name"])
+        except TagRefused as exc:
+            return refused(exc)
+        return Response(tag_payload(tag), status=201)
+
+
+class VocabularyTagView(CurationMixin, APIView):
+    @extend_schema(request=VocabularyTagNameSerializer, responses={200: TagOut, **ERRORS}, tags=["vocabulary"])
+    def patch(self, request, slug, tag_id):
+        """Rename a tag (on every image). A name already in use is refused with 409: merge instead."""
+        tag = self.tag(tag_id)
+        form = VocabularyTagNameSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            tag = vocabulary.rename_tag(tag, form.validated_data["name"])
+        except TagRefused as exc:
+            return refused(exc)
+        return Response(tag_payload(tag))
+
+    @extend_schema(
+        parameters=[OpenApiParameter("confirm", str, required=True, description="The tag's name, to confirm.")],
+        responses={200: inline_serializer("DeletedTag", {"deleted": serializers.CharField(),
+                                                         "removed_from_images": serializers.IntegerField()}),
+                   **ERRORS},
+        tags=["vocabulary"],
+    )
+    def delete(self, request, slug, tag_id):
+        """Delete a tag from the vocabulary and from every image; ``?confirm=`` must repeat its name."""
+        tag = self.tag(tag_id)
+        name = tag.name
+        try:
+            removed = vocabulary.delete_tag(tag, request.query_params.get("confirm", ""))
+        except TagRefused as exc:
+            return refused(exc)
+        return Response({"deleted": name, "removed_from_images": removed})
+
+
+class VocabularyMergeView(CurationMixin, APIView):
+    @extend_schema(
+        request=MergeSerializer,
+        responses={200: inline_serializer("MergeResult", {
+            "tag": TagOut, "moved": serializers.IntegerField(), "already_there": serializers.IntegerField(),
+            "merged_tags": serializers.ListField(child=serializers.CharField()),
+        }), **ERRORS},
+        tags=["vocabulary"],
+    )
+    def post(self, request, slug, tag_id):
+        """Merge other tags into this one: their image tags move here and they are deleted."""
+        target = self.tag(tag_id)
+        form = MergeSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        sources = list(Tag.objects.filter(project=self.project, pk__in=form.validated_data["tags"]))
+        missing = set(form.validated_data["tags"]) - {tag.pk for tag in sources}
+        if missing:
+            raise NotFound(f"No tag {sorted(missing)[0]} in this project.")
+        try:
+            report = vocabulary.merge_tags(target, sources)
+        except TagRefused as exc:
+            return refused(exc)
+        return Response({"tag": tag_payload(target), "moved": report.moved, "already_there": report.already_there,
+                         "merged_tags": report.merged_tags})
+

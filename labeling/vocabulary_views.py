@@ -1,0 +1,97 @@
+"""The Vocabulary page of a project (managers): create, rename, merge and delete tags.
+
+Deleting asks for confirmation on a page of its own (type the tag's name); the work is in
+``labeling.services.vocabulary``.
+"""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST, require_http_methods
+
+from labeling.views import managed_project
+from labeling.models import Tag
+from labeling.services import vocabulary
+from labeling.services.tags import TagRefused
+
+SHOWN = 500
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def vocabulary_page(request, slug):
+    project = managed_project(request, slug)
+    if request.method == "POST":
+        try:
+            tag = vocabulary.create_tag(project, request.POST.get("name", ""))
+            messages.success(request, f"Added “{tag.name}”.")
+        except TagRefused as exc:
+            messages.error(request, exc.message)
+        return redirect("project-vocabulary", slug=project.slug)
+    query = request.GET.get("q", "").strip()
+    tags = Tag.objects.filter(project=project).annotate(image_count=Count("image_tags")).order_by("name")
+    if query:
+        tags = tags.filter(name__contains=Tag.normalise(query))
+    tags = list(tags[: SHOWN + 1])
+    return render(request, "labeling/project_vocabulary.html", {
+        "project": project, "tags": tags[:SHOWN], "more": len(tags) > SHOWN, "q": query,
+    })
+
+
+def _tag(project, tag_id) -> Tag:
+    return get_object_or_404(Tag, project=project, pk=tag_id)
+
+
+@login_required
+@require_POST
+def tag_rename(request, slug, tag_id):
+    project = managed_project(request, slug)
+    tag = _tag(project, tag_id)
+    old = tag.name
+    try:
+        vocabulary.rename_tag(tag, request.POST.get("name", ""))
+        messages.success(request, f"Renamed “{old}” to “{tag.name}”.")
+    except TagRefused as exc:
+        messages.error(request, exc.message)
+    return redirect("project-vocabulary", slug=project.slug)
+
+
+@login_required
+@require_POST
+def tag_merge(request, slug, tag_id):
+    """Merge this tag into the tag named in ``into``."""
+    project = managed_project(request, slug)
+    source = _tag(project, tag_id)
+    target = Tag.objects.filter(project=project, name=Tag.normalise(request.POST.get("into", ""))).first()
+    if target is None:
+        messages.error(request, "Choose an existing tag to merge into.")
+    else:
+        try:
+            report = vocabulary.merge_tags(target, [source])
+            messages.success(request, f"Merged “{source.name}” into “{target.name}”: {report.moved} image tag(s) "
+                                      f"moved, {report.already_there} already had it.")
+        except TagRefused as exc:
+            messages.error(request, exc.message)
+    return redirect("project-vocabulary", slug=project.slug)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def tag_delete(request, slug, tag_id):
+    """GET asks for confirmation (type the name); POST deletes."""
+    project = managed_project(request, slug)
+    tag = _tag(project, tag_id)
+    if request.method == "POST":
+        name = tag.name
+        try:
+            removed = vocabulary.delete_tag(tag, request.POST.get("confirm", ""))
+        except TagRefused as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Deleted “{name}” and removed it from {removed} image(s).")
+            return redirect("project-vocabulary", slug=project.slug)
+    return render(request, "labeling/tag_delete.html", {
+        "project": project, "tag": tag, "image_count": tag.image_tags.count(),
+    })

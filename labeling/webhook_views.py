@@ -1,0 +1,53 @@
+"""The Webhooks page of a project (managers): register URLs for events and read the delivery log."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST, require_http_methods
+
+from labeling.views import managed_project
+from labeling.models import Webhook, WebhookDelivery
+from labeling.services import webhooks
+
+LOG_LENGTH = 50
+
+
+class WebhookForm(forms.Form):
+    url = forms.URLField(max_length=1000, label="URL", assume_scheme="https")
+    events = forms.MultipleChoiceField(choices=Webhook.Event.choices, widget=forms.CheckboxSelectMultiple)
+    target_judgments = forms.IntegerField(required=False, min_value=1, label="Target number of judgments")
+
+    def clean(self):
+        data = super().clean()
+        if Webhook.Event.JUDGMENTS_TARGET_REACHED in data.get("events", []) and not data.get("target_judgments"):
+            self.add_error("target_judgments", "Needed for the target event.")
+        return data
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def webhooks_page(request, slug):
+    project = managed_project(request, slug)
+    form = WebhookForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        hook = webhooks.register(project, form.cleaned_data["url"], form.cleaned_data["events"], user=request.user,
+                                 target_judgments=form.cleaned_data["target_judgments"])
+        messages.success(request, f"Webhook added. Its signing secret: {hook.secret}")
+        return redirect("project-webhooks", slug=project.slug)
+    deliveries = (
+        WebhookDelivery.objects.filter(webhook__project=project).select_related("webhook").order_by("-id")[:LOG_LENGTH]
+    )
+    return render(request, "labeling/project_webhooks.html", {
+        "project": project, "form": form, "hooks": Webhook.objects.filter(project=project), "deliveries": deliveries,
+    })
+
+
+@login_required
+@require_POST
+def webhook_delete(request, slug, hook_id):
+    project = managed_project(request, slug)
+    get_object_or_404(Webhook, project=project, pk=hook_id).delete()
+    messages.success(request, "Webhook removed.")
+    return redirect("project-webhooks", slug=project.slug)
