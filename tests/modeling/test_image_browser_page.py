@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 
 from labeling.models import Comparison, Membership
-from labeling.services import pipeline
 from labeling.services.imports import store_image
 from modeling.models import ImageScore, ModelVersion
 from tests.browser import OUTPUT, chromium_page, log_in
@@ -14,7 +13,7 @@ from tests.conftest import make_image_bytes
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_filter_sort_page_and_open_an_image(live_server, project, make_user, monkeypatch):
-    monkeypatch.setattr(pipeline, "_after_import", [])
+    monkeypatch.setattr("worker.dispatch.send_images_imported", lambda project_id, image_ids: None)
     manager = make_user("browser", password="pw-for-tests-1")
     Membership.objects.create(project=project, user=manager, role=Membership.Role.MANAGER)
     version = ModelVersion.objects.create(project=project, encoder_id="tiny", is_active=True, status="active")
