@@ -28,11 +28,11 @@ def encoder_rate(encoder, n_images: int) -> float:
     """Images per second through ``encode_images`` (preprocessing included), after one warm-up batch."""
     images = _images(n_images)
     encoder.encode_images(images[: min(len(images), encoder.batch_size)])
-    if encoder.device.type == "cuda":
+    if str(encoder.device).startswith("cuda"):
         torch.cuda.synchronize(encoder.device)
     t0 = time.perf_counter()
     encoder.encode_images(images)
-    if encoder.device.type == "cuda":
+    if str(encoder.device).startswith("cuda"):
         torch.cuda.synchronize(encoder.device)
     return n_images / (time.perf_counter() - t0)
 

@@ -326,6 +326,7 @@ class QualityStatsEncoder:
         self.n_tokens = 1 + self.regions * self.regions
         self.dim = N_STATS + self.cfg.text_dim      # D: statistics first, then the text dimensions
         self.device = "cpu"
+        self.batch_size = 64  # pictures per call; the statistics run on the CPU, one picture at a time
 
     def encode_images(self, images, batch_size: int | None = None) -> np.ndarray:
         """PIL images -> tokens [B, T, D] float32 (whole square, then regions; zeros in the text dims)."""

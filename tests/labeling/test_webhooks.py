@@ -118,17 +118,16 @@ def test_the_judgment_target_is_announced_once(project, images, rater):
 
 
 @pytest.mark.django_db
-def test_model_loop_events(project):
+def test_model_loop_events(project, monkeypatch):
     from modeling.models import ModelVersion, TrainingRun
     from modeling.services import scoring
-    from modeling.services.notifications import model_version_activated
-    from modeling.services.training import fail_dead_runs
+    from modeling.services.training_runs import fail_dead_runs
 
+    monkeypatch.setattr("worker.dispatch.send_webhook_delivery", lambda delivery_id: None)
     webhooks.register(project, "http://127.0.0.1:9/none", ["model_version.activated", "training.failed"])
-    assert model_version_activated in scoring._after_activation  # every activation path calls it
-    version = ModelVersion.objects.create(project=project, encoder_id="tiny", is_active=True, status="active",
-                                          activated_at=timezone.now(), metrics={"pairwise_accuracy": 0.8})
-    model_version_activated(version)
+    version = ModelVersion.objects.create(project=project, encoder_id="tiny", status="scoring",
+                                          metrics={"pairwise_accuracy": 0.8})
+    assert scoring.activate(version)  # the one path every activation takes (training, promotion, rollback)
     run = TrainingRun.objects.create(project=project, status="running",
                                      heartbeat_at=timezone.now() - timedelta(days=1))
     assert fail_dead_runs(project) == [run.pk]

@@ -109,8 +109,9 @@ def test_features_round_trip_the_feature_store(tmp_path, encoder, photo):
     tokens = encoder.encode_images([photo, photo.transpose(Image.Transpose.FLIP_TOP_BOTTOM)])
     store.put_images([7, 8], tokens)
     store.put_texts(["cat"], encoder.encode_texts(["cat"]))
-    assert np.array_equal(store.get_images([7, 8]), tokens)
-    assert np.array_equal(store.get_texts(["cat"]), encoder.encode_texts(["cat"]))
+    # The store keeps float16: standardised statistics (|z| <= CLIP_Z) come back within its precision.
+    np.testing.assert_allclose(store.get_images([7, 8]), tokens, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(store.get_texts(["cat"]), encoder.encode_texts(["cat"]), rtol=1e-3, atol=1e-3)
 
 
 def test_standardisation_constants_are_applied(photo):
