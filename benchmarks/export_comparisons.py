@@ -19,13 +19,11 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from bench_setup import memory_kib, start_django
+
 
 SLUG = "bench-export-comparisons"
 
@@ -38,13 +36,6 @@ def parse_args():
     parser.add_argument("--formats", default="csv,jsonl,parquet")
     parser.add_argument("--keep", action="store_true")
     return parser.parse_args()
-
-
-def memory_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def reset_peak() -> None:
@@ -140,15 +131,9 @@ def export_once(project, output: str) -> dict:
 
 def main():
     args = parse_args()
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    start_django(args.database_url)
     from django.db import connection
 
-    call_command("migrate", verbosity=0)
     project, generate_seconds = generate(args)
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
