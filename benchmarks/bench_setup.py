@@ -5,6 +5,7 @@ The scripts run as ``python benchmarks/x.py``, so this folder is on sys.path and
 from __future__ import annotations
 
 import os
+import platform
 import sys
 from pathlib import Path
 
@@ -24,6 +25,16 @@ def start_django(database_url: str, **environ: str) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+
+
+def machine_with_postgres() -> str:
+    """This machine for a results file: architecture, cores, Python, and the version of Django's PostgreSQL."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        server = cursor.fetchone()[0]
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, PostgreSQL {server}"
 
 
 def memory_kib(field: str) -> int:

@@ -18,11 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
-from bench_setup import memory_kib, start_django
+from bench_setup import machine_with_postgres, memory_kib, start_django
 
 
 SLUG = "bench-export-comparisons"
@@ -132,15 +131,10 @@ def export_once(project, output: str) -> dict:
 def main():
     args = parse_args()
     start_django(args.database_url)
-    from django.db import connection
 
     project, generate_seconds = generate(args)
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        server = cursor.fetchone()[0]
     results = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-                   f"PostgreSQL {server}",
+        "machine": machine_with_postgres(),
         "comparisons": args.comparisons, "images": args.images, "generate_seconds": round(generate_seconds, 1),
         "load_average_at_start": round(os.getloadavg()[0], 1), "runs": [],
     }

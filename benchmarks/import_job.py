@@ -19,13 +19,12 @@ import argparse
 import io
 import json
 import os
-import platform
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
-from bench_setup import memory_kib, start_django
+from bench_setup import machine_with_postgres, memory_kib, start_django
 
 
 SLUG = "bench-import-job"
@@ -78,7 +77,6 @@ def main():
     scratch = Path(tempfile.mkdtemp(prefix="tagrank-import-bench-"))
     start_django(args.database_url, MEDIA_ROOT=str(scratch / "media"),
                  TAGRANK_IMPORT_ARCHIVE_DIR=str(scratch / "archives"))
-    from django.db import connection
 
     from labeling.models import ImportJob, Project
     from labeling.services import import_jobs
@@ -90,12 +88,8 @@ def main():
     write_seconds = time.perf_counter() - started
     Project.objects.filter(slug=SLUG).delete()
     project = Project.objects.create(name="Import benchmark", slug=SLUG)
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        server = cursor.fetchone()[0]
     results = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-                   f"PostgreSQL {server}",
+        "machine": machine_with_postgres(),
         "images": args.images, "size": args.size, "archive_mib": round(archive_bytes / 2**20, 1),
         "archive_write_seconds": round(write_seconds, 1), "load_average_at_start": round(os.getloadavg()[0], 1),
         "runs": [],
