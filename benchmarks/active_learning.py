@@ -39,7 +39,6 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import platform
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from modeling.ml.bradley_terry import (  # noqa: E402
     map_model_to_bt_scale,
     mean_posterior_variance,
 )
+from benchmarks.bench_docs import replace_docs_section  # noqa: E402
 from modeling.ml.selection import SelectionConfig, select_pairs  # noqa: E402
 
 STRATEGY_LABELS = {
@@ -480,16 +480,6 @@ def plot_latency(latency: dict[int, dict[str, float]], path: Path) -> None:
     plt.close(fig)
 
 
-def write_docs_section(section: str, path: Path) -> None:
-    """Replace the body of the '## Active pair selection and the human-score fit' section only."""
-    heading = "## Active pair selection and the human-score fit"
-    text = path.read_text()
-    pattern = re.compile(re.escape(heading) + r"\n.*?(?=\n## |\Z)", re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{path} has no '{heading}' section")
-    path.write_text(pattern.sub(lambda _: heading + "\n\n" + section.strip() + "\n", text, count=1))
-
-
 def machine_description() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -639,7 +629,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     section = "\n\n".join(report)
     if write:
-        write_docs_section(section, REPO / "docs" / "benchmarks.md")
+        replace_docs_section(REPO / "docs" / "benchmarks.md", "## Active pair selection and the human-score fit", section)
         print(f"wrote {REPO / 'docs' / 'benchmarks.md'}, {srcc_plot}, {latency_plot}")
     else:
         print("\n\n" + section)

@@ -50,6 +50,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+import bench_api
+
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Active learning end to end (REST, worker, beat)"
 PASSWORD = "bench-password"
@@ -184,25 +186,7 @@ class Services:
                 process.kill()
 
 
-class Api:
-    def __init__(self, base: str, token: str | None = None):
-        self.base, self.token = base, token
-
-    def call(self, method: str, path: str, body: dict | None = None, raw: bool = False):
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Accept", "*/*" if raw else "application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Token {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                content = response.read()
-                return response.status, (content.decode() if raw else json.loads(content) if content else None)
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()[:500].decode(errors="replace")
-
+class Api(bench_api.Api):
     def ok(self, method: str, path: str, body: dict | None = None, raw: bool = False, codes=(200, 201, 202)):
         code, answer = self.call(method, path, body, raw)
         if code not in codes:

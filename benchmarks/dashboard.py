@@ -37,13 +37,10 @@ import sys
 import time
 import urllib.request
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
+from bench_setup import REPO, start_django
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 SLUG = "bench-dashboard"
 
@@ -247,20 +244,14 @@ def browser_load(base: str, session_cookie: str, url_path: str, loads: int) -> d
 
 def main():
     args = parse_args()
-    os.environ["DATABASE_URL"] = f"{args.server}/{args.database}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     recreate_database(args.server, args.database)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    start_django(f"{args.server}/{args.database}")
     from django.test import Client
 
     from modeling.models import HumanScore
     from modeling.services import agreement, human_scores
     from worker.metrics_tasks import compute_agreement
 
-    call_command("migrate", verbosity=0)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                "images": args.images, "comparisons": args.comparisons, "raters": args.raters,
                "load_average_at_start": round(os.getloadavg()[0], 1)}

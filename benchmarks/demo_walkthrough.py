@@ -29,6 +29,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import bench_api
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from tests.browser import chromium_page  # noqa: E402  (Debian's Chromium, as the browser tests use it)
@@ -37,29 +39,7 @@ from tests.browser import log_in as browser_log_in  # noqa: E402
 ACCOUNTS = {"manager": "tagrank-manager", "rater": "tagrank-rater", "rater2": "tagrank-rater2"}
 
 
-class Api:
-    def __init__(self, base: str, token: str | None = None):
-        self.base, self.token = base.rstrip("/"), token
-
-    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Token {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                raw = response.read()
-                return response.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as error:
-            raw = error.read()
-            try:
-                return error.code, json.loads(raw)
-            except ValueError:
-                return error.code, {"detail": raw[:300].decode(errors="replace")}
-
+class Api(bench_api.Api):
     def get(self, path: str) -> dict:
         code, body = self.call("GET", path)
         if code != 200:

@@ -18,14 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from bench_setup import machine_with_postgres, memory_kib, start_django
+
 
 SLUG = "bench-export-comparisons"
 
@@ -38,13 +35,6 @@ def parse_args():
     parser.add_argument("--formats", default="csv,jsonl,parquet")
     parser.add_argument("--keep", action="store_true")
     return parser.parse_args()
-
-
-def memory_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def reset_peak() -> None:
@@ -140,22 +130,11 @@ def export_once(project, output: str) -> dict:
 
 def main():
     args = parse_args()
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
+    start_django(args.database_url)
 
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    call_command("migrate", verbosity=0)
     project, generate_seconds = generate(args)
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        server = cursor.fetchone()[0]
     results = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-                   f"PostgreSQL {server}",
+        "machine": machine_with_postgres(),
         "comparisons": args.comparisons, "images": args.images, "generate_seconds": round(generate_seconds, 1),
         "load_average_at_start": round(os.getloadavg()[0], 1), "runs": [],
     }

@@ -16,13 +16,10 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from bench_setup import start_django
+
 
 SLUG = "bench-image-browser"
 
@@ -110,14 +107,7 @@ def timed(project, filters_kwargs: dict, depth: int) -> dict:
 
 def main():
     args = parse_args()
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    start_django(args.database_url)
     project, seconds = generate(args.images)
     results = {"images": args.images, "generate_seconds": round(seconds, 1),
                "load_average_at_start": round(os.getloadavg()[0], 1), "runs": []}

@@ -19,16 +19,13 @@ import argparse
 import io
 import json
 import os
-import platform
-import sys
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from bench_setup import machine_with_postgres, memory_kib, start_django
+
 
 SLUG = "bench-import-job"
 
@@ -42,10 +39,7 @@ def parse_args():
 
 
 def memory_mib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return round(int(line.split()[1]) / 1024)
-    return 0
+    return round(memory_kib(field) / 1024)
 
 
 def write_archive(path: Path, count: int, size: tuple[int, int]) -> int:
@@ -81,20 +75,12 @@ class Upload:
 def main():
     args = parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="tagrank-import-bench-"))
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ["MEDIA_ROOT"] = str(scratch / "media")
-    os.environ["TAGRANK_IMPORT_ARCHIVE_DIR"] = str(scratch / "archives")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
+    start_django(args.database_url, MEDIA_ROOT=str(scratch / "media"),
+                 TAGRANK_IMPORT_ARCHIVE_DIR=str(scratch / "archives"))
 
     from labeling.models import ImportJob, Project
     from labeling.services import import_jobs
 
-    call_command("migrate", verbosity=0)
     width, height = (int(v) for v in args.size.split("x"))
     started = time.perf_counter()
     archive = scratch / "images.zip"
@@ -102,12 +88,8 @@ def main():
     write_seconds = time.perf_counter() - started
     Project.objects.filter(slug=SLUG).delete()
     project = Project.objects.create(name="Import benchmark", slug=SLUG)
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        server = cursor.fetchone()[0]
     results = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-                   f"PostgreSQL {server}",
+        "machine": machine_with_postgres(),
         "images": args.images, "size": args.size, "archive_mib": round(archive_bytes / 2**20, 1),
         "archive_write_seconds": round(write_seconds, 1), "load_average_at_start": round(os.getloadavg()[0], 1),
         "runs": [],

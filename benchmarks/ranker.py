@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -37,6 +36,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from benchmarks.bench_docs import replace_docs_section  # noqa: E402
 
 
 def peak_rss_mib() -> float:
@@ -388,15 +389,6 @@ def build_section(res: dict, command: str) -> str:
     return "\n".join(L)
 
 
-def write_docs_section(body: str, path: Path) -> None:
-    heading = "## Ranker: encoder, head training, rescoring"
-    text = path.read_text()
-    pattern = re.compile(re.escape(heading) + r"\n.*?(?=\n## |\Z)", re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{path}: no '{heading}' section")
-    path.write_text(pattern.sub(lambda _: f"{heading}\n\n{body}\n", text, count=1))
-
-
 def measure(res: dict, quick: bool, groups: list[str]) -> None:
     """Run the phases of the named groups into ``res`` (replacing what it held for them)."""
     for g in groups:
@@ -477,7 +469,7 @@ def main() -> None:
     section = build_section(res, command)
     print(section)
     if not args.quick:
-        write_docs_section(section, REPO / "docs" / "benchmarks.md")
+        replace_docs_section(REPO / "docs" / "benchmarks.md", "## Ranker: encoder, head training, rescoring", section)
         print(f"wrote {REPO / 'docs' / 'benchmarks.md'}")
 
 

@@ -61,6 +61,20 @@ def make_user(db):
 
 
 @pytest.fixture
+def make_member(make_user):
+    """``make_member(project, username, role)``: a new user holding ``role`` (a Membership.Role) in the project."""
+
+    def factory(project, username: str, role: str):
+        from labeling.models import Membership
+
+        user = make_user(username)
+        Membership.objects.create(project=project, user=user, role=role)
+        return user
+
+    return factory
+
+
+@pytest.fixture
 def project(db):
     from labeling.models import Project
 
@@ -68,21 +82,13 @@ def project(db):
 
 
 @pytest.fixture
-def manager(make_user, project):
-    from labeling.models import Membership
-
-    user = make_user("manager1")
-    Membership.objects.create(project=project, user=user, role=Membership.Role.MANAGER)
-    return user
+def manager(make_member, project):
+    return make_member(project, "manager1", "manager")
 
 
 @pytest.fixture
-def rater(make_user, project):
-    from labeling.models import Membership
-
-    user = make_user("rater1")
-    Membership.objects.create(project=project, user=user, role=Membership.Role.RATER)
-    return user
+def rater(make_member, project):
+    return make_member(project, "rater1", "rater")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -113,11 +112,7 @@ class ImportJobListView(ProjectScopedMixin, GenericAPIView):
 
 class ImportJobMixin(ProjectScopedMixin):
     def job(self, job_id: int) -> ImportJob:
-        self.require_manager("see import jobs")
-        job = ImportJob.objects.filter(project=self.project, pk=job_id).first() if job_id <= s.MAX_ID else None
-        if job is None:
-            raise NotFound("No such import job in this project.")
-        return job
+        return self.managed_row(ImportJob, job_id, "see import jobs", "No such import job in this project.")
 
 
 class ImportJobDetailView(ImportJobMixin, APIView):

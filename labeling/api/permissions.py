@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from rest_framework.exceptions import NotFound
+
 from labeling import access
+from labeling.api.serializers import MAX_ID
 from labeling.access import ProjectRole  # noqa: F401  (re-exported for the API views)
 from labeling.models import Image, Project
 
@@ -42,3 +45,11 @@ class ProjectScopedMixin:
 
     def require_export(self) -> None:
         self.role.require_export()
+
+    def managed_row(self, model, row_id: int, action: str, missing: str):
+        """The project's ``model`` row ``row_id`` for a manager doing ``action``; 404 saying ``missing`` if none."""
+        self.require_manager(action)
+        row = model.objects.filter(project=self.project, pk=row_id).first() if row_id <= MAX_ID else None
+        if row is None:
+            raise NotFound(missing)
+        return row

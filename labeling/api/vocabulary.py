@@ -42,11 +42,7 @@ class CurationMixin(ProjectScopedMixin):
     parser_classes = [JSONParser, FormParser]
 
     def tag(self, tag_id: int) -> Tag:
-        self.require_manager("curate the vocabulary")
-        tag = Tag.objects.filter(project=self.project, pk=tag_id).first() if tag_id <= s.MAX_ID else None
-        if tag is None:
-            raise NotFound("No such tag in this project.")
-        return tag
+        return self.managed_row(Tag, tag_id, "curate the vocabulary", "No such tag in this project.")
 
 
 class VocabularyCreateView(CurationMixin, APIView):

@@ -111,7 +111,35 @@ def store_image(
     existing = Image.objects.filter(project=project, sha256=checked.sha256).first()
     if existing is not None:
         return existing, False
-    extension = EXTENSIONS[checked.format]
+    storage = Image._meta.get_field("file").storage
+    stored_files = []
+    try:
+        with transaction.atomic():
+            image = _new_image(project, name, checked, stored_files, caption, metadata, external_id)
+            image.save()
+            for tag in get_or_create_tags(project, tags):
+                ImageTag.objects.create(image=image, tag=tag, source=tag_source, rater=rater)
+            if reference_votes is not None:
+                rating = ReferenceRating(image=image, source="import")
+                rating.votes = reference_votes
+                rating.save()
+    except IntegrityError:
+        # Another process imported the same file a moment ago: that is a duplicate, not an error.
+        _delete_stored(storage, stored_files)
+        existing = Image.objects.filter(project=project, sha256=checked.sha256).first()
+        if existing is None:
+            raise
+        return existing, False
+    except BaseException:
+        _delete_stored(storage, stored_files)
+        raise
+    return image, True
+
+
+def _new_image(project: Project, name: str, checked: ValidatedImage, stored_files: list[str], caption: str = "",
+               metadata: dict | None = None, external_id: str = "") -> Image:
+    """An unsaved image row with its file and thumbnail written; their names go to ``stored_files`` so that
+    the caller deletes them when the row is not stored."""
     image = Image(
         project=project,
         original_name=name[:500],
@@ -122,31 +150,11 @@ def store_image(
         metadata=metadata or {},
         external_id=(external_id or "")[:200],
     )
-    stored_files = []
-    try:
-        with transaction.atomic():
-            image.file.save(f"{checked.sha256}.{extension}", ContentFile(checked.data), save=False)
-            stored_files.append(image.file.name)
-            image.thumbnail.save(f"{checked.sha256}.webp", ContentFile(checked.thumbnail), save=False)
-            stored_files.append(image.thumbnail.name)
-            image.save()
-            for tag in get_or_create_tags(project, tags):
-                ImageTag.objects.create(image=image, tag=tag, source=tag_source, rater=rater)
-            if reference_votes is not None:
-                rating = ReferenceRating(image=image, source="import")
-                rating.votes = reference_votes
-                rating.save()
-    except IntegrityError:
-        # Another process imported the same file a moment ago: that is a duplicate, not an error.
-        _delete_stored(image.file.storage, stored_files)
-        existing = Image.objects.filter(project=project, sha256=checked.sha256).first()
-        if existing is None:
-            raise
-        return existing, False
-    except BaseException:
-        _delete_stored(image.file.storage, stored_files)
-        raise
-    return image, True
+    image.file.save(f"{checked.sha256}.{EXTENSIONS[checked.format]}", ContentFile(checked.data), save=False)
+    stored_files.append(image.file.name)
+    image.thumbnail.save(f"{checked.sha256}.webp", ContentFile(checked.thumbnail), save=False)
+    stored_files.append(image.thumbnail.name)
+    return image
 
 
 # --- Side files -----------------------------------------------------------------------------
@@ -340,21 +348,8 @@ def store_batch(report: ImportReport, project: Project, batch: list[tuple[str, V
     storage = Image._meta.get_field("file").storage
     try:
         for name, checked, extra in fresh.values():
-            image = Image(
-                project=project,
-                original_name=name[:500],
-                sha256=checked.sha256,
-                width=checked.width,
-                height=checked.height,
-                caption=extra.get("caption") or "",
-                metadata=extra.get("metadata") or {},
-                external_id=(extra.get("external_id") or "")[:200],
-            )
-            image.file.save(f"{checked.sha256}.{EXTENSIONS[checked.format]}", ContentFile(checked.data), save=False)
-            stored_files.append(image.file.name)
-            image.thumbnail.save(f"{checked.sha256}.webp", ContentFile(checked.thumbnail), save=False)
-            stored_files.append(image.thumbnail.name)
-            images.append(image)
+            images.append(_new_image(project, name, checked, stored_files, extra.get("caption"), extra.get("metadata"),
+                                     extra.get("external_id")))
         with transaction.atomic():
             Image.objects.bulk_create(images)
             # bulk_create sends no post_save: make the counters the signal would have made.

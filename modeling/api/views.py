@@ -45,17 +45,29 @@ def version_for(request, version_id: int, action: str = "see the models") -> Mod
     return version
 
 
-class ModelVersionListView(GenericAPIView):
-    serializer_class = s.ModelVersionSerializer
+class ProjectListView(GenericAPIView):
+    """A page of one project's rows (managers); each list names its rows and serializer."""
+
     pagination_class = Pagination
+
+    def rows(self, project):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def project_page(self, request, slug):
+        page = self.paginate_queryset(self.rows(project_from_slug(request, slug)))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class ModelVersionListView(ProjectListView):
+    serializer_class = s.ModelVersionSerializer
 
     @extend_schema(responses={200: s.ModelVersionSerializer(many=True), **READ_ERRORS}, tags=["models"])
     def get(self, request, slug):
         """The project's model versions, newest first, with status, metrics and scoring progress."""
-        project = project_from_slug(request, slug)
-        versions = ModelVersion.objects.filter(project=project).select_related("project", "training_run")
-        page = self.paginate_queryset(versions)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.project_page(request, slug)
+
+    def rows(self, project):
+        return ModelVersion.objects.filter(project=project).select_related("project", "training_run")
 
 
 class ModelVersionDetailView(APIView):
@@ -86,17 +98,16 @@ class RetrainView(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
-class TrainingRunListView(GenericAPIView):
+class TrainingRunListView(ProjectListView):
     serializer_class = s.TrainingRunSerializer
-    pagination_class = Pagination
 
     @extend_schema(responses={200: s.TrainingRunSerializer(many=True), **READ_ERRORS}, tags=["models"])
     def get(self, request, slug):
         """The project's training runs, newest first."""
-        project = project_from_slug(request, slug)
-        runs = TrainingRun.objects.filter(project=project).select_related("project", "requested_by")
-        page = self.paginate_queryset(runs)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.project_page(request, slug)
+
+    def rows(self, project):
+        return TrainingRun.objects.filter(project=project).select_related("project", "requested_by")
 
 
 class TrainingRunDetailView(APIView):
@@ -158,16 +169,16 @@ class RollbackView(_PromotionView):
         return promotion_service.rollback(version, user=request.user, reason=reason)
 
 
-class PromotionListView(GenericAPIView):
+class PromotionListView(ProjectListView):
     serializer_class = s.PromotionSerializer
-    pagination_class = Pagination
 
     @extend_schema(responses={200: s.PromotionSerializer(many=True), **READ_ERRORS}, tags=["models"])
     def get(self, request, slug):
         """The promotion log: which version was made active, when, by whom and why."""
-        project = project_from_slug(request, slug)
-        page = self.paginate_queryset(Promotion.objects.filter(project=project).select_related("decided_by"))
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.project_page(request, slug)
+
+    def rows(self, project):
+        return Promotion.objects.filter(project=project).select_related("decided_by")
 
 
 class TrainingSettingsView(APIView):

@@ -41,19 +41,11 @@ def other_project(db):
 
 
 @pytest.fixture
-def outsider(make_user, other_project):
+def outsider(make_member, other_project):
     """A manager of another project: a member of Tagrank, but not of ``project``."""
-    from labeling.models import Membership
-
-    user = make_user("outsider")
-    Membership.objects.create(project=other_project, user=user, role=Membership.Role.MANAGER)
-    return user
+    return make_member(other_project, "outsider", "manager")
 
 
 @pytest.fixture
-def second_rater(make_user, project):
-    from labeling.models import Membership
-
-    user = make_user("rater2")
-    Membership.objects.create(project=project, user=user, role=Membership.Role.RATER)
-    return user
+def second_rater(make_member, project):
+    return make_member(project, "rater2", "rater")

@@ -1,0 +1,45 @@
+"""Set-up shared by the benchmark scripts: the repository on sys.path, Django on a database, memory readings.
+
+The scripts run as ``python benchmarks/x.py``, so this folder is on sys.path and they ``import bench_setup``.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def start_django(database_url: str, **environ: str) -> None:
+    """Point the settings at ``database_url`` (and any other ``environ`` values), set Django up and migrate."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.update(environ)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def machine_with_postgres() -> str:
+    """This machine for a results file: architecture, cores, Python, and the version of Django's PostgreSQL."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        server = cursor.fetchone()[0]
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, PostgreSQL {server}"
+
+
+def memory_kib(field: str) -> int:
+    """A field of /proc/self/status in KiB (VmRSS: resident now, VmHWM: the peak); 0 where there is none."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
