@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/image_browser.py                   # 10^6 images
     .venv/bin/python benchmarks/image_browser.py --images 100000   # a quick run
+    .venv/bin/python benchmarks/image_browser.py --only=-score,score,-comparisons   # the sorted cases
 
 It migrates the database of ``--database-url`` (default tagrank_manager) and writes a scratch project with
 bulk SQL: ``--images`` image rows (no files) with metadata ``{"cfg": i % 8}``, their comparison counters
@@ -31,7 +32,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=1_000_000)
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/tagrank_manager")
-    parser.add_argument("--only", help="run only the cases with this filter (e.g. tag) or sort (e.g. -score)")
+    parser.add_argument("--only", help="run only the cases with these filters (e.g. tag) or sorts, comma-separated "
+                                       "(e.g. --only=-score,-comparisons)")
     return parser.parse_args()
 
 
@@ -125,7 +127,8 @@ def main():
              {"sort": "newest", "tag": "rare"}, {"sort": "-score", "score_min": 9.5},
              {"sort": "newest", "comparisons_min": 40, "metadata_key": "cfg", "metadata_value": "3"}]
     if args.only:
-        cases = [case for case in cases if args.only in case or args.only in case.values()]
+        wanted = args.only.split(",")
+        cases = [case for case in cases if any(only in case or only in case.values() for only in wanted)]
     try:
         for case in cases:
             for depth in (0, 20):
