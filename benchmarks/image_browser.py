@@ -34,6 +34,7 @@ def parse_args():
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/tagrank_manager")
     parser.add_argument("--only", help="run only the cases with these filters (e.g. tag) or sorts, comma-separated "
                                        "(e.g. --only=-score,-comparisons)")
+    parser.add_argument("--explain", action="store_true", help="print PostgreSQL's plan of each timed page's query")
     return parser.parse_args()
 
 
@@ -95,7 +96,20 @@ def generate(count: int):
     return project, time.perf_counter() - started
 
 
-def timed(project, filters_kwargs: dict, depth: int) -> dict:
+def plan(project, filters_kwargs: dict, cursor: str) -> str:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from modeling.services.image_browser import Filters, browse
+
+    with CaptureQueriesContext(connection) as queries:
+        browse(project, Filters(limit=48, cursor=cursor, **filters_kwargs))
+    with connection.cursor() as cursor_:
+        cursor_.execute("EXPLAIN " + queries.captured_queries[-1]["sql"])
+        return "\n".join(row[0] for row in cursor_.fetchall())
+
+
+def timed(project, filters_kwargs: dict, depth: int, explain: bool = False) -> dict:
     from modeling.services.image_browser import Filters, browse
 
     cursor = ""
@@ -106,8 +120,11 @@ def timed(project, filters_kwargs: dict, depth: int) -> dict:
         started = time.perf_counter()
         page = browse(project, Filters(limit=48, cursor=cursor, **filters_kwargs))
         times.append(time.perf_counter() - started)
-    return {"filters": filters_kwargs, "page": depth + 1, "rows": len(page.images),
-            "median_ms": round(1000 * statistics.median(times), 1)}
+    run = {"filters": filters_kwargs, "page": depth + 1, "rows": len(page.images),
+           "median_ms": round(1000 * statistics.median(times), 1)}
+    if explain:
+        run["plan"] = plan(project, filters_kwargs, cursor)
+    return run
 
 
 def main():
@@ -132,9 +149,12 @@ def main():
     try:
         for case in cases:
             for depth in (0, 20):
-                run = timed(project, case, depth)
+                run = timed(project, case, depth, args.explain)
+                query_plan = run.pop("plan", "")
                 results["runs"].append(run)
                 print(json.dumps(run), flush=True)
+                if query_plan:
+                    print(query_plan, flush=True)
     finally:
         remove()
     results["load_average_at_end"] = round(os.getloadavg()[0], 1)
