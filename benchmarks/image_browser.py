@@ -91,8 +91,11 @@ def generate(count: int):
             """INSERT INTO labeling_imagetag (image_id, tag_id, source, created_at)
                SELECT id, %s, 'import', now() FROM labeling_image WHERE project_id = %s AND id %% 10 = 0""",
             [tag_id, project.pk])
-        cursor.execute("ANALYZE labeling_image; ANALYZE labeling_imagestats; ANALYZE modeling_imagescore; "
-                       "ANALYZE labeling_imagetag")
+    # VACUUM (outside the transaction), as autovacuum would: the rows an earlier run deleted otherwise stay in
+    # the indexes, and the planner wades through them when it probes an index's ends (~0.1 s per query).
+    with connection.cursor() as cursor:
+        for table in ("labeling_image", "labeling_imagestats", "modeling_imagescore", "labeling_imagetag"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
     return project, time.perf_counter() - started
 
 
