@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/image_browser.py                   # 10^6 images
     .venv/bin/python benchmarks/image_browser.py --images 100000   # a quick run
-    .venv/bin/python benchmarks/image_browser.py --only=-score,score,-comparisons   # the sorted cases
+    .venv/bin/python benchmarks/image_browser.py --only=-score,score,-comparisons --explain   # sorts, with plans
 
 It migrates the database of ``--database-url`` (default tagrank_manager) and writes a scratch project with
 bulk SQL: ``--images`` image rows (no files) with metadata ``{"cfg": i % 8}``, their comparison counters

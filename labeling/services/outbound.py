@@ -33,8 +33,9 @@ def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
-    return not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved
-                or ip.is_unspecified)
+    # is_global also leaves out shared space (100.64/10, where some clouds keep their metadata service).
+    return ip.is_global and not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
+                                 or ip.is_reserved or ip.is_unspecified)
 
 
 def check_address(url: str, address: str) -> None:

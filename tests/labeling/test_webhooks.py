@@ -204,7 +204,8 @@ def test_private_and_loopback_urls_are_refused_when_registered(api, client, proj
     settings.TAGRANK_OUTBOUND_ALLOW_PRIVATE = False
     fake_dns({"intranet.example": "10.0.0.1", "public.example": "93.184.215.14"})
     for url in ("http://intranet.example/hook", "http://127.0.0.1:8000/hook", "http://[::1]/hook",
-                "http://169.254.169.254/latest/meta-data/", "file:///etc/passwd"):
+                "http://169.254.169.254/latest/meta-data/", "http://100.100.100.200/", "http://0.0.0.0:80/",
+                "http://224.0.0.1/", "file:///etc/passwd"):
         with pytest.raises(outbound.OutboundRefused, match="refused"):
             webhooks.register(project, url, ["import.finished"])
     base = "/api/v1/projects/test-project/webhooks/"
