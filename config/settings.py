@@ -239,6 +239,8 @@ TAGRANK_IMPORT_ARCHIVE_DIR = Path(
     os.environ.get("TAGRANK_IMPORT_ARCHIVE_DIR") or VAR_DIR / "import-archives"
 ).resolve()
 TAGRANK_S3_ENDPOINT_URL = os.environ.get("TAGRANK_S3_ENDPOINT_URL") or None
+# Webhook and manifest URLs may reach loopback/private addresses only when this is true (a closed network).
+TAGRANK_OUTBOUND_ALLOW_PRIVATE = env_bool("TAGRANK_OUTBOUND_ALLOW_PRIVATE", False)
 TAGRANK_LEASE_SECONDS = env_int("TAGRANK_LEASE_SECONDS", 300)
 TAGRANK_UNDO_SECONDS = env_int("TAGRANK_UNDO_SECONDS", 60)
 # The model loop (see docs/architecture.md): batch sizes, and when a silent run or rescore counts as lost.

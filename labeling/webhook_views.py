@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST, require_http_methods
 
 from labeling.views import managed_project
 from labeling.models import Webhook, WebhookDelivery
-from labeling.services import webhooks
+from labeling.services import outbound, webhooks
 
 LOG_LENGTH = 50
 
@@ -18,6 +18,14 @@ class WebhookForm(forms.Form):
     url = forms.URLField(max_length=1000, label="URL", assume_scheme="https")
     events = forms.MultipleChoiceField(choices=Webhook.Event.choices, widget=forms.CheckboxSelectMultiple)
     target_judgments = forms.IntegerField(required=False, min_value=1, label="Target number of judgments")
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        try:
+            outbound.check_url(url)
+        except outbound.OutboundRefused as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return url
 
     def clean(self):
         data = super().clean()

@@ -159,6 +159,7 @@ def worker_environment(media: Path) -> dict[str, str]:
         TAGRANK_VAR_DIR=str(settings.VAR_DIR),
         TAGRANK_BROKER_DIR=os.environ.get("TAGRANK_BROKER_DIR", str(settings.BROKER_DIR)),
         DJANGO_SETTINGS_MODULE="config.settings",
+        TAGRANK_OUTBOUND_ALLOW_PRIVATE="true",  # worker tests deliver to local servers on 127.0.0.1
     )
     return env
 

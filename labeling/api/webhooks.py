@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from labeling.api import serializers as s
 from labeling.api.permissions import ProjectScopedMixin
 from labeling.models import Webhook, WebhookDelivery
-from labeling.services import webhooks
+from labeling.services import outbound, webhooks
 
 ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
 LOG_LENGTH = 100
@@ -25,6 +25,13 @@ class WebhookSerializer(serializers.ModelSerializer):
         model = Webhook
         fields = ["id", "url", "events", "target_judgments", "target_reached_at", "is_active", "created_at", "secret"]
         read_only_fields = ["id", "target_reached_at", "is_active", "created_at", "secret"]
+
+    def validate_url(self, url):
+        try:
+            outbound.check_url(url)
+        except outbound.OutboundRefused as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return url
 
     def validate(self, data):
         if Webhook.Event.JUDGMENTS_TARGET_REACHED in data["events"] and not data.get("target_judgments"):

@@ -4,7 +4,9 @@
 each to the worker after the caller's transaction commits. ``deliver`` (run by the worker task) POSTs
 the JSON body with ``X-Tagrank-Event``, ``X-Tagrank-Delivery`` and ``X-Tagrank-Signature:
 sha256=<hex HMAC-SHA256 of the body with the webhook's secret>``; a non-2xx answer or a network error
-is recorded on the delivery and raised so that the task retries with backoff. The body:
+is recorded on the delivery and raised so that the task retries with backoff. URLs go through
+``labeling.services.outbound`` when registered and when delivered (a refused address fails the delivery
+at once, without retries; redirects are not followed). The body:
 ``{"event": …, "delivery": id, "project": slug, "sent_at": …, "data": {…}}``.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from labeling.models import Comparison, Project, Webhook, WebhookDelivery
+from labeling.services import outbound
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ def register(project: Project, url: str, events: list[str], *, user=None, target
         raise ValueError(f"events must be some of {', '.join(Webhook.Event.values)}")
     if Webhook.Event.JUDGMENTS_TARGET_REACHED in events and not target_judgments:
         raise ValueError("judgments.target_reached needs target_judgments")
+    outbound.check_url(url)
     return Webhook.objects.create(
         project=project, url=url, events=sorted(set(events)), secret=new_secret(), target_judgments=target_judgments,
         created_by=user if getattr(user, "is_authenticated", False) else None,
@@ -88,25 +92,27 @@ def deliver(delivery_id: int, *, last_attempt: bool = False) -> str:
         "X-Tagrank-Event": delivery.event, "X-Tagrank-Delivery": str(delivery.pk),
         "X-Tagrank-Signature": signature(delivery.webhook.secret, body),
     })
-    status, error = None, ""
+    status, error, refused = None, "", False
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 (http(s) URLField)
+        with outbound.open_url(request, timeout=TIMEOUT_SECONDS, follow_redirects=False) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
         status, error = exc.code, f"HTTP {exc.code}"
+    except outbound.OutboundRefused as exc:
+        error, refused = str(exc), True
     except (urllib.error.URLError, OSError, ValueError) as exc:
         error = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
     ok = status is not None and 200 <= status < 300
     now = timezone.now()
     new_status = (
         WebhookDelivery.Status.DELIVERED if ok
-        else WebhookDelivery.Status.FAILED if last_attempt else WebhookDelivery.Status.PENDING
+        else WebhookDelivery.Status.FAILED if last_attempt or refused else WebhookDelivery.Status.PENDING
     )
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         attempts=F("attempts") + 1, response_status=status, error=error[:2000], last_attempt_at=now,
         status=new_status, delivered_at=now if ok else None,
     )
-    if not ok and not last_attempt:
+    if not ok and not last_attempt and not refused:
         raise DeliveryFailed(error or f"HTTP {status}")
     return new_status
 

@@ -21,7 +21,7 @@ from modeling.models import ModelVersion
 SORTS = {
     "newest": ("-id",), "oldest": ("id",),
     "score": ("score_mean", "id"), "-score": ("-score_mean", "-id"),
-    "comparisons": ("n_comparisons", "id"), "-comparisons": ("-n_comparisons", "-id"),
+    "comparisons": ("comparison_count", "id"), "-comparisons": ("-comparison_count", "-id"),
 }
 MAX_LIMIT = 200
 
@@ -86,6 +86,7 @@ def browse(project: Project, filters: Filters) -> Page:
         active_score=FilteredRelation("scores", condition=Q(scores__model_version_id=version_id or 0)),
         score_mean=F("active_score__mean"),
         n_comparisons=Coalesce(F("stats__comparison_count"), 0),
+        comparison_count=F("stats__comparison_count"),
     )
     if filters.tag:
         # By the tag's id, so that the check is one probe of the (image, tag) unique index per image.
@@ -107,16 +108,24 @@ def browse(project: Project, filters: Filters) -> Page:
     order = SORTS[filters.sort]
     key = order[0].lstrip("-")
     descending = order[0].startswith("-")
+    # Each sort walks an index in order: (model_version, mean, image) for scores, imagestats_fewest
+    # (project, comparison_count, image) for counts. The counter is sorted on as stored, not through the
+    # COALESCE, which no index serves: every image has its stats row (made with the image).
     if key == "score_mean":
         images = images.filter(score_mean__isnull=False)  # a score order lists the scored images
+    if key == "comparison_count":
+        images = images.filter(stats__project=project)
     if filters.cursor:
         value, last_id = decode_cursor(filters.cursor)
         if key == "id":
             images = images.filter(id__lt=last_id) if descending else images.filter(id__gt=last_id)
         elif descending:
-            images = images.filter(Q(**{f"{key}__lt": value}) | Q(**{key: value, "id__lt": last_id}))
+            # The plain bound is the index range; the OR only settles ties on the boundary value.
+            images = images.filter(**{f"{key}__lte": value}).filter(
+                Q(**{f"{key}__lt": value}) | Q(**{key: value, "id__lt": last_id}))
         else:
-            images = images.filter(Q(**{f"{key}__gt": value}) | Q(**{key: value, "id__gt": last_id}))
+            images = images.filter(**{f"{key}__gte": value}).filter(
+                Q(**{f"{key}__gt": value}) | Q(**{key: value, "id__gt": last_id}))
     rows = list(images.order_by(*order)[: limit + 1])
     page = Page(images=rows[:limit], model_version_id=version_id)
     if len(rows) > limit:

@@ -49,3 +49,27 @@ def outsider(make_member, other_project):
 @pytest.fixture
 def second_rater(make_member, project):
     return make_member(project, "rater2", "rater")
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    """``fake_dns({"intranet.example": "10.0.0.1"})``: those names resolve to those addresses, no network.
+
+    A value may be a list: each lookup takes the next address (the last one repeats), as a rebinding DNS would.
+    """
+    import socket
+
+    real = socket.getaddrinfo
+
+    def install(table: dict):
+        answers = {host: list(value) if isinstance(value, list) else [value] for host, value in table.items()}
+
+        def getaddrinfo(host, port, *args, **kwargs):
+            if host not in answers:
+                return real(host, port, *args, **kwargs)
+            address = answers[host].pop(0) if len(answers[host]) > 1 else answers[host][0]
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, int(port or 80)))]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    return install

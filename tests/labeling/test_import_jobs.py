@@ -140,7 +140,8 @@ def s3_server(monkeypatch, settings):
 
 
 @pytest.mark.django_db
-def test_manifest_of_urls_and_s3_keys(project, manager, http_folder, s3_server):
+def test_manifest_of_urls_and_s3_keys(project, manager, http_folder, s3_server, settings):
+    settings.TAGRANK_OUTBOUND_ALLOW_PRIVATE = True  # the served folder is on 127.0.0.1
     folder, base = http_folder
     (folder / "web.jpg").write_bytes(jpeg(20))
     s3_server.create_bucket(Bucket="photos")
@@ -155,6 +156,63 @@ def test_manifest_of_urls_and_s3_keys(project, manager, http_folder, s3_server):
     failures = dict(job.issues.values_list("name", "reason"))
     assert "404" in failures[f"{base}/missing.jpg"] and "NoSuchKey" in failures["s3://photos/none.jpg"]
     assert Image.objects.filter(project=project, original_name="s3://photos/set/s3.jpg").exists()
+
+
+@pytest.mark.django_db
+def test_a_manifest_with_a_private_host_is_refused_with_its_line(project, manager, settings, fake_dns):
+    settings.TAGRANK_OUTBOUND_ALLOW_PRIVATE = False
+    fake_dns({"cdn.example": "93.184.215.14", "intranet.example": "10.0.0.1"})
+    for bad in ("http://intranet.example/a.jpg", "http://127.0.0.1:8000/a.jpg", "http://[::ffff:10.1.2.3]/a.jpg"):
+        manifest = f"https://cdn.example/1.jpg\n{bad}\ns3://photos/set/1.jpg\n"
+        with pytest.raises(import_jobs.ImportJobRefused, match="manifest line 2") as refused:
+            import_jobs.create_job(project, manager, manifest=manifest)
+        assert bad in str(refused.value)
+    assert not ImportJob.objects.exists()
+    assert import_jobs.create_job(project, manager, manifest="https://cdn.example/1.jpg\n").total == 1
+
+
+@pytest.fixture
+def redirecting_server():
+    """A local server (127.0.0.1) that answers every GET with a redirect to the URL in its path."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", self.path.lstrip("/"))
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    thread.join()
+
+
+@pytest.mark.django_db
+def test_the_worker_refuses_private_addresses_at_fetch_time_and_in_redirects(
+        project, manager, settings, fake_dns, redirecting_server, monkeypatch):
+    from labeling.services import outbound
+
+    settings.TAGRANK_OUTBOUND_ALLOW_PRIVATE = False
+    # "cdn.example" was public when the job was made and now resolves inside the network.
+    fake_dns({"cdn.example": ["93.184.215.14", "10.0.0.1"], "intranet.example": "10.0.0.1",
+              "hop.example": "127.0.0.1"})
+    # The redirecting server's loopback address counts as public here; every other address keeps the real rule.
+    public = outbound.is_public
+    monkeypatch.setattr(outbound, "is_public", lambda address: address == "127.0.0.1" or public(address))
+    hop = f"http://hop.example:{redirecting_server}"
+    manifest = f"https://cdn.example/1.jpg\n{hop}/http://intranet.example/2.jpg\n{hop}/http://169.254.169.254/3.jpg\n"
+    job = run(import_jobs.create_job(project, manager, manifest=manifest))
+    assert (job.status, job.done, job.failed) == ("succeeded", 0, 3)
+    reasons = dict(job.issues.values_list("name", "reason"))
+    assert "10.0.0.1" in reasons["https://cdn.example/1.jpg"]
+    assert "http://intranet.example/2.jpg" in reasons[f"{hop}/http://intranet.example/2.jpg"]
+    assert "169.254.169.254" in reasons[f"{hop}/http://169.254.169.254/3.jpg"]
+    assert all("refused" in reason for reason in reasons.values())
 
 
 @pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from labeling.models import Comparison, Webhook, WebhookDelivery
-from labeling.services import webhooks
+from labeling.services import outbound, webhooks
 
 ALL_EVENTS = list(Webhook.Event.values)
 
@@ -57,6 +57,12 @@ def receiver():
         server.stop()
 
 
+@pytest.fixture
+def private_network_allowed(settings):
+    """These tests deliver to servers on 127.0.0.1 (or never resolve their made-up hosts): allow it explicitly."""
+    settings.TAGRANK_OUTBOUND_ALLOW_PRIVATE = True
+
+
 def verify(hook: Webhook, headers: dict, body: bytes) -> dict:
     expected = "sha256=" + hmac.new(hook.secret.encode(), body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers["X-Tagrank-Signature"], expected)
@@ -64,7 +70,7 @@ def verify(hook: Webhook, headers: dict, body: bytes) -> dict:
 
 
 @pytest.mark.django_db
-def test_a_delivery_is_signed_and_logged(project, receiver):
+def test_a_delivery_is_signed_and_logged(project, receiver, private_network_allowed):
     server = receiver()
     hook = webhooks.register(project, server.url, ["import.finished"])
     other = webhooks.register(project, server.url, ["training.failed"])
@@ -84,7 +90,7 @@ def test_a_delivery_is_signed_and_logged(project, receiver):
 
 
 @pytest.mark.django_db
-def test_refused_deliveries_are_retried_then_marked_failed(project, receiver):
+def test_refused_deliveries_are_retried_then_marked_failed(project, receiver, private_network_allowed):
     from worker.webhook_tasks import deliver_webhook
 
     server = receiver([500, 503])
@@ -103,7 +109,7 @@ def test_refused_deliveries_are_retried_then_marked_failed(project, receiver):
 
 
 @pytest.mark.django_db
-def test_the_judgment_target_is_announced_once(project, images, rater):
+def test_the_judgment_target_is_announced_once(project, images, rater, private_network_allowed):
     hook = webhooks.register(project, "http://127.0.0.1:9/none", ["judgments.target_reached"], target_judgments=2)
     Comparison.objects.create(project=project, image_a=images[0], image_b=images[1], outcome="a", rater=rater,
                               client_key="1")
@@ -118,7 +124,7 @@ def test_the_judgment_target_is_announced_once(project, images, rater):
 
 
 @pytest.mark.django_db
-def test_model_loop_events(project, monkeypatch):
+def test_model_loop_events(project, monkeypatch, private_network_allowed):
     from modeling.models import ModelVersion, TrainingRun
     from modeling.services import scoring
     from modeling.services.training_runs import fail_dead_runs
@@ -139,7 +145,7 @@ def test_model_loop_events(project, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_an_import_job_announces_its_end(project, manager, settings, tmp_path):
+def test_an_import_job_announces_its_end(project, manager, settings, tmp_path, private_network_allowed):
     import io
     import zipfile
 
@@ -160,7 +166,7 @@ def test_an_import_job_announces_its_end(project, manager, settings, tmp_path):
 
 
 @pytest.mark.django_db
-def test_api_and_page(api, client, project, manager, rater, receiver):
+def test_api_and_page(api, client, project, manager, rater, receiver, private_network_allowed):
     base = "/api/v1/projects/test-project/webhooks/"
     assert api(rater).get(base).status_code == 403
     bad = api(manager).post(base, {"url": "http://x.test/", "events": ["judgments.target_reached"]}, format="json")
@@ -183,7 +189,7 @@ def test_api_and_page(api, client, project, manager, rater, receiver):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_the_worker_delivers(project, live_worker, receiver):
+def test_the_worker_delivers(project, live_worker, receiver, private_network_allowed):
     server = receiver()
     hook = webhooks.register(project, server.url, ["import.finished"])
     webhooks.emit(project, "import.finished", {"import_job": 7})
@@ -192,3 +198,60 @@ def test_the_worker_delivers(project, live_worker, receiver):
         time.sleep(0.2)
     assert server.received, live_worker.log()
     assert verify(hook, *server.received[0])["data"] == {"import_job": 7}
+
+
+@pytest.mark.django_db
+def test_private_and_loopback_urls_are_refused_when_registered(api, client, project, manager, settings, fake_dns):
+    settings.TAGRANK_OUTBOUND_ALLOW_PRIVATE = False
+    fake_dns({"intranet.example": "10.0.0.1", "public.example": "93.184.215.14"})
+    for url in ("http://intranet.example/hook", "http://127.0.0.1:8000/hook", "http://[::1]/hook",
+                "http://169.254.169.254/latest/meta-data/", "http://100.100.100.200/", "http://0.0.0.0:80/",
+                "http://224.0.0.1/", "file:///etc/passwd"):
+        with pytest.raises(outbound.OutboundRefused, match="refused"):
+            webhooks.register(project, url, ["import.finished"])
+    base = "/api/v1/projects/test-project/webhooks/"
+    answer = api(manager).post(base, {"url": "http://intranet.example/hook", "events": ["import.finished"]},
+                               format="json")
+    assert answer.status_code == 400
+    assert "http://intranet.example/hook" in answer.json()["url"][0] and "10.0.0.1" in answer.json()["url"][0]
+    client.force_login(manager)
+    page = client.post(reverse("project-webhooks", args=[project.slug]),
+                       {"url": "http://intranet.example/hook", "events": ["training.failed"]})
+    assert page.status_code == 200 and "10.0.0.1" in page.content.decode()
+    assert not Webhook.objects.exists()
+    webhooks.register(project, "http://public.example/hook", ["import.finished"])  # a public host is fine
+    assert Webhook.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_delivery_to_a_private_address_is_refused_without_retries(project, receiver, settings, fake_dns):
+    settings.TAGRANK_OUTBOUND_ALLOW_PRIVATE = False
+    # Registered while public; by delivery time the name points inside the network.
+    fake_dns({"moved.example": "93.184.215.14"})
+    moved = webhooks.register(project, "http://moved.example/hook", ["import.finished"])
+    fake_dns({"moved.example": "10.0.0.1"})
+    # Stored before the guard existed (or written directly): a hook at the local receiver.
+    server = receiver()
+    local = Webhook.objects.create(project=project, url=server.url, secret="s", events=["import.finished"])
+    ids = webhooks.emit(project, "import.finished", {"import_job": 1})
+    for delivery_id in ids:
+        assert webhooks.deliver(delivery_id) == "failed"  # no DeliveryFailed: retrying cannot help
+    by_hook = {d.webhook_id: d for d in WebhookDelivery.objects.filter(pk__in=ids)}
+    assert "10.0.0.1" in by_hook[moved.pk].error and "127.0.0.1" in by_hook[local.pk].error
+    assert all(d.attempts == 1 and d.response_status is None for d in by_hook.values())
+    assert server.received == []
+
+
+@pytest.mark.django_db
+def test_a_name_rebound_after_the_check_is_caught_at_the_connection(project, receiver, settings, fake_dns):
+    settings.TAGRANK_OUTBOUND_ALLOW_PRIVATE = False
+    server = receiver()
+    port = server.server.server_address[1]
+    # The check sees a public address, the connection then gets 127.0.0.1 (DNS rebinding).
+    fake_dns({"rebind.example": ["93.184.215.14", "127.0.0.1"]})
+    hook = Webhook.objects.create(project=project, url=f"http://rebind.example:{port}/hook", secret="s",
+                                  events=["import.finished"])
+    delivery = WebhookDelivery.objects.create(webhook=hook, event="import.finished", payload={})
+    assert webhooks.deliver(delivery.pk) == "failed"
+    delivery.refresh_from_db()
+    assert "127.0.0.1" in delivery.error and server.received == []
