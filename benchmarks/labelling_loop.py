@@ -78,7 +78,7 @@ def build_project(n_images: int, n_raters: int, seed: int = 1) -> dict:
     from rest_framework.authtoken.models import Token
 
     from labeling.models import Comparison, Image, ImageTag, Membership, Project, Tag
-    from labeling.services.pairs import recount_image_stats
+    from labeling.services.image_stats import recount_image_stats
     from modeling.models import HumanScore, ImageScore, ModelVersion
 
     rng = random.Random(seed)

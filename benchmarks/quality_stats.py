@@ -46,7 +46,8 @@ from modeling.ml.degraded_set import judge, make_degraded_set, random_pairs  # n
 from modeling.ml.encoder import load_encoder  # noqa: E402
 from modeling.ml.quality_stats import (N_STATS, STAT_NAMES, QualityStatsConfig,  # noqa: E402
                                        QualityStatsEncoder)
-from modeling.ml.training import RankingData, TrainConfig, score_images, train_ranker  # noqa: E402
+from modeling.ml.training import TrainConfig, score_images, train_ranker  # noqa: E402
+from modeling.ml.training_data import RankingData  # noqa: E402
 
 # The platform's training config (modeling.services.training.PLATFORM_TRAIN_DEFAULTS; that module needs
 # Django, so the values are repeated here and checked against it in tests/modeling/test_quality_stats.py).

@@ -85,7 +85,8 @@ def phase_train(n_comparisons: int, width: int, layers: int, kind: str, threads:
                 n_images: int = 10000) -> dict:
     from modeling.ml.metrics import evaluate_scores
     from modeling.ml.ranker import RankerConfig
-    from modeling.ml.training import TrainConfig, score_images, synthetic_data, train_ranker
+    from modeling.ml.synthetic import synthetic_data
+    from modeling.ml.training import TrainConfig, score_images, train_ranker
 
     data, truth = synthetic_data(n_images, n_comparisons, dim=512, seed=0, with_references=False)
     cfg = TrainConfig(ranker=RankerConfig(width=width, layers=layers, tag_similarity=similarity), threads=threads)
@@ -110,7 +111,8 @@ def phase_tokens(n_tokens: int, threads: int, steps: int = 15) -> dict:
 
     from modeling.ml.losses import pairwise_loss
     from modeling.ml.ranker import RankerConfig, TagRanker
-    from modeling.ml.training import synthetic_data, tag_vocabulary
+    from modeling.ml.synthetic import synthetic_data
+    from modeling.ml.training_data import tag_vocabulary
 
     torch.set_num_threads(threads)
     data, _ = synthetic_data(10000, 100000, dim=512, n_tokens=n_tokens, seed=0, with_references=False)
@@ -142,7 +144,8 @@ def phase_rescore(threads: int, n_images: int = 10000) -> dict:
     import torch
 
     from modeling.ml.ranker import RankerConfig, TagRanker
-    from modeling.ml.training import score_images, synthetic_data
+    from modeling.ml.synthetic import synthetic_data
+    from modeling.ml.training import score_images
 
     torch.set_num_threads(threads)
     data, _ = synthetic_data(n_images, 10, dim=512, seed=0, with_references=False)
@@ -182,7 +185,9 @@ def phase_calibration(threads: int, seeds: int = 3) -> dict:
     from scipy.stats import spearmanr
 
     from modeling.ml.ranker import RankerConfig
-    from modeling.ml.training import Split, TrainConfig, score_images, synthetic_data, train_ranker
+    from modeling.ml.synthetic import synthetic_data
+    from modeling.ml.training import TrainConfig, score_images, train_ranker
+    from modeling.ml.training_data import Split
 
     torch.set_num_threads(threads)
     out = {}
@@ -242,7 +247,9 @@ def phase_layout(threads: int, seeds: int = 3) -> dict:
     import torch
 
     from modeling.ml.metrics import evaluate_scores
-    from modeling.ml.training import RankingData, TrainConfig, score_images, synthetic_data, train_ranker
+    from modeling.ml.synthetic import synthetic_data
+    from modeling.ml.training import TrainConfig, score_images, train_ranker
+    from modeling.ml.training_data import RankingData
 
     torch.set_num_threads(threads)
     from modeling.ml.ranker import RankerConfig
@@ -327,7 +334,7 @@ def build_section(res: dict, command: str) -> str:
 
     L += ["### Head training on cached features (10k images, D = 512, default TrainConfig)", "",
           "Synthetic features where quality depends on the image and on whether its tags match it "
-          "(`modeling.ml.training.synthetic_data`). The validation split keeps each image's comparisons on one side, "
+          "(`modeling.ml.synthetic.synthetic_data`). The validation split keeps each image's comparisons on one side, "
           "so 64% of the comparisons train, 4% validate and the rest (across the split) are dropped. Time is to the "
           "end of early stopping (validation every 30 steps; stop after 3 validations and 60 steps without a gain of "
           "0.002), validation included.", "",

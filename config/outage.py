@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def _outage_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [OperationalError, InterfaceError]
-    try:  # the hot path runs some statements on psycopg cursors directly (labeling/services/pairs.py)
+    try:  # the hot path runs some statements on psycopg cursors directly (labeling/services/pair_sql.py)
         import psycopg
 
         errors += [psycopg.OperationalError, psycopg.InterfaceError]

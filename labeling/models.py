@@ -272,7 +272,7 @@ class ImageStats(models.Model):
 
     Created with the image (signal below) and kept in step with comparisons in the same transaction
     that stores or deletes one. Rows written in bulk (``bulk_create``) bypass the signals; call
-    ``labeling.services.pairs.recount_image_stats(project)`` after such a load.
+    ``labeling.services.image_stats.recount_image_stats(project)`` after such a load.
     """
 
     image = models.OneToOneField(Image, primary_key=True, on_delete=models.CASCADE, related_name="stats")
@@ -447,7 +447,7 @@ class Invite(models.Model):
 # are loaded. There is deliberately no post_delete receiver for comparisons: it would stop Django from
 # fast-deleting them when a project or image is deleted. The one place the app deletes a comparison
 # (undo) decrements the counters itself; anything else that deletes comparisons should call
-# ``labeling.services.pairs.recount_image_stats``.
+# ``labeling.services.image_stats.recount_image_stats``.
 @receiver(post_save, sender=Image, dispatch_uid="imagestats_for_new_image")
 def _create_image_stats(sender, instance: Image, created: bool, raw: bool = False, **kwargs):
     if created and not raw:

@@ -15,7 +15,7 @@ from labeling.models import GoldPair, Image, Invite, Membership, Project
 from labeling.services import invites as invite_service
 from labeling.services.comparisons import project_progress, undo_seconds
 from labeling.services.imports import ImportReport, RejectedImage, import_one, read_upload
-from labeling.services.pairs import reopen_for_overlap
+from labeling.services.pair_queue import reopen_for_overlap
 from worker import dispatch
 
 

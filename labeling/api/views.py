@@ -24,7 +24,7 @@ from labeling.login_limits import lockout_response
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Membership, Tag
 from labeling.services import api_tokens
 from labeling.services import comparisons as comparison_service
-from labeling.services import pairs as pair_service
+from labeling.services import leases, pair_queue, pair_serving
 from labeling.services import tags as tag_service
 from labeling.services import vocabulary as vocabulary_service
 from labeling.services.imports import RejectedImage, import_uploaded_file
@@ -35,9 +35,9 @@ ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer
 
 # The HTTP status of each refusal the services raise (they know nothing of HTTP); any other is a 400.
 REFUSAL_STATUS = {
-    pair_service.LeaseForeign: 403,
-    pair_service.LeaseExpired: 410,
-    pair_service.LeaseClosed: 409,
+    leases.LeaseForeign: 403,
+    leases.LeaseExpired: 410,
+    leases.LeaseClosed: 409,
     comparison_service.ClientKeyReused: 409,
     comparison_service.NothingToUndo: 404,
     comparison_service.UndoRefused: 409,
@@ -188,7 +188,7 @@ class ProjectDetailView(ProjectScopedMixin, GenericAPIView):
         serializer.is_valid(raise_exception=True)
         project = serializer.save()
         if project.overlap != old_overlap:
-            pair_service.reopen_for_overlap(project)
+            pair_queue.reopen_for_overlap(project)
         return Response(self.get_serializer(self._project_with_counts(), context={"roles": {project.pk: "manager"}}).data)
 
 
@@ -210,11 +210,11 @@ class NextPairView(ProjectScopedMixin, APIView):
     def get(self, request, slug):
         """Lease the next pair for the caller. The lease expires after TAGRANK_LEASE_SECONDS. A caller who
         already holds TAGRANK_MAX_LIVE_LEASES live leases gets the oldest of them back, not a new pair."""
-        result = pair_service.next_pair(self.project, request.user)
+        result = pair_serving.next_pair(self.project, request.user)
         if result is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         (left, right), lease = result
-        tags = pair_service.tags_by_image([left.pk, right.pk])
+        tags = pair_serving.tags_by_image([left.pk, right.pk])
         return Response(s.pair_payload(request, lease, tags))
 
 
@@ -279,7 +279,7 @@ class ComparisonListView(ProjectScopedMixin, GenericAPIView):
                 self.project, request.user, lease=form.validated_data["lease"], winner=form.validated_data["winner"],
                 client_key=form.validated_data["client_key"], response_ms=form.validated_data.get("response_ms"),
             )
-        except pair_service.LeaseError as exc:
+        except leases.LeaseError as exc:
             return refused(exc)
         body = s.comparison_payload(comparison, self.project.slug, request.user.username)
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
@@ -302,9 +302,9 @@ class UndoView(ProjectScopedMixin, APIView):
             lease, undone_id = comparison_service.undo_last_comparison(
                 self.project, request.user, comparison_id=form.validated_data.get("comparison")
             )
-        except pair_service.LeaseError as exc:
+        except leases.LeaseError as exc:
             return refused(exc)
-        tags = pair_service.tags_by_image([lease.image_a_id, lease.image_b_id])
+        tags = pair_serving.tags_by_image([lease.image_a_id, lease.image_b_id])
         return Response({**s.pair_payload(request, lease, tags), "undone": undone_id})
 
 
@@ -321,8 +321,8 @@ class SkipView(ProjectScopedMixin, APIView):
         form = s.LeaseRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
-            lease = pair_service.end_lease(self.project, request.user, form.validated_data["lease"], skip=True)
-        except pair_service.LeaseError as exc:
+            lease = leases.end_lease(self.project, request.user, form.validated_data["lease"], skip=True)
+        except leases.LeaseError as exc:
             return refused(exc)
         return Response({"lease": str(lease.token), "state": lease.state})
 
@@ -333,7 +333,7 @@ class ReleaseView(ProjectScopedMixin, APIView):
         """Give back leases not judged (e.g. a prefetched pair when the page closes); the caller may get them later."""
         form = s.ReleaseRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        released = pair_service.release_leases(self.project, request.user, form.validated_data["leases"])
+        released = leases.release_leases(self.project, request.user, form.validated_data["leases"])
         return Response({"released": released})
 
 

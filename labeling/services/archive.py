@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from labeling.models import Image, PairLease, Project
-from labeling.services.pairs import refresh_candidate
+from labeling.services.pair_queue import refresh_candidate
 
 
 def _end_live_leases(project: Project, leases) -> int:

@@ -13,8 +13,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from labeling.models import Comparison, GoldPair, PairLease, Project, count_comparison
-from labeling.services import judgment_hooks, pairs
-from labeling.services.pairs import LeaseClosed, LeaseError, LeaseExpired
+from labeling.services import judgment_hooks, leases, pair_queue
+from labeling.services.leases import LeaseClosed, LeaseError, LeaseExpired
 
 CLIENT_KEY_MAX_LENGTH = 64
 RESPONSE_MS_MAX = 24 * 3600 * 1000  # a day: anything longer is a clock problem, not a judgment
@@ -81,7 +81,7 @@ def submit_comparison(
 
 
 def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tuple[Comparison, bool]:
-    lease = pairs.lock_lease(project, rater, token)
+    lease = leases.lock_lease(project, rater, token)
     if lease.state == PairLease.State.JUDGED:
         stored = Comparison.objects.filter(pk=lease.comparison_id).first()
         if stored is not None and stored.client_key == client_key:
@@ -122,8 +122,8 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tu
         gold_correct=gold_correct,
     )
     lease.state, lease.comparison = PairLease.State.JUDGED, comparison
-    pairs.mark_lease_judged(lease.pk, comparison.pk)
-    pairs.refresh_candidate(lease.candidate_id, project)
+    leases.mark_lease_judged(lease.pk, comparison.pk)
+    pair_queue.refresh_candidate(lease.candidate_id, project)
     judgment_hooks.judgment_stored(project)
     return comparison, True
 
@@ -158,11 +158,11 @@ def undo_last_comparison(project: Project, rater, *, comparison_id: int | None =
         left_id, right_id, undone_id = latest.image_a_id, latest.image_b_id, latest.pk
         latest.delete()
         count_comparison(latest, -1)
-        lease = pairs.new_lease(
+        lease = leases.new_lease(
             project, rater, left_id, right_id, timezone.now(), candidate_id=candidate_id, gold_id=gold_id
         )
-        pairs.refresh_candidate(candidate_id, project)
-        return pairs.attach_images(lease), undone_id
+        pair_queue.refresh_candidate(candidate_id, project)
+        return leases.attach_images(lease), undone_id
 
 
 def project_progress(project: Project, *, days: int = 30) -> dict:
@@ -196,7 +196,7 @@ def project_progress(project: Project, *, days: int = 30) -> dict:
 
         for user in get_user_model().objects.filter(pk__in=set(stats) - seen).order_by("username"):
             per_rater.append(_rater_row(user, "former member", False, stats[user.pk]))
-    from labeling.services.pairs import pairs_remaining
+    from labeling.services.pair_queue import pairs_remaining
 
     return {
         "comparisons": sum(row["comparisons"] for row in per_rater),

@@ -76,7 +76,7 @@ def accept_invite(token: str, user) -> Membership:
 def set_membership_active(membership: Membership, active: bool) -> None:
     """Deactivate (or reactivate) a member. A deactivated rater's live leases end so their slots return."""
     from labeling.models import PairLease
-    from labeling.services.pairs import refresh_candidate
+    from labeling.services.pair_queue import refresh_candidate
 
     with transaction.atomic():
         membership.is_active = active

@@ -23,7 +23,7 @@ from django.db.models import Q
 
 from labeling.models import Comparison, Image, Project
 from labeling.services.imports import ImportFileError
-from labeling.services.pairs import recount_image_stats
+from labeling.services.image_stats import recount_image_stats
 
 REQUIRED = ("image_a", "image_b", "winner", "rater", "time")
 MAX_ERRORS_LISTED = 200

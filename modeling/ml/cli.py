@@ -279,7 +279,7 @@ def build_data(args):
     """RankingData from --images, --labels and --comparisons, plus the image names in row order."""
     from .encoder import image_tag_similarity, load_encoder
     from .features import FeatureStore
-    from .training import RankingData
+    from .training_data import RankingData
 
     labels = Labels()
     for path in args.labels or []:
@@ -340,7 +340,8 @@ def _progress(label):
 
 
 def cmd_train(args) -> int:
-    from .training import save_checkpoint, train_ranker
+    from .checkpoints import save_checkpoint
+    from .training import train_ranker
 
     data, names, encoder_id = build_data(args)
     cfg = _train_config(args)
@@ -358,7 +359,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from .protocol import (MODELS, TEST_SPLIT_DEFINITION, fixed_test_split, main_table, metadata_table,
                            run_protocol, seed_metrics, tag_table)
-    from .training import synthetic_data
+    from .synthetic import synthetic_data
 
     cfg = _train_config(args)
     tags, meta = None, None
@@ -415,7 +416,8 @@ def cmd_evaluate(args) -> int:
 def cmd_score(args) -> int:
     from .encoder import DEFAULT_REGIONS, TINY_ID, load_encoder
     from .features import FeatureStore
-    from .training import load_checkpoint, score_images
+    from .checkpoints import load_checkpoint
+    from .training import score_images
 
     model, meta = load_checkpoint(args.model)
     encoder_id = meta.get("encoder_id") or ""
@@ -628,7 +630,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    from .training import CheckpointError
+    from .checkpoints import CheckpointError
 
     try:
         return args.func(args)

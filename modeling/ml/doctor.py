@@ -39,7 +39,8 @@ def encoder_rate(encoder, n_images: int) -> float:
 
 def training_rate(device: str, dim: int, n_images: int, n_comparisons: int, batch_pairs: int = 1024) -> tuple[float, int]:
     """(steps per second, steps) of ``train_ranker`` on a synthetic set with features of size ``dim``."""
-    from .training import TrainConfig, synthetic_data, train_ranker
+    from .synthetic import synthetic_data
+    from .training import TrainConfig, train_ranker
 
     data, _ = synthetic_data(n_images=n_images, n_comparisons=n_comparisons, dim=dim, seed=0)
     cfg = TrainConfig(epochs=2, batch_pairs=batch_pairs, eval_every=0, patience=100, device=device, lam=1.0)

@@ -38,7 +38,7 @@ def fixed_test_split(names: list[str], test_list: list[str] | None = None) -> np
 
 def protocol_split(data, is_test: np.ndarray, val_fraction: float, seed: int):
     """A training.Split among the non-test images: (train, validation) by image, per seed."""
-    from .training import Split
+    from .training_data import Split
 
     rng = np.random.default_rng(seed)
     pool = np.flatnonzero(~is_test)

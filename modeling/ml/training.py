@@ -1,136 +1,34 @@
-"""Training a ranker on cached features, checkpoints, and scoring.
+"""Training a ranker on cached features, and scoring images with it.
 
     data = RankingData(image_tokens, tag_tokens, tag_mask, comp_a, comp_b, outcome, ref_dist=...)
     result = train_ranker(data, TrainConfig(), model_kind="tags", progress=print)
-    save_checkpoint("model.pt", result, {"encoder_id": enc.encoder_id})
-    model, meta = load_checkpoint("model.pt")
-    mean, dist, uncertainty = score_images(model, image_tokens, tag_tokens, tag_mask)
+    mean, dist, uncertainty = score_images(result.model, image_tokens, tag_tokens, tag_mask)
 
 Scores are per image: a batch of comparisons is turned into its unique images, each image is
-scored once, and the pair losses index those scores. This is what makes 100k comparisons train
-in seconds rather than the 20 minutes an epoch of a per-pair head.
+scored once, and the pair losses index those scores. A step's cost grows with its unique images,
+not with its comparisons, which is what makes large comparison sets cheap to train on compared
+with a per-pair head (docs/benchmarks.md). The data and the split are in ``training_data.py``,
+checkpoints in ``checkpoints.py``, synthetic data sets in ``synthetic.py``.
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import logging
 import math
-import os
 import time
-import uuid
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from .device import runtime
-from .encoder import image_tag_similarity
-from .json_values import plain_json
 from .losses import comparison_loss, emd_loss, ranking_loss, ranking_target
 from .metrics import BINS, evaluate_scores
 from .ranker import RankerConfig, build_ranker
+from .training_data import RankingData, Split, split_data, tag_vocabulary
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "tagrank-ranker"
-CHECKPOINT_VERSION = 1
 
-
-# -- data --------------------------------------------------------------------------------------------
-@dataclass
-class RankingData:
-    """Cached features and labels of N images. Comparisons index the images."""
-
-    image_tokens: np.ndarray                 # [N,T,D] float32 or float16 (kept: half the memory); token 0 = class
-    tag_tokens: np.ndarray                   # [N,K,D] float32; K may be 0
-    tag_mask: np.ndarray                     # [N,K] bool, True where a tag is present
-    comp_a: np.ndarray | None = None         # [P] int, image a of each comparison
-    comp_b: np.ndarray | None = None         # [P] int, image b
-    outcome: np.ndarray | None = None        # [P] float: 1 = a wins, 0 = b wins, 0.5 = tie
-    ref_dist: np.ndarray | None = None       # [N,10] reference vote distributions
-    ref_mask: np.ndarray | None = None       # [N] bool, which images have a reference distribution
-    similarity: np.ndarray | None = None     # [N] CLIP image-tags similarity (for the ranking target)
-
-    def __post_init__(self):
-        tokens = np.asarray(self.image_tokens)
-        self.image_tokens = tokens if tokens.dtype == np.float16 else tokens.astype(np.float32, copy=False)
-        N = len(self.image_tokens)
-        self.tag_tokens = np.asarray(self.tag_tokens, dtype=np.float32)
-        self.tag_mask = np.asarray(self.tag_mask, dtype=bool)
-        if self.tag_tokens.shape[:2] != self.tag_mask.shape or len(self.tag_tokens) != N:
-            raise ValueError(f"tag_tokens {self.tag_tokens.shape} and tag_mask {self.tag_mask.shape} "
-                             f"do not match {N} images")
-        self.comp_a = np.asarray(self.comp_a if self.comp_a is not None else [], dtype=np.int64)
-        self.comp_b = np.asarray(self.comp_b if self.comp_b is not None else [], dtype=np.int64)
-        self.outcome = np.asarray(self.outcome if self.outcome is not None else [], dtype=np.float32)
-        if not len(self.comp_a) == len(self.comp_b) == len(self.outcome):
-            raise ValueError("comp_a, comp_b and outcome must have the same length")
-        if len(self.comp_a) and (min(self.comp_a.min(), self.comp_b.min()) < 0
-                                 or max(self.comp_a.max(), self.comp_b.max()) >= N):
-            raise ValueError("a comparison refers to an image index outside 0..N-1")
-        if self.ref_dist is not None:
-            self.ref_dist = np.asarray(self.ref_dist, dtype=np.float32)
-            self.ref_mask = (np.ones(N, dtype=bool) if self.ref_mask is None
-                             else np.asarray(self.ref_mask, dtype=bool))
-            if self.ref_dist.shape[0] != N or self.ref_mask.shape != (N,):
-                raise ValueError("ref_dist and ref_mask must have one row per image")
-        if self.similarity is not None:
-            self.similarity = np.asarray(self.similarity, dtype=np.float32)
-
-    @property
-    def n_images(self) -> int:
-        return len(self.image_tokens)
-
-    @property
-    def n_comparisons(self) -> int:
-        return len(self.comp_a)
-
-    @property
-    def n_references(self) -> int:
-        return 0 if self.ref_dist is None else int(self.ref_mask.sum())
-
-
-@dataclass
-class Split:
-    """Image and comparison indices on each side; comparisons across sides are dropped."""
-
-    train_images: np.ndarray
-    val_images: np.ndarray
-    train_comparisons: np.ndarray
-    val_comparisons: np.ndarray
-    dropped_comparisons: int = 0
-
-
-def split_data(data: RankingData, val_fraction: float = 0.2, seed: int = 0, by_image: bool = True) -> Split:
-    """Random train/validation split.
-
-    by_image=True keeps every image and all of its comparisons on one side (no leakage): a
-    comparison whose two images fall on different sides is dropped. by_image=False splits the
-    comparisons independently of the images, so an image can appear on both sides.
-    """
-    rng = np.random.default_rng(seed)
-    N, P = data.n_images, data.n_comparisons
-    order = rng.permutation(N)
-    n_val = int(round(N * val_fraction))
-    val_images, train_images = np.sort(order[:n_val]), np.sort(order[n_val:])
-    if by_image:
-        in_val = np.zeros(N, dtype=bool)
-        in_val[val_images] = True
-        a_val, b_val = in_val[data.comp_a], in_val[data.comp_b]
-        train_c = np.flatnonzero(~a_val & ~b_val)
-        val_c = np.flatnonzero(a_val & b_val)
-        dropped = P - len(train_c) - len(val_c)
-    else:
-        corder = rng.permutation(P)
-        n_val_c = int(round(P * val_fraction))
-        val_c, train_c, dropped = np.sort(corder[:n_val_c]), np.sort(corder[n_val_c:]), 0
-    return Split(train_images, val_images, train_c, val_c, int(dropped))
-
-
-# -- training ----------------------------------------------------------------------------------------
 @dataclass
 class TrainConfig:
     ranker: RankerConfig = field(default_factory=RankerConfig)  # input_dim is taken from the data
@@ -158,7 +56,8 @@ class TrainConfig:
     lam: float = 0.0
     device: str = ""             # "" = TAGRANK_DEVICE (auto | cpu | cuda), see modeling.ml.device
     # torch CPU threads while training (0 = leave torch's setting). 1 by default: on a shared
-    # 2-core host, 2 threads trained 100k comparisons 8x slower than 1 (docs/benchmarks.md).
+    # small host, a second thread gains little on these small matrices and can slow training a lot
+    # (measured: docs/ranker.md, "Threads").
     threads: int = 1
     bootstrap: bool = True       # ensemble heads train on Poisson(1) resamplings of the data
 
@@ -198,24 +97,6 @@ def _losses_used(cfg: TrainConfig, data: RankingData, split: Split, model_kind: 
     if not used:
         raise ValueError("nothing to train on: no comparisons and no reference distributions in the training split")
     return used
-
-
-def tag_vocabulary(tag_tokens: np.ndarray, tag_mask: np.ndarray):
-    """Dense tag tokens [N,K,D] -> (index [N,K] int64, vocab [V,D]) of the distinct tag vectors.
-
-    Images share tags, so training projects each distinct tag of a batch once instead of once
-    per image. Masked slots point at an arbitrary entry; the mask still hides them.
-    """
-    N, K, D = tag_tokens.shape
-    flat = np.ascontiguousarray(np.where(tag_mask[..., None], tag_tokens, 0.0), dtype=np.float32).reshape(N * K, D)
-    if len(flat) == 0:
-        return np.zeros((N, K), dtype=np.int64), np.zeros((1, D), dtype=np.float32)
-    # Exact duplicates by their bytes (a dict is ~50x faster than np.unique(axis=0) here).
-    first: dict[bytes, int] = {}
-    index = np.fromiter((first.setdefault(row.tobytes(), len(first)) for row in flat), dtype=np.int64, count=len(flat))
-    rows = np.zeros(len(first), dtype=np.int64)
-    rows[index[::-1]] = np.arange(len(flat) - 1, -1, -1)                 # first row of each entry
-    return index.reshape(N, K), flat[rows]
 
 
 def train_ranker(data: RankingData, cfg: TrainConfig | None = None, model_kind: str = "tags",
@@ -443,150 +324,3 @@ def evaluate_split(model, data: RankingData, images: np.ndarray, comparisons: np
     m["n_images"] = len(images)
     m["mean_uncertainty"] = float(unc.mean()) if len(unc) else None
     return m
-
-
-# -- checkpoints -------------------------------------------------------------------------------------
-class CheckpointError(Exception):
-    """A checkpoint file is missing, unreadable, corrupt or not a Tagrank ranker."""
-
-
-def _json_clean(obj):
-    """Config or meta as a JSON string of plain types (numpy numbers and arrays become numbers and lists)."""
-    return json.dumps(plain_json(obj), sort_keys=True)
-
-
-def _digest(state: dict, config_json: str, meta_json: str) -> str:
-    h = hashlib.sha256(config_json.encode() + meta_json.encode())
-    for k in sorted(state):
-        h.update(k.encode())
-        h.update(state[k].contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def save_checkpoint(path, result_or_model, meta: dict | None = None) -> None:
-    """Write a ranker with its config and meta (merged with a TrainResult's metrics, counts,
-    losses and history). Atomic: written to a temporary file, then renamed."""
-    meta = dict(meta or {})
-    if isinstance(result_or_model, TrainResult):
-        r = result_or_model
-        model = r.model
-        meta = {"metrics": r.metrics, "counts": r.counts, "losses_used": r.losses_used,
-                "history": r.history, "train_config": asdict(r.config), **meta}
-    else:
-        model = result_or_model
-    meta.setdefault("kind", model.kind)
-    state = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
-             for k, v in model.state_dict().items()}
-    config_json, meta_json = _json_clean(asdict(model.cfg)), _json_clean(meta)
-    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": model.kind,
-               "config": config_json, "meta": meta_json, "state_dict": state,
-               "sha256": _digest(state, config_json, meta_json)}
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    try:
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def load_checkpoint(path, device: str | torch.device | None = None):
-    """(model in eval mode, meta) on ``device`` (None = this worker's, TAGRANK_DEVICE).
-    Raises CheckpointError on any problem with the file."""
-    path = Path(path)
-    device = torch.device(device) if device is not None else runtime().device
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint") from None
-    except Exception as e:  # truncated zip, garbage bytes, pickle errors...
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a Tagrank ranker checkpoint")
-    if payload.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {payload.get('version')} is not supported")
-    try:
-        state = payload["state_dict"]
-        cpu_state = {k: v.cpu() for k, v in state.items()}
-        if _digest(cpu_state, payload["config"], payload["meta"]) != payload["sha256"]:
-            raise CheckpointError(f"{path}: checksum mismatch, the file is corrupt")
-        cfg = RankerConfig(**json.loads(payload["config"]))
-        model = build_ranker(payload["kind"], cfg)
-        model.load_state_dict(state)
-        meta = json.loads(payload["meta"])
-    except CheckpointError:
-        raise
-    except Exception as e:
-        raise CheckpointError(f"{path}: invalid checkpoint contents ({type(e).__name__}: {e})") from e
-    return model.to(device).eval(), meta
-
-
-# -- synthetic data ----------------------------------------------------------------------------------
-def synthetic_data(n_images: int = 2000, n_comparisons: int = 20000, dim: int = 64, n_tokens: int = 5,
-                   max_tags: int = 4, n_classes: int = 16, tag_effect: float = 2.0, seed: int = 0,
-                   with_references: bool = True, votes: int = 100, return_latents: bool = False):
-    """A learnable task where quality depends on whether an image's tags match its content.
-
-    Every image shows one of ``n_classes`` contents (a prototype direction) and has a latent
-    "technical" quality z visible in its tokens. Half of the tagged images carry a tag of their
-    own content, the others only tags of other contents. True quality:
-
-        q = 5.5 + z + tag_effect * (match - 0.5)      (clipped to 1..10)
-
-    so an image-only model can recover z but not the match. Returns (RankingData, q), and with
-    ``return_latents`` a third item, {"content": [N] class, "z": [N], "match": [N] bool}.
-    """
-    rng = np.random.default_rng(seed)
-
-    def unit(x):
-        return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-    proto = unit(rng.standard_normal((n_classes, dim)))                    # content directions
-    quality_dir = unit(rng.standard_normal(dim))                           # where z shows
-    tags_per_class = 3
-    vocab = unit(np.repeat(proto, tags_per_class, axis=0)
-                 + 0.5 * rng.standard_normal((n_classes * tags_per_class, dim)) / np.sqrt(dim))
-    vocab_class = np.repeat(np.arange(n_classes), tags_per_class)
-
-    content = rng.integers(0, n_classes, n_images)
-    z = rng.standard_normal(n_images).astype(np.float32)
-    base = proto[content] + 0.6 * z[:, None] * quality_dir                  # [N,D]
-    noise = rng.standard_normal((n_images, n_tokens, dim)) / np.sqrt(dim)
-    scale = np.array([0.3] + [0.6] * (n_tokens - 1))[None, :, None]       # regions are noisier
-    image_tokens = unit(base[:, None, :] + scale * noise)                  # [N,T,D]
-
-    n_tags = rng.integers(0, max_tags + 1, n_images)
-    match = (rng.random(n_images) < 0.5) & (n_tags > 0)
-    tag_index = np.zeros((n_images, max_tags), dtype=np.int64)
-    for i in range(n_images):
-        others = np.flatnonzero(vocab_class != content[i])
-        tag_index[i] = rng.choice(others, max_tags)
-        if match[i]:
-            own = np.flatnonzero(vocab_class == content[i])
-            tag_index[i, rng.integers(0, n_tags[i])] = rng.choice(own)
-    tag_mask = np.arange(max_tags)[None, :] < n_tags[:, None]
-    tag_tokens = vocab[tag_index] * tag_mask[..., None]
-
-    q = np.clip(5.5 + z + tag_effect * (match - 0.5), 1.0, 10.0).astype(np.float32)
-
-    ref_dist = None
-    if with_references:
-        p = np.exp(-0.5 * ((BINS[None, :] - q[:, None]) / 1.2) ** 2)
-        p /= p.sum(axis=1, keepdims=True)
-        ref_dist = np.stack([rng.multinomial(votes, row) for row in p]).astype(np.float32) / votes
-
-    a = rng.integers(0, n_images, n_comparisons)
-    b = (a + rng.integers(1, n_images, n_comparisons)) % n_images          # never a == b
-    p_a = 1.0 / (1.0 + np.exp(-1.5 * (q[a] - q[b])))
-    outcome = (rng.random(n_comparisons) < p_a).astype(np.float32)
-    outcome[np.abs(q[a] - q[b]) < 0.05] = 0.5                              # near-equal: a tie
-
-    data = RankingData(image_tokens, tag_tokens, tag_mask, a, b, outcome, ref_dist=ref_dist,
-                       similarity=image_tag_similarity(image_tokens, tag_tokens, tag_mask))
-    if return_latents:
-        return data, q, {"content": content, "z": z, "match": match}
-    return data, q

@@ -94,7 +94,7 @@ class ProjectDataset:
 
     encoder_id: str
     image_ids: np.ndarray                # [N] database ids; row i of every array is image_ids[i]
-    data: object                         # modeling.ml.training.RankingData: training comparisons only
+    data: object                         # modeling.ml.training_data.RankingData: training comparisons only
     holdout_a: np.ndarray                # [H] row indices
     holdout_b: np.ndarray
     holdout_outcome: np.ndarray          # 1 = a wins, 0 = b wins, 0.5 = tie
@@ -112,7 +112,7 @@ def build_dataset(project: Project, *, store=None, last_comparison_id: int | Non
     now) are left out, so that the version records exactly what it was trained on.
     """
     from modeling.ml.encoder import image_tag_similarity
-    from modeling.ml.training import RankingData
+    from modeling.ml.training_data import RankingData
     from modeling.services import feature_extraction
 
     store = store or feature_extraction.feature_store()

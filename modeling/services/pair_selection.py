@@ -34,7 +34,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from labeling.models import Comparison, PairCandidate, Project
-from labeling.services.pairs import enqueue_pairs, open_queue_size
+from labeling.services.pair_queue import enqueue_pairs, open_queue_size
 from modeling.ml.bradley_terry import comparison_counts
 from modeling.ml.selection import pair_information, select_pairs
 from modeling.models import PairRefillState

@@ -43,7 +43,7 @@ def stale_after() -> timedelta:
 
 
 def _load_checkpoint(weights_name: str):
-    from modeling.ml.training import load_checkpoint
+    from modeling.ml.checkpoints import load_checkpoint
 
     storage = ModelVersion._meta.get_field("weights").storage
     # Through the storage API, so that weights on another host's media storage work too.
@@ -54,15 +54,15 @@ def _load_checkpoint(weights_name: str):
                 for chunk in iter(lambda: source.read(1 << 20), b""):
                     target.write(chunk)
         except (FileNotFoundError, OSError) as exc:
-            from modeling.ml.training import CheckpointError
+            from modeling.ml.checkpoints import CheckpointError
 
             raise CheckpointError(f"{weights_name}: cannot read the weights file ({exc})") from exc
         return load_checkpoint(path)
 
 
 def load_version_model(version: ModelVersion):
-    """(model, meta) of a version. Raises ``modeling.ml.training.CheckpointError`` on a bad file."""
-    from modeling.ml.training import CheckpointError
+    """(model, meta) of a version. Raises ``modeling.ml.checkpoints.CheckpointError`` on a bad file."""
+    from modeling.ml.checkpoints import CheckpointError
 
     if not version.weights:
         raise CheckpointError(f"model version {version.pk} has no weights file")
@@ -142,7 +142,7 @@ def rescore(version_id: int, *, progress: Callable[[int, int], None] | None = No
     The body of ``tagrank.scoring.rescore``. Safe to run twice: scored images are skipped and only one
     run switches the version in.
     """
-    from modeling.ml.training import CheckpointError
+    from modeling.ml.checkpoints import CheckpointError
 
     version = ModelVersion.objects.filter(pk=version_id).select_related("project").first()
     if version is None or version.status != ModelVersion.Status.SCORING:

@@ -379,7 +379,7 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
     tolerance = promotion.training_settings(project).promotion_tolerance
     verdict = promotion.judge(holdout["tags"], champion_metrics, tolerance, champion.pk if champion else None)
     with tempfile.TemporaryDirectory() as folder:
-        from modeling.ml.training import save_checkpoint
+        from modeling.ml.checkpoints import save_checkpoint
 
         path = os.path.join(folder, "weights.pt")
         save_checkpoint(path, tags_result, {"encoder_id": dataset.encoder_id, "project": project.slug,
@@ -446,7 +446,7 @@ def champion_on_holdout(champion: ModelVersion | None, dataset: datasets.Project
     Re-evaluated from its weights when it uses the same encoder, so both are judged on the same
     comparisons; otherwise (another encoder, unreadable weights) its stored metrics stand in.
     """
-    from modeling.ml.training import CheckpointError
+    from modeling.ml.checkpoints import CheckpointError
 
     if champion is None:
         return None, "no active version"

@@ -10,13 +10,13 @@ from django.utils import timezone
 from labeling.api.views import refusal_status
 from labeling.models import Comparison, ImageStats, Membership, PairCandidate, PairLease, Project
 from labeling.services import comparisons as service
-from labeling.services import pairs
-from labeling.services.pairs import LeaseClosed, LeaseExpired, LeaseForeign, LeaseUnknown, LeaseWrongProject
+from labeling.services import leases, pair_serving
+from labeling.services.leases import LeaseClosed, LeaseExpired, LeaseForeign, LeaseUnknown, LeaseWrongProject
 
 
 @pytest.fixture
 def leased(project, images, rater):
-    return pairs.next_pair(project, rater)[1]
+    return pair_serving.next_pair(project, rater)[1]
 
 
 def submit(project, rater, lease, winner="a", key="key-1", response_ms=850):
@@ -57,7 +57,7 @@ def test_a_replay_is_answered_even_after_the_lease_expired(project, rater, lease
 @pytest.mark.django_db
 def test_the_same_client_key_for_another_pair_is_refused(project, rater, leased):
     submit(project, rater, leased, key="dup")
-    _, other = pairs.next_pair(project, rater)
+    _, other = pair_serving.next_pair(project, rater)
     with pytest.raises(service.ClientKeyReused) as refused:
         submit(project, rater, other, key="dup")
     assert refusal_status(refused.value) == 409
@@ -136,7 +136,7 @@ def test_bad_winner_key_and_response_time_are_refused(project, rater, leased):
 
 @pytest.mark.django_db
 def test_a_skipped_lease_cannot_be_judged(project, rater, leased):
-    pairs.end_lease(project, rater, leased.token, skip=True)
+    leases.end_lease(project, rater, leased.token, skip=True)
     with pytest.raises(LeaseClosed, match="skipped"):
         submit(project, rater, leased)
 
@@ -161,7 +161,7 @@ def test_undo_deletes_the_latest_judgment_and_leases_the_pair_again(project, rat
 @pytest.mark.django_db
 def test_undo_only_the_latest_and_only_within_the_window(project, rater, leased, settings):
     first, _ = submit(project, rater, leased, key="first")
-    _, second_lease = pairs.next_pair(project, rater)
+    _, second_lease = pair_serving.next_pair(project, rater)
     second, _ = submit(project, rater, second_lease, key="second")
     with pytest.raises(service.UndoRefused, match="latest"):
         service.undo_last_comparison(project, rater, comparison_id=first.pk)
@@ -187,10 +187,10 @@ def test_progress_counts_per_day_and_per_rater_with_gold_accuracy(project, rater
     project.gold_rate = 1.0
     project.save()
     GoldPair.objects.create(project=project, image_a=images[0], image_b=images[1], expected="a")
-    _, gold_lease = pairs.next_pair(project, rater)
+    _, gold_lease = pair_serving.next_pair(project, rater)
     right = "a" if gold_lease.image_a_id == images[0].pk else "b"
     submit(project, rater, gold_lease, winner=right, key="gold")
-    _, gold_lease_2 = pairs.next_pair(project, second_rater)
+    _, gold_lease_2 = pair_serving.next_pair(project, second_rater)
     wrong = "b" if gold_lease_2.image_a_id == images[0].pk else "a"
     submit(project, second_rater, gold_lease_2, winner=wrong, key="gold-2")
 

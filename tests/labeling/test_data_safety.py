@@ -13,7 +13,7 @@ from labeling.models import Comparison, Image, ImageStats, ImageTag, PairLease, 
 from labeling.services import archive
 from labeling.services.comparisons import submit_comparison
 from labeling.services.imports import read_tags_csv
-from labeling.services.pairs import next_pair
+from labeling.services.pair_serving import next_pair
 
 NEXT = "/api/v1/projects/test-project/next-pair/"
 

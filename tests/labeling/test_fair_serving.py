@@ -5,7 +5,7 @@ import pytest
 from rest_framework.throttling import ScopedRateThrottle
 
 from labeling.models import PairLease
-from labeling.services import pairs
+from labeling.services import leases, pair_serving
 
 NEXT = "/api/v1/projects/test-project/next-pair/"
 
@@ -33,11 +33,11 @@ def test_a_rater_at_the_cap_gets_their_oldest_live_lease_back(api, project, imag
 @pytest.mark.django_db
 def test_leases_past_the_cap_from_concurrent_requests_are_given_back(project, images, rater, settings):
     settings.TAGRANK_MAX_LIVE_LEASES = 0
-    held = [pairs.next_pair(project, rater)[1] for _ in range(2)]  # two already held (as if racing requests won)
+    held = [pair_serving.next_pair(project, rater)[1] for _ in range(2)]  # two already held (as if racing requests won)
     settings.TAGRANK_MAX_LIVE_LEASES = 1
-    extra = pairs.lease_from_fallback(project, rater)
-    assert pairs.held_lease(project, rater, just_leased=extra).pk == held[0].pk
-    _, served = pairs.next_pair(project, rater)
+    extra = pair_serving.lease_from_fallback(project, rater)
+    assert leases.held_lease(project, rater, just_leased=extra).pk == held[0].pk
+    _, served = pair_serving.next_pair(project, rater)
     assert served.pk == held[0].pk
 
 

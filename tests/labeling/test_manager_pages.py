@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from labeling.models import GoldPair, Image, Invite, Membership, PairLease, Project
 from labeling.services import invites
-from labeling.services.pairs import next_pair
+from labeling.services.pair_serving import next_pair
 
 
 @pytest.mark.django_db

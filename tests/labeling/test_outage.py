@@ -206,12 +206,12 @@ def test_a_cut_inside_the_submit_transaction_stores_nothing_and_the_retry_stores
     """The database goes away after the comparison row is written but before the transaction commits."""
     from django.db import OperationalError
 
-    from labeling.services import pairs
+    from labeling.services import leases
 
     cut, restore = database_switch
     rating = api(rater)
     pair = call(rating, "GET", NEXT).json()
-    judged = pairs.mark_lease_judged
+    judged = leases.mark_lease_judged
 
     def cut_mid_transaction(lease_id, comparison_id):
         cut()
@@ -219,11 +219,11 @@ def test_a_cut_inside_the_submit_transaction_stores_nothing_and_the_retry_stores
             raise OperationalError("disk I/O error")
         judged(lease_id, comparison_id)  # on PostgreSQL this statement meets the dropped connection
 
-    monkeypatch.setattr(pairs, "mark_lease_judged", cut_mid_transaction)
+    monkeypatch.setattr(leases, "mark_lease_judged", cut_mid_transaction)
     payload = {"lease": pair["lease"], "winner": "b", "client_key": "mid-transaction"}
     during = call(rating, "POST", COMPARISONS, payload)
     assert during.status_code == 503 and during.json()["code"] == "service_unavailable"
-    monkeypatch.setattr(pairs, "mark_lease_judged", judged)
+    monkeypatch.setattr(leases, "mark_lease_judged", judged)
     restore()
     assert call(rating, "POST", COMPARISONS, payload).status_code == 201  # nothing was half-stored
     assert call(rating, "POST", COMPARISONS, payload).status_code == 200  # and a replay stays a replay

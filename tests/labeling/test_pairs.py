@@ -21,9 +21,10 @@ from labeling.models import (
     PairLease,
     Project,
 )
-from labeling.services import pairs
+from labeling.services import image_stats, leases, pair_queue, pair_serving
 from labeling.services.comparisons import submit_comparison
-from labeling.services.pairs import next_pair, ordered
+from labeling.services.pair_serving import next_pair
+from labeling.services.pair_sql import ordered
 
 
 def judge(project, rater, lease, winner="a", key=None):
@@ -115,7 +116,7 @@ def test_skip_returns_the_slot_to_others_but_not_to_the_rater_who_skipped(projec
     store_image(project, "y.png", image_bytes(seed=2))
     first, second = make_rater(make_user, project, "r1"), make_rater(make_user, project, "r2")
     _, lease = next_pair(project, first)
-    pairs.end_lease(project, first, lease.token, skip=True)
+    leases.end_lease(project, first, lease.token, skip=True)
     assert next_pair(project, first) is None
     assert next_pair(project, second) is not None
 
@@ -128,7 +129,7 @@ def test_release_returns_the_slot_to_everyone_including_the_rater(project, image
     store_image(project, "y.png", image_bytes(seed=2))
     _, lease = next_pair(project, rater)
     assert next_pair(project, rater) is None
-    assert pairs.release_leases(project, rater, [lease.token, "not-a-token"]) == 1
+    assert leases.release_leases(project, rater, [lease.token, "not-a-token"]) == 1
     assert next_pair(project, rater) is not None
 
 
@@ -138,9 +139,9 @@ def test_left_and_right_are_randomised(project, images, make_user):
     first_is_lower = Counter()
     for index in range(40):
         rater = make_rater(make_user, project, f"r{index}")
-        _, lease = pairs.next_pair(project, rater, rng=rng)
+        _, lease = pair_serving.next_pair(project, rater, rng=rng)
         first_is_lower[lease.image_a_id < lease.image_b_id] += 1
-        pairs.end_lease(project, rater, lease.token, skip=False)
+        leases.end_lease(project, rater, lease.token, skip=False)
     assert first_is_lower[True] >= 8 and first_is_lower[False] >= 8
 
 
@@ -157,7 +158,7 @@ def test_fallback_pairs_the_images_with_the_fewest_comparisons(project, images, 
     partners = set()
     newcomer = make_rater(make_user, project, "newcomer")
     for index in range(12):
-        lease = pairs.lease_from_fallback(project, newcomer, rng=random.Random(index))
+        lease = pair_serving.lease_from_fallback(project, newcomer, rng=random.Random(index))
         pair = set(unordered(lease))
         assert pair & never_compared, "a pair without any never-compared image"
         partners |= pair - never_compared
@@ -185,7 +186,7 @@ def test_image_stats_follow_comparisons_and_recount_repairs_bulk_loads(project, 
     assert ImageStats.objects.get(image=images[0]).comparison_count == 1
     # A full recount puts every counter right, e.g. after comparisons were deleted in the admin.
     Comparison.objects.all().delete()
-    assert pairs.recount_image_stats(project) == 8
+    assert image_stats.recount_image_stats(project) == 8
     assert set(ImageStats.objects.values_list("comparison_count", flat=True)) == {0}
 
 
@@ -205,7 +206,7 @@ def test_deleting_a_project_or_image_with_judgments_is_refused(project, images, 
 
 @pytest.mark.django_db
 def test_queue_serves_highest_priority_first_and_falls_back_when_empty(project, images, rater, second_rater):
-    pairs.enqueue_pairs(project, [(images[0].pk, images[1].pk, 0.2), (images[3].pk, images[2].pk, 0.9)])
+    pair_queue.enqueue_pairs(project, [(images[0].pk, images[1].pk, 0.2), (images[3].pk, images[2].pk, 0.9)])
     _, lease = next_pair(project, rater)
     assert unordered(lease) == (images[2].pk, images[3].pk)
     assert lease.candidate.source == PairCandidate.Source.ACTIVE
@@ -221,14 +222,14 @@ def test_queue_serves_highest_priority_first_and_falls_back_when_empty(project, 
 
 @pytest.mark.django_db
 def test_enqueue_replace_drops_stale_unleased_rows_only(project, images, rater):
-    pairs.enqueue_pairs(project, [(images[0].pk, images[1].pk, 1.0), (images[2].pk, images[3].pk, 0.5)])
+    pair_queue.enqueue_pairs(project, [(images[0].pk, images[1].pk, 1.0), (images[2].pk, images[3].pk, 0.5)])
     _, leased = next_pair(project, rater)  # leases the 0-1 pair
-    pairs.enqueue_pairs(project, [(images[4].pk, images[5].pk, 0.7)], replace=True)
+    pair_queue.enqueue_pairs(project, [(images[4].pk, images[5].pk, 0.7)], replace=True)
     remaining = set(PairCandidate.objects.filter(project=project).values_list("image_low_id", "image_high_id"))
     assert ordered(images[4].pk, images[5].pk) in remaining
     assert unordered(leased) in remaining  # leased rows stay: their lease points at them
     assert ordered(images[2].pk, images[3].pk) not in remaining
-    assert pairs.open_queue_size(project) == 2
+    assert pair_queue.open_queue_size(project) == 2
 
 
 @pytest.mark.django_db
@@ -242,7 +243,7 @@ def test_raising_the_overlap_reopens_finished_pairs(project, image_bytes, make_u
     assert next_pair(project, second) is None
     project.overlap = 2
     project.save()
-    pairs.reopen_for_overlap(project)
+    pair_queue.reopen_for_overlap(project)
     assert next_pair(project, second) is not None
 
 
@@ -331,16 +332,16 @@ def test_concurrent_requests_never_over_lease_a_pair(database, overlap, image_by
     raters = [make_rater(make_user, project, f"busy-{overlap}-{index}") for index in range(16)]
     # Half of the slots come from the queue (active selection), half from the fallback.
     ids = list(Image.objects.filter(project=project).values_list("pk", flat=True))
-    pairs.enqueue_pairs(project, [(ids[0], ids[k], float(k)) for k in range(1, 6)])
+    pair_queue.enqueue_pairs(project, [(ids[0], ids[k], float(k)) for k in range(1, 6)])
 
     results = _lease_concurrently(project.pk, [r.pk for r in raters], requests_per_rater=3)
 
     granted = [lease_id for lease_id in results if lease_id is not None]
     assert len(granted) == 15 * overlap  # 48 requests for 15 * overlap slots
-    leases = PairLease.objects.filter(project=project)
-    per_pair = Counter(ordered(a, b) for a, b in leases.values_list("image_a_id", "image_b_id"))
+    handed = PairLease.objects.filter(project=project)
+    per_pair = Counter(ordered(a, b) for a, b in handed.values_list("image_a_id", "image_b_id"))
     assert len(per_pair) == 15 and set(per_pair.values()) == {overlap}
-    per_rater_pair = Counter((r, ordered(a, b)) for r, a, b in leases.values_list("rater_id", "image_a_id", "image_b_id"))
+    per_rater_pair = Counter((r, ordered(a, b)) for r, a, b in handed.values_list("rater_id", "image_a_id", "image_b_id"))
     assert max(per_rater_pair.values()) == 1
     # A candidate's slots are the locked unit: one row per pair, never duplicated.
     assert PairCandidate.objects.filter(project=project).count() == 15

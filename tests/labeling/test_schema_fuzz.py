@@ -52,7 +52,7 @@ def fuzz_target(project, manager, rater, image_bytes, wsgi_keeps_the_test_connec
     """A project with three images, a manager's token, and a pair leased so that lease-taking endpoints have one.
     (Built once per operation, so it is kept small: the run's time is mostly this setup.)"""
     from labeling.services.imports import store_image
-    from labeling.services.pairs import next_pair
+    from labeling.services.pair_serving import next_pair
 
     images = [store_image(project, f"{k}.png", image_bytes(seed=k, size=(16, 16)), tags=["t"])[0] for k in range(3)]
     next_pair(project, manager)

@@ -48,7 +48,7 @@ def ranker(kind: str = "tags", seed: int = 0, dim: int = DIM):
 
 def attach_weights(version: ModelVersion, tags_model, baseline_model=None) -> ModelVersion:
     """Store the rankers' checkpoints as a trained version's weights (and baseline weights)."""
-    from modeling.ml.training import save_checkpoint
+    from modeling.ml.checkpoints import save_checkpoint
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "w.pt"

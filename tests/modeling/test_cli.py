@@ -24,7 +24,8 @@ def run_module(*args, timeout=240):
 
 def test_library_and_cli_import_no_django():
     code = ("import sys, modeling.ml.encoder, modeling.ml.features, modeling.ml.ranker, modeling.ml.losses, "
-            "modeling.ml.metrics, modeling.ml.training, modeling.ml.cli, modeling.__main__; "
+            "modeling.ml.metrics, modeling.ml.training, modeling.ml.checkpoints, modeling.ml.synthetic, "
+            "modeling.ml.cli, modeling.__main__; "
             "bad = sorted(m for m in sys.modules if m == 'django' or m.startswith('django.')); "
             "print(bad); sys.exit(1 if bad else 0)")
     r = run_module("-c", code)
@@ -158,7 +159,7 @@ def test_doctor_fails_when_cuda_is_requested_but_missing(capsys, monkeypatch):
 
 def test_the_protocol_never_trains_or_stops_on_the_test_split():
     from modeling.ml.protocol import fixed_test_split, protocol_split
-    from modeling.ml.training import synthetic_data
+    from modeling.ml.synthetic import synthetic_data
 
     data, _ = synthetic_data(n_images=400, n_comparisons=4000, dim=16, seed=0)
     names = [f"{i}.jpg" for i in range(400)]
@@ -227,7 +228,7 @@ def test_score_prints_scores_by_a_metadata_column(demo, tmp_path, capsys):
 
 
 def test_fewer_pooled_tokens_are_an_option_with_their_own_cache(demo, tmp_path, capsys):
-    from modeling.ml.training import load_checkpoint
+    from modeling.ml.checkpoints import load_checkpoint
 
     features = tmp_path / "features"
     args = ["--images", str(demo / "images"), "--labels", str(demo / "labels.csv"), "--encoder", "tiny",

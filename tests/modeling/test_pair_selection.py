@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from labeling.models import Comparison, PairCandidate, Project
-from labeling.services.pairs import next_pair
+from labeling.services.pair_serving import next_pair
 from modeling.ml.selection import pair_information
 from modeling.models import HumanScore, PairRefillState
 from modeling.services.pair_selection import RefillPolicy, claim_refill, refill_due, refill_pair_queue, refill_policy

@@ -10,7 +10,8 @@ from modeling.ml.features import FeatureStore
 from modeling.ml.quality_stats import (N_STATS, QUALITY_STATS_ID, STAT_NAMES, QualityStatsConfig,
                                        QualityStatsEncoder, blur_maps, square_pixels)
 from modeling.ml.ranker import RankerConfig
-from modeling.ml.training import RankingData, TrainConfig, score_images, train_ranker
+from modeling.ml.training import TrainConfig, score_images, train_ranker
+from modeling.ml.training_data import RankingData
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,10 @@ import torch
 
 from modeling.ml.metrics import evaluate_scores
 from modeling.ml.ranker import RankerConfig
-from modeling.ml.training import (CheckpointError, RankingData, TrainConfig, load_checkpoint, save_checkpoint,
-                                  score_images, split_data, synthetic_data, train_ranker)
+from modeling.ml.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from modeling.ml.synthetic import synthetic_data
+from modeling.ml.training import TrainConfig, score_images, train_ranker
+from modeling.ml.training_data import RankingData, split_data
 from tests.modeling.devices import DEVICES
 
 

@@ -360,7 +360,7 @@ def trained_version(project, **fields):
     from django.core.files.base import ContentFile
 
     from modeling.ml.ranker import RankerConfig, build_ranker
-    from modeling.ml.training import save_checkpoint
+    from modeling.ml.checkpoints import save_checkpoint
 
     model = build_ranker("tags", RankerConfig(input_dim=feature_extraction.current_encoder().dim, width=16, heads=2, ensemble=2))
     version = ModelVersion.objects.create(project=project, encoder_id=feature_extraction.encoder_id_for(),

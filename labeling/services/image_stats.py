@@ -1,0 +1,51 @@
+"""Per-image comparison counters (``ImageStats``), which the fallback of pair serving reads.
+
+The model signals keep them current; rows written in bulk bypass the signals, so the counters are
+rebuilt from the comparisons after such a load (or found missing by the fallback and filled in).
+"""
+from __future__ import annotations
+
+from django.db.models import Count
+
+from labeling.models import Comparison, Image, ImageStats, Project
+
+
+def recount_image_stats(project: Project, *, only_missing: bool = False) -> int:
+    """(Re)build the per-image comparison counters from the comparisons, e.g. after a bulk load.
+
+    Returns the number of images whose row was written.
+    """
+    images = Image.objects.filter(project=project)
+    if only_missing:
+        images = images.filter(stats__isnull=True)
+        if not images.exists():
+            return 0
+    counts: dict[int, int] = {}
+    for field in ("image_a", "image_b"):
+        for image_id, n in (
+            Comparison.objects.filter(project=project).values_list(field).annotate(n=Count("id")).order_by()
+        ):
+            counts[image_id] = counts.get(image_id, 0) + n
+    written = 0
+    batch: list[ImageStats] = []
+
+    def flush():
+        ImageStats.objects.bulk_create(
+            batch,
+            batch_size=2000,
+            update_conflicts=not only_missing,
+            unique_fields=["image"] if not only_missing else None,
+            update_fields=["comparison_count"] if not only_missing else None,
+            ignore_conflicts=only_missing,
+        )
+
+    for image_id in list(images.values_list("id", flat=True)):
+        batch.append(ImageStats(image_id=image_id, project=project, comparison_count=counts.get(image_id, 0)))
+        if len(batch) >= 2000:
+            flush()
+            written += len(batch)
+            batch = []
+    if batch:
+        flush()
+        written += len(batch)
+    return written
