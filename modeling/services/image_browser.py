@@ -12,7 +12,9 @@ import base64
 import json
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
 
 from labeling.models import Comparison, Image, ImageTag, Project, Tag
@@ -104,7 +106,13 @@ def browse(project: Project, filters: Filters) -> Page:
         if filters.metadata_value in (None, ""):
             images = images.filter(metadata__has_key=filters.metadata_key)
         else:
-            images = images.filter(metadata__contains={filters.metadata_key: metadata_value(filters.metadata_value)})
+            value = metadata_value(filters.metadata_value)
+            if connection.vendor == "postgresql":  # served by the GIN index on metadata
+                images = images.filter(metadata__contains={filters.metadata_key: value})
+            else:  # SQLite (the embedded default) has no JSON containment; the key is taken as data, not a lookup
+                images = images.alias(metadata_field=KeyTransform(filters.metadata_key, "metadata")).filter(
+                    metadata_field=value
+                )
     order = SORTS[filters.sort]
     key = order[0].lstrip("-")
     descending = order[0].startswith("-")

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from labeling.models import Comparison, Image, Membership, ReferenceRating
-from modeling.models import ImageFeatures, ImageScore, ModelVersion, Promotion, TrainingRun
+from modeling.models import ImageFeatures, ImageScore, ModelVersion, Promotion, TrainingRun, TrainingSettings
 from modeling.services import datasets, feature_extraction, promotion, scoring, training_runs, triggers
 from tests.modeling.model_loop_support import add_images, fast_training, simulate_comparisons
 
@@ -210,9 +210,11 @@ def test_a_weaker_challenger_is_kept_as_a_candidate_with_the_reason(project, rat
     first = train_now(project)[0].model_version
     scoring.rescore(first.pk)
     simulate_comparisons(project, rater, loop_images, 60, seed=3)
-    # The champion scores perfectly on the held-out set: no challenger can be within the tolerance.
+    # The champion scores above what any challenger can reach (agreement is at most 1, and the tolerance
+    # is 0): with an encoder that sees quality, a challenger can agree perfectly on a small held-out set.
+    TrainingSettings.objects.update_or_create(project=project, defaults={"promotion_tolerance": 0.0})
     monkeypatch.setattr(training_runs, "champion_on_holdout",
-                        lambda champion, dataset: ({"pairwise_agreement": 1.0, "n_comparisons": 9}, "stub"))
+                        lambda champion, dataset: ({"pairwise_agreement": 1.001, "n_comparisons": 9}, "stub"))
     refits = []
     monkeypatch.setattr("worker.dispatch.send_metrics_refresh", refits.append)
     run, _ = train_now(project)
