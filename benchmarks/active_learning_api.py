@@ -218,7 +218,7 @@ def create_project(slug: str, images: list[dict], strategy: str, config: BenchCo
 
     from labeling.models import Membership, Project
     from labeling.services.imports import store_image
-    from worker import dispatch
+    import worker.dispatch as dispatch
     from modeling.models import TrainingSettings
 
     project = Project.objects.create(

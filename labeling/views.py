@@ -16,7 +16,7 @@ from labeling.services import invites as invite_service
 from labeling.services.comparisons import project_progress, undo_seconds
 from labeling.services.imports import ImportReport, RejectedImage, import_one, read_upload
 from labeling.services.pair_queue import reopen_for_overlap
-from worker import dispatch
+import worker.dispatch as dispatch
 
 
 form_methods = require_http_methods(["GET", "HEAD", "POST"])  # a page with a form

@@ -23,7 +23,7 @@ from labeling.services import invites as invite_service
 from modeling import dashboard_charts as charts
 from modeling.models import ModelVersion, is_demo_encoder
 from modeling.services import agreement
-from worker import dispatch
+import worker.dispatch as dispatch
 
 RATER_ROWS_SHOWN = 50  # and every flagged rater
 

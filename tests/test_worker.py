@@ -29,7 +29,7 @@ def test_every_task_has_an_explicit_name_and_a_queue():
 @pytest.mark.django_db
 def test_every_intent_sends_a_registered_task_by_name_to_its_queue(monkeypatch, django_capture_on_commit_callbacks):
     """The intents name tasks as strings (no import of the task modules): each name must be a task."""
-    from worker import dispatch
+    import worker.dispatch as dispatch
 
     monkeypatch.undo()  # the real intents, not the no-ops of tests/conftest.py: `send` records instead
     sent = []
@@ -64,7 +64,7 @@ def test_every_intent_sends_a_registered_task_by_name_to_its_queue(monkeypatch, 
 def test_a_broker_that_is_down_never_fails_the_sender(monkeypatch, django_capture_on_commit_callbacks):
     from kombu.exceptions import OperationalError
 
-    from worker import dispatch
+    import worker.dispatch as dispatch
 
     def down(*args, **kwargs):
         raise OperationalError("connection refused")

@@ -28,7 +28,7 @@ from labeling.services import leases, pair_queue, pair_serving
 from labeling.services import tags as tag_service
 from labeling.services import vocabulary as vocabulary_service
 from labeling.services.imports import RejectedImage, import_uploaded_file
-from worker import dispatch
+import worker.dispatch as dispatch
 
 ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
 

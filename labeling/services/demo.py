@@ -19,7 +19,7 @@ from PIL import ImageFilter
 
 from labeling.models import Membership, Project
 from labeling.services.imports import ImportReport, import_one
-from worker import dispatch
+import worker.dispatch as dispatch
 
 DEMO_SLUG = "demo-photos"
 DEMO_USERS = {

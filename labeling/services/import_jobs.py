@@ -29,7 +29,7 @@ from django.utils import timezone
 from labeling.models import ImportJob, ImportJobIssue, Project
 from labeling.services import outbound
 from labeling.services.imports import IMAGE_SUFFIXES, RejectedImage, iter_image_files, store_image
-from worker import dispatch
+import worker.dispatch as dispatch
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from labeling.models import Invite, Membership, Project
-from worker import dispatch
+import worker.dispatch as dispatch
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from labeling.api.serializers import ErrorSerializer
 from labeling.models import Membership
 from labeling.services import invites as invite_service
 from modeling.services import agreement
-from worker import dispatch
+import worker.dispatch as dispatch
 
 ERRORS = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from labeling.models import Image, ImageTag, Project
 from modeling.models import ImageFeatures
-from worker import dispatch
+import worker.dispatch as dispatch
 
 logger = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from modeling.ml.bradley_terry import comparison_counts
 from modeling.ml.selection import pair_information, select_pairs
 from modeling.models import PairRefillState
 from modeling.services import human_scores
-from worker import dispatch
+import worker.dispatch as dispatch
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from django.utils import timezone
 from labeling.models import Image, Project
 from modeling.models import ImageFeatures, ImageScore, ModelVersion, Promotion
 from modeling.services import notifications
-from worker import dispatch
+import worker.dispatch as dispatch
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from labeling.models import Image, Project
 from modeling.ml.json_values import plain_json
 from modeling.models import ModelVersion, Promotion, TrainingRun
 from modeling.services import datasets, feature_extraction, notifications, promotion, scoring
-from worker import dispatch
+import worker.dispatch as dispatch
 
 logger = logging.getLogger(__name__)
 

@@ -281,7 +281,7 @@ def test_send_metrics_refresh_fits_and_reports_on_a_real_worker(live_worker, pro
     import time
 
     from modeling.models import HumanScore
-    from worker import dispatch
+    import worker.dispatch as dispatch
 
     build_rated_project(project)
     dispatch.send_metrics_refresh(project.pk)  # outside a transaction: sent at once

@@ -95,7 +95,7 @@ def no_model_in_the_web_tier(monkeypatch):
 
     from modeling.services import feature_extraction as features
     from modeling.services import scoring
-    from worker import dispatch
+    import worker.dispatch as dispatch
 
     cache.clear()  # no "already queued" marks from other tests
 
@@ -165,7 +165,7 @@ def test_the_image_page_shows_a_cached_explanation_or_says_it_is_being_computed(
 
 
 def test_send_explain_sends_the_task_to_the_gpu_queue(monkeypatch):
-    from worker import dispatch
+    import worker.dispatch as dispatch
 
     sent = []
     monkeypatch.setattr(dispatch, "send_after_commit", lambda signature, what: sent.append(signature))

@@ -469,7 +469,7 @@ def test_beat_runs_the_trigger_every_minute_and_the_sweep_every_few_minutes():
 
 
 def test_importing_enqueues_feature_extraction_after_commit(project, image_bytes, monkeypatch, django_capture_on_commit_callbacks):
-    from worker import dispatch
+    import worker.dispatch as dispatch
 
     sent = []
     monkeypatch.setattr(dispatch, "send", lambda signature, what: sent.append((signature.task, signature.args)))
@@ -483,7 +483,7 @@ def test_importing_enqueues_feature_extraction_after_commit(project, image_bytes
 def test_an_unreachable_broker_never_breaks_an_import(project, image_bytes, monkeypatch):
     from kombu.exceptions import OperationalError
 
-    from worker import dispatch
+    import worker.dispatch as dispatch
 
     def down(*args, **kwargs):
         raise OperationalError("connection refused")

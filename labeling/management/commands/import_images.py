@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labeling.models import Project
 from labeling.services.imports import ImportFileError, import_folder
-from worker import dispatch
+import worker.dispatch as dispatch
 
 
 class Command(BaseCommand):
