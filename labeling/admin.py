@@ -74,6 +74,15 @@ class ImageTagInline(admin.TabularInline):
     raw_id_fields = ["tag", "rater"]
 
 
+def per_project(images, change) -> int:
+    """Apply ``change(project, image_ids)`` to a selection of images, one project at a time (the archive
+    service works per project); returns the total it reports."""
+    return sum(
+        change(project, images.filter(project=project).values_list("pk", flat=True))
+        for project in Project.objects.filter(pk__in=images.values_list("project_id", flat=True))
+    )
+
+
 @admin.register(Image)
 class ImageAdmin(KeepsJudgments, admin.ModelAdmin):
     list_display = ["id", "original_name", "project", "width", "height", "external_id", "created_at", "archived_at"]
@@ -84,19 +93,11 @@ class ImageAdmin(KeepsJudgments, admin.ModelAdmin):
 
     @admin.action(description="Archive the selected images (their judgments are kept)")
     def archive_selected(self, request, queryset):
-        count = 0
-        for project_id in set(queryset.values_list("project_id", flat=True)):
-            project = Project.objects.get(pk=project_id)
-            count += archive.archive_images(project, queryset.filter(project=project).values_list("pk", flat=True))
-        self.message_user(request, f"Archived {count} image(s).")
+        self.message_user(request, f"Archived {per_project(queryset, archive.archive_images)} image(s).")
 
     @admin.action(description="Restore the selected images")
     def restore_selected(self, request, queryset):
-        count = 0
-        for project_id in set(queryset.values_list("project_id", flat=True)):
-            project = Project.objects.get(pk=project_id)
-            count += archive.restore_images(project, queryset.filter(project=project).values_list("pk", flat=True))
-        self.message_user(request, f"Restored {count} image(s).")
+        self.message_user(request, f"Restored {per_project(queryset, archive.restore_images)} image(s).")
     inlines = [ImageTagInline]
     list_select_related = ["project"]
 
