@@ -503,12 +503,42 @@ def _revoke_tokens_of_deactivated_user(sender, instance, raw: bool = False, **kw
         revoke_tokens(instance)
 
 
+# --- Jobs run on the worker ----------------------------------------------------------------------
+
+
+class WorkerJob(models.Model):
+    """What every job run on the worker records (import jobs here, training runs in modeling): its status
+    and when it was queued, started, last alive and finished. A stale ``heartbeat_at`` means its worker died."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    OPEN_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+
 # --- Import jobs ---------------------------------------------------------------------------------
 # Added with bulk import (labeling/services/import_jobs.py): one job per archive, folder or manifest,
 # run on the worker, resumable from ``position``.
 
 
-class ImportJob(models.Model):
+class ImportJob(WorkerJob):
     """A bulk import of images run on the worker, with its progress.
 
     Entries (archive members, files in a folder, manifest lines) are taken in a fixed order, and
@@ -522,18 +552,11 @@ class ImportJob(models.Model):
         FOLDER = "folder", "Folder on the server"
         MANIFEST = "manifest", "Manifest of URLs or S3 keys"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
     source_kind = models.CharField(max_length=10, choices=Source.choices)
     source = models.CharField(max_length=1000, help_text="The archive's name, the folder, or the manifest's name.")
     archive_path = models.CharField(max_length=1000, blank=True, help_text="Where the uploaded archive is kept.")
     manifest = models.TextField(blank=True, help_text="One URL or s3://bucket/key per line.")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     total = models.PositiveIntegerField(null=True, blank=True, help_text="Entries in the source, once counted.")
     position = models.PositiveIntegerField(default=0, help_text="Entries finished, in the source's order.")
     done = models.PositiveIntegerField(default=0, help_text="Images stored.")
@@ -544,20 +567,9 @@ class ImportJob(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
     def __str__(self):
         return f"import {self.pk} into {self.project} ({self.status})"
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
 
 
 class ImportJobIssue(models.Model):

@@ -7,7 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from labeling.models import Image, Project
+from labeling.models import Image, Project, WorkerJob
 
 
 def weights_upload_path(version: "ModelVersion", filename: str) -> str:
@@ -209,7 +209,7 @@ class ImageFeatures(models.Model):
         return f"features of {self.image_id} ({self.encoder_id})"
 
 
-class TrainingRun(models.Model):
+class TrainingRun(WorkerJob):
     """One request to train a project's model, from queued to succeeded or failed.
 
     At most one run per project is open (queued or running): a partial unique index in the database
@@ -217,12 +217,6 @@ class TrainingRun(models.Model):
     A running run writes ``heartbeat_at``; one whose heartbeat went stale (its worker died) is marked
     failed by the trigger check, so it never blocks the next run.
     """
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
 
     class Trigger(models.TextChoices):
         MANUAL = "manual", "A manager asked for it"
@@ -234,22 +228,15 @@ class TrainingRun(models.Model):
         WORKER_LOST = "worker_lost", "The worker stopped sending heartbeats"
         TIME_LIMIT = "time_limit", "The time limit was reached"
 
-    OPEN_STATUSES = (Status.QUEUED, Status.RUNNING)
-
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.MANUAL)
     trigger_reason = models.CharField(max_length=300, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
     dispatched_at = models.DateTimeField(
         null=True, blank=True, help_text="When its task message was last sent; empty if the broker refused it."
     )
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     progress = models.FloatField(default=0.0, help_text="0..1")
     stage = models.CharField(max_length=100, blank=True)
     log = models.TextField(blank=True)
@@ -262,8 +249,7 @@ class TrainingRun(models.Model):
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_run"
     )
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(WorkerJob.Meta):
         constraints = [
             models.UniqueConstraint(
                 fields=["project"],
@@ -276,10 +262,6 @@ class TrainingRun(models.Model):
 
     def __str__(self):
         return f"{self.project.slug} training run {self.pk} ({self.status})"
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in self.OPEN_STATUSES
 
 
 class Promotion(models.Model):

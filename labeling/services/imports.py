@@ -30,7 +30,8 @@ from labeling.services.image_checks import RejectedImage, ValidatedImage, read_a
 from labeling.services.image_checks import validate_image_bytes as check_image_bytes
 
 __all__ = ["RejectedImage", "ImportFileError", "ImportReport", "store_image", "import_folder", "import_ava",
-           "import_uploaded_file", "validate_image_bytes", "get_or_create_tags", "import_one"]
+           "import_uploaded_file", "validate_image_bytes", "get_or_create_tags", "import_one",
+           "json_lines"]
 
 
 def validate_image_bytes(data: bytes, name: str) -> ValidatedImage:
@@ -186,20 +187,30 @@ def read_tags_csv(path: Path) -> dict[str, list[str]]:
 PROMPT_KEYS = ("prompt", "caption")
 
 
+def json_lines(handle: Iterable[str]) -> Iterator[tuple[int, dict | None, str]]:
+    """(line number, object, "") for each non-empty JSON Lines line, or (line number, None, why) for a bad one."""
+    for line_number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield line_number, None, f"invalid JSON: {exc.msg}"
+            continue
+        if not isinstance(record, dict):
+            yield line_number, None, "each line must be a JSON object"
+            continue
+        yield line_number, record, ""
+
+
 def read_metadata_jsonl(path: Path) -> dict[str, dict]:
     """One JSON object per line with ``file``; ``prompt``/``caption``, ``external_id`` and ``tags`` are
     taken apart, everything else (cfg_scale, seed, sampler, ...) becomes the image's metadata."""
     mapping: dict[str, dict] = {}
     with open(path, encoding="utf-8-sig") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ImportFileError(path, line_number, f"invalid JSON: {exc.msg}") from None
-            if not isinstance(record, dict):
-                raise ImportFileError(path, line_number, "each line must be a JSON object")
+        for line_number, record, error in json_lines(handle):
+            if error:
+                raise ImportFileError(path, line_number, error)
             file_name = record.pop("file", None) or record.pop("file_name", None)
             if not isinstance(file_name, str) or not file_name.strip():
                 raise ImportFileError(path, line_number, 'missing "file" (the image file name)')

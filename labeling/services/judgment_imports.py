@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone as dt_timezone
 from typing import IO, Iterator
@@ -22,7 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from labeling.models import Comparison, Image, Project
-from labeling.services.imports import ImportFileError
+from labeling.services.imports import ImportFileError, json_lines
 from labeling.services.image_stats import recount_image_stats
 
 REQUIRED = ("image_a", "image_b", "winner", "rater", "time")
@@ -71,18 +70,7 @@ def _records(handle: IO[str], name: str, kind: str) -> Iterator[tuple[int, dict 
                 continue
             yield reader.line_num, row, ""
         return
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, None, f"invalid JSON: {exc.msg}"
-            continue
-        if not isinstance(record, dict):
-            yield number, None, "each line must be a JSON object"
-            continue
-        yield number, record, ""
+    yield from json_lines(handle)
 
 
 def _text(record: dict, key: str) -> str:
