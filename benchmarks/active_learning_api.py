@@ -51,8 +51,8 @@ import numpy as np
 from scipy import stats
 
 import bench_api
+from bench_setup import REPO, scratch_environment
 
-REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Active learning end to end (REST, worker, beat)"
 PASSWORD = "bench-password"
 
@@ -121,12 +121,7 @@ def free_port() -> int:
 
 def prepare_environment(work: Path, config: BenchConfig) -> None:
     os.environ.update({
-        "TAGRANK_VAR_DIR": str(work / "var"),
-        "MEDIA_ROOT": str(work / "media"),
-        "TAGRANK_FEATURES_DIR": str(work / "media" / "features"),
-        **({"TAGRANK_ENCODER": config.encoder} if config.encoder else {}),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "LOG_LEVEL": "WARNING",
+        **scratch_environment(work, config.encoder),
         "DEBUG": "false",
         "SECRET_KEY": "benchmark-only-" + uuid.uuid4().hex,
         "ALLOWED_HOSTS": "127.0.0.1",
@@ -496,7 +491,6 @@ def machine_text() -> str:
 def report_from(log: Path, config: BenchConfig, write: bool) -> None:
     """The report of the campaigns a run printed (e.g. a run stopped before its end: it says how many)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    sys.path.insert(0, str(REPO))
     results = []
     for line in log.read_text().splitlines():
         if line.startswith('{"slug"'):
@@ -558,7 +552,6 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="tagrank-al-"))
     prepare_environment(work, config)
-    sys.path.insert(0, str(REPO))
     import django
 
     django.setup()

@@ -14,6 +14,18 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
+def scratch_environment(work: Path, encoder: str | None = None) -> dict[str, str]:
+    """Settings that keep a run's files under ``work`` (var, media, cached features), with quiet logs."""
+    return {
+        "TAGRANK_VAR_DIR": str(work / "var"),
+        "MEDIA_ROOT": str(work / "media"),
+        "TAGRANK_FEATURES_DIR": str(work / "media" / "features"),
+        **({"TAGRANK_ENCODER": encoder} if encoder else {}),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
 def start_django(database_url: str, **environ: str) -> None:
     """Point the settings at ``database_url`` (and any other ``environ`` values), set Django up and migrate."""
     os.environ["DATABASE_URL"] = database_url

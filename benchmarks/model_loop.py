@@ -25,19 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench_setup import REPO, scratch_environment
+
 SECTION = "## Model loop (Celery)"
 
 
 def prepare_environment(work: Path, database_url: str | None) -> dict:
-    env = {
-        "TAGRANK_VAR_DIR": str(work / "var"),
-        "MEDIA_ROOT": str(work / "media"),
-        "TAGRANK_FEATURES_DIR": str(work / "media" / "features"),
-        "TAGRANK_ENCODER": "tiny",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = scratch_environment(work, encoder="tiny")
     if database_url:
         env["DATABASE_URL"] = database_url
     os.environ.update(env)
@@ -220,7 +214,6 @@ def main() -> None:
     loop_test = time_loop_test() if args.loop_test else None
     work = Path(tempfile.mkdtemp(prefix="tagrank-model-loop-"))
     prepare_environment(work, args.database_url)
-    sys.path.insert(0, str(REPO))
     import django
 
     django.setup()

@@ -33,26 +33,17 @@ urlpatterns = [
     path("projects/<slug:slug>/progress/", views.project_progress_page, name="project-progress"),
     path("projects/<slug:slug>/gold/", views.project_gold, name="project-gold"),
     path("signup/<str:token>/", views.signup, name="signup"),
-]
-
-# Bulk import jobs (labeling/import_views.py).
-urlpatterns += [
+    # Bulk import jobs (labeling/import_views.py).
     path("projects/<slug:slug>/imports/", import_views.project_imports, name="project-imports"),
     path("projects/<slug:slug>/imports/<id:job_id>/", import_views.import_job_page, name="project-import-job"),
     path("projects/<slug:slug>/imports/<id:job_id>/resume/", import_views.import_job_resume,
          name="project-import-job-resume"),
-]
-
-# Vocabulary curation (labeling/vocabulary_views.py).
-urlpatterns += [
+    # Vocabulary curation (labeling/vocabulary_views.py).
     path("projects/<slug:slug>/vocabulary/", vocabulary_views.vocabulary_page, name="project-vocabulary"),
     path("projects/<slug:slug>/vocabulary/<id:tag_id>/rename/", vocabulary_views.tag_rename, name="project-tag-rename"),
     path("projects/<slug:slug>/vocabulary/<id:tag_id>/merge/", vocabulary_views.tag_merge, name="project-tag-merge"),
     path("projects/<slug:slug>/vocabulary/<id:tag_id>/delete/", vocabulary_views.tag_delete, name="project-tag-delete"),
-]
-
-# Webhooks (labeling/webhook_views.py).
-urlpatterns += [
+    # Webhooks (labeling/webhook_views.py).
     path("projects/<slug:slug>/webhooks/", webhook_views.webhooks_page, name="project-webhooks"),
     path("projects/<slug:slug>/webhooks/<id:hook_id>/delete/", webhook_views.webhook_delete,
          name="project-webhook-delete"),

@@ -28,6 +28,7 @@ def project_for(request, slug: str) -> Project:
 
 
 def managed_project(request, slug: str) -> Project:
+    """The project for its managers, on every manager page of both apps (403 for its raters, 404 for others)."""
     return access.project_role(request.user, slug).require_manager().project
 
 

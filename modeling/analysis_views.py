@@ -15,7 +15,7 @@ from django.views.decorators.http import require_safe
 
 from labeling import access, spreadsheet_safety
 from labeling.models import ImageTag
-from modeling.dashboard_views import managed_project
+from labeling.views import managed_project
 from modeling.models import HumanScore, ImageScore
 from modeling.services import analyses, explanations
 

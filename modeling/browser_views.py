@@ -9,7 +9,7 @@ from django.views.decorators.http import require_safe
 from django.shortcuts import get_object_or_404, render
 
 from labeling.models import Image
-from modeling.dashboard_views import managed_project
+from labeling.views import managed_project
 from modeling.models import HumanScore, ImageScore
 from modeling.services import image_browser
 

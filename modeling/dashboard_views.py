@@ -17,19 +17,16 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from labeling import access, spreadsheet_safety
-from labeling.models import Membership, Project
+from labeling import spreadsheet_safety
+from labeling.models import Membership
 from labeling.services import invites as invite_service
+from labeling.views import managed_project
 from modeling import dashboard_charts as charts
 from modeling.models import ModelVersion, is_demo_encoder
 from modeling.services import agreement
 import worker.dispatch as dispatch
 
 RATER_ROWS_SHOWN = 50  # and every flagged rater
-
-
-def managed_project(request, slug: str) -> Project:
-    return access.project_role(request.user, slug).require_manager("see the project's dashboard").project
 
 
 @login_required

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from labeling import access
-from labeling.models import Project
+from labeling.views import managed_project
 from modeling.models import ModelVersion, Promotion, TrainingRun, TrainingSettings
 from modeling.services import feature_extraction, promotion, training_runs, triggers
 
@@ -21,15 +21,11 @@ class TrainingSettingsForm(forms.ModelForm):
         labels = {"ranking_lambda": "λ (tag similarity in the ranking key)"}
 
 
-def _managed_project(request, slug: str) -> Project:
-    return access.project_role(request.user, slug).require_manager("see or change the project's models").project
-
-
 @login_required
 @require_safe
 def models_page(request, slug):
     """For managers only: versions, runs and failures reveal scores to raters who must judge blind."""
-    project = _managed_project(request, slug)
+    project = managed_project(request, slug)
     versions = list(ModelVersion.objects.filter(project=project).select_related("training_run")[:50])
     active = next((v for v in versions if v.is_active), None) or promotion.active_version(project)
     open_run = training_runs.open_run(project)
@@ -68,7 +64,7 @@ def models_page(request, slug):
 @login_required
 @require_POST
 def retrain(request, slug):
-    project = _managed_project(request, slug)
+    project = managed_project(request, slug)
     run, created = training_runs.request_training(
         project, trigger=TrainingRun.Trigger.MANUAL, reason=f"requested by {request.user.username}", user=request.user
     )
@@ -82,7 +78,7 @@ def retrain(request, slug):
 @login_required
 @require_POST
 def training_settings(request, slug):
-    project = _managed_project(request, slug)
+    project = managed_project(request, slug)
     form = TrainingSettingsForm(request.POST, instance=promotion.training_settings(project))
     if form.is_valid():
         form.instance.project = project
@@ -95,7 +91,7 @@ def training_settings(request, slug):
 
 
 def _promotion_action(request, slug, version_id, action, done: str):
-    project = _managed_project(request, slug)
+    project = managed_project(request, slug)
     version = get_object_or_404(ModelVersion, pk=version_id, project=project)
     try:
         action(version, user=request.user, reason=request.POST.get("reason", ""))

@@ -23,43 +23,28 @@ urlpatterns = [
     path("projects/<slug:slug>/gold-pairs/", views.GoldPairListView.as_view(), name="api-gold-pairs"),
     path("projects/<slug:slug>/progress/", views.ProgressView.as_view(), name="api-progress"),
     path("images/<int:image_id>/tags/", views.ImageTagsView.as_view(), name="api-image-tags"),
-]
-
-# Streamed exports of the raw data (labeling/api/data_exports.py).
-urlpatterns += [
+    # Streamed exports of the raw data (labeling/api/data_exports.py).
     path("projects/<slug:slug>/export/comparisons/", data_exports.ComparisonsExportView.as_view(),
          name="api-export-comparisons"),
     path("projects/<slug:slug>/export/image-tags/", data_exports.ImageTagsExportView.as_view(),
          name="api-export-image-tags"),
     path("projects/<slug:slug>/export/raters/", data_exports.RatersExportView.as_view(), name="api-export-raters"),
-]
-
-# Bulk import jobs (labeling/api/import_jobs.py).
-urlpatterns += [
+    # Bulk import jobs (labeling/api/import_jobs.py).
     path("projects/<slug:slug>/imports/", import_jobs_api.ImportJobListView.as_view(), name="api-import-jobs"),
     path("projects/<slug:slug>/imports/<int:job_id>/", import_jobs_api.ImportJobDetailView.as_view(),
          name="api-import-job"),
     path("projects/<slug:slug>/imports/<int:job_id>/resume/", import_jobs_api.ImportJobResumeView.as_view(),
          name="api-import-job-resume"),
-]
-
-# Import of judgments made elsewhere (labeling/api/judgment_imports.py).
-urlpatterns += [
+    # Import of judgments made elsewhere (labeling/api/judgment_imports.py).
     path("projects/<slug:slug>/comparisons/import/", judgment_imports.JudgmentImportView.as_view(),
          name="api-comparisons-import"),
-]
-
-# Vocabulary curation (labeling/api/vocabulary.py).
-urlpatterns += [
+    # Vocabulary curation (labeling/api/vocabulary.py).
     path("projects/<slug:slug>/vocabulary/", vocabulary_api.VocabularyCreateView.as_view(), name="api-vocabulary-create"),
     path("projects/<slug:slug>/vocabulary/<int:tag_id>/", vocabulary_api.VocabularyTagView.as_view(),
          name="api-vocabulary-tag"),
     path("projects/<slug:slug>/vocabulary/<int:tag_id>/merge/", vocabulary_api.VocabularyMergeView.as_view(),
          name="api-vocabulary-merge"),
-]
-
-# Webhooks (labeling/api/webhooks.py).
-urlpatterns += [
+    # Webhooks (labeling/api/webhooks.py).
     path("projects/<slug:slug>/webhooks/", webhooks_api.WebhookListView.as_view(), name="api-webhooks"),
     path("projects/<slug:slug>/webhooks/<int:hook_id>/", webhooks_api.WebhookDetailView.as_view(), name="api-webhook"),
     path("projects/<slug:slug>/webhooks/<int:hook_id>/deliveries/", webhooks_api.WebhookDeliveriesView.as_view(),

@@ -29,16 +29,10 @@ urlpatterns = [
     path("images/<int:image_id>/explanation/", analyses.ExplanationView.as_view(), name="api-image-explanation"),
     path("images/<int:image_id>/explanation.png", analyses.ExplanationPngView.as_view(),
          name="api-image-explanation-png"),
-]
-
-# Streamed export of the model versions and their metrics (modeling/api/version_exports.py).
-urlpatterns += [
+    # Streamed export of the model versions and their metrics (modeling/api/version_exports.py).
     path("projects/<slug:slug>/export/model-versions/", version_exports.ModelVersionsExportView.as_view(),
          name="api-export-model-versions"),
-]
-
-# The image browser (modeling/api/image_browser.py).
-urlpatterns += [
+    # The image browser (modeling/api/image_browser.py).
     path("projects/<slug:slug>/images/browse/", image_browser_api.ImageBrowseView.as_view(), name="api-image-browse"),
     path("projects/<slug:slug>/images/<int:image_id>/comparisons/", image_browser_api.ImageComparisonsView.as_view(),
          name="api-image-comparisons"),

@@ -17,6 +17,13 @@ def write(path, data: bytes):
     return path
 
 
+def write_pngs(folder, count: int, first_seed: int):
+    """``count`` PNGs, 0.png, 1.png, ..., each with content of its own."""
+    for index in range(count):
+        write(folder / f"{index}.png", make_image_bytes(seed=first_seed + index))
+    return folder
+
+
 def run_import(*args) -> tuple[str, str]:
     out, err = io.StringIO(), io.StringIO()
     call_command("import_images", *args, stdout=out, stderr=err)
@@ -256,9 +263,7 @@ def test_a_failing_batch_is_rolled_back_with_its_files_and_earlier_batches_stay(
     from labeling.models import ImageStats
     from labeling.services import imports
 
-    folder = tmp_path / "batches"
-    for index in range(5):
-        write(folder / f"{index}.png", make_image_bytes(seed=40 + index))
+    folder = write_pngs(tmp_path / "batches", 5, first_seed=40)
     tags_csv = write(tmp_path / "tags.csv", b"".join(f"{i}.png,tag{i}\n".encode() for i in range(5)))
     monkeypatch.setattr(imports, "BATCH_FILES", 2)
     calls = []
@@ -288,9 +293,7 @@ def test_a_duplicate_stored_concurrently_falls_back_to_one_transaction_per_file(
 ):
     from labeling.services import imports
 
-    folder = tmp_path / "race"
-    for index in range(3):
-        write(folder / f"{index}.png", make_image_bytes(seed=60 + index))
+    folder = write_pngs(tmp_path / "race", 3, first_seed=60)
     imports.store_image(project, "other-process.png", make_image_bytes(seed=61))
     # As if another import committed 1.png between the duplicate check and the insert.
     monkeypatch.setattr(imports, "existing_hashes", lambda project, hashes: set())
