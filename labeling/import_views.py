@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST, require_http_methods, require_safe
+from django.views.decorators.http import require_POST, require_safe
 
 from labeling.models import ImportJob, Project
-from labeling.views import managed_project
+from labeling.views import form_methods, manager_page
 from labeling.services import import_jobs
 
 ISSUES_SHOWN = 200
@@ -22,10 +21,8 @@ class ImportJobForm(forms.Form):
                                label="Or a manifest", help_text="One http(s):// URL or s3://bucket/key per line.")
 
 
-@login_required
-@require_http_methods(["GET", "HEAD", "POST"])
-def project_imports(request, slug):
-    project = managed_project(request, slug)
+@manager_page(form_methods)
+def project_imports(request, project):
     form = ImportJobForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         archive = form.cleaned_data["archive"]
@@ -46,10 +43,8 @@ def _job(project: Project, job_id: int) -> ImportJob:
     return get_object_or_404(ImportJob, project=project, pk=job_id)
 
 
-@login_required
-@require_safe
-def import_job_page(request, slug, job_id):
-    project = managed_project(request, slug)
+@manager_page(require_safe)
+def import_job_page(request, project, job_id):
     job = _job(project, job_id)
     issues = list(job.issues.order_by("position")[: ISSUES_SHOWN + 1])
     return render(request, "labeling/import_job.html", {
@@ -59,9 +54,7 @@ def import_job_page(request, slug, job_id):
     })
 
 
-@login_required
-@require_POST
-def import_job_resume(request, slug, job_id):
-    project = managed_project(request, slug)
+@manager_page(require_POST)
+def import_job_resume(request, project, job_id):
     import_jobs.resume_job(_job(project, job_id))
     return redirect("project-import-job", slug=project.slug, job_id=job_id)

@@ -1,4 +1,6 @@
 """Server-rendered pages of the human side: the project list, the rating page, the manager pages."""
+from functools import wraps
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -27,9 +29,21 @@ def project_for(request, slug: str) -> Project:
     return access.project_role(request.user, slug).project
 
 
-def managed_project(request, slug: str) -> Project:
-    """The project for its managers, on every manager page of both apps (403 for its raters, 404 for others)."""
-    return access.project_role(request.user, slug).require_manager().project
+def manager_page(methods):
+    """Decorates a page of a project's managers, in both apps: the caller is signed in, the request uses one of
+    ``methods`` (a ``require_*`` decorator), and the view gets the project (403 for its raters, 404 for anyone
+    else) in place of the ``slug``."""
+
+    def decorate(view):
+        @login_required
+        @methods
+        @wraps(view)
+        def page(request, slug, **kwargs):
+            return view(request, access.project_role(request.user, slug).require_manager().project, **kwargs)
+
+        return page
+
+    return decorate
 
 
 can_create_projects = access.can_create_projects
@@ -107,10 +121,8 @@ def project_create(request):
     return render(request, "labeling/project_form.html", {"form": form, "project": None})
 
 
-@login_required
-@form_methods
-def project_edit(request, slug):
-    project = managed_project(request, slug)
+@manager_page(form_methods)
+def project_edit(request, project):
     old_overlap = project.overlap
     form = ProjectForm(request.POST or None, instance=project)
     if request.method == "POST" and form.is_valid():
@@ -122,10 +134,8 @@ def project_edit(request, slug):
     return render(request, "labeling/project_form.html", {"form": form, "project": project})
 
 
-@login_required
-@form_methods
-def project_upload(request, slug):
-    project = managed_project(request, slug)
+@manager_page(form_methods)
+def project_upload(request, project):
     form = UploadForm(request.POST or None, request.FILES or None)
     report = None
     if request.method == "POST" and form.is_valid():
@@ -143,10 +153,8 @@ def project_upload(request, slug):
     return render(request, "labeling/project_upload.html", {"project": project, "form": form, "report": report})
 
 
-@login_required
-@form_methods
-def project_raters(request, slug):
-    project = managed_project(request, slug)
+@manager_page(form_methods)
+def project_raters(request, project):
     form = InviteForm(request.POST or None)
     new_invite = None
     if request.method == "POST" and form.is_valid():
@@ -175,11 +183,9 @@ def project_raters(request, slug):
     )
 
 
-@login_required
-@require_POST
-def membership_toggle(request, slug, membership_id):
+@manager_page(require_POST)
+def membership_toggle(request, project, membership_id):
     """Deactivate or reactivate a member, or include/exclude their comparisons from training."""
-    project = managed_project(request, slug)
     membership = get_object_or_404(Membership, pk=membership_id, project=project)
     action = request.POST.get("action")
     if membership.user_id == request.user.pk and action == "deactivate":
@@ -198,19 +204,15 @@ def membership_toggle(request, slug, membership_id):
     return redirect("project-raters", slug=project.slug)
 
 
-@login_required
-@require_POST
-def invite_revoke(request, slug, invite_id):
-    project = managed_project(request, slug)
+@manager_page(require_POST)
+def invite_revoke(request, project, invite_id):
     Invite.objects.filter(pk=invite_id, project=project).update(is_active=False)
     messages.success(request, "Invitation revoked.")
     return redirect("project-raters", slug=project.slug)
 
 
-@login_required
-@require_safe
-def project_progress_page(request, slug):
-    project = managed_project(request, slug)
+@manager_page(require_safe)
+def project_progress_page(request, project):
     progress = project_progress(project, days=30)
     peak = max((row["comparisons"] for row in progress["per_day"]), default=0)
     for row in progress["per_day"]:
@@ -218,10 +220,8 @@ def project_progress_page(request, slug):
     return render(request, "labeling/project_progress.html", {"project": project, "progress": progress})
 
 
-@login_required
-@form_methods
-def project_gold(request, slug):
-    project = managed_project(request, slug)
+@manager_page(form_methods)
+def project_gold(request, project):
     form = GoldPairForm(request.POST or None, project=project)
     if request.method == "POST" and form.is_valid():
         GoldPair.objects.create(

@@ -6,12 +6,11 @@ Deleting asks for confirmation on a page of its own (type the tag's name); the w
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST, require_http_methods
+from django.views.decorators.http import require_POST
 
-from labeling.views import managed_project
+from labeling.views import form_methods, manager_page
 from labeling.models import Tag
 from labeling.services import vocabulary
 from labeling.services.tags import TagRefused
@@ -19,10 +18,8 @@ from labeling.services.tags import TagRefused
 SHOWN = 500
 
 
-@login_required
-@require_http_methods(["GET", "HEAD", "POST"])
-def vocabulary_page(request, slug):
-    project = managed_project(request, slug)
+@manager_page(form_methods)
+def vocabulary_page(request, project):
     if request.method == "POST":
         try:
             tag = vocabulary.create_tag(project, request.POST.get("name", ""))
@@ -44,10 +41,8 @@ def _tag(project, tag_id) -> Tag:
     return get_object_or_404(Tag, project=project, pk=tag_id)
 
 
-@login_required
-@require_POST
-def tag_rename(request, slug, tag_id):
-    project = managed_project(request, slug)
+@manager_page(require_POST)
+def tag_rename(request, project, tag_id):
     tag = _tag(project, tag_id)
     old = tag.name
     try:
@@ -58,11 +53,9 @@ def tag_rename(request, slug, tag_id):
     return redirect("project-vocabulary", slug=project.slug)
 
 
-@login_required
-@require_POST
-def tag_merge(request, slug, tag_id):
+@manager_page(require_POST)
+def tag_merge(request, project, tag_id):
     """Merge this tag into the tag named in ``into``."""
-    project = managed_project(request, slug)
     source = _tag(project, tag_id)
     target = Tag.objects.filter(project=project, name=Tag.normalise(request.POST.get("into", ""))).first()
     if target is None:
@@ -77,11 +70,9 @@ def tag_merge(request, slug, tag_id):
     return redirect("project-vocabulary", slug=project.slug)
 
 
-@login_required
-@require_http_methods(["GET", "HEAD", "POST"])
-def tag_delete(request, slug, tag_id):
+@manager_page(form_methods)
+def tag_delete(request, project, tag_id):
     """GET asks for confirmation (type the name); POST deletes."""
-    project = managed_project(request, slug)
     tag = _tag(project, tag_id)
     if request.method == "POST":
         name = tag.name

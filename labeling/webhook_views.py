@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST, require_http_methods
+from django.views.decorators.http import require_POST
 
-from labeling.views import managed_project
+from labeling.views import form_methods, manager_page
 from labeling.models import Webhook, WebhookDelivery
 from labeling.services import outbound, webhooks
 
@@ -34,10 +33,8 @@ class WebhookForm(forms.Form):
         return data
 
 
-@login_required
-@require_http_methods(["GET", "HEAD", "POST"])
-def webhooks_page(request, slug):
-    project = managed_project(request, slug)
+@manager_page(form_methods)
+def webhooks_page(request, project):
     form = WebhookForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         hook = webhooks.register(project, form.cleaned_data["url"], form.cleaned_data["events"], user=request.user,
@@ -52,10 +49,8 @@ def webhooks_page(request, slug):
     })
 
 
-@login_required
-@require_POST
-def webhook_delete(request, slug, hook_id):
-    project = managed_project(request, slug)
+@manager_page(require_POST)
+def webhook_delete(request, project, hook_id):
     get_object_or_404(Webhook, project=project, pk=hook_id).delete()
     messages.success(request, "Webhook removed.")
     return redirect("project-webhooks", slug=project.slug)

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_safe
 
 from labeling import access, spreadsheet_safety
 from labeling.models import ImageTag
-from labeling.views import managed_project
+from labeling.views import manager_page
 from modeling.models import HumanScore, ImageScore
 from modeling.services import analyses, explanations
 
@@ -27,10 +27,8 @@ def _version_or_none(project):
         return None
 
 
-@login_required
-@require_safe
-def tag_panel(request, slug):
-    project = managed_project(request, slug)
+@manager_page(require_safe)
+def tag_panel(request, project):
     version = _version_or_none(project)
     raw = request.GET.get("min_images", "")
     min_images = max(1, int(raw)) if raw.isdigit() else analyses.DEFAULT_MIN_IMAGES
@@ -86,10 +84,8 @@ def metadata_plot_svg(summary: dict) -> str:
     return svg[svg.index("<svg"):]  # inline: drop the XML prolog and doctype
 
 
-@login_required
-@require_safe
-def metadata_panel(request, slug):
-    project = managed_project(request, slug)
+@manager_page(require_safe)
+def metadata_panel(request, project):
     fields = analyses.numeric_metadata_fields(project)
     names = [f["field"] for f in fields]
     field = request.GET.get("field") or (names[0] if names else None)

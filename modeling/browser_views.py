@@ -3,13 +3,12 @@ image's page with the comparisons it took part in. The work is in ``modeling.ser
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.views.decorators.http import require_safe
 from django.shortcuts import get_object_or_404, render
 
 from labeling.models import Image
-from labeling.views import managed_project
+from labeling.views import manager_page
 from modeling.models import HumanScore, ImageScore
 from modeling.services import image_browser
 
@@ -39,10 +38,8 @@ def filters_from(data: dict) -> image_browser.Filters:
     )
 
 
-@login_required
-@require_safe
-def image_browser_page(request, slug):
-    project = managed_project(request, slug)
+@manager_page(require_safe)
+def image_browser_page(request, project):
     form = BrowseForm(request.GET or None)
     page, problem = None, None
     if form.is_valid() or not request.GET:
@@ -60,10 +57,8 @@ def image_browser_page(request, slug):
     })
 
 
-@login_required
-@require_safe
-def browser_image_page(request, slug, image_id):
-    project = managed_project(request, slug)
+@manager_page(require_safe)
+def browser_image_page(request, project, image_id):
     if image_id > 2**63 - 1:
         raise Http404("No such image.")
     image = get_object_or_404(Image.objects.select_related("stats"), project=project, pk=image_id)

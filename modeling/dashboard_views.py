@@ -10,7 +10,6 @@ import io
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -20,7 +19,7 @@ from django.views.decorators.http import require_POST, require_safe
 from labeling import spreadsheet_safety
 from labeling.models import Membership
 from labeling.services import invites as invite_service
-from labeling.views import managed_project
+from labeling.views import manager_page
 from modeling import dashboard_charts as charts
 from modeling.models import ModelVersion, is_demo_encoder
 from modeling.services import agreement
@@ -29,10 +28,8 @@ import worker.dispatch as dispatch
 RATER_ROWS_SHOWN = 50  # and every flagged rater
 
 
-@login_required
-@require_safe
-def dashboard(request, slug):
-    project = managed_project(request, slug)
+@manager_page(require_safe)
+def dashboard(request, project):
     report = agreement.latest_report(project)
     data = report.data if report else None
     version = None
@@ -98,19 +95,15 @@ def _charts(data: dict) -> dict:
     }
 
 
-@login_required
-@require_POST
-def recompute(request, slug):
-    project = managed_project(request, slug)
+@manager_page(require_POST)
+def recompute(request, project):
     dispatch.send_metrics_refresh(project.pk)
     messages.success(request, "Recomputing the human scores and the dashboard; reload in a little while.")
     return redirect("project-dashboard", slug=project.slug)
 
 
-@login_required
-@require_POST
-def rater_exclusion(request, slug, user_id):
-    project = managed_project(request, slug)
+@manager_page(require_POST)
+def rater_exclusion(request, project, user_id):
     excluded = request.POST.get("excluded") in ("1", "true", "on")
     try:
         membership = invite_service.set_rater_excluded(project, user_id, excluded, by=request.user.username)
@@ -213,10 +206,8 @@ CSV_TABLES = {
 }
 
 
-@login_required
-@require_safe
-def table_csv(request, slug, table):
-    project = managed_project(request, slug)
+@manager_page(require_safe)
+def table_csv(request, project, table):
     if table not in CSV_TABLES:
         raise Http404("No such table.")
     report = agreement.latest_report(project)

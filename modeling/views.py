@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from labeling import access
-from labeling.views import managed_project
+from labeling.views import manager_page
 from modeling.models import ModelVersion, Promotion, TrainingRun, TrainingSettings
 from modeling.services import feature_extraction, promotion, training_runs, triggers
 
@@ -21,11 +20,9 @@ class TrainingSettingsForm(forms.ModelForm):
         labels = {"ranking_lambda": "λ (tag similarity in the ranking key)"}
 
 
-@login_required
-@require_safe
-def models_page(request, slug):
+@manager_page(require_safe)
+def models_page(request, project):
     """For managers only: versions, runs and failures reveal scores to raters who must judge blind."""
-    project = managed_project(request, slug)
     versions = list(ModelVersion.objects.filter(project=project).select_related("training_run")[:50])
     active = next((v for v in versions if v.is_active), None) or promotion.active_version(project)
     open_run = training_runs.open_run(project)
@@ -61,10 +58,8 @@ def models_page(request, slug):
     return render(request, "modeling/models.html", context)
 
 
-@login_required
-@require_POST
-def retrain(request, slug):
-    project = managed_project(request, slug)
+@manager_page(require_POST)
+def retrain(request, project):
     run, created = training_runs.request_training(
         project, trigger=TrainingRun.Trigger.MANUAL, reason=f"requested by {request.user.username}", user=request.user
     )
@@ -75,10 +70,8 @@ def retrain(request, slug):
     return redirect("project-models", slug=project.slug)
 
 
-@login_required
-@require_POST
-def training_settings(request, slug):
-    project = managed_project(request, slug)
+@manager_page(require_POST)
+def training_settings(request, project):
     form = TrainingSettingsForm(request.POST, instance=promotion.training_settings(project))
     if form.is_valid():
         form.instance.project = project
@@ -90,8 +83,7 @@ def training_settings(request, slug):
     return redirect("project-models", slug=project.slug)
 
 
-def _promotion_action(request, slug, version_id, action, done: str):
-    project = managed_project(request, slug)
+def _promotion_action(request, project, version_id, action, done: str):
     version = get_object_or_404(ModelVersion, pk=version_id, project=project)
     try:
         action(version, user=request.user, reason=request.POST.get("reason", ""))
@@ -102,15 +94,13 @@ def _promotion_action(request, slug, version_id, action, done: str):
     return redirect("project-models", slug=project.slug)
 
 
-@login_required
-@require_POST
-def promote(request, slug, version_id):
-    return _promotion_action(request, slug, version_id, promotion.promote,
+@manager_page(require_POST)
+def promote(request, project, version_id):
+    return _promotion_action(request, project, version_id, promotion.promote,
                              "Version {version} is scoring every image; it becomes active when that is done.")
 
 
-@login_required
-@require_POST
-def rollback(request, slug, version_id):
-    return _promotion_action(request, slug, version_id, promotion.rollback,
+@manager_page(require_POST)
+def rollback(request, project, version_id):
+    return _promotion_action(request, project, version_id, promotion.rollback,
                              "Rolling back to version {version}: it becomes active once its scores are complete.")
