@@ -18,15 +18,24 @@ from labeling.services.tags import TagRefused
 SHOWN = 500
 
 
+def _tag(project, tag_id) -> Tag:
+    return get_object_or_404(Tag, project=project, pk=tag_id)
+
+
+def _change(request, project, change, done):
+    """Make ``change()`` and say ``done(result)``, or the service's reason for refusing; back to the list."""
+    try:
+        messages.success(request, done(change()))
+    except TagRefused as exc:
+        messages.error(request, exc.message)
+    return redirect("project-vocabulary", slug=project.slug)
+
+
 @manager_page(form_methods)
 def vocabulary_page(request, project):
     if request.method == "POST":
-        try:
-            tag = vocabulary.create_tag(project, request.POST.get("name", ""))
-            messages.success(request, f"Added “{tag.name}”.")
-        except TagRefused as exc:
-            messages.error(request, exc.message)
-        return redirect("project-vocabulary", slug=project.slug)
+        return _change(request, project, lambda: vocabulary.create_tag(project, request.POST.get("name", "")),
+                       lambda tag: f"Added “{tag.name}”.")
     query = request.GET.get("q", "").strip()
     tags = Tag.objects.filter(project=project).annotate(image_count=Count("image_tags")).order_by("name")
     if query:
@@ -37,20 +46,12 @@ def vocabulary_page(request, project):
     })
 
 
-def _tag(project, tag_id) -> Tag:
-    return get_object_or_404(Tag, project=project, pk=tag_id)
-
-
 @manager_page(require_POST)
 def tag_rename(request, project, tag_id):
     tag = _tag(project, tag_id)
     old = tag.name
-    try:
-        vocabulary.rename_tag(tag, request.POST.get("name", ""))
-        messages.success(request, f"Renamed “{old}” to “{tag.name}”.")
-    except TagRefused as exc:
-        messages.error(request, exc.message)
-    return redirect("project-vocabulary", slug=project.slug)
+    return _change(request, project, lambda: vocabulary.rename_tag(tag, request.POST.get("name", "")),
+                   lambda _: f"Renamed “{old}” to “{tag.name}”.")
 
 
 @manager_page(require_POST)
@@ -60,14 +61,10 @@ def tag_merge(request, project, tag_id):
     target = Tag.objects.filter(project=project, name=Tag.normalise(request.POST.get("into", ""))).first()
     if target is None:
         messages.error(request, "Choose an existing tag to merge into.")
-    else:
-        try:
-            report = vocabulary.merge_tags(target, [source])
-            messages.success(request, f"Merged “{source.name}” into “{target.name}”: {report.moved} image tag(s) "
-                                      f"moved, {report.already_there} already had it.")
-        except TagRefused as exc:
-            messages.error(request, exc.message)
-    return redirect("project-vocabulary", slug=project.slug)
+        return redirect("project-vocabulary", slug=project.slug)
+    return _change(request, project, lambda: vocabulary.merge_tags(target, [source]),
+                   lambda report: f"Merged “{source.name}” into “{target.name}”: {report.moved} image tag(s) "
+                                  f"moved, {report.already_there} already had it.")
 
 
 @manager_page(form_methods)

@@ -37,6 +37,13 @@ def file_urls(request, image: Image) -> tuple[str, str]:
     return url, thumbnail
 
 
+def validated_query(serializer_class: type[serializers.Serializer], request) -> dict:
+    """The request's query string checked by ``serializer_class`` (400 with the reasons if it does not pass)."""
+    query = serializer_class(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return query.validated_data
+
+
 # --- Auth ------------------------------------------------------------------------------------------
 
 

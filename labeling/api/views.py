@@ -242,20 +242,19 @@ class ComparisonListView(ProjectScopedMixin, GenericAPIView):
     )
     def get(self, request, slug):
         """Comparisons of the project, newest first: all of them for managers, a rater's own for raters."""
-        filters = s.ComparisonFilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
+        filters = s.validated_query(s.ComparisonFilterSerializer, request)
         comparisons = self.get_queryset()
-        rater = filters.validated_data.get("rater")
+        rater = filters.get("rater")
         if not self.role.is_manager:
             if rater is not None and rater != request.user.pk:
                 raise PermissionDenied("Raters can read only their own comparisons.")
             rater = request.user.pk
         if rater is not None:
             comparisons = comparisons.filter(rater_id=rater)
-        if "since" in filters.validated_data:
-            comparisons = comparisons.filter(created_at__gte=filters.validated_data["since"])
-        if "until" in filters.validated_data:
-            comparisons = comparisons.filter(created_at__lt=filters.validated_data["until"])
+        if "since" in filters:
+            comparisons = comparisons.filter(created_at__gte=filters["since"])
+        if "until" in filters:
+            comparisons = comparisons.filter(created_at__lt=filters["until"])
         page = self.paginate_queryset(comparisons)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -357,19 +356,18 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
                    tags=["images"])
     def get(self, request, slug):
         """The project's images; ``has_score`` refers to the project's active model version."""
-        filters = s.ImageFilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
+        filters = s.validated_query(s.ImageFilterSerializer, request)
         images = self.get_queryset()
-        if filters.validated_data.get("tag"):
+        if filters.get("tag"):
             images = images.filter(
-                Exists(ImageTag.objects.filter(image=OuterRef("pk"), tag__name=Tag.normalise(filters.validated_data["tag"])))
+                Exists(ImageTag.objects.filter(image=OuterRef("pk"), tag__name=Tag.normalise(filters["tag"])))
             )
-        if filters.validated_data.get("external_id"):
-            images = images.filter(external_id=filters.validated_data["external_id"])
-        has_score = filters.validated_data.get("has_score")
+        if filters.get("external_id"):
+            images = images.filter(external_id=filters["external_id"])
+        has_score = filters.get("has_score")
         if has_score is not None and not self.role.sees_scores:
             raise PermissionDenied("Raters judge blind: only managers may filter images by score.")
-        images = image_list_filters.apply_registered(images, self.project, filters.validated_data)  # has_score
+        images = image_list_filters.apply_registered(images, self.project, filters)  # has_score
         page = self.paginate_queryset(images)
         serializer = self.get_serializer(page, many=True, context={"request": request, "sees_scores": self.role.sees_scores})
         return self.get_paginated_response(serializer.data)
@@ -473,10 +471,9 @@ class VocabularyView(ProjectScopedMixin, GenericAPIView):
     )
     def get(self, request, slug):
         """The project's tag vocabulary, for autocompletion: most used first."""
-        filters = s.VocabularyFilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
+        filters = s.validated_query(s.VocabularyFilterSerializer, request)
         tags = Tag.objects.filter(project=self.project).annotate(image_count=Count("image_tags"))
-        prefix = filters.validated_data.get("q")
+        prefix = filters.get("q")
         if prefix:
             tags = tags.filter(name__startswith=Tag.normalise(prefix))
         page = self.paginate_queryset(tags.order_by("-image_count", "name"))

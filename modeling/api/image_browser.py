@@ -55,10 +55,9 @@ class ImageBrowseView(ProjectScopedMixin, APIView):
         """Images filtered by tag, score range (active model version), comparison count and a metadata
         field, sorted, one keyset page at a time (pass ``next_cursor`` back as ``cursor``); no total."""
         self.require_manager("browse images")
-        query = BrowseQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
+        query = s.validated_query(BrowseQuerySerializer, request)
         try:
-            page = image_browser.browse(self.project, image_browser.Filters(**query.validated_data))
+            page = image_browser.browse(self.project, image_browser.Filters(**query))
         except image_browser.BadBrowseRequest as exc:
             raise ValidationError({"detail": str(exc)}) from None
         return Response({
