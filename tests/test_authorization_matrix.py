@@ -159,16 +159,18 @@ NOT_PROJECT_SCOPED = {"signup", "media"}
 REFUSALS = {401, 403, 404, 405}
 
 
-def walk(patterns, prefix="", namespace=None):
-    """(route text, qualified name, kwarg names) of every URL pattern, through includes."""
+def walk(patterns, prefix="", namespace=None, outer_kwargs=()):
+    """(route text, qualified name, kwarg names) of every URL pattern, through includes (whose prefixes may
+    hold kwargs, such as a project's slug)."""
     for entry in patterns:
+        kwargs = outer_kwargs + tuple(entry.pattern.regex.groupindex)
         if isinstance(entry, URLResolver):
             inner = entry.namespace or namespace
             qualified = f"{namespace}:{inner}" if namespace and entry.namespace else inner
-            yield from walk(entry.url_patterns, prefix + str(entry.pattern), qualified)
+            yield from walk(entry.url_patterns, prefix + str(entry.pattern), qualified, kwargs)
         elif isinstance(entry, URLPattern):
             name = f"{namespace}:{entry.name}" if namespace and entry.name else entry.name
-            yield prefix + str(entry.pattern), name, tuple(entry.pattern.regex.groupindex)
+            yield prefix + str(entry.pattern), name, kwargs
 
 
 def routes():

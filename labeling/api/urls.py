@@ -1,5 +1,5 @@
 """Routes of the labelling API, mounted under /api/v1/ by config/api_urls.py."""
-from django.urls import path
+from django.urls import include, path
 
 from labeling.api import views
 from labeling.api import data_exports
@@ -8,45 +8,43 @@ from labeling.api import judgment_imports
 from labeling.api import vocabulary as vocabulary_api
 from labeling.api import webhooks as webhooks_api
 
+# The routes of one project, under projects/<slug>/.
+project_routes = [
+    path("", views.ProjectDetailView.as_view(), name="api-project"),
+    path("next-pair/", views.NextPairView.as_view(), name="api-next-pair"),
+    path("comparisons/", views.ComparisonListView.as_view(), name="api-comparisons"),
+    path("comparisons/undo/", views.UndoView.as_view(), name="api-undo"),
+    path("skip/", views.SkipView.as_view(), name="api-skip"),
+    path("release/", views.ReleaseView.as_view(), name="api-release"),
+    path("images/", views.ImageListView.as_view(), name="api-images"),
+    path("tags/", views.VocabularyView.as_view(), name="api-vocabulary"),
+    path("gold-pairs/", views.GoldPairListView.as_view(), name="api-gold-pairs"),
+    path("progress/", views.ProgressView.as_view(), name="api-progress"),
+    # Streamed exports of the raw data (labeling/api/data_exports.py).
+    path("export/comparisons/", data_exports.ComparisonsExportView.as_view(), name="api-export-comparisons"),
+    path("export/image-tags/", data_exports.ImageTagsExportView.as_view(), name="api-export-image-tags"),
+    path("export/raters/", data_exports.RatersExportView.as_view(), name="api-export-raters"),
+    # Bulk import jobs (labeling/api/import_jobs.py).
+    path("imports/", import_jobs_api.ImportJobListView.as_view(), name="api-import-jobs"),
+    path("imports/<int:job_id>/", import_jobs_api.ImportJobDetailView.as_view(), name="api-import-job"),
+    path("imports/<int:job_id>/resume/", import_jobs_api.ImportJobResumeView.as_view(), name="api-import-job-resume"),
+    # Import of judgments made elsewhere (labeling/api/judgment_imports.py).
+    path("comparisons/import/", judgment_imports.JudgmentImportView.as_view(), name="api-comparisons-import"),
+    # Vocabulary curation (labeling/api/vocabulary.py).
+    path("vocabulary/", vocabulary_api.VocabularyCreateView.as_view(), name="api-vocabulary-create"),
+    path("vocabulary/<int:tag_id>/", vocabulary_api.VocabularyTagView.as_view(), name="api-vocabulary-tag"),
+    path("vocabulary/<int:tag_id>/merge/", vocabulary_api.VocabularyMergeView.as_view(), name="api-vocabulary-merge"),
+    # Webhooks (labeling/api/webhooks.py).
+    path("webhooks/", webhooks_api.WebhookListView.as_view(), name="api-webhooks"),
+    path("webhooks/<int:hook_id>/", webhooks_api.WebhookDetailView.as_view(), name="api-webhook"),
+    path("webhooks/<int:hook_id>/deliveries/", webhooks_api.WebhookDeliveriesView.as_view(),
+         name="api-webhook-deliveries"),
+]
+
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="api-token"),
     path("auth/token/revoke/", views.TokenRevokeView.as_view(), name="api-token-revoke"),
     path("projects/", views.ProjectListView.as_view(), name="api-projects"),
-    path("projects/<slug:slug>/", views.ProjectDetailView.as_view(), name="api-project"),
-    path("projects/<slug:slug>/next-pair/", views.NextPairView.as_view(), name="api-next-pair"),
-    path("projects/<slug:slug>/comparisons/", views.ComparisonListView.as_view(), name="api-comparisons"),
-    path("projects/<slug:slug>/comparisons/undo/", views.UndoView.as_view(), name="api-undo"),
-    path("projects/<slug:slug>/skip/", views.SkipView.as_view(), name="api-skip"),
-    path("projects/<slug:slug>/release/", views.ReleaseView.as_view(), name="api-release"),
-    path("projects/<slug:slug>/images/", views.ImageListView.as_view(), name="api-images"),
-    path("projects/<slug:slug>/tags/", views.VocabularyView.as_view(), name="api-vocabulary"),
-    path("projects/<slug:slug>/gold-pairs/", views.GoldPairListView.as_view(), name="api-gold-pairs"),
-    path("projects/<slug:slug>/progress/", views.ProgressView.as_view(), name="api-progress"),
     path("images/<int:image_id>/tags/", views.ImageTagsView.as_view(), name="api-image-tags"),
-    # Streamed exports of the raw data (labeling/api/data_exports.py).
-    path("projects/<slug:slug>/export/comparisons/", data_exports.ComparisonsExportView.as_view(),
-         name="api-export-comparisons"),
-    path("projects/<slug:slug>/export/image-tags/", data_exports.ImageTagsExportView.as_view(),
-         name="api-export-image-tags"),
-    path("projects/<slug:slug>/export/raters/", data_exports.RatersExportView.as_view(), name="api-export-raters"),
-    # Bulk import jobs (labeling/api/import_jobs.py).
-    path("projects/<slug:slug>/imports/", import_jobs_api.ImportJobListView.as_view(), name="api-import-jobs"),
-    path("projects/<slug:slug>/imports/<int:job_id>/", import_jobs_api.ImportJobDetailView.as_view(),
-         name="api-import-job"),
-    path("projects/<slug:slug>/imports/<int:job_id>/resume/", import_jobs_api.ImportJobResumeView.as_view(),
-         name="api-import-job-resume"),
-    # Import of judgments made elsewhere (labeling/api/judgment_imports.py).
-    path("projects/<slug:slug>/comparisons/import/", judgment_imports.JudgmentImportView.as_view(),
-         name="api-comparisons-import"),
-    # Vocabulary curation (labeling/api/vocabulary.py).
-    path("projects/<slug:slug>/vocabulary/", vocabulary_api.VocabularyCreateView.as_view(), name="api-vocabulary-create"),
-    path("projects/<slug:slug>/vocabulary/<int:tag_id>/", vocabulary_api.VocabularyTagView.as_view(),
-         name="api-vocabulary-tag"),
-    path("projects/<slug:slug>/vocabulary/<int:tag_id>/merge/", vocabulary_api.VocabularyMergeView.as_view(),
-         name="api-vocabulary-merge"),
-    # Webhooks (labeling/api/webhooks.py).
-    path("projects/<slug:slug>/webhooks/", webhooks_api.WebhookListView.as_view(), name="api-webhooks"),
-    path("projects/<slug:slug>/webhooks/<int:hook_id>/", webhooks_api.WebhookDetailView.as_view(), name="api-webhook"),
-    path("projects/<slug:slug>/webhooks/<int:hook_id>/deliveries/", webhooks_api.WebhookDeliveriesView.as_view(),
-         name="api-webhook-deliveries"),
+    path("projects/<slug:slug>/", include(project_routes)),
 ]
