@@ -15,9 +15,7 @@ urlpatterns = [
     path("api/schema/swagger/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-swagger"),
     path("api/schema/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/v1/", include("config.api_urls")),
-    path("", include("modeling.dashboard_urls")),
     path("", include("modeling.urls")),
-    path("", include("modeling.analysis_urls")),
     path("", include("labeling.urls")),
 ]
 

@@ -1,8 +1,8 @@
-"""The Models page of a project, mounted at the site root by config/urls.py."""
+"""The modeling pages of a project (models, image browser, dashboard, analyses), mounted at the site root by
+config/urls.py."""
 from django.urls import include, path
 
-from modeling import views
-from modeling import browser_views
+from modeling import analysis_views, browser_views, dashboard_views, views
 
 # The routes of one project, under projects/<slug>/.
 project_routes = [
@@ -14,8 +14,19 @@ project_routes = [
     # The image browser (modeling/browser_views.py).
     path("browse/", browser_views.image_browser_page, name="project-image-browser"),
     path("browse/<int:image_id>/", browser_views.browser_image_page, name="project-browser-image"),
+    # The dashboard (modeling/dashboard_views.py).
+    path("dashboard/", dashboard_views.dashboard, name="project-dashboard"),
+    path("dashboard/recompute/", dashboard_views.recompute, name="project-dashboard-recompute"),
+    path("dashboard/raters/<int:user_id>/exclusion/", dashboard_views.rater_exclusion,
+         name="project-rater-exclusion"),
+    path("dashboard/<slug:table>.csv", dashboard_views.table_csv, name="project-dashboard-csv"),
+    # The analyses (modeling/analysis_views.py).
+    path("analyses/tags/", analysis_views.tag_panel, name="analysis-tags"),
+    path("analyses/metadata/", analysis_views.metadata_panel, name="analysis-metadata"),
 ]
 
 urlpatterns = [
+    path("images/<int:image_id>/", analysis_views.image_detail, name="image-detail"),
+    path("images/<int:image_id>/heat-map.png", analysis_views.image_heat_map, name="image-heat-map"),
     path("projects/<slug:slug>/", include(project_routes)),
 ]
