@@ -135,9 +135,10 @@ def lease_from_fallback(project: Project, rater, *, rng=None) -> PairLease | Non
     rng = rng or _random
     attempts = 0
     for pool_size in FALLBACK_POOL_SIZES:
-        pool, blocked = fewest_compared(project, rater, pool_size)
+        pool = fewest_compared(project, pool_size)
         if len(pool) < 2:
             return None
+        blocked = pair_sql.blocked_pairs(project, rater, [image_id for image_id, _ in pool], timezone.now())
         for low, high in _pairs_fewest_first(pool, rng):
             if (low, high) in blocked:
                 continue
@@ -152,14 +153,12 @@ def lease_from_fallback(project: Project, rater, *, rng=None) -> PairLease | Non
     return None
 
 
-def fewest_compared(project: Project, rater, limit: int) -> tuple[list[tuple[int, int]], set[tuple[int, int]]]:
-    """(image id, comparison count) of the ``limit`` images with the fewest comparisons, and the pairs
-    among them that ``rater`` may not be served now."""
-    pool, blocked = pair_sql.fewest_compared_with_blocks(project, rater, limit, timezone.now())
+def fewest_compared(project: Project, limit: int) -> list[tuple[int, int]]:
+    """(image id, comparison count) of the ``limit`` images with the fewest comparisons."""
+    pool = pair_sql.fewest_compared_rows(project, limit)
     if len(pool) < limit and recount_image_stats(project, only_missing=True):
-        # images written in bulk had no counters yet
-        pool, blocked = pair_sql.fewest_compared_with_blocks(project, rater, limit, timezone.now())
-    return pool, blocked
+        pool = pair_sql.fewest_compared_rows(project, limit)  # images written in bulk had no counters yet
+    return pool
 
 
 def _pairs_fewest_first(pool: list[tuple[int, int]], rng) -> Iterator[tuple[int, int]]:
