@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=HERE.parent, help="the tree whose code is profiled")
     parser.add_argument("--cprofile", action="store_true")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--save-profile", type=Path, help="with --cprofile: also write the pstats file here")
     args = parser.parse_args()
 
     repo = args.repo.resolve()
@@ -101,7 +102,7 @@ def main() -> None:
     cpu = collections.defaultdict(list)
     statements = collections.defaultdict(list)
     kinds = collections.defaultdict(collections.Counter)
-    profiler = cProfile.Profile(time.process_time) if args.cprofile else None  # CPU, not waits
+    profiler = cProfile.Profile(time.process_time) if args.cprofile else None  # CPU time, not waits
     for _ in range(args.judgments):
         for name in ("next-pair", "submit"):
             direct.clear()
@@ -129,6 +130,8 @@ def main() -> None:
               f"statements median {statistics.median(statements[name]):.0f}, mean {statistics.fmean(statements[name]):.2f}")
         for kind, count in kinds[name].most_common():
             print(f"    {count / args.judgments:5.2f}  {kind}")
+    if profiler and args.save_profile:
+        profiler.dump_stats(args.save_profile)
     if profiler:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)

@@ -115,10 +115,10 @@ def fewest_compared_rows(project: Project, limit: int) -> list[tuple[int, int]]:
 
 
 def in_clause(column: str, values: list[int]) -> tuple[str, list]:
-    """``column`` in ``values``: one array parameter on PostgreSQL (short SQL, cheap to parse and plan),
-    a list of placeholders elsewhere."""
+    """``column`` in the integers ``values``: one array parameter on PostgreSQL (short SQL, cheap to parse and
+    plan), sent as its text form (psycopg's list adapter costs far more CPU), a list of placeholders elsewhere."""
     if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", [list(values)]
+        return f"{column} = ANY(%s::bigint[])", ["{" + ",".join(str(int(value)) for value in values) + "}"]
     return f"{column} IN ({_marks(values)})", list(values)
 
 

@@ -27,9 +27,18 @@ def execute(sql: str, params) -> list[tuple]:
             cursor.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
     connection.ensure_connection()  # the same connection, so the same transaction as the ORM's
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    cursor = _cursor_of(connection.connection)
+    with connection.wrap_database_errors:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchall() if cursor.description else []
+
+
+def _cursor_of(database_connection: psycopg.Connection) -> psycopg.Cursor:
+    """One cursor per psycopg connection, made on first use: a new cursor per statement costs CPU."""
+    cursor = getattr(database_connection, "_tagrank_hot_cursor", None)
+    if cursor is None or cursor.closed:
+        cursor = database_connection._tagrank_hot_cursor = psycopg.Cursor(database_connection)
+    return cursor
 
 
 def db_time(value: datetime):
