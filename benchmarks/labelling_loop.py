@@ -31,6 +31,7 @@ import os
 import platform
 import random
 import re
+import resource
 import socket
 import statistics
 import subprocess
@@ -39,11 +40,10 @@ import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parent.parent  # the code served and measured (``--repo`` for another tree)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tagrank_bench"
-DOCS = REPO / "docs" / "benchmarks.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SECTION = "## Labelling loop and export"
 
 
@@ -51,6 +51,7 @@ SECTION = "## Labelling loop and export"
 
 
 def setup_django(database_url: str) -> None:
+    sys.path.insert(0, str(REPO))
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -245,6 +246,23 @@ class Server:
                 self.process.wait()
 
 
+def database_cpu_seconds() -> float:
+    """User + system CPU time used so far by the PostgreSQL server's processes on this machine (readable as
+    root; 0 elsewhere). Processes that ended in between (connections closed) are not counted."""
+    ticks, total = os.sysconf("SC_CLK_TCK"), 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 # --- Clients --------------------------------------------------------------------------------------
 
 
@@ -432,7 +450,7 @@ def report(args, loops: list[dict], exports: list[dict], builds: dict) -> str:
         "over HTTP on 127.0.0.1.",
         "",
         "| images | clients | pacing | judgments | next-pair median | next-pair p99 | submit median | submit p99 | "
-        "requests/s | server CPU per judgment | load | errors |",
+        "requests/s | CPU per judgment: server / database / clients | load | errors |",
         "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in loops:
@@ -440,7 +458,9 @@ def report(args, loops: list[dict], exports: list[dict], builds: dict) -> str:
         lines.append(
             f"| {row['images']:,} | {row['clients']} | {pacing} | {row['judgments']:,} | {row['next_median_ms']:.1f} ms | "
             f"{row['next_p99_ms']:.1f} ms | {row['submit_median_ms']:.1f} ms | {row['submit_p99_ms']:.1f} ms | "
-            f"{row['requests_per_s']:.0f} | {row.get('server_cpu_ms_per_judgment', float('nan')):.1f} ms | "
+            f"{row['requests_per_s']:.0f} | {row.get('server_cpu_ms_per_judgment', float('nan')):.1f} / "
+            f"{row.get('database_cpu_ms_per_judgment', float('nan')):.1f} / "
+            f"{row.get('client_cpu_ms_per_judgment', float('nan')):.1f} ms | "
             f"{row.get('load_average', float('nan')):.1f} | {row['error_count']} |"
         )
     lines += [
@@ -507,9 +527,14 @@ def main() -> None:
                         help="also run a Celery worker (queue default), so the pair refills that judgments "
                              "send run during the measurement (the broker from CELERY_BROKER_URL)")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--repo", type=Path, help="serve and measure the code of this tree (e.g. a `git archive` "
+                        "of an earlier commit), with this harness")
     parser.add_argument("--report-from", type=Path, metavar="LOG",
                         help="only rebuild the report from the JSON lines a previous run printed (with its options)")
     args = parser.parse_args()
+    if args.repo:
+        global REPO
+        REPO = args.repo.resolve()
 
     if args.report_from:
         setup_django(args.database_url)
@@ -547,11 +572,17 @@ def main() -> None:
                 if not judgments:
                     continue
                 for clients in args.clients:
-                    cpu_before = server.cpu_seconds()
+                    cpu_before, database_before = server.cpu_seconds(), database_cpu_seconds()
+                    clients_before = resource.getrusage(resource.RUSAGE_CHILDREN)
                     result = run_clients(server.port, project["slug"], project["tokens"], clients,
                                          max(1, judgments // clients), think_s=think_s)
-                    result["server_cpu_ms_per_judgment"] = (
-                        1000 * (server.cpu_seconds() - cpu_before) / max(1, result["judgments"])
+                    clients_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    per_judgment = 1000 / max(1, result["judgments"])
+                    result["server_cpu_ms_per_judgment"] = (server.cpu_seconds() - cpu_before) * per_judgment
+                    result["database_cpu_ms_per_judgment"] = (database_cpu_seconds() - database_before) * per_judgment
+                    result["client_cpu_ms_per_judgment"] = per_judgment * (
+                        clients_after.ru_utime + clients_after.ru_stime - clients_before.ru_utime
+                        - clients_before.ru_stime
                     )
                     result["load_average"] = os.getloadavg()[0]
                     result["images"] = size

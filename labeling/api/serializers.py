@@ -134,7 +134,8 @@ class NextPairSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
-def pair_payload(request, lease, tags: dict[int, list[str]]) -> dict:
+def pair_payload(request, lease) -> dict:
+    """A leased pair as next-pair and undo answer it (``leases.attach_images`` loaded the images and tags)."""
     def image(image: Image) -> dict:
         url, thumbnail = file_urls(request, image)
         return {
@@ -143,7 +144,7 @@ def pair_payload(request, lease, tags: dict[int, list[str]]) -> dict:
             "thumbnail_url": thumbnail,
             "width": image.width,
             "height": image.height,
-            "tags": tags.get(image.pk, []),
+            "tags": lease.tags[image.pk],
         }
 
     return {

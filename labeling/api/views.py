@@ -213,9 +213,7 @@ class NextPairView(ProjectScopedMixin, APIView):
         result = pair_serving.next_pair(self.project, request.user)
         if result is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        (left, right), lease = result
-        tags = pair_serving.tags_by_image([left.pk, right.pk])
-        return Response(s.pair_payload(request, lease, tags))
+        return Response(s.pair_payload(request, result[1]))
 
 
 class ComparisonListView(ProjectScopedMixin, GenericAPIView):
@@ -303,8 +301,7 @@ class UndoView(ProjectScopedMixin, APIView):
             )
         except leases.LeaseError as exc:
             return refused(exc)
-        tags = pair_serving.tags_by_image([lease.image_a_id, lease.image_b_id])
-        return Response({**s.pair_payload(request, lease, tags), "undone": undone_id})
+        return Response({**s.pair_payload(request, lease), "undone": undone_id})
 
 
 class SkipView(ProjectScopedMixin, APIView):

@@ -1,7 +1,7 @@
 """Storing a rater's judgment of a leased pair, replaying a retry, and taking the last one back.
 
 Everything for one judgment happens in one transaction: the comparison row, the lease marked as
-judged, the pair's slot count and the per-image counters (the latter through the model signals).
+judged, the pair's slot count and the per-image counters.
 When the API answers, the judgment is committed.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from labeling.models import Comparison, GoldPair, PairLease, Project, count_comparison
-from labeling.services import judgment_hooks, leases, pair_queue
+from labeling.services import judgment_hooks, leases, pair_queue, prepared_sql
 from labeling.services.leases import LeaseClosed, LeaseError, LeaseExpired
 
 CLIENT_KEY_MAX_LENGTH = 64
@@ -110,22 +110,35 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tu
         gold = GoldPair.objects.get(pk=lease.gold_id)
         gold_correct = winner == gold.expected_for(lease.image_a_id)
     # A client_key this rater used for another judgment trips the unique constraint (caught by the caller).
-    comparison = Comparison.objects.create(
-        project=project,
-        image_a_id=lease.image_a_id,
-        image_b_id=lease.image_b_id,
-        outcome=winner,
-        rater=rater,
-        response_ms=response_ms,
-        client_key=client_key,
-        is_gold=lease.gold_id is not None,
-        gold_correct=gold_correct,
+    comparison = _insert_comparison(
+        Comparison(
+            project=project, image_a_id=lease.image_a_id, image_b_id=lease.image_b_id, outcome=winner, rater=rater,
+            response_ms=response_ms, client_key=client_key, is_gold=lease.gold_id is not None,
+            gold_correct=gold_correct, created_at=now,
+        )
     )
+    count_comparison(comparison, +1)
     lease.state, lease.comparison = PairLease.State.JUDGED, comparison
     leases.mark_lease_judged(lease.pk, comparison.pk)
     pair_queue.refresh_candidate(lease.candidate_id, project)
     judgment_hooks.judgment_stored(project)
     return comparison, True
+
+
+def _insert_comparison(comparison: Comparison) -> Comparison:
+    """INSERT the judgment with one prepared statement (every judgment: a model save costs more CPU than the
+    database spends storing it). No post_save signal is sent; the caller counts the comparison."""
+    table = Comparison._meta.db_table
+    (comparison.pk,) = prepared_sql.execute(
+        f"""INSERT INTO {table} (project_id, image_a_id, image_b_id, outcome, rater_id, created_at, response_ms,
+                                 client_key, is_gold, gold_correct)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+        [comparison.project_id, comparison.image_a_id, comparison.image_b_id, comparison.outcome,
+         comparison.rater_id, prepared_sql.db_time(comparison.created_at), comparison.response_ms,
+         comparison.client_key, comparison.is_gold, comparison.gold_correct],
+    )[0]
+    comparison._state.adding, comparison._state.db = False, "default"
+    return comparison
 
 
 def undo_last_comparison(project: Project, rater, *, comparison_id: int | None = None) -> tuple[PairLease, int]:

@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from labeling.models import Image, PairLease, Project
-from labeling.services import pair_sql
+from labeling.services import pair_sql, prepared_sql
 from labeling.services.pair_queue import refresh_candidate
 from labeling.services.refusals import Refusal
 
@@ -61,27 +61,32 @@ def blocking_leases(now: datetime) -> Q:
     )
 
 
-def new_lease(project, rater, left_id: int, right_id: int, now: datetime, **links) -> PairLease:
-    return PairLease.objects.create(
-        token=uuid.uuid4(),
-        project=project,
-        rater=rater,
-        image_a_id=left_id,
-        image_b_id=right_id,
-        expires_at=now + timedelta(seconds=lease_seconds()),
-        **links,
+def new_lease(project, rater, left_id: int, right_id: int, now: datetime, *, candidate_id: int | None = None,
+              gold_id: int | None = None) -> PairLease:
+    """Insert a live lease (hot path: one raw statement instead of a model save)."""
+    lease = PairLease(
+        token=uuid.uuid4(), project=project, rater=rater, image_a_id=left_id, image_b_id=right_id,
+        expires_at=now + timedelta(seconds=lease_seconds()), candidate_id=candidate_id, gold_id=gold_id,
+        state=PairLease.State.LIVE, created_at=now,
     )
+    token = PairLease._meta.get_field("token").get_db_prep_value(lease.token, connection)
+    (lease.pk,) = prepared_sql.execute(
+        f"""INSERT INTO {pair_sql.LEASES}
+              (token, project_id, rater_id, candidate_id, gold_id, image_a_id, image_b_id, state, created_at,
+               expires_at, comparison_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL) RETURNING id""",
+        [token, project.pk, rater.pk, candidate_id, gold_id, left_id, right_id, pair_sql.LIVE,
+         prepared_sql.db_time(now), prepared_sql.db_time(lease.expires_at)],
+    )[0]
+    lease._state.adding, lease._state.db = False, "default"
+    return lease
 
 
 def attach_images(lease: PairLease) -> PairLease:
-    """Load both images of a lease in one query (instead of one per side)."""
-    images = {
-        image.pk: image
-        for image in Image.objects.raw(
-            f"SELECT * FROM {Image._meta.db_table} WHERE id IN (%s, %s)", [lease.image_a_id, lease.image_b_id]
-        )
-    }
-    lease.image_a, lease.image_b = images[lease.image_a_id], images[lease.image_b_id]
+    """Load both images of a lease and their tags (``lease.tags``: image id → sorted names) in one query."""
+    found = pair_sql.images_with_tags(lease.image_a_id, lease.image_b_id)
+    (lease.image_a, tags_a), (lease.image_b, tags_b) = found[lease.image_a_id], found[lease.image_b_id]
+    lease.tags = {lease.image_a_id: tags_a, lease.image_b_id: tags_b}
     return lease
 
 
@@ -94,15 +99,21 @@ def held_lease(project: Project, rater, *, just_leased: PairLease | None = None)
     cap = max_live_leases()
     if cap <= 0:
         return None
-    live = list(
-        PairLease.objects.filter(
-            project=project, rater=rater, state=PairLease.State.LIVE, expires_at__gt=timezone.now()
-        ).order_by("created_at", "id")[: cap + 1]
-    )
+    # Hot path (every next-pair): the ids alone, along the partial index of live leases.
+    live = [
+        lease_id
+        for (lease_id,) in prepared_sql.execute(
+            f"""SELECT id FROM {pair_sql.LEASES}
+                WHERE rater_id = %s AND project_id = %s AND state = '{pair_sql.LIVE}' AND expires_at > %s
+                ORDER BY created_at, id LIMIT %s""",
+            [rater.pk, project.pk, prepared_sql.db_time(timezone.now()), cap + 1],
+        )
+    ]
     allowed = cap + 1 if just_leased is not None else cap  # the new lease itself is among the live ones
     if len(live) < allowed:
         return None
-    return next(held for held in live if just_leased is None or held.pk != just_leased.pk)
+    oldest = next(lease_id for lease_id in live if just_leased is None or lease_id != just_leased.pk)
+    return PairLease.objects.get(pk=oldest)
 
 
 def release_one(project: Project, lease: PairLease) -> None:
@@ -119,22 +130,23 @@ def lock_lease(project: Project, rater, token) -> PairLease:
         token = token if isinstance(token, uuid.UUID) else uuid.UUID(str(token))
     except (TypeError, ValueError):
         raise LeaseUnknown("The lease is not a valid lease token.") from None
-    # Hot path (every judgment): one raw query for the lease and its images' projects, locked.
+    # Hot path (every judgment): one prepared statement for the lease and its images' projects, locked.
     images = Image._meta.db_table
     token_value = PairLease._meta.get_field("token").get_db_prep_value(token, connection)
     lock = " FOR UPDATE OF l" if connection.features.has_select_for_update_of else ""
-    lease = next(
-        iter(
-            PairLease.objects.raw(
-                f"""SELECT l.*, a.project_id AS image_a_project_id, b.project_id AS image_b_project_id
-                    FROM {pair_sql.LEASES} l
-                    JOIN {images} a ON a.id = l.image_a_id JOIN {images} b ON b.id = l.image_b_id
-                    WHERE l.token = %s{lock}""",
-                [token_value],
-            )
-        ),
-        None,
+    fields = [field.attname for field in PairLease._meta.concrete_fields]
+    rows = prepared_sql.execute(
+        f"""SELECT {", ".join("l." + PairLease._meta.get_field(name).column for name in fields)},
+                   a.project_id, b.project_id
+            FROM {pair_sql.LEASES} l JOIN {images} a ON a.id = l.image_a_id JOIN {images} b ON b.id = l.image_b_id
+            WHERE l.token = %s{lock}""",
+        [token_value],
     )
+    lease = None
+    if rows:
+        *lease_values, lease_image_a_project, lease_image_b_project = rows[0]
+        lease = prepared_sql.model_from_row(PairLease, fields, lease_values)
+        lease.image_a_project_id, lease.image_b_project_id = lease_image_a_project, lease_image_b_project
     if lease is None:
         raise LeaseUnknown("Unknown lease: ask for a new pair.")
     if lease.rater_id != rater.pk:
@@ -146,7 +158,7 @@ def lock_lease(project: Project, rater, token) -> PairLease:
 
 def mark_lease_judged(lease_id: int, comparison_id: int) -> None:
     """In the submit transaction (hot path: one prepared statement instead of a model save)."""
-    pair_sql.execute(f"UPDATE {pair_sql.LEASES} SET state = %s, comparison_id = %s WHERE id = %s",
+    prepared_sql.execute(f"UPDATE {pair_sql.LEASES} SET state = %s, comparison_id = %s WHERE id = %s",
                      [pair_sql.JUDGED, comparison_id, lease_id])
 
 

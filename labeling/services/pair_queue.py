@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from labeling.models import ImageStats, PairCandidate, PairLease, Project
-from labeling.services import pair_sql
+from labeling.services import pair_sql, prepared_sql
 
 
 def enqueue_pairs(
@@ -73,7 +73,7 @@ def refresh_candidate(candidate_id: int | None, project: Project) -> None:
     """Recount a candidate's slots after a lease ended or a judgment came or went (locks the row)."""
     if candidate_id is None:
         return
-    rows = pair_sql.execute(
+    rows = prepared_sql.execute(
         f"SELECT id, image_low_id, image_high_id FROM {pair_sql.CANDIDATES} "
         f"WHERE id = %s{pair_sql.lock_clause(skip_locked=False)}",
         [candidate_id],

@@ -28,14 +28,14 @@ how they end in ``leases.py``, the per-image counters the fallback reads in ``im
 from __future__ import annotations
 
 import random
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from labeling.models import Comparison, GoldPair, ImageTag, PairLease, Project, Tag
-from labeling.services import pair_sql
+from labeling.models import Comparison, GoldPair, PairLease, Project
+from labeling.services import pair_sql, prepared_sql
 from labeling.services.image_stats import recount_image_stats
 from labeling.services.leases import attach_images, blocking_leases, held_lease, new_lease, release_one
 
@@ -90,7 +90,7 @@ def _lease_writes_need_no_flush() -> None:
     fsync per request). A lease lost in a crash costs nothing (it would have expired; the pair is served
     again), whereas judgments, stored by the submit service, keep the full synchronous commit."""
     if connection.vendor == "postgresql":
-        pair_sql.execute("SET LOCAL synchronous_commit TO OFF", [])
+        prepared_sql.execute("SET LOCAL synchronous_commit TO OFF", [])
 
 
 # --- The queue --------------------------------------------------------------------------------------
@@ -102,10 +102,9 @@ def lease_from_queue(project: Project, rater, *, rng=None) -> PairLease | None:
     for _ in range(QUEUE_ATTEMPTS):
         now = timezone.now()
         with transaction.atomic():
-            row = pair_sql.queue_candidate(project, rater, now, passed_over)
+            row = pair_sql.queue_candidate(project, rater, now, passed_over)  # also: commit without flush
             if row is None:
                 return None
-            _lease_writes_need_no_flush()
             lease = _lease_locked_candidate(project, rater, row, now, rng)
         if lease is not None:
             return lease
@@ -179,8 +178,7 @@ def _lease_pair(project: Project, rater, low: int, high: int, rng) -> PairLease 
     # the same pair (the unique index), but never while holding a lock that request needs, so no deadlock.
     now = timezone.now()
     with transaction.atomic():
-        _lease_writes_need_no_flush()
-        row = pair_sql.insert_and_lock_candidate(project, low, high, now)
+        row = pair_sql.insert_and_lock_candidate(project, low, high, now)  # also: commit without flush
         if row is None:
             return None  # another request holds it right now
         return _lease_locked_candidate(project, rater, row, now, rng)
@@ -207,22 +205,4 @@ def lease_gold_pair(project: Project, rater, *, rng=None) -> PairLease | None:
     left, right = _left_right(gold.image_a_id, gold.image_b_id, rng)
     with transaction.atomic():
         _lease_writes_need_no_flush()
-        return new_lease(project, rater, left, right, now, gold=gold)
-
-
-# --- What the API and page show with a pair -------------------------------------------------------
-
-
-def tags_by_image(image_ids: Iterable[int]) -> dict[int, list[str]]:
-    """Tag names of each image, sorted (one query; raw, as it runs on every pair served)."""
-    names: dict[int, list[str]] = {image_id: [] for image_id in image_ids}
-    if not names:
-        return names
-    ids_in, params = pair_sql.in_clause("it.image_id", list(names))
-    for image_id, name in pair_sql.execute(
-        f"SELECT it.image_id, t.name FROM {ImageTag._meta.db_table} it "
-        f"JOIN {Tag._meta.db_table} t ON t.id = it.tag_id WHERE {ids_in} ORDER BY t.name",
-        params,
-    ):
-        names[image_id].append(name)
-    return names
+        return new_lease(project, rater, left, right, now, gold_id=gold.pk)

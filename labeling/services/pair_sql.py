@@ -4,25 +4,27 @@ They are plain parameterised SQL because building the equivalent ORM querysets c
 of CPU each on a small server, several times what the database needs to answer them. The SQL is the same
 on PostgreSQL and SQLite, except for the row locks (``FOR UPDATE SKIP LOCKED``), which SQLite neither has
 nor needs (its transactions are IMMEDIATE: see ``labeling/services/pair_serving.py``). Everything else
-in pair serving uses the ORM.
+in pair serving uses the ORM. The statements run through ``prepared_sql.execute``.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from datetime import timezone as dt_timezone
 
-import psycopg
 from django.db import connection
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
-from labeling.models import Comparison, Image, ImageStats, PairCandidate, PairLease, Project
+from labeling.models import Comparison, Image, ImageStats, ImageTag, PairCandidate, PairLease, Project, Tag
+from labeling.services import prepared_sql
+from labeling.services.prepared_sql import db_time, from_db_time
 
 CANDIDATES = PairCandidate._meta.db_table
 LEASES = PairLease._meta.db_table
 COMPARISONS = Comparison._meta.db_table
 STATS = ImageStats._meta.db_table
 IMAGES = Image._meta.db_table
+IMAGE_TAGS = ImageTag._meta.db_table
+TAGS = Tag._meta.db_table
 LIVE, JUDGED, SKIPPED = PairLease.State.LIVE.value, PairLease.State.JUDGED.value, PairLease.State.SKIPPED.value
 
 # A lease of this rater on candidate c (alias l) that bars the rater from being served c again.
@@ -31,40 +33,22 @@ _RATER_BARRED = f"(l.state IN ('{JUDGED}', '{SKIPPED}') OR (l.state = '{LIVE}' A
 _ARCHIVED = f"(SELECT x.id FROM {IMAGES} x WHERE x.project_id = %s AND x.archived_at IS NOT NULL)"
 
 
+# Selected with the candidate a lease is made from, so that no extra round trip is spent on it: that lease
+# transaction commits without waiting for the WAL flush (a few ms of fsync per request). A lease lost in a
+# crash costs nothing (it would have expired, and the pair is served again); judgments, stored by the
+# submit service, keep the full synchronous commit. SQLite has no such setting.
+NO_FLUSH = ", set_config('synchronous_commit', 'off', true)" if connection.vendor == "postgresql" else ""
+
+
 def ordered(first_id: int, second_id: int) -> tuple[int, int]:
     """A pair as the queue keys it: (lower image id, higher image id)."""
     return (first_id, second_id) if first_id < second_id else (second_id, first_id)
-
-
-def execute(sql: str, params) -> list[tuple]:
-    """Run one hot-path statement. On PostgreSQL it is prepared on the server (planned once per connection;
-    Django's own cursors bind parameters on the client, so PostgreSQL would plan it on every request).
-    A pooler in transaction mode (PgBouncer before 1.21) would need prepared statements turned off here."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall() if cursor.description else []
-    connection.ensure_connection()  # the same connection, so the same transaction as the ORM's
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
-        return cursor.fetchall() if cursor.description else []
 
 
 def lock_clause(skip_locked: bool = True) -> str:
     if not connection.features.has_select_for_update:
         return ""  # SQLite: the IMMEDIATE transaction already holds the database's write lock
     return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
-
-
-def db_time(value: datetime):
-    return connection.ops.adapt_datetimefield_value(value)
-
-
-def from_db_time(value) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    parsed = parse_datetime(value)  # SQLite returns text; Django stores it as naive UTC
-    return timezone.make_aware(parsed, dt_timezone.utc) if timezone.is_naive(parsed) else parsed
 
 
 def _marks(values) -> str:
@@ -78,8 +62,8 @@ def queue_candidate(project: Project, rater, now: datetime, passed_over: list[in
     by another request, or that the rater judged (either order), skipped or holds."""
     t = db_time(now)
     passed = f" AND c.id NOT IN ({_marks(passed_over)})" if passed_over else ""
-    rows = execute(
-        f"""SELECT c.id, c.image_low_id, c.image_high_id FROM {CANDIDATES} c
+    rows = prepared_sql.execute(
+        f"""SELECT c.id, c.image_low_id, c.image_high_id{NO_FLUSH} FROM {CANDIDATES} c
             WHERE c.project_id = %s AND c.is_open AND (c.full_until IS NULL OR c.full_until <= %s)
               AND NOT EXISTS (SELECT 1 FROM {LEASES} l
                               WHERE l.candidate_id = c.id AND l.rater_id = %s AND {_RATER_BARRED})
@@ -91,7 +75,7 @@ def queue_candidate(project: Project, rater, now: datetime, passed_over: list[in
             ORDER BY c.priority DESC, c.id LIMIT 1{lock_clause()}""",
         [project.pk, t, rater.pk, t, rater.pk, rater.pk, *passed_over, project.pk, project.pk],
     )
-    return rows[0] if rows else None
+    return rows[0][:3] if rows else None
 
 
 def slots(project: Project, candidate_id: int, low: int, high: int, rater_id, now: datetime) -> tuple:
@@ -99,7 +83,7 @@ def slots(project: Project, candidate_id: int, low: int, high: int, rater_id, no
     live leases, the earliest live lease's expiry, the rater's leases that bar them from the pair)."""
     t = db_time(now)
     pair = "((image_a_id = %s AND image_b_id = %s) OR (image_a_id = %s AND image_b_id = %s))"
-    judged, by_rater, live, earliest, barred = execute(
+    judged, by_rater, live, earliest, barred = prepared_sql.execute(
         f"""SELECT
               (SELECT COUNT(*) FROM {COMPARISONS} WHERE project_id = %s AND {pair}),
               (SELECT COUNT(*) FROM {COMPARISONS} WHERE rater_id = %s AND {pair}),
@@ -116,14 +100,14 @@ def store_slots(candidate_id: int, judged: int, live: int, earliest: datetime | 
     """Write what the queue query needs to know about a candidate's slots."""
     is_open = judged < overlap
     full_until = earliest if is_open and judged + live >= overlap else None
-    execute(
+    prepared_sql.execute(
         f"UPDATE {CANDIDATES} SET judgments = %s, is_open = %s, full_until = %s, updated_at = %s WHERE id = %s",
         [judged, is_open, db_time(full_until) if full_until else None, db_time(timezone.now()), candidate_id],
     )
 
 
 def fewest_compared_rows(project: Project, limit: int) -> list[tuple[int, int]]:
-    return execute(
+    return prepared_sql.execute(
         f"SELECT image_id, comparison_count FROM {STATS} WHERE project_id = %s AND image_id NOT IN {_ARCHIVED} "
         "ORDER BY comparison_count, image_id LIMIT %s",
         [project.pk, project.pk, limit],
@@ -131,10 +115,10 @@ def fewest_compared_rows(project: Project, limit: int) -> list[tuple[int, int]]:
 
 
 def in_clause(column: str, values: list[int]) -> tuple[str, list]:
-    """``column`` in ``values``: one array parameter on PostgreSQL (short SQL, cheap to parse and plan),
-    a list of placeholders elsewhere."""
+    """``column`` in the integers ``values``: one array parameter on PostgreSQL (short SQL, cheap to parse and
+    plan), sent as its text form (psycopg's list adapter costs far more CPU), a list of placeholders elsewhere."""
     if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", [list(values)]
+        return f"{column} = ANY(%s::bigint[])", ["{" + ",".join(str(int(value)) for value in values) + "}"]
     return f"{column} IN ({_marks(values)})", list(values)
 
 
@@ -146,7 +130,7 @@ def blocked_pairs(project: Project, rater, ids: list[int], now: datetime) -> set
     b_in, b_params = in_clause("image_b_id", ids)
     low_in, low_params = in_clause("image_low_id", ids)
     high_in, high_params = in_clause("image_high_id", ids)
-    rows = execute(
+    rows = prepared_sql.execute(
         f"""SELECT image_a_id, image_b_id FROM {COMPARISONS}
               WHERE rater_id = %s AND {a_in} AND {b_in}
             UNION ALL
@@ -164,7 +148,7 @@ def blocked_pairs(project: Project, rater, ids: list[int], now: datetime) -> set
 def insert_and_lock_candidate(project: Project, low: int, high: int, now: datetime) -> tuple | None:
     """The pair's candidate row, created if missing, locked; None when another request holds it."""
     t = db_time(now)
-    execute(
+    prepared_sql.execute(
         f"""INSERT INTO {CANDIDATES}
               (project_id, image_low_id, image_high_id, priority, source, judgments, is_open, full_until,
                created_at, updated_at)
@@ -172,9 +156,35 @@ def insert_and_lock_candidate(project: Project, low: int, high: int, now: dateti
             ON CONFLICT (project_id, image_low_id, image_high_id) DO NOTHING""",
         [project.pk, low, high, PairCandidate.Source.FALLBACK.value, True, t, t],
     )
-    rows = execute(
-        f"SELECT id, image_low_id, image_high_id FROM {CANDIDATES} "
+    rows = prepared_sql.execute(
+        f"SELECT id, image_low_id, image_high_id{NO_FLUSH} FROM {CANDIDATES} "
         f"WHERE project_id = %s AND image_low_id = %s AND image_high_id = %s{lock_clause()}",
         [project.pk, low, high],
     )
-    return rows[0] if rows else None
+    return rows[0][:3] if rows else None
+
+
+# The image columns a served pair needs (the rest stay deferred): no dates or JSON, so nothing to convert.
+PAIR_IMAGE_FIELDS = ("id", "project_id", "file", "thumbnail", "original_name", "width", "height")
+
+
+def images_with_tags(first_id: int, second_id: int) -> dict[int, tuple[Image, list[str]]]:
+    """Both images of a pair, with their tag names sorted, in one round trip (every pair served)."""
+    if connection.vendor == "postgresql":
+        names = "array_agg(names.name ORDER BY names.name)"
+    else:  # a JSON array: a tag name may hold any character
+        names = "json_group_array(names.name)"
+    rows = prepared_sql.execute(
+        f"""SELECT {", ".join("i." + field for field in PAIR_IMAGE_FIELDS)},
+                   (SELECT {names} FROM (SELECT t.name FROM {IMAGE_TAGS} it JOIN {TAGS} t ON t.id = it.tag_id
+                                         WHERE it.image_id = i.id ORDER BY t.name) names)
+            FROM {IMAGES} i WHERE i.id IN (%s, %s)""",
+        [first_id, second_id],
+    )
+    found = {}
+    for *values, tag_names in rows:
+        image = Image.from_db("default", PAIR_IMAGE_FIELDS, values)
+        if isinstance(tag_names, str):
+            tag_names = json.loads(tag_names)
+        found[image.pk] = (image, list(tag_names or []))
+    return found

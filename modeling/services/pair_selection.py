@@ -30,6 +30,7 @@ from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
@@ -52,6 +53,9 @@ class RefillPolicy:
     max_per_image: int = 2  # an image appears in at most this many pairs of one batch
     explore_share: float = 0.1  # random pairs mixed into an active batch
     in_flight_seconds: int = 360  # a sent refill that has not ended by then is taken as lost
+    # The submit path asks "is a refill due?" (a few counts) at most this often per project and cache
+    # (the shared Redis cache in production): once per judgment would cost more than the judgment itself.
+    check_every_seconds: int = 2
 
 
 def refill_policy() -> RefillPolicy:
@@ -91,9 +95,14 @@ def refill_ended(project_id: int) -> None:
 def refill_after_comparison(project: Project) -> bool:
     """After a judgment (the labeling hook, in the request): send a refill if one is due and none is in
     flight. Returns whether one was sent. The cheap test comes first: while a refill is in flight this
-    is one primary-key read."""
+    is one primary-key read, and within ``check_every_seconds`` of the last check it is one cache write."""
+    policy = refill_policy()
+    if policy.check_every_seconds > 0 and not cache.add(
+        f"tagrank:refill-checked:{project.pk}", True, timeout=policy.check_every_seconds
+    ):
+        return False
     in_flight = PairRefillState.objects.filter(project=project, in_flight_until__gt=timezone.now()).exists()
-    if in_flight or not refill_due(project) or not claim_refill(project):
+    if in_flight or not refill_due(project, policy) or not claim_refill(project, policy):
         return False
     dispatch.send_claimed_pair_refill(project.pk)
     return True

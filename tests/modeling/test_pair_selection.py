@@ -121,7 +121,7 @@ def submit(project, rater, key):
 @pytest.fixture
 def sent_refills(monkeypatch, settings):
     settings.TAGRANK_PAIR_QUEUE = {"batch_size": 12, "low_water": 2, "refit_every": 3, "max_per_image": 3,
-                                   "explore_share": 0.0}
+                                   "explore_share": 0.0, "check_every_seconds": 0}
     sent = []
     monkeypatch.setattr("worker.dispatch.send_claimed_pair_refill", sent.append)
     return sent
@@ -165,6 +165,24 @@ def test_the_submit_path_sends_one_refill_while_one_is_in_flight(project, rater,
         with django_capture_on_commit_callbacks(execute=True):
             submit(project, rater, f"after{i}")
     assert sent_refills == [project.pk, project.pk]
+
+
+@pytest.mark.django_db
+def test_the_submit_path_checks_whether_a_refill_is_due_at_most_once_per_interval(
+        project, rater, twelve_images, sent_refills, settings, django_capture_on_commit_callbacks):
+    from django.core.cache import cache
+
+    settings.TAGRANK_PAIR_QUEUE = {**settings.TAGRANK_PAIR_QUEUE, "check_every_seconds": 60}
+    cache.delete(f"tagrank:refill-checked:{project.pk}")
+    refill_pair_queue(project, seed=4)
+    for i in range(5):  # the first judgment checks (not due yet); the rest fall within the interval
+        with django_capture_on_commit_callbacks(execute=True):
+            submit(project, rater, f"quick{i}")
+    assert refill_due(project, refill_policy()) and sent_refills == []
+    cache.delete(f"tagrank:refill-checked:{project.pk}")  # the interval has passed
+    with django_capture_on_commit_callbacks(execute=True):
+        submit(project, rater, "later")
+    assert sent_refills == [project.pk]
 
 
 @pytest.mark.django_db
