@@ -26,22 +26,15 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from labeling.models import Comparison, Image, Project
-from modeling.ml.bradley_terry import (
-    FitConfig,
-    Posterior,
-    comparison_counts,
-    fit_posterior,
-    map_model_to_bt_scale,
-    mean_posterior_variance,
-)
+from modeling.ml import bradley_terry as bt
 from modeling.models import HumanScore, ImageScore, ModelVersion
 from modeling.services.columns import fetch_columns
 from modeling.services.datasets import excluded_rater_ids, holdout_condition
 
 log = logging.getLogger(__name__)
 
-FIT_CONFIG = FitConfig()
-PRIOR_EM_STEPS = 2  # refinements of the model-to-human-scale map per fit (see map_model_to_bt_scale)
+FIT_CONFIG = bt.FitConfig()
+PRIOR_EM_STEPS = 2  # refinements of the model-to-human-scale map per fit (see bt.map_model_to_bt_scale)
 VARIANCE_PROBES = 4  # Hutchinson probes for the mean posterior variance the map needs
 WRITE_BATCH_SIZE = 5000
 
@@ -169,7 +162,7 @@ def stored_means(project: Project, image_ids: np.ndarray) -> np.ndarray | None:
 @dataclass(frozen=True)
 class HumanScoreFit:
     image_ids: np.ndarray  # [N]
-    posterior: Posterior  # means and variances in image_ids order
+    posterior: bt.Posterior  # means and variances in image_ids order
     counts: np.ndarray  # [N] comparisons per image that entered the fit
     n_comparisons: int
     model_version_id: int | None  # the version whose scores were the prior, if any
@@ -201,8 +194,8 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
     a, b, outcome = comparisons.a_index, comparisons.b_index, comparisons.outcome
     if warm_start is None:
         warm_start = stored_means(project, image_ids)
-    comparisons_only = fit_posterior(n_images, a, b, outcome, init=warm_start, config=FIT_CONFIG)
-    counts = comparison_counts(n_images, a, b)
+    comparisons_only = bt.fit_posterior(n_images, a, b, outcome, init=warm_start, config=FIT_CONFIG)
+    counts = bt.comparison_counts(n_images, a, b)
 
     posterior, prior_version = comparisons_only, None
     version = active_model_version(project) if use_model_prior and n_images else None
@@ -214,8 +207,8 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
                          time.perf_counter() - started)
 
 
-def _fit_with_model_prior(version: ModelVersion, comparisons: ComparisonArrays, comparisons_only: Posterior,
-                          counts: np.ndarray, warm_start: np.ndarray | None) -> Posterior | None:
+def _fit_with_model_prior(version: ModelVersion, comparisons: ComparisonArrays, comparisons_only: bt.Posterior,
+                          counts: np.ndarray, warm_start: np.ndarray | None) -> bt.Posterior | None:
     """The posterior with the version's scores, mapped onto the Bradley–Terry scale, as the prior.
 
     The map is refined by EM steps as ``map_model_to_bt_scale`` describes: the first maps the model
@@ -232,19 +225,20 @@ def _fit_with_model_prior(version: ModelVersion, comparisons: ComparisonArrays, 
         return None
     previous, previous_prior_var, posterior = comparisons_only, None, None
     for step in range(PRIOR_EM_STEPS):
-        spread = mean_posterior_variance(previous, compared, a, b, outcome, prior_var=previous_prior_var,
-                                         n_probes=VARIANCE_PROBES, rng=np.random.default_rng(step), config=FIT_CONFIG)
-        mapped = map_model_to_bt_scale(model_mean[scored], np.nan_to_num(model_std[scored]),
-                                       Posterior(mean=previous.mean[scored], var=previous.var[scored]),
-                                       counts[scored], mean_posterior_var=spread)
+        spread = bt.mean_posterior_variance(previous, compared, a, b, outcome, prior_var=previous_prior_var,
+                                            n_probes=VARIANCE_PROBES, rng=np.random.default_rng(step),
+                                            config=FIT_CONFIG)
+        mapped = bt.map_model_to_bt_scale(model_mean[scored], np.nan_to_num(model_std[scored]),
+                                          bt.Posterior(mean=previous.mean[scored], var=previous.var[scored]),
+                                          counts[scored], mean_posterior_var=spread)
         if mapped is None:
             return posterior
         prior_mean = np.zeros(n_images)
         prior_var = np.full(n_images, FIT_CONFIG.default_prior_var)
         prior_mean[scored], prior_var[scored] = mapped
         start = previous.mean if step or warm_start is None else warm_start
-        posterior = fit_posterior(n_images, a, b, outcome, prior_mean=prior_mean, prior_var=prior_var, init=start,
-                                  config=FIT_CONFIG)
+        posterior = bt.fit_posterior(n_images, a, b, outcome, prior_mean=prior_mean, prior_var=prior_var, init=start,
+                                     config=FIT_CONFIG)
         previous, previous_prior_var = posterior, prior_var
     return posterior
 
