@@ -364,8 +364,10 @@ def warm_up(port: int, slug: str, tokens: list[str]) -> None:
 EXPORT_PATHS = {"scores": "/api/v1/projects/{slug}/scores/", "comparisons": "/api/v1/projects/{slug}/export/comparisons/"}
 
 
-def measure_export(database_url: str, slug: str, token: str, output: str, what: str = "scores") -> dict:
-    """One export (``what``: scores or comparisons) read to the end from a fresh single-worker server."""
+def measure_export(database_url: str, slug: str, token: str, output: str, what: str = "scores",
+                   max_seconds: float | None = None) -> dict:
+    """One export (``what``: scores or comparisons) read to the end from a fresh single-worker server, or for
+    ``max_seconds`` at most (then ``complete`` is false and the rate is that of the part read)."""
     server = Server(database_url, workers=1, threads=1)
     try:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
@@ -378,9 +380,13 @@ def measure_export(database_url: str, slug: str, token: str, output: str, what: 
         response = connection.getresponse()
         first_byte = time.perf_counter() - started
         size, rows = 0, 0
+        complete = True
         while chunk := response.read(1 << 16):
             size += len(chunk)
             rows += chunk.count(b"\n")
+            if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                complete = False
+                break
         elapsed = time.perf_counter() - started
         assert response.status == 200, response.status
         peak = server.memory_kib("VmHWM")
@@ -388,7 +394,7 @@ def measure_export(database_url: str, slug: str, token: str, output: str, what: 
         server.stop()
     data_rows = rows - (1 if output == "csv" else 0)
     return {
-        "export": what, "format": output, "rows": data_rows, "bytes": size, "seconds": elapsed, "first_byte_s": first_byte,
+        "export": what, "format": output, "complete": complete, "rows": data_rows, "bytes": size, "seconds": elapsed, "first_byte_s": first_byte,
         "rows_per_s": data_rows / elapsed, "rss_before_mib": rss_before / 1024, "peak_rss_mib": peak / 1024,
     }
 
