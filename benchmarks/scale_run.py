@@ -176,20 +176,6 @@ def worker_task(worker: subprocess.Popen, name: str, timeout: float, *args, **kw
             "worker_peak_rss_mib": round(memory_kib("VmHWM", worker.pid) / 1024), "load": load()}
 
 
-def wait_for_refills(project, timeout: float) -> float:
-    """Wait until no submit-path refill is in flight (so that the next step runs on a quiet worker)."""
-    from django.utils import timezone
-
-    from modeling.models import PairRefillState
-
-    started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
-        if not PairRefillState.objects.filter(project=project, in_flight_until__gt=timezone.now()).exists():
-            break
-        time.sleep(2)
-    return time.perf_counter() - started
-
-
 # --- Loop and pages ----------------------------------------------------------------------------------
 
 
@@ -344,13 +330,14 @@ def main():
                 if "loop" in steps:
                     rows.append(rating_loop(args, server, project, tokens))
                     print(json.dumps(rows[-1]), flush=True)
-                    waited = wait_for_refills(project, args.task_timeout)
-                    print(json.dumps({"step": "refills after the loop", "waited_s": round(waited, 1)}), flush=True)
+                # A refill the judgments sent may still run: stop it (a cold stop), the pages are timed without it.
+                worker.kill()
+                worker.wait(timeout=60)
                 if "pages" in steps:
                     rows += manager_pages(args, server, manager)
             finally:
                 server.stop()
-        worker.terminate()
+        worker.kill()
         worker.wait(timeout=60)
         worker = None
         if "export" in steps:
@@ -364,7 +351,7 @@ def main():
             print(json.dumps(rows[-1]), flush=True)
     finally:
         if worker is not None:
-            worker.terminate()
+            worker.kill()
             worker.wait(timeout=60)
         from django.db import connections
 
