@@ -497,10 +497,12 @@ def report(args, loops: list[dict], exports: list[dict], builds: dict) -> str:
 
 
 def write_docs(section: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, leaving the other sections as they are."""
+    """Replace this benchmark's section of docs/benchmarks.md, leaving the other sections (and its own
+    ``###`` subsections, such as the scale run's) as they are."""
     text = DOCS.read_text()
     start = text.index(SECTION)
-    following = text.find("\n## ", start + len(SECTION))
+    ends = [at for at in (text.find("\n## ", start + len(SECTION)), text.find("\n### ", start)) if at >= 0]
+    following = min(ends, default=-1)
     rest = "" if following < 0 else text[following + 1:]
     DOCS.write_text(text[:start] + section.rstrip() + "\n" + ("\n" + rest if rest else ""))
 
