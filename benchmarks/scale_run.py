@@ -31,7 +31,9 @@ import argparse
 import http.client
 import json
 import os
+import signal
 import subprocess
+import sys
 import time
 import uuid
 from datetime import datetime, timezone
@@ -289,6 +291,8 @@ def markdown(rows: list[dict]) -> str:
 
 def main():
     args = parse_args()
+    # A stop (timeout, kill) runs the finally blocks below, which stop the server and the worker.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     steps = set(args.steps.split(","))
     database_url = f"{args.server}/{args.database}"
     os.environ.update(CELERY_BROKER_URL=args.broker, CELERY_RESULT_BACKEND=args.results, LOG_LEVEL="WARNING",
