@@ -49,9 +49,17 @@ def machine_with_postgres() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, PostgreSQL {server}"
 
 
-def memory_kib(field: str) -> int:
-    """A field of /proc/self/status in KiB (VmRSS: resident now, VmHWM: the peak); 0 where there is none."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def memory_kib(field: str, pid: int | str = "self") -> int:
+    """A field of /proc/PID/status in KiB (VmRSS: resident now, VmHWM: the peak); 0 where there is none."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
+
+
+def reset_peak(pid: int | str = "self") -> None:
+    """Reset a process's VmHWM to its current RSS (Linux clear_refs), so the next peak is this step's."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        pass

@@ -74,11 +74,23 @@ def drop_database(server: str, name: str) -> None:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def copy_rows(table: str, columns: list[str], lines) -> None:
-    """COPY text lines (tab-separated, already escaped) into a table."""
+def copy_rows(table: str, columns: list[str], lines, bulk: bool = False) -> None:
+    """COPY text lines (tab-separated, already escaped) into a table.
+
+    ``bulk`` (for 10^6-10^7 generated rows, PostgreSQL superuser): skip the foreign-key triggers (the
+    generator's ids are valid) and drop the table's non-unique indexes for the load, building them again
+    after it: one sort per index instead of 10^7 random inserts into each."""
     from django.db import connection
 
     with connection.cursor() as cursor:
+        indexes = []
+        if bulk:
+            cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND indexdef NOT LIKE "
+                           "'CREATE UNIQUE%%'", [table])
+            indexes = cursor.fetchall()
+            cursor.execute("SET session_replication_role = replica")
+            for name, _ in indexes:
+                cursor.execute(f'DROP INDEX "{name}"')
         with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             buffer = io.StringIO()
             for count, line in enumerate(lines, start=1):
@@ -87,81 +99,131 @@ def copy_rows(table: str, columns: list[str], lines) -> None:
                     copy.write(buffer.getvalue())
                     buffer = io.StringIO()
             copy.write(buffer.getvalue())
+        if bulk:
+            cursor.execute("SET session_replication_role = DEFAULT")
+            cursor.execute("SET maintenance_work_mem = '512MB'")
+            for _, definition in indexes:
+                cursor.execute(definition)
+            cursor.execute("RESET maintenance_work_mem")
 
 
-def generate(args) -> dict:
+def create_project(slug: str, n_raters: int, overlap: int = 3):
+    """The project, its manager (password ``bench-manager-pw``) and ``n_raters`` rater members."""
     from django.contrib.auth import get_user_model
-    from django.db import connection
-    from django.utils import timezone
 
-    from labeling.models import Comparison, Image, Membership, Project
-    from modeling.models import ImageScore, ModelVersion
+    from labeling.models import Membership, Project
 
-    rng = np.random.default_rng(args.seed)
-    started = time.perf_counter()
-    project = Project.objects.create(name="Dashboard benchmark", slug=SLUG, overlap=3)
+    project = Project.objects.create(name=f"Benchmark {slug}", slug=slug, overlap=overlap)
     User = get_user_model()
-    manager = User.objects.create_user("bench-manager", password="bench-manager-pw")
+    manager = User.objects.create_user(f"{slug}-manager", password="bench-manager-pw")
     Membership.objects.create(project=project, user=manager, role=Membership.Role.MANAGER)
-    raters = User.objects.bulk_create([User(username=f"bench-rater-{k}") for k in range(args.raters)])
+    raters = User.objects.bulk_create([User(username=f"{slug}-rater-{k}") for k in range(n_raters)])
     Membership.objects.bulk_create([Membership(project=project, user=rater) for rater in raters])
-    rater_ids = np.array([rater.pk for rater in raters])
+    return project, manager, np.array([rater.pk for rater in raters])
 
-    now = timezone.now()
-    n = args.images
+
+def copy_images(project, n: int, now) -> np.ndarray:
+    """``n`` image rows with placeholder file names (no files); returns their ids, ascending."""
+    from labeling.models import Image
+
     copy_rows(
         Image._meta.db_table,
         ["project_id", "file", "thumbnail", "original_name", "sha256", "width", "height", "external_id", "caption",
          "metadata", "created_at"],
-        (f"{project.pk}\timages/bench/{i}.jpg\tthumbnails/bench/{i}.webp\tbench_{i}.jpg\t{i:064x}\t640\t480\t\t\t{{}}\t"
-         f"{now.isoformat()}\n" for i in range(n)),
+        (f"{project.pk}\timages/bench/{i}.jpg\tthumbnails/bench/{i}.webp\tbench_{i}.jpg\t{project.pk:08x}{i:056x}\t"
+         f"640\t480\t\t\t{{}}\t{now.isoformat()}\n" for i in range(n)), bulk=True,
     )  # fmt: skip
-    image_ids = np.array(list(Image.objects.filter(project=project).order_by("id").values_list("id", flat=True)))
-    quality = rng.normal(0, 1, n)
+    return np.array(list(Image.objects.filter(project=project).order_by("id").values_list("id", flat=True)))
 
-    # Pairs: two thirds judged once, a third judged by three raters.
-    m = args.comparisons
+
+def synthetic_judgments(rng, quality: np.ndarray, m: int, n_raters: int) -> dict:
+    """``m`` judgments of a Thurstone observer on ``quality`` (unit noise, about 5% ties) as arrays of indices
+    into the images and raters: two thirds of the pairs judged once, a third by three different raters; 2%
+    gold; raters 0-9 careless (always the left image, quickly)."""
+    n = quality.shape[0]
     shared_pairs = m // 9
     single = m - 3 * shared_pairs
     first = rng.integers(n, size=single + shared_pairs)
     second = (first + rng.integers(1, n, size=first.shape[0])) % n
     first = np.concatenate([first[:single], np.repeat(first[single:], 3)])
     second = np.concatenate([second[:single], np.repeat(second[single:], 3)])
-    raters_of = rng.integers(len(rater_ids), size=m)
-    # The same pair's three judgments come from three different raters.
-    raters_of[single:] = (np.repeat(rng.integers(len(rater_ids), size=shared_pairs), 3)
-                          + np.tile([0, 1, 2], shared_pairs)) % len(rater_ids)
+    raters_of = rng.integers(n_raters, size=m)
+    raters_of[single:] = (np.repeat(rng.integers(n_raters, size=shared_pairs), 3)
+                          + np.tile([0, 1, 2], shared_pairs)) % n_raters
     noise = rng.normal(0, 1, (2, m))
     difference = quality[first] + noise[0] - quality[second] - noise[1]
     outcome = np.where(difference > 0, "a", "b").astype(object)
-    outcome[np.abs(difference) < 0.09] = "tie"  # about 5% ties
-    careless = np.isin(raters_of, np.arange(10))  # raters 0-9: always the left image, quickly
+    outcome[np.abs(difference) < 0.09] = "tie"
+    careless = raters_of < 10
     outcome[careless] = "a"
     response = np.where(careless, rng.integers(200, 600, m), np.exp(rng.normal(8.0, 0.5, m)).astype(np.int64))
     gold = rng.random(m) < 0.02
     gold_correct = np.where(careless, rng.random(m) < 0.5, rng.random(m) < 0.9)
-    days_ago = rng.integers(0, 180, m)
+    return {"first": first, "second": second, "rater": raters_of, "outcome": outcome, "response_ms": response,
+            "is_gold": gold, "gold_correct": gold_correct, "days_ago": rng.integers(0, 180, m)}
+
+
+def copy_comparisons(project, image_ids: np.ndarray, rater_ids: np.ndarray, judgments: dict, now,
+                     chunk: int = 1_000_000) -> None:
+    """COPY ``synthetic_judgments`` into the comparisons, a chunk at a time (Python lists, not numpy scalars)."""
+    from labeling.models import Comparison
+
     created = [(now - timedelta(days=days)).isoformat() for days in range(180)]
+    gold_text = np.where(judgments["is_gold"], np.where(judgments["gold_correct"], "t", "f"), "\\N")
+
+    def lines():
+        for start in range(0, judgments["first"].shape[0], chunk):
+            part = slice(start, start + chunk)
+            columns = zip(image_ids[judgments["first"][part]].tolist(), image_ids[judgments["second"][part]].tolist(),
+                          judgments["outcome"][part].tolist(), rater_ids[judgments["rater"][part]].tolist(),
+                          judgments["days_ago"][part].tolist(), judgments["response_ms"][part].tolist(),
+                          judgments["is_gold"][part].tolist(), gold_text[part].tolist())
+            for k, (a, b, outcome, rater, days, response, gold, correct) in enumerate(columns, start=start):
+                yield (f"{project.pk}\t{a}\t{b}\t{outcome}\t{rater}\t{created[days]}\t{response}\tbench-{k:09d}\t"
+                       f"{'t' if gold else 'f'}\t{correct}\n")
+
     copy_rows(
         Comparison._meta.db_table,
         ["project_id", "image_a_id", "image_b_id", "outcome", "rater_id", "created_at", "response_ms", "client_key",
          "is_gold", "gold_correct"],
-        (f"{project.pk}\t{image_ids[first[k]]}\t{image_ids[second[k]]}\t{outcome[k]}\t{rater_ids[raters_of[k]]}\t"
-         f"{created[days_ago[k]]}\t{response[k]}\tbench-{k}\t{'t' if gold[k] else 'f'}\t"
-         f"{('t' if gold_correct[k] else 'f') if gold[k] else chr(92) + 'N'}\n" for k in range(m)),
+        lines(), bulk=True,
     )  # fmt: skip
 
-    for index, status in enumerate(["retired", "retired", "active"]):
+
+def copy_model_versions(project, image_ids: np.ndarray, quality: np.ndarray, m: int, rng,
+                        statuses=("retired", "retired", "active")) -> None:
+    """Model versions (the last one best) with a score for every image, noisier for the older ones."""
+    from modeling.models import ImageScore, ModelVersion
+
+    n = image_ids.shape[0]
+    ids = image_ids.tolist()
+    distribution = json.dumps([0.1] * 10)
+    for index, status in enumerate(statuses):
         version = ModelVersion.objects.create(
             project=project, encoder_id="openai/clip-vit-base-patch32", status=status, is_active=status == "active",
-            n_comparisons=int(m * 0.9 * (index + 1) / 3),
+            n_comparisons=int(m * 0.9 * (index + 1) / len(statuses)),
         )  # fmt: skip
-        model_score = np.clip(5.5 + 1.2 * (quality + rng.normal(0, 1.0 - 0.25 * index, n)), 1, 10)
-        distribution = json.dumps([0.1] * 10)
+        noise = 1.0 - 0.25 * (index + 3 - len(statuses))
+        model_score = np.clip(5.5 + 1.2 * (quality + rng.normal(0, noise, n)), 1, 10).tolist()
         copy_rows(
             ImageScore._meta.db_table, ["model_version_id", "image_id", "mean", "distribution", "uncertainty"],
-            (f"{version.pk}\t{image_ids[i]}\t{model_score[i]:.4f}\t{distribution}\t0.2\n" for i in range(n)),
+            (f"{version.pk}\t{ids[i]}\t{model_score[i]:.4f}\t{distribution}\t0.2\n" for i in range(n)), bulk=True,
         )  # fmt: skip
+
+
+def generate(args) -> dict:
+    from django.db import connection
+    from django.utils import timezone
+
+    rng = np.random.default_rng(args.seed)
+    started = time.perf_counter()
+    project, manager, rater_ids = create_project(SLUG, args.raters)
+    now = timezone.now()
+    image_ids = copy_images(project, args.images, now)
+    quality = rng.normal(0, 1, args.images)
+    copy_comparisons(project, image_ids, rater_ids, synthetic_judgments(rng, quality, args.comparisons, len(rater_ids)),
+                     now)
+    copy_model_versions(project, image_ids, quality, args.comparisons, rng)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return {"project": project, "manager": manager, "seconds": time.perf_counter() - started}

@@ -19,9 +19,8 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
-from bench_setup import machine_with_postgres, memory_kib, start_django
+from bench_setup import machine_with_postgres, memory_kib, reset_peak, start_django
 
 
 SLUG = "bench-export-comparisons"
@@ -35,13 +34,6 @@ def parse_args():
     parser.add_argument("--formats", default="csv,jsonl,parquet")
     parser.add_argument("--keep", action="store_true")
     return parser.parse_args()
-
-
-def reset_peak() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def remove(project_id: int) -> None:

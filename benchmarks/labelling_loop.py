@@ -36,11 +36,12 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent  # the code served and measured (``--repo`` for another tree)
+from bench_setup import REPO, memory_kib  # REPO: the code served and measured (--repo changes it)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tagrank_bench"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -184,10 +185,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+_static_collected: set[str] = set()
+
+
+def collect_static(env: dict) -> None:
+    """collectstatic once per var folder: with DEBUG off the pages need the static files' manifest."""
+    folder = env.get("TAGRANK_VAR_DIR", "")
+    if folder not in _static_collected:
+        subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=REPO, env=env,
+                       check=True, capture_output=True)
+        _static_collected.add(folder)
+
+
 class Server:
     """gunicorn on 127.0.0.1 with production settings, stopped by PID."""
 
-    def __init__(self, database_url: str, workers: int, threads: int):
+    def __init__(self, database_url: str, workers: int, threads: int, environ: dict | None = None):
         self.port = free_port()
         self.workers, self.threads = workers, threads
         env = dict(os.environ)
@@ -197,11 +210,14 @@ class Server:
             LOG_LEVEL="WARNING",
             DATABASE_CONN_MAX_AGE="600", SESSION_COOKIE_SECURE="false", CSRF_COOKIE_SECURE="false",
         )
+        env.update(environ or {})
+        collect_static(env)
+        self.log = tempfile.TemporaryFile()  # not a pipe: nobody reads it while serving, and a full pipe blocks
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
              "--log-level", "warning", "--keep-alive", "30"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self.log,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -213,7 +229,7 @@ class Server:
             except OSError:
                 time.sleep(0.3)
         self.stop()
-        raise RuntimeError("gunicorn did not start: " + (self.process.stderr.read() or b"").decode()[-2000:])
+        raise RuntimeError("gunicorn did not start: " + self.log_tail())
 
     def worker_pids(self) -> list[int]:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
@@ -221,11 +237,7 @@ class Server:
 
     def memory_kib(self, field_name: str) -> int:
         """Largest ``VmRSS``/``VmHWM`` among the workers, in KiB."""
-        values = []
-        for pid in self.worker_pids():
-            status = Path(f"/proc/{pid}/status").read_text()
-            values.append(int(re.search(rf"^{field_name}:\s+(\d+) kB", status, re.M).group(1)))
-        return max(values, default=0)
+        return max((memory_kib(field_name, pid) for pid in self.worker_pids()), default=0)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time used so far by the workers (independent of what else runs on the machine)."""
@@ -235,6 +247,11 @@ class Server:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
         return total / ticks
+
+    def log_tail(self, chars: int = 2000) -> str:
+        """The end of what gunicorn wrote to stderr (errors, tracebacks)."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-chars:]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -363,7 +380,13 @@ def warm_up(port: int, slug: str, tokens: list[str]) -> None:
 # --- Export ---------------------------------------------------------------------------------------
 
 
-def measure_export(database_url: str, slug: str, token: str, output: str) -> dict:
+EXPORT_PATHS = {"scores": "/api/v1/projects/{slug}/scores/", "comparisons": "/api/v1/projects/{slug}/export/comparisons/"}
+
+
+def measure_export(database_url: str, slug: str, token: str, output: str, what: str = "scores",
+                   max_seconds: float | None = None) -> dict:
+    """One export (``what``: scores or comparisons) read to the end from a fresh single-worker server, or for
+    ``max_seconds`` at most (then ``complete`` is false and the rate is that of the part read)."""
     server = Server(database_url, workers=1, threads=1)
     try:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
@@ -372,13 +395,17 @@ def measure_export(database_url: str, slug: str, token: str, output: str) -> dic
         connection.getresponse().read()
         rss_before = server.memory_kib("VmRSS")
         started = time.perf_counter()
-        connection.request("GET", f"/api/v1/projects/{slug}/scores/?format={output}", headers=headers)
+        connection.request("GET", EXPORT_PATHS[what].format(slug=slug) + f"?format={output}", headers=headers)
         response = connection.getresponse()
         first_byte = time.perf_counter() - started
         size, rows = 0, 0
+        complete = True
         while chunk := response.read(1 << 16):
             size += len(chunk)
             rows += chunk.count(b"\n")
+            if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                complete = False
+                break
         elapsed = time.perf_counter() - started
         assert response.status == 200, response.status
         peak = server.memory_kib("VmHWM")
@@ -386,7 +413,7 @@ def measure_export(database_url: str, slug: str, token: str, output: str) -> dic
         server.stop()
     data_rows = rows - (1 if output == "csv" else 0)
     return {
-        "format": output, "rows": data_rows, "bytes": size, "seconds": elapsed, "first_byte_s": first_byte,
+        "export": what, "format": output, "complete": complete, "rows": data_rows, "bytes": size, "seconds": elapsed, "first_byte_s": first_byte,
         "rows_per_s": data_rows / elapsed, "rss_before_mib": rss_before / 1024, "peak_rss_mib": peak / 1024,
     }
 
@@ -491,10 +518,12 @@ def report(args, loops: list[dict], exports: list[dict], builds: dict) -> str:
 
 
 def write_docs(section: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, leaving the other sections as they are."""
+    """Replace this benchmark's section of docs/benchmarks.md, leaving the other sections (and its own
+    ``###`` subsections, such as the scale run's) as they are."""
     text = DOCS.read_text()
     start = text.index(SECTION)
-    following = text.find("\n## ", start + len(SECTION))
+    ends = [at for at in (text.find("\n## ", start + len(SECTION)), text.find("\n### ", start)) if at >= 0]
+    following = min(ends, default=-1)
     rest = "" if following < 0 else text[following + 1:]
     DOCS.write_text(text[:start] + section.rstrip() + "\n" + ("\n" + rest if rest else ""))
 

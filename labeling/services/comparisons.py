@@ -188,12 +188,14 @@ def project_progress(project: Project, *, days: int = 30) -> dict:
 
     comparisons = Comparison.objects.filter(project=project)
     since = timezone.now() - timedelta(days=days)
+    # COUNT(*), not COUNT(id): the (project, created_at) index then answers it alone (an index-only
+    # scan), where reading the ids made PostgreSQL scan the whole table.
     per_day = [
         {"day": row["day"], "comparisons": row["n"]}
         for row in comparisons.filter(created_at__gte=since)
         .annotate(day=TruncDate("created_at"))
         .values("day")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .order_by("day")
     ]
     stats = rater_counts(project)

@@ -1,0 +1,370 @@
+"""Scale run: one project of 10^6 images and 10^7 comparisons on PostgreSQL, measured through the running system.
+
+    .venv/bin/python benchmarks/scale_run.py                                         # 10^6 images, 10^7 comparisons
+    .venv/bin/python benchmarks/scale_run.py --images 100000 --comparisons 1000000   # a quick try
+
+It recreates its own database (``--database``, default ``tagrank_scale`` on ``--server``) and writes, with COPY:
+image rows (placeholder file names: pair serving and the pages never open files), two of 50 tags per image,
+their comparison counters, three model versions (two retired, one active) scoring every image, and the
+comparisons of 200 raters (``dashboard.synthetic_judgments``: a Thurstone observer, a third of the pairs
+judged by three raters, 2% gold, 10 careless raters). No human scores: the first fit writes them.
+
+Then, against gunicorn (``labelling_loop.Server``, production settings) and one Celery worker on the
+``default`` queue (``--broker``, results on ``--results``), in this order:
+
+1. the human-score fit (task ``tagrank.metrics.fit_human_scores``), the pair-queue refill (task
+   ``tagrank.selection.refill``, which refits and selects) and the agreement report behind the dashboard
+   (task ``tagrank.metrics.compute_agreement``): each sent through the broker and timed until its result
+   comes back, with the worker's peak RSS during it;
+2. ``--raters`` paced raters (``labelling_loop.run_clients``), ``--judgments`` judgments in all: next-pair and
+   submit median and p99, with the worker refilling the queue as the judgments ask for it;
+3. the manager's pages and their API over HTTP with a session (``--loads`` each): median and p95;
+4. the scores and comparisons exports, CSV, from a fresh single-worker server (``labelling_loop.measure_export``):
+   time and the server's peak RSS;
+5. the database's size and its largest tables.
+
+Each step prints a JSON line; the end prints a Markdown table. The database is dropped unless ``--keep``.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+
+import numpy as np
+from bench_setup import machine_with_postgres, memory_kib, reset_peak, start_django
+from dashboard import (
+    copy_comparisons,
+    copy_images,
+    copy_model_versions,
+    copy_rows,
+    create_project,
+    drop_database,
+    recreate_database,
+    summary,
+    synthetic_judgments,
+    timed,
+)
+from labelling_loop import Server, measure_export, run_clients, start_refill_worker, warm_up
+
+SLUG = "scale"
+TAGS = 50
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=1_000_000)
+    parser.add_argument("--comparisons", type=int, default=10_000_000)
+    parser.add_argument("--history-raters", type=int, default=200, help="raters of the generated comparisons")
+    parser.add_argument("--raters", type=int, default=10, help="paced raters in the loop")
+    parser.add_argument("--judgments", type=int, default=300, help="judgments in the loop, over all raters")
+    parser.add_argument("--think", type=float, default=0.5, help="a rater's mean pause before answering, seconds")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (4 threads each)")
+    parser.add_argument("--loads", type=int, default=10, help="loads of each manager page")
+    parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--database", default="tagrank_scale")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/8")
+    parser.add_argument("--results", default="redis://127.0.0.1:6379/9")
+    parser.add_argument("--task-timeout", type=float, default=3600, help="seconds to wait for one worker task")
+    parser.add_argument("--export-seconds", type=float, help="stop reading an export after this long (default: "
+                        "read it to the end); the report then gives the rate of the part read")
+    parser.add_argument("--steps", default="fit,refill,agreement,loop,pages,export,size")
+    parser.add_argument("--reuse", action="store_true", help="keep the data an earlier --keep run wrote")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 1)
+
+
+# --- Data -------------------------------------------------------------------------------------------
+
+
+def generate(args) -> dict:
+    """The project, written with COPY; returns the seconds each table took."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from labeling.models import ImageStats, ImageTag, Tag
+
+    rng = np.random.default_rng(args.seed)
+    now = timezone.now()
+    seconds = {}
+    started = time.perf_counter()
+    project, _, rater_ids = create_project(SLUG, args.history_raters)
+    image_ids = copy_images(project, args.images, now)
+    seconds["images"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    tags = [tag.pk for tag in Tag.objects.bulk_create([Tag(project=project, name=f"tag {k}") for k in range(TAGS)])]
+    ids = image_ids.tolist()
+    copy_rows(ImageTag._meta.db_table, ["image_id", "tag_id", "source", "created_at"],
+              (f"{ids[i]}\t{tags[(7 * i + offset) % TAGS]}\timport\t{now.isoformat()}\n"
+               for i in range(len(ids)) for offset in (0, 1)), bulk=True)  # fmt: skip
+    seconds["image tags"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    quality = rng.normal(0, 1, args.images)
+    judgments = synthetic_judgments(rng, quality, args.comparisons, len(rater_ids))
+    copy_comparisons(project, image_ids, rater_ids, judgments, now)
+    seconds["comparisons"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    counts = (np.bincount(judgments["first"], minlength=args.images)
+              + np.bincount(judgments["second"], minlength=args.images)).tolist()
+    copy_rows(ImageStats._meta.db_table, ["image_id", "project_id", "comparison_count"],
+              (f"{ids[i]}\t{project.pk}\t{counts[i]}\n" for i in range(len(ids))), bulk=True)
+    seconds["image counters"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    copy_model_versions(project, image_ids, quality, args.comparisons, rng)
+    seconds["model scores"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")  # as autovacuum would after a load: statistics and visibility map
+    seconds["vacuum analyze"] = time.perf_counter() - started
+    return {key: round(value, 1) for key, value in seconds.items()}
+
+
+def loop_raters(project, n: int) -> list[str]:
+    """API tokens of ``n`` rater members who have judged nothing yet."""
+    from django.contrib.auth import get_user_model
+
+    from labeling.models import Membership
+
+    User = get_user_model()
+    tokens = []
+    for k in range(n):
+        user, _ = User.objects.get_or_create(username=f"{SLUG}-loop-{k}")
+        Membership.objects.get_or_create(project=project, user=user)
+        tokens.append(api_token(user))
+    return tokens
+
+
+def api_token(user) -> str:
+    from rest_framework.authtoken.models import Token
+
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+# --- Worker tasks ------------------------------------------------------------------------------------
+
+
+def worker_task(worker: subprocess.Popen, name: str, timeout: float, *args, **kwargs) -> dict:
+    """Send a task through the broker and wait for its result; the worker's RSS before and its peak during it."""
+    import worker.dispatch as dispatch
+
+    reset_peak(worker.pid)
+    rss_before = memory_kib("VmRSS", worker.pid)
+    started = time.perf_counter()
+    result = dispatch.task(name, *args, **kwargs).apply_async()
+    outcome, error = None, None
+    try:
+        outcome = result.get(timeout=timeout, propagate=True)
+    except Exception as failure:  # noqa: BLE001 (a failed or timed-out task is a finding, reported as such)
+        error = f"{type(failure).__name__}: {failure}"[:300]
+    return {"step": name, "seconds": round(time.perf_counter() - started, 2), "result": outcome, "error": error,
+            "worker_rss_before_mib": round(rss_before / 1024),
+            "worker_peak_rss_mib": round(memory_kib("VmHWM", worker.pid) / 1024), "load": load()}
+
+
+# --- Loop and pages ----------------------------------------------------------------------------------
+
+
+def rating_loop(args, server: Server, project, tokens: list[str]) -> dict:
+    from django.db.models import Count
+
+    from labeling.models import PairLease
+
+    warm_up(server.port, SLUG, tokens[-4:])
+    since = time.time()
+    cpu_before = server.cpu_seconds()
+    result = run_clients(server.port, SLUG, tokens, args.raters, max(1, args.judgments // args.raters), think_s=args.think)
+    result["server_cpu_ms_per_judgment"] = round(1000 * (server.cpu_seconds() - cpu_before) / max(1, result["judgments"]), 1)
+    leases = (PairLease.objects.filter(project=project, created_at__gte=datetime.fromtimestamp(since, timezone.utc))
+              .values("candidate__source").annotate(n=Count("id")))
+    result["leases_by_source"] = {row["candidate__source"] or "none": row["n"] for row in leases}
+    result["step"], result["load"] = "loop", load()
+    for key in ("next_median_ms", "next_p99_ms", "submit_median_ms", "submit_p99_ms", "requests_per_s", "seconds"):
+        result[key] = round(result[key], 1)
+    return result
+
+
+MANAGER_PAGES = [
+    "/projects/{slug}/", "/projects/{slug}/dashboard/", "/projects/{slug}/progress/", "/projects/{slug}/models/",
+    "/projects/{slug}/browse/", "/projects/{slug}/browse/?sort=-score", "/api/v1/projects/{slug}/agreement/",
+    "/api/v1/projects/{slug}/progress/",
+]
+
+
+def manager_pages(args, server: Server, manager) -> list[dict]:
+    """Each page ``--loads`` times over one keep-alive connection with the manager's session."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(manager)
+    headers = {"Cookie": f"sessionid={client.cookies['sessionid'].value}", "Accept": "text/html,application/json"}
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
+    rows = []
+    for template in MANAGER_PAGES:
+        path = template.format(slug=SLUG)
+        statuses, sizes = set(), set()
+
+        def fetch():
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            statuses.add(response.status)
+            sizes.add(len(response.read()))
+
+        started = time.perf_counter()
+        fetch()  # the first load, separately: caches and connections are cold
+        first = time.perf_counter() - started
+        row = {"step": "page", "path": path, "first_ms": round(1000 * first, 1), **summary(timed(fetch, args.loads)),
+               "status": sorted(statuses), "bytes": max(sizes), "load": load()}
+        if statuses - {200}:
+            row["server_log"] = server.log_tail(600)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+# --- Size ------------------------------------------------------------------------------------------
+
+
+def database_size(name: str) -> dict:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_database_size(%s)", [name])
+        total = cursor.fetchone()[0]
+        cursor.execute(
+            """SELECT c.relname, pg_total_relation_size(c.oid), pg_relation_size(c.oid), c.reltuples::bigint
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relkind = 'r' AND n.nspname = 'public' ORDER BY 2 DESC LIMIT 8""")
+        tables = [{"table": t, "total_mib": round(s / 2**20), "heap_mib": round(h / 2**20), "rows": r}
+                  for t, s, h, r in cursor.fetchall()]
+    return {"step": "size", "database_mib": round(total / 2**20), "tables": tables}
+
+
+# --- Report ----------------------------------------------------------------------------------------
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| step | figure | load |", "|---|---|---:|"]
+    for row in rows:
+        step = row["step"]
+        if step == "generate":
+            figure = ", ".join(f"{k} {v:.0f} s" for k, v in row["seconds"].items())
+        elif step.startswith("tagrank."):
+            figure = (f"{row['seconds']:.1f} s, worker peak RSS {row['worker_peak_rss_mib']:,} MiB "
+                      f"(before {row['worker_rss_before_mib']:,} MiB)" + (f"; error {row['error']}" if row["error"] else ""))
+        elif step == "loop":
+            figure = (f"{row['judgments']} judgments, {row['clients']} raters: next-pair {row['next_median_ms']} / "
+                      f"{row['next_p99_ms']} ms, submit {row['submit_median_ms']} / {row['submit_p99_ms']} ms (median / "
+                      f"p99); {row['server_cpu_ms_per_judgment']} ms server CPU per judgment; leases "
+                      f"{row['leases_by_source']}; errors {row['error_count']}")
+        elif step == "page":
+            figure = (f"`{row['path']}` {row['median_ms']} / {row['p95_ms']} ms (median / p95), first {row['first_ms']} "
+                      f"ms, {row['bytes']:,} B, status {row['status']}")
+        elif step == "export":
+            figure = (f"{row['export']} {row['format']}{'' if row['complete'] else ' (stopped early)'}: {row['rows']:,} rows, {row['bytes'] / 1e6:,.0f} MB in "
+                      f"{row['seconds']:.1f} s ({row['rows_per_s']:,.0f} rows/s), server RSS {row['rss_before_mib']:.0f}"
+                      f" → peak {row['peak_rss_mib']:.0f} MiB")
+        elif step == "size":
+            figure = f"{row['database_mib']:,} MiB; " + ", ".join(
+                f"{t['table']} {t['total_mib']:,} MiB" for t in row["tables"])
+        else:
+            continue
+        lines.append(f"| {step} | {figure} | {row.get('load', '')} |")
+    return "\n".join(lines)
+
+
+def main():
+    args = parse_args()
+    # A stop (timeout, kill) runs the finally blocks below, which stop the server and the worker.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    steps = set(args.steps.split(","))
+    database_url = f"{args.server}/{args.database}"
+    os.environ.update(CELERY_BROKER_URL=args.broker, CELERY_RESULT_BACKEND=args.results, LOG_LEVEL="WARNING",
+                      SECRET_KEY=os.environ.get("SECRET_KEY") or "benchmark-only-" + uuid.uuid4().hex)
+    if not args.reuse:
+        recreate_database(args.server, args.database)
+    start_django(database_url)
+    from django.contrib.auth import get_user_model
+
+    from labeling.models import Project
+
+    rows = [{"step": "start", "machine": machine_with_postgres(), "images": args.images,
+             "comparisons": args.comparisons, "load": load()}]
+    print(json.dumps(rows[0]), flush=True)
+    worker = None
+    try:
+        if not args.reuse:
+            started = time.perf_counter()
+            seconds = generate(args)
+            rows.append({"step": "generate", "seconds": seconds, "total_s": round(time.perf_counter() - started, 1),
+                         "load": load()})
+            print(json.dumps(rows[-1]), flush=True)
+        project = Project.objects.get(slug=SLUG)
+        manager = get_user_model().objects.get(username=f"{SLUG}-manager")
+        tokens = loop_raters(project, args.raters)
+        manager_token = api_token(manager)
+        worker = start_refill_worker(database_url)
+        worker_task(worker, "tagrank.ping", 300)  # started and connected: its start-up is not timed below
+        for step, name, kwargs in (("fit", "tagrank.metrics.fit_human_scores", {}),
+                                   ("refill", "tagrank.selection.refill", {"force": True}),
+                                   ("agreement", "tagrank.metrics.compute_agreement", {})):
+            if step in steps:
+                rows.append(worker_task(worker, name, args.task_timeout, project.pk, **kwargs))
+                print(json.dumps(rows[-1], default=str), flush=True)
+        if steps & {"loop", "pages"}:
+            server = Server(database_url, workers=args.workers, threads=4,
+                            environ={"SECRET_KEY": os.environ["SECRET_KEY"]})
+            try:
+                if "loop" in steps:
+                    rows.append(rating_loop(args, server, project, tokens))
+                    print(json.dumps(rows[-1]), flush=True)
+                # A refill the judgments sent may still run: stop it (a cold stop), the pages are timed without it.
+                worker.kill()
+                worker.wait(timeout=60)
+                if "pages" in steps:
+                    rows += manager_pages(args, server, manager)
+            finally:
+                server.stop()
+        worker.kill()
+        worker.wait(timeout=60)
+        worker = None
+        if "export" in steps:
+            for what in ("scores", "comparisons"):
+                result = measure_export(database_url, SLUG, manager_token, "csv", what=what,
+                                        max_seconds=args.export_seconds)
+                rows.append({"step": "export", **result, "load": load()})
+                print(json.dumps(rows[-1]), flush=True)
+        if "size" in steps:
+            rows.append(database_size(args.database))
+            print(json.dumps(rows[-1]), flush=True)
+    finally:
+        if worker is not None:
+            worker.kill()
+            worker.wait(timeout=60)
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep:
+            drop_database(args.server, args.database)
+    print()
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
