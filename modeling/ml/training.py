@@ -309,18 +309,24 @@ def score_images(model, image_tokens, tag_tokens=None, tag_mask=None, batch_size
 
 
 def evaluate_split(model, data: RankingData, images: np.ndarray, comparisons: np.ndarray) -> dict:
-    """Metrics of a model on some images and the comparisons among them."""
-    mean, dist, unc = score_images(model, data.image_tokens[images], data.tag_tokens[images], data.tag_mask[images])
+    """Metrics of a model on some images (references, uncertainty) and on some comparisons.
+
+    The comparisons may involve other images too (a split by comparison, ``split_by_image=False``):
+    every image they touch is scored, so each comparison is judged on its own two images.
+    """
+    images = np.asarray(images, dtype=np.int64)
+    touched = np.union1d(images, np.concatenate([data.comp_a[comparisons], data.comp_b[comparisons]]))  # sorted
+    mean, dist, unc = score_images(model, data.image_tokens[touched], data.tag_tokens[touched],
+                                   data.tag_mask[touched])
+    own = np.searchsorted(touched, images)                               # rows of ``images`` in the scores
     if data.ref_dist is not None and data.ref_mask[images].any():
         has = data.ref_mask[images]
-        m = evaluate_scores(mean[has], ref_dist=data.ref_dist[images][has], pred_dist=dist[has])
+        m = evaluate_scores(mean[own][has], ref_dist=data.ref_dist[images][has], pred_dist=dist[own][has])
     else:
-        m = evaluate_scores(mean)
-    position = np.full(data.n_images, -1, dtype=np.int64)
-    position[images] = np.arange(len(images))
-    a, b = position[data.comp_a[comparisons]], position[data.comp_b[comparisons]]
+        m = evaluate_scores(mean[own])
+    a, b = np.searchsorted(touched, data.comp_a[comparisons]), np.searchsorted(touched, data.comp_b[comparisons])
     pm = evaluate_scores(mean, comparisons=(a, b, data.outcome[comparisons]))
     m["pairwise_agreement"], m["n_comparisons"] = pm["pairwise_agreement"], pm["n_comparisons"]
     m["n_images"] = len(images)
-    m["mean_uncertainty"] = float(unc.mean()) if len(unc) else None
+    m["mean_uncertainty"] = float(unc[own].mean()) if len(own) else None
     return m
