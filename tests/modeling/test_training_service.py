@@ -45,6 +45,10 @@ def test_holdout_is_symmetric_stable_and_about_ten_percent():
     pairs = [(p, a, b) for p in (1, 7) for a, b in itertools.combinations(range(1, 400, 3), 2)]
     held = [datasets.is_holdout(p, a, b) for p, a, b in pairs]
     assert held == [datasets.is_holdout(p, b, a) for p, a, b in pairs]  # order does not matter
+    for project_id in (1, 7):  # the array form, used to read a dataset
+        mine = [(a, b, h) for (p, a, b), h in zip(pairs, held) if p == project_id]
+        a, b, expected = (np.array(column) for column in zip(*mine))
+        assert datasets.holdout_mask(project_id, a, b).tolist() == expected.tolist()
     share = sum(held) / len(held)
     assert 0.08 < share < 0.12, share
     # Another project holds out other pairs: the set is per project.
