@@ -39,8 +39,8 @@ logger = logging.getLogger(__name__)
 # A project's first versions train on a few hundred comparisons: one step per epoch, so at least 300 steps.
 # Steps sized to the data rather than epochs: a step costs about as much as its distinct images, and half
 # the comparisons per step reached the same validation agreement in about as many steps, for less work.
-# Early stopping ends a run; max_steps bounds one whose validation keeps creeping up, so that a retrain
-# takes about a minute at any size: more data means fewer passes (docs/benchmarks.md, "Model loop (Celery)").
+# Early stopping ends a run; max_steps bounds one whose validation keeps creeping up, so that the time of
+# a retrain stays bounded as the data grow: more data, fewer passes (docs/benchmarks.md, "Model loop (Celery)").
 PLATFORM_TRAIN_DEFAULTS = {"split_by_image": False, "val_fraction": 0.1, "min_steps": 300, "max_steps": 300,
                            "batch_pairs": 512}
 LOG_LIMIT = 50_000  # characters of log kept per run (the newest)
