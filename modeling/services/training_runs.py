@@ -41,8 +41,10 @@ logger = logging.getLogger(__name__)
 # the comparisons per step reached the same validation agreement in about as many steps, for less work.
 # Early stopping ends a run; max_steps bounds one whose validation keeps creeping up, so that the time of
 # a retrain stays bounded as the data grow: more data, fewer passes (docs/benchmarks.md, "Model loop (Celery)").
+# Width 64: a step costs a fraction of width 128's, and on the head benchmark both reached the same
+# validation agreement (docs/benchmarks.md, "Head training on cached features").
 PLATFORM_TRAIN_DEFAULTS = {"split_by_image": False, "val_fraction": 0.1, "min_steps": 300, "max_steps": 300,
-                           "batch_pairs": 512}
+                           "batch_pairs": 512, "ranker": {"width": 64}}
 LOG_LIMIT = 50_000  # characters of log kept per run (the newest)
 
 
