@@ -51,7 +51,8 @@ from modeling.ml.training_data import RankingData  # noqa: E402
 
 # The platform's training config (modeling.services.training.PLATFORM_TRAIN_DEFAULTS; that module needs
 # Django, so the values are repeated here and checked against it in tests/modeling/test_quality_stats.py).
-PLATFORM_TRAIN_DEFAULTS = {"split_by_image": False, "val_fraction": 0.1, "min_steps": 300}
+PLATFORM_TRAIN_DEFAULTS = {"split_by_image": False, "val_fraction": 0.1, "min_steps": 300, "max_steps": 300,
+                           "batch_pairs": 512, "ranker": {"width": 64}}
 
 
 def encoder(name: str):

@@ -1,6 +1,6 @@
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 from worker.schedule import BEAT_SCHEDULE
@@ -32,3 +32,14 @@ app.conf.include = ["worker.tasks", "worker.metrics_tasks", "worker.selection_ta
 app.conf.beat_scheduler = "worker.beat:HeartbeatScheduler"
 
 app.conf.beat_schedule = BEAT_SCHEDULE
+
+
+@signals.worker_init.connect
+def preload_training_code(sender=None, **_kwargs) -> None:
+    """A worker that serves the `gpu` queue imports torch and the training code once, when it starts, rather
+    than in the first training run it takes (a run's trigger-to-active time then is the training itself;
+    docs/profiles/retrain.md). A prefork pool forks after this, so its children share the imports."""
+    queues = sender.app.amqp.queues
+    served = set(queues.consume_from or queues)  # no -Q: every queue
+    if "gpu" in served:
+        import modeling.ml.training  # noqa: F401  (torch, scipy; Django-free)

@@ -37,6 +37,7 @@ class TrainConfig:
     patience: int = 3            # validations without a gain of min_delta before stopping...
     patience_steps: int = 60     # ...and at least this many steps (small data sets have short epochs)
     min_steps: int = 0           # train at least this many steps (a few hundred comparisons make one-step epochs)
+    max_steps: int = 0           # and at most this many (0 = epochs decide): large data sets need fewer passes
     # Below this many validation comparisons the validation agreement is noise (its std is ~.1 at 25), so
     # it neither stops training nor picks the weights: the last weights are kept. It is still reported.
     min_val_comparisons: int = 200
@@ -180,6 +181,7 @@ def _train(data, cfg, model_kind, progress, split, rt) -> TrainResult:
     watch = "pairwise_agreement" if has_val_pairs else ("srcc" if has_val_refs else None)
     keep_last = watch == "pairwise_agreement" and len(split.val_comparisons) < cfg.min_val_comparisons
     n_epochs = max(cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch))
+    max_steps = cfg.max_steps or n_epochs * steps_per_epoch
 
     history, best, best_state, best_metrics, best_epoch, bad_evals = [], -math.inf, None, {}, 0.0, 0
     step, gain_step, running, n_running, t0, stop = 0, 0, 0.0, 0, time.perf_counter(), False
@@ -223,7 +225,7 @@ def _train(data, cfg, model_kind, progress, split, rt) -> TrainResult:
             scaler.update()
             step += 1
             running, n_running = running + float(loss.detach()), n_running + 1
-            if step % eval_every and s != steps_per_epoch - 1:
+            if step % eval_every and s != steps_per_epoch - 1 and step < max_steps:
                 continue
 
             entry = {"epoch": round(step / steps_per_epoch, 3), "step": step,
@@ -250,6 +252,9 @@ def _train(data, cfg, model_kind, progress, split, rt) -> TrainResult:
                 best, best_metrics, best_epoch = score, m, entry["epoch"]
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if watch and bad_evals >= cfg.patience and step - gain_step >= cfg.patience_steps:
+                stop = True
+                break
+            if step >= max_steps:
                 stop = True
                 break
         if stop:
@@ -309,18 +314,24 @@ def score_images(model, image_tokens, tag_tokens=None, tag_mask=None, batch_size
 
 
 def evaluate_split(model, data: RankingData, images: np.ndarray, comparisons: np.ndarray) -> dict:
-    """Metrics of a model on some images and the comparisons among them."""
-    mean, dist, unc = score_images(model, data.image_tokens[images], data.tag_tokens[images], data.tag_mask[images])
+    """Metrics of a model on some images (references, uncertainty) and on some comparisons.
+
+    The comparisons may involve other images too (a split by comparison, ``split_by_image=False``):
+    every image they touch is scored, so each comparison is judged on its own two images.
+    """
+    images = np.asarray(images, dtype=np.int64)
+    touched = np.union1d(images, np.concatenate([data.comp_a[comparisons], data.comp_b[comparisons]]))  # sorted
+    mean, dist, unc = score_images(model, data.image_tokens[touched], data.tag_tokens[touched],
+                                   data.tag_mask[touched])
+    own = np.searchsorted(touched, images)                               # rows of ``images`` in the scores
     if data.ref_dist is not None and data.ref_mask[images].any():
         has = data.ref_mask[images]
-        m = evaluate_scores(mean[has], ref_dist=data.ref_dist[images][has], pred_dist=dist[has])
+        m = evaluate_scores(mean[own][has], ref_dist=data.ref_dist[images][has], pred_dist=dist[own][has])
     else:
-        m = evaluate_scores(mean)
-    position = np.full(data.n_images, -1, dtype=np.int64)
-    position[images] = np.arange(len(images))
-    a, b = position[data.comp_a[comparisons]], position[data.comp_b[comparisons]]
+        m = evaluate_scores(mean[own])
+    a, b = np.searchsorted(touched, data.comp_a[comparisons]), np.searchsorted(touched, data.comp_b[comparisons])
     pm = evaluate_scores(mean, comparisons=(a, b, data.outcome[comparisons]))
     m["pairwise_agreement"], m["n_comparisons"] = pm["pairwise_agreement"], pm["n_comparisons"]
     m["n_images"] = len(images)
-    m["mean_uncertainty"] = float(unc.mean()) if len(unc) else None
+    m["mean_uncertainty"] = float(unc[own].mean()) if len(own) else None
     return m

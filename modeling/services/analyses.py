@@ -109,7 +109,7 @@ def _baseline_cache_name(version: ModelVersion) -> str:
 def baseline_means(version: ModelVersion, image_ids: np.ndarray) -> np.ndarray | None:
     """The image-only baseline's score per image (NaN where it has no features); None without baseline weights."""
     from modeling.ml.training import score_images
-    from modeling.services.scoring import _load_checkpoint
+    from modeling.services.scoring import load_weights_file
 
     weights = (version.config or {}).get("baseline_weights")
     if not weights:
@@ -121,7 +121,7 @@ def baseline_means(version: ModelVersion, image_ids: np.ndarray) -> np.ndarray |
             cached = json.load(handle)
     todo = [int(i) for i in image_ids if str(int(i)) not in cached]
     if todo:
-        model, _ = _load_checkpoint(weights)
+        model, _ = load_weights_file(weights)
         have, tokens, _, _ = _features(version, todo)
         if have:
             mean, _, _ = score_images(model, tokens)

@@ -47,6 +47,18 @@ def is_holdout(project_id: int, image_a_id: int, image_b_id: int) -> bool:
     return _is_held(_hash(int(project_id), low, high))
 
 
+def holdout_mask(project_id: int, image_a_ids: np.ndarray, image_b_ids: np.ndarray) -> np.ndarray:
+    """``is_holdout`` for arrays of pairs at once [P] -> [P] bool (int64 arithmetic, as in SQL)."""
+    a, b = np.asarray(image_a_ids, dtype=np.int64), np.asarray(image_b_ids, dtype=np.int64)
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    x = (int(project_id) * _PROJECT_SALT + low % _PRIME) % _PRIME
+    x = (x * _MULTIPLIER) % _PRIME
+    x = (x + high % _PRIME) % _PRIME
+    x = (x * _MULTIPLIER) % _PRIME
+    x = (x * _MULTIPLIER) % _PRIME
+    return x * 100 < HOLDOUT_PERCENT * _PRIME
+
+
 def is_holdout_image(project_id: int, image_id: int) -> bool:
     """Whether this image's reference rating is held out of training (used only for evaluation)."""
     return _is_held(_hash(int(project_id) + _IMAGE_SALT, int(image_id), int(image_id)))
@@ -130,12 +142,18 @@ def build_dataset(project: Project, *, store=None, last_comparison_id: int | Non
         everything = Comparison.objects.filter(project=project)
         last_comparison_id = everything.order_by("-pk").values_list("pk", flat=True).first() or 0
     rows = comparisons.filter(pk__lte=last_comparison_id).values_list("image_a_id", "image_b_id", "outcome")
-    train, held = ([], [], []), ([], [], [])
-    for image_a, image_b, outcome in rows.iterator(chunk_size=20000):
-        target = held if is_holdout(project.pk, image_a, image_b) else train
-        target[0].append(row_of[image_a])
-        target[1].append(row_of[image_b])
-        target[2].append(OUTCOME_VALUE[outcome])
+    image_a, image_b, outcome = [], [], []
+    for a, b, o in rows.iterator(chunk_size=20000):
+        image_a.append(a), image_b.append(b), outcome.append(OUTCOME_VALUE[o])
+    image_a, image_b = np.asarray(image_a, dtype=np.int64), np.asarray(image_b, dtype=np.int64)
+    held_out = holdout_mask(project.pk, image_a, image_b)
+    row_a, row_b = np.searchsorted(image_ids, image_a), np.searchsorted(image_ids, image_b)  # image_ids are sorted
+    for rows_, ids in ((row_a, image_a), (row_b, image_b)):
+        if len(ids) and not np.array_equal(image_ids[np.minimum(rows_, N - 1)], ids):
+            raise ValueError(f"a comparison of project {project.slug} refers to an image outside it")
+    outcome = np.asarray(outcome, dtype=np.float32)
+    train = (row_a[~held_out], row_b[~held_out], outcome[~held_out])
+    held = (row_a[held_out], row_b[held_out], outcome[held_out])
 
     ref_dist, ref_mask, holdout_ref_rows = None, None, np.empty(0, dtype=np.int64)
     references = ReferenceRating.objects.filter(image__project=project).values_list("image_id", *ReferenceRating.VOTE_FIELDS)
@@ -198,9 +216,12 @@ def text_tokens(store, image_ids, dim: int) -> tuple[np.ndarray, np.ndarray]:
     unique = sorted({t for values in texts.values() for t in values})
     if unique:
         feature_extraction.ensure_text_features(store, unique)
-        embedding = dict(zip(unique, store.get_texts(unique)))
+        embeddings = store.get_texts(unique)                                     # [U,D], each text once
+        number = {text: u for u, text in enumerate(unique)}
+        rows, slots, which = [], [], []
         for row, image_id in enumerate(image_ids):
             for k, text in enumerate(texts[int(image_id)]):
-                tokens[row, k] = embedding[text]
-                mask[row, k] = True
+                rows.append(row), slots.append(k), which.append(number[text])
+        tokens[rows, slots] = embeddings[which]                                  # one gather for all images
+        mask[rows, slots] = True
     return tokens, mask

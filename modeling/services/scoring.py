@@ -42,7 +42,8 @@ def stale_after() -> timedelta:
 # --- Loading a version's model ------------------------------------------------------------------
 
 
-def _load_checkpoint(weights_name: str):
+def load_weights_file(weights_name: str):
+    """(model, meta) of a checkpoint on the media storage, by its name there. CheckpointError on a bad file."""
     from modeling.ml.checkpoints import load_checkpoint
 
     storage = ModelVersion._meta.get_field("weights").storage
@@ -67,7 +68,7 @@ def load_version_model(version: ModelVersion):
     if not version.weights:
         raise CheckpointError(f"model version {version.pk} has no weights file")
     # Not cached: a head loads in milliseconds, and a cache could hide a file replaced on storage.
-    return _load_checkpoint(version.weights.name)
+    return load_weights_file(version.weights.name)
 
 
 # --- Scoring -----------------------------------------------------------------------------------
@@ -113,7 +114,18 @@ def score_and_store(version: ModelVersion, image_ids: Iterable[int], *, model=No
     image_tokens = store.get_images(ids)
     tag_tokens, tag_mask = datasets.text_tokens(store, ids, dim=image_tokens.shape[-1])
     mean, dist, uncertainty = score_features(model, image_tokens, tag_tokens, tag_mask)
-    mean = np.clip(mean.astype(np.float64), 1.0, 10.0)  # float32 rounding must not break the 1..10 check
+    return store_scores(version, ids, mean, dist, uncertainty)
+
+
+def store_scores(version: ModelVersion, image_ids, mean, dist, uncertainty) -> int:
+    """Bulk-insert a version's scores of these images (rows of ``mean`` [N], ``dist`` [N,10], ``uncertainty``
+    [N]); images deleted meanwhile and scores already there are skipped. Returns the rows given to the database."""
+    ids = [int(i) for i in image_ids]
+    still_there = set()
+    for start in range(0, len(ids), 10_000):  # bounded IN lists (SQLite limits the parameters of a statement)
+        chunk = ids[start:start + 10_000]
+        still_there.update(Image.objects.filter(project_id=version.project_id, pk__in=chunk).values_list("pk", flat=True))
+    mean = np.clip(np.asarray(mean, dtype=np.float64), 1.0, 10.0)  # float32 rounding must not break the 1..10 check
     rows = [
         ImageScore(
             model_version=version,
@@ -122,7 +134,7 @@ def score_and_store(version: ModelVersion, image_ids: Iterable[int], *, model=No
             distribution=[round(float(p), 6) for p in dist[k]],
             uncertainty=float(uncertainty[k]),
         )
-        for k, image_id in enumerate(ids)
+        for k, image_id in enumerate(ids) if image_id in still_there
     ]
     ImageScore.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
     return len(rows)

@@ -1,6 +1,7 @@
 """Training runs: request one (at most one open per project, enforced by the database), claim it in a
-worker, train the tags ranker and the image-only baseline, evaluate both on the held-out comparisons,
-store a ModelVersion, and let champion/challenger decide whether it becomes active.
+worker, train the tags ranker (and the image-only baseline when it is due, ``baselines.py``), evaluate
+both on the held-out comparisons, store a ModelVersion, and let champion/challenger decide whether it
+becomes active. A promoted version is stored with the scores the evaluation computed for every image.
 
 A run that a worker claimed writes a heartbeat (a thread, plus every progress update). When the worker
 dies, the heartbeat goes stale and ``fail_dead_runs`` (called by the trigger check every minute)
@@ -28,7 +29,7 @@ from django.utils import timezone
 from labeling.models import Image, Project
 from modeling.ml.json_values import plain_json
 from modeling.models import ModelVersion, Promotion, TrainingRun
-from modeling.services import datasets, feature_extraction, notifications, promotion, scoring
+from modeling.services import baselines, datasets, feature_extraction, notifications, promotion, scoring
 import worker.dispatch as dispatch
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,14 @@ logger = logging.getLogger(__name__)
 # What the platform changes from the library's TrainConfig defaults: the held-out comparisons are
 # the real test, so early stopping may use a split by comparison that drops none of them.
 # A project's first versions train on a few hundred comparisons: one step per epoch, so at least 300 steps.
-PLATFORM_TRAIN_DEFAULTS = {"split_by_image": False, "val_fraction": 0.1, "min_steps": 300}
+# Steps sized to the data rather than epochs: a step costs about as much as its distinct images, and half
+# the comparisons per step reached the same validation agreement in about as many steps, for less work.
+# Early stopping ends a run; max_steps bounds one whose validation keeps creeping up, so that the time of
+# a retrain stays bounded as the data grow: more data, fewer passes (docs/benchmarks.md, "Model loop (Celery)").
+# Width 64: a step costs a fraction of width 128's, and on the head benchmark both reached the same
+# validation agreement (docs/benchmarks.md, "Head training on cached features").
+PLATFORM_TRAIN_DEFAULTS = {"split_by_image": False, "val_fraction": 0.1, "min_steps": 300, "max_steps": 300,
+                           "batch_pairs": 512, "ranker": {"width": 64}}
 LOG_LIMIT = 50_000  # characters of log kept per run (the newest)
 
 
@@ -327,18 +335,25 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
     tags_result = train_ranker(
         dataset.data, cfg, model_kind="tags", progress=_epoch_progress(reporter, "tags", 0.15, 0.5, cfg.epochs)
     )
-    baseline_result = None
-    if promotion.training_settings(project).train_baseline:
-        reporter.stage("training the image-only baseline", 0.65)
+    baseline = baselines.plan_baseline(project, cfg, dataset.encoder_id, dataset.counts["training_comparisons"])
+    baseline_result, baseline_model = None, None
+    if baseline is not None and baseline.train:
+        reporter.stage(f"training the image-only baseline ({baseline.reason})", 0.65)
         baseline_result = train_ranker(
             dataset.data, cfg, model_kind="image_only",
             progress=_epoch_progress(reporter, "image-only", 0.65, 0.25, cfg.epochs),
         )
+        baseline_model = baseline_result.model
+    elif baseline is not None:
+        reporter.log(f"image-only baseline {baseline.reason}")
+        baseline_model = baseline.model
 
     reporter.stage("evaluating on the held-out comparisons", 0.90)
-    holdout = {"tags": evaluate_on_holdout(tags_result.model, dataset)}
-    if baseline_result is not None:
-        holdout["image_only"] = evaluate_on_holdout(baseline_result.model, dataset)
+    # Every image's score under the new version: the held-out metrics, and its stored scores if it is promoted.
+    tags_scores = score_dataset(tags_result.model, dataset)
+    holdout = {"tags": holdout_metrics(tags_scores, dataset)}
+    if baseline_model is not None:
+        holdout["image_only"] = evaluate_on_holdout(baseline_model, dataset)
     champion = promotion.active_version(project)
     champion_metrics, champion_note = champion_on_holdout(champion, dataset)
     if champion is not None:
@@ -374,6 +389,10 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
         "data": {"last_comparison_id": dataset.last_comparison_id, "holdout_definition": datasets.HOLDOUT_DEFINITION},
         "training_run": run.pk,
     }
+    if baseline is not None:
+        config["baseline"] = baseline.record(dataset.counts["training_comparisons"])
+        if not baseline.train:
+            config["baseline_weights"] = baseline.weights  # the reused checkpoint, for the per-tag analyses
 
     reporter.stage("saving the model version", 0.95)
     tolerance = promotion.training_settings(project).promotion_tolerance
@@ -410,6 +429,10 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
                     version.config["baseline_weights"] = version.weights.storage.save(
                         weights_upload_path(version, f"v{version.pk}-run{run.pk}-baseline.pt"), File(handle))
                 version.save(update_fields=["config"])
+            if verdict.promote:
+                # The scores just computed for the held-out metrics: the rescoring task only adds images
+                # imported since the dataset was read, then switches the version in.
+                scoring.store_scores(version, dataset.image_ids, *tags_scores)
             reporter.lines.append(f"model version {version.pk} stored; {verdict.reason}")
             TrainingRun.objects.filter(pk=run.pk).update(
                 status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), progress=1.0, stage="done",
@@ -421,13 +444,24 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
     return version
 
 
-def evaluate_on_holdout(model, dataset: datasets.ProjectDataset) -> dict:
-    """Metrics of a model on the dataset's held-out comparisons and held-out reference ratings."""
-    from modeling.ml.metrics import evaluate_scores
+def score_dataset(model, dataset: datasets.ProjectDataset):
+    """(mean [N], dist [N,10], uncertainty [N]) of every image of the dataset, in its row order."""
     from modeling.ml.training import score_images
 
     data = dataset.data
-    mean, dist, uncertainty = score_images(model, data.image_tokens, data.tag_tokens, data.tag_mask)
+    return score_images(model, data.image_tokens, data.tag_tokens, data.tag_mask)
+
+
+def evaluate_on_holdout(model, dataset: datasets.ProjectDataset) -> dict:
+    """Metrics of a model on the dataset's held-out comparisons and held-out reference ratings."""
+    return holdout_metrics(score_dataset(model, dataset), dataset)
+
+
+def holdout_metrics(scores, dataset: datasets.ProjectDataset) -> dict:
+    """Held-out metrics from every image's scores (``score_dataset``)."""
+    from modeling.ml.metrics import evaluate_scores
+
+    mean, dist, uncertainty = scores
     result = evaluate_scores(mean, comparisons=(dataset.holdout_a, dataset.holdout_b, dataset.holdout_outcome))
     rows = dataset.holdout_ref_rows
     if dataset.ref_dist is not None and len(rows):

@@ -71,6 +71,24 @@ def test_progress_is_reported_and_early_stopping_keeps_the_best(task):
     assert len(patient.history) == len(r.history) + 2
 
 
+def test_a_split_by_comparison_judges_each_validation_comparison_on_its_own_two_images(task):
+    """split_by_image=False (the platform's split): validation comparisons also involve training images."""
+    data, _ = task
+    r = train_ranker(data, small_config(epochs=2, split_by_image=False, val_fraction=0.1))
+    v = r.split.val_comparisons
+    assert not np.isin(data.comp_a[v], r.split.val_images).all()  # the case at hand
+    mean, _, _ = score_images(r.model, data.image_tokens, data.tag_tokens, data.tag_mask)
+    expected = evaluate_scores(mean, comparisons=(data.comp_a[v], data.comp_b[v], data.outcome[v]))
+    assert r.metrics["pairwise_agreement"] == pytest.approx(expected["pairwise_agreement"])
+    assert r.metrics["pairwise_agreement"] > 0.7
+
+
+def test_max_steps_bounds_a_run_that_does_not_stop_early(task):
+    data, _ = task
+    r = train_ranker(data, small_config(epochs=30, max_steps=7, patience_steps=10_000, eval_every=5))
+    assert r.metrics["steps"] == 7 and [e["step"] for e in r.history] == [5, 7]  # validated at the last step
+
+
 def test_a_tiny_validation_set_neither_stops_training_nor_picks_the_weights():
     """A first model version: 240 comparisons, one step per epoch, 24 validation comparisons."""
     data, _ = synthetic_data(n_images=90, n_comparisons=240, dim=32, seed=3)

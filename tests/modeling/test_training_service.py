@@ -45,6 +45,10 @@ def test_holdout_is_symmetric_stable_and_about_ten_percent():
     pairs = [(p, a, b) for p in (1, 7) for a, b in itertools.combinations(range(1, 400, 3), 2)]
     held = [datasets.is_holdout(p, a, b) for p, a, b in pairs]
     assert held == [datasets.is_holdout(p, b, a) for p, a, b in pairs]  # order does not matter
+    for project_id in (1, 7):  # the array form, used to read a dataset
+        mine = [(a, b, h) for (p, a, b), h in zip(pairs, held) if p == project_id]
+        a, b, expected = (np.array(column) for column in zip(*mine))
+        assert datasets.holdout_mask(project_id, a, b).tolist() == expected.tolist()
     share = sum(held) / len(held)
     assert 0.08 < share < 0.12, share
     # Another project holds out other pairs: the set is per project.
@@ -168,7 +172,14 @@ def test_rescoring_switches_only_when_every_image_is_scored(project, rater, loop
     fast_training(project)
     simulate_comparisons(project, rater, loop_images, 150)
     first = train_now(project)[0].model_version
-    assert scoring.rescore(first.pk)["activated"]
+    # A promoted version is stored with the scores its evaluation computed: the rescoring only switches it in.
+    stored = dict(ImageScore.objects.filter(model_version=first).values_list("image_id", "mean"))
+    assert len(stored) == 16 and first.scoring_done == first.scoring_total == 16
+    assert scoring.rescore(first.pk) == {"version": first.pk, "scored": 0, "activated": True}
+    model, _ = scoring.load_version_model(first)
+    ImageScore.objects.filter(model_version=first).delete()
+    scoring.score_and_store(first, list(stored), model=model)  # the same scores as the rescoring task's own
+    assert dict(ImageScore.objects.filter(model_version=first).values_list("image_id", "mean")) == pytest.approx(stored)
     first.refresh_from_db()
     assert first.is_active and first.status == ModelVersion.Status.ACTIVE and first.activated_at
     assert ImageScore.objects.filter(model_version=first).count() == 16
@@ -184,6 +195,8 @@ def test_rescoring_switches_only_when_every_image_is_scored(project, rater, loop
     assert second.metrics["champion"]["version"] == first.pk
     assert second.metrics["champion"]["holdout"]["pairwise_agreement"] is not None
 
+    # Scoring in batches, as for a version promoted by hand later (no scores stored by its training run).
+    ImageScore.objects.filter(model_version=second).delete()
     settings.TAGRANK_SCORING_BATCH_SIZE = 5
     seen = []
 
@@ -202,6 +215,46 @@ def test_rescoring_switches_only_when_every_image_is_scored(project, rater, loop
     assert scores.count() == 16
     assert all(1 <= s.mean <= 10 and len(s.distribution) == 10 for s in scores)
     assert scoring.rescore(second.pk) == {"version": second.pk, "skipped": "not waiting to be scored"}
+
+
+def test_the_image_only_baseline_is_trained_only_when_due(project, rater, loop_images):
+    fast_training(project, promotion_tolerance=1.0)
+    simulate_comparisons(project, rater, loop_images, 150)
+    first_run = train_now(project)[0]
+    first = first_run.model_version
+    assert first.config["baseline"]["trained"] and "no earlier baseline" in first.config["baseline"]["reason"]
+    assert "image-only epoch" in first_run.log
+
+    # A few more comparisons: the newest baseline is evaluated again on this run's held-out set, not retrained.
+    simulate_comparisons(project, rater, loop_images, 40, seed=5)
+    second_run = train_now(project)[0]
+    second = second_run.model_version
+    assert "image-only epoch" not in second_run.log and "reused from version" in second_run.log
+    assert second.config["baseline"] == {"trained": False, "reason": second.config["baseline"]["reason"],
+                                         "version": first.pk, "training_comparisons": first.n_comparisons}
+    assert second.config["baseline_weights"] == first.config["baseline_weights"]
+    baseline, _ = scoring.load_weights_file(first.config["baseline_weights"])
+    dataset = datasets.build_dataset(project, last_comparison_id=second.last_comparison_id)
+    expected = training_runs.evaluate_on_holdout(baseline, dataset)
+    assert second.metrics["holdout"]["image_only"]["n_comparisons"] == second.metrics["counts"]["holdout_comparisons"]
+    assert second.metrics["baseline_pairwise_agreement"] == pytest.approx(expected["pairwise_agreement"])
+    assert second.metrics["training_seconds"]["image_only"] is None
+
+    # Twice the training comparisons of the reused one: trained again.
+    simulate_comparisons(project, rater, loop_images, 400, seed=6)
+    third = train_now(project)[0].model_version
+    assert third.config["baseline"]["trained"] and "at least 2x" in third.config["baseline"]["reason"]
+    assert third.config["baseline_weights"] != first.config["baseline_weights"]
+    # Other training settings: trained again, even on the same data.
+    fast_training(project, promotion_tolerance=1.0, hyperparameters={"lr": 0.01})
+    simulate_comparisons(project, rater, loop_images, 5, seed=7)
+    fourth = train_now(project)[0].model_version
+    assert fourth.config["baseline"]["trained"] and "settings changed" in fourth.config["baseline"]["reason"]
+    # Turned off: no baseline row at all.
+    fast_training(project, promotion_tolerance=1.0, hyperparameters={"lr": 0.01}, train_baseline=False)
+    simulate_comparisons(project, rater, loop_images, 5, seed=8)
+    fifth = train_now(project)[0].model_version
+    assert "image_only" not in fifth.metrics["holdout"] and "baseline" not in fifth.config
 
 
 def test_a_weaker_challenger_is_kept_as_a_candidate_with_the_reason(project, rater, loop_images, monkeypatch):
