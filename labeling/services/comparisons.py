@@ -128,17 +128,10 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tu
 def _insert_comparison(comparison: Comparison) -> Comparison:
     """INSERT the judgment with one prepared statement (every judgment: a model save costs more CPU than the
     database spends storing it). No post_save signal is sent; the caller counts the comparison."""
-    table = Comparison._meta.db_table
-    (comparison.pk,) = prepared_sql.execute(
-        f"""INSERT INTO {table} (project_id, image_a_id, image_b_id, outcome, rater_id, created_at, response_ms,
-                                 client_key, is_gold, gold_correct)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
-        [comparison.project_id, comparison.image_a_id, comparison.image_b_id, comparison.outcome,
-         comparison.rater_id, prepared_sql.db_time(comparison.created_at), comparison.response_ms,
-         comparison.client_key, comparison.is_gold, comparison.gold_correct],
-    )[0]
-    comparison._state.adding, comparison._state.db = False, "default"
-    return comparison
+    return prepared_sql.insert(comparison, [
+        "project_id", "image_a_id", "image_b_id", "outcome", "rater_id", "created_at", "response_ms", "client_key",
+        "is_gold", "gold_correct",
+    ])
 
 
 def undo_last_comparison(project: Project, rater, *, comparison_id: int | None = None) -> tuple[PairLease, int]:

@@ -69,17 +69,10 @@ def new_lease(project, rater, left_id: int, right_id: int, now: datetime, *, can
         expires_at=now + timedelta(seconds=lease_seconds()), candidate_id=candidate_id, gold_id=gold_id,
         state=PairLease.State.LIVE, created_at=now,
     )
-    token = PairLease._meta.get_field("token").get_db_prep_value(lease.token, connection)
-    (lease.pk,) = prepared_sql.execute(
-        f"""INSERT INTO {pair_sql.LEASES}
-              (token, project_id, rater_id, candidate_id, gold_id, image_a_id, image_b_id, state, created_at,
-               expires_at, comparison_id)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL) RETURNING id""",
-        [token, project.pk, rater.pk, candidate_id, gold_id, left_id, right_id, pair_sql.LIVE,
-         prepared_sql.db_time(now), prepared_sql.db_time(lease.expires_at)],
-    )[0]
-    lease._state.adding, lease._state.db = False, "default"
-    return lease
+    return prepared_sql.insert(lease, [
+        "token", "project_id", "rater_id", "candidate_id", "gold_id", "image_a_id", "image_b_id", "state",
+        "created_at", "expires_at",
+    ])
 
 
 def attach_images(lease: PairLease) -> PairLease:
@@ -142,13 +135,11 @@ def lock_lease(project: Project, rater, token) -> PairLease:
             WHERE l.token = %s{lock}""",
         [token_value],
     )
-    lease = None
-    if rows:
-        *lease_values, lease_image_a_project, lease_image_b_project = rows[0]
-        lease = prepared_sql.model_from_row(PairLease, fields, lease_values)
-        lease.image_a_project_id, lease.image_b_project_id = lease_image_a_project, lease_image_b_project
-    if lease is None:
+    if not rows:
         raise LeaseUnknown("Unknown lease: ask for a new pair.")
+    *lease_values, image_a_project_id, image_b_project_id = rows[0]
+    lease = prepared_sql.model_from_row(PairLease, fields, lease_values)
+    lease.image_a_project_id, lease.image_b_project_id = image_a_project_id, image_b_project_id
     if lease.rater_id != rater.pk:
         raise LeaseForeign("This lease was handed to another rater.")
     if lease.project_id != project.pk:

@@ -86,9 +86,8 @@ def _left_right(first, second, rng) -> tuple:
 
 
 def _lease_writes_need_no_flush() -> None:
-    """Inside a lease transaction on PostgreSQL: commit without waiting for the WAL flush (a few ms of
-    fsync per request). A lease lost in a crash costs nothing (it would have expired; the pair is served
-    again), whereas judgments, stored by the submit service, keep the full synchronous commit."""
+    """Inside a gold-pair lease transaction, which locks no candidate row to carry ``pair_sql.NO_FLUSH``:
+    commit without waiting for the WAL flush (why: ``pair_sql.NO_FLUSH``)."""
     if connection.vendor == "postgresql":
         prepared_sql.execute("SET LOCAL synchronous_commit TO OFF", [])
 
