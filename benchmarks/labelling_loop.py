@@ -212,11 +212,14 @@ class Server:
         )
         env.update(environ or {})
         collect_static(env)
+        # Production's settings (preloading, worker recycling), with the sizes and logging set here.
+        config_file = REPO / "platform" / "gunicorn.conf.py"
+        production_config = ["--config", str(config_file), "--access-logfile", "/dev/null"] if config_file.exists() else []
         self.log = tempfile.TemporaryFile()  # not a pipe: nobody reads it while serving, and a full pipe blocks
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-             "--log-level", "warning", "--keep-alive", "30"],
+            [sys.executable, "-m", "gunicorn", "config.wsgi:application", *production_config,
+             "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "--threads", str(threads),
+             "--worker-class", "gthread", "--log-level", "warning", "--keep-alive", "30"],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self.log,
         )
         deadline = time.monotonic() + 60
@@ -294,6 +297,8 @@ def client_process(port, slug, token, judgments, think_s, seed, barrier, results
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json", "Accept": "application/json"}
     next_times, submit_times, errors, empty = [], [], [], 0
     barrier.wait()
+    if think_s:  # people do not all click in the same millisecond: paced raters start within one pause
+        time.sleep(rng.uniform(0, 2 * think_s))
     for _ in range(judgments):
         started = time.perf_counter()
         connection.request("GET", f"/api/v1/projects/{slug}/next-pair/", headers=headers)
@@ -469,11 +474,13 @@ def report(args, loops: list[dict], exports: list[dict], builds: dict) -> str:
         "a model score and a human score each, 2 earlier comparisons per image by other raters); overlap 1; "
         "an empty pair queue, so every pair comes from the fallback strategy (fewest comparisons, random "
         "partners), the slower path; left/right and winners random. "
-        f"Server: gunicorn, {args.workers} workers × {args.threads} threads, DEBUG off, persistent database "
+        f"Server: gunicorn with `platform/gunicorn.conf.py` (the app preloaded), {args.workers} workers × "
+        f"{args.threads} threads, DEBUG off, persistent database "
         "connections. Each client is a rater (its own process and token) looping `GET next-pair` → "
         f"`POST comparisons`: either as fast as it can ({args.judgments} judgments per run, split over the "
         f"clients), which measures saturation, or paced like a person, pausing uniformly 0–{2 * args.think:g} s "
-        f"before answering ({args.paced_judgments} judgments per run). Latencies are measured by the clients, "
+        f"before answering and before its first request ({args.paced_judgments} judgments per run). Latencies are "
+        "measured by the clients, "
         "over HTTP on 127.0.0.1.",
         "",
         "| images | clients | pacing | judgments | next-pair median | next-pair p99 | submit median | submit p99 | "

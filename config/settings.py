@@ -254,6 +254,9 @@ TAGRANK_TRAINING_FAILURE_COOLDOWN_SECONDS = env_int("TAGRANK_TRAINING_FAILURE_CO
 # Overrides of modeling.ml.training.TrainConfig's fields, as a JSON object, e.g. {"epochs": 20}.
 TAGRANK_TRAIN_CONFIG = env_json_object("TAGRANK_TRAIN_CONFIG")
 TAGRANK_PAIR_QUEUE = env_json_object("TAGRANK_PAIR_QUEUE")  # RefillPolicy fields (modeling.services.pair_selection)
+# Celery workers lower their CPU priority by this much (os.nice) at start: a refit or a training run then
+# never delays the web's requests on a shared host (docker-compose.yml also gives them fewer cpu_shares).
+TAGRANK_WORKER_NICE = env_int("TAGRANK_WORKER_NICE", 10)
 
 # --- Celery -------------------------------------------------------------------------------
 BROKER_DIR = Path(os.environ.get("TAGRANK_BROKER_DIR") or VAR_DIR / "broker").resolve()

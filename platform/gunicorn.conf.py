@@ -12,5 +12,8 @@ accesslog = os.environ.get("WEB_ACCESS_LOG", "-")
 errorlog = "-"
 max_requests = 2000
 max_requests_jitter = 200
+# Load the app (config/wsgi.py imports every view) in the master, before forking: a new worker, at start or
+# after max_requests, serves its first request warm. Code changes need a restart, not a HUP.
+preload_app = True
 # X-Forwarded-Proto is believed only from these addresses (the proxy): gunicorn's own setting, read from
 # FORWARDED_ALLOW_IPS, default 127.0.0.1,::1; docker-compose.yml sets the proxy's fixed address.

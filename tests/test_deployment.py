@@ -64,6 +64,12 @@ def test_gpu_worker_reserves_an_nvidia_device(compose):
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
 
 
+def test_workers_get_a_smaller_cpu_share_than_the_web(compose):
+    services = compose["services"]
+    assert services["web"].get("cpu_shares", 1024) > services["worker"]["cpu_shares"]
+    assert services["web"].get("cpu_shares", 1024) > services["worker-gpu"]["cpu_shares"]
+
+
 def test_entrypoint_roles_match_the_queues():
     entrypoint = (REPO_ROOT / "platform" / "entrypoint.sh").read_text()
     assert "-Q gpu " in entrypoint and "-Q default " in entrypoint and "gunicorn config.wsgi" in entrypoint

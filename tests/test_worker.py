@@ -1,4 +1,6 @@
 """A round trip through the configured broker (Redis in CI, the filesystem transport by default) and a real worker."""
+import os
+
 import pytest
 
 from worker import app
@@ -12,6 +14,28 @@ def test_celery_round_trip_through_a_real_worker(live_worker):
     answer = result.get(timeout=30)
     assert answer["payload"] == "hello"
     assert answer["pid"] == live_worker.process.pid  # it ran in the worker, not in this process
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_runs_below_the_web_in_cpu_priority(live_worker, settings):
+    """Batch work yields the CPU to requests on a shared host: the worker lowered its priority at start."""
+    assert ping.delay("ready").get(timeout=30)["pid"] == live_worker.process.pid  # started and serving
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    expected = min(19, ours + settings.TAGRANK_WORKER_NICE)
+    assert settings.TAGRANK_WORKER_NICE > 0 and os.getpriority(os.PRIO_PROCESS, live_worker.process.pid) == expected
+
+
+def test_a_worker_nice_of_zero_leaves_the_priority_alone(monkeypatch, settings):
+    from worker.app import lower_cpu_priority
+
+    calls = []
+    monkeypatch.setattr("os.nice", calls.append)
+    settings.TAGRANK_WORKER_NICE = 0
+    lower_cpu_priority()
+    settings.TAGRANK_WORKER_NICE = 7
+    lower_cpu_priority()
+    assert calls == [7]
 
 
 def test_every_task_has_an_explicit_name_and_a_queue():

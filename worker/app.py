@@ -35,6 +35,17 @@ app.conf.beat_schedule = BEAT_SCHEDULE
 
 
 @signals.worker_init.connect
+def lower_cpu_priority(**_kwargs) -> None:
+    """Batch work yields the CPU to the web on a shared host: the worker (and the pool it forks after this)
+    runs at TAGRANK_WORKER_NICE, so a refit or a training run does not stretch the raters' next-pair tail
+    (measured in docs/active-learning.md)."""
+    from django.conf import settings
+
+    if settings.TAGRANK_WORKER_NICE > 0:
+        os.nice(settings.TAGRANK_WORKER_NICE)
+
+
+@signals.worker_init.connect
 def preload_training_code(sender=None, **_kwargs) -> None:
     """A worker that serves the `gpu` queue imports torch and the training code once, when it starts, rather
     than in the first training run it takes (a run's trigger-to-active time then is the training itself;

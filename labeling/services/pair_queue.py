@@ -47,10 +47,16 @@ def enqueue_pairs(
             update_fields=["priority", "source", "updated_at"],
         )
         if replace:
-            # Rows this batch wrote have a fresh updated_at; older untouched, never-leased rows go.
-            PairCandidate.objects.filter(
-                project=project, source=source, is_open=True, judgments=0, updated_at__lt=started
-            ).exclude(Exists(PairLease.objects.filter(candidate=OuterRef("pk")))).delete()
+            # Rows this batch wrote have a fresh updated_at; older untouched, never-leased rows go. A row that
+            # a rater is being leased right now is locked: skip it, or its new lease would point at nothing.
+            stale = list(
+                PairCandidate.objects.select_for_update(skip_locked=True)
+                .filter(project=project, source=source, is_open=True, judgments=0, updated_at__lt=started)
+                .values_list("pk", flat=True)
+            )
+            PairCandidate.objects.filter(pk__in=stale).exclude(
+                Exists(PairLease.objects.filter(candidate=OuterRef("pk")))
+            ).delete()
     return len(rows)
 
 

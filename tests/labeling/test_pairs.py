@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from labeling.models import (
@@ -345,3 +345,47 @@ def test_concurrent_requests_never_over_lease_a_pair(database, overlap, image_by
     assert max(per_rater_pair.values()) == 1
     # A candidate's slots are the locked unit: one row per pair, never duplicated.
     assert PairCandidate.objects.filter(project=project).count() == 15
+
+
+@pytest.mark.parametrize("database", [connection.vendor])  # PostgreSQL in CI: row locks; SQLite: write lock
+@pytest.mark.django_db(transaction=True)
+def test_a_refill_replacing_the_queue_keeps_a_pair_that_is_being_leased(database, image_bytes, make_user):
+    """A refill (``replace``) drops the previous batch's never-leased rows. A row that a rater's lease
+    transaction holds at that moment stays: deleting it would leave the new lease pointing at no candidate
+    (on PostgreSQL the refill then failed at commit on the foreign key, and its whole batch was lost)."""
+    from labeling.services.imports import store_image
+
+    assert connection.vendor == database
+    project = Project.objects.create(name="Refilled", slug="refilled")
+    ids = [store_image(project, f"{index}.png", image_bytes(seed=80 + index))[0].pk for index in range(4)]
+    rater = make_rater(make_user, project, "refilled-rater")
+    pair_queue.enqueue_pairs(project, [(ids[0], ids[1], 1.0)])
+    leased, may_commit, errors = threading.Event(), threading.Event(), []
+
+    def lease_slowly():
+        try:
+            with transaction.atomic():
+                next_pair(project, rater)  # the queue's only pair, its row locked until this commits
+                leased.set()
+                may_commit.wait(timeout=30)
+                time.sleep(0.3)  # the refill below is waiting on this transaction (or skipped the row)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+            leased.set()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=lease_slowly)
+    thread.start()
+    assert leased.wait(timeout=30)
+    may_commit.set()
+    pair_queue.enqueue_pairs(project, [(ids[2], ids[3], 2.0)], replace=True)
+    thread.join(timeout=60)
+    assert not errors, errors
+
+    lease = PairLease.objects.get(project=project, rater=rater)
+    assert ordered(lease.image_a_id, lease.image_b_id) == (ids[0], ids[1])
+    assert lease.candidate_id is not None and PairCandidate.objects.filter(pk=lease.candidate_id).exists()
+    assert set(PairCandidate.objects.filter(project=project).values_list("image_low_id", "image_high_id")) == {
+        (ids[0], ids[1]), (ids[2], ids[3])
+    }
