@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 FIT_CONFIG = bt.FitConfig()
 PRIOR_EM_STEPS = 2  # refinements of the model-to-human-scale map per fit (see bt.map_model_to_bt_scale)
 VARIANCE_PROBES = 4  # Hutchinson probes for the mean posterior variance the map needs
-WRITE_BATCH_SIZE = 5000
 
 # Outcome codes read from the database: the left image's share of the win, doubled (so they stay integers).
 _LEFT_WIN_X2 = Case(
@@ -66,6 +66,7 @@ class ComparisonArrays:
     gold: np.ndarray  # [M] -1 not gold, 0 wrong, 1 right
     comparison_id: np.ndarray  # [M], ascending
     heldout: np.ndarray  # [M] bool: held out of training (``datasets.is_holdout``), evaluation only
+    loaded_at: datetime | None = None  # when the rows were read: the data is at least this new
 
     @property
     def n_images(self) -> int:
@@ -78,7 +79,7 @@ class ComparisonArrays:
     def select(self, mask: np.ndarray) -> "ComparisonArrays":
         return ComparisonArrays(
             self.image_ids, self.a_index[mask], self.b_index[mask], self.outcome[mask], self.rater_id[mask],
-            self.response_ms[mask], self.gold[mask], self.comparison_id[mask], self.heldout[mask],
+            self.response_ms[mask], self.gold[mask], self.comparison_id[mask], self.heldout[mask], self.loaded_at,
         )  # fmt: skip
 
 
@@ -90,6 +91,7 @@ def project_image_ids(project: Project) -> np.ndarray:
 def load_comparisons(project: Project, *, include_excluded: bool = False, image_ids: np.ndarray | None = None
                      ) -> ComparisonArrays:
     """All of the project's comparisons (without excluded raters' unless ``include_excluded``), in id order."""
+    loaded_at = timezone.now()  # before reading: what was stored by then is in the arrays
     if image_ids is None:
         image_ids = project_image_ids(project)
     comparisons = Comparison.objects.filter(project=project)
@@ -117,6 +119,7 @@ def load_comparisons(project: Project, *, include_excluded: bool = False, image_
         gold=columns["gold_code"],
         comparison_id=columns["id"],
         heldout=columns["held"].astype(bool),
+        loaded_at=loaded_at,
     )
 
 
@@ -167,6 +170,7 @@ class HumanScoreFit:
     n_comparisons: int
     model_version_id: int | None  # the version whose scores were the prior, if any
     seconds: float
+    data_as_of: datetime  # the comparisons' read time: of two fits, the one with the newer data is kept
 
     def summary(self) -> dict:
         return {
@@ -186,9 +190,10 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
     ``comparisons`` lets a caller that already loaded them (the agreement report) skip the reload;
     they must exclude the excluded raters. ``use_model_prior=False`` gives the comparisons-only fit.
     """
-    started = time.perf_counter()
+    started, data_as_of = time.perf_counter(), timezone.now()
     if comparisons is None:
         comparisons = load_comparisons(project)
+    data_as_of = comparisons.loaded_at or data_as_of
     image_ids = comparisons.image_ids
     n_images = comparisons.n_images
     a, b, outcome = comparisons.a_index, comparisons.b_index, comparisons.outcome
@@ -204,7 +209,7 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
         if with_prior is not None:
             posterior, prior_version = with_prior, version.pk
     return HumanScoreFit(image_ids, posterior, counts, comparisons.n_comparisons, prior_version,
-                         time.perf_counter() - started)
+                         time.perf_counter() - started, data_as_of)
 
 
 def _fit_with_model_prior(version: ModelVersion, comparisons: ComparisonArrays, comparisons_only: bt.Posterior,
@@ -244,36 +249,39 @@ def _fit_with_model_prior(version: ModelVersion, comparisons: ComparisonArrays, 
 
 
 def store_human_scores(project: Project, fit: HumanScoreFit) -> int:
-    """Write one HumanScore per image (insert or update). Returns the number written."""
-    fitted_at = timezone.now()
-    with transaction.atomic():
+    """Write one HumanScore per image (insert or update), unless a fit of newer data is stored already.
+
+    Fits run concurrently (a refill, the dashboards' refit, an activation's refill, on several worker
+    processes); the one that read the comparisons last wins, whichever finishes last, so the stored scores
+    never go back to fewer judgments. ``fitted_at`` is the time the fit's comparisons were read.
+    Returns the number of images in the fit."""
+    table = HumanScore._meta.db_table
+    newer_only = f"ON CONFLICT (image_id) DO UPDATE SET mean = EXCLUDED.mean, variance = EXCLUDED.variance, " \
+                 f"n_comparisons = EXCLUDED.n_comparisons, fitted_at = EXCLUDED.fitted_at " \
+                 f"WHERE {table}.fitted_at <= EXCLUDED.fitted_at"
+    fitted_at = connection.ops.adapt_datetimefield_value(fit.data_as_of)
+    with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # One statement: bulk_create would build 10^5 model instances, and psycopg's adaptation of
             # Python lists is slower than PostgreSQL parsing one comma-separated text per column.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"""INSERT INTO {HumanScore._meta.db_table}
-                            (project_id, image_id, mean, variance, n_comparisons, fitted_at)
-                        SELECT %s, image_id, mean, variance, n_comparisons, %s
-                        FROM unnest(string_to_array(%s, ',')::bigint[], string_to_array(%s, ',')::float8[],
-                                    string_to_array(%s, ',')::float8[], string_to_array(%s, ',')::integer[])
-                            AS fitted (image_id, mean, variance, n_comparisons)
-                        ON CONFLICT (image_id) DO UPDATE SET mean = EXCLUDED.mean, variance = EXCLUDED.variance,
-                            n_comparisons = EXCLUDED.n_comparisons, fitted_at = EXCLUDED.fitted_at""",
-                    [project.pk, fitted_at, *(_csv(column) for column in (
-                        fit.image_ids, fit.posterior.mean, fit.posterior.var, fit.counts))],
-                )  # fmt: skip
-        else:
-            HumanScore.objects.bulk_create(
-                [
-                    HumanScore(project_id=project.pk, image_id=int(image_id), mean=float(mean), variance=float(var),
-                               n_comparisons=int(count), fitted_at=fitted_at)
-                    for image_id, mean, var, count in zip(fit.image_ids, fit.posterior.mean, fit.posterior.var,
-                                                          fit.counts)
-                ],
-                batch_size=WRITE_BATCH_SIZE, update_conflicts=True, unique_fields=["image"],
-                update_fields=["mean", "variance", "n_comparisons", "fitted_at"],
+            cursor.execute(
+                f"""INSERT INTO {table} (project_id, image_id, mean, variance, n_comparisons, fitted_at)
+                    SELECT %s, image_id, mean, variance, n_comparisons, %s
+                    FROM unnest(string_to_array(%s, ',')::bigint[], string_to_array(%s, ',')::float8[],
+                                string_to_array(%s, ',')::float8[], string_to_array(%s, ',')::integer[])
+                        AS fitted (image_id, mean, variance, n_comparisons)
+                    {newer_only}""",
+                [project.pk, fitted_at, *(_csv(column) for column in (
+                    fit.image_ids, fit.posterior.mean, fit.posterior.var, fit.counts))],
             )  # fmt: skip
+        else:
+            rows = zip(fit.image_ids.tolist(), fit.posterior.mean.tolist(), fit.posterior.var.tolist(),
+                       fit.counts.tolist())
+            cursor.executemany(
+                f"INSERT INTO {table} (project_id, image_id, mean, variance, n_comparisons, fitted_at) "
+                f"VALUES (%s, %s, %s, %s, %s, %s) {newer_only}",
+                [(project.pk, image_id, mean, var, int(count), fitted_at) for image_id, mean, var, count in rows],
+            )
     return fit.image_ids.shape[0]
 
 

@@ -43,6 +43,33 @@ def test_the_fit_orders_a_synthetic_set(project, two_raters):
 
 
 @pytest.mark.django_db
+def test_a_fit_of_older_data_that_finishes_last_does_not_overwrite_a_newer_one(project, two_raters):
+    """Fits run side by side on the workers (a pair refill, the dashboards' refit): the stored scores
+    must never go back to fewer judgments because the slower fit, which read the data first, stored last."""
+    images = make_images(project, 12)
+    quality = np.linspace(-2, 2, 12)
+    rng = np.random.default_rng(3)
+    add_comparisons(project, thurstone_judgments(images, quality, 30, list(two_raters), rng, noise=0.5))
+    older = human_scores.fit_project_posterior(project)  # read 30 judgments, still "running"
+    add_comparisons(project, thurstone_judgments(images, quality, 60, list(two_raters), rng, noise=0.5))
+    newer = human_scores.fit_project_posterior(project)
+    assert older.data_as_of < newer.data_as_of
+
+    human_scores.store_human_scores(project, newer)
+    human_scores.store_human_scores(project, older)  # finishes last
+
+    counts = HumanScore.objects.filter(project=project).values_list("n_comparisons", flat=True)
+    assert sum(counts) == 2 * 90
+    np.testing.assert_allclose(stored_means(project, images), newer.posterior.mean)
+    assert set(HumanScore.objects.filter(project=project).values_list("fitted_at", flat=True)) == {newer.data_as_of}
+    # In the usual order the newer fit replaces the older one.
+    HumanScore.objects.filter(project=project).delete()
+    human_scores.store_human_scores(project, older)
+    human_scores.store_human_scores(project, newer)
+    assert sum(HumanScore.objects.filter(project=project).values_list("n_comparisons", flat=True)) == 2 * 90
+
+
+@pytest.mark.django_db
 def test_left_is_image_a_and_a_tie_is_half_a_win(project, two_raters):
     rater = two_raters[0]
     first, second, third, fourth = make_images(project, 4)
