@@ -21,8 +21,9 @@ Campaigns: for each set, seed, strategy (``random``, ``round_robin``, ``active``
 (``none``; ``retrain``: the manager asks for a retrain after 0.5 judgments per image and the campaign
 waits until that version is active), a fresh project with the same images and the same rater seed
 (paired). At each budget (judgments per image) the manager asks for a refit (POST agreement/), waits
-until it has seen every judgment, and reads ``human_score`` from the scores export: the figure is its
-SRCC against ``q``. Reported: mean SRCC ± s.e. over seeds, and active − random as the mean ± s.e. of
+until the exported human scores include every judgment (``human_score_fitted_at`` not before the last
+judgment's ``created_at``), and reads ``human_score`` from the scores export: the figure is its SRCC
+against ``q``. Reported: mean SRCC ± s.e. over seeds, and active − random as the mean ± s.e. of
 the paired difference.
 """
 from __future__ import annotations
@@ -45,6 +46,7 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -238,19 +240,20 @@ def create_project(slug: str, images: list[dict], strategy: str, config: BenchCo
 
 
 def judge(api: Api, slug: str, latent: dict[int, float], noise: float, rng: np.random.Generator,
-          latencies: list[float]) -> bool:
+          latencies: list[float]) -> str | None:
+    """One judgment by ``api``'s rater; its stored time (server clock), or None when no pair was served."""
     started = time.perf_counter()
     code, pair = api.call("GET", f"/api/v1/projects/{slug}/next-pair/")
     latencies.append(time.perf_counter() - started)
     if code == 204:
-        return False
+        return None
     if code != 200:
         raise RuntimeError(f"next-pair: HTTP {code}: {pair}")
     p_a = stats.norm.cdf((latent[pair["a"]["id"]] - latent[pair["b"]["id"]]) / noise)
     winner = "a" if rng.random() < p_a else "b"
-    api.ok("POST", f"/api/v1/projects/{slug}/comparisons/",
-           {"lease": pair["lease"], "winner": winner, "client_key": uuid.uuid4().hex, "response_ms": 1500})
-    return True
+    stored = api.ok("POST", f"/api/v1/projects/{slug}/comparisons/",
+                    {"lease": pair["lease"], "winner": winner, "client_key": uuid.uuid4().hex, "response_ms": 1500})
+    return stored["created_at"]
 
 
 SERVICES: list = []  # the running Services, so that a wait notices one that died
@@ -268,8 +271,10 @@ def wait(what: str, check, timeout_s: float, every_s: float = 1.0):
     raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-def exported_srcc(manager: Api, slug: str, latent: dict[int, float], n_comparisons: int, timeout_s: float) -> float:
-    """Refit on the worker (POST agreement/), wait until the fit saw every judgment, read the export."""
+def exported_srcc(manager: Api, slug: str, latent: dict[int, float], n_comparisons: int, last_judged_at: str,
+                  timeout_s: float) -> float:
+    """Refit on the worker (POST agreement/), wait until the exported human scores saw every judgment (their
+    ``human_score_fitted_at`` is not before the last judgment's ``created_at``), read the export."""
     code, before = manager.call("GET", f"/api/v1/projects/{slug}/agreement/")
     last_report = before["report_id"] if code == 200 else 0
     manager.ok("POST", f"/api/v1/projects/{slug}/agreement/")
@@ -279,8 +284,18 @@ def exported_srcc(manager: Api, slug: str, latent: dict[int, float], n_compariso
         return code == 200 and report["report_id"] > last_report and report["n_comparisons"] >= n_comparisons
 
     wait(f"the refit of {slug}", fitted, timeout_s)
-    text = manager.ok("GET", f"/api/v1/projects/{slug}/scores/?format=jsonl", raw=True)
-    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    judged_at = datetime.fromisoformat(last_judged_at.replace("Z", "+00:00")) if last_judged_at else None
+
+    def fresh_rows():
+        text = manager.ok("GET", f"/api/v1/projects/{slug}/scores/?format=jsonl", raw=True)
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        times = [row["human_score_fitted_at"] for row in rows]
+        covered = judged_at is None or all(
+            t is not None and datetime.fromisoformat(t.replace("Z", "+00:00")) >= judged_at for t in times
+        )
+        return rows if covered else None
+
+    rows = wait(f"human scores of {slug} that include every judgment", fresh_rows, timeout_s)
     scores = np.array([row["human_score"] if row["human_score"] is not None else 0.0 for row in rows])
     truth = np.array([latent[row["image_id"]] for row in rows])
     return float(stats.spearmanr(scores, truth)[0])
@@ -320,15 +335,15 @@ def run_campaign(url: str, campaign: dict, latent: dict[int, float], config: Ben
     manager = log_in(url, users[0])
     raters = [log_in(url, name) for name in users[1:]]
     rng = np.random.default_rng(seed)  # the same judgments' randomness for every strategy of a seed
-    n_images, done, turn, latencies = len(latent), 0, 0, []
+    n_images, done, turn, latencies, last_judged_at = len(latent), 0, 0, [], ""
     result = {**campaign, "srcc": {}, "judged": {}, "no_pair": 0, "retrain": None, "started": time.monotonic()}
     checkpoints = sorted(set(config.budgets) | ({config.retrain_at} if campaign["model"] == "retrain" else set()))
     for budget in checkpoints:
         target = int(round(budget * n_images))
         stalled = 0
         while done < target and stalled < 30 * len(raters):
-            if judge(raters[turn % len(raters)], slug, latent, config.noise, rng, latencies):
-                done, stalled = done + 1, 0
+            if judged_at := judge(raters[turn % len(raters)], slug, latent, config.noise, rng, latencies):
+                done, stalled, last_judged_at = done + 1, 0, judged_at
             else:
                 stalled += 1  # nothing for this rater now: the next one, and after a round, a pause
                 result["no_pair"] += 1
@@ -340,7 +355,7 @@ def run_campaign(url: str, campaign: dict, latent: dict[int, float], config: Ben
             result["retrain"] = retrain(manager, slug, config.timeout_s)
             result["retrain"]["model_srcc"] = model_srcc(manager, slug, latent)
         if budget in config.budgets:
-            result["srcc"][budget] = exported_srcc(manager, slug, latent, done, config.timeout_s)
+            result["srcc"][budget] = exported_srcc(manager, slug, latent, done, last_judged_at, config.timeout_s)
     result["comparisons"] = done
     result["seconds"] = round(time.monotonic() - result.pop("started"), 1)
     result["next_pair_ms"] = [round(1000 * v, 1) for v in np.percentile(latencies, [50, 99])] if latencies else None

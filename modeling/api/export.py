@@ -37,14 +37,15 @@ DISTRIBUTION_COLUMNS = [f"p{score}" for score in range(1, SCORE_BINS + 1)]
 CSV_COLUMNS = (
     ["image_id", "external_id", "file_name", "tags", "model_mean"]
     + DISTRIBUTION_COLUMNS
-    + ["uncertainty", "human_score", "human_score_variance", "comparison_count", "model_version"]
+    + ["uncertainty", "human_score", "human_score_variance", "human_score_fitted_at", "comparison_count"]
+    + ["model_version"]
     + ["caption", "metadata", "reference_mean"]
 )
 TAG_SEPARATOR = ";"  # what `import_images --tags` reads back
 
 # values_list positions
 _ID, _EXTERNAL_ID, _NAME, _MEAN, _DISTRIBUTION, _UNCERTAINTY, _HUMAN, _HUMAN_VARIANCE, _COUNT = range(9)
-_CAPTION, _METADATA, _REFERENCE = range(9, 12)
+_CAPTION, _METADATA, _REFERENCE, _FITTED = range(9, 13)
 
 
 def score_chunks(project: Project, model_version_id: int | None, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple]:
@@ -69,7 +70,7 @@ def score_chunks(project: Project, model_version_id: int | None, chunk_size: int
             )
             fields += ["score__mean", "distribution_text", "score__uncertainty"]
         fields += ["human__mean", "human__variance", "counters__comparison_count"]
-        fields += ["caption", "metadata_text", "reference__mean"]
+        fields += ["caption", "metadata_text", "reference__mean", "human__fitted_at"]
         rows = list(images.order_by("id").values_list(*fields)[:chunk_size])
         if model_version_id is None:
             rows = [row[:3] + (None, None, None) + row[3:] for row in rows]
@@ -105,6 +106,11 @@ def _count(value) -> int:
     return value or 0
 
 
+def _time(value) -> str | None:
+    """ISO 8601, as the other exports write times."""
+    return None if value is None else value.isoformat()
+
+
 def iter_csv(project: Project, model_version_id: int | None) -> Iterator[str]:
     buffer = io.StringIO()
     writer = spreadsheet_safety.writer(buffer, lineterminator="\n")
@@ -117,7 +123,7 @@ def iter_csv(project: Project, model_version_id: int | None) -> Iterator[str]:
             [
                 row[_ID], row[_EXTERNAL_ID], row[_NAME], TAG_SEPARATOR.join(tags.get(row[_ID], ())), row[_MEAN],
                 *_distribution(row[_DISTRIBUTION]), row[_UNCERTAINTY], row[_HUMAN], row[_HUMAN_VARIANCE],
-                _count(row[_COUNT]), model_version_id if row[_MEAN] is not None else None,
+                _time(row[_FITTED]), _count(row[_COUNT]), model_version_id if row[_MEAN] is not None else None,
                 row[_CAPTION], row[_METADATA], row[_REFERENCE],
             ]
             for row in rows
@@ -143,6 +149,7 @@ def iter_jsonl(project: Project, model_version_id: int | None) -> Iterator[str]:
                         "uncertainty": row[_UNCERTAINTY],
                         "human_score": row[_HUMAN],
                         "human_score_variance": row[_HUMAN_VARIANCE],
+                        "human_score_fitted_at": _time(row[_FITTED]),
                         "comparison_count": _count(row[_COUNT]),
                         "model_version": model_version_id if row[_MEAN] is not None else None,
                         "caption": row[_CAPTION],
@@ -160,7 +167,8 @@ def iter_parquet(project: Project, model_version_id: int | None) -> Iterator[byt
     columns = [
         Column("image_id", "int"), Column("external_id"), Column("file_name"), Column("tags", "json"),
         Column("model_mean", "float"), Column("distribution", "json"), Column("uncertainty", "float"),
-        Column("human_score", "float"), Column("human_score_variance", "float"), Column("comparison_count", "int"),
+        Column("human_score", "float"), Column("human_score_variance", "float"),
+        Column("human_score_fitted_at", "time"), Column("comparison_count", "int"),
         Column("model_version", "int"), Column("caption"), Column("metadata", "json"), Column("reference_mean", "float"),
     ]
 
@@ -170,7 +178,8 @@ def iter_parquet(project: Project, model_version_id: int | None) -> Iterator[byt
                 (
                     row[_ID], row[_EXTERNAL_ID], row[_NAME], tags.get(row[_ID], []), row[_MEAN],
                     json.loads(row[_DISTRIBUTION]) if row[_DISTRIBUTION] else None, row[_UNCERTAINTY], row[_HUMAN],
-                    row[_HUMAN_VARIANCE], _count(row[_COUNT]), model_version_id if row[_MEAN] is not None else None,
+                    row[_HUMAN_VARIANCE], row[_FITTED], _count(row[_COUNT]),
+                    model_version_id if row[_MEAN] is not None else None,
                     row[_CAPTION], json.loads(row[_METADATA]) if row[_METADATA] else {}, row[_REFERENCE],
                 )
                 for row in rows

@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+from datetime import datetime
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -55,7 +56,9 @@ def test_csv_export_has_one_row_per_image_with_every_column(api, project, images
     assert float(first["uncertainty"]) == 0.5 and first["model_version"] == str(active.pk)
     assert float(first["human_score"]) == 1.25 and float(first["human_score_variance"]) == 0.5
     assert first["comparison_count"] == "1" and rows[2]["comparison_count"] == "0"
-    assert rows[1]["human_score"] == ""  # no human score yet
+    assert rows[1]["human_score"] == "" and rows[1]["human_score_fitted_at"] == ""  # no human score yet
+    fitted_at = HumanScore.objects.get(image=images[0]).fitted_at
+    assert datetime.fromisoformat(first["human_score_fitted_at"]) == fitted_at
 
 
 @pytest.mark.django_db
@@ -69,6 +72,8 @@ def test_jsonl_export_and_an_explicit_model_version(api, project, images, manage
     assert lines[0]["model_version"] == older.pk and lines[0]["tags"] == ["even"]
     assert lines[5]["model_mean"] is None and lines[5]["distribution"] is None  # not scored by that version
     assert lines[5]["model_version"] is None
+    assert datetime.fromisoformat(lines[0]["human_score_fitted_at"]) == HumanScore.objects.get(image=images[0]).fitted_at
+    assert lines[1]["human_score_fitted_at"] is None
 
 
 @pytest.mark.django_db
