@@ -487,7 +487,7 @@ def write_section(text: str) -> None:
 
 
 def encoder_name() -> str:
-    from modeling.services.features import encoder_id_for
+    from modeling.services.feature_extraction import encoder_id_for
 
     return encoder_id_for()
 
