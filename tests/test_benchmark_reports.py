@@ -1,0 +1,45 @@
+"""The benchmark scripts' report step, run as their command runs it (the end-to-end benchmark's report
+once stopped on an import that a rename had broken, after every campaign had run)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BUDGETS = ("0.5", "1.0", "2.0", "3.0")
+
+
+def campaign_line(strategy: str, seed: int, srcc: list[float]) -> str:
+    return json.dumps({
+        "slug": f"ladder-none-{strategy.replace('_', '-')}-s{seed}", "srcc": dict(zip(BUDGETS, srcc)),
+        "judged": dict(zip(BUDGETS, (20, 39, 78, 117))), "no_pair": 0, "retrain": None, "seconds": 60.0,
+        "next_pair_ms": [6.0, 40.0],
+    })
+
+
+def test_the_end_to_end_benchmark_rebuilds_its_table_from_a_log(tmp_path):
+    random_srcc = {0: [0.40, 0.60, 0.70, 0.80], 1: [0.50, 0.62, 0.74, 0.82]}
+    lines = ["a line that is not a campaign"]
+    for seed, values in random_srcc.items():
+        lines.append(campaign_line("random", seed, values))
+        lines.append(campaign_line("round_robin", seed, [v - 0.05 for v in values]))
+        lines.append(campaign_line("active", seed, [v + 0.10 for v in values]))
+    lines.append(campaign_line("random", 2, [0.9] * 4))  # seed 2 has no other strategy: left out
+    log = tmp_path / "run.log"
+    log.write_text("\n".join(lines) + "\n")
+
+    result = subprocess.run(
+        [sys.executable, "benchmarks/active_learning_api.py", "--report-from", str(log), "--no-write",
+         "--sets", "ladder", "--models", "none", "--seeds", "2"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TAGRANK_VAR_DIR": str(tmp_path / "var")},
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "6 campaigns with all strategies of their seed, seeds [0, 1]" in result.stdout
+    rows = {line.split("|")[3].strip(): line for line in result.stdout.splitlines() if line.startswith("| ladder |")}
+    assert set(rows) == {"random", "round_robin", "active"}
+    assert "| 2 | 0.450 ± 0.050 | 0.610 ± 0.010 |" in rows["random"]
+    assert rows["active"].count("(Δ +0.100 ± 0.000)") == 4
+    assert rows["round_robin"].count("(Δ -0.050 ± 0.000)") == 4
