@@ -70,6 +70,7 @@ class BenchConfig:
     strategies: tuple[str, ...] = ("random", "round_robin", "active")
     models: tuple[str, ...] = ("none", "retrain")
     retrain_at: float = 0.5  # judgments per image before the mid-campaign retrain
+    rolling_retrains: tuple[float, ...] = (0.5, 1.0, 2.0)  # model "rolling": retrained at each of these budgets
     noise: float = 1.0  # Thurstone noise in units of the latent quality's standard deviation
     parallel: int = 12  # campaigns rated at once (each one judgment at a time)
     encoder: str = ""  # TAGRANK_ENCODER for the mid-campaign model; empty: the project's default
@@ -337,7 +338,9 @@ def run_campaign(url: str, campaign: dict, latent: dict[int, float], config: Ben
     rng = np.random.default_rng(seed)  # the same judgments' randomness for every strategy of a seed
     n_images, done, turn, latencies, last_judged_at = len(latent), 0, 0, [], ""
     result = {**campaign, "srcc": {}, "judged": {}, "no_pair": 0, "retrain": None, "started": time.monotonic()}
-    checkpoints = sorted(set(config.budgets) | ({config.retrain_at} if campaign["model"] == "retrain" else set()))
+    retrain_points = {"none": set(), "retrain": {config.retrain_at}, "rolling": set(config.rolling_retrains)}
+    retrain_points = retrain_points[campaign["model"]]
+    checkpoints = sorted(set(config.budgets) | retrain_points)
     for budget in checkpoints:
         target = int(round(budget * n_images))
         stalled = 0
@@ -351,9 +354,10 @@ def run_campaign(url: str, campaign: dict, latent: dict[int, float], config: Ben
                     time.sleep(1.0)
             turn += 1
         result["judged"][budget] = done
-        if campaign["model"] == "retrain" and budget == config.retrain_at:
+        if budget in retrain_points:  # the last one is reported; "model_srcc_at" keeps each model's SRCC
             result["retrain"] = retrain(manager, slug, config.timeout_s)
             result["retrain"]["model_srcc"] = model_srcc(manager, slug, latent)
+            result["model_srcc_at"] = {**result.get("model_srcc_at", {}), budget: result["retrain"]["model_srcc"]}
         if budget in config.budgets:
             result["srcc"][budget] = exported_srcc(manager, slug, latent, done, last_judged_at, config.timeout_s)
     result["comparisons"] = done
@@ -543,7 +547,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, help="size of the degraded set")
     parser.add_argument("--ladder-photos", type=int, help="photographs of the ladder (13 images each)")
     parser.add_argument("--raters", type=int)
-    parser.add_argument("--models", nargs="+", choices=["none", "retrain"])
+    parser.add_argument("--models", nargs="+", choices=["none", "retrain", "rolling"],
+                        help="none; retrain: once at 0.5 judgments per image; rolling: at 0.5, 1 and 2")
     parser.add_argument("--strategies", nargs="+", choices=["random", "round_robin", "active"])
     parser.add_argument("--parallel", type=int)
     parser.add_argument("--encoder", help="TAGRANK_ENCODER for the mid-campaign model (default: settings')")
@@ -598,7 +603,7 @@ def main(argv: list[str] | None = None) -> None:
 
             # Set up in the campaign's thread, so that imports overlap with the other campaigns' rating.
             latent = create_project(campaign["slug"], image_sets[(campaign["set"], campaign["seed"])],
-                                    campaign["strategy"], config, users, extract=campaign["model"] == "retrain")
+                                    campaign["strategy"], config, users, extract=campaign["model"] != "none")
             connection.close()
             try:
                 result = run_campaign(services.url, campaign, latent, config, users)
@@ -609,14 +614,14 @@ def main(argv: list[str] | None = None) -> None:
                 return None
             with lock:
                 results.append(result)
-                print(json.dumps({k: result[k] for k in ("slug", "srcc", "judged", "no_pair", "retrain", "seconds",
-                                                         "next_pair_ms")}),
+                print(json.dumps({k: result.get(k) for k in ("slug", "srcc", "judged", "no_pair", "retrain", "seconds",
+                                                             "next_pair_ms", "model_srcc_at")}),
                       flush=True)
             return result
 
         # Interleave sets, seeds and strategies so that the slower retrain campaigns do not all come last.
         with ThreadPoolExecutor(config.parallel) as pool:
-            list(pool.map(one, sorted(campaigns, key=lambda c: (c["seed"], c["model"] != "retrain"))))
+            list(pool.map(one, sorted(campaigns, key=lambda c: (c["seed"], c["model"] == "none"))))
     finally:
         services.stop()
     seconds = time.monotonic() - started
