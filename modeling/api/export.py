@@ -38,8 +38,7 @@ CSV_COLUMNS = (
     ["image_id", "external_id", "file_name", "tags", "model_mean"]
     + DISTRIBUTION_COLUMNS
     + ["uncertainty", "human_score", "human_score_variance", "human_score_fitted_at", "comparison_count"]
-    + ["model_version"]
-    + ["caption", "metadata", "reference_mean"]
+    + ["model_version", "caption", "metadata", "reference_mean"]
 )
 TAG_SEPARATOR = ";"  # what `import_images --tags` reads back
 

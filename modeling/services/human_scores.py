@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 from django.db import connection, transaction
@@ -190,10 +190,10 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
     ``comparisons`` lets a caller that already loaded them (the agreement report) skip the reload;
     they must exclude the excluded raters. ``use_model_prior=False`` gives the comparisons-only fit.
     """
-    started, data_as_of = time.perf_counter(), timezone.now()
+    started = time.perf_counter()
     if comparisons is None:
         comparisons = load_comparisons(project)
-    data_as_of = comparisons.loaded_at or data_as_of
+    data_as_of = comparisons.loaded_at or timezone.now()  # arrays built by hand carry no read time
     image_ids = comparisons.image_ids
     n_images = comparisons.n_images
     a, b, outcome = comparisons.a_index, comparisons.b_index, comparisons.outcome
@@ -256,9 +256,11 @@ def store_human_scores(project: Project, fit: HumanScoreFit) -> int:
     never go back to fewer judgments. ``fitted_at`` is the time the fit's comparisons were read.
     Returns the number of images in the fit."""
     table = HumanScore._meta.db_table
-    newer_only = f"ON CONFLICT (image_id) DO UPDATE SET mean = EXCLUDED.mean, variance = EXCLUDED.variance, " \
-                 f"n_comparisons = EXCLUDED.n_comparisons, fitted_at = EXCLUDED.fitted_at " \
-                 f"WHERE {table}.fitted_at <= EXCLUDED.fitted_at"
+    newer_only = (
+        "ON CONFLICT (image_id) DO UPDATE SET mean = EXCLUDED.mean, variance = EXCLUDED.variance, "
+        "n_comparisons = EXCLUDED.n_comparisons, fitted_at = EXCLUDED.fitted_at "
+        f"WHERE {table}.fitted_at <= EXCLUDED.fitted_at"
+    )
     fitted_at = connection.ops.adapt_datetimefield_value(fit.data_as_of)
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
