@@ -149,7 +149,7 @@ def linear_ranker(features, first, second, outcome, penalty: float, init: np.nda
 
 
 @dataclass
-class _Comparisons:
+class ComparisonLog:
     """The comparisons collected so far, in growable arrays."""
 
     n_images: int
@@ -169,7 +169,7 @@ class _Comparisons:
         return np.concatenate(self.first), np.concatenate(self.second), np.concatenate(self.outcome)
 
 
-class _Fitter:
+class PosteriorFitter:
     """Warm-started posterior fits, with or without the model prior.
 
     With the prior: the stand-in ranker is retrained whenever the comparisons have grown by
@@ -194,7 +194,7 @@ class _Fitter:
     def current(self) -> Posterior:
         return self.bt_only if self.combined is None else self.combined
 
-    def fit(self, comparisons: _Comparisons, em_steps: int = 1) -> Posterior:
+    def fit(self, comparisons: ComparisonLog, em_steps: int = 1) -> Posterior:
         first, second, outcome = comparisons.arrays()
         n_images = comparisons.n_images
         if not self.use_prior or self.combined is None:
@@ -242,8 +242,8 @@ def simulate(image_set: ImageSet, strategy: str, seed: int, config: SimulationCo
 
     selection_strategy = strategy.removesuffix("_prior")
     adaptive = selection_strategy == "active"
-    fitter = _Fitter(image_set, use_prior=strategy.endswith("_prior"), config=config)
-    comparisons = _Comparisons(n_images)
+    fitter = PosteriorFitter(image_set, use_prior=strategy.endswith("_prior"), config=config)
+    comparisons = ComparisonLog(n_images)
     counts = np.zeros(n_images, dtype=np.int64)
     posterior = fitter.current
     total = 0
@@ -377,8 +377,8 @@ def map_fit_check(seed: int = 0, n_images: int = 500, budget: int = 20) -> dict[
     config = SimulationConfig(budgets=(budget,))
     image_set = make_image_set(n_images, np.random.default_rng(seed))
     rng = np.random.default_rng(seed)
-    fitter = _Fitter(image_set, use_prior=False, config=config)
-    comparisons = _Comparisons(n_images)
+    fitter = PosteriorFitter(image_set, use_prior=False, config=config)
+    comparisons = ComparisonLog(n_images)
     counts = np.zeros(n_images, dtype=np.int64)
     posterior = fitter.current
     while counts.sum() < 2 * budget * n_images:

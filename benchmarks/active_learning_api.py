@@ -64,7 +64,7 @@ class BenchConfig:
     sets: tuple[str, ...] = ("ladder", "degraded")
     images: int = 48  # size of the degraded set
     ladder_photos: int = 3  # the ladder has 13 images per photograph
-    seeds: int = 12  # paired seeds: 6 left standard errors of the paired differences up to 0.08
+    seeds: int = 24  # paired seeds: 12 left standard errors of the paired differences up to 0.045
     raters: int = 3
     budgets: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)  # judgments per image
     strategies: tuple[str, ...] = ("random", "round_robin", "active")
@@ -542,6 +542,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="none; retrain: once at 0.5 judgments per image; rolling: at 0.5, 1 and 2")
     parser.add_argument("--strategies", nargs="+", choices=["random", "round_robin", "active"])
     parser.add_argument("--parallel", type=int)
+    parser.add_argument("--noise", type=float, help="the raters' Thurstone noise, in latent standard deviations")
     parser.add_argument("--encoder", help="TAGRANK_ENCODER for the mid-campaign model (default: settings')")
     parser.add_argument("--no-write", action="store_true", help="print, do not touch docs/")
     parser.add_argument("--json", help="also save every campaign's result here")
@@ -551,7 +552,7 @@ def main(argv: list[str] | None = None) -> None:
     config = BenchConfig()
     if args.quick:
         config.sets, config.seeds, config.images, config.models = ("degraded",), 2, 60, ("none",)
-    for name in ("sets", "seeds", "images", "ladder_photos", "raters", "models", "strategies", "parallel", "encoder"):
+    for name in ("sets", "seeds", "images", "ladder_photos", "raters", "models", "strategies", "parallel", "encoder", "noise"):
         if getattr(args, name):
             value = getattr(args, name)
             setattr(config, name, tuple(value) if isinstance(value, list) else value)

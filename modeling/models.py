@@ -306,6 +306,9 @@ class PairRefillState(models.Model):
     in_flight_until = models.DateTimeField(
         null=True, blank=True, help_text="A refill was sent; another is sent only after it ends or this passes."
     )
+    pairs_written = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Pairs the last refill wrote: the queue is low once half of them are gone."
+    )
 
     def __str__(self):
         return f"pair refills of project {self.project_id}"

@@ -48,7 +48,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RefillPolicy:
     batch_size: int = 200  # pairs written per refill
-    low_water: int = 100  # refill when fewer open pairs than this remain
+    # Refill when fewer open pairs remain than this, or than half the pairs the last refill wrote. In a
+    # small project a batch holds fewer pairs than low_water (an image is in at most max_per_image pairs
+    # of it), and a refill on every check would re-plan each Swiss round a few judgments at a time.
+    low_water: int = 100
     refit_every: int = 25  # ... or when this many comparisons arrived since the last refill
     max_per_image: int = 2  # an image appears in at most this many pairs of one batch
     explore_share: float = 0.1  # random pairs mixed into an active batch
@@ -64,10 +67,10 @@ def refill_policy() -> RefillPolicy:
 
 def refill_due(project: Project, policy: RefillPolicy | None = None) -> bool:
     policy = policy or refill_policy()
-    if open_queue_size(project) < policy.low_water:
-        return True
-    last_refill = PairRefillState.objects.filter(project=project).values_list("refilled_at", flat=True).first()
-    if last_refill is None:
+    state = PairRefillState.objects.filter(project=project).values_list("refilled_at", "pairs_written").first()
+    last_refill, pairs_written = state or (None, None)
+    low_water = policy.low_water if pairs_written is None else min(policy.low_water, (pairs_written + 1) // 2)
+    if open_queue_size(project) < max(1, low_water) or last_refill is None:
         return True
     return Comparison.objects.filter(project=project, created_at__gt=last_refill).count() >= policy.refit_every
 
@@ -166,6 +169,7 @@ def refill_pair_queue(project: Project, *, seed: int | None = None, policy: Refi
         source=strategy,
         replace=True,
     )
+    PairRefillState.objects.filter(project=project).update(pairs_written=written)
     summary = {
         "project": project.slug,
         "strategy": strategy,

@@ -106,6 +106,23 @@ def test_refill_is_due_when_the_queue_runs_low_or_judgments_arrive(project, rate
     assert refill_due(project, POLICY)
 
 
+@pytest.mark.django_db
+def test_a_small_projects_queue_is_low_once_half_its_batch_is_judged(project, rater, twelve_images):
+    # Twelve images, at most 3 pairs per image: a batch holds at most 18 pairs, below a low water of 100, so
+    # "fewer open pairs than low_water" alone would make every check due and re-plan after each judgment.
+    policy = RefillPolicy(batch_size=200, low_water=100, refit_every=10**6, max_per_image=3, explore_share=0.0)
+    refill_pair_queue(project, seed=5, policy=policy)
+    written = PairRefillState.objects.get(project=project).pairs_written
+    assert 0 < written < policy.low_water
+    assert not refill_due(project, policy)
+    open_rows = PairCandidate.objects.filter(project=project, is_open=True).order_by("-priority", "id")
+    to_close = written - (written + 1) // 2 + 1  # then fewer than half of the batch are open
+    PairCandidate.objects.filter(pk__in=[row.pk for row in open_rows[: to_close - 1]]).update(is_open=False)
+    assert not refill_due(project, policy)
+    PairCandidate.objects.filter(pk=open_rows.filter(is_open=True).first().pk).update(is_open=False)
+    assert refill_due(project, policy)
+
+
 # --- Keeping up with the judgments: refills sent from the submit path -------------------------------
 
 
