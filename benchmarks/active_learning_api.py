@@ -132,6 +132,7 @@ def prepare_environment(work: Path, config: BenchConfig) -> None:
         "CSRF_COOKIE_SECURE": "false",
         "TAGRANK_THROTTLE_AUTH": "100000/min",
         "TAGRANK_THROTTLE_SUBMIT": "100000/min",
+        "TAGRANK_THROTTLE_NEXT_PAIR": "100000/min",  # three raters serve every campaign at once
         **config.extra_env,
     })
 

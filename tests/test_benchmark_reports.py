@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 BUDGETS = ("0.5", "1.0", "2.0", "3.0")
 
@@ -43,3 +45,20 @@ def test_the_end_to_end_benchmark_rebuilds_its_table_from_a_log(tmp_path):
     assert "| 2 | 0.450 ± 0.050 | 0.610 ± 0.010 |" in rows["random"]
     assert rows["active"].count("(Δ +0.100 ± 0.000)") == 4
     assert rows["round_robin"].count("(Δ -0.050 ± 0.000)") == 4
+
+
+def test_the_small_budget_simulation_renders_its_tables():
+    sys.path.insert(0, str(REPO))
+    from benchmarks import small_budgets
+
+    table = small_budgets.designs_table(n_images=12, seeds=3, noises=(1.0,))
+    rows = table.splitlines()[2:]
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "random pairs", "every image twice (one random cycle)",
+        "Swiss: random matching, then winners vs winners, losers vs losers",
+    ]
+    assert all(" ± " in row for row in rows[1:]) and " ± " not in rows[0]
+    image_set = small_budgets.latent_set("levels", 16, seed=0)
+    assert len(np.unique(np.round(image_set.quality, 6))) == 4  # four tied levels
+    srcc = small_budgets.served_campaign(image_set, "active", seed=0, cadence="half the batch", with_prior=False)
+    assert len(srcc) == len(small_budgets.BUDGETS) and all(-1.0 <= value <= 1.0 for value in srcc)
