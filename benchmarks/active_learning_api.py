@@ -544,6 +544,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--strategies", nargs="+", choices=["random", "round_robin", "active"])
     parser.add_argument("--parallel", type=int)
     parser.add_argument("--noise", type=float, help="the raters' Thurstone noise, in latent standard deviations")
+    parser.add_argument("--budgets", type=float, nargs="+", help="judgments per image at which SRCC is read")
     parser.add_argument("--encoder", help="TAGRANK_ENCODER for the mid-campaign model (default: settings')")
     parser.add_argument("--no-write", action="store_true", help="print, do not touch docs/")
     parser.add_argument("--json", help="also save every campaign's result here")
@@ -553,7 +554,8 @@ def main(argv: list[str] | None = None) -> None:
     config = BenchConfig()
     if args.quick:
         config.sets, config.seeds, config.images, config.models = ("degraded",), 2, 60, ("none",)
-    for name in ("sets", "seeds", "images", "ladder_photos", "raters", "models", "strategies", "parallel", "encoder", "noise"):
+    for name in ("sets", "seeds", "images", "ladder_photos", "raters", "models", "strategies", "parallel", "encoder",
+                 "noise", "budgets"):
         if getattr(args, name):
             value = getattr(args, name)
             setattr(config, name, tuple(value) if isinstance(value, list) else value)
