@@ -38,6 +38,7 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")  # one core, as the targets say
 
 import argparse
+import pickle
 import platform
 import sys
 import time
@@ -347,6 +348,30 @@ def selection_latency(n_images: int, repeats: int, n_pairs: int = 100, n_exclude
     return out
 
 
+def request_time_selection(n_images: int, repeats: int) -> dict[str, float]:
+    """Design (b) of docs/active-learning.md, in isolation: per request, read a cached posterior (mean, var
+    and counts, pickled as a cache would hold them) and choose one pair past the cold start. Median and
+    99th-percentile seconds of the whole step, and of the selection alone."""
+    rng = np.random.default_rng(2)
+    posterior, counts = synthetic_posterior(n_images, rng)
+    counts = counts + 4  # past the cold start: the information-driven path
+    cached = pickle.dumps((posterior.mean, posterior.var, counts), protocol=pickle.HIGHEST_PROTOCOL)
+    whole, selection = [], []
+    for repeat in range(repeats + 1):
+        start = time.perf_counter()
+        mean, var, loaded_counts = pickle.loads(cached)
+        loaded = Posterior(mean=mean, var=var)
+        picked = time.perf_counter()
+        pairs = select_pairs(loaded, loaded_counts, 1, np.random.default_rng(repeat), "active")
+        done = time.perf_counter()
+        assert pairs.shape == (1, 2)
+        whole.append(done - start)
+        selection.append(done - picked)
+    whole, selection = np.array(whole[1:]), np.array(selection[1:])  # the first call warms caches
+    return {"median": float(np.median(whole)), "p99": float(np.percentile(whole, 99)),
+            "selection_median": float(np.median(selection)), "bytes": len(cached)}
+
+
 def fit_timing(n_images: int, n_comparisons: int, n_new: int = 1000) -> dict[str, float]:
     """Cold fit, then a warm-started refit after n_new more comparisons (random pairs)."""
     rng = np.random.default_rng(2)
@@ -501,6 +526,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes and few seeds; prints, writes nothing")
     parser.add_argument("--no-write", action="store_true", help="print the report, do not touch docs/")
+    parser.add_argument("--request-time", action="store_true",
+                        help="only time design (b), choosing a pair at request time from a cached posterior; prints")
     api = parser.add_argument_group("end to end through the REST API of a running demo (benchmarks/active_learning_api.py)")
     api.add_argument("--via-api", metavar="URL", help="e.g. http://127.0.0.1:8000 (a server started by `make demo`)")
     api.add_argument("--slug", default="demo-photos")
@@ -514,6 +541,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.via_api:
         sys.exit("--via-api was replaced by benchmarks/active_learning_api.py, which starts its own server, "
                  "worker and beat and runs paired campaigns for every strategy.")
+
+    if args.request_time:
+        for n_images in (10_000, 100_000, 1_000_000):
+            row = request_time_selection(n_images, repeats=200 if n_images < 1_000_000 else 40)
+            print(f"N = {n_images:>9,}: median {1000 * row['median']:.1f} ms, p99 {1000 * row['p99']:.1f} ms "
+                  f"(selection alone {1000 * row['selection_median']:.1f} ms; cached posterior "
+                  f"{row['bytes'] / 2**20:.1f} MiB)", flush=True)
+        return
 
     config = SimulationConfig()
     budgets = sorted(config.budgets)
