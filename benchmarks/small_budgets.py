@@ -101,9 +101,7 @@ def designs_table(n_images: int, seeds: int, noises: tuple[float, ...]) -> str:
         base = np.array([run["random pairs"] for run in runs])
         for name in runs[0]:
             values = np.array([run[name] for run in runs])
-            diff = values - base
-            cells = [f"{values.mean():.3f}",
-                     "" if name == "random pairs" else f"{diff.mean():+.3f} ± {diff.std(ddof=1) / np.sqrt(seeds):.3f}"]
+            cells = [f"{values.mean():.3f}", "" if name == "random pairs" else _mean_se(values - base)]
             rows.setdefault(name, []).extend(cells)
     lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows.items()]
     return "\n".join(lines)

@@ -70,7 +70,7 @@ def refill_due(project: Project, policy: RefillPolicy | None = None) -> bool:
     state = PairRefillState.objects.filter(project=project).values_list("refilled_at", "pairs_written").first()
     last_refill, pairs_written = state or (None, None)
     low_water = policy.low_water if pairs_written is None else min(policy.low_water, (pairs_written + 1) // 2)
-    if open_queue_size(project) < max(1, low_water) or last_refill is None:
+    if last_refill is None or open_queue_size(project) < max(1, low_water):
         return True
     return Comparison.objects.filter(project=project, created_at__gt=last_refill).count() >= policy.refit_every
 
