@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGETS = ("0.5", "1.0", "2.0", "3.0")
@@ -62,3 +63,13 @@ def test_the_small_budget_simulation_renders_its_tables():
     assert len(np.unique(np.round(image_set.quality, 6))) == 4  # four tied levels
     srcc = small_budgets.served_campaign(image_set, "active", seed=0, cadence="half the batch", with_prior=False)
     assert len(srcc) == len(small_budgets.BUDGETS) and all(-1.0 <= value <= 1.0 for value in srcc)
+
+
+def test_campaign_cost_worth_reads_the_classic_curve_in_log_budget():
+    from benchmarks.campaign_cost import worth
+
+    curve = [(0.25, 0.3), (0.5, 0.4), (1.0, 0.6), (2.0, 0.75), (4.0, 0.86)]
+    assert worth(curve, 0.6) == pytest.approx(1.0)
+    assert worth(curve, 0.675) == pytest.approx(2 ** 0.5)  # half way between 1 and 2, in log budget
+    assert worth(curve, 0.15) == pytest.approx(0.125)  # below the first point: that share of its budget
+    assert np.isnan(worth(curve, 0.9))  # beyond the curve: not extrapolated

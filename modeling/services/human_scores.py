@@ -5,10 +5,12 @@
 - A tie counts as half a win each way.
 - The fit is warm-started from the stored means, so a refit after a batch of new comparisons takes a
   few Newton steps.
-- When the project has an active model version, its scores, mapped onto the Bradley–Terry scale by
-  ``map_model_to_bt_scale``, are the prior: images nobody has compared yet are placed by their
-  content instead of at 0. The map starts from a comparisons-only posterior and is refined by a few
-  EM steps within each fit, so that nothing but the stored means has to persist between fits.
+- A model's scores are the prior (``model_prior.py``: the cross-fitted linear head, or the active
+  ranker's scores of the images it did not train on), always out of fold: an image's prior never
+  comes from a model trained on its own comparisons. Its strength (slope and scatter on the
+  Bradley–Terry scale) is estimated at each fit by empirical Bayes from the comparisons it predicts
+  (``modeling/ml/prior_fusion.py``), so a model that predicts nothing fades to a flat prior, and
+  images nobody has compared yet are placed by their content instead of at 0.
 
 Everything is read as numpy columns (``columns.fetch_columns``) and written back in one statement: at
 10^5 images and 10^6 comparisons no row becomes a model instance.
@@ -28,15 +30,16 @@ from django.utils import timezone
 
 from labeling.models import Comparison, Image, Project
 from modeling.ml import bradley_terry as bt
+from modeling.ml import prior_fusion
 from modeling.models import HumanScore, ImageScore, ModelVersion
+from modeling.services import model_prior
 from modeling.services.columns import fetch_columns
 from modeling.services.datasets import excluded_rater_ids, holdout_condition
 
 log = logging.getLogger(__name__)
 
 FIT_CONFIG = bt.FitConfig()
-PRIOR_EM_STEPS = 2  # refinements of the model-to-human-scale map per fit (see bt.map_model_to_bt_scale)
-VARIANCE_PROBES = 4  # Hutchinson probes for the mean posterior variance the map needs
+FUSION_CONFIG = prior_fusion.FusionConfig()
 
 # Outcome codes read from the database: the left image's share of the win, doubled (so they stay integers).
 _LEFT_WIN_X2 = Case(
@@ -168,15 +171,19 @@ class HumanScoreFit:
     posterior: bt.Posterior  # means and variances in image_ids order
     counts: np.ndarray  # [N] comparisons per image that entered the fit
     n_comparisons: int
-    model_version_id: int | None  # the version whose scores were the prior, if any
+    model_version_id: int | None  # the active version when the fit had a model prior, if any
     seconds: float
     data_as_of: datetime  # the comparisons' read time: of two fits, the one with the newer data is kept
+    prior_source: str = ""  # what made the model prior ("" without one)
+    prior_strength: dict | None = None  # its empirical-Bayes strength (prior_fusion.PriorStrength.summary)
 
     def summary(self) -> dict:
         return {
             "images": self.posterior.n_images,
             "comparisons": self.n_comparisons,
             "model_prior_version": self.model_version_id,
+            "model_prior": self.prior_source,
+            "prior_strength": self.prior_strength,
             "newton_steps": self.posterior.newton_steps,
             "seconds": round(self.seconds, 3),
         }
@@ -189,6 +196,8 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
 
     ``comparisons`` lets a caller that already loaded them (the agreement report) skip the reload;
     they must exclude the excluded raters. ``use_model_prior=False`` gives the comparisons-only fit.
+    With the model prior (``model_prior.project_prior``: out of fold by construction), its strength is
+    estimated by empirical Bayes from the comparisons it predicts (``prior_fusion.fuse``).
     """
     started = time.perf_counter()
     if comparisons is None:
@@ -199,53 +208,21 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
     a, b, outcome = comparisons.a_index, comparisons.b_index, comparisons.outcome
     if warm_start is None:
         warm_start = stored_means(project, image_ids)
-    comparisons_only = bt.fit_posterior(n_images, a, b, outcome, init=warm_start, config=FIT_CONFIG)
     counts = bt.comparison_counts(n_images, a, b)
 
-    posterior, prior_version = comparisons_only, None
-    version = active_model_version(project) if use_model_prior and n_images else None
-    if version is not None:
-        with_prior = _fit_with_model_prior(version, comparisons, comparisons_only, counts, warm_start)
-        if with_prior is not None:
-            posterior, prior_version = with_prior, version.pk
-    return HumanScoreFit(image_ids, posterior, counts, comparisons.n_comparisons, prior_version,
-                         time.perf_counter() - started, data_as_of)
-
-
-def _fit_with_model_prior(version: ModelVersion, comparisons: ComparisonArrays, comparisons_only: bt.Posterior,
-                          counts: np.ndarray, warm_start: np.ndarray | None) -> bt.Posterior | None:
-    """The posterior with the version's scores, mapped onto the Bradley–Terry scale, as the prior.
-
-    The map is refined by EM steps as ``map_model_to_bt_scale`` describes: the first maps the model
-    against the comparisons-only posterior, each next one against the posterior the previous prior
-    gave. Images the version did not score keep the flat prior. None when too few compared images
-    have a model score to place the model on the human scale yet.
-    """
-    n_images = comparisons.n_images
-    a, b, outcome = comparisons.a_index, comparisons.b_index, comparisons.outcome
-    model_mean, model_std = model_scores(version.pk, comparisons.image_ids)
-    scored = np.flatnonzero(~np.isnan(model_mean))
-    compared = np.flatnonzero(counts > 0)
-    if scored.size == 0:
-        return None
-    previous, previous_prior_var, posterior = comparisons_only, None, None
-    for step in range(PRIOR_EM_STEPS):
-        spread = bt.mean_posterior_variance(previous, compared, a, b, outcome, prior_var=previous_prior_var,
-                                            n_probes=VARIANCE_PROBES, rng=np.random.default_rng(step),
-                                            config=FIT_CONFIG)
-        mapped = bt.map_model_to_bt_scale(model_mean[scored], np.nan_to_num(model_std[scored]),
-                                          bt.Posterior(mean=previous.mean[scored], var=previous.var[scored]),
-                                          counts[scored], mean_posterior_var=spread)
-        if mapped is None:
-            return posterior
-        prior_mean = np.zeros(n_images)
-        prior_var = np.full(n_images, FIT_CONFIG.default_prior_var)
-        prior_mean[scored], prior_var[scored] = mapped
-        start = previous.mean if step or warm_start is None else warm_start
-        posterior = bt.fit_posterior(n_images, a, b, outcome, prior_mean=prior_mean, prior_var=prior_var, init=start,
-                                     config=FIT_CONFIG)
-        previous, previous_prior_var = posterior, prior_var
-    return posterior
+    prior, version = None, None
+    if use_model_prior and n_images:
+        version = active_model_version(project)
+        prior = model_prior.project_prior(project, comparisons, version)
+    if prior is None:
+        posterior = bt.fit_posterior(n_images, a, b, outcome, init=warm_start, config=FIT_CONFIG)
+        return HumanScoreFit(image_ids, posterior, counts, comparisons.n_comparisons, None,
+                             time.perf_counter() - started, data_as_of)
+    fused = prior_fusion.fuse(n_images, a, b, outcome, prior, init=warm_start, config=FUSION_CONFIG)
+    return HumanScoreFit(image_ids, fused.posterior, counts, comparisons.n_comparisons,
+                         version.pk if version is not None else None, time.perf_counter() - started, data_as_of,
+                         prior_source=prior.source,
+                         prior_strength=fused.strength.summary() if fused.strength is not None else None)
 
 
 def store_human_scores(project: Project, fit: HumanScoreFit) -> int:
