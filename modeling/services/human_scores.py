@@ -2,7 +2,7 @@
 
 - Comparisons by raters a manager excluded from training are left out; the exclusion is a flag on the
   membership, so the next fit after re-including a rater takes their comparisons back.
-- A tie counts as half a win each way.
+- A tie counts as half a win each way, and so does "both bad" (why: docs/exports.md, "Both bad").
 - The fit is warm-started from the stored means, so a refit after a batch of new comparisons takes a
   few Newton steps.
 - When the project has an active model version, its scores, mapped onto the Bradley–Terry scale by
@@ -42,6 +42,7 @@ VARIANCE_PROBES = 4  # Hutchinson probes for the mean posterior variance the map
 _LEFT_WIN_X2 = Case(
     When(outcome=Comparison.Outcome.A, then=Value(2)),
     When(outcome=Comparison.Outcome.TIE, then=Value(1)),
+    When(outcome=Comparison.Outcome.BOTH_BAD, then=Value(1)),  # as a tie: docs/exports.md, "Both bad"
     default=Value(0),
     output_field=IntegerField(),
 )
