@@ -49,6 +49,11 @@ class Project(models.Model):
     )
     # Projects and images are archived, never deleted by the app: their comparisons are kept (PROTECT).
     archived_at = models.DateTimeField(null=True, blank=True, help_text="Archived: hidden and no longer served.")
+    # Set and cleared by the model loop's stopping rule (labeling does not import it): while set, no pair is served.
+    campaign_completed_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="The campaign reached its target of ranking accuracy and stopped serving pairs.",
+    )
 
     class Meta:
         ordering = ["name"]

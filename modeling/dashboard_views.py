@@ -22,7 +22,7 @@ from labeling.services import invites as invite_service
 from labeling.views import manager_page
 from modeling import dashboard_charts as charts
 from modeling.models import ModelVersion, is_demo_encoder
-from modeling.services import agreement
+from modeling.services import agreement, stopping_rule
 import worker.dispatch as dispatch
 
 RATER_ROWS_SHOWN = 50  # and every flagged rater
@@ -49,6 +49,7 @@ def dashboard(request, project):
         "tagrank_encoder": encoder,
         "tagrank_demo_encoder": is_demo_encoder(encoder),
         "flag_labels": agreement.FLAG_LABELS,
+        "accuracy": stopping_rule.accuracy_summary(project),
     }
     if data:
         context.update(_panels(project.slug, data, excluded, members))

@@ -34,6 +34,7 @@ from modeling.ml import bradley_terry as bt
 from modeling.ml import rater_reliability
 from modeling.models import HumanScore, ImageScore, ModelVersion
 from modeling.services.columns import fetch_columns
+from modeling.services import stopping_rule
 from modeling.services.datasets import excluded_rater_ids, holdout_condition
 
 log = logging.getLogger(__name__)
@@ -323,6 +324,7 @@ def fit_human_scores(project: Project) -> HumanScoreFit:
     """Fit the project's human scores and store them. Idempotent: a rerun rewrites the same rows."""
     fit = fit_project_posterior(project)
     store_human_scores(project, fit)
+    stopping_rule.record_ranking_accuracy(project, fit)  # the expected ranking accuracy, and the stopping rule
     log.info("human scores of %s: %s", project.slug, fit.summary())
     return fit
 

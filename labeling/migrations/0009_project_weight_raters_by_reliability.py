@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeling', '0007_pairlease_rater_live'),
+        ('labeling', '0008_campaign_completed_at'),
     ]
 
     operations = [
