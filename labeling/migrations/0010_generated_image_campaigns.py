@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeling', '0007_pairlease_rater_live'),
+        ('labeling', '0009_project_weight_raters_by_reliability'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
