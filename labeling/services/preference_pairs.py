@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from django.core.files.storage import default_storage
-from django.db.models import F, Q
+from django.db import connection
+from django.db.models import F
 
 from labeling.api.streaming import Column, keyset_chunks
 from labeling.models import Comparison, Image, Membership, Project
@@ -130,11 +131,21 @@ def _pair_stats(project: Project, pairs: set[tuple[int, int]]) -> dict[tuple[int
     """Votes of every judgment (all outcomes) of the given pairs: {pair: {image id: wins, "tie", "bad", "n"}}."""
     if not pairs:
         return {}
-    lows = {low for low, _ in pairs}
-    highs = {high for _, high in pairs}
-    rows = _judgments(project).filter(
-        Q(image_a_id__in=lows, image_b_id__in=highs) | Q(image_a_id__in=highs, image_b_id__in=lows)
-    ).values_list("image_a_id", "image_b_id", "outcome")
+    # The pairs as a VALUES list joined in both orders: each side an index look-up on image_a per pair.
+    table = Comparison._meta.db_table
+    values = ", ".join(["(%s, %s)"] * len(pairs))
+    excluded = list(Membership.objects.filter(project=project, excluded_from_training=True).values_list("user_id", flat=True))
+    skip = f" AND c.rater_id NOT IN ({', '.join(['%s'] * len(excluded))})" if excluded else ""
+    sql = f"""WITH v(low, high) AS (VALUES {values})
+        SELECT c.image_a_id, c.image_b_id, c.outcome FROM v JOIN {table} c ON c.image_a_id = v.low AND c.image_b_id = v.high
+        WHERE c.project_id = %s{skip}
+        UNION ALL
+        SELECT c.image_a_id, c.image_b_id, c.outcome FROM v JOIN {table} c ON c.image_a_id = v.high AND c.image_b_id = v.low
+        WHERE c.project_id = %s{skip}"""
+    flat = [image_id for pair in sorted(pairs) for image_id in pair]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*flat, project.pk, *excluded, project.pk, *excluded])
+        rows = cursor.fetchall()
     return _tally(rows, pairs)
 
 
