@@ -100,3 +100,23 @@ def test_bad_options_are_400s_and_raters_get_403(api, manager, rater, campaign):
     assert api(manager).get(URL, {"ties": "maybe"}).status_code == 400
     assert api(manager).get(URL, {"format": "xml"}).status_code == 400
     assert api(rater).get(URL).status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_loading_example_in_the_docs_runs_on_an_export(api, manager, campaign, tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    import torch
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "exports.md").read_text()
+    example = re.search(r"```python\n(import io, numpy as np, pyarrow.*?)```", text, re.S).group(1)
+    assert len(example.strip().splitlines()) <= 10
+    answer = api(manager).get(URL, {"format": "parquet", "image_bytes": "true"})
+    (tmp_path / "demo-generators-preferences-judgment.parquet").write_bytes(body(answer))
+    monkeypatch.chdir(tmp_path)
+    weight = torch.zeros(3, requires_grad=True)
+    namespace = {"reward_model": lambda images, prompts: images.mean(dim=(2, 3)) @ weight,
+                 "optimizer": torch.optim.SGD([weight], lr=0.1)}
+    exec(compile(example, "docs/exports.md", "exec"), namespace)
+    assert weight.abs().sum() > 0  # it trained on the two preferences
