@@ -98,3 +98,26 @@ def test_the_shared_cache_handler_counts_the_address_too(client, rater, settings
         assert spray(client, ["rater1", "rater1"], password="nope") == [429, 429]
     finally:
         AxesProxyHandler.implementation = None
+
+
+# --- Tokens end when the password changes ------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_password_change_revokes_api_tokens(api, project, rater, second_rater):
+    from rest_framework.authtoken.models import Token
+
+    client, bystander = api(rater), api(second_rater)
+    assert client.get("/api/v1/projects/test-project/").status_code == 200
+    rater.set_password("a-new-password-77")
+    rater.save()
+    assert client.get("/api/v1/projects/test-project/").status_code == 401
+    assert not Token.objects.filter(user=rater).exists()
+    assert bystander.get("/api/v1/projects/test-project/").status_code == 200  # others keep theirs
+    # Saving without a new password (a sign-in's last_login, a profile edit) keeps the new token.
+    fresh = api(rater)
+    rater.last_login = None
+    rater.save(update_fields=["last_login"])
+    rater.first_name = "R"
+    rater.save()
+    assert fresh.get("/api/v1/projects/test-project/").status_code == 200
