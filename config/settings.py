@@ -315,6 +315,8 @@ SPECTACULAR_SETTINGS = {
         "labeling.api.token_auth.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # <id:…> (labeling/url_ids.py) is an integer.
+    "PATH_CONVERTER_OVERRIDES": {"id": int},
     # Several models have a "status": name the manager tools' enums rather than letting them collide.
     "ENUM_NAME_OVERRIDES": {
         "ImportJobStatusEnum": "labeling.models.ImportJob.Status",

@@ -121,3 +121,27 @@ def test_a_password_change_revokes_api_tokens(api, project, rater, second_rater)
     rater.first_name = "R"
     rater.save()
     assert fresh.get("/api/v1/projects/test-project/").status_code == 200
+
+
+# --- Integer ids past the database's range are a 404, never a 500 -----------------------------------
+
+
+HUGE_ID = "1" * 23
+
+
+@pytest.mark.django_db
+def test_an_oversized_id_is_a_404_on_the_api_and_the_pages(api, client, project, manager):
+    client.force_login(manager)
+    for url in (f"/api/v1/projects/test-project/raters/{HUGE_ID}/exclusion/",
+                f"/api/v1/projects/test-project/images/{HUGE_ID}/comparisons/",
+                f"/api/v1/images/{HUGE_ID}/tags/", f"/api/v1/model-versions/{HUGE_ID}/",
+                f"/api/v1/projects/test-project/webhooks/{HUGE_ID}/"):
+        assert api(manager).get(url).status_code == 404, url
+        assert api(manager).post(url, {}, format="json").status_code == 404, url
+    for url in (f"/projects/test-project/dashboard/raters/{HUGE_ID}/exclusion/", f"/images/{HUGE_ID}/",
+                f"/projects/test-project/models/{HUGE_ID}/promote/", f"/projects/test-project/raters/{HUGE_ID}/"):
+        assert client.post(url).status_code == 404, url
+        assert client.get(url).status_code in (404, 405), url
+    # The largest id the converter takes still reaches the view (a missing object: 404, no overflow).
+    assert api(manager).post(f"/api/v1/projects/test-project/raters/{'9' * 18}/exclusion/", {"excluded": True},
+                             format="json").status_code == 404
