@@ -81,9 +81,9 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "id", "slug", "name", "question", "description", "tag_vocabulary", "overlap", "gold_rate",
             "allow_ties", "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
-            "created_at", "role", "counts",
+            "created_at", "archived_at", "role", "counts",
         ]
-        read_only_fields = ["id", "created_at"]
+        read_only_fields = ["id", "created_at", "archived_at"]  # archived: read-only (the admin archives)
 
     def validate_slug(self, value):
         if self.instance is not None and value != self.instance.slug:

@@ -145,3 +145,68 @@ def test_an_oversized_id_is_a_404_on_the_api_and_the_pages(api, client, project,
     # The largest id the converter takes still reaches the view (a missing object: 404, no overflow).
     assert api(manager).post(f"/api/v1/projects/test-project/raters/{'9' * 18}/exclusion/", {"excluded": True},
                              format="json").status_code == 404
+
+
+# --- Archived projects: read-only, exports allowed, never a 500 --------------------------------------
+
+
+@pytest.fixture
+def archived(project, images, manager, rater):
+    from labeling.services import archive
+
+    archive.archive_project(project)
+    return project
+
+
+@pytest.mark.django_db
+def test_an_archived_project_reads_and_refuses_writes_without_a_500(api, archived, manager):
+    client = api(manager)
+    url = "/api/v1/projects/test-project/"
+    answer = client.get(url)
+    assert answer.status_code == 200 and answer.json()["archived_at"]
+    refused = client.patch(url, {"name": "Renamed"}, format="json")
+    assert refused.status_code == 403 and "archived" in refused.json()["detail"]
+    archived.refresh_from_db()
+    assert archived.name == "Test project"
+    assert client.get("/api/v1/projects/").json()["count"] == 0  # it leaves the project list
+
+
+@pytest.mark.django_db
+def test_raters_cannot_judge_or_tag_an_archived_project(api, archived, images, rater):
+    from labeling.models import Comparison, ImageTag
+
+    client = api(rater)
+    tags_before = ImageTag.objects.count()
+    assert client.post(f"/api/v1/images/{images[0].pk}/tags/", {"name": "lovely"}, format="json").status_code == 403
+    assert client.delete(f"/api/v1/images/{images[0].pk}/tags/?name=even").status_code == 403
+    assert ImageTag.objects.count() == tags_before
+    body = {"image_a": images[0].pk, "image_b": images[1].pk, "winner": "a", "client_key": "k-1"}
+    assert client.post("/api/v1/projects/test-project/comparisons/", body, format="json").status_code == 403
+    assert not Comparison.objects.exists()
+    assert client.get(f"/api/v1/images/{images[0].pk}/tags/").status_code == 200  # reading still works
+
+
+@pytest.mark.django_db
+def test_managers_cannot_retrain_an_archived_project_but_can_export_it(api, client, archived, manager):
+    from modeling.models import TrainingRun
+    from modeling.services import triggers
+
+    assert api(manager).post("/api/v1/projects/test-project/retrain/", {}, format="json").status_code == 403
+    client.force_login(manager)
+    assert client.post("/projects/test-project/models/retrain/").status_code == 403
+    assert client.post("/projects/test-project/settings/", {"name": "x"}).status_code == 403
+    assert not TrainingRun.objects.exists()
+    assert triggers.check_all_projects(dispatch=False) == []  # the beat's retraining leaves it alone
+    for export in ("scores/", "export/comparisons/", "export/image-tags/", "export/model-versions/"):
+        assert api(manager).get(f"/api/v1/projects/test-project/{export}").status_code == 200, export
+    assert client.get("/projects/test-project/").status_code == 200
+    assert client.get("/projects/test-project/settings/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_an_archived_project_takes_no_new_members(client, archived, manager):
+    from labeling.services import invites
+
+    invite = invites.create_invite(archived, manager)
+    with pytest.raises(invites.InviteUnusable, match="archived"):
+        invites.usable_invite(invite.token)
