@@ -136,7 +136,7 @@ def _raters(data):
             "majority_agreement": row["majority_agreement"]["value"], "majority_judgments": row["majority_agreement"]["n"],
             "median_response_ms": row["median_response_ms"], "left_share": row["left_share"],
             "right_share": row["right_share"], "tie_share": row["tie_share"], "side_p_value": row["side_p_value"],
-            "flags": ";".join(row["flags"]),
+            "weight": row.get("weight"), "flags": ";".join(row["flags"]),
         }  # fmt: skip
 
 
