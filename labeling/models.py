@@ -2,6 +2,7 @@
 import math
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import connection, models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
@@ -9,6 +10,14 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 SCORE_BINS = 10  # AVA-style scores 1..10
+
+
+# A metadata key that groups images for pairing: letters, digits and _ . - (it is used inside a JSON path).
+GROUP_KEY_VALIDATOR = RegexValidator(
+    r"^(?!.*__)[A-Za-z_][A-Za-z0-9_.-]*$",
+    "A metadata key: a letter or _ first, then letters, digits, _ . or - (no double underscore).",
+    code="group_key",
+)
 
 
 class Project(models.Model):
@@ -35,6 +44,16 @@ class Project(models.Model):
     overlap = models.PositiveSmallIntegerField(default=1, help_text="Judgments wanted per pair, from different raters.")
     gold_rate = models.FloatField(default=0.0, help_text="Share of served pairs that are gold pairs (0..1).")
     allow_ties = models.BooleanField(default=True)
+    # Generated-image campaigns (issue 27): the prompt shown to raters, pairs within a group, "both bad".
+    show_prompt = models.BooleanField(
+        default=False, help_text="Show raters the images' caption (their prompt) above the pair. Off: raters judge blind."
+    )
+    group_key = models.CharField(
+        max_length=100, blank=True, default="", validators=[GROUP_KEY_VALIDATOR],
+        help_text="A metadata key (e.g. prompt_id): every pair served is two images with the same value. "
+        "Empty: pairs across the whole project.",
+    )
+    allow_both_bad = models.BooleanField(default=False, help_text="Raters may answer that both images are bad.")
     pair_strategy = models.CharField(max_length=20, choices=PairStrategy.choices, default=PairStrategy.ACTIVE)
     retrain_min_new_comparisons = models.PositiveIntegerField(
         default=50, help_text="Retrain once this many comparisons arrived since the active model was trained."
@@ -247,6 +266,7 @@ class Comparison(models.Model):
         A = "a", "A (left) is better"
         B = "b", "B (right) is better"
         TIE = "tie", "Tie"
+        BOTH_BAD = "bad", "Both bad"
 
     # PROTECT: deleting a project or image with judgments fails; archive it, or purge it on purpose
     # (manage.py purge_project), which exports first.
@@ -266,7 +286,7 @@ class Comparison(models.Model):
         constraints = [
             models.CheckConstraint(condition=~Q(image_a=F("image_b")), name="comparison_distinct_images"),
             models.UniqueConstraint(fields=["rater", "client_key"], name="comparison_unique_client_key_per_rater"),
-            models.CheckConstraint(condition=Q(outcome__in=["a", "b", "tie"]), name="comparison_outcome_valid"),
+            models.CheckConstraint(condition=Q(outcome__in=["a", "b", "tie", "bad"]), name="comparison_outcome_valid"),
         ]
         indexes = [
             models.Index(fields=["project", "created_at"], name="comparison_project_created"),
@@ -345,6 +365,10 @@ class PairCandidate(models.Model):
         return f"{self.image_low_id}–{self.image_high_id} (p={self.priority:.3g}, {self.judgments} judged)"
 
 
+# A gold pair's right answer is a preference or a tie: "both bad" is no answer to check a rater against.
+GOLD_ANSWERS = [(value, label) for value, label in Comparison.Outcome.choices if value != Comparison.Outcome.BOTH_BAD]
+
+
 class GoldPair(models.Model):
     """A pair with a known answer, marked by a manager; served at the project's gold rate."""
 
@@ -352,7 +376,7 @@ class GoldPair(models.Model):
     image_a = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
     image_b = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
     expected = models.CharField(
-        max_length=3, choices=Comparison.Outcome.choices, help_text="The right answer with image_a on the left."
+        max_length=3, choices=GOLD_ANSWERS, help_text="The right answer with image_a on the left."
     )
     is_active = models.BooleanField(default=True)
     note = models.CharField(max_length=300, blank=True)
@@ -385,7 +409,7 @@ class ExamplePair(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="example_pairs")
     image_a = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+", help_text="Shown on the left.")
     image_b = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+", help_text="Shown on the right.")
-    expected = models.CharField(max_length=3, choices=Comparison.Outcome.choices, help_text="The right answer.")
+    expected = models.CharField(max_length=3, choices=GOLD_ANSWERS, help_text="The right answer.")
     explanation = models.TextField(blank=True, help_text="Why, in Markdown.")
     created_at = models.DateTimeField(auto_now_add=True)
 

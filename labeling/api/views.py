@@ -222,7 +222,7 @@ class NextPairView(ProjectScopedMixin, APIView):
             return refused(exc)
         if result is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(s.pair_payload(request, result[1]))
+        return Response(s.pair_payload(request, result[1], show_prompt=self.project.show_prompt))
 
 
 class ComparisonListView(ProjectScopedMixin, GenericAPIView):
@@ -310,7 +310,7 @@ class UndoView(ProjectScopedMixin, APIView):
             )
         except leases.LeaseError as exc:
             return refused(exc)
-        return Response({**s.pair_payload(request, lease), "undone": undone_id})
+        return Response({**s.pair_payload(request, lease, show_prompt=self.project.show_prompt), "undone": undone_id})
 
 
 class SkipView(ProjectScopedMixin, APIView):

@@ -2,7 +2,7 @@
 
 - Comparisons by raters a manager excluded from training are left out; the exclusion is a flag on the
   membership, so the next fit after re-including a rater takes their comparisons back.
-- A tie counts as half a win each way.
+- A tie counts as half a win each way, and so does "both bad" (why: docs/generated-images.md, "Both bad").
 - Raters are weighted by their reliability (``modeling/ml/rater_reliability.py``: each rater's
   probability of judging attentively, fitted jointly with the scores) unless the project turns
   ``weight_raters_by_reliability`` off; every comparison then enters each fit with its weight.
@@ -48,6 +48,7 @@ VARIANCE_PROBES = 4  # Hutchinson probes for the mean posterior variance the map
 _LEFT_WIN_X2 = Case(
     When(outcome=Comparison.Outcome.A, then=Value(2)),
     When(outcome=Comparison.Outcome.TIE, then=Value(1)),
+    When(outcome=Comparison.Outcome.BOTH_BAD, then=Value(1)),  # as a tie: docs/generated-images.md, "Both bad"
     default=Value(0),
     output_field=IntegerField(),
 )

@@ -15,6 +15,8 @@
   var imagesApi = root.dataset.imagesApi;     // /api/v1/images/
   var csrf = root.dataset.csrf;
   var allowTies = root.dataset.allowTies === "true";
+  var allowBothBad = root.dataset.allowBothBad === "true";
+  var showPrompt = root.dataset.showPrompt === "true";
   var queueKey = "tagrank.pending." + root.dataset.project + "." + root.dataset.user;
   var sessionKey = "tagrank.session." + root.dataset.project + "." + root.dataset.user;
   var PREFETCH = 1;
@@ -24,6 +26,7 @@
     pair: el("pair"), actions: el("actions"), loading: el("loading"), empty: el("empty"), complete: el("complete"), status: el("status"),
     myCount: el("my-count"), sessionCount: el("session-count"), pending: el("pending"), undo: el("undo-button"),
     zoom: el("zoom"), zoomImg: el("zoom-img"), vocabulary: el("vocabulary"),
+    prompt: el("prompt"), promptText: el("prompt-text"),
   };
 
   var state = {
@@ -154,11 +157,13 @@
 
   function showLoading() {
     root.dataset.lease = "";
+    if (ui.prompt) ui.prompt.hidden = true;
     ui.pair.hidden = true; ui.actions.hidden = true; ui.empty.hidden = true; ui.loading.hidden = false;
   }
 
   function showEmpty() {
     root.dataset.lease = "";
+    if (ui.prompt) ui.prompt.hidden = true;
     ui.pair.hidden = true; ui.actions.hidden = true; ui.loading.hidden = true;
     ui.empty.hidden = Boolean(state.complete); ui.complete.hidden = !state.complete;
   }
@@ -171,6 +176,13 @@
       img.width = pair[side].width; img.height = pair[side].height;  // reserves the space: no layout jump
       renderTags(side);
     });
+    if (showPrompt && ui.prompt) {
+      // The two images' prompt; where they differ (a project without groups by prompt), both.
+      var text = pair.prompt !== null && pair.prompt !== undefined ? pair.prompt
+        : "left: " + (pair.a.prompt || "") + " · right: " + (pair.b.prompt || "");
+      ui.promptText.textContent = text;
+      ui.prompt.hidden = !text;
+    }
     ui.loading.hidden = true; ui.empty.hidden = true; ui.complete.hidden = true; ui.pair.hidden = false;
     ui.actions.hidden = false;
     // What is on screen, for people debugging and for the browser test.
@@ -200,7 +212,7 @@
 
   function judge(winner) {
     var pair = state.current;
-    if (!pair || (winner === "tie" && !allowTies)) return;
+    if (!pair || (winner === "tie" && !allowTies) || (winner === "bad" && !allowBothBad)) return;
     if (expired(pair)) {
       say("That pair was open too long and expired; here is a new one.", "warn");
       advance();
@@ -397,7 +409,7 @@
     input.addEventListener("focus", function () { suggest(input.value); });
   });
 
-  var KEYS = { arrowleft: "a", a: "a", arrowright: "b", l: "b", t: "tie" };
+  var KEYS = { arrowleft: "a", a: "a", arrowright: "b", l: "b", t: "tie", b: "bad" };
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || ui.zoom.open || help.open) return;
     var target = event.target;

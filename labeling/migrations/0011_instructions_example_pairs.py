@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeling', '0009_project_weight_raters_by_reliability'),
+        ('labeling', '0010_generated_image_campaigns'),
     ]
 
     operations = [
