@@ -36,6 +36,10 @@ class Project(models.Model):
         max_length=500, default="Which image has the better quality?", help_text="Shown to raters above the two images."
     )
     description = models.TextField(blank=True)
+    instructions = models.TextField(
+        blank=True, help_text="What raters should judge and how, in Markdown: shown before the first pair and "
+        "behind the rating page's help key."
+    )
     tag_vocabulary = models.CharField(max_length=10, choices=TagVocabulary.choices, default=TagVocabulary.OPEN)
     overlap = models.PositiveSmallIntegerField(default=1, help_text="Judgments wanted per pair, from different raters.")
     gold_rate = models.FloatField(default=0.0, help_text="Share of served pairs that are gold pairs (0..1).")
@@ -397,6 +401,27 @@ class GoldPair(models.Model):
         if left_id == self.image_a_id or self.expected == Comparison.Outcome.TIE:
             return self.expected
         return Comparison.Outcome.B if self.expected == Comparison.Outcome.A else Comparison.Outcome.A
+
+
+class ExamplePair(models.Model):
+    """A worked example in the project's instructions: two images, the right answer and why."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="example_pairs")
+    image_a = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+", help_text="Shown on the left.")
+    image_b = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+", help_text="Shown on the right.")
+    expected = models.CharField(max_length=3, choices=GOLD_ANSWERS, help_text="The right answer.")
+    explanation = models.TextField(blank=True, help_text="Why, in Markdown.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(image_a=F("image_b")), name="examplepair_distinct_images"),
+            models.CheckConstraint(condition=Q(expected__in=["a", "b", "tie"]), name="examplepair_expected_valid"),
+        ]
+
+    def __str__(self):
+        return f"example {self.image_a_id} vs {self.image_b_id}: {self.expected}"
 
 
 class PairLease(models.Model):

@@ -2,6 +2,7 @@ from django.urls import include, path
 
 from labeling import views
 from labeling import import_views
+from labeling import instruction_views
 from labeling import vocabulary_views
 from labeling import webhook_views
 
@@ -17,6 +18,10 @@ project_routes = [
     path("invites/<id:invite_id>/revoke/", views.invite_revoke, name="invite-revoke"),
     path("progress/", views.project_progress_page, name="project-progress"),
     path("gold/", views.project_gold, name="project-gold"),
+    # Instructions and example pairs (labeling/instruction_views.py).
+    path("instructions/", instruction_views.instructions_page, name="project-instructions"),
+    path("instructions/examples/<id:example_id>/delete/", instruction_views.example_delete,
+         name="project-example-delete"),
     # Bulk import jobs (labeling/import_views.py).
     path("imports/", import_views.project_imports, name="project-imports"),
     path("imports/<id:job_id>/", import_views.import_job_page, name="project-import-job"),

@@ -81,8 +81,8 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "id", "slug", "name", "question", "description", "tag_vocabulary", "overlap", "gold_rate",
             "allow_ties", "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
-            "weight_raters_by_reliability", "show_prompt", "group_key", "allow_both_bad", "created_at", "archived_at",
-            "role", "counts",
+            "weight_raters_by_reliability", "instructions", "show_prompt", "group_key", "allow_both_bad",
+            "created_at", "archived_at", "role", "counts",
         ]
         read_only_fields = ["id", "created_at", "archived_at"]  # archived: read-only (the admin archives)
 

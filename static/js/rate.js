@@ -391,6 +391,9 @@
   });
   ui.zoom.addEventListener("click", function (event) { if (event.target === ui.zoom || event.target === ui.zoomImg) ui.zoom.close(); });
   el("skip-button").addEventListener("click", skip);
+  // The instructions: before the first pair (a rater with no judgments yet), and behind H or the Help button.
+  var help = el("help");
+  el("help-button").addEventListener("click", function () { if (!help.open) help.showModal(); });
   ui.undo.addEventListener("click", undo);
   el("check-again").addEventListener("click", function () { state.exhausted = false; showLoading(); fill(); });
 
@@ -408,13 +411,14 @@
 
   var KEYS = { arrowleft: "a", a: "a", arrowright: "b", l: "b", t: "tie", b: "bad" };
   document.addEventListener("keydown", function (event) {
-    if (event.ctrlKey || event.metaKey || event.altKey || ui.zoom.open) return;
+    if (event.ctrlKey || event.metaKey || event.altKey || ui.zoom.open || help.open) return;
     var target = event.target;
     if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT")) return;
     var key = event.key.toLowerCase();
     if (KEYS[key]) { event.preventDefault(); judge(KEYS[key]); }
     else if (key === "s") { event.preventDefault(); skip(); }
     else if (key === "u") { event.preventDefault(); undo(); }
+    else if (key === "h" || key === "?") { event.preventDefault(); help.showModal(); }
   });
 
   window.addEventListener("online", flush);
@@ -427,6 +431,7 @@
   });
 
   ui.sessionCount.textContent = state.sessionCount;
+  if (root.dataset.showInstructions === "true") help.showModal();
   saveQueue();
   flush();   // judgments left from an earlier visit go first
   fill();
