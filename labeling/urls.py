@@ -3,6 +3,7 @@ from django.urls import include, path
 from labeling import views
 from labeling import import_views
 from labeling import instruction_views
+from labeling import qualification_views
 from labeling import vocabulary_views
 from labeling import webhook_views
 
@@ -15,6 +16,7 @@ project_routes = [
     path("upload/", views.project_upload, name="project-upload"),
     path("raters/", views.project_raters, name="project-raters"),
     path("raters/<id:membership_id>/", views.membership_toggle, name="membership-toggle"),
+    path("raters/<id:membership_id>/reinstate/", qualification_views.rater_reinstate, name="rater-reinstate"),
     path("invites/<id:invite_id>/revoke/", views.invite_revoke, name="invite-revoke"),
     path("progress/", views.project_progress_page, name="project-progress"),
     path("gold/", views.project_gold, name="project-gold"),
