@@ -71,6 +71,25 @@ def eligible_versions(user, project: Project) -> QuerySet[ModelVersion]:
             .exclude(project=project).exclude(weights="").select_related("project").order_by("-created_at", "-id"))
 
 
+def projects_to_warm_start(user, version: ModelVersion) -> QuerySet[Project]:
+    """Projects the caller manages that ``version`` could warm-start now: the same question, no active version
+    of their own, not already warm-started from it (the Models page's one-click form)."""
+    own_active = ModelVersion.objects.filter(project=OuterRef("pk"), is_active=True)
+    return (access.managed_projects(user).filter(archived_at=None, question=version.project.question)
+            .exclude(pk=version.project_id).exclude(Exists(own_active))
+            .exclude(training_settings__warm_start_version=version).order_by("name", "pk"))
+
+
+def set_warm_start(project: Project, version: ModelVersion | None) -> None:
+    """Name (or clear) the project's warm start, already checked by ``check_warm_start``, and act on it."""
+    settings = TrainingSettings.objects.filter(project=project).first() or TrainingSettings(project=project)
+    previous = settings.warm_start_version_id
+    settings.warm_start_version = version
+    with transaction.atomic():
+        settings.save()
+        settings_saved(project, previous)
+
+
 def check_warm_start(user, project: Project, version_id: int | None) -> ModelVersion | None:
     """The version ``version_id`` if the caller may name it as the project's warm start (None clears it).
 
