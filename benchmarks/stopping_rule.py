@@ -22,12 +22,8 @@ the 5–95 % interval. The goal (issue 25): |predicted − measured| ≤ 0.05 at
 """
 from __future__ import annotations
 
-import os
-
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
-
 import argparse
+import os
 import platform
 import sys
 import tempfile

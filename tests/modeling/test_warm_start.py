@@ -221,3 +221,12 @@ def test_the_demo_next_campaign_is_one_click_from_the_demo_model(client, sent):
     client.post(f"/projects/{demo.DEMO_SLUG}/models/{version.pk}/warm-start-into/", {"project": demo.DEMO_NEXT_SLUG})
     assert TrainingSettings.objects.get(project=result.next_project).warm_start_version_id == version.pk
     assert sent == [result.next_project.pk]
+
+
+def test_the_sweep_resends_scoring_for_images_the_warm_start_missed(project, images, earlier, sent):
+    TrainingSettings.objects.create(project=project, warm_start_version=earlier)
+    assert warm_start.sweep() == 0  # no features yet: nothing a scoring could do
+    warm_start.score_project(project.pk)  # extracts the features and scores all
+    assert warm_start.sweep() == 0
+    WarmStartScore.objects.filter(image=images[0]).delete()  # as if its message was lost
+    assert warm_start.sweep() == 1 and sent == [project.pk]
