@@ -24,7 +24,7 @@ from labeling.login_limits import lockout_response
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Membership, Tag
 from labeling.services import api_tokens
 from labeling.services import comparisons as comparison_service
-from labeling.services import leases, pair_queue, pair_serving
+from labeling.services import leases, pair_queue, pair_serving, qualification
 from labeling.services import tags as tag_service
 from labeling.services import vocabulary as vocabulary_service
 from labeling.services.imports import RejectedImage, import_uploaded_file
@@ -45,6 +45,8 @@ REFUSAL_STATUS = {
     tag_service.TagNotYours: 403,
     vocabulary_service.TagExists: 409,
     pair_serving.CampaignComplete: 410,
+    qualification.NotQualified: 403,
+    qualification.RaterPaused: 403,
 }
 
 
@@ -218,7 +220,7 @@ class NextPairView(ProjectScopedMixin, APIView):
         are still stored."""
         try:
             result = pair_serving.next_pair(self.project, request.user)
-        except pair_serving.CampaignComplete as exc:
+        except (pair_serving.CampaignComplete, qualification.NotQualified, qualification.RaterPaused) as exc:
             return refused(exc)
         if result is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
