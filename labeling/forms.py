@@ -13,7 +13,8 @@ class ProjectForm(forms.ModelForm):
         fields = [
             "name", "slug", "question", "description", "tag_vocabulary", "overlap", "gold_rate", "allow_ties",
             "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
-            "weight_raters_by_reliability", "show_prompt", "group_key", "allow_both_bad",
+            "weight_raters_by_reliability", "qualification_gold_pairs", "qualification_min_accuracy", "show_prompt",
+            "group_key", "allow_both_bad",
         ]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 

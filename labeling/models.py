@@ -6,7 +6,7 @@ from django.core.validators import RegexValidator
 from django.db import connection, models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
 SCORE_BINS = 10  # AVA-style scores 1..10
@@ -61,6 +61,13 @@ class Project(models.Model):
     retrain_max_age_hours = models.PositiveIntegerField(
         default=24, help_text="Also retrain when the active model is older than this and anything is new."
     )
+    qualification_gold_pairs = models.PositiveSmallIntegerField(
+        default=0, help_text="Gold pairs a rater answers before ordinary pairs are served (0: no qualification). "
+        "Gold keeps checking afterwards: a rater whose running gold accuracy falls below the threshold is paused."
+    )
+    qualification_min_accuracy = models.FloatField(
+        default=0.8, help_text="Gold accuracy (0..1) needed to pass the qualification and to stay unpaused."
+    )
     weight_raters_by_reliability = models.BooleanField(
         default=True,
         help_text="Weight each rater's comparisons in the human scores by their estimated reliability "
@@ -83,6 +90,8 @@ class Project(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_at_least_one"),
             models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="project_gold_rate_0_1"),
+            models.CheckConstraint(condition=Q(qualification_min_accuracy__gte=0) & Q(qualification_min_accuracy__lte=1),
+                                   name="project_qualification_accuracy_0_1"),
         ]
         permissions = [
             ("manage_project", "Can manage a project: images, raters, models"),
@@ -100,6 +109,11 @@ class Membership(models.Model):
         RATER = "rater", "Rater"
         MANAGER = "manager", "Manager"
 
+    class Qualification(models.TextChoices):
+        NONE = "", "Not decided (or none required)"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.RATER)
@@ -108,12 +122,52 @@ class Membership(models.Model):
         default=False, help_text="Leave this rater's comparisons out of training and the human scores (reversible)."
     )
     joined_at = models.DateTimeField(auto_now_add=True)
+    # Qualification (labeling/services/qualification.py). A failed or paused rater's judgments are left out of
+    # training and the human scores, as an excluded rater's are.
+    qualification = models.CharField(
+        max_length=8, choices=Qualification.choices, default=Qualification.NONE, blank=True,
+        help_text="The qualification round's result, where the project has one.",
+    )
+    paused_at = models.DateTimeField(null=True, blank=True, help_text="Paused: no pairs served (gold accuracy fell).")
+    pause_reason = models.CharField(max_length=300, blank=True)
+    gold_checked_since = models.DateTimeField(
+        null=True, blank=True, help_text="The running gold accuracy counts gold judgments from here (set on reinstating)."
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user_per_project")]
 
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
+
     def __str__(self):
         return f"{self.user} · {self.role} · {self.project}"
+
+
+class RaterEvent(models.Model):
+    """Why a rater's standing in a project changed: qualification passed or failed, paused, reinstated."""
+
+    class Kind(models.TextChoices):
+        QUALIFIED = "qualified", "Passed the qualification"
+        FAILED = "failed", "Failed the qualification"
+        PAUSED = "paused", "Paused"
+        REINSTATED = "reinstated", "Reinstated by a manager"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rater_events")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rater_events")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    reason = models.CharField(max_length=300, blank=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                           help_text="The manager who acted (empty: automatic).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["project", "user", "-id"], name="raterevent_recent")]
+
+    def __str__(self):
+        return f"{self.user_id} {self.kind} in {self.project_id}"
 
 
 def image_upload_path(image: "Image", filename: str) -> str:
@@ -564,6 +618,19 @@ def _revoke_tokens_of_deactivated_member(sender, instance: Membership, raw: bool
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="revoke_tokens_of_deactivated_user")
 def _revoke_tokens_of_deactivated_user(sender, instance, raw: bool = False, **kwargs):
     if not raw and not instance.is_active:
+        from labeling.services.api_tokens import revoke_tokens
+
+        revoke_tokens(instance)
+
+
+# A new password ends the API tokens too (as it ends Django's sessions), whichever way it is set: the password
+# change page, the admin, ``changepassword``, a shell. A token stolen with the old password stops working.
+@receiver(pre_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="revoke_tokens_on_password_change")
+def _revoke_tokens_on_password_change(sender, instance, raw: bool = False, update_fields=None, **kwargs):
+    if raw or instance.pk is None or (update_fields is not None and "password" not in update_fields):
+        return
+    stored = type(instance).objects.filter(pk=instance.pk).values_list("password", flat=True).first()
+    if stored is not None and stored != instance.password:
         from labeling.services.api_tokens import revoke_tokens
 
         revoke_tokens(instance)

@@ -1,25 +1,12 @@
-from django.urls import include, path, register_converter
+from django.urls import include, path
 
 from labeling import views
 from labeling import import_views
 from labeling import instruction_views
+from labeling import qualification_views
 from labeling import vocabulary_views
 from labeling import webhook_views
 
-
-class DatabaseIdConverter:
-    """Like <int:…>, but only numbers a database id can be (larger ones would overflow the driver: a 500)."""
-
-    regex = "[0-9]{1,18}"
-
-    def to_python(self, value):
-        return int(value)
-
-    def to_url(self, value):
-        return str(value)
-
-
-register_converter(DatabaseIdConverter, "id")
 
 # The routes of one project, under projects/<slug>/.
 project_routes = [
@@ -29,6 +16,7 @@ project_routes = [
     path("upload/", views.project_upload, name="project-upload"),
     path("raters/", views.project_raters, name="project-raters"),
     path("raters/<id:membership_id>/", views.membership_toggle, name="membership-toggle"),
+    path("raters/<id:membership_id>/reinstate/", qualification_views.rater_reinstate, name="rater-reinstate"),
     path("invites/<id:invite_id>/revoke/", views.invite_revoke, name="invite-revoke"),
     path("progress/", views.project_progress_page, name="project-progress"),
     path("gold/", views.project_gold, name="project-gold"),

@@ -71,6 +71,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "project-upload": {**read(MANAGERS), "POST": MANAGERS},
     "project-raters": {**read(MANAGERS), "POST": MANAGERS},
     "membership-toggle": {"POST": MANAGERS},
+    "rater-reinstate": {"POST": MANAGERS},
     "invite-revoke": {"POST": MANAGERS},
     "project-progress": read(MANAGERS),
     "project-gold": {**read(MANAGERS), "POST": MANAGERS},
@@ -105,6 +106,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "api-gold-pairs": {**read(MANAGERS), "POST": MANAGERS},
     "api-progress": read(MANAGERS),
     "api-instructions": read(MEMBERS),
+    "api-rater-reinstate": {"POST": MANAGERS},
     "api-scores": read(MANAGERS),
     "api-image-tags": {**read(MEMBERS), "POST": MEMBERS, "DELETE": MEMBERS},
     # Model-loop API: managers only

@@ -24,7 +24,7 @@ from labeling.login_limits import lockout_response
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Membership, Tag
 from labeling.services import api_tokens
 from labeling.services import comparisons as comparison_service
-from labeling.services import leases, pair_queue, pair_serving
+from labeling.services import leases, pair_queue, pair_serving, qualification
 from labeling.services import tags as tag_service
 from labeling.services import vocabulary as vocabulary_service
 from labeling.services.imports import RejectedImage, import_uploaded_file
@@ -45,6 +45,8 @@ REFUSAL_STATUS = {
     tag_service.TagNotYours: 403,
     vocabulary_service.TagExists: 409,
     pair_serving.CampaignComplete: 410,
+    qualification.NotQualified: 403,
+    qualification.RaterPaused: 403,
 }
 
 
@@ -125,12 +127,15 @@ class TokenRevokeView(APIView):
 # --- Projects --------------------------------------------------------------------------------------
 
 
-def projects_with_counts(user):
+def projects_with_counts(user, include_archived: bool = False):
     def count_of(model, **filters):
         rows = model.objects.filter(project=OuterRef("pk"), **filters).order_by().values("project")
         return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")[:1], output_field=IntegerField()), 0)
 
-    return access.projects_for(user).filter(archived_at=None).annotate(
+    projects = access.projects_for(user)
+    if not include_archived:
+        projects = projects.filter(archived_at=None)
+    return projects.annotate(
         image_count=count_of(Image, archived_at=None),
         tag_count=count_of(Tag),
         comparison_count=count_of(Comparison),
@@ -174,7 +179,7 @@ class ProjectDetailView(ProjectScopedMixin, GenericAPIView):
     serializer_class = s.ProjectSerializer
 
     def _project_with_counts(self):
-        return projects_with_counts(self.request.user).get(pk=self.project.pk)
+        return projects_with_counts(self.request.user, include_archived=True).get(pk=self.project.pk)
 
     @extend_schema(responses={200: s.ProjectSerializer, **ERRORS}, tags=["projects"])
     def get(self, request, slug):
@@ -218,7 +223,7 @@ class NextPairView(ProjectScopedMixin, APIView):
         are still stored."""
         try:
             result = pair_serving.next_pair(self.project, request.user)
-        except pair_serving.CampaignComplete as exc:
+        except (pair_serving.CampaignComplete, qualification.NotQualified, qualification.RaterPaused) as exc:
             return refused(exc)
         if result is None:
             return Response(status=status.HTTP_204_NO_CONTENT)

@@ -92,6 +92,8 @@
     [pair.a.url, pair.b.url].forEach(function (url) { var img = new Image(); img.src = url; });
   }
 
+  var STOPPED = { not_qualified: "Thank you for taking part", rater_paused: "Rating is paused for you" };
+
   function fetchPair() {
     if (state.fetching) return state.fetching;
     state.fetching = request("GET", api + "next-pair/").then(function (result) {
@@ -99,6 +101,12 @@
       if (result.status === 200) { preload(result.data); return result.data; }
       if (result.status === 204) { state.exhausted = true; return null; }
       if (result.status === 410) { state.exhausted = true; state.complete = true; return null; }  // campaign complete
+      if (result.status === 403 && result.data && STOPPED[result.data.code]) {  // failed the qualification, paused
+        state.exhausted = true; state.complete = true;
+        el("complete-title").textContent = STOPPED[result.data.code];
+        el("complete-text").textContent = result.data.detail;
+        return null;
+      }
       if (result.status === 401 || result.status === 403 || result.status === 404) {
         state.signedOut = true;  // no retry can help: say so and stop asking
         say("You are no longer signed in or no longer a member of this project: log in again to go on.", "error");
