@@ -87,6 +87,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "project-models-promote": {"POST": MANAGERS},
     "project-models-rollback": {"POST": MANAGERS},
     "project-models-new-campaign": {"POST": frozenset({SUPERUSER})},  # managers who may also create projects
+    "project-models-warm-start-into": {"POST": MANAGERS},  # of this project and of the one warm-started
     "project-dashboard": read(MANAGERS),
     "project-dashboard-recompute": {"POST": MANAGERS},
     "project-rater-exclusion": {"POST": MANAGERS},
