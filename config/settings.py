@@ -61,14 +61,15 @@ def env_list(name: str, default: list[str]) -> list[str]:
 # Everything the embedded default writes (database, broker, media) lives under one folder.
 VAR_DIR = Path(os.environ.get("TAGRANK_VAR_DIR") or BASE_DIR / "var").resolve()
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless the environment turns it on: `make demo` and the tests (pyproject.toml) do, nothing else.
+DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY must be set when DEBUG is off: generate one with "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`"
+            "SECRET_KEY must be set when DEBUG is off (for a local trial: DEBUG=true, as `make demo` sets): "
+            "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(50))'`"
         )
     SECRET_KEY = "insecure-development-key-only-for-debug"  # noqa: S105 (DEBUG only)
 

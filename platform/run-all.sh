@@ -3,6 +3,8 @@
 # Used by `make demo` on the embedded default; production runs them as separate compose services.
 set -euo pipefail
 PYTHON=${PYTHON:-.venv/bin/python}
+# The demo runs with DEBUG on (make demo exports it); DEBUG is off unless set (config/settings.py).
+export DEBUG=${DEBUG:-true}
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 BIN=$(dirname "$PYTHON")
