@@ -28,7 +28,8 @@ cat <<MSG
 
   Tagrank is running:  http://$HOST:$PORT/
   Log in as  rater / tagrank-rater     (rates pairs)
-         or  manager / tagrank-manager (manages the demo project; Django admin too)
+         or  manager / tagrank-manager (manages the demo project; the admin is for superusers:
+                                        manage.py createsuperuser)
   API docs:  http://$HOST:$PORT/api/schema/swagger/
   Press Ctrl-C to stop the web server, the worker and beat.
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.db import transaction
 from PIL import Image as PILImage
 from PIL import ImageFilter
@@ -93,16 +92,15 @@ def png_bytes(image: PILImage.Image) -> bytes:
 def ensure_demo_users(project: Project) -> dict[str, tuple[str, str]]:
     User = get_user_model()
     credentials = {}
-    manager_permissions = Permission.objects.filter(content_type__app_label__in=["labeling", "modeling"])
     for key, (username, password, role) in DEMO_USERS.items():
         user, created = User.objects.get_or_create(username=username)
         if created:
             user.set_password(password)
-        if role == Membership.Role.MANAGER:
-            user.is_staff = True
+        # A manager is a role in one project, never site staff: no admin flag, no model permissions (they would
+        # span every project). Earlier demos gave the manager both; running seed_demo again takes them back.
+        user.is_staff = user.is_superuser = False
         user.save()
-        if role == Membership.Role.MANAGER:
-            user.user_permissions.add(*manager_permissions)
+        user.user_permissions.clear()
         Membership.objects.update_or_create(project=project, user=user, defaults={"role": role, "is_active": True})
         credentials[key] = (username, password)
     return credentials
