@@ -17,21 +17,9 @@ from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_safe
 from django.views.static import serve
-from rest_framework.exceptions import AuthenticationFailed
 
 from labeling import access
-from labeling.api.token_auth import ExpiringTokenAuthentication
-
-
-def caller(request):
-    """The session user, or the user of a valid API token."""
-    if request.user.is_authenticated:
-        return request.user
-    try:
-        found = ExpiringTokenAuthentication().authenticate(request)
-    except AuthenticationFailed:
-        return request.user
-    return found[0] if found else request.user
+from labeling.api.token_auth import request_user
 
 
 def explanation_project(version_id: int, image_id: int):
@@ -52,7 +40,7 @@ def clean_path(path: str) -> str:
 
 @require_safe
 def serve_media(request, path):
-    user = caller(request)
+    user = request_user(request)
     if not user.is_authenticated:
         return HttpResponse("Sign in to see images.", status=401, content_type="text/plain")
     path = clean_path(path)

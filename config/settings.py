@@ -95,13 +95,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "config.request_limits.RequestSizeLimitMiddleware",
     "config.outage.OutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: only a project's managers may send large bodies, to its upload routes; before
+    # any view, so CSRF's check (a view hook) never reads a body over the caps.
+    "config.request_limits.RequestSizeLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout response.
@@ -187,9 +189,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("TAGRANK_MAX_UPLOAD_FILES", 100)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
-# Any request whose Content-Length is larger is refused with 413 before its body is read
-# (config/request_limits.py): the upload page sends many photos in one request.
-TAGRANK_MAX_REQUEST_BYTES = env_int("TAGRANK_MAX_REQUEST_BYTES", 256 * 1024 * 1024)
+# A request whose Content-Length is larger is refused with 413 before its body is read
+# (config/request_limits.py); uploads to a project by its managers have the larger cap (the upload page
+# sends many photos in one request).
+TAGRANK_MAX_REQUEST_BYTES = env_int("TAGRANK_MAX_REQUEST_BYTES", 1024 * 1024)
+TAGRANK_MAX_UPLOAD_BYTES = env_int("TAGRANK_MAX_UPLOAD_BYTES", 256 * 1024 * 1024)
 
 LOGIN_URL = "login"
 # --- Accounts: login limits, tokens -----------------------------------------------------------
@@ -287,6 +291,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's three, with JSON's nesting bounded (a 400, not a RecursionError's 500).
+    "DEFAULT_PARSER_CLASSES": [
+        "labeling.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # No OPTIONS introspection (405): the schema, for signed-in callers, describes every endpoint.
     "DEFAULT_METADATA_CLASS": None,

@@ -7,6 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from labeling import json_safety
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Project, Tag
 from labeling.services.comparisons import CLIENT_KEY_MAX_LENGTH, RESPONSE_MS_MAX
 from labeling.services.tags import TAG_MAX_LENGTH
@@ -296,7 +297,7 @@ class ImageUploadSerializer(serializers.Serializer):
         if not value.strip():
             return {}
         try:
-            parsed = json.loads(value)
+            parsed = json_safety.loads(value)
         except json.JSONDecodeError as exc:
             raise serializers.ValidationError(f"Not valid JSON: {exc.msg}.") from None
         if not isinstance(parsed, dict):

@@ -9,13 +9,14 @@ from rest_framework import status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination, PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from labeling import access
+from labeling.api.parsers import BoundedJSONParser
 from labeling.api import image_list_filters
 from labeling.api import serializers as s
 from labeling.api import token_auth
@@ -90,7 +91,7 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(
         request=s.TokenRequestSerializer,
@@ -220,7 +221,7 @@ class ComparisonListView(ProjectScopedMixin, GenericAPIView):
     serializer_class = s.ComparisonSerializer
     pagination_class = ComparisonPagination
     throttle_scope = "submit"
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [BoundedJSONParser, FormParser]
 
     def get_throttles(self):
         return submit_throttles(self)
@@ -404,7 +405,7 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
 
 
 class ImageTagsView(APIView):
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [BoundedJSONParser, FormParser]
 
     def _image(self, request, image_id):
         self.image, self.role = image_role(request, image_id)
