@@ -13,6 +13,7 @@ class ProjectForm(forms.ModelForm):
         fields = [
             "name", "slug", "question", "description", "tag_vocabulary", "overlap", "gold_rate", "allow_ties",
             "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
+            "weight_raters_by_reliability",
         ]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 

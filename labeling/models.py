@@ -38,12 +38,22 @@ class Project(models.Model):
     retrain_max_age_hours = models.PositiveIntegerField(
         default=24, help_text="Also retrain when the active model is older than this and anything is new."
     )
+    weight_raters_by_reliability = models.BooleanField(
+        default=True,
+        help_text="Weight each rater's comparisons in the human scores by their estimated reliability "
+        "(random clickers count for little); untick for the unweighted fit.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     # Projects and images are archived, never deleted by the app: their comparisons are kept (PROTECT).
     archived_at = models.DateTimeField(null=True, blank=True, help_text="Archived: hidden and no longer served.")
+    # Set and cleared by the model loop's stopping rule (labeling does not import it): while set, no pair is served.
+    campaign_completed_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="The campaign reached its target of ranking accuracy and stopped serving pairs.",
+    )
 
     class Meta:
         ordering = ["name"]

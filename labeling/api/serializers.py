@@ -82,7 +82,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "id", "slug", "name", "question", "description", "tag_vocabulary", "overlap", "gold_rate",
             "allow_ties", "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
-            "created_at", "role", "counts",
+            "weight_raters_by_reliability", "created_at", "role", "counts",
         ]
         read_only_fields = ["id", "created_at"]
 

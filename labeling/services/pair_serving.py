@@ -38,6 +38,7 @@ from labeling.models import Comparison, GoldPair, PairLease, Project
 from labeling.services import pair_sql, prepared_sql
 from labeling.services.image_stats import recount_image_stats
 from labeling.services.leases import attach_images, blocking_leases, held_lease, new_lease, release_one
+from labeling.services.refusals import Refusal
 
 # The fallback looks at the images with the fewest comparisons: first a small pool, then a larger one.
 # A project no bigger than the last pool is searched exhaustively, so "nothing to rate" is exact there.
@@ -52,14 +53,28 @@ _random = random.SystemRandom()
 # --- next_pair -------------------------------------------------------------------------------------
 
 
+class CampaignComplete(Refusal):
+    """The campaign reached its target and serves no more pairs. The message reveals no score or setting."""
+
+    code = "campaign_complete"
+
+
+CAMPAIGN_COMPLETE_MESSAGE = "This campaign is complete: no more pairs are needed. Thank you for your judgments!"
+
+
 def next_pair(project: Project, rater, *, rng: random.Random | None = None):
     """The next pair for ``rater``: ``((left image, right image), lease)``, or None when nothing is left.
 
     A rater holds at most TAGRANK_MAX_LIVE_LEASES live leases in a project (0: no cap): past that, the
-    oldest live one is handed back instead of a new pair, so one client cannot hoard the queue."""
+    oldest live one is handed back instead of a new pair, so one client cannot hoard the queue.
+
+    Raises ``CampaignComplete`` while ``project.campaign_completed_at`` is set (the model loop's stopping
+    rule sets it; leases already held may still be judged, and their judgments are stored)."""
     rng = rng or _random
     if project.archived_at is not None:
         return None
+    if project.campaign_completed_at is not None:
+        raise CampaignComplete(CAMPAIGN_COMPLETE_MESSAGE)
     held = held_lease(project, rater)
     if held is not None:
         attach_images(held)

@@ -21,7 +21,7 @@
 
   var el = function (id) { return document.getElementById(id); };
   var ui = {
-    pair: el("pair"), actions: el("actions"), loading: el("loading"), empty: el("empty"), status: el("status"),
+    pair: el("pair"), actions: el("actions"), loading: el("loading"), empty: el("empty"), complete: el("complete"), status: el("status"),
     myCount: el("my-count"), sessionCount: el("session-count"), pending: el("pending"), undo: el("undo-button"),
     zoom: el("zoom"), zoomImg: el("zoom-img"), vocabulary: el("vocabulary"),
   };
@@ -32,7 +32,8 @@
     fetching: null,       // the next-pair request in flight
     filling: null,        // the running prefetch loop
     signedOut: false,     // the server no longer accepts this session
-    exhausted: false,     // the server said 204
+    exhausted: false,     // the server said 204 (nothing now) or 410 (campaign complete)
+    complete: false,      // the server said 410: the campaign reached its target
     shownAt: 0,
     pending: loadQueue(), // judgments not yet acknowledged
     inFlight: null,       // the judgment being sent right now
@@ -94,6 +95,7 @@
       state.fetching = null;
       if (result.status === 200) { preload(result.data); return result.data; }
       if (result.status === 204) { state.exhausted = true; return null; }
+      if (result.status === 410) { state.exhausted = true; state.complete = true; return null; }  // campaign complete
       if (result.status === 401 || result.status === 403 || result.status === 404) {
         state.signedOut = true;  // no retry can help: say so and stop asking
         say("You are no longer signed in or no longer a member of this project: log in again to go on.", "error");
@@ -157,7 +159,8 @@
 
   function showEmpty() {
     root.dataset.lease = "";
-    ui.pair.hidden = true; ui.actions.hidden = true; ui.loading.hidden = true; ui.empty.hidden = false;
+    ui.pair.hidden = true; ui.actions.hidden = true; ui.loading.hidden = true;
+    ui.empty.hidden = Boolean(state.complete); ui.complete.hidden = !state.complete;
   }
 
   function show(pair) {
@@ -168,7 +171,8 @@
       img.width = pair[side].width; img.height = pair[side].height;  // reserves the space: no layout jump
       renderTags(side);
     });
-    ui.loading.hidden = true; ui.empty.hidden = true; ui.pair.hidden = false; ui.actions.hidden = false;
+    ui.loading.hidden = true; ui.empty.hidden = true; ui.complete.hidden = true; ui.pair.hidden = false;
+    ui.actions.hidden = false;
     // What is on screen, for people debugging and for the browser test.
     root.dataset.lease = pair.lease; root.dataset.imageA = pair.a.id; root.dataset.imageB = pair.b.id;
     state.shownAt = performance.now();
