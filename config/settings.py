@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -89,12 +90,14 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served from static files, not a CDN
     "axes",
+    "csp",
     "labeling",
     "modeling",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # CONTENT_SECURITY_POLICY below, on every response
     "config.outage.OutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -194,6 +197,24 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 # sends many photos in one request).
 TAGRANK_MAX_REQUEST_BYTES = env_int("TAGRANK_MAX_REQUEST_BYTES", 1024 * 1024)
 TAGRANK_MAX_UPLOAD_BYTES = env_int("TAGRANK_MAX_UPLOAD_BYTES", 256 * 1024 * 1024)
+
+# Every response carries a Content-Security-Policy (django-csp): scripts only from this site's own files, never
+# inline, so markup that slipped into a page or a file cannot run. Styles may be inline (style attributes in
+# templates, the charts' SVG, Redoc); images may be data: URIs (Swagger UI's icons); Redoc's search runs
+# in a blob: worker. Media files get a stricter policy of their own (config/media.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "worker-src": [SELF, "blob:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 LOGIN_URL = "login"
 # --- Accounts: login limits, tokens -----------------------------------------------------------

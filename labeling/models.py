@@ -93,8 +93,14 @@ class Membership(models.Model):
         return f"{self.user} · {self.role} · {self.project}"
 
 
+IMAGE_EXTENSIONS = ("jpg", "png", "webp")  # what the importer writes (from the checked format, not the name)
+
+
 def image_upload_path(image: "Image", filename: str) -> str:
-    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    """``images/<project>/<sha[:2]>/<sha>.<ext>``: the content hash, never the uploaded name; an extension
+    other than the importer's becomes ``.bin``, which media never serves."""
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    extension = extension if extension in IMAGE_EXTENSIONS else "bin"
     return f"images/{image.project_id}/{image.sha256[:2]}/{image.sha256}.{extension}"
 
 

@@ -65,7 +65,8 @@ def project_list(request):
 @login_required
 @require_safe
 def project_detail(request, slug):
-    project = project_for(request, slug)
+    role = access.project_role(request.user, slug)
+    project = role.project
     counts = {
         "images": project.images.filter(archived_at=None).count(),
         "tags": project.tags.count(),
@@ -80,7 +81,8 @@ def project_detail(request, slug):
             "project": project,
             "counts": counts,
             "images": recent,
-            "can_manage": access.can_manage(request.user, project),
+            "can_manage": role.is_manager,
+            "sees_image_sources": role.sees_image_sources,  # raters judge blind: no file names, not even as alt text
         },
     )
 

@@ -32,8 +32,14 @@ def chromium_page(width: int = 1280, height: int = 900):
         page = browser.new_page(viewport={"width": width, "height": height})
         # Generous: CI shares two cores between the server, the worker tests and the browser.
         page.set_default_timeout(30_000)
+        # Every page runs under the Content-Security-Policy (config/settings.py): anything it refuses (an inline
+        # script, a handler attribute, a script from elsewhere) fails the test that loaded the page.
+        refused = []
+        page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text
+                else None)
         try:
             yield page
+            assert not refused, "the Content-Security-Policy refused:\n" + "\n".join(refused)
         finally:
             browser.close()
 

@@ -347,7 +347,7 @@ class ReleaseView(ProjectScopedMixin, APIView):
 
 
 class ImageListView(ProjectScopedMixin, GenericAPIView):
-    serializer_class = s.ImageSerializer
+    serializer_class = s.ManagerImageSerializer
     pagination_class = StandardPagination
     parser_classes = [MultiPartParser, FormParser]
 
@@ -359,10 +359,12 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
             .order_by("id")
         )
 
-    @extend_schema(parameters=[s.ImageFilterSerializer], responses={200: s.ImageSerializer(many=True), **ERRORS},
+    @extend_schema(parameters=[s.ImageFilterSerializer], responses={200: s.ManagerImageSerializer(many=True), **ERRORS},
                    tags=["images"])
     def get(self, request, slug):
-        """The project's images; ``has_score`` refers to the project's active model version."""
+        """The project's images; ``has_score`` refers to the project's active model version. Raters get the
+        rater's view (id, URLs, size, tags: no file name, external id, caption or metadata) and may filter by
+        tag only."""
         filters = s.validated_query(s.ImageFilterSerializer, request)
         images = self.get_queryset()
         if filters.get("tag"):
@@ -370,13 +372,15 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
                 Exists(ImageTag.objects.filter(image=OuterRef("pk"), tag__name=Tag.normalise(filters["tag"])))
             )
         if filters.get("external_id"):
+            if not self.role.sees_image_sources:
+                raise PermissionDenied("Raters judge blind: only managers may look images up by external id.")
             images = images.filter(external_id=filters["external_id"])
         has_score = filters.get("has_score")
         if has_score is not None and not self.role.sees_scores:
             raise PermissionDenied("Raters judge blind: only managers may filter images by score.")
         images = image_list_filters.apply_registered(images, self.project, filters)  # has_score
         page = self.paginate_queryset(images)
-        serializer = self.get_serializer(page, many=True, context={"request": request, "sees_scores": self.role.sees_scores})
+        serializer = s.image_serializer_for(self.role)(page, many=True, context={"request": request})
         return self.get_paginated_response(serializer.data)
 
     @extend_schema(
@@ -409,7 +413,7 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
         if created:
             dispatch.send_images_imported(self.project.pk, [image.pk])
         image = self.get_queryset().get(pk=image.pk)
-        body = s.ImageUploadResultSerializer(image, context={"request": request, "duplicate": not created, "sees_scores": True}).data
+        body = s.ImageUploadResultSerializer(image, context={"request": request, "duplicate": not created}).data
         return Response(body, status=201 if created else 200)
 
 
