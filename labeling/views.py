@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from labeling import access, login_limits
 from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, UploadForm
 from labeling.models import GoldPair, Image, Invite, Membership, Project
+from labeling.services import comparison_groups, instructions
 from labeling.services import invites as invite_service
 from labeling.services.comparisons import project_progress, undo_seconds
 from labeling.services.imports import ImportReport, RejectedImage, import_one, read_upload
@@ -74,6 +75,7 @@ def project_detail(request, slug):
         "my_comparisons": project.comparisons.filter(rater=request.user).count(),
     }
     recent = Image.objects.filter(project=project, archived_at=None).order_by("-id")[:48]
+    can_manage = role.is_manager
     return render(
         request,
         "labeling/project_detail.html",
@@ -81,8 +83,10 @@ def project_detail(request, slug):
             "project": project,
             "counts": counts,
             "images": recent,
-            "can_manage": role.is_manager,
+            "can_manage": can_manage,
             "sees_image_sources": role.sees_image_sources,  # raters judge blind: no file names, not even as alt text
+            # Managers only: the grouping names a metadata field.
+            "groups": comparison_groups.group_summary(project) if can_manage else None,
         },
     )
 
@@ -91,14 +95,22 @@ def project_detail(request, slug):
 @require_safe
 def rate(request, slug):
     project = project_for(request, slug)
+    my_count = project.comparisons.filter(rater=request.user).count()
+    examples = [{"pair": example, "explanation": instructions.render_markdown(example.explanation)}
+                for example in instructions.example_pairs(project)]
+    rendered = instructions.render_markdown(project.instructions)
     return render(
         request,
         "labeling/rate.html",
         {
             "project": project,
-            "my_count": project.comparisons.filter(rater=request.user).count(),
+            "my_count": my_count,
             "undo_seconds": undo_seconds(),
             "closed_vocabulary": project.tag_vocabulary == Project.TagVocabulary.CLOSED,
+            # The instructions: shown before the first pair, and behind the help key.
+            "rendered": rendered,
+            "examples": examples,
+            "show_instructions_first": my_count == 0 and bool(rendered or examples),
         },
     )
 

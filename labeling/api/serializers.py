@@ -82,7 +82,9 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "id", "slug", "name", "question", "description", "tag_vocabulary", "overlap", "gold_rate",
             "allow_ties", "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
-            "weight_raters_by_reliability", "created_at", "role", "counts",
+            "weight_raters_by_reliability", "instructions", "qualification_gold_pairs", "qualification_min_accuracy",
+            "show_prompt", "group_key", "allow_both_bad",
+            "created_at", "role", "counts",
         ]
         read_only_fields = ["id", "created_at"]
 
@@ -105,6 +107,12 @@ class ProjectSerializer(serializers.ModelSerializer):
             "my_comparisons": getattr(project, "my_comparison_count", None) or 0,
         }
 
+    def to_representation(self, project):
+        shown = super().to_representation(project)
+        if shown.get("role") == "rater":
+            shown.pop("group_key", None)  # which metadata field groups the pairs is the manager's business
+        return shown
+
     def validate_gold_rate(self, value):
         if not 0 <= value <= 1:
             raise serializers.ValidationError("The gold rate is a share between 0 and 1.")
@@ -126,6 +134,9 @@ class PairImageSerializer(serializers.Serializer):
     width = serializers.IntegerField()
     height = serializers.IntegerField()
     tags = serializers.ListField(child=serializers.CharField())
+    prompt = serializers.CharField(
+        required=False, help_text="The image's caption (its prompt): only in projects that show the prompt."
+    )
 
 
 class NextPairSerializer(serializers.Serializer):
@@ -133,13 +144,19 @@ class NextPairSerializer(serializers.Serializer):
     a = PairImageSerializer(help_text="The image shown on the left.")
     b = PairImageSerializer(help_text="The image shown on the right.")
     expires_at = serializers.DateTimeField()
+    prompt = serializers.CharField(
+        required=False, allow_null=True,
+        help_text="Only in projects that show the prompt: the two images' prompt, null when they differ "
+        "(each image then carries its own).",
+    )
 
 
-def pair_payload(request, lease) -> dict:
-    """A leased pair as next-pair and undo answer it (``leases.attach_images`` loaded the images and tags)."""
+def pair_payload(request, lease, *, show_prompt: bool = False) -> dict:
+    """A leased pair as next-pair and undo answer it (``leases.attach_images`` loaded the images and tags).
+    With ``show_prompt`` (the project's setting) the captions are added: nothing else about the images."""
     def image(image: Image) -> dict:
         url, thumbnail = file_urls(request, image)
-        return {
+        shown = {
             "id": image.pk,
             "url": url,
             "thumbnail_url": thumbnail,
@@ -147,18 +164,28 @@ def pair_payload(request, lease) -> dict:
             "height": image.height,
             "tags": lease.tags[image.pk],
         }
+        if show_prompt:
+            shown["prompt"] = image.caption
+        return shown
 
-    return {
+    payload = {
         "lease": str(lease.token),
         "a": image(lease.image_a),
         "b": image(lease.image_b),
         "expires_at": serializers.DateTimeField().to_representation(lease.expires_at),
     }
+    if show_prompt:
+        same = lease.image_a.caption == lease.image_b.caption
+        payload["prompt"] = lease.image_a.caption if same else None
+    return payload
 
 
 class ComparisonSubmitSerializer(serializers.Serializer):
     lease = serializers.UUIDField()
-    winner = serializers.ChoiceField(choices=["a", "b", "tie"], help_text="a = left, b = right.")
+    winner = serializers.ChoiceField(
+        choices=["a", "b", "tie", "bad"],
+        help_text="a = left, b = right, tie, or bad = both bad (only where the project allows it).",
+    )
     client_key = serializers.CharField(
         max_length=CLIENT_KEY_MAX_LENGTH,
         help_text="Chosen by the client, unique per judgment: a retry with the same key is answered with the "
@@ -243,8 +270,9 @@ class UndoResponseSerializer(NextPairSerializer):
 class RaterImageSerializer(serializers.ModelSerializer):
     """A rater's view of an image: its id, the picture and thumbnail (their URLs name the content hash, never
     the file), its size and tags. Nothing about where it came from: no file name, external id, caption, prompt
-    or metadata, which can tell the condition being judged. A field that a project may show raters (a prompt,
-    say) is added here and left out in ``to_representation`` unless the project allows it."""
+    or metadata, which can tell the condition being judged. A field that a project may show raters is added in
+    ``to_representation`` when the project allows it: the prompt (caption) with ``show_prompt``, as next-pair
+    shows it."""
 
     url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
@@ -265,6 +293,12 @@ class RaterImageSerializer(serializers.ModelSerializer):
 
     def get_tags(self, image) -> list[str]:
         return sorted(image_tag.tag.name for image_tag in image.image_tags.all())
+
+    def to_representation(self, image):
+        shown = super().to_representation(image)
+        if self.context.get("show_prompt"):
+            shown["prompt"] = image.caption
+        return shown
 
 
 class ManagerImageSerializer(RaterImageSerializer):
@@ -417,6 +451,10 @@ class RaterProgressSerializer(serializers.Serializer):
     gold_correct = serializers.IntegerField()
     gold_accuracy = serializers.FloatField(allow_null=True)
     left_share = serializers.FloatField(allow_null=True, help_text="Share of 'a' (left) among a/b answers.")
+    qualification = serializers.ChoiceField(choices=["passed", "failed"], allow_null=True,
+                                            help_text="The qualification round's result (null: not decided or none).")
+    paused_at = serializers.DateTimeField(allow_null=True, help_text="Paused by the running gold check.")
+    pause_reason = serializers.CharField(allow_blank=True)
 
 
 class PairsRemainingSerializer(serializers.Serializer):

@@ -4,6 +4,8 @@ from django.urls import include, path
 from labeling.api import views
 from labeling.api import data_exports
 from labeling.api import import_jobs as import_jobs_api
+from labeling.api import instructions as instructions_api
+from labeling.api import qualification as qualification_api
 from labeling.api import judgment_imports
 from labeling.api import vocabulary as vocabulary_api
 from labeling.api import webhooks as webhooks_api
@@ -20,6 +22,8 @@ project_routes = [
     path("tags/", views.VocabularyView.as_view(), name="api-vocabulary"),
     path("gold-pairs/", views.GoldPairListView.as_view(), name="api-gold-pairs"),
     path("progress/", views.ProgressView.as_view(), name="api-progress"),
+    path("instructions/", instructions_api.InstructionsView.as_view(), name="api-instructions"),
+    path("raters/<int:user_id>/reinstate/", qualification_api.RaterReinstateView.as_view(), name="api-rater-reinstate"),
     # Streamed exports of the raw data (labeling/api/data_exports.py).
     path("export/comparisons/", data_exports.ComparisonsExportView.as_view(), name="api-export-comparisons"),
     path("export/image-tags/", data_exports.ImageTagsExportView.as_view(), name="api-export-image-tags"),

@@ -25,7 +25,7 @@ from labeling.login_limits import lockout_response
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Membership, Tag
 from labeling.services import api_tokens
 from labeling.services import comparisons as comparison_service
-from labeling.services import leases, pair_queue, pair_serving
+from labeling.services import leases, pair_queue, pair_serving, qualification
 from labeling.services import tags as tag_service
 from labeling.services import vocabulary as vocabulary_service
 from labeling.services.imports import RejectedImage, import_uploaded_file
@@ -46,6 +46,8 @@ REFUSAL_STATUS = {
     tag_service.TagNotYours: 403,
     vocabulary_service.TagExists: 409,
     pair_serving.CampaignComplete: 410,
+    qualification.NotQualified: 403,
+    qualification.RaterPaused: 403,
 }
 
 
@@ -219,11 +221,11 @@ class NextPairView(ProjectScopedMixin, APIView):
         are still stored."""
         try:
             result = pair_serving.next_pair(self.project, request.user)
-        except pair_serving.CampaignComplete as exc:
+        except (pair_serving.CampaignComplete, qualification.NotQualified, qualification.RaterPaused) as exc:
             return refused(exc)
         if result is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(s.pair_payload(request, result[1]))
+        return Response(s.pair_payload(request, result[1], show_prompt=self.project.show_prompt))
 
 
 class ComparisonListView(ProjectScopedMixin, GenericAPIView):
@@ -311,7 +313,7 @@ class UndoView(ProjectScopedMixin, APIView):
             )
         except leases.LeaseError as exc:
             return refused(exc)
-        return Response({**s.pair_payload(request, lease), "undone": undone_id})
+        return Response({**s.pair_payload(request, lease, show_prompt=self.project.show_prompt), "undone": undone_id})
 
 
 class SkipView(ProjectScopedMixin, APIView):
@@ -380,7 +382,8 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
             raise PermissionDenied("Raters judge blind: only managers may filter images by score.")
         images = image_list_filters.apply_registered(images, self.project, filters)  # has_score
         page = self.paginate_queryset(images)
-        serializer = s.image_serializer_for(self.role)(page, many=True, context={"request": request})
+        view = s.image_serializer_for(self.role)
+        serializer = view(page, many=True, context={"request": request, "show_prompt": self.project.show_prompt})
         return self.get_paginated_response(serializer.data)
 
     @extend_schema(

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from labeling.models import Comparison, GoldPair, PairLease, Project, count_comparison
-from labeling.services import judgment_hooks, leases, pair_queue, prepared_sql
+from labeling.services import judgment_hooks, leases, pair_queue, prepared_sql, qualification
 from labeling.services.leases import LeaseClosed, LeaseError, LeaseExpired
 
 CLIENT_KEY_MAX_LENGTH = 64
@@ -28,6 +28,10 @@ class ComparisonRefused(LeaseError):
 
 class TiesNotAllowed(ComparisonRefused):
     code = "ties_not_allowed"
+
+
+class BothBadNotAllowed(ComparisonRefused):
+    code = "both_bad_not_allowed"
 
 
 class ImagesOutsideProject(ComparisonRefused):
@@ -65,7 +69,7 @@ def submit_comparison(
     with ``created=False`` and stores nothing. Anything else that cannot be stored raises a LeaseError.
     """
     if winner not in Comparison.Outcome.values:
-        raise ComparisonRefused(f"Unknown winner {winner!r}: use a, b or tie.")
+        raise ComparisonRefused(f"Unknown winner {winner!r}: use a, b, tie or bad (both bad).")
     if not client_key or len(client_key) > CLIENT_KEY_MAX_LENGTH:
         raise ComparisonRefused(f"client_key must be 1 to {CLIENT_KEY_MAX_LENGTH} characters.")
     if response_ms is not None and not 0 <= response_ms <= RESPONSE_MS_MAX:
@@ -102,6 +106,8 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tu
         raise LeaseExpired(f"The lease expired at {lease.expires_at.isoformat()}; ask for a new pair.")
     if winner == Comparison.Outcome.TIE and not project.allow_ties:
         raise TiesNotAllowed("This project does not allow ties: choose a or b, or skip the pair.")
+    if winner == Comparison.Outcome.BOTH_BAD and not project.allow_both_bad:
+        raise BothBadNotAllowed("This project does not allow 'both bad': choose a or b, or skip the pair.")
     # Leases are only made from the project's own images; this guards against rows written by hand.
     if {lease.image_a_project_id, lease.image_b_project_id} != {project.pk}:
         raise ImagesOutsideProject("The leased images are not both in this project.")
@@ -121,6 +127,8 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tu
     lease.state, lease.comparison = PairLease.State.JUDGED, comparison
     leases.mark_lease_judged(lease.pk, comparison.pk)
     pair_queue.refresh_candidate(lease.candidate_id, project)
+    if comparison.is_gold:
+        qualification.gold_judged(project, rater)
     judgment_hooks.judgment_stored(project)
     return comparison, True
 
@@ -197,13 +205,17 @@ def project_progress(project: Project, *, days: int = 30) -> dict:
     seen = set()
     for member in members:
         seen.add(member.user_id)
-        per_rater.append(_rater_row(member.user, member.role, member.is_active, stats.get(member.user_id)))
+        row = _rater_row(member.user, member.role, member.is_active, stats.get(member.user_id))
+        row.update(qualification=member.qualification or None, paused_at=member.paused_at,
+                   pause_reason=member.pause_reason if member.paused_at else "", membership=member.pk)
+        per_rater.append(row)
     # Comparisons by people who are no longer members (e.g. superusers, removed raters) still count.
     if set(stats) - seen:
         from django.contrib.auth import get_user_model
 
         for user in get_user_model().objects.filter(pk__in=set(stats) - seen).order_by("username"):
-            per_rater.append(_rater_row(user, "former member", False, stats[user.pk]))
+            per_rater.append({**_rater_row(user, "former member", False, stats[user.pk]), "qualification": None,
+                              "paused_at": None, "pause_reason": "", "membership": None})
     from labeling.services.pair_queue import pairs_remaining
 
     return {

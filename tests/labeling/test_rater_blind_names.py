@@ -103,3 +103,14 @@ def test_demo_image_ids_do_not_follow_the_distortion_ladder(demo_project):
     assert ladder != sorted(ladder, key=lambda step: (list(demo.DISTORTIONS).index(step[0]) if step[1] else -1, step[1]))
     strengths = [strength for _, strength in ladder]
     assert strengths != sorted(strengths) and ladder[0] != ("original", 0)
+
+
+@pytest.mark.django_db
+def test_the_raters_image_list_shows_the_prompt_only_where_the_project_shows_it(api, project, images, rater):
+    Image.objects.filter(pk=images[0].pk).update(caption="a red square on white")
+    url = f"/api/v1/projects/{project.slug}/images/"
+    assert "prompt" not in api(rater).get(url).json()["results"][0]
+    project.show_prompt = True
+    project.save()
+    row = api(rater).get(url).json()["results"][0]
+    assert row["prompt"] == "a red square on white" and "caption" not in row and "original_name" not in row
