@@ -6,7 +6,7 @@ from django.core.validators import RegexValidator
 from django.db import connection, models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
 SCORE_BINS = 10  # AVA-style scores 1..10
@@ -624,6 +624,19 @@ def _revoke_tokens_of_deactivated_member(sender, instance: Membership, raw: bool
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="revoke_tokens_of_deactivated_user")
 def _revoke_tokens_of_deactivated_user(sender, instance, raw: bool = False, **kwargs):
     if not raw and not instance.is_active:
+        from labeling.services.api_tokens import revoke_tokens
+
+        revoke_tokens(instance)
+
+
+# A new password ends the API tokens too (as it ends Django's sessions), whichever way it is set: the password
+# change page, the admin, ``changepassword``, a shell. A token stolen with the old password stops working.
+@receiver(pre_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="revoke_tokens_on_password_change")
+def _revoke_tokens_on_password_change(sender, instance, raw: bool = False, update_fields=None, **kwargs):
+    if raw or instance.pk is None or (update_fields is not None and "password" not in update_fields):
+        return
+    stored = type(instance).objects.filter(pk=instance.pk).values_list("password", flat=True).first()
+    if stored is not None and stored != instance.password:
         from labeling.services.api_tokens import revoke_tokens
 
         revoke_tokens(instance)

@@ -32,15 +32,16 @@ def project_for(request, slug: str) -> Project:
 
 def manager_page(methods):
     """Decorates a page of a project's managers, in both apps: the caller is signed in, the request uses one of
-    ``methods`` (a ``require_*`` decorator), and the view gets the project (403 for its raters, 404 for anyone
-    else) in place of the ``slug``."""
+    ``methods`` (a ``require_*`` decorator), and the view gets the project (403 for its raters and for a write to
+    an archived project, 404 for anyone else) in place of the ``slug``."""
 
     def decorate(view):
         @login_required
         @methods
         @wraps(view)
         def page(request, slug, **kwargs):
-            return view(request, access.project_role(request.user, slug).require_manager().project, **kwargs)
+            role = access.project_role(request.user, slug).require_manager()
+            return view(request, access.writes_to(role, request.method).project, **kwargs)
 
         return page
 
