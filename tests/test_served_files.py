@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from csp.utils import build_policy
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from rest_framework.authtoken.models import Token
@@ -77,6 +78,7 @@ def test_every_page_carries_a_policy_without_inline_script(client, manager, proj
     for url in pages:
         response = client.get(url)
         assert response.status_code == 200, url
+        assert response["Content-Security-Policy"] == build_policy(), url  # the site's policy, built once
         sources = script_sources(response["Content-Security-Policy"])
         assert sources and "'unsafe-inline'" not in sources and "*" not in sources, (url, sources)
         assert "data:" not in sources and "blob:" not in sources, (url, sources)
