@@ -107,6 +107,7 @@ MIDDLEWARE = [
     # After authentication: only a project's managers may send large bodies, to its upload routes; before
     # any view, so CSRF's check (a view hook) never reads a body over the caps.
     "config.request_limits.RequestSizeLimitMiddleware",
+    "labeling.crowd_confinement.CrowdConfinementMiddleware",  # a campaign link's session: rating only
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout response.
