@@ -87,7 +87,8 @@ _lock = threading.Lock()  # a worker runs one task at a time; threads (tests, ea
 
 
 def enabled() -> bool:
-    return bool(getattr(settings, "TAGRANK_COMPARISON_CACHE", True))
+    """Whether the cache is kept (``TAGRANK_INCREMENTAL_FIT``; off: every read is a full one)."""
+    return bool(getattr(settings, "TAGRANK_INCREMENTAL_FIT", True))
 
 
 def forget(project_id: int | None = None) -> None:
