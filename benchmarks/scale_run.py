@@ -326,7 +326,12 @@ def markdown(rows: list[dict]) -> str:
             if row.get("variant"):
                 step = f"{row['variant']}: {step}" + (f" after +{row['appended']:,} comparisons" if row["appended"] else
                                                       " (first task of a fresh worker)")
-            figure = (f"{row['seconds']:.1f} s, worker peak RSS {row['worker_peak_rss_mib']:,} MiB "
+            result = row.get("result")
+            detail = result[0] if isinstance(result, list) and result else (
+                next(iter(result.values()), {}) if isinstance(result, dict) else {})
+            reads = (f"; {detail['comparisons_read']:,} comparisons read, {detail['scores_written']:,} scores written"
+                     if isinstance(detail, dict) and detail.get("comparisons_read") is not None else "")
+            figure = (f"{row['seconds']:.1f} s{reads}, worker peak RSS {row['worker_peak_rss_mib']:,} MiB "
                       f"(before {row['worker_rss_before_mib']:,} MiB)" + (f"; error {row['error']}" if row["error"] else ""))
         elif step == "loop":
             figure = (f"{row['judgments']} judgments, {row['clients']} raters: next-pair {row['next_median_ms']} / "
