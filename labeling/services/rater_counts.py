@@ -44,9 +44,9 @@ def _counted(project: Project):
     return RaterDayCount.objects.filter(project=project, comparisons__gt=0)
 
 
-def project_total(project: Project) -> int:
-    """All of the project's judgments."""
-    return _counted(project).aggregate(n=Sum("comparisons"))["n"] or 0
+def project_total(project: Project, *, excluding_raters=()) -> int:
+    """All of the project's judgments (but those of ``excluding_raters``, ids)."""
+    return _counted(project).exclude(rater_id__in=list(excluding_raters)).aggregate(n=Sum("comparisons"))["n"] or 0
 
 
 def rater_total(project: Project, rater) -> int:
