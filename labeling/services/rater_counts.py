@@ -1,7 +1,7 @@
 """Judgment counts per rater and per day, read from the counters (``RaterDayCount``), never from the comparisons.
 
 The counters are kept by database triggers in the statement that stores, changes or deletes a comparison
-(``labeling/migrations/0013_rater_day_counts.py``), so every page that shows "how many" reads a few rows
+(``labeling/migrations/0014_rater_day_counts.py``), so every page that shows "how many" reads a few rows
 per rater and day instead of counting 10^7 comparisons. ``recount_rater_days`` rebuilds a project's
 counters from its comparisons: for loads that bypass triggers (the benchmarks' COPY with replication
 role ``replica``), and as the reference the tests compare the counters against.

@@ -118,7 +118,7 @@ def drop_triggers(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeling', '0012_qualification'),
+        ('labeling', '0013_crowd_links'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
