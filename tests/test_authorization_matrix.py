@@ -109,6 +109,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "api-gold-pairs": {**read(MANAGERS), "POST": MANAGERS},
     "api-progress": read(MANAGERS),
     "api-instructions": read(MEMBERS),
+    "api-export-payment": read(MANAGERS),
     "api-rater-reinstate": {"POST": MANAGERS},
     "api-scores": read(MANAGERS),
     "api-image-tags": {**read(MEMBERS), "POST": MEMBERS, "DELETE": MEMBERS},
