@@ -283,6 +283,9 @@ TAGRANK_TRAINING_FAILURE_COOLDOWN_SECONDS = env_int("TAGRANK_TRAINING_FAILURE_CO
 # Overrides of modeling.ml.training.TrainConfig's fields, as a JSON object, e.g. {"epochs": 20}.
 TAGRANK_TRAIN_CONFIG = env_json_object("TAGRANK_TRAIN_CONFIG")
 TAGRANK_PAIR_QUEUE = env_json_object("TAGRANK_PAIR_QUEUE")  # RefillPolicy fields (modeling.services.pair_selection)
+# The incremental model loop (modeling/services/comparison_cache.py, human_score_writes.py): each worker process
+# keeps a project's comparisons and a copy of its stored scores between refits. Off: every fit rereads all.
+TAGRANK_INCREMENTAL_FIT = env_bool("TAGRANK_INCREMENTAL_FIT", True)
 # Celery workers lower their CPU priority by this much (os.nice) at start: a refit or a training run then
 # never delays the web's requests on a shared host (docker-compose.yml also gives them fewer cpu_shares).
 TAGRANK_WORKER_NICE = env_int("TAGRANK_WORKER_NICE", 10)
