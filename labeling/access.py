@@ -6,6 +6,11 @@ Outside their projects callers learn nothing: a foreign object and a missing one
 ``Http404``; a member who lacks the role gets ``PermissionDenied`` (403). Both exceptions are Django's,
 so pages answer them directly and DRF turns them into its JSON errors.
 
+Archived projects are read-only: every request that writes (any method but GET, HEAD and OPTIONS) on one
+is refused with 403 once the caller's standing is known, exports included among the reads (``writes_to``,
+called by every entry point: the API's project and image look-ups, the model-version look-ups and
+``manager_page``).
+
 Blind raters: only managers see anything that reveals a score (model or human scores, generation
 metadata, training runs, explanations) or other raters' names.
 """
@@ -52,9 +57,24 @@ class ProjectRole:
         return self.is_manager
 
     @property
+    def sees_image_sources(self) -> bool:
+        """Where an image came from (file name, external id, caption or prompt, metadata): managers only. Raters
+        judge blind; a name like ``astronaut_blur_1`` tells the distortion and its strength."""
+        return self.is_manager
+
+    @property
     def can_export(self) -> bool:
         """Managers, and members given the ``labeling.export_project`` permission (e.g. a script's account)."""
         return self.is_manager or (self.is_member and self.user.has_perm("labeling.export_project"))
+
+    @property
+    def is_archived(self) -> bool:
+        return self.project.archived_at is not None
+
+    def require_open(self) -> "ProjectRole":
+        if self.is_archived:
+            raise PermissionDenied("This project is archived: it is read-only (exports still work).")
+        return self
 
     @property
     def name(self) -> str:
@@ -74,6 +94,14 @@ class ProjectRole:
         if not self.can_export:
             raise PermissionDenied("Only a manager, or an account with export permission, may export scores.")
         return self
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def writes_to(role: ProjectRole, method: str) -> ProjectRole:
+    """``role`` for a request with ``method``: refused (403) when it would write to an archived project."""
+    return role if method in READ_METHODS else role.require_open()
 
 
 # --- Looking up a standing ----------------------------------------------------------------------
@@ -133,6 +161,17 @@ def projects_for(user) -> QuerySet[Project]:
     return Project.objects.filter(memberships__user=user, memberships__is_active=True).distinct()
 
 
+def managed_projects(user) -> QuerySet[Project]:
+    """The projects the caller manages (all of them for site staff): e.g. the sources a warm start may name."""
+    if not user.is_authenticated:
+        return Project.objects.none()
+    if is_site_staff(user):
+        return Project.objects.all()
+    return Project.objects.filter(
+        memberships__user=user, memberships__is_active=True, memberships__role=Membership.Role.MANAGER
+    ).distinct()
+
+
 def roles_for(user, projects) -> dict[int, str]:
     """Role names of the caller in a page of projects (one query)."""
     if is_site_staff(user):
@@ -161,11 +200,33 @@ def can_create_projects(user) -> bool:
     return user.is_authenticated and (user.is_staff or user.has_perm("labeling.add_project"))
 
 
+# --- Crowd identities --------------------------------------------------------------------------------
+
+# A crowd worker signed in through a campaign link (labeling/services/crowd_links.py) may rate and nothing
+# else: the rating page, the rating API, the images' files and tags, the instructions, signing out.
+CROWD_SESSION_KEY = "tagrank_crowd_worker"
+CROWD_ROUTES = frozenset({
+    "crowd-link", "project-rate", "api-next-pair", "api-comparisons", "api-undo", "api-skip", "api-release",
+    "api-vocabulary", "api-image-tags", "api-instructions", "media", "logout",
+})
+
+
+def is_crowd_session(session) -> bool:
+    return bool(session.get(CROWD_SESSION_KEY))
+
+
+def crowd_worker_may(route_name: str | None) -> bool:
+    """May a crowd identity reach the route ``route_name``? Only rating (``CROWD_ROUTES``)."""
+    return route_name in CROWD_ROUTES
+
+
 # --- Files under MEDIA_ROOT ------------------------------------------------------------------------
 
 # A stored file's path names its owner; anything else under media (trained weights, cached features)
 # is never served.
-IMAGE_FILE = re.compile(r"^(?P<kind>images|thumbnails)/(?P<project>[0-9]{1,18})/[0-9a-f]{2}/(?P<sha>[0-9a-f]{64})\.[a-z0-9]{1,8}$")
+IMAGE_FILE = re.compile(
+    r"^(?P<kind>images|thumbnails)/(?P<project>[0-9]{1,18})/[0-9a-f]{2}/(?P<sha>[0-9a-f]{64})\.(jpg|png|webp)$"
+)
 EXPLANATION_FILE = re.compile(r"^explanations/v(?P<version>[0-9]{1,18})/(?P<image>[0-9]{1,18})\.(json|png)$")
 
 

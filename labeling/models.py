@@ -2,13 +2,22 @@
 import math
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import connection, models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
 SCORE_BINS = 10  # AVA-style scores 1..10
+
+
+# A metadata key that groups images for pairing: letters, digits and _ . - (it is used inside a JSON path).
+GROUP_KEY_VALIDATOR = RegexValidator(
+    r"^(?!.*__)[A-Za-z_][A-Za-z0-9_.-]*$",
+    "A metadata key: a letter or _ first, then letters, digits, _ . or - (no double underscore).",
+    code="group_key",
+)
 
 
 class Project(models.Model):
@@ -27,10 +36,24 @@ class Project(models.Model):
         max_length=500, default="Which image has the better quality?", help_text="Shown to raters above the two images."
     )
     description = models.TextField(blank=True)
+    instructions = models.TextField(
+        blank=True, help_text="What raters should judge and how, in Markdown: shown before the first pair and "
+        "behind the rating page's help key."
+    )
     tag_vocabulary = models.CharField(max_length=10, choices=TagVocabulary.choices, default=TagVocabulary.OPEN)
     overlap = models.PositiveSmallIntegerField(default=1, help_text="Judgments wanted per pair, from different raters.")
     gold_rate = models.FloatField(default=0.0, help_text="Share of served pairs that are gold pairs (0..1).")
     allow_ties = models.BooleanField(default=True)
+    # Generated-image campaigns (issue 27): the prompt shown to raters, pairs within a group, "both bad".
+    show_prompt = models.BooleanField(
+        default=False, help_text="Show raters the images' caption (their prompt) above the pair. Off: raters judge blind."
+    )
+    group_key = models.CharField(
+        max_length=100, blank=True, default="", validators=[GROUP_KEY_VALIDATOR],
+        help_text="A metadata key (e.g. prompt_id): every pair served is two images with the same value. "
+        "Empty: pairs across the whole project.",
+    )
+    allow_both_bad = models.BooleanField(default=False, help_text="Raters may answer that both images are bad.")
     pair_strategy = models.CharField(max_length=20, choices=PairStrategy.choices, default=PairStrategy.ACTIVE)
     retrain_min_new_comparisons = models.PositiveIntegerField(
         default=50, help_text="Retrain once this many comparisons arrived since the active model was trained."
@@ -38,18 +61,37 @@ class Project(models.Model):
     retrain_max_age_hours = models.PositiveIntegerField(
         default=24, help_text="Also retrain when the active model is older than this and anything is new."
     )
+    qualification_gold_pairs = models.PositiveSmallIntegerField(
+        default=0, help_text="Gold pairs a rater answers before ordinary pairs are served (0: no qualification). "
+        "Gold keeps checking afterwards: a rater whose running gold accuracy falls below the threshold is paused."
+    )
+    qualification_min_accuracy = models.FloatField(
+        default=0.8, help_text="Gold accuracy (0..1) needed to pass the qualification and to stay unpaused."
+    )
+    weight_raters_by_reliability = models.BooleanField(
+        default=True,
+        help_text="Weight each rater's comparisons in the human scores by their estimated reliability "
+        "(random clickers count for little); untick for the unweighted fit.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     # Projects and images are archived, never deleted by the app: their comparisons are kept (PROTECT).
     archived_at = models.DateTimeField(null=True, blank=True, help_text="Archived: hidden and no longer served.")
+    # Set and cleared by the model loop's stopping rule (labeling does not import it): while set, no pair is served.
+    campaign_completed_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="The campaign reached its target of ranking accuracy and stopped serving pairs.",
+    )
 
     class Meta:
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_at_least_one"),
             models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="project_gold_rate_0_1"),
+            models.CheckConstraint(condition=Q(qualification_min_accuracy__gte=0) & Q(qualification_min_accuracy__lte=1),
+                                   name="project_qualification_accuracy_0_1"),
         ]
         permissions = [
             ("manage_project", "Can manage a project: images, raters, models"),
@@ -67,6 +109,11 @@ class Membership(models.Model):
         RATER = "rater", "Rater"
         MANAGER = "manager", "Manager"
 
+    class Qualification(models.TextChoices):
+        NONE = "", "Not decided (or none required)"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.RATER)
@@ -75,16 +122,62 @@ class Membership(models.Model):
         default=False, help_text="Leave this rater's comparisons out of training and the human scores (reversible)."
     )
     joined_at = models.DateTimeField(auto_now_add=True)
+    # Qualification (labeling/services/qualification.py). A failed or paused rater's judgments are left out of
+    # training and the human scores, as an excluded rater's are.
+    qualification = models.CharField(
+        max_length=8, choices=Qualification.choices, default=Qualification.NONE, blank=True,
+        help_text="The qualification round's result, where the project has one.",
+    )
+    paused_at = models.DateTimeField(null=True, blank=True, help_text="Paused: no pairs served (gold accuracy fell).")
+    pause_reason = models.CharField(max_length=300, blank=True)
+    gold_checked_since = models.DateTimeField(
+        null=True, blank=True, help_text="The running gold accuracy counts gold judgments from here (set on reinstating)."
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user_per_project")]
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
 
     def __str__(self):
         return f"{self.user} · {self.role} · {self.project}"
 
 
+class RaterEvent(models.Model):
+    """Why a rater's standing in a project changed: qualification passed or failed, paused, reinstated."""
+
+    class Kind(models.TextChoices):
+        QUALIFIED = "qualified", "Passed the qualification"
+        FAILED = "failed", "Failed the qualification"
+        PAUSED = "paused", "Paused"
+        REINSTATED = "reinstated", "Reinstated by a manager"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rater_events")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rater_events")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    reason = models.CharField(max_length=300, blank=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                           help_text="The manager who acted (empty: automatic).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["project", "user", "-id"], name="raterevent_recent")]
+
+    def __str__(self):
+        return f"{self.user_id} {self.kind} in {self.project_id}"
+
+
+IMAGE_EXTENSIONS = ("jpg", "png", "webp")  # what the importer writes (from the checked format, not the name)
+
+
 def image_upload_path(image: "Image", filename: str) -> str:
-    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    """``images/<project>/<sha[:2]>/<sha>.<ext>``: the content hash, never the uploaded name; an extension
+    other than the importer's becomes ``.bin``, which media never serves."""
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    extension = extension if extension in IMAGE_EXTENSIONS else "bin"
     return f"images/{image.project_id}/{image.sha256[:2]}/{image.sha256}.{extension}"
 
 
@@ -233,6 +326,7 @@ class Comparison(models.Model):
         A = "a", "A (left) is better"
         B = "b", "B (right) is better"
         TIE = "tie", "Tie"
+        BOTH_BAD = "bad", "Both bad"
 
     # PROTECT: deleting a project or image with judgments fails; archive it, or purge it on purpose
     # (manage.py purge_project), which exports first.
@@ -252,7 +346,7 @@ class Comparison(models.Model):
         constraints = [
             models.CheckConstraint(condition=~Q(image_a=F("image_b")), name="comparison_distinct_images"),
             models.UniqueConstraint(fields=["rater", "client_key"], name="comparison_unique_client_key_per_rater"),
-            models.CheckConstraint(condition=Q(outcome__in=["a", "b", "tie"]), name="comparison_outcome_valid"),
+            models.CheckConstraint(condition=Q(outcome__in=["a", "b", "tie", "bad"]), name="comparison_outcome_valid"),
         ]
         indexes = [
             models.Index(fields=["project", "created_at"], name="comparison_project_created"),
@@ -265,6 +359,37 @@ class Comparison(models.Model):
 
 # --- Pair serving ------------------------------------------------------------------------------
 # Added with the rating loop: per-image counters, the pair queue, leases, gold pairs, invitations.
+
+
+class RaterDayCount(models.Model):
+    """One rater's judgments in one project on one day (UTC): what the progress, project and dashboard pages
+    show without counting comparisons.
+
+    Kept by database triggers on the comparisons table (``labeling/migrations/0014_rater_day_counts.py``), in
+    the statement that inserts, updates or deletes comparisons, whichever way it happens: a judgment, an
+    undo, a bulk import, a purge, a fix by hand. Only a load that turns triggers off (``COPY`` with
+    ``session_replication_role = replica``, as the benchmarks do) must call
+    ``labeling.services.rater_counts.recount_rater_days(project)`` afterwards.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    comparisons = models.IntegerField(default=0)
+    decided_left = models.IntegerField(default=0, help_text="Judgments for image a (the left one).")
+    decided_right = models.IntegerField(default=0, help_text="Judgments for image b (the right one).")
+    gold_judged = models.IntegerField(default=0)
+    gold_correct = models.IntegerField(default=0)
+    response_ms_sum = models.BigIntegerField(default=0, help_text="Over the judgments that sent a response time.")
+    response_ms_count = models.IntegerField(default=0)
+    last_at = models.DateTimeField(null=True, blank=True, help_text="The day's latest judgment.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "rater", "day"], name="raterdaycount_unique")]
+        indexes = [models.Index(fields=["project", "day"], name="raterdaycount_project_day")]
+
+    def __str__(self):
+        return f"{self.rater_id} on {self.day}: {self.comparisons} judgments"
 
 
 class ImageStats(models.Model):
@@ -331,6 +456,10 @@ class PairCandidate(models.Model):
         return f"{self.image_low_id}–{self.image_high_id} (p={self.priority:.3g}, {self.judgments} judged)"
 
 
+# A gold pair's right answer is a preference or a tie: "both bad" is no answer to check a rater against.
+GOLD_ANSWERS = [(value, label) for value, label in Comparison.Outcome.choices if value != Comparison.Outcome.BOTH_BAD]
+
+
 class GoldPair(models.Model):
     """A pair with a known answer, marked by a manager; served at the project's gold rate."""
 
@@ -338,7 +467,7 @@ class GoldPair(models.Model):
     image_a = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
     image_b = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
     expected = models.CharField(
-        max_length=3, choices=Comparison.Outcome.choices, help_text="The right answer with image_a on the left."
+        max_length=3, choices=GOLD_ANSWERS, help_text="The right answer with image_a on the left."
     )
     is_active = models.BooleanField(default=True)
     note = models.CharField(max_length=300, blank=True)
@@ -363,6 +492,27 @@ class GoldPair(models.Model):
         if left_id == self.image_a_id or self.expected == Comparison.Outcome.TIE:
             return self.expected
         return Comparison.Outcome.B if self.expected == Comparison.Outcome.A else Comparison.Outcome.A
+
+
+class ExamplePair(models.Model):
+    """A worked example in the project's instructions: two images, the right answer and why."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="example_pairs")
+    image_a = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+", help_text="Shown on the left.")
+    image_b = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+", help_text="Shown on the right.")
+    expected = models.CharField(max_length=3, choices=GOLD_ANSWERS, help_text="The right answer.")
+    explanation = models.TextField(blank=True, help_text="Why, in Markdown.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(image_a=F("image_b")), name="examplepair_distinct_images"),
+            models.CheckConstraint(condition=Q(expected__in=["a", "b", "tie"]), name="examplepair_expected_valid"),
+        ]
+
+    def __str__(self):
+        return f"example {self.image_a_id} vs {self.image_b_id}: {self.expected}"
 
 
 class PairLease(models.Model):
@@ -445,6 +595,61 @@ class Invite(models.Model):
         return f"invite to {self.project} as {self.role}"
 
 
+class CampaignLink(models.Model):
+    """A link to paste into a crowd platform (Prolific, MTurk, Toloka): whoever opens it with a worker id gets
+    a passwordless rater identity in the project, rates up to ``quota`` pairs, then sees the completion code
+    or is sent to the completion URL (labeling/services/crowd_links.py)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="campaign_links")
+    token = models.CharField(max_length=64, unique=True, editable=False)
+    name = models.CharField(max_length=200, blank=True, help_text="E.g. the study on the platform (managers only).")
+    worker_param = models.CharField(
+        max_length=40, default="PROLIFIC_PID",
+        help_text="The URL parameter that carries the worker's id, e.g. PROLIFIC_PID (Prolific) or workerId (MTurk).",
+    )
+    quota = models.PositiveIntegerField(default=50, help_text="Judgments per worker; then the worker is done.")
+    completion_code = models.CharField(max_length=100, blank=True, help_text="Shown to a worker who is done.")
+    completion_url = models.URLField(max_length=1000, blank=True,
+                                     help_text="Or: where a worker who is done is sent (e.g. the platform's page).")
+    expires_at = models.DateTimeField()
+    max_workers = models.PositiveIntegerField(default=100, help_text="Workers the link admits at most.")
+    is_active = models.BooleanField(default=True, help_text="Untick to close the link.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=Q(quota__gte=1), name="campaignlink_quota_positive")]
+
+    def __str__(self):
+        return f"campaign link {self.name or self.pk} of {self.project}"
+
+
+class CrowdWorker(models.Model):
+    """A crowd worker's passwordless rater identity in a project, keyed by their id on the crowd platform."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="crowd_workers")
+    link = models.ForeignKey(CampaignLink, on_delete=models.PROTECT, related_name="workers")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="crowd_worker")
+    external_id = models.CharField(max_length=200, help_text="The worker's id on the crowd platform.")
+    platform_params = models.JSONField(default=dict, blank=True,
+                                       help_text="The link's other URL parameters at the last visit (e.g. SESSION_ID).")
+    started_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True, help_text="When the worker reached the quota.")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="crowdworker_unique_id_per_project"),
+        ]
+
+    def __str__(self):
+        return f"crowd worker {self.external_id} in {self.project}"
+
+
 # The receivers are here rather than in a signals module: they must be connected whenever the models
 # are loaded. There is deliberately no post_delete receiver for comparisons: it would stop Django from
 # fast-deleting them when a project or image is deleted. The one place the app deletes a comparison
@@ -505,6 +710,19 @@ def _revoke_tokens_of_deactivated_member(sender, instance: Membership, raw: bool
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="revoke_tokens_of_deactivated_user")
 def _revoke_tokens_of_deactivated_user(sender, instance, raw: bool = False, **kwargs):
     if not raw and not instance.is_active:
+        from labeling.services.api_tokens import revoke_tokens
+
+        revoke_tokens(instance)
+
+
+# A new password ends the API tokens too (as it ends Django's sessions), whichever way it is set: the password
+# change page, the admin, ``changepassword``, a shell. A token stolen with the old password stops working.
+@receiver(pre_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="revoke_tokens_on_password_change")
+def _revoke_tokens_on_password_change(sender, instance, raw: bool = False, update_fields=None, **kwargs):
+    if raw or instance.pk is None or (update_fields is not None and "password" not in update_fields):
+        return
+    stored = type(instance).objects.filter(pk=instance.pk).values_list("password", flat=True).first()
+    if stored is not None and stored != instance.password:
         from labeling.services.api_tokens import revoke_tokens
 
         revoke_tokens(instance)
@@ -611,6 +829,7 @@ class Webhook(models.Model):
         TRAINING_FAILED = "training.failed", "A training run failed"
         JUDGMENTS_TARGET_REACHED = "judgments.target_reached", "The project reached a number of judgments"
         IMPORT_FINISHED = "import.finished", "An import job finished"
+        RANKING_TARGET_REACHED = "ranking.target_reached", "The expected ranking accuracy reached its target"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhooks")
     url = models.URLField(max_length=1000)

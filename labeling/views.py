@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from labeling import access, login_limits
 from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, UploadForm
 from labeling.models import GoldPair, Image, Invite, Membership, Project
+from labeling.services import comparison_groups, crowd_links, instructions, rater_counts
 from labeling.services import invites as invite_service
 from labeling.services.comparisons import project_progress, undo_seconds
 from labeling.services.imports import ImportReport, RejectedImage, import_one, read_upload
@@ -31,15 +32,16 @@ def project_for(request, slug: str) -> Project:
 
 def manager_page(methods):
     """Decorates a page of a project's managers, in both apps: the caller is signed in, the request uses one of
-    ``methods`` (a ``require_*`` decorator), and the view gets the project (403 for its raters, 404 for anyone
-    else) in place of the ``slug``."""
+    ``methods`` (a ``require_*`` decorator), and the view gets the project (403 for its raters and for a write to
+    an archived project, 404 for anyone else) in place of the ``slug``."""
 
     def decorate(view):
         @login_required
         @methods
         @wraps(view)
         def page(request, slug, **kwargs):
-            return view(request, access.project_role(request.user, slug).require_manager().project, **kwargs)
+            role = access.project_role(request.user, slug).require_manager()
+            return view(request, access.writes_to(role, request.method).project, **kwargs)
 
         return page
 
@@ -65,14 +67,16 @@ def project_list(request):
 @login_required
 @require_safe
 def project_detail(request, slug):
-    project = project_for(request, slug)
+    role = access.project_role(request.user, slug)
+    project = role.project
     counts = {
         "images": project.images.filter(archived_at=None).count(),
         "tags": project.tags.count(),
-        "comparisons": project.comparisons.count(),
-        "my_comparisons": project.comparisons.filter(rater=request.user).count(),
+        "comparisons": rater_counts.project_total(project),  # the counters: no count of comparisons
+        "my_comparisons": rater_counts.rater_total(project, request.user),
     }
     recent = Image.objects.filter(project=project, archived_at=None).order_by("-id")[:48]
+    can_manage = role.is_manager
     return render(
         request,
         "labeling/project_detail.html",
@@ -80,7 +84,10 @@ def project_detail(request, slug):
             "project": project,
             "counts": counts,
             "images": recent,
-            "can_manage": access.can_manage(request.user, project),
+            "can_manage": can_manage,
+            "sees_image_sources": role.sees_image_sources,  # raters judge blind: no file names, not even as alt text
+            # Managers only: the grouping names a metadata field.
+            "groups": comparison_groups.group_summary(project) if can_manage else None,
         },
     )
 
@@ -89,14 +96,23 @@ def project_detail(request, slug):
 @require_safe
 def rate(request, slug):
     project = project_for(request, slug)
+    my_count = rater_counts.rater_total(project, request.user)
+    examples = [{"pair": example, "explanation": instructions.render_markdown(example.explanation)}
+                for example in instructions.example_pairs(project)]
+    rendered = instructions.render_markdown(project.instructions)
     return render(
         request,
         "labeling/rate.html",
         {
             "project": project,
-            "my_count": project.comparisons.filter(rater=request.user).count(),
+            "my_count": my_count,
             "undo_seconds": undo_seconds(),
             "closed_vocabulary": project.tag_vocabulary == Project.TagVocabulary.CLOSED,
+            # The instructions: shown before the first pair, and behind the help key.
+            "rendered": rendered,
+            "examples": examples,
+            "show_instructions_first": my_count == 0 and bool(rendered or examples),
+            "crowd_quota": crowd_links.completion_for(project, request.user).get("quota"),
         },
     )
 

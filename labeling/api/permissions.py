@@ -2,7 +2,7 @@
 
 Every project-scoped view resolves the caller's role once through ``ProjectScopedMixin``: a caller who
 is not an active member gets 404 (other projects are not even confirmed to exist), a member who lacks
-the role gets 403, and an anonymous caller gets 401 before any of that (``IsAuthenticated`` runs
+the role gets 403, so does a write to an archived project, and an anonymous caller gets 401 before any of that (``IsAuthenticated`` runs
 first, and TokenAuthentication, the first authenticator, supplies the WWW-Authenticate header).
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ def project_role(request, slug: str) -> ProjectRole:
 
 
 def image_role(request, image_id: int) -> tuple[Image, ProjectRole]:
-    return access.image_role(request.user, image_id)
+    image, role = access.image_role(request.user, image_id)
+    return image, access.writes_to(role, request.method)
 
 
 class ProjectScopedMixin:
@@ -34,7 +35,7 @@ class ProjectScopedMixin:
 
     @cached_property
     def role(self) -> ProjectRole:
-        return project_role(self.request, self.kwargs["slug"])
+        return access.writes_to(project_role(self.request, self.kwargs["slug"]), self.request.method)
 
     @property
     def project(self) -> Project:

@@ -7,6 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from labeling import json_safety
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Project, Tag
 from labeling.services.comparisons import CLIENT_KEY_MAX_LENGTH, RESPONSE_MS_MAX
 from labeling.services.tags import TAG_MAX_LENGTH
@@ -81,9 +82,11 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "id", "slug", "name", "question", "description", "tag_vocabulary", "overlap", "gold_rate",
             "allow_ties", "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
-            "created_at", "role", "counts",
+            "weight_raters_by_reliability", "instructions", "qualification_gold_pairs", "qualification_min_accuracy",
+            "show_prompt", "group_key", "allow_both_bad",
+            "created_at", "archived_at", "role", "counts",
         ]
-        read_only_fields = ["id", "created_at"]
+        read_only_fields = ["id", "created_at", "archived_at"]  # archived: read-only (the admin archives)
 
     def validate_slug(self, value):
         if self.instance is not None and value != self.instance.slug:
@@ -103,6 +106,12 @@ class ProjectSerializer(serializers.ModelSerializer):
             "comparisons": getattr(project, "comparison_count", None) or 0,
             "my_comparisons": getattr(project, "my_comparison_count", None) or 0,
         }
+
+    def to_representation(self, project):
+        shown = super().to_representation(project)
+        if shown.get("role") == "rater":
+            shown.pop("group_key", None)  # which metadata field groups the pairs is the manager's business
+        return shown
 
     def validate_gold_rate(self, value):
         if not 0 <= value <= 1:
@@ -125,6 +134,9 @@ class PairImageSerializer(serializers.Serializer):
     width = serializers.IntegerField()
     height = serializers.IntegerField()
     tags = serializers.ListField(child=serializers.CharField())
+    prompt = serializers.CharField(
+        required=False, help_text="The image's caption (its prompt): only in projects that show the prompt."
+    )
 
 
 class NextPairSerializer(serializers.Serializer):
@@ -132,13 +144,19 @@ class NextPairSerializer(serializers.Serializer):
     a = PairImageSerializer(help_text="The image shown on the left.")
     b = PairImageSerializer(help_text="The image shown on the right.")
     expires_at = serializers.DateTimeField()
+    prompt = serializers.CharField(
+        required=False, allow_null=True,
+        help_text="Only in projects that show the prompt: the two images' prompt, null when they differ "
+        "(each image then carries its own).",
+    )
 
 
-def pair_payload(request, lease) -> dict:
-    """A leased pair as next-pair and undo answer it (``leases.attach_images`` loaded the images and tags)."""
+def pair_payload(request, lease, *, show_prompt: bool = False) -> dict:
+    """A leased pair as next-pair and undo answer it (``leases.attach_images`` loaded the images and tags).
+    With ``show_prompt`` (the project's setting) the captions are added: nothing else about the images."""
     def image(image: Image) -> dict:
         url, thumbnail = file_urls(request, image)
-        return {
+        shown = {
             "id": image.pk,
             "url": url,
             "thumbnail_url": thumbnail,
@@ -146,18 +164,28 @@ def pair_payload(request, lease) -> dict:
             "height": image.height,
             "tags": lease.tags[image.pk],
         }
+        if show_prompt:
+            shown["prompt"] = image.caption
+        return shown
 
-    return {
+    payload = {
         "lease": str(lease.token),
         "a": image(lease.image_a),
         "b": image(lease.image_b),
         "expires_at": serializers.DateTimeField().to_representation(lease.expires_at),
     }
+    if show_prompt:
+        same = lease.image_a.caption == lease.image_b.caption
+        payload["prompt"] = lease.image_a.caption if same else None
+    return payload
 
 
 class ComparisonSubmitSerializer(serializers.Serializer):
     lease = serializers.UUIDField()
-    winner = serializers.ChoiceField(choices=["a", "b", "tie"], help_text="a = left, b = right.")
+    winner = serializers.ChoiceField(
+        choices=["a", "b", "tie", "bad"],
+        help_text="a = left, b = right, tie, or bad = both bad (only where the project allows it).",
+    )
     client_key = serializers.CharField(
         max_length=CLIENT_KEY_MAX_LENGTH,
         help_text="Chosen by the client, unique per judgment: a retry with the same key is answered with the "
@@ -239,18 +267,20 @@ class UndoResponseSerializer(NextPairSerializer):
 # --- Images and tags -------------------------------------------------------------------------------
 
 
-class ImageSerializer(serializers.ModelSerializer):
+class RaterImageSerializer(serializers.ModelSerializer):
+    """A rater's view of an image: its id, the picture and thumbnail (their URLs name the content hash, never
+    the file), its size and tags. Nothing about where it came from: no file name, external id, caption, prompt
+    or metadata, which can tell the condition being judged. A field that a project may show raters is added in
+    ``to_representation`` when the project allows it: the prompt (caption) with ``show_prompt``, as next-pair
+    shows it."""
+
     url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
-    comparison_count = serializers.SerializerMethodField()
 
     class Meta:
         model = Image
-        fields = [
-            "id", "url", "thumbnail_url", "original_name", "external_id", "caption", "width", "height",
-            "metadata", "tags", "comparison_count", "created_at",
-        ]
+        fields = ["id", "url", "thumbnail_url", "width", "height", "tags"]
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.URI)
@@ -264,16 +294,33 @@ class ImageSerializer(serializers.ModelSerializer):
     def get_tags(self, image) -> list[str]:
         return sorted(image_tag.tag.name for image_tag in image.image_tags.all())
 
+    def to_representation(self, image):
+        shown = super().to_representation(image)
+        if self.context.get("show_prompt"):
+            shown["prompt"] = image.caption
+        return shown
+
+
+class ManagerImageSerializer(RaterImageSerializer):
+    """A manager's view of an image: the rater's, and where it came from, its judgments count and import time."""
+
+    comparison_count = serializers.SerializerMethodField()
+
+    class Meta(RaterImageSerializer.Meta):
+        fields = [
+            "id", "url", "thumbnail_url", "original_name", "external_id", "caption", "width", "height",
+            "metadata", "tags", "comparison_count", "created_at",
+        ]
+        read_only_fields = fields
+
     def get_comparison_count(self, image) -> int:
         stats = getattr(image, "stats", None)
         return stats.comparison_count if stats is not None else 0
 
-    def to_representation(self, image):
-        data = super().to_representation(image)
-        if not self.context.get("sees_scores"):
-            # Raters see images, tags and the question: the generation prompt and parameters would bias them.
-            data["metadata"], data["caption"] = {}, ""
-        return data
+
+def image_serializer_for(role) -> type[RaterImageSerializer]:
+    """The view of images that ``role`` (an ``access.ProjectRole``) may see."""
+    return ManagerImageSerializer if role.sees_image_sources else RaterImageSerializer
 
 
 class ImageUploadSerializer(serializers.Serializer):
@@ -296,7 +343,7 @@ class ImageUploadSerializer(serializers.Serializer):
         if not value.strip():
             return {}
         try:
-            parsed = json.loads(value)
+            parsed = json_safety.loads(value)
         except json.JSONDecodeError as exc:
             raise serializers.ValidationError(f"Not valid JSON: {exc.msg}.") from None
         if not isinstance(parsed, dict):
@@ -304,11 +351,11 @@ class ImageUploadSerializer(serializers.Serializer):
         return parsed
 
 
-class ImageUploadResultSerializer(ImageSerializer):
+class ImageUploadResultSerializer(ManagerImageSerializer):
     duplicate = serializers.SerializerMethodField()
 
-    class Meta(ImageSerializer.Meta):
-        fields = ImageSerializer.Meta.fields + ["duplicate"]
+    class Meta(ManagerImageSerializer.Meta):
+        fields = ManagerImageSerializer.Meta.fields + ["duplicate"]
         read_only_fields = fields
 
     def get_duplicate(self, image) -> bool:
@@ -318,7 +365,7 @@ class ImageUploadResultSerializer(ImageSerializer):
 class ImageFilterSerializer(serializers.Serializer):
     tag = serializers.CharField(required=False, max_length=TAG_MAX_LENGTH)
     has_score = serializers.BooleanField(required=False, allow_null=True, default=None)
-    external_id = serializers.CharField(required=False, max_length=200)
+    external_id = serializers.CharField(required=False, max_length=200, help_text="Managers only.")
 
 
 class ImageTagSerializer(serializers.ModelSerializer):
@@ -404,6 +451,10 @@ class RaterProgressSerializer(serializers.Serializer):
     gold_correct = serializers.IntegerField()
     gold_accuracy = serializers.FloatField(allow_null=True)
     left_share = serializers.FloatField(allow_null=True, help_text="Share of 'a' (left) among a/b answers.")
+    qualification = serializers.ChoiceField(choices=["passed", "failed"], allow_null=True,
+                                            help_text="The qualification round's result (null: not decided or none).")
+    paused_at = serializers.DateTimeField(allow_null=True, help_text="Paused by the running gold check.")
+    pause_reason = serializers.CharField(allow_blank=True)
 
 
 class PairsRemainingSerializer(serializers.Serializer):

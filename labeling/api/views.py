@@ -9,13 +9,14 @@ from rest_framework import status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination, PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from labeling import access
+from labeling.api.parsers import BoundedJSONParser
 from labeling.api import image_list_filters
 from labeling.api import serializers as s
 from labeling.api import token_auth
@@ -24,7 +25,7 @@ from labeling.login_limits import lockout_response
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Membership, Tag
 from labeling.services import api_tokens
 from labeling.services import comparisons as comparison_service
-from labeling.services import leases, pair_queue, pair_serving
+from labeling.services import crowd_links, leases, pair_queue, pair_serving, qualification
 from labeling.services import tags as tag_service
 from labeling.services import vocabulary as vocabulary_service
 from labeling.services.imports import RejectedImage, import_uploaded_file
@@ -44,6 +45,10 @@ REFUSAL_STATUS = {
     tag_service.TagNotOnImage: 404,
     tag_service.TagNotYours: 403,
     vocabulary_service.TagExists: 409,
+    pair_serving.CampaignComplete: 410,
+    qualification.NotQualified: 403,
+    qualification.RaterPaused: 403,
+    crowd_links.QuotaReached: 410,
 }
 
 
@@ -51,9 +56,9 @@ def refusal_status(exc) -> int:
     return next((code for kind, code in REFUSAL_STATUS.items() if isinstance(exc, kind)), 400)
 
 
-def refused(exc) -> Response:
+def refused(exc, **extra) -> Response:
     """A service's refusal (``labeling.services.refusals.Refusal``) as a 4xx with the message and a stable code."""
-    return Response({"detail": exc.message, "code": exc.code}, status=refusal_status(exc))
+    return Response({"detail": exc.message, "code": exc.code, **extra}, status=refusal_status(exc))
 
 
 class StandardPagination(PageNumberPagination):
@@ -90,7 +95,7 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(
         request=s.TokenRequestSerializer,
@@ -124,12 +129,15 @@ class TokenRevokeView(APIView):
 # --- Projects --------------------------------------------------------------------------------------
 
 
-def projects_with_counts(user):
+def projects_with_counts(user, include_archived: bool = False):
     def count_of(model, **filters):
         rows = model.objects.filter(project=OuterRef("pk"), **filters).order_by().values("project")
         return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")[:1], output_field=IntegerField()), 0)
 
-    return access.projects_for(user).filter(archived_at=None).annotate(
+    projects = access.projects_for(user)
+    if not include_archived:
+        projects = projects.filter(archived_at=None)
+    return projects.annotate(
         image_count=count_of(Image, archived_at=None),
         tag_count=count_of(Tag),
         comparison_count=count_of(Comparison),
@@ -173,7 +181,7 @@ class ProjectDetailView(ProjectScopedMixin, GenericAPIView):
     serializer_class = s.ProjectSerializer
 
     def _project_with_counts(self):
-        return projects_with_counts(self.request.user).get(pk=self.project.pk)
+        return projects_with_counts(self.request.user, include_archived=True).get(pk=self.project.pk)
 
     @extend_schema(responses={200: s.ProjectSerializer, **ERRORS}, tags=["projects"])
     def get(self, request, slug):
@@ -201,26 +209,40 @@ class NextPairView(ProjectScopedMixin, APIView):
 
     @extend_schema(
         responses={
-            200: s.NextPairSerializer,
-            204: OpenApiResponse(description="Nothing is left for this rater to judge."),
             **ERRORS,
+            200: s.NextPairSerializer,
+            204: OpenApiResponse(description="Nothing is left for this rater to judge right now."),
+            410: OpenApiResponse(s.ErrorSerializer, description='The campaign is complete (code "campaign_complete"): '
+                                 "its ranking reached the manager's target and no more pairs are served; or a crowd "
+                                 'worker reached their quota (code "quota_reached"). For a crowd worker the answer '
+                                 "also carries completion_code, completion_url and quota."),
+            403: OpenApiResponse(s.ErrorSerializer, description='The rater failed the qualification (code '
+                                 '"not_qualified") or is paused by the running gold check (code "rater_paused").'),
         },
         tags=["rating"],
     )
     def get(self, request, slug):
         """Lease the next pair for the caller. The lease expires after TAGRANK_LEASE_SECONDS. A caller who
-        already holds TAGRANK_MAX_LIVE_LEASES live leases gets the oldest of them back, not a new pair."""
-        result = pair_serving.next_pair(self.project, request.user)
+        already holds TAGRANK_MAX_LIVE_LEASES live leases gets the oldest of them back, not a new pair.
+        Once the campaign is complete (its manager chose to stop at a target of ranking accuracy, and it
+        was reached) the answer is 410 with code ``campaign_complete``; judgments of leases already held
+        are still stored."""
+        try:
+            result = pair_serving.next_pair(self.project, request.user)
+        except (pair_serving.CampaignComplete, qualification.NotQualified, qualification.RaterPaused,
+                crowd_links.QuotaReached) as exc:
+            # A crowd worker who is done (or whose campaign is) gets the completion code or URL with it.
+            return refused(exc, **crowd_links.completion_for(self.project, request.user))
         if result is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(s.pair_payload(request, result[1]))
+        return Response(s.pair_payload(request, result[1], show_prompt=self.project.show_prompt))
 
 
 class ComparisonListView(ProjectScopedMixin, GenericAPIView):
     serializer_class = s.ComparisonSerializer
     pagination_class = ComparisonPagination
     throttle_scope = "submit"
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [BoundedJSONParser, FormParser]
 
     def get_throttles(self):
         return submit_throttles(self)
@@ -301,7 +323,7 @@ class UndoView(ProjectScopedMixin, APIView):
             )
         except leases.LeaseError as exc:
             return refused(exc)
-        return Response({**s.pair_payload(request, lease), "undone": undone_id})
+        return Response({**s.pair_payload(request, lease, show_prompt=self.project.show_prompt), "undone": undone_id})
 
 
 class SkipView(ProjectScopedMixin, APIView):
@@ -337,7 +359,7 @@ class ReleaseView(ProjectScopedMixin, APIView):
 
 
 class ImageListView(ProjectScopedMixin, GenericAPIView):
-    serializer_class = s.ImageSerializer
+    serializer_class = s.ManagerImageSerializer
     pagination_class = StandardPagination
     parser_classes = [MultiPartParser, FormParser]
 
@@ -349,10 +371,12 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
             .order_by("id")
         )
 
-    @extend_schema(parameters=[s.ImageFilterSerializer], responses={200: s.ImageSerializer(many=True), **ERRORS},
+    @extend_schema(parameters=[s.ImageFilterSerializer], responses={200: s.ManagerImageSerializer(many=True), **ERRORS},
                    tags=["images"])
     def get(self, request, slug):
-        """The project's images; ``has_score`` refers to the project's active model version."""
+        """The project's images; ``has_score`` refers to the project's active model version. Raters get the
+        rater's view (id, URLs, size, tags: no file name, external id, caption or metadata) and may filter by
+        tag only."""
         filters = s.validated_query(s.ImageFilterSerializer, request)
         images = self.get_queryset()
         if filters.get("tag"):
@@ -360,13 +384,16 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
                 Exists(ImageTag.objects.filter(image=OuterRef("pk"), tag__name=Tag.normalise(filters["tag"])))
             )
         if filters.get("external_id"):
+            if not self.role.sees_image_sources:
+                raise PermissionDenied("Raters judge blind: only managers may look images up by external id.")
             images = images.filter(external_id=filters["external_id"])
         has_score = filters.get("has_score")
         if has_score is not None and not self.role.sees_scores:
             raise PermissionDenied("Raters judge blind: only managers may filter images by score.")
         images = image_list_filters.apply_registered(images, self.project, filters)  # has_score
         page = self.paginate_queryset(images)
-        serializer = self.get_serializer(page, many=True, context={"request": request, "sees_scores": self.role.sees_scores})
+        view = s.image_serializer_for(self.role)
+        serializer = view(page, many=True, context={"request": request, "show_prompt": self.project.show_prompt})
         return self.get_paginated_response(serializer.data)
 
     @extend_schema(
@@ -399,12 +426,12 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
         if created:
             dispatch.send_images_imported(self.project.pk, [image.pk])
         image = self.get_queryset().get(pk=image.pk)
-        body = s.ImageUploadResultSerializer(image, context={"request": request, "duplicate": not created, "sees_scores": True}).data
+        body = s.ImageUploadResultSerializer(image, context={"request": request, "duplicate": not created}).data
         return Response(body, status=201 if created else 200)
 
 
 class ImageTagsView(APIView):
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [BoundedJSONParser, FormParser]
 
     def _image(self, request, image_id):
         self.image, self.role = image_role(request, image_id)

@@ -13,7 +13,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from labeling.models import Comparison, GoldPair, PairLease, Project, count_comparison
-from labeling.services import judgment_hooks, leases, pair_queue, prepared_sql
+from labeling.services import judgment_hooks, leases, pair_queue, prepared_sql, qualification
+from labeling.services import rater_counts as rater_day_counts
 from labeling.services.leases import LeaseClosed, LeaseError, LeaseExpired
 
 CLIENT_KEY_MAX_LENGTH = 64
@@ -28,6 +29,10 @@ class ComparisonRefused(LeaseError):
 
 class TiesNotAllowed(ComparisonRefused):
     code = "ties_not_allowed"
+
+
+class BothBadNotAllowed(ComparisonRefused):
+    code = "both_bad_not_allowed"
 
 
 class ImagesOutsideProject(ComparisonRefused):
@@ -65,7 +70,7 @@ def submit_comparison(
     with ``created=False`` and stores nothing. Anything else that cannot be stored raises a LeaseError.
     """
     if winner not in Comparison.Outcome.values:
-        raise ComparisonRefused(f"Unknown winner {winner!r}: use a, b or tie.")
+        raise ComparisonRefused(f"Unknown winner {winner!r}: use a, b, tie or bad (both bad).")
     if not client_key or len(client_key) > CLIENT_KEY_MAX_LENGTH:
         raise ComparisonRefused(f"client_key must be 1 to {CLIENT_KEY_MAX_LENGTH} characters.")
     if response_ms is not None and not 0 <= response_ms <= RESPONSE_MS_MAX:
@@ -102,6 +107,8 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tu
         raise LeaseExpired(f"The lease expired at {lease.expires_at.isoformat()}; ask for a new pair.")
     if winner == Comparison.Outcome.TIE and not project.allow_ties:
         raise TiesNotAllowed("This project does not allow ties: choose a or b, or skip the pair.")
+    if winner == Comparison.Outcome.BOTH_BAD and not project.allow_both_bad:
+        raise BothBadNotAllowed("This project does not allow 'both bad': choose a or b, or skip the pair.")
     # Leases are only made from the project's own images; this guards against rows written by hand.
     if {lease.image_a_project_id, lease.image_b_project_id} != {project.pk}:
         raise ImagesOutsideProject("The leased images are not both in this project.")
@@ -121,6 +128,8 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tu
     lease.state, lease.comparison = PairLease.State.JUDGED, comparison
     leases.mark_lease_judged(lease.pk, comparison.pk)
     pair_queue.refresh_candidate(lease.candidate_id, project)
+    if comparison.is_gold:
+        qualification.gold_judged(project, rater)
     judgment_hooks.judgment_stored(project)
     return comparison, True
 
@@ -172,38 +181,29 @@ def undo_last_comparison(project: Project, rater, *, comparison_id: int | None =
 
 
 def project_progress(project: Project, *, days: int = 30) -> dict:
-    """Comparisons per day (the last ``days``) and per rater, with gold accuracy and position bias,
-    and what is left in the pair queue. One grouped query each, for the manager's progress views."""
-    from django.db.models import Count
-    from django.db.models.functions import TruncDate
-
+    """Comparisons per day (the last ``days``, whole days in UTC) and per rater, with gold accuracy and position
+    bias, and what is left in the pair queue. Read from the counters (``labeling/services/rater_counts.py``):
+    a few rows per rater and day, however many comparisons the project has."""
     from labeling.models import Membership
 
-    comparisons = Comparison.objects.filter(project=project)
-    since = timezone.now() - timedelta(days=days)
-    # COUNT(*), not COUNT(id): the (project, created_at) index then answers it alone (an index-only
-    # scan), where reading the ids made PostgreSQL scan the whole table.
-    per_day = [
-        {"day": row["day"], "comparisons": row["n"]}
-        for row in comparisons.filter(created_at__gte=since)
-        .annotate(day=TruncDate("created_at"))
-        .values("day")
-        .annotate(n=Count("*"))
-        .order_by("day")
-    ]
+    per_day = rater_day_counts.per_day(project, (timezone.now() - timedelta(days=days)).date())
     stats = rater_counts(project)
     per_rater = []
     members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
     seen = set()
     for member in members:
         seen.add(member.user_id)
-        per_rater.append(_rater_row(member.user, member.role, member.is_active, stats.get(member.user_id)))
+        row = _rater_row(member.user, member.role, member.is_active, stats.get(member.user_id))
+        row.update(qualification=member.qualification or None, paused_at=member.paused_at,
+                   pause_reason=member.pause_reason if member.paused_at else "", membership=member.pk)
+        per_rater.append(row)
     # Comparisons by people who are no longer members (e.g. superusers, removed raters) still count.
     if set(stats) - seen:
         from django.contrib.auth import get_user_model
 
         for user in get_user_model().objects.filter(pk__in=set(stats) - seen).order_by("username"):
-            per_rater.append(_rater_row(user, "former member", False, stats[user.pk]))
+            per_rater.append({**_rater_row(user, "former member", False, stats[user.pk]), "qualification": None,
+                              "paused_at": None, "pause_reason": "", "membership": None})
     from labeling.services.pair_queue import pairs_remaining
 
     return {
@@ -215,24 +215,11 @@ def project_progress(project: Project, *, days: int = 30) -> dict:
 
 
 def rater_counts(project: Project) -> dict[int, dict]:
-    """Per rater id, over all of the project's comparisons, in one grouped query: ``n`` judgments,
-    ``left`` and ``right`` (decided for image a, b), ``gold_judged`` and ``gold_correct``, ``last``
-    (when) and ``mean_ms``. The one definition of these counts: the progress views and the dashboard's
-    rater table (modeling/services/agreement.py) both read them here."""
-    from django.db.models import Avg, Count, Max, Q
-
-    return {
-        row["rater"]: row
-        for row in Comparison.objects.filter(project=project).values("rater").annotate(
-            n=Count("id"),
-            last=Max("created_at"),
-            mean_ms=Avg("response_ms"),
-            gold_judged=Count("id", filter=Q(is_gold=True)),
-            gold_correct=Count("id", filter=Q(is_gold=True, gold_correct=True)),
-            left=Count("id", filter=Q(outcome=Comparison.Outcome.A)),
-            right=Count("id", filter=Q(outcome=Comparison.Outcome.B)),
-        ).order_by()
-    }
+    """Per rater id, over all of the project's comparisons: ``n`` judgments, ``left`` and ``right`` (decided for
+    image a, b), ``gold_judged`` and ``gold_correct``, ``last`` (when) and ``mean_ms``. The one definition of
+    these counts: the progress views and the dashboard's rater table (modeling/services/agreement.py) both
+    read them here, from the per-rater, per-day counters."""
+    return rater_day_counts.per_rater(project)
 
 
 def _rater_row(user, role: str, is_active: bool, row: dict | None) -> dict:

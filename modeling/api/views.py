@@ -7,6 +7,7 @@ versions, runs and promotions reveal scores to raters who judge blind; managers 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.db import transaction
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import PageNumberPagination
@@ -19,6 +20,7 @@ from labeling.models import Project
 from modeling.api import serializers as s
 from modeling.models import ModelVersion, Promotion, TrainingRun
 from modeling.services import promotion as promotion_service
+from modeling.services import stopping_rule, warm_start
 from modeling.services import training_runs as training_service
 
 ERRORS = {401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
@@ -32,11 +34,13 @@ class Pagination(PageNumberPagination):
 
 
 def manager_project(request, project: Project | None, what: str = "project", action: str = "see the models") -> Project:
-    return access.role_in(request.user, project, what).require_manager(action).project
+    role = access.role_in(request.user, project, what).require_manager(action)
+    return access.writes_to(role, request.method).project
 
 
 def project_from_slug(request, slug: str, action: str = "see the models") -> Project:
-    return access.project_role(request.user, slug).require_manager(action).project
+    role = access.project_role(request.user, slug).require_manager(action)
+    return access.writes_to(role, request.method).project
 
 
 def version_for(request, version_id: int, action: str = "see the models") -> ModelVersion:
@@ -193,8 +197,22 @@ class TrainingSettingsView(APIView):
     def patch(self, request, slug):
         """Change the training settings (managers); the next training run uses them."""
         project = project_from_slug(request, slug, "change the training settings")
-        serializer = s.TrainingSettingsSerializer(promotion_service.training_settings(project), data=request.data,
-                                                  partial=True)
+        current = promotion_service.training_settings(project)
+        previous_warm_start = current.warm_start_version_id
+        serializer = s.TrainingSettingsSerializer(current, data=request.data, partial=True,
+                                                  context={"request": request, "project": project})
         serializer.is_valid(raise_exception=True)
-        serializer.save(project=project)
+        with transaction.atomic():
+            serializer.save(project=project)
+            stopping_rule.apply_stopping_rule(project)  # a new target, or the rule turned on or off, applies at once
+            warm_start.settings_saved(project, previous_warm_start)  # a new warm start is scored on the worker
         return Response(serializer.data)
+
+
+class RankingAccuracyView(APIView):
+    @extend_schema(responses={200: s.RankingAccuracySerializer, **READ_ERRORS}, tags=["models"])
+    def get(self, request, slug):
+        """The expected ranking accuracy (SRCC against the truth, with its interval) and the stopping target
+        (managers). Computed with each human-score fit; docs/active-learning.md, "When to stop"."""
+        project = project_from_slug(request, slug, "see the ranking accuracy")
+        return Response(s.RankingAccuracySerializer(stopping_rule.accuracy_summary(project)).data)

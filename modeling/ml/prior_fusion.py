@@ -52,6 +52,7 @@ class ModelPrior:
     score: np.ndarray  # [N] the model's score (any monotone scale), NaN where it scored no image
     out_of_fold: np.ndarray  # [N] bool: scored by a model that never trained on this image's comparisons
     source: str = ""  # what made it, for the fit's summary ("cross-fitted linear_bt", "version 12", ...)
+    version_id: int | None = None  # the model version behind it, if any
 
 
 @dataclass(frozen=True)
@@ -173,4 +174,37 @@ def fuse(n_images: int, a: np.ndarray, b: np.ndarray, outcome: np.ndarray, prior
     posterior = bt.fit_posterior(n_images, a, b, outcome, weight, prior_mean=mean, prior_var=var, init=init,
                                  config=config.fit)
     return FusedPosterior(posterior, strength, mean, var)
+
+
+def heldout_log_likelihood(prior: ModelPrior, a: np.ndarray, b: np.ndarray, outcome: np.ndarray,
+                           weight: np.ndarray, usable: np.ndarray, config: FusionConfig = FusionConfig()) -> float:
+    """Mean log-likelihood of the ``usable`` comparisons under sigmoid(gamma (m_a - m_b)), gamma at its MAP."""
+    if not usable.any():
+        return float("-inf")
+    m = standardised_scores(prior.score)
+    x = m[a[usable]] - m[b[usable]]
+    gamma, _ = heldout_gamma(x, outcome[usable], weight[usable], config.gamma_prior_var)
+    p = np.clip(expit(gamma * x), 1e-9, 1 - 1e-9)
+    y = outcome[usable]
+    return float(np.sum(weight[usable] * (y * np.log(p) + (1 - y) * np.log1p(-p))) / np.sum(weight[usable]))
+
+
+def better_prior(priors: list[ModelPrior], a: np.ndarray, b: np.ndarray, outcome: np.ndarray,
+                 weight: np.ndarray | None = None, config: FusionConfig = FusionConfig()) -> ModelPrior | None:
+    """Of several priors (a warm start and the project's own model), the one that predicts best the
+    comparisons that are out of fold for all of them; the first while there are fewer than
+    ``config.min_heldout`` such comparisons."""
+    priors = [p for p in priors if p is not None]
+    if len(priors) <= 1:
+        return priors[0] if priors else None
+    a, b = np.asarray(a, dtype=np.intp), np.asarray(b, dtype=np.intp)
+    outcome = np.asarray(outcome, dtype=np.float64)
+    weight = np.ones_like(outcome) if weight is None else np.asarray(weight, dtype=np.float64)
+    usable_image = np.logical_and.reduce([np.asarray(p.out_of_fold, dtype=bool) & np.isfinite(p.score)
+                                          for p in priors])
+    usable = usable_image[a] & usable_image[b]
+    if usable.sum() < config.min_heldout:
+        return priors[0]
+    scores = [heldout_log_likelihood(p, a, b, outcome, weight, usable, config) for p in priors]
+    return priors[int(np.argmax(scores))]
 

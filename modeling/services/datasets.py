@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from django.db.models import BigIntegerField, ExpressionWrapper, F, QuerySet, Value
+from django.db.models import BigIntegerField, ExpressionWrapper, F, Q, QuerySet, Value
 from django.db.models.functions import Greatest, Least
 from django.db.models.lookups import LessThan
 
 from labeling.models import SCORE_BINS, Comparison, Image, Membership, Project, ReferenceRating
+from labeling.services import qualification
 
 HOLDOUT_PERCENT = 10
 HOLDOUT_DEFINITION = f"pair-hash-v1:{HOLDOUT_PERCENT}%"
@@ -26,7 +27,10 @@ _MULTIPLIER = 48_271
 _PROJECT_SALT = 7_919
 _IMAGE_SALT = 1_000_003  # separates the image hold-out (reference ratings) from the pair hold-out
 
-OUTCOME_VALUE = {Comparison.Outcome.A: 1.0, Comparison.Outcome.B: 0.0, Comparison.Outcome.TIE: 0.5}
+# "Both bad" counts as a tie, as in the human scores (docs/generated-images.md, "Both bad").
+OUTCOME_VALUE = {
+    Comparison.Outcome.A: 1.0, Comparison.Outcome.B: 0.0, Comparison.Outcome.TIE: 0.5, Comparison.Outcome.BOTH_BAD: 0.5,
+}
 
 
 def _hash(project_id: int, low: int, high: int) -> int:
@@ -87,8 +91,12 @@ def training_comparisons(comparisons: QuerySet) -> QuerySet:
 
 
 def excluded_rater_ids(project: Project) -> list[int]:
+    """Raters whose judgments training and the human scores leave out: excluded by a manager, failed the
+    qualification, or paused (``labeling/services/qualification.py``)."""
     return list(
-        Membership.objects.filter(project=project, excluded_from_training=True).values_list("user_id", flat=True)
+        Membership.objects.filter(project=project)
+        .filter(Q(excluded_from_training=True) | qualification.excluded_condition())
+        .values_list("user_id", flat=True)
     )
 
 

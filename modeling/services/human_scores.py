@@ -2,15 +2,19 @@
 
 - Comparisons by raters a manager excluded from training are left out; the exclusion is a flag on the
   membership, so the next fit after re-including a rater takes their comparisons back.
-- A tie counts as half a win each way.
+- A tie counts as half a win each way, and so does "both bad" (why: docs/generated-images.md, "Both bad").
+- Raters are weighted by their reliability (``modeling/ml/rater_reliability.py``: each rater's
+  probability of judging attentively, fitted jointly with the scores) unless the project turns
+  ``weight_raters_by_reliability`` off; every comparison then enters each fit with its weight.
 - The fit is warm-started from the stored means, so a refit after a batch of new comparisons takes a
   few Newton steps.
-- A model's scores are the prior (``model_prior.py``: the cross-fitted linear head, or the active
-  ranker's scores of the images it did not train on), always out of fold: an image's prior never
-  comes from a model trained on its own comparisons. Its strength (slope and scatter on the
-  Bradley–Terry scale) is estimated at each fit by empirical Bayes from the comparisons it predicts
-  (``modeling/ml/prior_fusion.py``), so a model that predicts nothing fades to a flat prior, and
-  images nobody has compared yet are placed by their content instead of at 0.
+- A model's scores are the prior (``model_prior.py``: the cross-fitted linear head, the active ranker's
+  scores of the images it did not train on, or, until the project has an active version, a *warm
+  start*: another project's version named in the training settings, ``warm_start.py``), always out of
+  fold: an image's prior never comes from a model trained on its own comparisons. Its strength (slope
+  and scatter on the Bradley–Terry scale) is estimated at each fit by empirical Bayes from the
+  comparisons it predicts (``modeling/ml/prior_fusion.py``), so a model that predicts nothing fades to a
+  flat prior, and images nobody has compared yet are placed by their content instead of at 0.
 
 Everything is read as numpy columns (``columns.fetch_columns``) and written back in one statement: at
 10^5 images and 10^6 comparisons no row becomes a model instance.
@@ -19,42 +23,28 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
-from django.db import connection, transaction
-from django.db.models import Case, Count, IntegerField, Max, Sum, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Max, Sum
 from django.utils import timezone
 
 from labeling.models import Comparison, Image, Project
 from modeling.ml import bradley_terry as bt
-from modeling.ml import prior_fusion
+from modeling.ml import prior_fusion, rater_reliability
 from modeling.models import HumanScore, ImageScore, ModelVersion
 from modeling.services import model_prior
 from modeling.services.columns import fetch_columns
-from modeling.services.datasets import excluded_rater_ids, holdout_condition
+from modeling.services import comparison_cache, human_score_writes, stopping_rule
+from modeling.services import warm_start as warm_start_service  # (the fits' own warm_start is the stored means)
+from modeling.services.datasets import excluded_rater_ids
 
 log = logging.getLogger(__name__)
 
 FIT_CONFIG = bt.FitConfig()
+RELIABILITY_CONFIG = rater_reliability.ReliabilityConfig()
 FUSION_CONFIG = prior_fusion.FusionConfig()
-
-# Outcome codes read from the database: the left image's share of the win, doubled (so they stay integers).
-_LEFT_WIN_X2 = Case(
-    When(outcome=Comparison.Outcome.A, then=Value(2)),
-    When(outcome=Comparison.Outcome.TIE, then=Value(1)),
-    default=Value(0),
-    output_field=IntegerField(),
-)
-_GOLD_CODE = Case(  # -1: not a gold pair (or not graded), 0: wrong, 1: right
-    When(is_gold=True, gold_correct=True, then=Value(1)),
-    When(is_gold=True, gold_correct=False, then=Value(0)),
-    default=Value(-1),
-    output_field=IntegerField(),
-)
-
 
 @dataclass(frozen=True)
 class ComparisonArrays:
@@ -70,6 +60,7 @@ class ComparisonArrays:
     comparison_id: np.ndarray  # [M], ascending
     heldout: np.ndarray  # [M] bool: held out of training (``datasets.is_holdout``), evaluation only
     loaded_at: datetime | None = None  # when the rows were read: the data is at least this new
+    weight: np.ndarray | None = None  # [M] the comparison's reliability weight, once fitted (None: all 1)
 
     @property
     def n_images(self) -> int:
@@ -83,6 +74,7 @@ class ComparisonArrays:
         return ComparisonArrays(
             self.image_ids, self.a_index[mask], self.b_index[mask], self.outcome[mask], self.rater_id[mask],
             self.response_ms[mask], self.gold[mask], self.comparison_id[mask], self.heldout[mask], self.loaded_at,
+            None if self.weight is None else self.weight[mask],
         )  # fmt: skip
 
 
@@ -93,37 +85,26 @@ def project_image_ids(project: Project) -> np.ndarray:
 
 def load_comparisons(project: Project, *, include_excluded: bool = False, image_ids: np.ndarray | None = None
                      ) -> ComparisonArrays:
-    """All of the project's comparisons (without excluded raters' unless ``include_excluded``), in id order."""
-    loaded_at = timezone.now()  # before reading: what was stored by then is in the arrays
+    """All of the project's comparisons (without excluded raters' unless ``include_excluded``), in id order.
+
+    Read through this process's ``comparison_cache``: only the rows stored since the last read come from
+    the database. The arrays are read-only (they are the cache's)."""
+    cached = comparison_cache.project_comparisons(project)
+    columns = cached.columns
+    if not include_excluded and (excluded := excluded_rater_ids(project)):
+        keep = ~np.isin(columns["rater_id"], np.asarray(excluded, dtype=np.int64))
+        columns = {name: column[keep] for name, column in columns.items()}
+    a_index, b_index = columns["a_index"], columns["b_index"]
     if image_ids is None:
-        image_ids = project_image_ids(project)
-    comparisons = Comparison.objects.filter(project=project)
-    if not include_excluded:
-        comparisons = comparisons.exclude(rater_id__in=excluded_rater_ids(project))
-    # The held-out flag is computed by the database with the model loop's own rule, so the dashboards
-    # evaluate on exactly the comparisons training left out.
-    held = Case(When(holdout_condition(), then=Value(1)), default=Value(0), output_field=IntegerField())
-    columns = fetch_columns(
-        comparisons.order_by("id").annotate(
-            left_win_x2=_LEFT_WIN_X2, gold_code=_GOLD_CODE, response=Coalesce("response_ms", Value(-1)), held=held
-        ),
-        {"image_a_id": int, "image_b_id": int, "left_win_x2": int, "rater_id": int, "response": int,
-         "gold_code": int, "id": int, "held": int},
-    )  # fmt: skip
-    response = columns["response"].astype(np.float64)
-    response[columns["response"] < 0] = np.nan
+        image_ids = cached.image_ids
+    elif not np.array_equal(image_ids, cached.image_ids):  # the caller's own image order
+        a_index = np.searchsorted(image_ids, cached.image_ids[a_index])
+        b_index = np.searchsorted(image_ids, cached.image_ids[b_index])
     return ComparisonArrays(
-        image_ids=image_ids,
-        a_index=np.searchsorted(image_ids, columns["image_a_id"]),
-        b_index=np.searchsorted(image_ids, columns["image_b_id"]),
-        outcome=columns["left_win_x2"] / 2.0,
-        rater_id=columns["rater_id"],
-        response_ms=response,
-        gold=columns["gold_code"],
-        comparison_id=columns["id"],
-        heldout=columns["held"].astype(bool),
-        loaded_at=loaded_at,
-    )
+        image_ids=image_ids, a_index=a_index, b_index=b_index, outcome=columns["outcome"],
+        rater_id=columns["rater_id"], response_ms=columns["response_ms"], gold=columns["gold"],
+        comparison_id=columns["comparison_id"], heldout=columns["heldout"], loaded_at=cached.loaded_at,
+    )  # fmt: skip
 
 
 def active_model_version(project: Project) -> ModelVersion | None:
@@ -161,8 +142,7 @@ def stored_posterior(project: Project, image_ids: np.ndarray) -> tuple[np.ndarra
 
 def stored_means(project: Project, image_ids: np.ndarray) -> np.ndarray | None:
     """The stored human-score means (0 where none): the warm start of the next fit."""
-    stored = stored_posterior(project, image_ids)
-    return None if stored is None else np.nan_to_num(stored[0], nan=0.0)
+    return human_score_writes.stored_means(project, np.asarray(image_ids))
 
 
 @dataclass(frozen=True)
@@ -171,9 +151,12 @@ class HumanScoreFit:
     posterior: bt.Posterior  # means and variances in image_ids order
     counts: np.ndarray  # [N] comparisons per image that entered the fit
     n_comparisons: int
-    model_version_id: int | None  # the active version when the fit had a model prior, if any
+    model_version_id: int | None  # the version whose scores made the prior (own or warm start), if any
     seconds: float
     data_as_of: datetime  # the comparisons' read time: of two fits, the one with the newer data is kept
+    reliability: rater_reliability.RaterReliability | None = None  # the raters' weights, when weighted
+    comparisons_read: int | None = None  # rows read from the database for this fit (comparison_cache)
+    scores_written: int | None = None  # rows stored (human_score_writes: only the moved ones), once stored
     prior_source: str = ""  # what made the model prior ("" without one)
     prior_strength: dict | None = None  # its empirical-Bayes strength (prior_fusion.PriorStrength.summary)
 
@@ -185,7 +168,10 @@ class HumanScoreFit:
             "model_prior": self.prior_source,
             "prior_strength": self.prior_strength,
             "newton_steps": self.posterior.newton_steps,
+            "rater_weighting": None if self.reliability is None else self.reliability.steps,
             "seconds": round(self.seconds, 3),
+            "comparisons_read": self.comparisons_read,
+            "scores_written": self.scores_written,
         }
 
 
@@ -196,8 +182,10 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
 
     ``comparisons`` lets a caller that already loaded them (the agreement report) skip the reload;
     they must exclude the excluded raters. ``use_model_prior=False`` gives the comparisons-only fit.
-    With the model prior (``model_prior.project_prior``: out of fold by construction), its strength is
-    estimated by empirical Bayes from the comparisons it predicts (``prior_fusion.fuse``).
+    The raters' reliability weights are fitted first, on the comparisons alone, and kept for the fit
+    with the model prior (``comparison_weights``). The model prior (``model_prior.project_prior``: out of
+    fold by construction) is weighed by empirical Bayes from the comparisons it predicts
+    (``prior_fusion.fuse``).
     """
     started = time.perf_counter()
     if comparisons is None:
@@ -208,21 +196,37 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
     a, b, outcome = comparisons.a_index, comparisons.b_index, comparisons.outcome
     if warm_start is None:
         warm_start = stored_means(project, image_ids)
+    comparisons, reliability = comparison_weights(project, comparisons, warm_start)
+    if reliability is not None:
+        comparisons_only = reliability.posterior
+    else:
+        comparisons_only = bt.fit_posterior(n_images, a, b, outcome, init=warm_start, config=FIT_CONFIG)
     counts = bt.comparison_counts(n_images, a, b)
 
-    prior, version = None, None
+    prior = None
     if use_model_prior and n_images:
-        version = active_model_version(project)
-        prior = model_prior.project_prior(project, comparisons, version)
+        prior = model_prior.project_prior(project, comparisons, active_model_version(project))
     if prior is None:
-        posterior = bt.fit_posterior(n_images, a, b, outcome, init=warm_start, config=FIT_CONFIG)
-        return HumanScoreFit(image_ids, posterior, counts, comparisons.n_comparisons, None,
-                             time.perf_counter() - started, data_as_of)
-    fused = prior_fusion.fuse(n_images, a, b, outcome, prior, init=warm_start, config=FUSION_CONFIG)
-    return HumanScoreFit(image_ids, fused.posterior, counts, comparisons.n_comparisons,
-                         version.pk if version is not None else None, time.perf_counter() - started, data_as_of,
-                         prior_source=prior.source,
-                         prior_strength=fused.strength.summary() if fused.strength is not None else None)
+        return HumanScoreFit(image_ids, comparisons_only, counts, comparisons.n_comparisons, None,
+                             time.perf_counter() - started, data_as_of, reliability)
+    fused = prior_fusion.fuse(n_images, a, b, outcome, prior, weight=comparisons.weight, init=warm_start,
+                              config=FUSION_CONFIG)
+    return HumanScoreFit(image_ids, fused.posterior, counts, comparisons.n_comparisons, prior.version_id,
+                         time.perf_counter() - started, data_as_of, reliability, prior_source=prior.source,
+                         prior_strength=None if fused.strength is None else fused.strength.summary())
+
+
+def comparison_weights(project: Project, comparisons: ComparisonArrays, warm_start: np.ndarray | None
+                       ) -> tuple[ComparisonArrays, rater_reliability.RaterReliability | None]:
+    """The comparisons with each one's reliability weight, and the raters' fit (None: the project weights
+    every comparison alike, or there is nothing to fit)."""
+    if not project.weight_raters_by_reliability or comparisons.n_comparisons == 0:
+        return comparisons, None
+    reliability = rater_reliability.fit_rater_reliability(
+        comparisons.n_images, comparisons.a_index, comparisons.b_index, comparisons.outcome, comparisons.rater_id,
+        init=warm_start, config=RELIABILITY_CONFIG, fit_config=FIT_CONFIG,
+    )
+    return replace(comparisons, weight=reliability.weight), reliability
 
 
 def store_human_scores(project: Project, fit: HumanScoreFit) -> int:
@@ -230,48 +234,19 @@ def store_human_scores(project: Project, fit: HumanScoreFit) -> int:
 
     Fits run concurrently (a refill, the dashboards' refit, an activation's refill, on several worker
     processes); the one that read the comparisons last wins, whichever finishes last, so the stored scores
-    never go back to fewer judgments. ``fitted_at`` is the time the fit's comparisons were read.
-    Returns the number of images in the fit."""
-    table = HumanScore._meta.db_table
-    newer_only = (
-        "ON CONFLICT (image_id) DO UPDATE SET mean = EXCLUDED.mean, variance = EXCLUDED.variance, "
-        "n_comparisons = EXCLUDED.n_comparisons, fitted_at = EXCLUDED.fitted_at "
-        f"WHERE {table}.fitted_at <= EXCLUDED.fitted_at"
-    )
-    fitted_at = connection.ops.adapt_datetimefield_value(fit.data_as_of)
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One statement: bulk_create would build 10^5 model instances, and psycopg's adaptation of
-            # Python lists is slower than PostgreSQL parsing one comma-separated text per column.
-            cursor.execute(
-                f"""INSERT INTO {table} (project_id, image_id, mean, variance, n_comparisons, fitted_at)
-                    SELECT %s, image_id, mean, variance, n_comparisons, %s
-                    FROM unnest(string_to_array(%s, ',')::bigint[], string_to_array(%s, ',')::float8[],
-                                string_to_array(%s, ',')::float8[], string_to_array(%s, ',')::integer[])
-                        AS fitted (image_id, mean, variance, n_comparisons)
-                    {newer_only}""",
-                [project.pk, fitted_at, *(_csv(column) for column in (
-                    fit.image_ids, fit.posterior.mean, fit.posterior.var, fit.counts))],
-            )  # fmt: skip
-        else:
-            rows = zip(fit.image_ids.tolist(), fit.posterior.mean.tolist(), fit.posterior.var.tolist(),
-                       fit.counts.tolist())
-            cursor.executemany(
-                f"INSERT INTO {table} (project_id, image_id, mean, variance, n_comparisons, fitted_at) "
-                f"VALUES (%s, %s, %s, %s, %s, %s) {newer_only}",
-                [(project.pk, image_id, mean, var, int(count), fitted_at) for image_id, mean, var, count in rows],
-            )
-    return fit.image_ids.shape[0]
-
-
-def _csv(values: np.ndarray) -> str:
-    return ",".join(map(repr, values.tolist()))  # repr: the shortest text that reads back the same float
+    never go back to fewer judgments. ``fitted_at`` is the time the fit's comparisons were read. Only the
+    scores that moved are rewritten when this process knows what is stored (``human_score_writes``).
+    Returns the number of rows written."""
+    return human_score_writes.write_scores(project, fit.image_ids, fit.posterior.mean, fit.posterior.var,
+                                           fit.counts, fit.data_as_of)
 
 
 def fit_human_scores(project: Project) -> HumanScoreFit:
     """Fit the project's human scores and store them. Idempotent: a rerun rewrites the same rows."""
     fit = fit_project_posterior(project)
-    store_human_scores(project, fit)
+    fit = replace(fit, comparisons_read=comparison_cache.rows_read_last(project.pk),
+                  scores_written=store_human_scores(project, fit))
+    stopping_rule.record_ranking_accuracy(project, fit)  # the expected ranking accuracy, and the stopping rule
     log.info("human scores of %s: %s", project.slug, fit.summary())
     return fit
 
@@ -293,4 +268,5 @@ def human_scores_stale(project: Project) -> bool:
         stored["comparison_ends"] != 2 * usable
         or stored["images"] != Image.objects.filter(project=project).count()
         or ModelVersion.objects.filter(project=project, is_active=True, activated_at__gt=stored["fitted_at"]).exists()
+        or warm_start_service.scored_since(project, stored["fitted_at"])
     )

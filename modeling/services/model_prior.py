@@ -10,7 +10,9 @@ whether that score is *out of fold*, made by a model that never trained on that 
   on the current comparisons and the cached features (``modeling/ml/linear_bt.py``), every image out
   of fold. It runs where the fit runs (a second or so at 10^3 images) and needs no training run: the
   prior counts from the project's first comparisons, as soon as the images have features.
-- None when no image has features yet.
+- A warm start (``warm_start.py``, another project's version, all out of fold) competes with the
+  cross-fitted head until the project has an active version: the better predictor of the comparisons wins.
+- None when no image has features yet and there is no warm start.
 """
 from __future__ import annotations
 
@@ -19,10 +21,10 @@ import logging
 import numpy as np
 
 from labeling.models import Project
-from modeling.ml import linear_bt
+from modeling.ml import linear_bt, prior_fusion
 from modeling.ml.prior_fusion import ModelPrior
 from modeling.models import ImageScore, ModelVersion
-from modeling.services import datasets, feature_extraction
+from modeling.services import datasets, feature_extraction, warm_start
 from modeling.services.columns import fetch_columns
 
 log = logging.getLogger(__name__)
@@ -32,11 +34,20 @@ RANKER_KIND = "tags"
 
 
 def project_prior(project: Project, comparisons, version: ModelVersion | None) -> ModelPrior | None:
-    """The prior for a fit of ``comparisons`` (``human_scores.ComparisonArrays``), given the active version."""
+    """The prior for a fit of ``comparisons`` (``human_scores.ComparisonArrays``), given the active version.
+
+    With a warm start (``warm_start.warm_start_prior``: until the project has an active version of its
+    own) and the project's cross-fitted head both at hand, the one that predicts the comparisons better
+    (``prior_fusion.better_prior``; the warm start while there are too few comparisons to tell)."""
     if version is not None and version_kind(version) == RANKER_KIND:
         return ranker_prior(version, comparisons)
     encoder_id = version.encoder_id if version is not None else feature_extraction.encoder_id_for()
-    return cross_fitted_prior(comparisons, encoder_id)
+    own = cross_fitted_prior(comparisons, encoder_id, version)
+    warm = warm_start.warm_start_prior(project, comparisons.image_ids)
+    if warm is not None:
+        warm = ModelPrior(warm.mean, warm.out_of_fold, source=warm.source, version_id=warm.version_id)
+    return prior_fusion.better_prior([warm, own], comparisons.a_index, comparisons.b_index, comparisons.outcome,
+                                     comparisons.weight)
 
 
 def version_kind(version: ModelVersion) -> str:
@@ -56,7 +67,7 @@ def pooled_project_features(image_ids: np.ndarray, encoder_id: str) -> tuple[np.
     return have, linear_bt.pooled_features(tokens, tag_tokens, tag_mask)
 
 
-def cross_fitted_prior(comparisons, encoder_id: str) -> ModelPrior | None:
+def cross_fitted_prior(comparisons, encoder_id: str, version: ModelVersion | None = None) -> ModelPrior | None:
     image_ids = comparisons.image_ids
     pooled = pooled_project_features(image_ids, encoder_id)
     if pooled is None:
@@ -65,13 +76,15 @@ def cross_fitted_prior(comparisons, encoder_id: str) -> ModelPrior | None:
     row = np.full(image_ids.shape[0], -1)
     row[have] = np.arange(int(have.sum()))
     usable = have[comparisons.a_index] & have[comparisons.b_index]
+    weight = None if comparisons.weight is None else comparisons.weight[usable]
     scores = linear_bt.cross_fitted_scores(
         features, row[comparisons.a_index[usable]], row[comparisons.b_index[usable]], comparisons.outcome[usable],
-        linear_bt.image_folds(image_ids[have], LINEAR_CONFIG.cross_folds), config=LINEAR_CONFIG,
+        linear_bt.image_folds(image_ids[have], LINEAR_CONFIG.cross_folds), weight=weight, config=LINEAR_CONFIG,
     )
     score = np.full(image_ids.shape[0], np.nan)
     score[have] = scores
-    return ModelPrior(score, have.copy(), source=f"cross-fitted linear_bt ({encoder_id})")
+    return ModelPrior(score, have.copy(), source=f"cross-fitted linear_bt ({encoder_id})",
+                      version_id=None if version is None else version.pk)
 
 
 def ranker_prior(version: ModelVersion, comparisons) -> ModelPrior:
@@ -87,4 +100,4 @@ def ranker_prior(version: ModelVersion, comparisons) -> ModelPrior:
     in_sample[comparisons.a_index[trained]] = True
     in_sample[comparisons.b_index[trained]] = True
     score[in_sample] = np.nan  # never a prior from a model that trained on the image's own comparisons
-    return ModelPrior(score, np.isfinite(score), source=f"version {version.pk} ({RANKER_KIND})")
+    return ModelPrior(score, np.isfinite(score), source=f"version {version.pk} ({RANKER_KIND})", version_id=version.pk)

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from labeling.models import Project
+from labeling.services import rater_counts
 from modeling.models import ModelVersion, TrainingRun
 from modeling.services import datasets, scoring, training_runs
 
@@ -55,7 +56,11 @@ def latest_trained_version(project: Project) -> ModelVersion | None:
 
 
 def new_comparisons(project: Project, since: ModelVersion | None) -> int:
-    watermark = since.last_comparison_id if since is not None else 0
+    """Usable comparisons (not by excluded raters) stored after the version's training data was read. Before
+    any version, all of them, from the per-rater counters; after one, an id range scan over what came since."""
+    watermark = since.last_comparison_id if since is not None else None
+    if not watermark:
+        return rater_counts.project_total(project, excluding_raters=datasets.excluded_rater_ids(project))
     return datasets.usable_comparisons(project).filter(pk__gt=watermark).count()
 
 
@@ -120,9 +125,10 @@ def check_project(project: Project, *, dispatch: bool = True) -> dict:
 
 
 def check_all_projects(*, dispatch: bool = True) -> list[dict]:
-    """The body of the beat task: every project, each on its own (one failing project stops no other)."""
+    """The body of the beat task: every project but archived ones (read-only: no retraining), each on its own
+    (one failing project stops no other)."""
     outcomes = []
-    for project in Project.objects.all().order_by("pk"):
+    for project in Project.objects.filter(archived_at=None).order_by("pk"):
         try:
             outcomes.append(check_project(project, dispatch=dispatch))
         except Exception as exc:
