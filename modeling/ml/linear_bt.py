@@ -43,7 +43,7 @@ from scipy.special import expit, log_expit
 @dataclass(frozen=True)
 class LinearBTConfig:
     ridges: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)  # candidate precisions of the weights
-    cross_folds: int = 5  # image folds of the cross-fitted scores
+    cross_folds: int = 10  # image folds of the cross-fitted scores (a head sees about 81 % of the comparisons)
     max_newton_steps: int = 25
     tolerance: float = 1e-6  # largest weight change that ends the fit
     min_comparisons: int = 10  # fewer: no head (scores all zero)

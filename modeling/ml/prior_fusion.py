@@ -29,16 +29,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
+from scipy import sparse
+from scipy.sparse.linalg import splu
+from scipy.special import expit, log_expit
 
 from . import bradley_terry as bt
 
 
 @dataclass(frozen=True)
 class FusionConfig:
-    scatters: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)  # candidate prior variances about the model
+    scatters: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4)  # candidate variances about the model
     flat_prior_var: float = 1.0  # the comparisons-only fit's prior variance (``bt.FitConfig`` default)
     cv_folds: int = 4  # comparison folds that choose the scatter
+    strength_by: str = "cv"  # "cv" (held-out folds) or "evidence" (Laplace marginal likelihood; measured worse)
+    slope_factors: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # evidence: slopes tried around the tied one
     gamma_prior_var: float = 4.0  # N(0, 4) on gamma: finite when the model orders every held-out comparison
     min_heldout: int = 5  # fewer out-of-fold comparisons: too few to weigh the prior, ``no_data_slope`` instead
     no_data_slope: float = 0.1  # before that, the model only orders the images (a weak prior, flat scatter)
@@ -114,6 +118,9 @@ def estimate_strength(n_images: int, a: np.ndarray, b: np.ndarray, outcome: np.n
                       has_score: np.ndarray, out_of_fold: np.ndarray, weight: np.ndarray,
                       config: FusionConfig = FusionConfig(), seed: int = 0) -> PriorStrength | None:
     """Slope and scatter of the prior (module docstring); None with too few out-of-fold comparisons."""
+    # Relative weights: the raters' reliability fit can scale every weight down at small budgets (it trusts
+    # nobody yet); how well the model predicts is a question about the comparisons, whoever judged them.
+    weight = weight / weight.mean() if weight.size and weight.mean() > 0 else weight
     usable = has_score & out_of_fold
     heldout = usable[a] & usable[b]
     if heldout.sum() < config.min_heldout:
@@ -122,6 +129,9 @@ def estimate_strength(n_images: int, a: np.ndarray, b: np.ndarray, outcome: np.n
     gamma = raw * max(0.0, 1.0 - se**2 / raw**2) if raw > 0 else 0.0
     if gamma == 0.0:  # the model predicts nothing the comparisons confirm: the flat prior
         return PriorStrength(0.0, config.flat_prior_var, 0.0, raw, se, int(heldout.sum()), {})
+    if config.strength_by == "evidence":
+        return evidence_strength(n_images, a, b, outcome, m, has_score, weight, gamma, raw, se, int(heldout.sum()),
+                                 config)
     fold = np.random.default_rng(seed).permutation(a.size) % config.cv_folds
     scores = {}
     candidates = [("flat", 0.0, config.flat_prior_var)]
@@ -141,6 +151,51 @@ def estimate_strength(n_images: int, a: np.ndarray, b: np.ndarray, outcome: np.n
     slope = 0.0 if best == "flat" else float(gamma * np.sqrt(1 + np.pi * scatter / 4))
     return PriorStrength(slope, scatter, float(gamma), raw, se, int(heldout.sum()),
                          {str(k): round(v, 5) for k, v in scores.items()})
+
+
+def log_evidence(n_images: int, a: np.ndarray, b: np.ndarray, outcome: np.ndarray, weight: np.ndarray,
+                 mean: np.ndarray, var: np.ndarray, init: np.ndarray | None, config: FusionConfig
+                 ) -> tuple[float, bt.Posterior]:
+    """Laplace approximation of log p(outcomes | prior N(mean, var)), and the posterior it was taken at.
+
+    Over the compared images C (the others integrate out exactly): ``log-likelihood(s) - 1/2 sum_C (s - mean)^2
+    / var - 1/2 sum_C log var - 1/2 log det H_C``, H_C the posterior precision on C (sparse LU)."""
+    posterior = bt.fit_posterior(n_images, a, b, outcome, weight, prior_mean=mean, prior_var=var, init=init,
+                                 config=config.fit)
+    s = posterior.mean
+    d = s[a] - s[b]
+    value = float(np.sum(weight * (log_expit(-d) + outcome * d)))
+    compared, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    if compared.size == 0:
+        return value, posterior
+    value -= 0.5 * float(np.sum((s[compared] - mean[compared]) ** 2 / var[compared] + np.log(var[compared])))
+    ia, ib = inverse[: a.size], inverse[a.size:]
+    c = weight * expit(d) * expit(-d)
+    k = compared.size
+    rows = np.concatenate([np.arange(k), ia, ib, ia, ib])
+    cols = np.concatenate([np.arange(k), ia, ib, ib, ia])
+    values = np.concatenate([1.0 / var[compared], c, c, -c, -c])
+    hessian = sparse.csc_matrix((values, (rows, cols)), shape=(k, k))
+    factor = splu(hessian, permc_spec="MMD_AT_PLUS_A")
+    value -= 0.5 * float(np.sum(np.log(np.abs(factor.U.diagonal()))))
+    return value, posterior
+
+
+def evidence_strength(n_images: int, a: np.ndarray, b: np.ndarray, outcome: np.ndarray, m: np.ndarray,
+                      has_score: np.ndarray, weight: np.ndarray, gamma: float, raw: float, se: float, n_heldout: int,
+                      config: FusionConfig) -> PriorStrength:
+    """Slope and scatter by the largest Laplace evidence over a grid: scatters x slopes around the tied one."""
+    results, init = {}, None
+    for scatter in config.scatters:
+        tied = gamma * np.sqrt(1 + np.pi * scatter / 4)
+        for factor in config.slope_factors:
+            mean, var = prior_arrays(m, has_score, tied * factor, scatter)
+            results[(scatter, tied * factor)], posterior = log_evidence(n_images, a, b, outcome, weight, mean, var,
+                                                                        init, config)
+            init = posterior.mean
+    scatter, slope = max(results, key=results.get)
+    return PriorStrength(float(slope), float(scatter), float(gamma), raw, se, n_heldout,
+                         {f"{k[0]:g}/{k[1]:.3f}": round(v, 3) for k, v in results.items()})
 
 
 def prior_arrays(m: np.ndarray, has_score: np.ndarray, slope: float, scatter: float) -> tuple[np.ndarray, np.ndarray]:
