@@ -138,7 +138,7 @@ def rollback(request, project, version_id):
                              "Rolling back to version {version}: it becomes active once its scores are complete.")
 
 
-@manager_page(require_POST)
+@manager_page(require_POST, writes_project=False)  # an archived campaign's model may start the next one
 def new_campaign(request, project, version_id):
     """Start a new campaign (project) warm-started from this version: for managers who may create projects."""
     if not access.can_create_projects(request.user):
