@@ -82,6 +82,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "logout": {"POST": PUBLIC, "OPTIONS": PUBLIC},
     "healthz": read(PUBLIC),
     "signup": {**read(PUBLIC), "POST": PUBLIC},  # whoever holds a valid invitation link
+    "crowd-link": read(PUBLIC),  # a campaign link with a worker id signs the worker in (BODIES gives one)
     "api-token": {"POST": PUBLIC},
     "api-token-revoke": {"POST": SIGNED_IN},  # the caller's own token
     "api-schema": read(SIGNED_IN),
@@ -101,6 +102,8 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "project-progress": read(MANAGERS),
     "project-gold": {**read(MANAGERS), "POST": MANAGERS},
     "project-instructions": {**read(MANAGERS), "POST": MANAGERS},
+    "project-campaign-links": {**read(MANAGERS), "POST": MANAGERS},
+    "project-campaign-link-close": {"POST": MANAGERS},
     "project-example-delete": {"POST": MANAGERS},
     # Modeling pages (raters judge blind: no models, dashboards or analyses)
     "project-models": read(MANAGERS),
@@ -109,6 +112,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "project-models-promote": {"POST": MANAGERS},
     "project-models-rollback": {"POST": MANAGERS},
     "project-models-new-campaign": {"POST": frozenset({SUPERUSER})},  # managers who may also create projects
+    "project-models-warm-start-into": {"POST": MANAGERS},  # of this project and of the one warm-started
     "project-dashboard": read(MANAGERS),
     "project-dashboard-recompute": {"POST": MANAGERS},
     "project-rater-exclusion": {"POST": MANAGERS},
@@ -187,7 +191,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
 MAY_BE_MISSING = {"api-agreement", "project-dashboard-csv", "api-tag-summary", "api-metadata-summary",
                   "image-heat-map"}
 # Routes whose kwargs name no object of a project (nothing to be foreign to).
-NOT_PROJECT_SCOPED = {"signup", "media"}
+NOT_PROJECT_SCOPED = {"signup", "media", "crowd-link"}
 REFUSALS = {401, 403, 404, 405}
 
 
@@ -293,6 +297,12 @@ def project_form(world, caller, **changes):
     return {**filled(ProjectForm(instance=world["project"])), **changes}
 
 
+def campaign_link_form():
+    from labeling.crowd_views import CampaignLinkForm
+
+    return CampaignLinkForm()
+
+
 def training_form(world, caller):
     from modeling.services.promotion import training_settings
     from modeling.views import TrainingSettingsForm
@@ -328,6 +338,10 @@ BODIES: dict[str, dict[str, Body]] = {
     "project-instructions": {"POST": Body({"instructions": "Pick the sharper one."}, "form")},
     "project-example-delete": {"POST": Body({}, "form")},
     "project-models-new-campaign": {"POST": Body({}, "form")},
+    "crowd-link": {"GET": Body(query={"PROLIFIC_PID": "worker-1"})},
+    "project-campaign-links": {"POST": Body(lambda world, caller: {**filled(campaign_link_form()), "completion_code": "X"},
+                                            "form")},
+    "project-campaign-link-close": {"POST": Body({}, "form")},
     "invite-revoke": {"POST": Body({}, "form")},
     "api-retrain": {"POST": Body({})},
     "project-models-retrain": {"POST": Body({}, "form")},
@@ -358,12 +372,12 @@ BODIES: dict[str, dict[str, Body]] = {
     "api-webhook": {"DELETE": Body({})},
     "project-webhook-delete": {"POST": Body({}, "form")},
 }
-# Public writes that answer 200 with the form again (a sign-out, an invitation's sign-up form for a caller it
-# does not fit): they refuse nobody, so the matrix only checks that they do not refuse.
-LENIENT = {"logout", "signup", "login"}
+# Public routes that answer what fits the caller (a sign-out, an invitation's sign-up form, a campaign link
+# without a worker id: 400): they refuse nobody, so the matrix only checks that they do not refuse.
+LENIENT = {"logout", "signup", "login", "crowd-link"}
 # Kwargs that name an object of a project: the foreign variant takes them from the other project.
 OBJECT_KWARGS = ("image_id", "version_id", "run_id", "membership_id", "invite_id", "user_id", "job_id", "hook_id",
-                 "tag_id", "example_id")
+                 "tag_id", "example_id", "link_id")
 ROUTE_KWARGS = {  # per route, where one object does not fit every route
     "api-vocabulary-tag": {"tag_id": "spare_tag_id"},  # its DELETE removes the tag: not the one the body names
     "project-tag-delete": {"tag_id": "tag_id"},
@@ -407,6 +421,7 @@ def _objects(project, owner, image_seed: int):
     """Images, model versions, a run, an invite, an import job, a webhook and tags of one project."""
     from labeling.models import ExamplePair, ImportJob, Tag, Webhook
     from labeling.services.imports import store_image
+    from labeling.services.crowd_links import create_link
     from labeling.services.invites import create_invite
     from modeling.models import ModelVersion, TrainingRun
 
@@ -431,6 +446,7 @@ def _objects(project, owner, image_seed: int):
         "invite": create_invite(project, owner, max_uses=100), "tag": Tag.objects.get(project=project, name="sky"),
         "spare_tag": Tag.objects.create(project=project, name="spare"),
         "example": ExamplePair.objects.create(project=project, image_a=images[0], image_b=images[1], expected="a"),
+        "link": create_link(project, owner, completion_code="DONE"),
     }
 
 
@@ -472,7 +488,7 @@ def world(db, settings):
                 "run_id": objects["run"].pk, "membership_id": membership_id, "invite_id": objects["invite"].pk,
                 "user_id": user_id, "job_id": objects["job"].pk, "hook_id": objects["hook"].pk,
                 "tag_id": objects["tag"].pk, "spare_tag_id": objects["spare_tag"].pk,
-                "example_id": objects["example"].pk}
+                "example_id": objects["example"].pk, "link_id": objects["link"].pk}
 
     kwargs = {**values(mine, users[RATER].pk, Membership.objects.get(user=users[RATER]).pk, project.slug),
               "table": "raters", "field": "seed", "token": mine["invite"].token}

@@ -24,7 +24,7 @@ from labeling.login_limits import lockout_response
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Membership, Tag
 from labeling.services import api_tokens
 from labeling.services import comparisons as comparison_service
-from labeling.services import leases, pair_queue, pair_serving, qualification
+from labeling.services import crowd_links, leases, pair_queue, pair_serving, qualification
 from labeling.services import tags as tag_service
 from labeling.services import vocabulary as vocabulary_service
 from labeling.services.imports import RejectedImage, import_uploaded_file
@@ -47,6 +47,7 @@ REFUSAL_STATUS = {
     pair_serving.CampaignComplete: 410,
     qualification.NotQualified: 403,
     qualification.RaterPaused: 403,
+    crowd_links.QuotaReached: 410,
 }
 
 
@@ -54,9 +55,9 @@ def refusal_status(exc) -> int:
     return next((code for kind, code in REFUSAL_STATUS.items() if isinstance(exc, kind)), 400)
 
 
-def refused(exc) -> Response:
+def refused(exc, **extra) -> Response:
     """A service's refusal (``labeling.services.refusals.Refusal``) as a 4xx with the message and a stable code."""
-    return Response({"detail": exc.message, "code": exc.code}, status=refusal_status(exc))
+    return Response({"detail": exc.message, "code": exc.code, **extra}, status=refusal_status(exc))
 
 
 class StandardPagination(PageNumberPagination):
@@ -207,11 +208,15 @@ class NextPairView(ProjectScopedMixin, APIView):
 
     @extend_schema(
         responses={
+            **ERRORS,
             200: s.NextPairSerializer,
             204: OpenApiResponse(description="Nothing is left for this rater to judge right now."),
             410: OpenApiResponse(s.ErrorSerializer, description='The campaign is complete (code "campaign_complete"): '
-                                 "its ranking reached the manager's target and no more pairs are served."),
-            **ERRORS,
+                                 "its ranking reached the manager's target and no more pairs are served; or a crowd "
+                                 'worker reached their quota (code "quota_reached"). For a crowd worker the answer '
+                                 "also carries completion_code, completion_url and quota."),
+            403: OpenApiResponse(s.ErrorSerializer, description='The rater failed the qualification (code '
+                                 '"not_qualified") or is paused by the running gold check (code "rater_paused").'),
         },
         tags=["rating"],
     )
@@ -223,8 +228,10 @@ class NextPairView(ProjectScopedMixin, APIView):
         are still stored."""
         try:
             result = pair_serving.next_pair(self.project, request.user)
-        except (pair_serving.CampaignComplete, qualification.NotQualified, qualification.RaterPaused) as exc:
-            return refused(exc)
+        except (pair_serving.CampaignComplete, qualification.NotQualified, qualification.RaterPaused,
+                crowd_links.QuotaReached) as exc:
+            # A crowd worker who is done (or whose campaign is) gets the completion code or URL with it.
+            return refused(exc, **crowd_links.completion_for(self.project, request.user))
         if result is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(s.pair_payload(request, result[1], show_prompt=self.project.show_prompt))
