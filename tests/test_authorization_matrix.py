@@ -315,7 +315,8 @@ def training_form(world, caller):
                                        project=world["project"]))
 HOOK = "http://127.0.0.1:9/matrix-hook"
 
-# route name -> {method: Body}. Every method some caller may write with needs one.
+# route name -> {method: Body}. Every method some caller may write with needs one; a read that needs a query
+# has one too.
 BODIES: dict[str, dict[str, Body]] = {
     "login": {"POST": Body({"username": "rater", "password": "pw-for-tests-1"}, "form")},
     "api-token": {"POST": Body({"username": "rater", "password": "pw-for-tests-1"})},
@@ -343,6 +344,7 @@ BODIES: dict[str, dict[str, Body]] = {
     "project-example-delete": {"POST": Body({}, "form")},
     "project-models-new-campaign": {"POST": Body({}, "form")},
     "crowd-link": {"GET": Body(query={"PROLIFIC_PID": "worker-1"})},
+    "api-leaderboard": {method: Body(query={"field": "generator"}) for method in ("GET", "HEAD")},
     "project-models-warm-start-into": {"POST": Body(lambda world, caller: {"project": world["project"].slug}, "form")},
     "project-campaign-links": {"POST": Body(lambda world, caller: {**filled(campaign_link_form()), "completion_code": "X"},
                                             "form")},
@@ -435,7 +437,8 @@ def _objects(project, owner, image_seed: int):
     for k in range(2):
         image = store_image(project, f"{image_seed + k}.png", make_image_bytes(seed=image_seed + k), tags=["sky"])[0]
         image.external_id = f"ext-{project.slug}-{k}"
-        image.save(update_fields=["external_id"])
+        image.metadata = {"generator": f"gen-{k}"}  # a categorical field: the leaderboard ranks its values
+        image.save(update_fields=["external_id", "metadata"])
         images.append(image)
     active = ModelVersion.objects.create(project=project, encoder_id="tiny", status="active", is_active=True,
                                          activated_at=timezone.now(), weights=f"models/{project.pk}/v1-run1.pt")
