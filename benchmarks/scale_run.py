@@ -78,7 +78,7 @@ def parse_args():
     parser.add_argument("--task-timeout", type=float, default=3600, help="seconds to wait for one worker task")
     parser.add_argument("--export-seconds", type=float, help="stop reading an export after this long (default: "
                         "read it to the end); the report then gives the rate of the part read")
-    parser.add_argument("--steps", default="fit,refill,agreement,incremental,io,loop,pages,export,size")
+    parser.add_argument("--steps", default="fit,refill,agreement,incremental,io,counts,loop,pages,export,size")
     parser.add_argument("--repeats", type=int, default=3, help="repetitions of each part of the io step")
     parser.add_argument("--pages-before", metavar="REVISION", help="also load the manager pages from a server running "
                         "this git revision's code (a `git archive` of it), before the current code's, same data")
@@ -324,6 +324,56 @@ def io_parts(args, project) -> list[dict]:
     return rows
 
 
+def count_queries(args, project) -> list[dict]:
+    """What the project, progress and models pages ask, timed in this process before (counting the comparisons, as
+    those pages did) and after (reading the per-rater, per-day counters), alternating, ``--repeats`` × 3 times."""
+    from datetime import timedelta
+
+    from django.db.models import Avg, Count, Max, Q
+    from django.db.models.functions import TruncDate
+    from django.utils import timezone
+
+    from labeling.models import Comparison
+    from labeling.services import rater_counts
+
+    comparisons = Comparison.objects.filter(project=project)
+    since = timezone.now() - timedelta(days=30)
+    rater = comparisons.values_list("rater_id", flat=True).first()
+    pairs = {
+        "all of the project's judgments": (
+            lambda: comparisons.count(), lambda: rater_counts.project_total(project)),
+        "one rater's judgments": (
+            lambda: comparisons.filter(rater_id=rater).count(), lambda: rater_counts.rater_total(project, rater)),
+        "per rater: judgments, sides, gold, last, mean time": (
+            lambda: list(comparisons.values("rater").annotate(
+                n=Count("id"), last=Max("created_at"), mean_ms=Avg("response_ms"),
+                gold_judged=Count("id", filter=Q(is_gold=True)),
+                gold_correct=Count("id", filter=Q(is_gold=True, gold_correct=True)),
+                left=Count("id", filter=Q(outcome="a")), right=Count("id", filter=Q(outcome="b"))).order_by()),
+            lambda: rater_counts.per_rater(project)),
+        "per day, last 30 days": (
+            lambda: list(comparisons.filter(created_at__gte=since).annotate(day=TruncDate("created_at"))
+                         .values("day").annotate(n=Count("*")).order_by("day")),
+            lambda: rater_counts.per_day(project, since.date())),
+    }
+    rows = []
+    for name, (before, after) in pairs.items():
+        times = {"before": [], "after": []}
+        for _ in range(3 * args.repeats):
+            for label, call in (("before", before), ("after", after)):
+                started = time.perf_counter()
+                call()
+                times[label].append(time.perf_counter() - started)
+        row = {"step": "counts", "query": name, "load": load()}
+        for label, values in times.items():
+            values = np.array(values) * 1000
+            row[f"{label}_ms"] = round(float(values.mean()), 1)
+            row[f"{label}_se_ms"] = round(float(values.std(ddof=1) / np.sqrt(len(values))), 1)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 # --- Loop and pages ----------------------------------------------------------------------------------
 
 
@@ -453,6 +503,9 @@ def markdown(rows: list[dict]) -> str:
                       f"{row['next_p99_ms']} ms, submit {row['submit_median_ms']} / {row['submit_p99_ms']} ms (median / "
                       f"p99); {row['server_cpu_ms_per_judgment']} ms server CPU per judgment; leases "
                       f"{row['leases_by_source']}; errors {row['error_count']}")
+        elif step == "counts":
+            figure = (f"{row['query']}: before (counting comparisons) {row['before_ms']:,.1f} ± {row['before_se_ms']:,.1f}"
+                      f" ms, after (counters) {row['after_ms']:,.1f} ± {row['after_se_ms']:,.1f} ms")
         elif step == "io":
             figure = f"{row['part']}: {row['mean_s']:.3f} ± {row['se_s']:.3f} s (mean ± s.e., {row['repeats']} runs)"
         elif step == "page":
@@ -519,6 +572,8 @@ def main():
             worker_task(worker, "tagrank.ping", 300)
         if "io" in steps:
             rows += io_parts(args, project)
+        if "counts" in steps:
+            rows += count_queries(args, project)
         if steps & {"loop", "pages"}:
             server = Server(database_url, workers=args.workers, threads=4,
                             environ={"SECRET_KEY": os.environ["SECRET_KEY"]})
