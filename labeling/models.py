@@ -829,6 +829,7 @@ class Webhook(models.Model):
         TRAINING_FAILED = "training.failed", "A training run failed"
         JUDGMENTS_TARGET_REACHED = "judgments.target_reached", "The project reached a number of judgments"
         IMPORT_FINISHED = "import.finished", "An import job finished"
+        RANKING_TARGET_REACHED = "ranking.target_reached", "The expected ranking accuracy reached its target"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhooks")
     url = models.URLField(max_length=1000)
