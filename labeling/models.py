@@ -170,8 +170,14 @@ class RaterEvent(models.Model):
         return f"{self.user_id} {self.kind} in {self.project_id}"
 
 
+IMAGE_EXTENSIONS = ("jpg", "png", "webp")  # what the importer writes (from the checked format, not the name)
+
+
 def image_upload_path(image: "Image", filename: str) -> str:
-    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    """``images/<project>/<sha[:2]>/<sha>.<ext>``: the content hash, never the uploaded name; an extension
+    other than the importer's becomes ``.bin``, which media never serves."""
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    extension = extension if extension in IMAGE_EXTENSIONS else "bin"
     return f"images/{image.project_id}/{image.sha256[:2]}/{image.sha256}.{extension}"
 
 
@@ -823,6 +829,7 @@ class Webhook(models.Model):
         TRAINING_FAILED = "training.failed", "A training run failed"
         JUDGMENTS_TARGET_REACHED = "judgments.target_reached", "The project reached a number of judgments"
         IMPORT_FINISHED = "import.finished", "An import job finished"
+        RANKING_TARGET_REACHED = "ranking.target_reached", "The expected ranking accuracy reached its target"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhooks")
     url = models.URLField(max_length=1000)

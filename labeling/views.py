@@ -67,7 +67,8 @@ def project_list(request):
 @login_required
 @require_safe
 def project_detail(request, slug):
-    project = project_for(request, slug)
+    role = access.project_role(request.user, slug)
+    project = role.project
     counts = {
         "images": project.images.filter(archived_at=None).count(),
         "tags": project.tags.count(),
@@ -75,7 +76,7 @@ def project_detail(request, slug):
         "my_comparisons": rater_counts.rater_total(project, request.user),
     }
     recent = Image.objects.filter(project=project, archived_at=None).order_by("-id")[:48]
-    can_manage = access.can_manage(request.user, project)
+    can_manage = role.is_manager
     return render(
         request,
         "labeling/project_detail.html",
@@ -84,6 +85,7 @@ def project_detail(request, slug):
             "counts": counts,
             "images": recent,
             "can_manage": can_manage,
+            "sees_image_sources": role.sees_image_sources,  # raters judge blind: no file names, not even as alt text
             # Managers only: the grouping names a metadata field.
             "groups": comparison_groups.group_summary(project) if can_manage else None,
         },
