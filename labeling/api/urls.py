@@ -2,7 +2,7 @@
 from django.urls import include, path
 
 from labeling.api import views
-from labeling.api import data_exports
+from labeling.api import data_exports, preference_exports
 from labeling.api import import_jobs as import_jobs_api
 from labeling.api import instructions as instructions_api
 from labeling.api import qualification as qualification_api
@@ -28,6 +28,7 @@ project_routes = [
     path("export/comparisons/", data_exports.ComparisonsExportView.as_view(), name="api-export-comparisons"),
     path("export/image-tags/", data_exports.ImageTagsExportView.as_view(), name="api-export-image-tags"),
     path("export/raters/", data_exports.RatersExportView.as_view(), name="api-export-raters"),
+    path("export/preferences/", preference_exports.PreferencesExportView.as_view(), name="api-export-preferences"),
     # Bulk import jobs (labeling/api/import_jobs.py).
     path("imports/", import_jobs_api.ImportJobListView.as_view(), name="api-import-jobs"),
     path("imports/<id:job_id>/", import_jobs_api.ImportJobDetailView.as_view(), name="api-import-job"),

@@ -9,13 +9,14 @@ from rest_framework import status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination, PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from labeling import access
+from labeling.api.parsers import BoundedJSONParser
 from labeling.api import image_list_filters
 from labeling.api import serializers as s
 from labeling.api import token_auth
@@ -94,7 +95,7 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(
         request=s.TokenRequestSerializer,
@@ -242,7 +243,7 @@ class ComparisonListView(ProjectScopedMixin, GenericAPIView):
     serializer_class = s.ComparisonSerializer
     pagination_class = ComparisonPagination
     throttle_scope = "submit"
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [BoundedJSONParser, FormParser]
 
     def get_throttles(self):
         return submit_throttles(self)
@@ -359,7 +360,7 @@ class ReleaseView(ProjectScopedMixin, APIView):
 
 
 class ImageListView(ProjectScopedMixin, GenericAPIView):
-    serializer_class = s.ImageSerializer
+    serializer_class = s.ManagerImageSerializer
     pagination_class = StandardPagination
     parser_classes = [MultiPartParser, FormParser]
 
@@ -371,10 +372,12 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
             .order_by("id")
         )
 
-    @extend_schema(parameters=[s.ImageFilterSerializer], responses={200: s.ImageSerializer(many=True), **ERRORS},
+    @extend_schema(parameters=[s.ImageFilterSerializer], responses={200: s.ManagerImageSerializer(many=True), **ERRORS},
                    tags=["images"])
     def get(self, request, slug):
-        """The project's images; ``has_score`` refers to the project's active model version."""
+        """The project's images; ``has_score`` refers to the project's active model version. Raters get the
+        rater's view (id, URLs, size, tags: no file name, external id, caption or metadata) and may filter by
+        tag only."""
         filters = s.validated_query(s.ImageFilterSerializer, request)
         images = self.get_queryset()
         if filters.get("tag"):
@@ -382,13 +385,16 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
                 Exists(ImageTag.objects.filter(image=OuterRef("pk"), tag__name=Tag.normalise(filters["tag"])))
             )
         if filters.get("external_id"):
+            if not self.role.sees_image_sources:
+                raise PermissionDenied("Raters judge blind: only managers may look images up by external id.")
             images = images.filter(external_id=filters["external_id"])
         has_score = filters.get("has_score")
         if has_score is not None and not self.role.sees_scores:
             raise PermissionDenied("Raters judge blind: only managers may filter images by score.")
         images = image_list_filters.apply_registered(images, self.project, filters)  # has_score
         page = self.paginate_queryset(images)
-        serializer = self.get_serializer(page, many=True, context={"request": request, "sees_scores": self.role.sees_scores})
+        view = s.image_serializer_for(self.role)
+        serializer = view(page, many=True, context={"request": request, "show_prompt": self.project.show_prompt})
         return self.get_paginated_response(serializer.data)
 
     @extend_schema(
@@ -421,12 +427,12 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
         if created:
             dispatch.send_images_imported(self.project.pk, [image.pk])
         image = self.get_queryset().get(pk=image.pk)
-        body = s.ImageUploadResultSerializer(image, context={"request": request, "duplicate": not created, "sees_scores": True}).data
+        body = s.ImageUploadResultSerializer(image, context={"request": request, "duplicate": not created}).data
         return Response(body, status=201 if created else 200)
 
 
 class ImageTagsView(APIView):
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [BoundedJSONParser, FormParser]
 
     def _image(self, request, image_id):
         self.image, self.role = image_role(request, image_id)

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeling', '0013_crowd_links'),
+        ('labeling', '0014_rater_day_counts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
