@@ -287,6 +287,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Refusals from the services answer with their status (core/api_errors.py); everything else as DRF does.
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
     # No OPTIONS introspection (405): the schema, for signed-in callers, describes every endpoint.
     "DEFAULT_METADATA_CLASS": None,
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",

@@ -1,5 +1,4 @@
 """Server-rendered pages of the human side: the project list, the rating page, the manager pages."""
-from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -12,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from labeling import access, login_limits
+from labeling.project_scope import manager_page
 from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, UploadForm
 from labeling.models import GoldPair, Image, Invite, Membership, Project
 from labeling.services import invites as invite_service
@@ -27,23 +27,6 @@ form_methods = require_http_methods(["GET", "HEAD", "POST"])  # a page with a fo
 def project_for(request, slug: str) -> Project:
     """The project for an active member (404 for anyone else: a foreign project looks like a missing one)."""
     return access.project_role(request.user, slug).project
-
-
-def manager_page(methods):
-    """Decorates a page of a project's managers, in both apps: the caller is signed in, the request uses one of
-    ``methods`` (a ``require_*`` decorator), and the view gets the project (403 for its raters, 404 for anyone
-    else) in place of the ``slug``."""
-
-    def decorate(view):
-        @login_required
-        @methods
-        @wraps(view)
-        def page(request, slug, **kwargs):
-            return view(request, access.project_role(request.user, slug).require_manager().project, **kwargs)
-
-        return page
-
-    return decorate
 
 
 can_create_projects = access.can_create_projects

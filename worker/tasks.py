@@ -33,9 +33,9 @@ def extract_features_task(image_ids: list[int]) -> dict:
 @shared_task(name="tagrank.features.sweep", soft_time_limit=600, time_limit=660, **RETRYING)
 def sweep_features_task() -> dict:
     """Images still without features (a lost message) or without an active score get enqueued again."""
-    from modeling.services import feature_extraction
+    from modeling.services import sweep
 
-    return feature_extraction.sweep()
+    return sweep.sweep()
 
 
 @shared_task(bind=True, name="tagrank.training.train", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300, **RETRYING)

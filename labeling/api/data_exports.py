@@ -10,16 +10,10 @@ from typing import Iterator
 
 from django.db.models import Avg, Count, IntegerField, Max, Min, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.exceptions import ValidationError
-from rest_framework.renderers import JSONRenderer
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from labeling.api import serializers as s
-from labeling.api.permissions import ProjectScopedMixin
-from labeling.api.streaming import FORMATS, Column, keyset_chunks, mapped, streaming_response
+from core.export_views import ExportView, export_schema, requested_format
+from core.streaming import Column, keyset_chunks, mapped, streaming_response
+from labeling.project_scope import ProjectScopedMixin
 from labeling.models import Comparison, ImageTag, Membership, PairLease, Project
 
 COMPARISON_COLUMNS = [
@@ -128,60 +122,10 @@ EXPORTS = {
 }
 
 
-def requested_format(request) -> str:
-    output = request.query_params.get("format") or "csv"
-    if output not in FORMATS:
-        raise ValidationError({"format": ["csv, jsonl or parquet."]})
-    return output
-
-
-class _StreamRenderer(JSONRenderer):
-    """Lets ``?format=csv|jsonl|parquet`` pass DRF's content negotiation; errors still render as JSON."""
-
-    def __init__(self, media_type: str, format: str):
-        self.media_type, self.format = media_type, format
-
-
-class ExportView(ProjectScopedMixin, APIView):
-    """Base of the streamed exports: manager-only, ``?format=``, errors always JSON."""
-
-    def get_renderers(self):
-        return [
-            _StreamRenderer("text/csv", "csv"), _StreamRenderer("application/jsonl", "jsonl"),
-            _StreamRenderer("application/vnd.apache.parquet", "parquet"), JSONRenderer(),
-        ]
-
-    def perform_content_negotiation(self, request, force=False):
-        # An unknown ?format= is answered by ``requested_format`` with a 400, not DRF's 404.
-        return super().perform_content_negotiation(request, force=True)
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if isinstance(response, Response) and response.status_code >= 400:
-            response.accepted_renderer, response.accepted_media_type = JSONRenderer(), "application/json"
-        return response
-
-
-def export_schema(description: str):
-    return extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=list(FORMATS), description="csv (default), jsonl or parquet.")],
-        responses={
-            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description=description),
-            (200, "application/jsonl"): OpenApiResponse(OpenApiTypes.STR, description=description),
-            (200, "application/vnd.apache.parquet"): OpenApiResponse(OpenApiTypes.BINARY, description=description),
-            (400, "application/json"): s.ErrorSerializer,
-            (401, "application/json"): s.ErrorSerializer,
-            (403, "application/json"): s.ErrorSerializer,
-            (404, "application/json"): s.ErrorSerializer,
-        },
-        tags=["export"],
-    )
-
-
 def _data_export_view(kind: str, description: str):
     columns, chunks = EXPORTS[kind]
 
-    class View(ExportView):
+    class View(ProjectScopedMixin, ExportView):
         @export_schema(description)
         def get(self, request, slug):
             self.require_manager(f"export {kind.replace('-', ' ')}")

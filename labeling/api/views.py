@@ -15,45 +15,23 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from core.api_input import validated_query
+from core.api_errors import ErrorSerializer
 from labeling import access
 from labeling.api import image_list_filters
 from labeling.api import serializers as s
 from labeling.api import token_auth
-from labeling.api.permissions import ProjectScopedMixin, image_role
+from labeling.project_scope import ProjectScopedMixin, image_role
 from labeling.login_limits import lockout_response
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Membership, Tag
 from labeling.services import api_tokens
 from labeling.services import comparisons as comparison_service
 from labeling.services import leases, pair_queue, pair_serving
 from labeling.services import tags as tag_service
-from labeling.services import vocabulary as vocabulary_service
 from labeling.services.imports import RejectedImage, import_uploaded_file
 import worker.dispatch as dispatch
 
-ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
-
-
-# The HTTP status of each refusal the services raise (they know nothing of HTTP); any other is a 400.
-REFUSAL_STATUS = {
-    leases.LeaseForeign: 403,
-    leases.LeaseExpired: 410,
-    leases.LeaseClosed: 409,
-    comparison_service.ClientKeyReused: 409,
-    comparison_service.NothingToUndo: 404,
-    comparison_service.UndoRefused: 409,
-    tag_service.TagNotOnImage: 404,
-    tag_service.TagNotYours: 403,
-    vocabulary_service.TagExists: 409,
-}
-
-
-def refusal_status(exc) -> int:
-    return next((code for kind, code in REFUSAL_STATUS.items() if isinstance(exc, kind)), 400)
-
-
-def refused(exc) -> Response:
-    """A service's refusal (``labeling.services.refusals.Refusal``) as a 4xx with the message and a stable code."""
-    return Response({"detail": exc.message, "code": exc.code}, status=refusal_status(exc))
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 
 
 class StandardPagination(PageNumberPagination):
@@ -94,7 +72,7 @@ class TokenView(APIView):
 
     @extend_schema(
         request=s.TokenRequestSerializer,
-        responses={200: s.TokenResponseSerializer, 400: s.ErrorSerializer, 429: s.ErrorSerializer},
+        responses={200: s.TokenResponseSerializer, 400: ErrorSerializer, 429: ErrorSerializer},
         auth=[],
         tags=["auth"],
     )
@@ -240,7 +218,7 @@ class ComparisonListView(ProjectScopedMixin, GenericAPIView):
     )
     def get(self, request, slug):
         """Comparisons of the project, newest first: all of them for managers, a rater's own for raters."""
-        filters = s.validated_query(s.ComparisonFilterSerializer, request)
+        filters = validated_query(s.ComparisonFilterSerializer, request)
         comparisons = self.get_queryset()
         rater = filters.get("rater")
         if not self.role.is_manager:
@@ -261,8 +239,8 @@ class ComparisonListView(ProjectScopedMixin, GenericAPIView):
         responses={
             201: s.ComparisonSerializer,
             200: OpenApiResponse(s.ComparisonSerializer, description="A replay: the judgment stored earlier."),
-            409: s.ErrorSerializer,
-            410: s.ErrorSerializer,
+            409: ErrorSerializer,
+            410: ErrorSerializer,
             **ERRORS,
         },
         tags=["rating"],
@@ -271,13 +249,10 @@ class ComparisonListView(ProjectScopedMixin, GenericAPIView):
         """Store a judgment of a leased pair. A retry with the same client_key returns the first answer."""
         form = s.ComparisonSubmitSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            comparison, created = comparison_service.submit_comparison(
-                self.project, request.user, lease=form.validated_data["lease"], winner=form.validated_data["winner"],
-                client_key=form.validated_data["client_key"], response_ms=form.validated_data.get("response_ms"),
-            )
-        except leases.LeaseError as exc:
-            return refused(exc)
+        comparison, created = comparison_service.submit_comparison(
+            self.project, request.user, lease=form.validated_data["lease"], winner=form.validated_data["winner"],
+            client_key=form.validated_data["client_key"], response_ms=form.validated_data.get("response_ms"),
+        )
         body = s.comparison_payload(comparison, self.project.slug, request.user.username)
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -288,19 +263,16 @@ class UndoView(ProjectScopedMixin, APIView):
 
     @extend_schema(
         request=s.UndoRequestSerializer,
-        responses={200: s.UndoResponseSerializer, 409: s.ErrorSerializer, **ERRORS},
+        responses={200: s.UndoResponseSerializer, 409: ErrorSerializer, **ERRORS},
         tags=["rating"],
     )
     def post(self, request, slug):
         """Take back the caller's latest judgment (within TAGRANK_UNDO_SECONDS) and lease its pair again."""
         form = s.UndoRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            lease, undone_id = comparison_service.undo_last_comparison(
-                self.project, request.user, comparison_id=form.validated_data.get("comparison")
-            )
-        except leases.LeaseError as exc:
-            return refused(exc)
+        lease, undone_id = comparison_service.undo_last_comparison(
+            self.project, request.user, comparison_id=form.validated_data.get("comparison")
+        )
         return Response({**s.pair_payload(request, lease), "undone": undone_id})
 
 
@@ -309,17 +281,14 @@ class SkipView(ProjectScopedMixin, APIView):
     throttle_classes = [ScopedRateThrottle]
 
     @extend_schema(
-        request=s.LeaseRequestSerializer, responses={200: s.LeaseStateSerializer, 409: s.ErrorSerializer, **ERRORS},
+        request=s.LeaseRequestSerializer, responses={200: s.LeaseStateSerializer, 409: ErrorSerializer, **ERRORS},
         tags=["rating"],
     )
     def post(self, request, slug):
         """Skip a leased pair: its slot returns to others and the caller is not shown it again."""
         form = s.LeaseRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            lease = leases.end_lease(self.project, request.user, form.validated_data["lease"], skip=True)
-        except leases.LeaseError as exc:
-            return refused(exc)
+        lease = leases.end_lease(self.project, request.user, form.validated_data["lease"], skip=True)
         return Response({"lease": str(lease.token), "state": lease.state})
 
 
@@ -353,7 +322,7 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
                    tags=["images"])
     def get(self, request, slug):
         """The project's images; ``has_score`` refers to the project's active model version."""
-        filters = s.validated_query(s.ImageFilterSerializer, request)
+        filters = validated_query(s.ImageFilterSerializer, request)
         images = self.get_queryset()
         if filters.get("tag"):
             images = images.filter(
@@ -374,7 +343,7 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
         responses={
             201: s.ImageUploadResultSerializer,
             200: OpenApiResponse(s.ImageUploadResultSerializer, description="A duplicate: the image already stored."),
-            413: s.ErrorSerializer,
+            413: ErrorSerializer,
             **ERRORS,
         },
         tags=["images"],
@@ -431,12 +400,9 @@ class ImageTagsView(APIView):
         image = self._image(request, image_id)
         form = s.TagNameSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            _, created = tag_service.add_tag(
-                image, form.validated_data["name"], request.user, may_extend_vocabulary=self.role.is_manager
-            )
-        except tag_service.TagRefused as exc:
-            return refused(exc)
+        _, created = tag_service.add_tag(
+            image, form.validated_data["name"], request.user, may_extend_vocabulary=self.role.is_manager
+        )
         return self._tags_response(201 if created else 200)
 
     @extend_schema(
@@ -450,10 +416,7 @@ class ImageTagsView(APIView):
         name = request.query_params.get("name")
         if not name:
             raise ValidationError({"name": ["Give the tag to remove as ?name=…"]})
-        try:
-            tag_service.remove_tag(image, name, request.user, is_manager=self.role.is_manager)
-        except tag_service.TagRefused as exc:
-            return refused(exc)
+        tag_service.remove_tag(image, name, request.user, is_manager=self.role.is_manager)
         return self._tags_response()
 
 
@@ -468,7 +431,7 @@ class VocabularyView(ProjectScopedMixin, GenericAPIView):
     )
     def get(self, request, slug):
         """The project's tag vocabulary, for autocompletion: most used first."""
-        filters = s.validated_query(s.VocabularyFilterSerializer, request)
+        filters = validated_query(s.VocabularyFilterSerializer, request)
         tags = Tag.objects.filter(project=self.project).annotate(image_count=Count("image_tags"))
         prefix = filters.get("q")
         if prefix:

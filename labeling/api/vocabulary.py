@@ -8,15 +8,15 @@ from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api import serializers as s
-from labeling.api.permissions import ProjectScopedMixin
-from labeling.api.views import refused
+from core.limits import MAX_ID
+from core.api_errors import ErrorSerializer
+from labeling.project_scope import ProjectScopedMixin
+
 from labeling.models import Tag
 from labeling.services import vocabulary
-from labeling.services.tags import TagRefused
 
-ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer,
-          409: s.ErrorSerializer}
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer,
+          409: ErrorSerializer}
 
 
 class VocabularyTagNameSerializer(serializers.Serializer):
@@ -24,7 +24,7 @@ class VocabularyTagNameSerializer(serializers.Serializer):
 
 
 class MergeSerializer(serializers.Serializer):
-    tags = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=s.MAX_ID), min_length=1,
+    tags = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), min_length=1,
                                  max_length=1000, help_text="Ids of the tags to merge into this one.")
 
 
@@ -35,7 +35,6 @@ TagOut = inline_serializer("CuratedTag", {
 
 def tag_payload(tag: Tag) -> dict:
     return {"id": tag.pk, "name": tag.name, "image_count": tag.image_tags.count()}
-
 
 
 class CurationMixin(ProjectScopedMixin):
@@ -52,10 +51,7 @@ class VocabularyCreateView(CurationMixin, APIView):
         self.require_manager("curate the vocabulary")
         form = VocabularyTagNameSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            tag = vocabulary.create_tag(self.project, form.validated_data["name"])
-        except TagRefused as exc:
-            return refused(exc)
+        tag = vocabulary.create_tag(self.project, form.validated_data["name"])
         return Response(tag_payload(tag), status=201)
 
 
@@ -66,10 +62,7 @@ class VocabularyTagView(CurationMixin, APIView):
         tag = self.tag(tag_id)
         form = VocabularyTagNameSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            tag = vocabulary.rename_tag(tag, form.validated_data["name"])
-        except TagRefused as exc:
-            return refused(exc)
+        tag = vocabulary.rename_tag(tag, form.validated_data["name"])
         return Response(tag_payload(tag))
 
     @extend_schema(
@@ -83,10 +76,7 @@ class VocabularyTagView(CurationMixin, APIView):
         """Delete a tag from the vocabulary and from every image; ``?confirm=`` must repeat its name."""
         tag = self.tag(tag_id)
         name = tag.name
-        try:
-            removed = vocabulary.delete_tag(tag, request.query_params.get("confirm", ""))
-        except TagRefused as exc:
-            return refused(exc)
+        removed = vocabulary.delete_tag(tag, request.query_params.get("confirm", ""))
         return Response({"deleted": name, "removed_from_images": removed})
 
 
@@ -108,10 +98,7 @@ class VocabularyMergeView(CurationMixin, APIView):
         missing = set(form.validated_data["tags"]) - {tag.pk for tag in sources}
         if missing:
             raise NotFound(f"No tag {sorted(missing)[0]} in this project.")
-        try:
-            report = vocabulary.merge_tags(target, sources)
-        except TagRefused as exc:
-            return refused(exc)
+        report = vocabulary.merge_tags(target, sources)
         return Response({"tag": tag_payload(target), "moved": report.moved, "already_there": report.already_there,
                          "merged_tags": report.merged_tags})
 

@@ -24,7 +24,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from labeling import spreadsheet_safety
+from core import spreadsheet_safety
 from labeling.models import Image, ImageStats, ImageTag, Project, ReferenceRating, Tag
 from labeling.services.image_checks import RejectedImage, ValidatedImage, read_and_validate
 from labeling.services.image_checks import validate_image_bytes as check_image_bytes

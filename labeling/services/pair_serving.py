@@ -34,8 +34,9 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from core import prepared_sql
 from labeling.models import Comparison, GoldPair, PairLease, Project
-from labeling.services import pair_sql, prepared_sql
+from labeling.services import pair_sql
 from labeling.services.image_stats import recount_image_stats
 from labeling.services.leases import attach_images, blocking_leases, held_lease, new_lease, release_one
 

@@ -19,9 +19,10 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling import spreadsheet_safety
-from labeling.api.permissions import ProjectScopedMixin, image_role
-from labeling.api.serializers import ErrorSerializer
+from core.api_errors import ErrorSerializer
+from core import spreadsheet_safety
+from labeling.project_scope import ProjectScopedMixin, image_role
+
 from modeling.services import analyses, explanations
 
 ERRORS = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}

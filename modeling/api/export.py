@@ -23,11 +23,13 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling import spreadsheet_safety
-from labeling.api.permissions import ProjectScopedMixin
-from labeling.api.serializers import MAX_ID, ErrorSerializer
-from labeling.api.streaming import Column
-from labeling.api.streaming import iter_parquet as parquet_rows
+from core.limits import MAX_ID
+from core.api_errors import ErrorSerializer
+from core import spreadsheet_safety
+from core.streaming import Column
+from core.streaming import iter_parquet as parquet_rows
+from labeling.project_scope import ProjectScopedMixin
+
 from labeling.models import SCORE_BINS, Image, ImageTag, Project
 from modeling.models import ModelVersion
 

@@ -6,10 +6,12 @@ the ``is_active`` column marks it.
 """
 from __future__ import annotations
 
-from labeling.api.data_exports import ExportView, active_model_version_id, export_schema, requested_format
-from labeling.api.streaming import Column, keyset_chunks, streaming_response
+from core.export_views import ExportView, export_schema, requested_format
+from core.streaming import Column, keyset_chunks, streaming_response
 from labeling.models import Project
+from labeling.project_scope import ProjectScopedMixin
 from modeling.models import ModelVersion
+from modeling.services.purge import active_model_version_id
 
 MODEL_VERSION_COLUMNS = [
     Column("model_version", "int"), Column("created_at", "time"), Column("status"), Column("is_active", "bool"),
@@ -27,7 +29,7 @@ def model_version_chunks(project: Project):
     return keyset_chunks(ModelVersion.objects.filter(project=project), _FIELDS)
 
 
-class ModelVersionsExportView(ExportView):
+class ModelVersionsExportView(ProjectScopedMixin, ExportView):
     @export_schema("Every model version of the project with its status, training data size and metrics.")
     def get(self, request, slug):
         """Every model version with its status, training data size, metrics and configuration."""

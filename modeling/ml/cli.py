@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from labeling import spreadsheet_safety  # plain Python, no Django
-
 from .metrics import TABLE_HEADER, format_row
+
+from core import spreadsheet_safety  # plain Python, no Django
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -277,7 +277,8 @@ def compute_features(folder: Path, names: list[str], labels: Labels, encoder, st
 
 def build_data(args):
     """RankingData from --images, --labels and --comparisons, plus the image names in row order."""
-    from .encoder import image_tag_similarity, load_encoder
+    from .encoder import load_encoder
+    from .similarity import image_tag_similarity
     from .features import FeatureStore
     from .training_data import RankingData
 

@@ -28,26 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .similarity import image_tag_similarity
+
 TINY_ID = "tiny-v1"
 DEFAULT_REGIONS = 2
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def image_tag_similarity(image_tokens, tag_tokens, tag_mask=None) -> np.ndarray:
-    """CLIP cosine similarity between each image and its tags, averaged over the tags.
-
-    image_tokens [B,T,D] (token 0 is the class token), tag_tokens [B,K,D], tag_mask [B,K] bool.
-    An image without tags gets 0.
-    """
-    img = np.asarray(image_tokens)[:, 0].astype(np.float32)
-    tags = np.asarray(tag_tokens, dtype=np.float32)
-    if tag_mask is None:
-        tag_mask = np.ones(tags.shape[:2], dtype=bool)
-    img = img / np.maximum(np.linalg.norm(img, axis=-1, keepdims=True), 1e-12)
-    tags = tags / np.maximum(np.linalg.norm(tags, axis=-1, keepdims=True), 1e-12)
-    cos = np.einsum("bd,bkd->bk", img, tags) * tag_mask  # [B,K]
-    return (cos.sum(axis=1) / np.maximum(tag_mask.sum(axis=1), 1)).astype(np.float32)
 
 
 class Encoder:

@@ -86,7 +86,7 @@ def score_and_store(version: ModelVersion, image_ids: Iterable[int], *, model=No
     first when the configured encoder is the version's; otherwise ScoringFailed.
     """
     from modeling.ml.training import score_images as score_features
-    from modeling.services import datasets, feature_extraction
+    from modeling.services import feature_extraction
 
     ids = sorted({int(i) for i in image_ids})
     if not ids:
@@ -112,7 +112,7 @@ def score_and_store(version: ModelVersion, image_ids: Iterable[int], *, model=No
             return 0
     model = model or load_version_model(version)[0]
     image_tokens = store.get_images(ids)
-    tag_tokens, tag_mask = datasets.text_tokens(store, ids, dim=image_tokens.shape[-1])
+    tag_tokens, tag_mask = feature_extraction.text_tokens(store, ids, dim=image_tokens.shape[-1])
     mean, dist, uncertainty = score_features(model, image_tokens, tag_tokens, tag_mask)
     return store_scores(version, ids, mean, dist, uncertainty)
 

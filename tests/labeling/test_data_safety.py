@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from labeling import spreadsheet_safety
+from core import spreadsheet_safety
 from modeling.api import export
 from labeling.models import Comparison, Image, ImageStats, ImageTag, PairLease, Project, Tag
 from labeling.services import archive

@@ -1,0 +1,45 @@
+"""The API's one error shape, and the one DRF exception handler that answers every refusal.
+
+Every error the API gives is ``{"detail": ..., "code": ...}`` (``ErrorSerializer``, one ``Error`` component in
+the schema). The services raise refusals (``core.refusals.Refusal``) that know nothing of HTTP; each app's API
+says which status answers which of its refusals (``answer_refusals``, called from the app's ``ready()``), and
+``exception_handler`` (``REST_FRAMEWORK["EXCEPTION_HANDLER"]``) turns a refusal that leaves a view into that
+status: the nearest class in the refusal's ancestry that has one, else 400. Anything else is DRF's.
+"""
+from __future__ import annotations
+
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.refusals import Refusal
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField(required=False)
+
+
+# The HTTP status of each refusal kind, filled in by the apps' API layers; any refusal not listed is a 400.
+REFUSAL_STATUS: dict[type[Refusal], int] = {}
+
+
+def answer_refusals(statuses: dict[type[Refusal], int]) -> None:
+    """Record the HTTP status of each refusal kind in ``statuses`` (an app's API calls this once, when ready)."""
+    REFUSAL_STATUS.update(statuses)
+
+
+def refusal_status(exc: Refusal) -> int:
+    return next((REFUSAL_STATUS[kind] for kind in type(exc).__mro__ if kind in REFUSAL_STATUS), 400)
+
+
+def refused(exc: Refusal) -> Response:
+    """A service's refusal as a 4xx with the message and a stable code."""
+    return Response({"detail": exc.message, "code": exc.code}, status=refusal_status(exc))
+
+
+def exception_handler(exc, context):
+    """DRF's exception handler, plus refusals: a refusal that leaves a view is answered by ``refused``."""
+    if isinstance(exc, Refusal):
+        return refused(exc)
+    return drf_exception_handler(exc, context)
