@@ -20,6 +20,14 @@ class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField(required=False)
 
 
+def error_responses(*statuses: int) -> dict[int, type[ErrorSerializer]]:
+    """The schema's error answers of an operation: each status with the one error shape."""
+    return dict.fromkeys(statuses, ErrorSerializer)
+
+
+ERRORS = error_responses(400, 401, 403, 404)  # what most operations of the API can answer
+
+
 # The HTTP status of each refusal kind, filled in by the apps' API layers; any refusal not listed is a 400.
 REFUSAL_STATUS: dict[type[Refusal], int] = {}
 

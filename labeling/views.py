@@ -16,9 +16,8 @@ from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, Up
 from labeling.models import GoldPair, Image, Invite, Membership, Project
 from labeling.services import invites as invite_service
 from labeling.services.comparisons import project_progress, undo_seconds
-from labeling.services.imports import ImportReport, RejectedImage, import_one, read_upload
+from labeling.services.imports import RejectedImage, import_one, import_session, read_upload
 from labeling.services.pair_queue import reopen_for_overlap
-import worker.dispatch as dispatch
 
 
 form_methods = require_http_methods(["GET", "HEAD", "POST"])  # a page with a form
@@ -122,15 +121,14 @@ def project_upload(request, project):
     form = UploadForm(request.POST or None, request.FILES or None)
     report = None
     if request.method == "POST" and form.is_valid():
-        report = ImportReport()
-        for upload in form.cleaned_data["files"]:
-            try:
-                data = read_upload(upload)
-            except RejectedImage as exc:
-                report.rejected.append((upload.name, str(exc)))
-                continue
-            import_one(report, project, upload.name, data, tags=form.cleaned_data["tags"])
-        dispatch.send_images_imported(project.pk, report.image_ids)
+        with import_session(project) as report:
+            for upload in form.cleaned_data["files"]:
+                try:
+                    data = read_upload(upload)
+                except RejectedImage as exc:
+                    report.rejected.append((upload.name, str(exc)))
+                    continue
+                import_one(report, project, upload.name, data, tags=form.cleaned_data["tags"])
         if report.imported:
             messages.success(request, f"Imported {report.imported} image(s).")
     return render(request, "labeling/project_upload.html", {"project": project, "form": form, "report": report})

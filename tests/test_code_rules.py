@@ -1,9 +1,8 @@
 """The code's own rules, checked on every run: ruff, and which package may import which.
 
 - ``modeling/ml`` is plain torch/numpy: no Django, DRF, Celery, worker or labeling, and nothing of
-  ``modeling`` outside ``modeling.ml``. One stated exception: ``core.spreadsheet_safety``, plain
-  Python without Django, so that every CSV the project writes (the ML command line's too) is neutralised
-  by one helper.
+  ``modeling`` outside ``modeling.ml``. Of ``core`` it may use the plain-Python modules (no framework), so
+  that every CSV the project writes is neutralised by one helper and AVA is read by one reader.
 - The dependency between the apps runs one way: modeling builds on labeling, labeling never imports
   modeling.
 - Outside ``worker/`` the apps (labeling, modeling, config) import only ``worker.dispatch``, the module of
@@ -65,15 +64,30 @@ def test_ruff_finds_nothing():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+FRAMEWORKS = {"django", "rest_framework", "drf_spectacular", "celery", "kombu"}
+
+
+def plain_core_modules() -> set[str]:
+    """The modules of ``core`` that import no framework and no app: plain Python the ML package may use."""
+    return {
+        module_name(path) for path in python_files("core")
+        if not any(top(name) in FRAMEWORKS | {"labeling", "modeling", "worker", "config"}
+                   for _, name in imported_modules(path))
+    }
+
+
 def test_the_ml_package_imports_no_django_worker_or_app_code():
+    plain = plain_core_modules()
+
     def forbidden(path, name):
-        if name == "core.spreadsheet_safety":
-            return False
-        if top(name) in {"django", "rest_framework", "drf_spectacular", "celery", "kombu", "worker", "labeling", "config"}:
+        if top(name) == "core":
+            return not any(name == module or name.startswith(module + ".") for module in plain)
+        if top(name) in FRAMEWORKS | {"worker", "labeling", "config"}:
             return True
         return top(name) == "modeling" and not name.startswith("modeling.ml")
 
     assert violations("modeling/ml", forbidden) == []
+    assert {"core.spreadsheet_safety", "core.ava"} <= plain and "core.streaming" not in plain
 
 
 def test_labeling_never_imports_modeling():

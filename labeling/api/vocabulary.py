@@ -3,20 +3,24 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from django.db.models import Count
 from rest_framework.exceptions import NotFound
+from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.limits import MAX_ID
-from core.api_errors import ErrorSerializer
+from core.api_errors import ERRORS, error_responses
+from core.api_input import validated_query
+from labeling.api import serializers as s
+from labeling.api.paging import StandardPagination
 from labeling.project_scope import ProjectScopedMixin
 
 from labeling.models import Tag
 from labeling.services import vocabulary
 
-ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer,
-          409: ErrorSerializer}
+CURATION_ERRORS = error_responses(400, 401, 403, 404, 409)
 
 
 class VocabularyTagNameSerializer(serializers.Serializer):
@@ -45,7 +49,7 @@ class CurationMixin(ProjectScopedMixin):
 
 
 class VocabularyCreateView(CurationMixin, APIView):
-    @extend_schema(request=VocabularyTagNameSerializer, responses={201: TagOut, **ERRORS}, tags=["vocabulary"])
+    @extend_schema(request=VocabularyTagNameSerializer, responses={201: TagOut, **CURATION_ERRORS}, tags=["vocabulary"])
     def post(self, request, slug):
         """Add a tag to the vocabulary (e.g. before raters start, in a closed vocabulary)."""
         self.require_manager("curate the vocabulary")
@@ -56,7 +60,7 @@ class VocabularyCreateView(CurationMixin, APIView):
 
 
 class VocabularyTagView(CurationMixin, APIView):
-    @extend_schema(request=VocabularyTagNameSerializer, responses={200: TagOut, **ERRORS}, tags=["vocabulary"])
+    @extend_schema(request=VocabularyTagNameSerializer, responses={200: TagOut, **CURATION_ERRORS}, tags=["vocabulary"])
     def patch(self, request, slug, tag_id):
         """Rename a tag (on every image). A name already in use is refused with 409: merge instead."""
         tag = self.tag(tag_id)
@@ -69,7 +73,7 @@ class VocabularyTagView(CurationMixin, APIView):
         parameters=[OpenApiParameter("confirm", str, required=True, description="The tag's name, to confirm.")],
         responses={200: inline_serializer("DeletedTag", {"deleted": serializers.CharField(),
                                                          "removed_from_images": serializers.IntegerField()}),
-                   **ERRORS},
+                   **CURATION_ERRORS},
         tags=["vocabulary"],
     )
     def delete(self, request, slug, tag_id):
@@ -86,7 +90,7 @@ class VocabularyMergeView(CurationMixin, APIView):
         responses={200: inline_serializer("MergeResult", {
             "tag": TagOut, "moved": serializers.IntegerField(), "already_there": serializers.IntegerField(),
             "merged_tags": serializers.ListField(child=serializers.CharField()),
-        }), **ERRORS},
+        }), **CURATION_ERRORS},
         tags=["vocabulary"],
     )
     def post(self, request, slug, tag_id):
@@ -102,3 +106,22 @@ class VocabularyMergeView(CurationMixin, APIView):
         return Response({"tag": tag_payload(target), "moved": report.moved, "already_there": report.already_there,
                          "merged_tags": report.merged_tags})
 
+
+class VocabularyView(ProjectScopedMixin, GenericAPIView):
+    serializer_class = s.VocabularyTagSerializer
+    pagination_class = StandardPagination
+
+    @extend_schema(
+        parameters=[s.VocabularyFilterSerializer],
+        responses={200: s.VocabularyTagSerializer(many=True), **ERRORS},
+        tags=["images"],
+    )
+    def get(self, request, slug):
+        """The project's tag vocabulary, for autocompletion: most used first."""
+        filters = validated_query(s.VocabularyFilterSerializer, request)
+        tags = Tag.objects.filter(project=self.project).annotate(image_count=Count("image_tags"))
+        prefix = filters.get("q")
+        if prefix:
+            tags = tags.filter(name__startswith=Tag.normalise(prefix))
+        page = self.paginate_queryset(tags.order_by("-image_count", "name"))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)

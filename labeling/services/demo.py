@@ -18,8 +18,7 @@ from PIL import Image as PILImage
 from PIL import ImageFilter
 
 from labeling.models import Membership, Project
-from labeling.services.imports import ImportReport, import_one
-import worker.dispatch as dispatch
+from labeling.services.imports import ImportReport, import_one, import_session
 
 DEMO_SLUG = "demo-photos"
 DEMO_USERS = {
@@ -125,19 +124,18 @@ def seed_demo(photos: dict[str, list[str]] | None = None) -> DemoResult:
             },
         )
         credentials = ensure_demo_users(project)
-    report = ImportReport()
-    for photo_index, (file_name, tags) in enumerate(photos.items()):
-        photo = file_name.rsplit(".", 1)[0]
-        clean = load_photo(file_name)
-        variants = [("original", None, 0, dict(CLEAN_VALUES), clean)]
-        for kind, (field, values) in DISTORTIONS.items():
-            for strength, value in enumerate(values, start=1):
-                seed = photo_index * 100 + strength
-                variants.append((kind, field, strength, {field: value}, distort(clean, kind, value, seed)))
-        for kind, field, strength, values, image in variants:
-            name = f"{photo}/{photo}_{kind}{'' if strength == 0 else f'_{strength}'}.png"
-            metadata = {"source": "scikit-image", "photo": photo, "distortion": kind, "distortion_strength": strength}
-            metadata.update(values)
-            import_one(report, project, name, png_bytes(image), tags=tags, metadata=metadata, external_id=name[:-4])
-    dispatch.send_images_imported(project.pk, report.image_ids)
+    with import_session(project) as report:
+        for photo_index, (file_name, tags) in enumerate(photos.items()):
+            photo = file_name.rsplit(".", 1)[0]
+            clean = load_photo(file_name)
+            variants = [("original", None, 0, dict(CLEAN_VALUES), clean)]
+            for kind, (field, values) in DISTORTIONS.items():
+                for strength, value in enumerate(values, start=1):
+                    seed = photo_index * 100 + strength
+                    variants.append((kind, field, strength, {field: value}, distort(clean, kind, value, seed)))
+            for kind, field, strength, values, image in variants:
+                name = f"{photo}/{photo}_{kind}{'' if strength == 0 else f'_{strength}'}.png"
+                metadata = {"source": "scikit-image", "photo": photo, "distortion": kind, "distortion_strength": strength}
+                metadata.update(values)
+                import_one(report, project, name, png_bytes(image), tags=tags, metadata=metadata, external_id=name[:-4])
     return DemoResult(project=project, report=report, credentials=credentials)

@@ -1,4 +1,6 @@
-"""Image import: one service behind the CLI (``import_images``, ``import_ava``) and the REST upload.
+"""Image import: one service behind the CLI (``import_images``, ``import_ava``), the REST and web uploads and
+the demo seeder. Each entry point here sends the new images to feature extraction once its import commits
+(``worker.dispatch.send_images_imported``); callers send nothing themselves.
 
 Every file is validated with Pillow before anything is stored: a format allow-list, a size bound,
 a pixel bound (decompression bombs), ``verify()`` for PNG, then one full decode (a JPEG at reduced
@@ -17,6 +19,7 @@ import multiprocessing
 import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -24,13 +27,17 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+
 from core import spreadsheet_safety
+from core.ava import AvaRow, read_ava_list, read_ava_tags
+from core.input_files import ImportFileError
 from labeling.models import Image, ImageStats, ImageTag, Project, ReferenceRating, Tag
 from labeling.services.image_checks import RejectedImage, ValidatedImage, read_and_validate
 from labeling.services.image_checks import validate_image_bytes as check_image_bytes
+import worker.dispatch as dispatch
 
 __all__ = ["RejectedImage", "ImportFileError", "ImportReport", "store_image", "import_folder", "import_ava",
-           "import_uploaded_file", "validate_image_bytes", "get_or_create_tags", "import_one",
+           "import_uploaded_file", "validate_image_bytes", "get_or_create_tags", "import_one", "import_session",
            "json_lines"]
 
 
@@ -48,15 +55,6 @@ BATCH_FILES = 256
 BATCH_BYTES = 64 * 1024 * 1024
 IN_FLIGHT_PER_WORKER = 64  # files handed to the worker processes and not yet stored, at most
 IN_FLIGHT_BYTES = 64 * 1024 * 1024
-
-
-class ImportFileError(ValueError):
-    """A side file (tags CSV, metadata JSONL, AVA list) is malformed; the message names file and line."""
-
-    def __init__(self, path, line: int | None, reason: str):
-        self.path, self.line, self.reason = str(path), line, reason
-        where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: {reason}")
 
 
 @dataclass
@@ -274,6 +272,7 @@ def import_folder(
             yield path, relative, extra
 
     _store_in_batches(report, project, _validate_in_parallel(jobs(), workers), progress)
+    dispatch.send_images_imported(project.pk, report.image_ids)
     return report
 
 
@@ -444,52 +443,22 @@ def read_upload(upload: BinaryIO) -> bytes:
 
 def import_uploaded_file(project: Project, upload: BinaryIO, name: str, **kwargs) -> tuple[Image, bool]:
     """The REST upload path: same validation and storage as the CLI. Raises RejectedImage."""
-    return store_image(project, name, read_upload(upload), **kwargs)
+    image, created = store_image(project, name, read_upload(upload), **kwargs)
+    if created:
+        dispatch.send_images_imported(project.pk, [image.pk])
+    return image, created
+
+
+@contextmanager
+def import_session(project: Project) -> Iterator[ImportReport]:
+    """A report for a series of ``import_one`` calls (the web upload, the demo seeder); when the series ends,
+    its new images go to feature extraction."""
+    report = ImportReport()
+    yield report
+    dispatch.send_images_imported(project.pk, report.image_ids)
 
 
 # --- AVA -------------------------------------------------------------------------------------
-
-
-@dataclass
-class AvaRow:
-    line: int
-    image_id: str
-    votes: list[int]
-    semantic_tag_ids: tuple[int, int]
-    challenge_id: int
-
-
-def read_ava_list(path: Path) -> Iterator[AvaRow]:
-    """AVA.txt: index, image id, ten vote counts (scores 1..10), two semantic tag ids, challenge id."""
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 15:
-                raise ImportFileError(path, line_number, f"expected 15 columns, found {len(fields)}")
-            try:
-                numbers = [int(f) for f in fields]
-            except ValueError:
-                raise ImportFileError(path, line_number, "every column must be an integer") from None
-            votes = numbers[2:12]
-            if any(v < 0 for v in votes) or sum(votes) == 0:
-                raise ImportFileError(path, line_number, "vote counts must be non-negative with at least one vote")
-            yield AvaRow(line_number, fields[1], votes, (numbers[12], numbers[13]), numbers[14])
-
-
-def read_ava_tags(path: Path) -> dict[int, str]:
-    """tags.txt: ``id name`` per line (the name may contain spaces)."""
-    names: dict[int, str] = {}
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            parts = line.strip().split(maxsplit=1)
-            if len(parts) != 2 or not parts[0].isdigit():
-                raise ImportFileError(path, line_number, "expected `id name`")
-            names[int(parts[0])] = parts[1].strip()
-    return names
 
 
 def import_ava(
@@ -527,6 +496,7 @@ def import_ava(
             yield path, path.name, extra
 
     _store_in_batches(report, project, _validate_in_parallel(jobs(), workers), progress)
+    dispatch.send_images_imported(project.pk, report.image_ids)
     return report
 
 

@@ -11,7 +11,7 @@ from core.streaming import Column, keyset_chunks, streaming_response
 from labeling.models import Project
 from labeling.project_scope import ProjectScopedMixin
 from modeling.models import ModelVersion
-from modeling.services.purge import active_model_version_id
+from modeling.services.score_export import active_version_id
 
 MODEL_VERSION_COLUMNS = [
     Column("model_version", "int"), Column("created_at", "time"), Column("status"), Column("is_active", "bool"),
@@ -37,5 +37,5 @@ class ModelVersionsExportView(ProjectScopedMixin, ExportView):
         output = requested_format(request)
         return streaming_response(
             output, MODEL_VERSION_COLUMNS, model_version_chunks(self.project), f"{self.project.slug}-model-versions",
-            active_model_version_id(self.project),
+            active_version_id(self.project),
         )

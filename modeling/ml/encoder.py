@@ -156,6 +156,20 @@ def tiny_model(seed: int = 0):
     return model, tok
 
 
+def encoder_id(name: str) -> str:
+    """The id ``load_encoder(name)`` reports at the default regions, without loading anything: the one map from
+    an encoder name (``quality-stats``, ``tiny``, a hub id, a local folder) to the id features are stored under."""
+    from .quality_stats import QUALITY_STATS, QUALITY_STATS_ID
+
+    if name == QUALITY_STATS:
+        return QUALITY_STATS_ID
+    if name == "tiny":
+        return TINY_ID
+    if os.path.isdir(name):
+        return str(Path(name).resolve())
+    return name
+
+
 def load_encoder(name: str | None = None, device: str | None = None, regions: int = DEFAULT_REGIONS,
                  batch_size: int = 32) -> Encoder:
     """``quality-stats`` (no weights: modeling.ml.quality_stats), ``tiny``, a hub id, or a local folder;
@@ -174,18 +188,13 @@ def load_encoder(name: str | None = None, device: str | None = None, regions: in
 
     if name == "tiny":
         model, tok = tiny_model()
-        return Encoder(model, tok, TINY_ID, device, regions=regions, batch_size=batch_size)
+        return Encoder(model, tok, encoder_id(name), device, regions=regions, batch_size=batch_size)
 
     from transformers import CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
     processor = None
-    if os.path.isdir(name):
-        encoder_id = str(Path(name).resolve())
-        if (Path(name) / "preprocessor_config.json").exists():  # the checkpoint's own preprocessing
-            processor = CLIPImageProcessorPil.from_pretrained(name)
-    else:
-        encoder_id = name
+    if not os.path.isdir(name) or (Path(name) / "preprocessor_config.json").exists():  # a folder's own, if it has one
         processor = CLIPImageProcessorPil.from_pretrained(name)
     model = CLIPModel.from_pretrained(name, dtype=torch.float32)
     tok = CLIPTokenizer.from_pretrained(name)
-    return Encoder(model, tok, encoder_id, device, regions=regions, batch_size=batch_size, processor=processor)
+    return Encoder(model, tok, encoder_id(name), device, regions=regions, batch_size=batch_size, processor=processor)

@@ -8,10 +8,8 @@ already have features are skipped, so a repeated or duplicated task message cost
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -32,18 +30,10 @@ def encoder_name() -> str:
 
 
 def encoder_id_for(name: str | None = None) -> str:
-    """The encoder id that ``load_encoder(name)`` will report, without loading torch."""
-    from modeling.ml.encoder import TINY_ID
-    from modeling.ml.quality_stats import QUALITY_STATS, QUALITY_STATS_ID
+    """The encoder id that ``load_encoder(name)`` will report (default: the configured encoder), without loading torch."""
+    from modeling.ml.encoder import encoder_id
 
-    name = name or encoder_name()
-    if name == "tiny":
-        return TINY_ID
-    if name == QUALITY_STATS:
-        return QUALITY_STATS_ID
-    if os.path.isdir(name):
-        return str(Path(name).resolve())
-    return name
+    return encoder_id(name or encoder_name())
 
 
 @lru_cache(maxsize=2)

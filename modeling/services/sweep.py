@@ -9,9 +9,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+import worker.dispatch as dispatch
 from labeling.models import Project
 from modeling.services import feature_extraction, scoring
-import worker.dispatch as dispatch
 
 logger = logging.getLogger(__name__)
 
