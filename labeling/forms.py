@@ -4,7 +4,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
-from labeling.models import Comparison, GoldPair, Image, Membership, Project, Tag
+from labeling.models import GOLD_ANSWERS, GoldPair, Image, Membership, Project, Tag
 
 
 class ProjectForm(forms.ModelForm):
@@ -13,6 +13,7 @@ class ProjectForm(forms.ModelForm):
         fields = [
             "name", "slug", "question", "description", "tag_vocabulary", "overlap", "gold_rate", "allow_ties",
             "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
+            "weight_raters_by_reliability", "show_prompt", "group_key", "allow_both_bad",
         ]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
@@ -68,7 +69,7 @@ class InviteForm(forms.Form):
 class GoldPairForm(forms.Form):
     image_a = forms.IntegerField(min_value=1, max_value=2**63 - 1, label="Image A (id)")
     image_b = forms.IntegerField(min_value=1, max_value=2**63 - 1, label="Image B (id)")
-    expected = forms.ChoiceField(choices=Comparison.Outcome.choices, label="Right answer")
+    expected = forms.ChoiceField(choices=GOLD_ANSWERS, label="Right answer")
     note = forms.CharField(required=False, max_length=300)
 
     def __init__(self, *args, project: Project, **kwargs):

@@ -2,11 +2,20 @@
 import math
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 
 SCORE_BINS = 10  # AVA-style scores 1..10
+
+
+# A metadata key that groups images for pairing: letters, digits and _ . - (it is used inside a JSON path).
+GROUP_KEY_VALIDATOR = RegexValidator(
+    r"^(?!.*__)[A-Za-z_][A-Za-z0-9_.-]*$",
+    "A metadata key: a letter or _ first, then letters, digits, _ . or - (no double underscore).",
+    code="group_key",
+)
 
 
 class Project(models.Model):
@@ -29,6 +38,16 @@ class Project(models.Model):
     overlap = models.PositiveSmallIntegerField(default=1, help_text="Judgments wanted per pair, from different raters.")
     gold_rate = models.FloatField(default=0.0, help_text="Share of served pairs that are gold pairs (0..1).")
     allow_ties = models.BooleanField(default=True)
+    # Generated-image campaigns (issue 27): the prompt shown to raters, pairs within a group, "both bad".
+    show_prompt = models.BooleanField(
+        default=False, help_text="Show raters the images' caption (their prompt) above the pair. Off: raters judge blind."
+    )
+    group_key = models.CharField(
+        max_length=100, blank=True, default="", validators=[GROUP_KEY_VALIDATOR],
+        help_text="A metadata key (e.g. prompt_id): every pair served is two images with the same value. "
+        "Empty: pairs across the whole project.",
+    )
+    allow_both_bad = models.BooleanField(default=False, help_text="Raters may answer that both images are bad.")
     pair_strategy = models.CharField(max_length=20, choices=PairStrategy.choices, default=PairStrategy.ACTIVE)
     retrain_min_new_comparisons = models.PositiveIntegerField(
         default=50, help_text="Retrain once this many comparisons arrived since the active model was trained."
@@ -36,12 +55,22 @@ class Project(models.Model):
     retrain_max_age_hours = models.PositiveIntegerField(
         default=24, help_text="Also retrain when the active model is older than this and anything is new."
     )
+    weight_raters_by_reliability = models.BooleanField(
+        default=True,
+        help_text="Weight each rater's comparisons in the human scores by their estimated reliability "
+        "(random clickers count for little); untick for the unweighted fit.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     # Projects and images are archived, never deleted by the app: their comparisons are kept (PROTECT).
     archived_at = models.DateTimeField(null=True, blank=True, help_text="Archived: hidden and no longer served.")
+    # Set and cleared by the model loop's stopping rule (labeling does not import it): while set, no pair is served.
+    campaign_completed_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="The campaign reached its target of ranking accuracy and stopped serving pairs.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -231,6 +260,7 @@ class Comparison(models.Model):
         A = "a", "A (left) is better"
         B = "b", "B (right) is better"
         TIE = "tie", "Tie"
+        BOTH_BAD = "bad", "Both bad"
 
     # PROTECT: deleting a project or image with judgments fails; archive it, or purge it on purpose
     # (manage.py purge_project), which exports first.
@@ -250,7 +280,7 @@ class Comparison(models.Model):
         constraints = [
             models.CheckConstraint(condition=~Q(image_a=F("image_b")), name="comparison_distinct_images"),
             models.UniqueConstraint(fields=["rater", "client_key"], name="comparison_unique_client_key_per_rater"),
-            models.CheckConstraint(condition=Q(outcome__in=["a", "b", "tie"]), name="comparison_outcome_valid"),
+            models.CheckConstraint(condition=Q(outcome__in=["a", "b", "tie", "bad"]), name="comparison_outcome_valid"),
         ]
         indexes = [
             models.Index(fields=["project", "created_at"], name="comparison_project_created"),
@@ -329,6 +359,10 @@ class PairCandidate(models.Model):
         return f"{self.image_low_id}–{self.image_high_id} (p={self.priority:.3g}, {self.judgments} judged)"
 
 
+# A gold pair's right answer is a preference or a tie: "both bad" is no answer to check a rater against.
+GOLD_ANSWERS = [(value, label) for value, label in Comparison.Outcome.choices if value != Comparison.Outcome.BOTH_BAD]
+
+
 class GoldPair(models.Model):
     """A pair with a known answer, marked by a manager; served at the project's gold rate."""
 
@@ -336,7 +370,7 @@ class GoldPair(models.Model):
     image_a = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
     image_b = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
     expected = models.CharField(
-        max_length=3, choices=Comparison.Outcome.choices, help_text="The right answer with image_a on the left."
+        max_length=3, choices=GOLD_ANSWERS, help_text="The right answer with image_a on the left."
     )
     is_active = models.BooleanField(default=True)
     note = models.CharField(max_length=300, blank=True)

@@ -14,6 +14,7 @@ from labeling import access, login_limits
 from labeling.project_scope import manager_page
 from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, UploadForm
 from labeling.models import GoldPair, Image, Invite, Membership, Project
+from labeling.services import comparison_groups
 from labeling.services import invites as invite_service
 from labeling.services.comparisons import project_progress, undo_seconds
 from labeling.services.imports import RejectedImage, import_one, import_session, read_upload
@@ -55,6 +56,7 @@ def project_detail(request, slug):
         "my_comparisons": project.comparisons.filter(rater=request.user).count(),
     }
     recent = Image.objects.filter(project=project, archived_at=None).order_by("-id")[:48]
+    can_manage = access.can_manage(request.user, project)
     return render(
         request,
         "labeling/project_detail.html",
@@ -62,7 +64,9 @@ def project_detail(request, slug):
             "project": project,
             "counts": counts,
             "images": recent,
-            "can_manage": access.can_manage(request.user, project),
+            "can_manage": can_manage,
+            # Managers only: the grouping names a metadata field.
+            "groups": comparison_groups.group_summary(project) if can_manage else None,
         },
     )
 

@@ -7,7 +7,7 @@ from django.http import Http404
 from django.views.decorators.http import require_safe
 from django.shortcuts import get_object_or_404, render
 
-from labeling.models import Image
+from labeling.models import Comparison, Image
 from labeling.project_scope import manager_page
 from modeling.models import HumanScore, ImageScore
 from modeling.services import image_browser
@@ -72,7 +72,10 @@ def browser_image_page(request, project, image_id):
         left = comparison.image_a_id == image.pk
         other = comparison.image_b if left else comparison.image_a
         mine = "a" if left else "b"
-        result = "tie" if comparison.outcome == "tie" else ("won" if comparison.outcome == mine else "lost")
+        if comparison.outcome in (Comparison.Outcome.TIE, Comparison.Outcome.BOTH_BAD):
+            result = "tie" if comparison.outcome == Comparison.Outcome.TIE else "both bad"
+        else:
+            result = "won" if comparison.outcome == mine else "lost"
         rows.append({"comparison": comparison, "other": other, "side": "left" if left else "right", "result": result})
     return render(request, "modeling/browser_image.html", {
         "project": project, "image": image, "rows": rows, "next_before": next_before,

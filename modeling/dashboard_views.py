@@ -22,7 +22,7 @@ from labeling.services import invites as invite_service
 from labeling.project_scope import manager_page
 from modeling import dashboard_charts as charts
 from modeling.models import ModelVersion, is_demo_encoder
-from modeling.services import agreement
+from modeling.services import agreement, stopping_rule
 import worker.dispatch as dispatch
 
 RATER_ROWS_SHOWN = 50  # and every flagged rater
@@ -49,6 +49,7 @@ def dashboard(request, project):
         "tagrank_encoder": encoder,
         "tagrank_demo_encoder": is_demo_encoder(encoder),
         "flag_labels": agreement.FLAG_LABELS,
+        "accuracy": stopping_rule.accuracy_summary(project),
     }
     if data:
         context.update(_panels(project.slug, data, excluded, members))
@@ -135,7 +136,7 @@ def _raters(data):
             "majority_agreement": row["majority_agreement"]["value"], "majority_judgments": row["majority_agreement"]["n"],
             "median_response_ms": row["median_response_ms"], "left_share": row["left_share"],
             "right_share": row["right_share"], "tie_share": row["tie_share"], "side_p_value": row["side_p_value"],
-            "flags": ";".join(row["flags"]),
+            "weight": row.get("weight"), "flags": ";".join(row["flags"]),
         }  # fmt: skip
 
 

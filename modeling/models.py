@@ -140,6 +140,53 @@ class AgreementReport(models.Model):
         return f"{self.project.slug} report {self.computed_at:%Y-%m-%d %H:%M}"
 
 
+class RankingAccuracy(models.Model):
+    """The expected ranking accuracy of a project's human scores, from their posterior (one row per project).
+
+    Written with each stored human-score fit (``modeling/services/stopping_rule.py``); the stopping rule
+    compares it with the target in the training settings.
+    """
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True,
+                                   related_name="ranking_accuracy")
+    expected_srcc = models.FloatField(help_text="Expected SRCC between the current ranking and the truth.")
+    srcc_low = models.FloatField(help_text="Lower end of the interval (5 % quantile over posterior draws).")
+    srcc_high = models.FloatField(help_text="Upper end of the interval (95 % quantile).")
+    n_images = models.PositiveIntegerField()
+    images_per_draw = models.PositiveIntegerField(help_text="Fewer than n_images when subsampled.")
+    draws = models.PositiveIntegerField()
+    n_comparisons = models.PositiveIntegerField(help_text="Comparisons in the fit it was computed from.")
+    computed_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.project_id}: expected SRCC {self.expected_srcc:.3f}"
+
+
+class WarmStartScore(models.Model):
+    """A score of this project's image by another project's model version, its warm start
+    (``TrainingSettings.warm_start_version``, ``modeling/services/warm_start.py``).
+
+    Kept apart from ``ImageScore``, which holds a version's scores of its own project's images only: the
+    exports, the browser and the promotion read those, and must never meet another project's images.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="warm_start_scores")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="warm_start_scores")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="warm_start_scores")
+    mean = models.FloatField(help_text="Expected score on 1..10.")
+    uncertainty = models.FloatField(default=0.0)
+    scored_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "image"], name="warmstartscore_unique_per_version"),
+        ]
+        indexes = [models.Index(fields=["project", "model_version"], name="warmstartscore_project_version")]
+
+    def __str__(self):
+        return f"{self.image_id}@v{self.model_version_id} (warm start): {self.mean:.2f}"
+
+
 # --- The model loop: features, training runs, promotions ----------------------------------------
 
 
@@ -170,6 +217,19 @@ class TrainingSettings(models.Model):
         help_text="λ of the ranking key, score = quality + λ · CLIP image-tag similarity (docs/ranker.md): "
         "how much a tag that matches its image raises the score beyond what the raters' comparisons show. 0 = off.",
     )
+    # The stopping rule (modeling/services/stopping_rule.py, docs/active-learning.md "When to stop").
+    target_srcc = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Target of the expected ranking accuracy (SRCC between the ranking and the truth), e.g. 0.9.",
+    )
+    stop_at_target = models.BooleanField(
+        default=False, help_text="Stop serving pairs once the expected ranking accuracy reaches the target.",
+    )
+    # A warm start (modeling/services/warm_start.py): another project's version, same encoder and question.
+    warm_start_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="A model version of another project whose scores are this project's prior until it has its own.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -181,6 +241,10 @@ class TrainingSettings(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(ranking_lambda__gte=0) & Q(ranking_lambda__lte=10), name="trainingsettings_lambda_0_10"
+            ),
+            models.CheckConstraint(
+                condition=Q(target_srcc__isnull=True) | (Q(target_srcc__gte=0) & Q(target_srcc__lte=1)),
+                name="trainingsettings_target_srcc_0_1",
             ),
         ]
 

@@ -10,14 +10,22 @@ from django.views.decorators.http import require_POST, require_safe
 from labeling import access
 from labeling.project_scope import manager_page
 from modeling.models import ModelVersion, Promotion, TrainingRun, TrainingSettings
-from modeling.services import feature_extraction, promotion, training_runs, triggers
+from modeling.services import feature_extraction, promotion, stopping_rule, training_runs, triggers
 
 
 class TrainingSettingsForm(forms.ModelForm):
     class Meta:
         model = TrainingSettings
-        fields = ["ranking_lambda", "promotion_tolerance", "train_baseline"]
-        labels = {"ranking_lambda": "λ (tag similarity in the ranking key)"}
+        fields = ["ranking_lambda", "promotion_tolerance", "train_baseline", "target_srcc", "stop_at_target"]
+        labels = {"ranking_lambda": "λ (tag similarity in the ranking key)",
+                  "target_srcc": "Target of expected ranking accuracy (SRCC, 0..1)",
+                  "stop_at_target": "Stop serving pairs at the target"}
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("stop_at_target") and cleaned.get("target_srcc") is None:
+            self.add_error("target_srcc", "Set a target to stop at it.")
+        return cleaned
 
 
 @manager_page(require_safe)
@@ -76,6 +84,7 @@ def training_settings(request, project):
     if form.is_valid():
         form.instance.project = project
         form.save()
+        stopping_rule.apply_stopping_rule(project)  # a new target, or the rule turned on or off, applies at once
         messages.success(request, "Training settings saved; the next training run uses them.")
     else:
         errors = "; ".join(f"{form.fields[f].label or f}: {' '.join(e)}" for f, e in form.errors.items())

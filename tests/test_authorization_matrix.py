@@ -106,6 +106,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "api-model-versions": read(MANAGERS),
     "api-retrain": {"POST": MANAGERS},
     "api-training-settings": {**read(MANAGERS), "PATCH": MANAGERS},
+    "api-ranking-accuracy": read(MANAGERS),
     "api-training-runs": read(MANAGERS),
     "api-promotions": read(MANAGERS),
     "api-model-version": read(MANAGERS),

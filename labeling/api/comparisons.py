@@ -113,4 +113,4 @@ class UndoView(ProjectScopedMixin, APIView):
         lease, undone_id = comparison_service.undo_last_comparison(
             self.project, request.user, comparison_id=form.validated_data.get("comparison")
         )
-        return Response({**s.pair_payload(request, lease), "undone": undone_id})
+        return Response({**s.pair_payload(request, lease, show_prompt=self.project.show_prompt), "undone": undone_id})

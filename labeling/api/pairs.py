@@ -20,18 +20,23 @@ class NextPairView(ProjectScopedMixin, APIView):
     @extend_schema(
         responses={
             200: s.NextPairSerializer,
-            204: OpenApiResponse(description="Nothing is left for this rater to judge."),
+            204: OpenApiResponse(description="Nothing is left for this rater to judge right now."),
+            410: OpenApiResponse(ErrorSerializer, description='The campaign is complete (code "campaign_complete"): '
+                                 "its ranking reached the manager's target and no more pairs are served."),
             **ERRORS,
         },
         tags=["rating"],
     )
     def get(self, request, slug):
         """Lease the next pair for the caller. The lease expires after TAGRANK_LEASE_SECONDS. A caller who
-        already holds TAGRANK_MAX_LIVE_LEASES live leases gets the oldest of them back, not a new pair."""
-        result = pair_serving.next_pair(self.project, request.user)
+        already holds TAGRANK_MAX_LIVE_LEASES live leases gets the oldest of them back, not a new pair.
+        Once the campaign is complete (its manager chose to stop at a target of ranking accuracy, and it
+        was reached) the answer is 410 with code ``campaign_complete``; judgments of leases already held
+        are still stored."""
+        result = pair_serving.next_pair(self.project, request.user)  # CampaignComplete: 410 (refusal_statuses)
         if result is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(s.pair_payload(request, result[1]))
+        return Response(s.pair_payload(request, result[1], show_prompt=self.project.show_prompt))
 
 
 class SkipView(ProjectScopedMixin, APIView):

@@ -4,7 +4,7 @@ Recorded with ``core.api_errors.answer_refusals`` when the app is ready; a refus
 """
 from __future__ import annotations
 
-from labeling.services import comparisons, leases, tags, vocabulary
+from labeling.services import comparisons, leases, pair_serving, tags, vocabulary
 
 REFUSAL_STATUS = {
     leases.LeaseForeign: 403,
@@ -16,4 +16,5 @@ REFUSAL_STATUS = {
     tags.TagNotOnImage: 404,
     tags.TagNotYours: 403,
     vocabulary.TagExists: 409,
+    pair_serving.CampaignComplete: 410,
 }

@@ -56,7 +56,8 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "id", "slug", "name", "question", "description", "tag_vocabulary", "overlap", "gold_rate",
             "allow_ties", "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
-            "created_at", "role", "counts",
+            "weight_raters_by_reliability", "show_prompt", "group_key", "allow_both_bad", "created_at", "role",
+            "counts",
         ]
         read_only_fields = ["id", "created_at"]
 
@@ -79,6 +80,12 @@ class ProjectSerializer(serializers.ModelSerializer):
             "my_comparisons": getattr(project, "my_comparison_count", None) or 0,
         }
 
+    def to_representation(self, project):
+        shown = super().to_representation(project)
+        if shown.get("role") == "rater":
+            shown.pop("group_key", None)  # which metadata field groups the pairs is the manager's business
+        return shown
+
     def validate_gold_rate(self, value):
         if not 0 <= value <= 1:
             raise serializers.ValidationError("The gold rate is a share between 0 and 1.")
@@ -100,6 +107,9 @@ class PairImageSerializer(serializers.Serializer):
     width = serializers.IntegerField()
     height = serializers.IntegerField()
     tags = serializers.ListField(child=serializers.CharField())
+    prompt = serializers.CharField(
+        required=False, help_text="The image's caption (its prompt): only in projects that show the prompt."
+    )
 
 
 class NextPairSerializer(serializers.Serializer):
@@ -107,13 +117,19 @@ class NextPairSerializer(serializers.Serializer):
     a = PairImageSerializer(help_text="The image shown on the left.")
     b = PairImageSerializer(help_text="The image shown on the right.")
     expires_at = serializers.DateTimeField()
+    prompt = serializers.CharField(
+        required=False, allow_null=True,
+        help_text="Only in projects that show the prompt: the two images' prompt, null when they differ "
+        "(each image then carries its own).",
+    )
 
 
-def pair_payload(request, lease) -> dict:
-    """A leased pair as next-pair and undo answer it (``leases.attach_images`` loaded the images and tags)."""
+def pair_payload(request, lease, *, show_prompt: bool = False) -> dict:
+    """A leased pair as next-pair and undo answer it (``leases.attach_images`` loaded the images and tags).
+    With ``show_prompt`` (the project's setting) the captions are added: nothing else about the images."""
     def image(image: Image) -> dict:
         url, thumbnail = file_urls(request, image)
-        return {
+        shown = {
             "id": image.pk,
             "url": url,
             "thumbnail_url": thumbnail,
@@ -121,18 +137,28 @@ def pair_payload(request, lease) -> dict:
             "height": image.height,
             "tags": lease.tags[image.pk],
         }
+        if show_prompt:
+            shown["prompt"] = image.caption
+        return shown
 
-    return {
+    payload = {
         "lease": str(lease.token),
         "a": image(lease.image_a),
         "b": image(lease.image_b),
         "expires_at": serializers.DateTimeField().to_representation(lease.expires_at),
     }
+    if show_prompt:
+        same = lease.image_a.caption == lease.image_b.caption
+        payload["prompt"] = lease.image_a.caption if same else None
+    return payload
 
 
 class ComparisonSubmitSerializer(serializers.Serializer):
     lease = serializers.UUIDField()
-    winner = serializers.ChoiceField(choices=["a", "b", "tie"], help_text="a = left, b = right.")
+    winner = serializers.ChoiceField(
+        choices=["a", "b", "tie", "bad"],
+        help_text="a = left, b = right, tie, or bad = both bad (only where the project allows it).",
+    )
     client_key = serializers.CharField(
         max_length=CLIENT_KEY_MAX_LENGTH,
         help_text="Chosen by the client, unique per judgment: a retry with the same key is answered with the "

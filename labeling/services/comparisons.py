@@ -32,6 +32,10 @@ class TiesNotAllowed(ComparisonRefused):
     code = "ties_not_allowed"
 
 
+class BothBadNotAllowed(ComparisonRefused):
+    code = "both_bad_not_allowed"
+
+
 class ImagesOutsideProject(ComparisonRefused):
     code = "images_outside_project"
 
@@ -67,7 +71,7 @@ def submit_comparison(
     with ``created=False`` and stores nothing. Anything else that cannot be stored raises a LeaseError.
     """
     if winner not in Comparison.Outcome.values:
-        raise ComparisonRefused(f"Unknown winner {winner!r}: use a, b or tie.")
+        raise ComparisonRefused(f"Unknown winner {winner!r}: use a, b, tie or bad (both bad).")
     if not client_key or len(client_key) > CLIENT_KEY_MAX_LENGTH:
         raise ComparisonRefused(f"client_key must be 1 to {CLIENT_KEY_MAX_LENGTH} characters.")
     if response_ms is not None and not 0 <= response_ms <= RESPONSE_MS_MAX:
@@ -104,6 +108,8 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tu
         raise LeaseExpired(f"The lease expired at {lease.expires_at.isoformat()}; ask for a new pair.")
     if winner == Comparison.Outcome.TIE and not project.allow_ties:
         raise TiesNotAllowed("This project does not allow ties: choose a or b, or skip the pair.")
+    if winner == Comparison.Outcome.BOTH_BAD and not project.allow_both_bad:
+        raise BothBadNotAllowed("This project does not allow 'both bad': choose a or b, or skip the pair.")
     # Leases are only made from the project's own images; this guards against rows written by hand.
     if {lease.image_a_project_id, lease.image_b_project_id} != {project.pk}:
         raise ImagesOutsideProject("The leased images are not both in this project.")

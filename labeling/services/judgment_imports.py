@@ -131,13 +131,13 @@ def _image_ids(project: Project, references: set[str]) -> dict[str, int | str]:
 
 def _outcome(record: _Record) -> str:
     winner = record.winner.casefold()
-    if winner in ("a", "b", "tie"):
+    if winner in ("a", "b", "tie", "bad"):
         return winner
     if record.winner == record.image_a:
         return Comparison.Outcome.A
     if record.winner == record.image_b:
         return Comparison.Outcome.B
-    raise ValueError(f"winner {record.winner!r} is neither a, b, tie nor one of the two images")
+    raise ValueError(f"winner {record.winner!r} is neither a, b, tie, bad (both bad) nor one of the two images")
 
 
 def client_key(image_a: int, image_b: int, outcome: str, when: datetime) -> str:

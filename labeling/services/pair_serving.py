@@ -8,6 +8,10 @@ Where a pair comes from, in order:
 3. the **fallback strategy** when the queue has nothing for this rater: among the images with the
    fewest comparisons (an index range scan on ``ImageStats``), random partners.
 
+A project with comparison groups (``Project.group_key``, ``comparison_groups.py``) is served only pairs
+of two images in the same group, from every source: gold pairs across groups are passed over, the queue
+query skips candidates across groups, and the fallback takes partners from the image's own group.
+
 Slots. A pair may be handed out ``project.overlap`` times: its stored comparisons (either order) plus
 its live leases never exceed that. Every lease goes through the pair's ``PairCandidate`` row, locked
 with ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, and the slot count is re-checked under that
@@ -35,8 +39,9 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from core import prepared_sql
+from core.refusals import Refusal
 from labeling.models import Comparison, GoldPair, PairLease, Project
-from labeling.services import pair_sql
+from labeling.services import comparison_groups, pair_sql
 from labeling.services.image_stats import recount_image_stats
 from labeling.services.leases import attach_images, blocking_leases, held_lease, new_lease, release_one
 
@@ -53,14 +58,28 @@ _random = random.SystemRandom()
 # --- next_pair -------------------------------------------------------------------------------------
 
 
+class CampaignComplete(Refusal):
+    """The campaign reached its target and serves no more pairs. The message reveals no score or setting."""
+
+    code = "campaign_complete"
+
+
+CAMPAIGN_COMPLETE_MESSAGE = "This campaign is complete: no more pairs are needed. Thank you for your judgments!"
+
+
 def next_pair(project: Project, rater, *, rng: random.Random | None = None):
     """The next pair for ``rater``: ``((left image, right image), lease)``, or None when nothing is left.
 
     A rater holds at most TAGRANK_MAX_LIVE_LEASES live leases in a project (0: no cap): past that, the
-    oldest live one is handed back instead of a new pair, so one client cannot hoard the queue."""
+    oldest live one is handed back instead of a new pair, so one client cannot hoard the queue.
+
+    Raises ``CampaignComplete`` while ``project.campaign_completed_at`` is set (the model loop's stopping
+    rule sets it; leases already held may still be judged, and their judgments are stored)."""
     rng = rng or _random
     if project.archived_at is not None:
         return None
+    if project.campaign_completed_at is not None:
+        raise CampaignComplete(CAMPAIGN_COMPLETE_MESSAGE)
     held = held_lease(project, rater)
     if held is not None:
         attach_images(held)
@@ -133,6 +152,8 @@ def _lease_locked_candidate(project, rater, row: tuple, now, rng) -> PairLease |
 
 def lease_from_fallback(project: Project, rater, *, rng=None) -> PairLease | None:
     rng = rng or _random
+    if project.group_key:
+        return lease_from_group_fallback(project, rater, rng=rng)
     attempts = 0
     for pool_size in FALLBACK_POOL_SIZES:
         pool = fewest_compared(project, pool_size)
@@ -173,6 +194,41 @@ def _pairs_fewest_first(pool: list[tuple[int, int]], rng) -> Iterator[tuple[int,
                 yield pair_sql.ordered(first, partner)
 
 
+# --- Fallback within comparison groups (``Project.group_key``) --------------------------------------
+
+
+def lease_from_group_fallback(project: Project, rater, *, rng=None) -> PairLease | None:
+    """The fallback of a grouped project: the least compared images that have a group, each with random
+    partners from its own group. The last pass takes every grouped image, so "nothing to rate" is exact
+    even when the least compared images are alone in their groups (never served: they stay at zero)."""
+    rng = rng or _random
+    attempts = 0
+    for pool_size in (*FALLBACK_POOL_SIZES, None):
+        pool = pair_sql.fewest_compared_grouped_rows(project, pool_size)
+        members = comparison_groups.members_of(project, {group for _, _, group in pool})
+        ids = sorted({image_id for group_ids in members.values() for image_id in group_ids})
+        if len(ids) < 2:
+            return None
+        blocked = pair_sql.blocked_pairs(project, rater, ids, timezone.now())
+        for first, _, group in sorted(pool, key=lambda row: (row[1], rng.random())):
+            partners = [image_id for image_id in members.get(group, []) if image_id != first]
+            rng.shuffle(partners)
+            for partner in partners:
+                low, high = pair_sql.ordered(first, partner)
+                if (low, high) in blocked:
+                    continue
+                lease = _lease_pair(project, rater, low, high, rng)
+                if lease is not None:
+                    return lease
+                blocked.add((low, high))
+                attempts += 1
+                if attempts >= FALLBACK_ATTEMPTS:
+                    return None
+        if pool_size is None or len(pool) < pool_size:
+            return None  # the pool held every grouped image: searched exhaustively
+    return None
+
+
 def _lease_pair(project: Project, rater, low: int, high: int, rng) -> PairLease | None:
     # One transaction per attempt, touching one candidate row: it may wait on another request's insert of
     # the same pair (the unique index), but never while holding a lock that request needs, so no deadlock.
@@ -192,13 +248,16 @@ def lease_gold_pair(project: Project, rater, *, rng=None) -> PairLease | None:
     rng = rng or _random
     now = timezone.now()
     judged = Comparison.objects.filter(rater=rater)
+    gold_pairs = GoldPair.objects.filter(project=project, is_active=True, image_a__archived_at=None, image_b__archived_at=None)
     available = list(
-        GoldPair.objects.filter(project=project, is_active=True, image_a__archived_at=None, image_b__archived_at=None)
+        gold_pairs
         .exclude(Exists(PairLease.objects.filter(rater=rater, gold=OuterRef("pk")).filter(blocking_leases(now))))
         .exclude(Exists(judged.filter(image_a=OuterRef("image_a"), image_b=OuterRef("image_b"))))
         .exclude(Exists(judged.filter(image_a=OuterRef("image_b"), image_b=OuterRef("image_a"))))
         .values_list("pk", flat=True)[:500]
     )
+    if project.group_key:
+        available = comparison_groups.same_group_gold(project, GoldPair.objects.filter(pk__in=available))
     if not available:
         return None
     gold = GoldPair.objects.get(pk=rng.choice(available))

@@ -17,6 +17,7 @@ from django.utils import timezone
 from core import prepared_sql
 from core.prepared_sql import db_time, from_db_time
 from labeling.models import Comparison, Image, ImageStats, ImageTag, PairCandidate, PairLease, Project, Tag
+from labeling.services.comparison_groups import sql_group
 
 CANDIDATES = PairCandidate._meta.db_table
 LEASES = PairLease._meta.db_table
@@ -62,6 +63,7 @@ def queue_candidate(project: Project, rater, now: datetime, passed_over: list[in
     by another request, or that the rater judged (either order), skipped or holds."""
     t = db_time(now)
     passed = f" AND c.id NOT IN ({_marks(passed_over)})" if passed_over else ""
+    same_group, group_params = _same_group_clause(project)
     rows = prepared_sql.execute(
         f"""SELECT c.id, c.image_low_id, c.image_high_id{NO_FLUSH} FROM {CANDIDATES} c
             WHERE c.project_id = %s AND c.is_open AND (c.full_until IS NULL OR c.full_until <= %s)
@@ -71,11 +73,26 @@ def queue_candidate(project: Project, rater, now: datetime, passed_over: list[in
                               AND m.image_a_id = c.image_low_id AND m.image_b_id = c.image_high_id)
               AND NOT EXISTS (SELECT 1 FROM {COMPARISONS} m WHERE m.rater_id = %s
                               AND m.image_a_id = c.image_high_id AND m.image_b_id = c.image_low_id){passed}
-              AND c.image_low_id NOT IN {_ARCHIVED} AND c.image_high_id NOT IN {_ARCHIVED}
+              AND c.image_low_id NOT IN {_ARCHIVED} AND c.image_high_id NOT IN {_ARCHIVED}{same_group}
             ORDER BY c.priority DESC, c.id LIMIT 1{lock_clause()}""",
-        [project.pk, t, rater.pk, t, rater.pk, rater.pk, *passed_over, project.pk, project.pk],
+        [project.pk, t, rater.pk, t, rater.pk, rater.pk, *passed_over, project.pk, project.pk, *group_params],
     )
     return rows[0][:3] if rows else None
+
+
+def _same_group_clause(project: Project) -> tuple[str, list]:
+    """In a grouped project, the queue serves only candidates whose two images share a group (rows written
+    before the key was set or changed stay in the table and are passed over)."""
+    if not project.group_key:
+        return "", []
+    low, low_params = sql_group("x", project.group_key)
+    high, high_params = sql_group("y", project.group_key)
+    return (
+        f"""
+              AND EXISTS (SELECT 1 FROM {IMAGES} x, {IMAGES} y WHERE x.id = c.image_low_id AND y.id = c.image_high_id
+                          AND {low} <> '' AND {low} = {high})""",
+        [*low_params, *low_params, *high_params],
+    )
 
 
 def slots(project: Project, candidate_id: int, low: int, high: int, rater_id, now: datetime) -> tuple:
@@ -112,6 +129,20 @@ def fewest_compared_rows(project: Project, limit: int) -> list[tuple[int, int]]:
         "ORDER BY comparison_count, image_id LIMIT %s",
         [project.pk, project.pk, limit],
     )
+
+
+def fewest_compared_grouped_rows(project: Project, limit: int | None) -> list[tuple[int, int, str]]:
+    """(image id, comparison count, group) of the ``limit`` least compared images that have a group (all when
+    ``limit`` is None). Images written in bulk without counters count as never compared."""
+    group, params = sql_group("i", project.group_key)
+    rows = prepared_sql.execute(
+        f"""SELECT i.id, COALESCE(s.comparison_count, 0) AS n, {group} AS g FROM {IMAGES} i
+              LEFT JOIN {STATS} s ON s.image_id = i.id
+            WHERE i.project_id = %s AND i.archived_at IS NULL AND {group} IS NOT NULL AND {group} <> ''
+            ORDER BY n, i.id{" LIMIT %s" if limit is not None else ""}""",
+        [*params, project.pk, *params, *params, *([limit] if limit is not None else [])],
+    )
+    return [(int(image_id), int(count), str(group)) for image_id, count, group in rows]
 
 
 def in_clause(column: str, values: list[int]) -> tuple[str, list]:
@@ -165,7 +196,7 @@ def insert_and_lock_candidate(project: Project, low: int, high: int, now: dateti
 
 
 # The image columns a served pair needs (the rest stay deferred): no dates or JSON, so nothing to convert.
-PAIR_IMAGE_FIELDS = ("id", "project_id", "file", "thumbnail", "original_name", "width", "height")
+PAIR_IMAGE_FIELDS = ("id", "project_id", "file", "thumbnail", "original_name", "width", "height", "caption")
 
 
 def images_with_tags(first_id: int, second_id: int) -> dict[int, tuple[Image, list[str]]]:

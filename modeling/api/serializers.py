@@ -106,8 +106,35 @@ class TrainingSettingsSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TrainingSettings
-        fields = ["project", "ranking_lambda", "promotion_tolerance", "train_baseline", "hyperparameters", "updated_at"]
+        fields = ["project", "ranking_lambda", "promotion_tolerance", "train_baseline", "target_srcc", "stop_at_target",
+                  "hyperparameters", "updated_at"]
         read_only_fields = ["project", "hyperparameters", "updated_at"]
         # The database's check constraints, as 400s instead of integrity errors.
         extra_kwargs = {"promotion_tolerance": {"min_value": 0.0, "max_value": 1.0},
-                        "ranking_lambda": {"min_value": 0.0, "max_value": 10.0}}
+                        "ranking_lambda": {"min_value": 0.0, "max_value": 10.0},
+                        "target_srcc": {"min_value": 0.0, "max_value": 1.0}}
+
+    def validate(self, attrs):
+        target = attrs.get("target_srcc", getattr(self.instance, "target_srcc", None))
+        if attrs.get("stop_at_target", getattr(self.instance, "stop_at_target", False)) and target is None:
+            raise serializers.ValidationError({"stop_at_target": "Set target_srcc to stop at a target."})
+        return attrs
+
+
+class RankingAccuracySerializer(serializers.Serializer):
+    expected_srcc = serializers.FloatField(
+        allow_null=True, help_text="Expected SRCC between the current ranking (human scores) and the truth, over "
+        "draws from the scores' posterior; null before the first fit.")
+    interval = serializers.ListField(child=serializers.FloatField(), allow_null=True,
+                                     help_text="[low, high]: the quantiles interval_quantiles of the draws.")
+    interval_quantiles = serializers.ListField(child=serializers.FloatField())
+    n_images = serializers.IntegerField(allow_null=True)
+    images_per_draw = serializers.IntegerField(allow_null=True, help_text="Fewer than n_images when subsampled.")
+    draws = serializers.IntegerField(allow_null=True)
+    n_comparisons = serializers.IntegerField(allow_null=True, help_text="Comparisons in the fit it comes from.")
+    computed_at = serializers.DateTimeField(allow_null=True, help_text="When that fit read the comparisons.")
+    target_srcc = serializers.FloatField(allow_null=True, help_text="The manager's target (training settings).")
+    stop_at_target = serializers.BooleanField()
+    target_reached = serializers.BooleanField(help_text="expected_srcc >= target_srcc.")
+    campaign_completed_at = serializers.DateTimeField(
+        allow_null=True, help_text="Set while pairs are no longer served (stop_at_target and the target reached).")

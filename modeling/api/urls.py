@@ -10,6 +10,7 @@ project_routes = [
     path("model-versions/", views.ModelVersionListView.as_view(), name="api-model-versions"),
     path("retrain/", views.RetrainView.as_view(), name="api-retrain"),
     path("training-settings/", views.TrainingSettingsView.as_view(), name="api-training-settings"),
+    path("ranking-accuracy/", views.RankingAccuracyView.as_view(), name="api-ranking-accuracy"),
     path("training-runs/", views.TrainingRunListView.as_view(), name="api-training-runs"),
     path("promotions/", views.PromotionListView.as_view(), name="api-promotions"),
     # The scores export (modeling/api/export.py).

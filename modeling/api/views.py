@@ -20,6 +20,7 @@ from labeling.models import Project
 from modeling.api import serializers as s
 from modeling.models import ModelVersion, Promotion, TrainingRun
 from modeling.services import promotion as promotion_service
+from modeling.services import stopping_rule
 from modeling.services import training_runs as training_service
 
 ERRORS = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
@@ -195,4 +196,14 @@ class TrainingSettingsView(APIView):
                                                   partial=True)
         serializer.is_valid(raise_exception=True)
         serializer.save(project=project)
+        stopping_rule.apply_stopping_rule(project)  # a new target, or the rule turned on or off, applies at once
         return Response(serializer.data)
+
+
+class RankingAccuracyView(APIView):
+    @extend_schema(responses={200: s.RankingAccuracySerializer, **READ_ERRORS}, tags=["models"])
+    def get(self, request, slug):
+        """The expected ranking accuracy (SRCC against the truth, with its interval) and the stopping target
+        (managers). Computed with each human-score fit; docs/active-learning.md, "When to stop"."""
+        project = project_from_slug(request, slug, "see the ranking accuracy")
+        return Response(s.RankingAccuracySerializer(stopping_rule.accuracy_summary(project)).data)

@@ -100,17 +100,24 @@ def select_pairs(
     max_per_image: int = 2,
     explore_share: float = 0.1,
     config: SelectionConfig = SelectionConfig(),
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Choose a batch of pairs to show next, [n_pairs, 2] int (fewer rows if fewer valid pairs exist).
 
     posterior: the current human-score posterior (needed by ``active`` only).
     comparison_counts: [N] comparisons each image has had so far.
     rng: the only source of randomness; the same seed gives the same batch.
+    groups: [N] int, each image's comparison group (-1: none); when given, both images of every pair
+        share a group (``select_pairs_within_groups``).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
     counts = np.asarray(comparison_counts)
     n_images = counts.shape[0]
+    if groups is not None:
+        return select_pairs_within_groups(
+            posterior, counts, np.asarray(groups), n_pairs, rng, strategy, exclude, max_per_image, explore_share, config
+        )
     batch = _Batch(n_images, n_pairs, max_per_image, _exclusion_test(exclude, n_images))
     if n_images < 2 or n_pairs <= 0:
         return batch.pairs()
@@ -134,6 +141,85 @@ def select_pairs(
         batch.add_best(first, second, score, limit=n_pairs, per_image=1)
     _fill_at_random(batch, rng)  # random strategy, exploration share, and whatever the above left short
     return batch.pairs()
+
+
+# --- Within comparison groups -----------------------------------------------------------------------
+# A project may pair only images of the same group (e.g. generated from the same prompt). The candidates
+# are then the pairs within each group: all of them for groups of up to ``MAX_GROUP_OFFSET`` + 1 images,
+# neighbours within that many places of the group's order (score order for ``active``, random otherwise)
+# beyond. The strategies keep their meaning within groups, and coverage across groups comes from a cap on
+# the pairs one group may take from a batch (twice its fair share), besides the per-image cap.
+MAX_GROUP_OFFSET = 24
+
+
+def select_pairs_within_groups(
+    posterior: Posterior | None,
+    counts: np.ndarray,
+    groups: np.ndarray,
+    n_pairs: int,
+    rng: np.random.Generator,
+    strategy: str = "active",
+    exclude: Exclusion = None,
+    max_per_image: int = 2,
+    explore_share: float = 0.1,
+    config: SelectionConfig = SelectionConfig(),
+) -> np.ndarray:
+    """``select_pairs`` restricted to pairs of images in the same group, [<= n_pairs, 2] int.
+
+    groups: [N] int group of each image, -1 for none (such images, and images alone in their group, are
+    never paired)."""
+    n_images = counts.shape[0]
+    if groups.shape[0] != n_images:
+        raise ValueError("groups must give one group per image")
+    if strategy == "active" and (posterior is None or posterior.n_images != n_images):
+        raise ValueError("active selection needs a posterior over the same images as the counts")
+    group_sizes = np.bincount(groups[groups >= 0], minlength=1)
+    servable = (groups >= 0) & (group_sizes[np.maximum(groups, 0)] > 1)  # [N]
+    n_groups = int(np.count_nonzero(group_sizes > 1))
+    per_group = max(1, int(np.ceil(2.0 * n_pairs / max(n_groups, 1))))
+    batch = _Batch(n_images, n_pairs, max_per_image, _exclusion_test(exclude, n_images), groups, per_group)
+    if n_groups == 0 or n_pairs <= 0:
+        return batch.pairs()
+
+    tie_break = rng.random(n_images)  # [N]
+    order_key = posterior.mean + 1e-9 * tie_break if strategy == "active" else tie_break
+    first, second = _within_group_candidates(groups, servable, order_key)  # [K], [K]
+    if strategy == "active":
+        k = min(int(np.count_nonzero(servable)), max(2, int(np.ceil(config.swiss_pool * n_pairs))))
+        level = int(np.partition(counts[servable], k - 1)[k - 1])
+        information = np.maximum(pair_information(posterior, first, second, config.score), 0.0)
+        if level < config.swiss_below:  # cold start: fewest comparisons first, then information (Swiss)
+            information = information / max(float(information.max(initial=0.0)), 1e-12)
+            score = -2.0 * np.maximum(counts[first], counts[second]) + information
+            batch.add_best(first, second, score, limit=n_pairs, per_image=1)
+        else:
+            n_explore = int(round(explore_share * n_pairs))
+            batch.add_best(first, second, information, limit=n_pairs - n_explore)
+    elif strategy == "round_robin":
+        score = -(counts[first] + counts[second]) + rng.random(first.size)
+        batch.add_best(first, second, score, limit=n_pairs, per_image=1)
+    shuffled = rng.permutation(first.size)  # random strategy, exploration share, and whatever is left short
+    batch.add_best(first[shuffled], second[shuffled], score=None, limit=n_pairs)
+    return batch.pairs()
+
+
+def _within_group_candidates(groups: np.ndarray, servable: np.ndarray, order_key: np.ndarray
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of servable images in the same group within ``MAX_GROUP_OFFSET`` places of each other in
+    ``order_key`` order, [K] and [K]; O(N log N + K)."""
+    members = np.flatnonzero(servable)
+    members = members[np.lexsort((order_key[members], groups[members]))]  # by group, then order_key
+    member_groups = groups[members]
+    first, second = [], []
+    for offset in range(1, MAX_GROUP_OFFSET + 1):
+        same = member_groups[:-offset] == member_groups[offset:]
+        if not same.any():
+            break
+        first.append(members[:-offset][same])
+        second.append(members[offset:][same])
+    if not first:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+    return np.concatenate(first), np.concatenate(second)
 
 
 def pair_information(posterior: Posterior, first: np.ndarray, second: np.ndarray, score: str = "eig") -> np.ndarray:
@@ -276,11 +362,15 @@ class _Batch:
     """The pairs chosen so far, with the batch's rules: no self-pair, no repeat, no excluded pair,
     at most ``max_per_image`` pairs per image."""
 
-    def __init__(self, n_images: int, n_pairs: int, max_per_image: int, is_excluded) -> None:
+    def __init__(self, n_images: int, n_pairs: int, max_per_image: int, is_excluded,
+                 groups: np.ndarray | None = None, per_group: int | None = None) -> None:
         self.n_images = n_images
         self.n_pairs = n_pairs
         self.max_per_image = max_per_image
         self.is_excluded = is_excluded
+        self.groups = groups  # [N] or None: with ``per_group``, at most that many pairs of one group
+        self.per_group = per_group
+        self.group_uses: dict[int, int] = {}
         self.chosen: list[tuple[int, int]] = []
         self.chosen_keys: set[int] = set()
         self.uses: dict[int, int] = {}
@@ -311,6 +401,11 @@ class _Batch:
             i, j = int(first[index]), int(second[index])
             if key in self.chosen_keys or self.uses.get(i, 0) >= cap or self.uses.get(j, 0) >= cap:
                 continue
+            if self.per_group is not None:
+                group = int(self.groups[i])
+                if self.group_uses.get(group, 0) >= self.per_group:
+                    continue
+                self.group_uses[group] = self.group_uses.get(group, 0) + 1
             self.chosen.append((i, j))
             self.chosen_keys.add(key)
             self.uses[i] = self.uses.get(i, 0) + 1

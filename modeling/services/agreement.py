@@ -206,6 +206,7 @@ def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int 
     fit = human_scores.fit_project_posterior(project, use_model_prior=False, comparisons=used,
                                              warm_start=None if stored is None else np.nan_to_num(stored[0]))
     human_mean, human_counts = fit.posterior.mean, fit.counts
+    _add_rater_weights(raters, fit.reliability)
     stored_mean, stored_variance = _stored_or_fitted(stored, fit)
     lap("human_scores")
 
@@ -439,6 +440,13 @@ class _ImageUrls:
             targets += [row["image_lo"], row["image_hi"]]
         for target in targets:
             target.update(info.get(target["image_id"], {"name": "", "url": "", "thumbnail_url": ""}))
+
+
+def _add_rater_weights(raters: list[dict], reliability) -> None:
+    """Each rater's weight in the human scores (``rater_reliability``: the probability that a judgment of
+    theirs is attentive); None for excluded raters, and for everyone when the project weights alike."""
+    for row in raters:
+        row["weight"] = None if reliability is None else reliability.attentive_of(row["user_id"])
 
 
 def _add_rater_names(project: Project, raters: list[dict], excluded: set[int]) -> None:

@@ -26,7 +26,10 @@ _MULTIPLIER = 48_271
 _PROJECT_SALT = 7_919
 _IMAGE_SALT = 1_000_003  # separates the image hold-out (reference ratings) from the pair hold-out
 
-OUTCOME_VALUE = {Comparison.Outcome.A: 1.0, Comparison.Outcome.B: 0.0, Comparison.Outcome.TIE: 0.5}
+# "Both bad" counts as a tie, as in the human scores (docs/generated-images.md, "Both bad").
+OUTCOME_VALUE = {
+    Comparison.Outcome.A: 1.0, Comparison.Outcome.B: 0.0, Comparison.Outcome.TIE: 0.5, Comparison.Outcome.BOTH_BAD: 0.5,
+}
 
 
 def _hash(project_id: int, low: int, high: int) -> int:

@@ -2,7 +2,10 @@
 
 - Comparisons by raters a manager excluded from training are left out; the exclusion is a flag on the
   membership, so the next fit after re-including a rater takes their comparisons back.
-- A tie counts as half a win each way.
+- A tie counts as half a win each way, and so does "both bad" (why: docs/generated-images.md, "Both bad").
+- Raters are weighted by their reliability (``modeling/ml/rater_reliability.py``: each rater's
+  probability of judging attentively, fitted jointly with the scores) unless the project turns
+  ``weight_raters_by_reliability`` off; every comparison then enters each fit with its weight.
 - The fit is warm-started from the stored means, so a refit after a batch of new comparisons takes a
   few Newton steps.
 - When the project has an active model version, its scores, mapped onto the Bradley–Terry scale by
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -28,13 +31,16 @@ from django.utils import timezone
 
 from labeling.models import Comparison, Image, Project
 from modeling.ml import bradley_terry as bt
+from modeling.ml import rater_reliability
 from modeling.models import HumanScore, ImageScore, ModelVersion
 from modeling.services.columns import fetch_columns
+from modeling.services import stopping_rule
 from modeling.services.datasets import excluded_rater_ids, holdout_condition
 
 log = logging.getLogger(__name__)
 
 FIT_CONFIG = bt.FitConfig()
+RELIABILITY_CONFIG = rater_reliability.ReliabilityConfig()
 PRIOR_EM_STEPS = 2  # refinements of the model-to-human-scale map per fit (see bt.map_model_to_bt_scale)
 VARIANCE_PROBES = 4  # Hutchinson probes for the mean posterior variance the map needs
 
@@ -42,6 +48,7 @@ VARIANCE_PROBES = 4  # Hutchinson probes for the mean posterior variance the map
 _LEFT_WIN_X2 = Case(
     When(outcome=Comparison.Outcome.A, then=Value(2)),
     When(outcome=Comparison.Outcome.TIE, then=Value(1)),
+    When(outcome=Comparison.Outcome.BOTH_BAD, then=Value(1)),  # as a tie: docs/generated-images.md, "Both bad"
     default=Value(0),
     output_field=IntegerField(),
 )
@@ -67,6 +74,7 @@ class ComparisonArrays:
     comparison_id: np.ndarray  # [M], ascending
     heldout: np.ndarray  # [M] bool: held out of training (``datasets.is_holdout``), evaluation only
     loaded_at: datetime | None = None  # when the rows were read: the data is at least this new
+    weight: np.ndarray | None = None  # [M] the comparison's reliability weight, once fitted (None: all 1)
 
     @property
     def n_images(self) -> int:
@@ -80,6 +88,7 @@ class ComparisonArrays:
         return ComparisonArrays(
             self.image_ids, self.a_index[mask], self.b_index[mask], self.outcome[mask], self.rater_id[mask],
             self.response_ms[mask], self.gold[mask], self.comparison_id[mask], self.heldout[mask], self.loaded_at,
+            None if self.weight is None else self.weight[mask],
         )  # fmt: skip
 
 
@@ -171,6 +180,7 @@ class HumanScoreFit:
     model_version_id: int | None  # the version whose scores were the prior, if any
     seconds: float
     data_as_of: datetime  # the comparisons' read time: of two fits, the one with the newer data is kept
+    reliability: rater_reliability.RaterReliability | None = None  # the raters' weights, when weighted
 
     def summary(self) -> dict:
         return {
@@ -178,6 +188,7 @@ class HumanScoreFit:
             "comparisons": self.n_comparisons,
             "model_prior_version": self.model_version_id,
             "newton_steps": self.posterior.newton_steps,
+            "rater_weighting": None if self.reliability is None else self.reliability.steps,
             "seconds": round(self.seconds, 3),
         }
 
@@ -189,6 +200,8 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
 
     ``comparisons`` lets a caller that already loaded them (the agreement report) skip the reload;
     they must exclude the excluded raters. ``use_model_prior=False`` gives the comparisons-only fit.
+    The raters' reliability weights are fitted first, on the comparisons alone, and kept for the fits
+    with the model prior (``comparison_weights``).
     """
     started = time.perf_counter()
     if comparisons is None:
@@ -199,7 +212,11 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
     a, b, outcome = comparisons.a_index, comparisons.b_index, comparisons.outcome
     if warm_start is None:
         warm_start = stored_means(project, image_ids)
-    comparisons_only = bt.fit_posterior(n_images, a, b, outcome, init=warm_start, config=FIT_CONFIG)
+    comparisons, reliability = comparison_weights(project, comparisons, warm_start)
+    if reliability is not None:
+        comparisons_only = reliability.posterior
+    else:
+        comparisons_only = bt.fit_posterior(n_images, a, b, outcome, init=warm_start, config=FIT_CONFIG)
     counts = bt.comparison_counts(n_images, a, b)
 
     posterior, prior_version = comparisons_only, None
@@ -209,7 +226,20 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
         if with_prior is not None:
             posterior, prior_version = with_prior, version.pk
     return HumanScoreFit(image_ids, posterior, counts, comparisons.n_comparisons, prior_version,
-                         time.perf_counter() - started, data_as_of)
+                         time.perf_counter() - started, data_as_of, reliability)
+
+
+def comparison_weights(project: Project, comparisons: ComparisonArrays, warm_start: np.ndarray | None
+                       ) -> tuple[ComparisonArrays, rater_reliability.RaterReliability | None]:
+    """The comparisons with each one's reliability weight, and the raters' fit (None: the project weights
+    every comparison alike, or there is nothing to fit)."""
+    if not project.weight_raters_by_reliability or comparisons.n_comparisons == 0:
+        return comparisons, None
+    reliability = rater_reliability.fit_rater_reliability(
+        comparisons.n_images, comparisons.a_index, comparisons.b_index, comparisons.outcome, comparisons.rater_id,
+        init=warm_start, config=RELIABILITY_CONFIG, fit_config=FIT_CONFIG,
+    )
+    return replace(comparisons, weight=reliability.weight), reliability
 
 
 def _fit_with_model_prior(version: ModelVersion, comparisons: ComparisonArrays, comparisons_only: bt.Posterior,
@@ -222,7 +252,7 @@ def _fit_with_model_prior(version: ModelVersion, comparisons: ComparisonArrays, 
     have a model score to place the model on the human scale yet.
     """
     n_images = comparisons.n_images
-    a, b, outcome = comparisons.a_index, comparisons.b_index, comparisons.outcome
+    a, b, outcome, weight = comparisons.a_index, comparisons.b_index, comparisons.outcome, comparisons.weight
     model_mean, model_std = model_scores(version.pk, comparisons.image_ids)
     scored = np.flatnonzero(~np.isnan(model_mean))
     compared = np.flatnonzero(counts > 0)
@@ -230,7 +260,7 @@ def _fit_with_model_prior(version: ModelVersion, comparisons: ComparisonArrays, 
         return None
     previous, previous_prior_var, posterior = comparisons_only, None, None
     for step in range(PRIOR_EM_STEPS):
-        spread = bt.mean_posterior_variance(previous, compared, a, b, outcome, prior_var=previous_prior_var,
+        spread = bt.mean_posterior_variance(previous, compared, a, b, outcome, weight, prior_var=previous_prior_var,
                                             n_probes=VARIANCE_PROBES, rng=np.random.default_rng(step),
                                             config=FIT_CONFIG)
         mapped = bt.map_model_to_bt_scale(model_mean[scored], np.nan_to_num(model_std[scored]),
@@ -242,8 +272,8 @@ def _fit_with_model_prior(version: ModelVersion, comparisons: ComparisonArrays, 
         prior_var = np.full(n_images, FIT_CONFIG.default_prior_var)
         prior_mean[scored], prior_var[scored] = mapped
         start = previous.mean if step or warm_start is None else warm_start
-        posterior = bt.fit_posterior(n_images, a, b, outcome, prior_mean=prior_mean, prior_var=prior_var, init=start,
-                                     config=FIT_CONFIG)
+        posterior = bt.fit_posterior(n_images, a, b, outcome, weight, prior_mean=prior_mean, prior_var=prior_var,
+                                     init=start, config=FIT_CONFIG)
         previous, previous_prior_var = posterior, prior_var
     return posterior
 
@@ -295,6 +325,7 @@ def fit_human_scores(project: Project) -> HumanScoreFit:
     """Fit the project's human scores and store them. Idempotent: a rerun rewrites the same rows."""
     fit = fit_project_posterior(project)
     store_human_scores(project, fit)
+    stopping_rule.record_ranking_accuracy(project, fit)  # the expected ranking accuracy, and the stopping rule
     log.info("human scores of %s: %s", project.slug, fit.summary())
     return fit
 

@@ -9,6 +9,9 @@ task on the ``default`` queue. The project's ``pair_strategy`` picks how:
   at cold start, then the largest expected information gain); the gain becomes the pair's queue priority.
 - ``random`` / ``round_robin``: the same selection library without a posterior, for A/B comparisons.
 
+In a project with comparison groups (``Project.group_key``) every strategy picks pairs within groups
+(``select_pairs(..., groups=)``); the posterior stays one Bradley–Terry fit over all images.
+
 Pairs that already have the project's overlap of judgments (closed queue rows) are never selected
 again. Whether a refill is due is read from the database (queue size, comparisons since the last
 refill, ``PairRefillState``), so a lost message or a restarted worker is caught up by the next periodic run.
@@ -35,6 +38,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from labeling.models import Comparison, PairCandidate, Project
+from labeling.services import comparison_groups
 from labeling.services.pair_queue import enqueue_pairs, open_queue_size
 from modeling.ml.bradley_terry import comparison_counts
 from modeling.ml.selection import pair_information, select_pairs
@@ -133,6 +137,16 @@ def closed_pair_test(project: Project, image_ids: np.ndarray):
     return is_closed
 
 
+def group_index(project: Project, image_ids: np.ndarray) -> np.ndarray | None:
+    """[N] each image's comparison group as a number (-1: none, or alone in its group), None when the
+    project pairs across the whole project. The selection pairs only images of the same group."""
+    if not project.group_key:
+        return None
+    groups = comparison_groups.image_groups(project)
+    numbers = {name: number for number, name in enumerate(sorted(set(groups.values())))}
+    return np.array([numbers.get(groups.get(int(image_id)), -1) for image_id in image_ids], dtype=np.int64)
+
+
 def refill_pair_queue(project: Project, *, seed: int | None = None, policy: RefillPolicy | None = None) -> dict:
     """Select a batch with the project's strategy and write it to the queue (replacing the previous
     unleased selection). Returns a summary for the task log."""
@@ -157,7 +171,7 @@ def refill_pair_queue(project: Project, *, seed: int | None = None, policy: Refi
     pairs = select_pairs(
         posterior, counts, policy.batch_size, np.random.default_rng(seed), strategy=strategy,
         exclude=closed_pair_test(project, image_ids), max_per_image=policy.max_per_image,
-        explore_share=policy.explore_share,
+        explore_share=policy.explore_share, groups=group_index(project, image_ids),
     )
     if strategy == Project.PairStrategy.ACTIVE:
         priority = pair_information(posterior, pairs[:, 0], pairs[:, 1])

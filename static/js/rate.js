@@ -15,15 +15,18 @@
   var imagesApi = root.dataset.imagesApi;     // /api/v1/images/
   var csrf = root.dataset.csrf;
   var allowTies = root.dataset.allowTies === "true";
+  var allowBothBad = root.dataset.allowBothBad === "true";
+  var showPrompt = root.dataset.showPrompt === "true";
   var queueKey = "tagrank.pending." + root.dataset.project + "." + root.dataset.user;
   var sessionKey = "tagrank.session." + root.dataset.project + "." + root.dataset.user;
   var PREFETCH = 1;
 
   var el = function (id) { return document.getElementById(id); };
   var ui = {
-    pair: el("pair"), actions: el("actions"), loading: el("loading"), empty: el("empty"), status: el("status"),
+    pair: el("pair"), actions: el("actions"), loading: el("loading"), empty: el("empty"), complete: el("complete"), status: el("status"),
     myCount: el("my-count"), sessionCount: el("session-count"), pending: el("pending"), undo: el("undo-button"),
     zoom: el("zoom"), zoomImg: el("zoom-img"), vocabulary: el("vocabulary"),
+    prompt: el("prompt"), promptText: el("prompt-text"),
   };
 
   var state = {
@@ -32,7 +35,8 @@
     fetching: null,       // the next-pair request in flight
     filling: null,        // the running prefetch loop
     signedOut: false,     // the server no longer accepts this session
-    exhausted: false,     // the server said 204
+    exhausted: false,     // the server said 204 (nothing now) or 410 (campaign complete)
+    complete: false,      // the server said 410: the campaign reached its target
     shownAt: 0,
     pending: loadQueue(), // judgments not yet acknowledged
     inFlight: null,       // the judgment being sent right now
@@ -94,6 +98,7 @@
       state.fetching = null;
       if (result.status === 200) { preload(result.data); return result.data; }
       if (result.status === 204) { state.exhausted = true; return null; }
+      if (result.status === 410) { state.exhausted = true; state.complete = true; return null; }  // campaign complete
       if (result.status === 401 || result.status === 403 || result.status === 404) {
         state.signedOut = true;  // no retry can help: say so and stop asking
         say("You are no longer signed in or no longer a member of this project: log in again to go on.", "error");
@@ -152,12 +157,15 @@
 
   function showLoading() {
     root.dataset.lease = "";
+    if (ui.prompt) ui.prompt.hidden = true;
     ui.pair.hidden = true; ui.actions.hidden = true; ui.empty.hidden = true; ui.loading.hidden = false;
   }
 
   function showEmpty() {
     root.dataset.lease = "";
-    ui.pair.hidden = true; ui.actions.hidden = true; ui.loading.hidden = true; ui.empty.hidden = false;
+    if (ui.prompt) ui.prompt.hidden = true;
+    ui.pair.hidden = true; ui.actions.hidden = true; ui.loading.hidden = true;
+    ui.empty.hidden = Boolean(state.complete); ui.complete.hidden = !state.complete;
   }
 
   function show(pair) {
@@ -168,7 +176,15 @@
       img.width = pair[side].width; img.height = pair[side].height;  // reserves the space: no layout jump
       renderTags(side);
     });
-    ui.loading.hidden = true; ui.empty.hidden = true; ui.pair.hidden = false; ui.actions.hidden = false;
+    if (showPrompt && ui.prompt) {
+      // The two images' prompt; where they differ (a project without groups by prompt), both.
+      var text = pair.prompt !== null && pair.prompt !== undefined ? pair.prompt
+        : "left: " + (pair.a.prompt || "") + " · right: " + (pair.b.prompt || "");
+      ui.promptText.textContent = text;
+      ui.prompt.hidden = !text;
+    }
+    ui.loading.hidden = true; ui.empty.hidden = true; ui.complete.hidden = true; ui.pair.hidden = false;
+    ui.actions.hidden = false;
     // What is on screen, for people debugging and for the browser test.
     root.dataset.lease = pair.lease; root.dataset.imageA = pair.a.id; root.dataset.imageB = pair.b.id;
     state.shownAt = performance.now();
@@ -196,7 +212,7 @@
 
   function judge(winner) {
     var pair = state.current;
-    if (!pair || (winner === "tie" && !allowTies)) return;
+    if (!pair || (winner === "tie" && !allowTies) || (winner === "bad" && !allowBothBad)) return;
     if (expired(pair)) {
       say("That pair was open too long and expired; here is a new one.", "warn");
       advance();
@@ -390,7 +406,7 @@
     input.addEventListener("focus", function () { suggest(input.value); });
   });
 
-  var KEYS = { arrowleft: "a", a: "a", arrowright: "b", l: "b", t: "tie" };
+  var KEYS = { arrowleft: "a", a: "a", arrowright: "b", l: "b", t: "tie", b: "bad" };
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || ui.zoom.open) return;
     var target = event.target;

@@ -69,7 +69,8 @@ def test_dashboard_of_the_demo_renders_numbers_charts_and_galleries(live_server,
         version_points = page.locator("svg[data-chart=agreement-by-version] circle.point").count()
         bars = page.locator("svg[data-chart=model-histogram] rect.chart-bar").count()
         scatter_box = page.locator("svg[data-chart=scatter]").bounding_box()
-        hasty_flags = page.inner_text(f"#rater-table tr[data-user-id='{hasty.pk}'] td:nth-child(7)")
+        hasty_weight = page.inner_text(f"#rater-table tr[data-user-id='{hasty.pk}'] td.rater-weight")
+        hasty_flags = page.inner_text(f"#rater-table tr[data-user-id='{hasty.pk}'] td:nth-child(8)")
         # The galleries' thumbnails load lazily: bring them into view, then every one must have loaded.
         page.locator("#disagreeing-pairs").scroll_into_view_if_needed()
         page.locator("#uncertain-images").scroll_into_view_if_needed()
@@ -108,6 +109,8 @@ def test_dashboard_of_the_demo_renders_numbers_charts_and_galleries(live_server,
     assert n_points == compared > 20 and version_points == 1 and bars > 5
     assert scatter_box["width"] > 300 and scatter_box["height"] > 100
     assert "Always one side" in hasty_flags and "Too fast" in hasty_flags
+    hasty_row = next(row for row in data["raters"] if row["user_id"] == hasty.pk)
+    assert hasty_weight == f'{hasty_row["weight"]:.2f}'  # the rater's weight in the human scores
     assert n_thumbnails == agreement_stats.GALLERY_SIZE and thumbnails_loaded
     image = Image.objects.get(pk=image_id)
     assert opened_url.endswith(image.file.url)

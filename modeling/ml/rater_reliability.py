@@ -1,0 +1,164 @@
+"""Rater reliability fitted jointly with the Bradley–Terry scores (crowd-BT's "attentive" rater).
+
+Model. Rater *r* is attentive with probability ``eta_r``: an attentive judgment of (a, b) follows the
+Bradley–Terry model, P(a preferred) = sigmoid(s_a - s_b); a careless one is a coin flip whatever the
+images, landing on the left image with the rater's own probability ``left_r`` (1/2 for a random
+clicker, 1 for one who always clicks left). Pairs are shown in random order, so an attentive rater's
+side is a fair coin and ``left_r`` catches a lopsided one. Each ``eta_r`` has a Beta prior
+(``prior_attentive``, ``prior_strength``), each ``left_r`` a Beta(2, 2).
+
+Fit (alternating MAP, in the manner of EM). The hidden variable is whether judgment *k* was attentive.
+
+* ``A_k``: the judgment's probability if attentive, taken from the posterior *without* the judgment
+  (``loo_likelihood``); ``C_k``: its probability if careless (``left_r`` or ``1 - left_r``).
+* ``eta_r``: the maximum of ``sum_k log(eta A_k + (1 - eta) C_k)`` plus its log prior, per rater
+  (concave; bisection). Plain EM moves ``eta`` towards 0 too slowly for a random clicker, whose
+  judgments are about as likely under either branch.
+* ``w_k = eta A_k / (eta A_k + (1 - eta) C_k)``, the judgment's probability of being attentive (for a
+  tie ``eta``: a coin flip has no tie probability to compare with); ``left_r`` from the careless shares.
+* The scores: the weighted MAP fit ``bradley_terry.fit_posterior(..., weight=w)`` (the expected
+  complete-data log posterior is that fit's objective), warm-started from the last scores.
+
+It stops once no ``eta`` moves by more than ``tolerance``; the first step scores the judgments with
+the unweighted fit. Why this model rather than
+weights from gold and agreement: ``docs/active-learning.md``, "Raters who click at random".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy.special import expit
+
+from modeling.ml import bradley_terry as bt
+
+
+@dataclass(frozen=True)
+class ReliabilityConfig:
+    # eta's Beta prior: uniform, Beta(1, 1). A prior leaning towards "attentive" (0.9 of 4 judgments) left
+    # random clickers at eta ~ 0.9 at 2 judgments per image (docs/benchmarks.md, "Spam tolerance").
+    prior_attentive: float = 0.5  # the prior's mean
+    prior_strength: float = 2.0  # the prior counts as this many judgments
+    side_prior_strength: float = 4.0  # a careless rater's left share has a Beta(2, 2) prior (of this strength)
+    max_steps: int = 30
+    tolerance: float = 1e-3  # stop once no eta moves by more than this
+
+
+@dataclass(frozen=True)
+class RaterReliability:
+    """Each rater's attentive probability, each comparison's weight, and the weighted posterior."""
+
+    rater_ids: np.ndarray  # [R] ascending
+    attentive: np.ndarray  # [R] eta_r, the rater's weight
+    careless_left: np.ndarray  # [R] how often the rater's careless judgments chose the left image
+    judgments: np.ndarray  # [R] comparisons by the rater that entered the fit
+    weight: np.ndarray  # [M] w_k, the comparison's probability of being attentive
+    posterior: bt.Posterior  # the scores fitted with ``weight`` (newton_steps: of all the fits together)
+    steps: int
+
+    def attentive_of(self, rater_id: int) -> float | None:
+        index = np.searchsorted(self.rater_ids, rater_id)
+        if index < self.rater_ids.shape[0] and self.rater_ids[index] == rater_id:
+            return float(self.attentive[index])
+        return None
+
+
+def fit_rater_reliability(
+    n_images: int,
+    a_index: np.ndarray,
+    b_index: np.ndarray,
+    outcome: np.ndarray,
+    rater_id: np.ndarray,
+    prior_mean: np.ndarray | float | None = None,
+    prior_var: np.ndarray | float | None = None,
+    init: np.ndarray | None = None,
+    config: ReliabilityConfig = ReliabilityConfig(),
+    fit_config: bt.FitConfig = bt.FitConfig(),
+) -> RaterReliability:
+    """Alternating MAP fit of the scores and every rater's ``eta`` and ``left`` (see the module docstring).
+
+    a_index, b_index, outcome: [M] as ``bradley_terry.fit_posterior`` takes them.
+    rater_id: [M] int, who made each comparison.
+    prior_mean, prior_var, init: passed on to every score fit.
+    """
+    outcome = np.asarray(outcome, dtype=np.float64)
+    rater_ids, rater_of = np.unique(np.asarray(rater_id), return_inverse=True)  # [R], [M]
+    n_raters = rater_ids.shape[0]
+    decided = outcome != 0.5  # [M]
+    posterior = bt.fit_posterior(n_images, a_index, b_index, outcome, prior_mean=prior_mean, prior_var=prior_var,
+                                 init=init, config=fit_config)
+    eta = np.full(n_raters, config.prior_attentive)  # [R]
+    # Pairs are shown in random order, so an attentive rater chooses left half the time: a lopsided rater's
+    # careless judgments start with their side share.
+    left = (config.side_prior_strength / 2 + np.bincount(rater_of[decided], outcome[decided], minlength=n_raters)) / (
+        config.side_prior_strength + np.bincount(rater_of[decided], minlength=n_raters))  # [R]
+    weight = np.ones_like(outcome)  # [M]
+    newton_steps = posterior.newton_steps
+    steps = 0
+    for steps in range(1, config.max_steps + 1):
+        attentive_likelihood = loo_likelihood(posterior, a_index, b_index, outcome, weight)  # [M]
+        careless_likelihood = np.where(outcome == 1.0, left[rater_of], 1.0 - left[rater_of])  # [M]
+        next_eta = _map_attentive(attentive_likelihood[decided], careless_likelihood[decided], rater_of[decided],
+                                  n_raters, config)
+        weight = _responsibility(attentive_likelihood, careless_likelihood, next_eta[rater_of], outcome)
+        careless = decided & (weight < 1.0)
+        left = (config.side_prior_strength / 2 + np.bincount(
+            rater_of[careless], (1.0 - weight[careless]) * outcome[careless], minlength=n_raters)) / (
+            config.side_prior_strength + np.bincount(rater_of[careless], 1.0 - weight[careless], minlength=n_raters))
+        posterior = bt.fit_posterior(n_images, a_index, b_index, outcome, weight=weight, prior_mean=prior_mean,
+                                     prior_var=prior_var, init=posterior.mean, config=fit_config)
+        newton_steps += posterior.newton_steps
+        moved = float(np.max(np.abs(next_eta - eta), initial=0.0))
+        eta = next_eta
+        if moved < config.tolerance:
+            break
+    judgments = np.bincount(rater_of, minlength=n_raters)
+    posterior = replace(posterior, newton_steps=newton_steps)  # all the fits' steps: the cost of this fit
+    return RaterReliability(rater_ids, eta, left, judgments, weight, posterior, steps)
+
+
+def loo_likelihood(posterior: bt.Posterior, a_index: np.ndarray, b_index: np.ndarray, outcome: np.ndarray,
+                   fitted_weight: np.ndarray) -> np.ndarray:
+    """P(judgment k | the other judgments) for an attentive rater, [M]; 1/2 for a tie's share.
+
+    ``fitted_weight`` [M] are the weights ``posterior`` was fitted with. The judgment is scored against
+    the posterior without itself (one leave-one-out Laplace step on the score difference): with few
+    comparisons per image the fitted scores have bent towards every judgment, a random one included,
+    and would make it look attentive.
+    """
+    diff = posterior.mean[a_index] - posterior.mean[b_index]  # [M]
+    diff_var = posterior.var[a_index] + posterior.var[b_index]  # [M] (diagonal: ignores correlations)
+    fitted_p = expit(diff)
+    own_precision = fitted_weight * fitted_p * (1.0 - fitted_p)  # [M] the judgment's share of 1 / diff_var
+    loo_var = 1.0 / np.maximum(1.0 / diff_var - own_precision, 1e-6)  # [M]
+    loo_diff = diff - loo_var * fitted_weight * (outcome - fitted_p)  # [M] one Newton step without k
+    win_prob = expit(loo_diff / np.sqrt(1.0 + np.pi * loo_var / 8.0))  # [M] predictive P(a preferred)
+    return np.where(outcome == 1.0, win_prob, np.where(outcome == 0.0, 1.0 - win_prob, 0.5))
+
+
+def _map_attentive(attentive: np.ndarray, careless: np.ndarray, rater_of: np.ndarray, n_raters: int,
+                   config: ReliabilityConfig) -> np.ndarray:
+    """Each rater's MAP ``eta`` given their judgments' two likelihoods, [R], by bisection.
+
+    The log posterior ``sum_k log(eta A_k + (1 - eta) C_k) + log Beta(eta)`` is concave in ``eta``;
+    its derivative is decreasing, and bisection finds its zero for all raters at once.
+    """
+    alpha = config.prior_strength * config.prior_attentive
+    beta = config.prior_strength * (1.0 - config.prior_attentive)
+    low, high = np.full(n_raters, 1e-4), np.full(n_raters, 1.0 - 1e-4)
+    for _ in range(40):
+        eta = (low + high) / 2  # [R]
+        mixture = eta[rater_of] * attentive + (1.0 - eta[rater_of]) * careless  # [M]
+        slope = np.bincount(rater_of, (attentive - careless) / mixture, minlength=n_raters)
+        slope += (alpha - 1.0) / eta - (beta - 1.0) / (1.0 - eta)
+        rising = slope > 0
+        low = np.where(rising, eta, low)
+        high = np.where(rising, high, eta)
+    return (low + high) / 2
+
+
+def _responsibility(attentive: np.ndarray, careless: np.ndarray, eta: np.ndarray, outcome: np.ndarray) -> np.ndarray:
+    """P(judgment k was attentive | its outcome), [M]; a tie says nothing about attention here: ``eta``."""
+    weight = eta * attentive / (eta * attentive + (1.0 - eta) * careless)
+    return np.where(outcome == 0.5, eta, weight)

@@ -1,0 +1,88 @@
+"""The rater-reliability fit (crowd-BT's attentive rater) and its use in the human scores and dashboards."""
+import numpy as np
+import pytest
+from scipy import stats
+
+from modeling.ml import bradley_terry as bt
+from modeling.ml.rater_reliability import fit_rater_reliability
+from modeling.services import agreement, human_scores
+from tests.modeling.dashboard_data import add_comparisons, make_images, member, thurstone_judgments, user
+
+
+def crowd(seed: int, n_images: int = 300, per_image: int = 4, n_raters: int = 20):
+    """Random pairs judged by honest raters 0..14, random clickers 15..18 and an always-left rater 19."""
+    rng = np.random.default_rng(seed)
+    quality = rng.normal(size=n_images)
+    m = per_image * n_images
+    a = rng.integers(0, n_images, m)
+    b = (a + rng.integers(1, n_images, m)) % n_images
+    rater = np.arange(m) % n_raters
+    outcome = (rng.random(m) < stats.norm.cdf(quality[a] - quality[b])).astype(float)
+    outcome[rater >= 15] = (rng.random(np.count_nonzero(rater >= 15)) < 0.5).astype(float)
+    outcome[rater == 19] = 1.0
+    return quality, a, b, outcome, rater
+
+
+def test_random_and_one_sided_raters_get_low_weights_and_the_ranking_recovers():
+    quality, a, b, outcome, rater = crowd(0)
+    fit = fit_rater_reliability(quality.size, a, b, outcome, rater)
+    assert list(fit.rater_ids) == list(range(20))
+    assert fit.attentive[:15].min() > 0.8
+    assert fit.attentive[15:19].max() < 0.4
+    assert fit.attentive[19] < 0.05 and fit.careless_left[19] > 0.9
+    plain = bt.fit_posterior(quality.size, a, b, outcome)
+    honest = rater < 15
+    oracle = bt.fit_posterior(quality.size, a[honest], b[honest], outcome[honest])
+    srcc = {name: stats.spearmanr(posterior.mean, quality)[0]
+            for name, posterior in (("plain", plain), ("weighted", fit.posterior), ("oracle", oracle))}
+    assert srcc["weighted"] > srcc["plain"] + 0.03
+    assert srcc["weighted"] > srcc["oracle"] - 0.02
+    # Each comparison's weight is its probability of being attentive: the spammers' are small.
+    assert fit.weight[rater >= 15].mean() < 0.4 < 0.8 < fit.weight[honest].mean()
+
+
+def test_without_spammers_the_weighted_fit_ranks_as_the_unweighted_one():
+    quality, a, b, outcome, rater = crowd(1)
+    honest = rater < 15
+    a, b, outcome, rater = a[honest], b[honest], outcome[honest], rater[honest]
+    fit = fit_rater_reliability(quality.size, a, b, outcome, rater)
+    plain = bt.fit_posterior(quality.size, a, b, outcome)
+    assert fit.attentive.min() > 0.8
+    assert abs(stats.spearmanr(fit.posterior.mean, quality)[0] - stats.spearmanr(plain.mean, quality)[0]) < 0.01
+
+
+def test_a_tie_weighs_its_raters_attentive_probability():
+    a, b = np.array([0, 1, 2, 0]), np.array([1, 2, 3, 3])
+    fit = fit_rater_reliability(4, a, b, np.array([1.0, 1.0, 0.5, 1.0]), np.array([7, 7, 7, 9]))
+    assert fit.weight[2] == pytest.approx(fit.attentive_of(7))
+    assert fit.attentive_of(8) is None
+    assert list(fit.judgments) == [3, 1]
+
+
+@pytest.mark.django_db
+def test_the_human_scores_weight_raters_unless_the_project_turns_it_off(project):
+    honest, clicker = user("honest"), user("clicker")
+    member(project, honest)
+    member(project, clicker)
+    images = make_images(project, 40)
+    quality = np.linspace(-2, 2, 40)
+    rng = np.random.default_rng(5)
+    add_comparisons(project, thurstone_judgments(images, quality, 200, [honest], rng, noise=0.5))
+    clicks = thurstone_judgments(images, quality, 200, [clicker], rng)
+    add_comparisons(project, [(left, right, "a" if rng.random() < 0.5 else "b", rater, ms)
+                              for left, right, _, rater, ms in clicks])
+
+    weighted = human_scores.fit_human_scores(project)
+    assert weighted.reliability.attentive_of(clicker.pk) < 0.3 < 0.8 < weighted.reliability.attentive_of(honest.pk)
+    assert weighted.summary()["rater_weighting"] >= 1
+    report = agreement.compute_report_data(project, n_resamples=50)
+    weights = {row["username"]: row["weight"] for row in report["raters"]}
+    assert weights["clicker"] < 0.3 < 0.8 < weights["honest"]
+
+    project.weight_raters_by_reliability = False
+    project.save()
+    plain = human_scores.fit_human_scores(project)
+    assert plain.reliability is None
+    assert stats.spearmanr(weighted.posterior.mean, quality)[0] > stats.spearmanr(plain.posterior.mean, quality)[0]
+    report = agreement.compute_report_data(project, n_resamples=50)
+    assert {row["weight"] for row in report["raters"]} == {None}
