@@ -95,9 +95,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "config.request_limits.RequestSizeLimitMiddleware",
+    "config.request_limits.RequestUriLimitMiddleware",
     "config.outage.OutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "config.api_not_found.ApiNotFoundMiddleware",  # before CommonMiddleware: its slash redirects stay
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -189,6 +191,8 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 # Any request whose Content-Length is larger is refused with 413 before its body is read
 # (config/request_limits.py): the upload page sends many photos in one request.
 TAGRANK_MAX_REQUEST_BYTES = env_int("TAGRANK_MAX_REQUEST_BYTES", 256 * 1024 * 1024)
+# A longer URI (path and query string) is answered 414; gunicorn's request-line limit is set above it.
+TAGRANK_MAX_URI_BYTES = env_int("TAGRANK_MAX_URI_BYTES", 4094)
 
 LOGIN_URL = "login"
 # --- Accounts: login limits, tokens -----------------------------------------------------------
@@ -316,6 +320,11 @@ SPECTACULAR_SETTINGS = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Several models have a "status": name the manager tools' enums rather than letting them collide.
+    # Every status an operation can give, those of the layers in front of the views too (core/api_schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.api_schema.complete_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ImportJobStatusEnum": "labeling.models.ImportJob.Status",
         "WebhookDeliveryStatusEnum": "labeling.models.WebhookDelivery.Status",
