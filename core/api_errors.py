@@ -9,6 +9,7 @@ status: the nearest class in the refusal's ancestry that has one, else 400. Anyt
 from __future__ import annotations
 
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -51,3 +52,14 @@ def exception_handler(exc, context):
     if isinstance(exc, Refusal):
         return refused(exc)
     return drf_exception_handler(exc, context)
+
+
+class JsonErrorsMixin:
+    """For a view that also answers in another format (``?format=csv``, a file): its errors are JSON all the same,
+    and say so in their Content-Type."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if isinstance(response, Response) and response.status_code >= 400:
+            response.accepted_renderer, response.accepted_media_type = JSONRenderer(), "application/json"
+        return response

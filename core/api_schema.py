@@ -2,7 +2,8 @@
 
 Besides what each view declares, an operation under /api/ can be answered by the layers in front of it, always
 with the API's error (``ErrorSerializer``): 400 when it reads a query string or a body, 401 when it needs a
-caller, 404 when its path has parameters (a value that does not match its converter is no route), 413 when it
+caller, 404 when its path has parameters (a value that does not match its converter is no route) or it is a
+paged list (a page that does not exist), 413 when it
 takes a body (``TAGRANK_MAX_REQUEST_BYTES``) and 414 for a URI over ``TAGRANK_MAX_URI_BYTES``.
 """
 from __future__ import annotations
@@ -25,8 +26,8 @@ def statuses_of(path: str, operation: dict) -> list[str]:
         statuses.append("400")
     if operation.get("security", [{}]) != [{}] and {} not in operation.get("security", []):
         statuses.append("401")
-    if "{" in path:
-        statuses.append("404")
+    if "{" in path or any(p.get("in") == "query" and p.get("name") in ("page", "cursor") for p in parameters):
+        statuses.append("404")  # no route for the value, or no such page of a list
     if operation.get("requestBody"):
         statuses.append("413")
     return statuses

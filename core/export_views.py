@@ -9,10 +9,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api_errors import ErrorSerializer
+from core.api_errors import ErrorSerializer, JsonErrorsMixin
 from core.streaming import FORMATS
 
 
@@ -30,7 +29,7 @@ class _StreamRenderer(JSONRenderer):
         self.media_type, self.format = media_type, format
 
 
-class ExportView(APIView):
+class ExportView(JsonErrorsMixin, APIView):
     """Base of the streamed exports: ``?format=``, errors always JSON."""
 
     def get_renderers(self):
@@ -43,11 +42,6 @@ class ExportView(APIView):
         # An unknown ?format= is answered by ``requested_format`` with a 400, not DRF's 404.
         return super().perform_content_negotiation(request, force=True)
 
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if isinstance(response, Response) and response.status_code >= 400:
-            response.accepted_renderer, response.accepted_media_type = JSONRenderer(), "application/json"
-        return response
 
 
 def export_schema(description: str, parameters: list[OpenApiParameter] = ()):

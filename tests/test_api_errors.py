@@ -47,3 +47,16 @@ def test_an_over_long_uri_is_a_414_json_error_under_the_api_and_text_elsewhere(m
     page = manager_client.get(f"/projects/?{long_query}")
     assert page.status_code == 414 and page["Content-Type"].startswith("text/plain")
     assert manager_client.get(f"/api/v1/projects/{project.slug}/images/?q=short").status_code == 200
+
+
+@pytest.mark.django_db
+def test_an_id_beyond_the_database_s_integers_is_a_404_not_a_server_error(manager_client, project):
+    url = f"/api/v1/projects/{project.slug}/raters/{2**80}/exclusion/"
+    response = manager_client.post(url, {"excluded": True}, content_type="application/json")
+    assert response.status_code == 404 and response.json()["detail"] == "This user is not a member of the project."
+
+
+@pytest.mark.django_db
+def test_an_error_of_a_csv_answer_is_json(manager_client, project):
+    response = manager_client.get(f"/api/v1/projects/{project.slug}/tags/summary/?format=csv&min_images=0")
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"

@@ -19,7 +19,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api_errors import ErrorSerializer
+from core.api_errors import ErrorSerializer, JsonErrorsMixin
 from core import spreadsheet_safety
 from labeling.project_scope import ProjectScopedMixin, image_role
 
@@ -62,14 +62,15 @@ def _version(project, request):
         raise NotFound(detail={"detail": str(exc), "code": "no_model"}) from exc
 
 
-class TagSummaryView(ProjectScopedMixin, APIView):
+class TagSummaryView(ProjectScopedMixin, JsonErrorsMixin, APIView):
     renderer_classes = [JSONRenderer, CSVRenderer]
 
     @extend_schema(
         parameters=[OpenApiParameter("min_images", int, description="Leave out tags with fewer images (default 3)."),
                     OpenApiParameter("format", str, enum=["json", "csv"]), VERSION_PARAM],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="One row per tag: images, Ours, Baseline, "
-                                        "Human (mapped to 1–10), reference mean, differences with intervals."),
+        responses={(200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description="One row per tag: "
+                   "images, Ours, Baseline, Human (mapped to 1–10), reference mean, differences with intervals."),
+                   (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The same rows as CSV."),
                    **ERRORS},
         tags=["analyses"],
     )  # fmt: skip
