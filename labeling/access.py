@@ -133,6 +133,17 @@ def projects_for(user) -> QuerySet[Project]:
     return Project.objects.filter(memberships__user=user, memberships__is_active=True).distinct()
 
 
+def managed_projects(user) -> QuerySet[Project]:
+    """The projects the caller manages (all of them for site staff): e.g. the sources a warm start may name."""
+    if not user.is_authenticated:
+        return Project.objects.none()
+    if is_site_staff(user):
+        return Project.objects.all()
+    return Project.objects.filter(
+        memberships__user=user, memberships__is_active=True, memberships__role=Membership.Role.MANAGER
+    ).distinct()
+
+
 def roles_for(user, projects) -> dict[int, str]:
     """Role names of the caller in a page of projects (one query)."""
     if is_site_staff(user):

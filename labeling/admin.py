@@ -13,6 +13,7 @@ from labeling.models import (
     PairCandidate,
     PairLease,
     Project,
+    RaterEvent,
     ReferenceRating,
     Tag,
 )
@@ -154,6 +155,24 @@ class GoldPairAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "image_a", "image_b", "expected", "is_active", "created_at"]
     list_filter = ["project", "is_active", "expected"]
     raw_id_fields = ["image_a", "image_b"]
+
+
+@admin.register(RaterEvent)
+class RaterEventAdmin(admin.ModelAdmin):
+    """The record of raters' standing: qualification, pauses, reinstatements (written by the app only)."""
+
+    list_display = ["created_at", "project", "user", "kind", "reason", "by"]
+    list_filter = ["project", "kind"]
+    raw_id_fields = ["user", "by"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Invite)

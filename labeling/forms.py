@@ -4,7 +4,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
-from labeling.models import GOLD_ANSWERS, GoldPair, Image, Membership, Project, Tag
+from labeling.models import GOLD_ANSWERS, ExamplePair, GoldPair, Image, Membership, Project, Tag
 
 
 class ProjectForm(forms.ModelForm):
@@ -13,7 +13,8 @@ class ProjectForm(forms.ModelForm):
         fields = [
             "name", "slug", "question", "description", "tag_vocabulary", "overlap", "gold_rate", "allow_ties",
             "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
-            "weight_raters_by_reliability", "show_prompt", "group_key", "allow_both_bad",
+            "weight_raters_by_reliability", "qualification_gold_pairs", "qualification_min_accuracy", "show_prompt",
+            "group_key", "allow_both_bad",
         ]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
@@ -90,6 +91,43 @@ class GoldPairForm(forms.Form):
         if GoldPair.objects.filter(project=self.project, image_a__in=[first, second], image_b__in=[first, second]).exists():
             raise forms.ValidationError("This pair is already a gold pair.")
         return cleaned
+
+
+class InstructionsForm(forms.ModelForm):
+    class Meta:
+        model = Project
+        fields = ["instructions"]
+        widgets = {"instructions": forms.Textarea(attrs={"rows": 14})}
+
+
+class ExamplePairForm(forms.Form):
+    image_a = forms.IntegerField(min_value=1, max_value=2**63 - 1, label="Left image (id)")
+    image_b = forms.IntegerField(min_value=1, max_value=2**63 - 1, label="Right image (id)")
+    expected = forms.ChoiceField(choices=GOLD_ANSWERS, label="Right answer")
+    explanation = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3}),
+                                  help_text="Why (Markdown).")
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.project = project
+
+    def clean(self):
+        cleaned = super().clean()
+        first, second = cleaned.get("image_a"), cleaned.get("image_b")
+        if first is None or second is None:
+            return cleaned
+        if first == second:
+            raise forms.ValidationError("An example needs two different images.")
+        found = set(Image.objects.filter(project=self.project, pk__in=[first, second]).values_list("pk", flat=True))
+        for field, image_id in (("image_a", first), ("image_b", second)):
+            if image_id not in found:
+                self.add_error(field, f"Image {image_id} is not in this project.")
+        return cleaned
+
+    def save(self) -> ExamplePair:
+        data = self.cleaned_data
+        return ExamplePair.objects.create(project=self.project, image_a_id=data["image_a"], image_b_id=data["image_b"],
+                                          expected=data["expected"], explanation=data["explanation"])
 
 
 class SignupForm(UserCreationForm):

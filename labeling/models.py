@@ -34,6 +34,10 @@ class Project(models.Model):
         max_length=500, default="Which image has the better quality?", help_text="Shown to raters above the two images."
     )
     description = models.TextField(blank=True)
+    instructions = models.TextField(
+        blank=True, help_text="What raters should judge and how, in Markdown: shown before the first pair and "
+        "behind the rating page's help key."
+    )
     tag_vocabulary = models.CharField(max_length=10, choices=TagVocabulary.choices, default=TagVocabulary.OPEN)
     overlap = models.PositiveSmallIntegerField(default=1, help_text="Judgments wanted per pair, from different raters.")
     gold_rate = models.FloatField(default=0.0, help_text="Share of served pairs that are gold pairs (0..1).")
@@ -54,6 +58,13 @@ class Project(models.Model):
     )
     retrain_max_age_hours = models.PositiveIntegerField(
         default=24, help_text="Also retrain when the active model is older than this and anything is new."
+    )
+    qualification_gold_pairs = models.PositiveSmallIntegerField(
+        default=0, help_text="Gold pairs a rater answers before ordinary pairs are served (0: no qualification). "
+        "Gold keeps checking afterwards: a rater whose running gold accuracy falls below the threshold is paused."
+    )
+    qualification_min_accuracy = models.FloatField(
+        default=0.8, help_text="Gold accuracy (0..1) needed to pass the qualification and to stay unpaused."
     )
     weight_raters_by_reliability = models.BooleanField(
         default=True,
@@ -77,6 +88,8 @@ class Project(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_at_least_one"),
             models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="project_gold_rate_0_1"),
+            models.CheckConstraint(condition=Q(qualification_min_accuracy__gte=0) & Q(qualification_min_accuracy__lte=1),
+                                   name="project_qualification_accuracy_0_1"),
         ]
         permissions = [
             ("manage_project", "Can manage a project: images, raters, models"),
@@ -94,6 +107,11 @@ class Membership(models.Model):
         RATER = "rater", "Rater"
         MANAGER = "manager", "Manager"
 
+    class Qualification(models.TextChoices):
+        NONE = "", "Not decided (or none required)"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.RATER)
@@ -102,12 +120,52 @@ class Membership(models.Model):
         default=False, help_text="Leave this rater's comparisons out of training and the human scores (reversible)."
     )
     joined_at = models.DateTimeField(auto_now_add=True)
+    # Qualification (labeling/services/qualification.py). A failed or paused rater's judgments are left out of
+    # training and the human scores, as an excluded rater's are.
+    qualification = models.CharField(
+        max_length=8, choices=Qualification.choices, default=Qualification.NONE, blank=True,
+        help_text="The qualification round's result, where the project has one.",
+    )
+    paused_at = models.DateTimeField(null=True, blank=True, help_text="Paused: no pairs served (gold accuracy fell).")
+    pause_reason = models.CharField(max_length=300, blank=True)
+    gold_checked_since = models.DateTimeField(
+        null=True, blank=True, help_text="The running gold accuracy counts gold judgments from here (set on reinstating)."
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user_per_project")]
 
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
+
     def __str__(self):
         return f"{self.user} · {self.role} · {self.project}"
+
+
+class RaterEvent(models.Model):
+    """Why a rater's standing in a project changed: qualification passed or failed, paused, reinstated."""
+
+    class Kind(models.TextChoices):
+        QUALIFIED = "qualified", "Passed the qualification"
+        FAILED = "failed", "Failed the qualification"
+        PAUSED = "paused", "Paused"
+        REINSTATED = "reinstated", "Reinstated by a manager"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rater_events")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rater_events")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    reason = models.CharField(max_length=300, blank=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                           help_text="The manager who acted (empty: automatic).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["project", "user", "-id"], name="raterevent_recent")]
+
+    def __str__(self):
+        return f"{self.user_id} {self.kind} in {self.project_id}"
 
 
 def image_upload_path(image: "Image", filename: str) -> str:
@@ -395,6 +453,27 @@ class GoldPair(models.Model):
         if left_id == self.image_a_id or self.expected == Comparison.Outcome.TIE:
             return self.expected
         return Comparison.Outcome.B if self.expected == Comparison.Outcome.A else Comparison.Outcome.A
+
+
+class ExamplePair(models.Model):
+    """A worked example in the project's instructions: two images, the right answer and why."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="example_pairs")
+    image_a = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+", help_text="Shown on the left.")
+    image_b = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+", help_text="Shown on the right.")
+    expected = models.CharField(max_length=3, choices=GOLD_ANSWERS, help_text="The right answer.")
+    explanation = models.TextField(blank=True, help_text="Why, in Markdown.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(image_a=F("image_b")), name="examplepair_distinct_images"),
+            models.CheckConstraint(condition=Q(expected__in=["a", "b", "tie"]), name="examplepair_expected_valid"),
+        ]
+
+    def __str__(self):
+        return f"example {self.image_a_id} vs {self.image_b_id}: {self.expected}"
 
 
 class PairLease(models.Model):

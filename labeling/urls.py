@@ -2,6 +2,8 @@ from django.urls import include, path, register_converter
 
 from labeling import views
 from labeling import import_views
+from labeling import instruction_views
+from labeling import qualification_views
 from labeling import vocabulary_views
 from labeling import webhook_views
 
@@ -28,9 +30,14 @@ project_routes = [
     path("upload/", views.project_upload, name="project-upload"),
     path("raters/", views.project_raters, name="project-raters"),
     path("raters/<id:membership_id>/", views.membership_toggle, name="membership-toggle"),
+    path("raters/<id:membership_id>/reinstate/", qualification_views.rater_reinstate, name="rater-reinstate"),
     path("invites/<id:invite_id>/revoke/", views.invite_revoke, name="invite-revoke"),
     path("progress/", views.project_progress_page, name="project-progress"),
     path("gold/", views.project_gold, name="project-gold"),
+    # Instructions and example pairs (labeling/instruction_views.py).
+    path("instructions/", instruction_views.instructions_page, name="project-instructions"),
+    path("instructions/examples/<id:example_id>/delete/", instruction_views.example_delete,
+         name="project-example-delete"),
     # Bulk import jobs (labeling/import_views.py).
     path("imports/", import_views.project_imports, name="project-imports"),
     path("imports/<id:job_id>/", import_views.import_job_page, name="project-import-job"),

@@ -14,7 +14,7 @@ from labeling import access, login_limits
 from labeling.project_scope import manager_page
 from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, UploadForm
 from labeling.models import GoldPair, Image, Invite, Membership, Project
-from labeling.services import comparison_groups
+from labeling.services import comparison_groups, instructions
 from labeling.services import invites as invite_service
 from labeling.services.comparisons import project_progress, undo_seconds
 from labeling.services.imports import RejectedImage, import_one, import_session, read_upload
@@ -75,14 +75,22 @@ def project_detail(request, slug):
 @require_safe
 def rate(request, slug):
     project = project_for(request, slug)
+    my_count = project.comparisons.filter(rater=request.user).count()
+    examples = [{"pair": example, "explanation": instructions.render_markdown(example.explanation)}
+                for example in instructions.example_pairs(project)]
+    rendered = instructions.render_markdown(project.instructions)
     return render(
         request,
         "labeling/rate.html",
         {
             "project": project,
-            "my_count": project.comparisons.filter(rater=request.user).count(),
+            "my_count": my_count,
             "undo_seconds": undo_seconds(),
             "closed_vocabulary": project.tag_vocabulary == Project.TagVocabulary.CLOSED,
+            # The instructions: shown before the first pair, and behind the help key.
+            "rendered": rendered,
+            "examples": examples,
+            "show_instructions_first": my_count == 0 and bool(rendered or examples),
         },
     )
 

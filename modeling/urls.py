@@ -11,6 +11,7 @@ project_routes = [
     path("models/settings/", views.training_settings, name="project-models-settings"),
     path("models/<int:version_id>/promote/", views.promote, name="project-models-promote"),
     path("models/<int:version_id>/rollback/", views.rollback, name="project-models-rollback"),
+    path("models/<int:version_id>/new-campaign/", views.new_campaign, name="project-models-new-campaign"),
     # The image browser (modeling/browser_views.py).
     path("browse/", browser_views.image_browser_page, name="project-image-browser"),
     path("browse/<int:image_id>/", browser_views.browser_image_page, name="project-browser-image"),

@@ -4,22 +4,36 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from labeling import access
 from labeling.project_scope import manager_page
-from modeling.models import ModelVersion, Promotion, TrainingRun, TrainingSettings
-from modeling.services import feature_extraction, promotion, stopping_rule, training_runs, triggers
+from modeling.models import ModelVersion, Promotion, TrainingRun, TrainingSettings, WarmStartScore
+from modeling.services import feature_extraction, promotion, stopping_rule, training_runs, triggers, warm_start
 
 
 class TrainingSettingsForm(forms.ModelForm):
     class Meta:
         model = TrainingSettings
-        fields = ["ranking_lambda", "promotion_tolerance", "train_baseline", "target_srcc", "stop_at_target"]
+        fields = ["ranking_lambda", "promotion_tolerance", "train_baseline", "target_srcc", "stop_at_target",
+                  "warm_start_version"]
         labels = {"ranking_lambda": "λ (tag similarity in the ranking key)",
                   "target_srcc": "Target of expected ranking accuracy (SRCC, 0..1)",
-                  "stop_at_target": "Stop serving pairs at the target"}
+                  "stop_at_target": "Stop serving pairs at the target",
+                  "warm_start_version": "Warm start: start from the model of another campaign"}
+
+    def __init__(self, *args, user, project, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only versions of projects this manager manages, with this project's encoder and question.
+        field = self.fields["warm_start_version"]
+        field.queryset = warm_start.eligible_versions(user, project)
+        field.empty_label = "None: start from nothing"
+        field.label_from_instance = lambda v: (
+            f"{v.project.name}, version {v.pk} ({v.get_status_display().lower()}, {v.n_comparisons} comparisons, "
+            f"{v.created_at:%Y-%m-%d})")
 
     def clean(self):
         cleaned = super().clean()
@@ -59,7 +73,12 @@ def models_page(request, project):
         "coverage": feature_extraction.feature_coverage(project),
         "can_manage": True,
         "previous": promotion.previous_version(project),
-        "settings_form": TrainingSettingsForm(instance=promotion.training_settings(project)),
+        "settings_form": TrainingSettingsForm(instance=promotion.training_settings(project), user=request.user,
+                                              project=project),
+        "can_create_projects": access.can_create_projects(request.user),
+        "warm_start": warm_start.warm_start_version(project),
+        "warm_start_in_use": warm_start.in_use(project),
+        "warm_start_scored": WarmStartScore.objects.filter(project=project).count(),
         # Refresh while something is moving, so progress is visible without a reload button.
         "auto_refresh": bool(open_run or scoring),
     }
@@ -80,11 +99,15 @@ def retrain(request, project):
 
 @manager_page(require_POST)
 def training_settings(request, project):
-    form = TrainingSettingsForm(request.POST, instance=promotion.training_settings(project))
+    current = promotion.training_settings(project)
+    previous_warm_start = current.warm_start_version_id
+    form = TrainingSettingsForm(request.POST, instance=current, user=request.user, project=project)
     if form.is_valid():
         form.instance.project = project
-        form.save()
-        stopping_rule.apply_stopping_rule(project)  # a new target, or the rule turned on or off, applies at once
+        with transaction.atomic():
+            form.save()
+            stopping_rule.apply_stopping_rule(project)  # a new target, or the rule turned on or off, applies at once
+            warm_start.settings_saved(project, previous_warm_start)  # a new warm start is scored on the worker
         messages.success(request, "Training settings saved; the next training run uses them.")
     else:
         errors = "; ".join(f"{form.fields[f].label or f}: {' '.join(e)}" for f, e in form.errors.items())
@@ -113,3 +136,19 @@ def promote(request, project, version_id):
 def rollback(request, project, version_id):
     return _promotion_action(request, project, version_id, promotion.rollback,
                              "Rolling back to version {version}: it becomes active once its scores are complete.")
+
+
+@manager_page(require_POST)
+def new_campaign(request, project, version_id):
+    """Start a new campaign (project) warm-started from this version: for managers who may create projects."""
+    if not access.can_create_projects(request.user):
+        raise PermissionDenied("You may not create projects; ask an administrator.")
+    version = get_object_or_404(ModelVersion, pk=version_id, project=project)
+    try:
+        new = warm_start.start_campaign(request.user, version)
+    except warm_start.WarmStartInvalid as exc:
+        messages.error(request, exc.message)
+        return redirect("project-models", slug=project.slug)
+    messages.success(request, f"Campaign “{new.name}” created, warm-started from version {version.pk}: its images "
+                     "are ranked by that model from the first judgment. Upload images next.")
+    return redirect("project-upload", slug=new.slug)

@@ -71,15 +71,19 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "project-upload": {**read(MANAGERS), "POST": MANAGERS},
     "project-raters": {**read(MANAGERS), "POST": MANAGERS},
     "membership-toggle": {"POST": MANAGERS},
+    "rater-reinstate": {"POST": MANAGERS},
     "invite-revoke": {"POST": MANAGERS},
     "project-progress": read(MANAGERS),
     "project-gold": {**read(MANAGERS), "POST": MANAGERS},
+    "project-instructions": {**read(MANAGERS), "POST": MANAGERS},
+    "project-example-delete": {"POST": MANAGERS},
     # Modeling pages (raters judge blind: no models, dashboards or analyses)
     "project-models": read(MANAGERS),
     "project-models-retrain": {"POST": MANAGERS},
     "project-models-settings": {"POST": MANAGERS},
     "project-models-promote": {"POST": MANAGERS},
     "project-models-rollback": {"POST": MANAGERS},
+    "project-models-new-campaign": {"POST": frozenset({SUPERUSER})},  # managers who may also create projects
     "project-dashboard": read(MANAGERS),
     "project-dashboard-recompute": {"POST": MANAGERS},
     "project-rater-exclusion": {"POST": MANAGERS},
@@ -100,6 +104,8 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "api-vocabulary": read(MEMBERS),
     "api-gold-pairs": {**read(MANAGERS), "POST": MANAGERS},
     "api-progress": read(MANAGERS),
+    "api-instructions": read(MEMBERS),
+    "api-rater-reinstate": {"POST": MANAGERS},
     "api-scores": read(MANAGERS),
     "api-image-tags": {**read(MEMBERS), "POST": MEMBERS, "DELETE": MEMBERS},
     # Model-loop API: managers only
@@ -228,21 +234,22 @@ def world(db, settings, image_bytes):
     default_storage.save(explanation, ContentFile(json.dumps(stored).encode()))
     run = TrainingRun.objects.create(project=project)
     invite = create_invite(project, users[MANAGER], max_uses=100)
-    from labeling.models import ImportJob, Tag, Webhook
+    from labeling.models import ExamplePair, ImportJob, Tag, Webhook
 
     job = ImportJob.objects.create(project=project, source_kind="folder", source="photos", created_by=users[MANAGER])
     hook = Webhook.objects.create(project=project, url="http://127.0.0.1:9/hook", secret="s", events=["import.finished"])
     tag = Tag.objects.get(project=project, name="sky")
+    example = ExamplePair.objects.create(project=project, image_a=images[0], image_b=images[1], expected="a")
     tokens = {name: Token.objects.create(user=user).key for name, user in users.items() if user is not None}
     kwargs = {
         "slug": project.slug, "image_id": images[0].pk, "version_id": version.pk, "run_id": run.pk,
         "membership_id": Membership.objects.get(user=users[RATER]).pk, "invite_id": invite.pk,
         "user_id": users[RATER].pk, "table": "raters", "field": "seed", "token": invite.token,
-        "job_id": job.pk, "hook_id": hook.pk, "tag_id": tag.pk,
+        "job_id": job.pk, "hook_id": hook.pk, "tag_id": tag.pk, "example_id": example.pk,
     }
     missing = {**kwargs, "slug": "no-such-project", "image_id": 999999999, "version_id": 999999999,
                "run_id": 999999999, "membership_id": 999999999, "invite_id": 999999999, "user_id": 999999999,
-               "job_id": 999999999, "hook_id": 999999999, "tag_id": 999999999}
+               "job_id": 999999999, "hook_id": 999999999, "tag_id": 999999999, "example_id": 999999999}
     media = {  # path -> callers who may read it
         images[0].file.name: MEMBERS,
         images[0].thumbnail.name: MEMBERS,

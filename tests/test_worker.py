@@ -82,6 +82,13 @@ def test_every_intent_sends_a_registered_task_by_name_to_its_queue(monkeypatch, 
     for name, _, _ in sent:
         assert name in app.tasks, f"{name} is not a registered task"
         assert app.amqp.router.route({}, name)["queue"].name == expected_queue[name.split(".")[1]], name
+    sent.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch.send_warm_start_scoring(7)
+        assert sent == []  # after the commit
+    assert sent == [("tagrank.scoring.warm_start", (7,), {})]
+    assert "tagrank.scoring.warm_start" in app.tasks
+    assert app.amqp.router.route({}, "tagrank.scoring.warm_start")["queue"].name == "gpu"
 
 
 @pytest.mark.django_db

@@ -129,3 +129,8 @@ def send_import_job(job_id: int) -> None:
 def send_webhook_delivery(delivery_id: int) -> None:
     """POST a webhook delivery (labeling.services.webhooks) from the worker once the caller commits."""
     send_after_commit(task("tagrank.webhooks.deliver", delivery_id), f"webhook delivery {delivery_id}")
+
+
+def send_warm_start_scoring(project_id: int) -> None:
+    """Score a project's images with its warm start, another project's model version (queue gpu, after commit)."""
+    send_after_commit(task("tagrank.scoring.warm_start", project_id), f"warm-start scoring for project {project_id}")

@@ -22,11 +22,13 @@ def ping(payload: str = "pong") -> dict:
 def extract_features_task(image_ids: list[int]) -> dict:
     """Features of a batch of images (queue gpu); then their scores from the active version, if any."""
     from labeling.models import Project
-    from modeling.services import feature_extraction, scoring
+    from modeling.services import feature_extraction, scoring, warm_start
 
     report = feature_extraction.extract_features(image_ids)
     for project in Project.objects.filter(images__pk__in=report.extracted).distinct():
-        scoring.score_new_images(project, project.images.filter(pk__in=report.extracted).values_list("pk", flat=True))
+        extracted = list(project.images.filter(pk__in=report.extracted).values_list("pk", flat=True))
+        scoring.score_new_images(project, extracted)
+        warm_start.score_new_images(project, extracted)  # while another project's version is its prior
     return report.as_dict()
 
 
@@ -60,6 +62,14 @@ def score_missing_task(version_id: int) -> dict:
     from modeling.services import scoring
 
     return scoring.score_missing(version_id)
+
+
+@shared_task(name="tagrank.scoring.warm_start", soft_time_limit=1800, time_limit=1900, **RETRYING)
+def warm_start_scoring_task(project_id: int) -> dict:
+    """Score a project's images with its warm start, another project's version (queue gpu)."""
+    from modeling.services import warm_start
+
+    return warm_start.score_project(project_id)
 
 
 @shared_task(name="tagrank.triggers.check", soft_time_limit=120, time_limit=180, **RETRYING)

@@ -4,7 +4,7 @@ Recorded with ``core.api_errors.answer_refusals`` when the app is ready; a refus
 """
 from __future__ import annotations
 
-from labeling.services import comparisons, leases, pair_serving, tags, vocabulary
+from labeling.services import comparisons, leases, pair_serving, qualification, tags, vocabulary
 
 REFUSAL_STATUS = {
     leases.LeaseForeign: 403,
@@ -17,4 +17,6 @@ REFUSAL_STATUS = {
     tags.TagNotYours: 403,
     vocabulary.TagExists: 409,
     pair_serving.CampaignComplete: 410,
+    qualification.NotQualified: 403,
+    qualification.RaterPaused: 403,
 }

@@ -56,8 +56,9 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "id", "slug", "name", "question", "description", "tag_vocabulary", "overlap", "gold_rate",
             "allow_ties", "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
-            "weight_raters_by_reliability", "show_prompt", "group_key", "allow_both_bad", "created_at", "role",
-            "counts",
+            "weight_raters_by_reliability", "instructions", "qualification_gold_pairs", "qualification_min_accuracy",
+            "show_prompt", "group_key", "allow_both_bad",
+            "created_at", "role", "counts",
         ]
         read_only_fields = ["id", "created_at"]
 
@@ -405,6 +406,10 @@ class RaterProgressSerializer(serializers.Serializer):
     gold_correct = serializers.IntegerField()
     gold_accuracy = serializers.FloatField(allow_null=True)
     left_share = serializers.FloatField(allow_null=True, help_text="Share of 'a' (left) among a/b answers.")
+    qualification = serializers.ChoiceField(choices=["passed", "failed"], allow_null=True,
+                                            help_text="The qualification round's result (null: not decided or none).")
+    paused_at = serializers.DateTimeField(allow_null=True, help_text="Paused by the running gold check.")
+    pause_reason = serializers.CharField(allow_blank=True)
 
 
 class PairsRemainingSerializer(serializers.Serializer):

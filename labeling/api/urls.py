@@ -3,6 +3,8 @@ from django.urls import include, path
 
 from labeling.api import comparisons, data_exports, gold_pairs, images, judgment_imports, pairs, projects, tokens
 from labeling.api import import_jobs as import_jobs_api
+from labeling.api import instructions as instructions_api
+from labeling.api import qualification as qualification_api
 from labeling.api import vocabulary as vocabulary_api
 from labeling.api import webhooks as webhooks_api
 
@@ -18,6 +20,8 @@ project_routes = [
     path("tags/", vocabulary_api.VocabularyView.as_view(), name="api-vocabulary"),
     path("gold-pairs/", gold_pairs.GoldPairListView.as_view(), name="api-gold-pairs"),
     path("progress/", projects.ProgressView.as_view(), name="api-progress"),
+    path("instructions/", instructions_api.InstructionsView.as_view(), name="api-instructions"),
+    path("raters/<int:user_id>/reinstate/", qualification_api.RaterReinstateView.as_view(), name="api-rater-reinstate"),
     # Streamed exports of the raw data (labeling/api/data_exports.py).
     path("export/comparisons/", data_exports.ComparisonsExportView.as_view(), name="api-export-comparisons"),
     path("export/image-tags/", data_exports.ImageTagsExportView.as_view(), name="api-export-image-tags"),

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from core import prepared_sql
 from labeling.models import Comparison, GoldPair, PairLease, Project
-from labeling.services import judgment_hooks, leases, pair_queue
+from labeling.services import judgment_hooks, leases, pair_queue, qualification
 from labeling.services.image_stats import count_comparison
 from labeling.services.leases import LeaseClosed, LeaseError, LeaseExpired
 
@@ -129,6 +129,8 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tu
     lease.state, lease.comparison = PairLease.State.JUDGED, comparison
     leases.mark_lease_judged(lease.pk, comparison.pk)
     pair_queue.refresh_candidate(lease.candidate_id, project)
+    if comparison.is_gold:
+        qualification.gold_judged(project, rater)
     judgment_hooks.judgment_stored(project)
     return comparison, True
 
@@ -205,13 +207,17 @@ def project_progress(project: Project, *, days: int = 30) -> dict:
     seen = set()
     for member in members:
         seen.add(member.user_id)
-        per_rater.append(_rater_row(member.user, member.role, member.is_active, stats.get(member.user_id)))
+        row = _rater_row(member.user, member.role, member.is_active, stats.get(member.user_id))
+        row.update(qualification=member.qualification or None, paused_at=member.paused_at,
+                   pause_reason=member.pause_reason if member.paused_at else "", membership=member.pk)
+        per_rater.append(row)
     # Comparisons by people who are no longer members (e.g. superusers, removed raters) still count.
     if set(stats) - seen:
         from django.contrib.auth import get_user_model
 
         for user in get_user_model().objects.filter(pk__in=set(stats) - seen).order_by("username"):
-            per_rater.append(_rater_row(user, "former member", False, stats[user.pk]))
+            per_rater.append({**_rater_row(user, "former member", False, stats[user.pk]), "qualification": None,
+                              "paused_at": None, "pause_reason": "", "membership": None})
     from labeling.services.pair_queue import pairs_remaining
 
     return {

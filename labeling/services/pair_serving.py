@@ -41,7 +41,7 @@ from django.utils import timezone
 from core import prepared_sql
 from core.refusals import Refusal
 from labeling.models import Comparison, GoldPair, PairLease, Project
-from labeling.services import comparison_groups, pair_sql
+from labeling.services import comparison_groups, pair_sql, qualification
 from labeling.services.image_stats import recount_image_stats
 from labeling.services.leases import attach_images, blocking_leases, held_lease, new_lease, release_one
 
@@ -80,6 +80,8 @@ def next_pair(project: Project, rater, *, rng: random.Random | None = None):
         return None
     if project.campaign_completed_at is not None:
         raise CampaignComplete(CAMPAIGN_COMPLETE_MESSAGE)
+    if qualification.gold_only(project, rater):  # raises for a rater who failed or is paused
+        return _qualification_pair(project, rater, rng)
     held = held_lease(project, rater)
     if held is not None:
         attach_images(held)
@@ -97,6 +99,17 @@ def next_pair(project: Project, rater, *, rng: random.Random | None = None):
     if held is not None:  # concurrent requests of this rater went past the cap: give the new slot back
         release_one(project, lease)
         lease = held
+    attach_images(lease)
+    return lease.pair, lease
+
+
+def _qualification_pair(project: Project, rater, rng):
+    """A gold pair for a rater still in the qualification round (``labeling/services/qualification.py``): never
+    an ordinary pair, whatever they hold. None when no gold pair is left for them."""
+    held = held_lease(project, rater)
+    lease = held if held is not None and held.is_gold else lease_gold_pair(project, rater, rng=rng)
+    if lease is None:
+        return None
     attach_images(lease)
     return lease.pair, lease
 

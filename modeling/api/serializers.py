@@ -8,7 +8,8 @@ from rest_framework.reverse import reverse
 
 from labeling import access
 
-from modeling.models import ModelVersion, Promotion, TrainingRun, TrainingSettings
+from modeling.models import ModelVersion, Promotion, TrainingRun, TrainingSettings, WarmStartScore
+from modeling.services import warm_start
 
 
 class ScoringProgressSerializer(serializers.Serializer):
@@ -101,18 +102,47 @@ class PromotionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class WarmStartStateSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="The model version of another project named as the warm start.")
+    in_use = serializers.BooleanField(help_text="It is the prior now: this project has no active version of its own.")
+    scored_images = serializers.IntegerField(help_text="This project's images it has scored so far (on the worker).")
+
+
 class TrainingSettingsSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    warm_start_version = serializers.IntegerField(
+        source="warm_start_version_id", allow_null=True, required=False,
+        help_text="A model version of another project you manage, with the same encoder and question, whose scores "
+        "are this project's prior until it has an active version of its own (null: none). A version outside your "
+        "projects is 404; another encoder or question, 400.")
+    warm_start = serializers.SerializerMethodField()
 
     class Meta:
         model = TrainingSettings
         fields = ["project", "ranking_lambda", "promotion_tolerance", "train_baseline", "target_srcc", "stop_at_target",
-                  "hyperparameters", "updated_at"]
+                  "warm_start_version", "warm_start", "hyperparameters", "updated_at"]
         read_only_fields = ["project", "hyperparameters", "updated_at"]
         # The database's check constraints, as 400s instead of integrity errors.
         extra_kwargs = {"promotion_tolerance": {"min_value": 0.0, "max_value": 1.0},
                         "ranking_lambda": {"min_value": 0.0, "max_value": 10.0},
                         "target_srcc": {"min_value": 0.0, "max_value": 1.0}}
+
+    def validate_warm_start_version(self, value):
+        """404 (raised) for a version outside the caller's projects, 400 for one that cannot be a warm start."""
+        request, project = self.context["request"], self.context["project"]
+        try:
+            version = warm_start.check_warm_start(request.user, project, value)
+        except warm_start.WarmStartInvalid as exc:
+            raise serializers.ValidationError(exc.message) from exc
+        return version.pk if version else None
+
+    @extend_schema_field(WarmStartStateSerializer(allow_null=True))
+    def get_warm_start(self, settings) -> dict | None:
+        if settings.warm_start_version_id is None:
+            return None
+        return {"version": settings.warm_start_version_id, "in_use": warm_start.in_use(settings.project),
+                "scored_images": WarmStartScore.objects.filter(
+                    project=settings.project, model_version_id=settings.warm_start_version_id).count()}
 
     def validate(self, attrs):
         target = attrs.get("target_srcc", getattr(self.instance, "target_srcc", None))

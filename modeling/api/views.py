@@ -7,6 +7,7 @@ versions, runs and promotions reveal scores to raters who judge blind; managers 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.db import transaction
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import PageNumberPagination
@@ -20,7 +21,7 @@ from labeling.models import Project
 from modeling.api import serializers as s
 from modeling.models import ModelVersion, Promotion, TrainingRun
 from modeling.services import promotion as promotion_service
-from modeling.services import stopping_rule
+from modeling.services import stopping_rule, warm_start
 from modeling.services import training_runs as training_service
 
 ERRORS = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
@@ -192,11 +193,15 @@ class TrainingSettingsView(APIView):
     def patch(self, request, slug):
         """Change the training settings (managers); the next training run uses them."""
         project = project_from_slug(request, slug, "change the training settings")
-        serializer = s.TrainingSettingsSerializer(promotion_service.training_settings(project), data=request.data,
-                                                  partial=True)
+        current = promotion_service.training_settings(project)
+        previous_warm_start = current.warm_start_version_id
+        serializer = s.TrainingSettingsSerializer(current, data=request.data, partial=True,
+                                                  context={"request": request, "project": project})
         serializer.is_valid(raise_exception=True)
-        serializer.save(project=project)
-        stopping_rule.apply_stopping_rule(project)  # a new target, or the rule turned on or off, applies at once
+        with transaction.atomic():
+            serializer.save(project=project)
+            stopping_rule.apply_stopping_rule(project)  # a new target, or the rule turned on or off, applies at once
+            warm_start.settings_saved(project, previous_warm_start)  # a new warm start is scored on the worker
         return Response(serializer.data)
 
 

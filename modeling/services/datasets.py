@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from django.db.models import BigIntegerField, ExpressionWrapper, F, QuerySet, Value
+from django.db.models import BigIntegerField, ExpressionWrapper, F, Q, QuerySet, Value
 from django.db.models.functions import Greatest, Least
 from django.db.models.lookups import LessThan
 
 from labeling.models import SCORE_BINS, Comparison, Image, Membership, Project, ReferenceRating
+from labeling.services import qualification
 
 HOLDOUT_PERCENT = 10
 HOLDOUT_DEFINITION = f"pair-hash-v1:{HOLDOUT_PERCENT}%"
@@ -90,8 +91,12 @@ def training_comparisons(comparisons: QuerySet) -> QuerySet:
 
 
 def excluded_rater_ids(project: Project) -> list[int]:
+    """Raters whose judgments training and the human scores leave out: excluded by a manager, failed the
+    qualification, or paused (``labeling/services/qualification.py``)."""
     return list(
-        Membership.objects.filter(project=project, excluded_from_training=True).values_list("user_id", flat=True)
+        Membership.objects.filter(project=project)
+        .filter(Q(excluded_from_training=True) | qualification.excluded_condition())
+        .values_list("user_id", flat=True)
     )
 
 

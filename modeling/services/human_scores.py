@@ -12,6 +12,8 @@
   ``map_model_to_bt_scale``, are the prior: images nobody has compared yet are placed by their
   content instead of at 0. The map starts from a comparisons-only posterior and is refined by a few
   EM steps within each fit, so that nothing but the stored means has to persist between fits.
+  Until the project has an active version, a *warm start* (another project's version named in the
+  training settings, ``modeling/services/warm_start.py``) is the prior in the same way.
 
 Everything is read as numpy columns (``columns.fetch_columns``) and written back in one statement: at
 10^5 images and 10^6 comparisons no row becomes a model instance.
@@ -35,6 +37,7 @@ from modeling.ml import rater_reliability
 from modeling.models import HumanScore, ImageScore, ModelVersion
 from modeling.services.columns import fetch_columns
 from modeling.services import stopping_rule
+from modeling.services import warm_start as warm_start_service  # (the fits' own warm_start is the stored means)
 from modeling.services.datasets import excluded_rater_ids, holdout_condition
 
 log = logging.getLogger(__name__)
@@ -220,11 +223,12 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
     counts = bt.comparison_counts(n_images, a, b)
 
     posterior, prior_version = comparisons_only, None
-    version = active_model_version(project) if use_model_prior and n_images else None
-    if version is not None:
-        with_prior = _fit_with_model_prior(version, comparisons, comparisons_only, counts, warm_start)
+    prior = _prior_scores(project, image_ids) if use_model_prior and n_images else None
+    if prior is not None:
+        prior_version_id, model_mean, model_std = prior
+        with_prior = _fit_with_model_prior(model_mean, model_std, comparisons, comparisons_only, counts, warm_start)
         if with_prior is not None:
-            posterior, prior_version = with_prior, version.pk
+            posterior, prior_version = with_prior, prior_version_id
     return HumanScoreFit(image_ids, posterior, counts, comparisons.n_comparisons, prior_version,
                          time.perf_counter() - started, data_as_of, reliability)
 
@@ -242,9 +246,21 @@ def comparison_weights(project: Project, comparisons: ComparisonArrays, warm_sta
     return replace(comparisons, weight=reliability.weight), reliability
 
 
-def _fit_with_model_prior(version: ModelVersion, comparisons: ComparisonArrays, comparisons_only: bt.Posterior,
-                          counts: np.ndarray, warm_start: np.ndarray | None) -> bt.Posterior | None:
-    """The posterior with the version's scores, mapped onto the Bradley–Terry scale, as the prior.
+def _prior_scores(project: Project, image_ids: np.ndarray) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """(version id, mean [N], std [N]) of the model prior: the active version's scores, or else, until the
+    project has one, the warm start's (another project's version, ``modeling/services/warm_start.py``)."""
+    version = active_model_version(project)
+    if version is not None:
+        return (version.pk, *model_scores(version.pk, image_ids))
+    warm = warm_start_service.warm_start_prior(project, image_ids)
+    return None if warm is None else (warm.version_id, warm.mean, warm.std)
+
+
+def _fit_with_model_prior(model_mean: np.ndarray, model_std: np.ndarray, comparisons: ComparisonArrays,
+                          comparisons_only: bt.Posterior, counts: np.ndarray, warm_start: np.ndarray | None
+                          ) -> bt.Posterior | None:
+    """The posterior with the model's scores (``model_mean`` [N], NaN where none), mapped onto the
+    Bradley–Terry scale, as the prior.
 
     The map is refined by EM steps as ``map_model_to_bt_scale`` describes: the first maps the model
     against the comparisons-only posterior, each next one against the posterior the previous prior
@@ -253,7 +269,6 @@ def _fit_with_model_prior(version: ModelVersion, comparisons: ComparisonArrays, 
     """
     n_images = comparisons.n_images
     a, b, outcome, weight = comparisons.a_index, comparisons.b_index, comparisons.outcome, comparisons.weight
-    model_mean, model_std = model_scores(version.pk, comparisons.image_ids)
     scored = np.flatnonzero(~np.isnan(model_mean))
     compared = np.flatnonzero(counts > 0)
     if scored.size == 0:
@@ -347,4 +362,5 @@ def human_scores_stale(project: Project) -> bool:
         stored["comparison_ends"] != 2 * usable
         or stored["images"] != Image.objects.filter(project=project).count()
         or ModelVersion.objects.filter(project=project, is_active=True, activated_at__gt=stored["fitted_at"]).exists()
+        or warm_start_service.scored_since(project, stored["fitted_at"])
     )

@@ -85,9 +85,6 @@ def score_and_store(version: ModelVersion, image_ids: Iterable[int], *, model=No
     Images already scored by this version are skipped. Features that are missing are extracted
     first when the configured encoder is the version's; otherwise ScoringFailed.
     """
-    from modeling.ml.training import score_images as score_features
-    from modeling.services import feature_extraction
-
     ids = sorted({int(i) for i in image_ids})
     if not ids:
         return 0
@@ -97,6 +94,18 @@ def score_and_store(version: ModelVersion, image_ids: Iterable[int], *, model=No
     ids = [i for i in ids if i not in already]
     if not ids:
         return 0
+    predicted = predict_scores(version, ids, model=model, store=store)
+    return store_scores(version, *predicted) if predicted is not None else 0
+
+
+def predict_scores(version: ModelVersion, ids: list[int], *, model=None, store=None):
+    """The version's ``(image ids, mean [N], dist [N,10], uncertainty [N])`` of these images (of any project:
+    a warm start scores another project's images, ``modeling/services/warm_start.py``), or None when none
+    can be scored. Missing features are extracted first when the configured encoder is the version's;
+    otherwise ScoringFailed. Stores nothing."""
+    from modeling.ml.training import score_images as score_features
+    from modeling.services import feature_extraction
+
     store = store or feature_extraction.feature_store(version.encoder_id)
     missing = store.missing_images(ids)
     if missing:
@@ -109,12 +118,12 @@ def score_and_store(version: ModelVersion, image_ids: Iterable[int], *, model=No
         unreadable = {image_id for image_id, _ in report.failed}
         ids = [i for i in ids if i not in unreadable]  # an unreadable file cannot be scored by any version
         if not ids:
-            return 0
+            return None
     model = model or load_version_model(version)[0]
     image_tokens = store.get_images(ids)
     tag_tokens, tag_mask = feature_extraction.text_tokens(store, ids, dim=image_tokens.shape[-1])
     mean, dist, uncertainty = score_features(model, image_tokens, tag_tokens, tag_mask)
-    return store_scores(version, ids, mean, dist, uncertainty)
+    return ids, mean, dist, uncertainty
 
 
 def store_scores(version: ModelVersion, image_ids, mean, dist, uncertainty) -> int:

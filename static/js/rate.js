@@ -92,6 +92,8 @@
     [pair.a.url, pair.b.url].forEach(function (url) { var img = new Image(); img.src = url; });
   }
 
+  var STOPPED = { not_qualified: "Thank you for taking part", rater_paused: "Rating is paused for you" };
+
   function fetchPair() {
     if (state.fetching) return state.fetching;
     state.fetching = request("GET", api + "next-pair/").then(function (result) {
@@ -99,6 +101,12 @@
       if (result.status === 200) { preload(result.data); return result.data; }
       if (result.status === 204) { state.exhausted = true; return null; }
       if (result.status === 410) { state.exhausted = true; state.complete = true; return null; }  // campaign complete
+      if (result.status === 403 && result.data && STOPPED[result.data.code]) {  // failed the qualification, paused
+        state.exhausted = true; state.complete = true;
+        el("complete-title").textContent = STOPPED[result.data.code];
+        el("complete-text").textContent = result.data.detail;
+        return null;
+      }
       if (result.status === 401 || result.status === 403 || result.status === 404) {
         state.signedOut = true;  // no retry can help: say so and stop asking
         say("You are no longer signed in or no longer a member of this project: log in again to go on.", "error");
@@ -391,6 +399,9 @@
   });
   ui.zoom.addEventListener("click", function (event) { if (event.target === ui.zoom || event.target === ui.zoomImg) ui.zoom.close(); });
   el("skip-button").addEventListener("click", skip);
+  // The instructions: before the first pair (a rater with no judgments yet), and behind H or the Help button.
+  var help = el("help");
+  el("help-button").addEventListener("click", function () { if (!help.open) help.showModal(); });
   ui.undo.addEventListener("click", undo);
   el("check-again").addEventListener("click", function () { state.exhausted = false; showLoading(); fill(); });
 
@@ -408,13 +419,14 @@
 
   var KEYS = { arrowleft: "a", a: "a", arrowright: "b", l: "b", t: "tie", b: "bad" };
   document.addEventListener("keydown", function (event) {
-    if (event.ctrlKey || event.metaKey || event.altKey || ui.zoom.open) return;
+    if (event.ctrlKey || event.metaKey || event.altKey || ui.zoom.open || help.open) return;
     var target = event.target;
     if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT")) return;
     var key = event.key.toLowerCase();
     if (KEYS[key]) { event.preventDefault(); judge(KEYS[key]); }
     else if (key === "s") { event.preventDefault(); skip(); }
     else if (key === "u") { event.preventDefault(); undo(); }
+    else if (key === "h" || key === "?") { event.preventDefault(); help.showModal(); }
   });
 
   window.addEventListener("online", flush);
@@ -427,6 +439,7 @@
   });
 
   ui.sessionCount.textContent = state.sessionCount;
+  if (root.dataset.showInstructions === "true") help.showModal();
   saveQueue();
   flush();   // judgments left from an earlier visit go first
   fill();
