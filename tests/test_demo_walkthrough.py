@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.conftest import free_port, wait_for_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SLUG = "demo-photos"
@@ -26,25 +26,6 @@ SESSION_ONLY = ("DATABASE_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "TAGRANK_BROK
                 "TAGRANK_IMPORT_ARCHIVE_DIR", "TAGRANK_BEAT_HEARTBEAT_FILE", "TAGRANK_FEATURES_DIR")
 
 pytestmark = [pytest.mark.worker, pytest.mark.browser]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_serving(base: str, process: subprocess.Popen, log: Path, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the demo stopped:\n{log.read_text()[-3000:]}"
-        try:
-            if requests.get(f"{base}/accounts/login/", timeout=5).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"the demo did not answer within {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +46,7 @@ def demo(tmp_path_factory):
                                    stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_serving(base, process, log)
+        wait_for_port(port, process, log, timeout=180)
         yield base, var
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # run-all.sh's trap stops gunicorn, the worker and beat
