@@ -207,12 +207,14 @@ else:
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 # django-axes: failed logins are counted in the shared cache when there is one, else in the database.
 AXES_HANDLER = (
-    "axes.handlers.cache.AxesCacheHandler" if TAGRANK_CACHE_URL else "axes.handlers.database.AxesDatabaseHandler"
+    "labeling.login_limits.CacheLoginLimits" if TAGRANK_CACHE_URL else "labeling.login_limits.DatabaseLoginLimits"
 )
 AXES_FAILURE_LIMIT = env_int("TAGRANK_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("TAGRANK_LOGIN_COOLOFF_MINUTES", 15))
-# Per user name and address: one guesser cannot lock a user out from everywhere.
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Per user name and address (AXES_FAILURE_LIMIT: one guesser cannot lock a user out from everywhere), and per
+# address across user names (password spraying); labeling/login_limits.py reads them in this order.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+TAGRANK_LOGIN_ADDRESS_FAILURE_LIMIT = env_int("TAGRANK_LOGIN_ADDRESS_FAILURE_LIMIT", 20)
 AXES_CLIENT_IP_CALLABLE = "labeling.login_limits.client_ip"
 AXES_LOCKOUT_CALLABLE = "labeling.login_limits.lockout_response"
 AXES_RESET_ON_SUCCESS = True
@@ -319,6 +321,8 @@ SPECTACULAR_SETTINGS = {
         "labeling.api.token_auth.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # <id:…> (labeling/url_ids.py) is an integer.
+    "PATH_CONVERTER_OVERRIDES": {"id": int},
     # Several models have a "status": name the manager tools' enums rather than letting them collide.
     # Every status an operation can give, those of the layers in front of the views too (core/api_schema.py).
     "POSTPROCESSING_HOOKS": [

@@ -1,7 +1,8 @@
 """Outbound HTTP: the server fetches only public http(s) addresses (no SSRF into its own network).
 
 ``check_url`` refuses a URL whose scheme is not http(s) or whose host resolves to a loopback, private,
-link-local, multicast, reserved or unspecified address; call it when a URL is registered, for a clear
+link-local, site-local, multicast, reserved or unspecified address, or to an IPv6 address that carries such
+an IPv4 address (NAT64, IPv4-compatible) or tunnels to one (6to4, Teredo: refused whatever they carry); call it when a URL is registered, for a clear
 error. ``open_url`` fetches through connections that check the address they actually connected to
 (DNS may have changed since registration) and re-check every redirect hop (or follow none). With
 ``TAGRANK_OUTBOUND_ALLOW_PRIVATE`` true (a closed network, tests) only the scheme is checked.
@@ -29,19 +30,55 @@ def allow_private() -> bool:
     return bool(getattr(settings, "TAGRANK_OUTBOUND_ALLOW_PRIVATE", False))
 
 
-def is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
+# IPv6 ranges that carry an IPv4 address inside them; a packet sent there can end up at that IPv4 host.
+NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))  # RFC 6052, RFC 8215
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # the deprecated ::a.b.c.d form
+# Tunnels: where a 6to4 (2002::/16) or Teredo (2001::/32) packet goes is up to a relay, whatever IPv4 it names.
+TUNNELS = (ipaddress.IPv6Network("2002::/16"), ipaddress.IPv6Network("2001::/32"))
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address stands for: mapped, 6to4, Teredo (server and client), NAT64, compatible."""
+    found = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if any(ip in net for net in NAT64) or (ip in IPV4_COMPATIBLE and int(ip) > 1):  # (:: and ::1 are not IPv4)
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [address for address in found if address is not None]
+
+
+def is_public_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     # is_global also leaves out shared space (100.64/10, where some clouds keep their metadata service).
     return ip.is_global and not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
-                                 or ip.is_reserved or ip.is_unspecified)
+                                 or ip.is_reserved or ip.is_unspecified
+                                 or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local))
+
+
+def refusal_reason(address: str) -> str | None:
+    """Why ``address`` may not be fetched, or None for a public address."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
+    if isinstance(ip, ipaddress.IPv6Address):
+        inside = embedded_ipv4(ip)
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1 (and ::ffff:8.8.8.8 is 8.8.8.8, public)
+        elif any(ip in net for net in TUNNELS):
+            shown = ", ".join(str(v4) for v4 in inside)
+            return f"a 6to4 or Teredo tunnel address (carrying {shown})"
+        else:
+            hidden = [v4 for v4 in inside if not is_public_ip(v4)]
+            if hidden:
+                return f"an IPv6 address that carries the non-public IPv4 address {hidden[0]}"
+    if not is_public_ip(ip):
+        return "a non-public address (loopback, private, link-local, site-local, multicast or reserved)"
+    return None
+
+
+def is_public(address: str) -> bool:
+    return refusal_reason(address) is None
 
 
 def check_address(url: str, address: str) -> None:
     if not allow_private() and not is_public(address):
-        raise OutboundRefused(f"{url}: refused, its host is at {address}, a non-public address "
-                              "(loopback, private, link-local, multicast or reserved).")
+        reason = refusal_reason(address) or "a non-public address"
+        raise OutboundRefused(f"{url}: refused, its host is at {address}, {reason}.")
 
 
 def check_url(url: str) -> None:

@@ -6,6 +6,11 @@ Outside their projects callers learn nothing: a foreign object and a missing one
 ``Http404``; a member who lacks the role gets ``PermissionDenied`` (403). Both exceptions are Django's,
 so pages answer them directly and DRF turns them into its JSON errors.
 
+Archived projects are read-only: every request that writes (any method but GET, HEAD and OPTIONS) on one
+is refused with 403 once the caller's standing is known, exports included among the reads (``writes_to``,
+called by every entry point: the API's project and image look-ups, the model-version look-ups and
+``manager_page``).
+
 Blind raters: only managers see anything that reveals a score (model or human scores, generation
 metadata, training runs, explanations) or other raters' names.
 """
@@ -57,6 +62,15 @@ class ProjectRole:
         return self.is_manager or (self.is_member and self.user.has_perm("labeling.export_project"))
 
     @property
+    def is_archived(self) -> bool:
+        return self.project.archived_at is not None
+
+    def require_open(self) -> "ProjectRole":
+        if self.is_archived:
+            raise PermissionDenied("This project is archived: it is read-only (exports still work).")
+        return self
+
+    @property
     def name(self) -> str:
         return "manager" if self.is_manager else "rater"
 
@@ -74,6 +88,14 @@ class ProjectRole:
         if not self.can_export:
             raise PermissionDenied("Only a manager, or an account with export permission, may export scores.")
         return self
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def writes_to(role: ProjectRole, method: str) -> ProjectRole:
+    """``role`` for a request with ``method``: refused (403) when it would write to an archived project."""
+    return role if method in READ_METHODS else role.require_open()
 
 
 # --- Looking up a standing ----------------------------------------------------------------------

@@ -8,8 +8,9 @@ class LabelingConfig(AppConfig):
 
     def ready(self):
         from core.api_errors import answer_refusals
-        from labeling import signals
+        from labeling import signals, url_ids
         from labeling.api.refusal_statuses import REFUSAL_STATUS
 
+        url_ids.register()  # <id:…> in every URL conf
         signals.connect()
         answer_refusals(REFUSAL_STATUS)

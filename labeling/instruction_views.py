@@ -1,7 +1,7 @@
 """The Instructions page of a project (managers): the Markdown instructions and the example pairs.
 
 Raters read them on the rating page (before the first pair and behind the help key) and over the API
-(``labeling/api/views.py::InstructionsView``); ``labeling.services.instructions`` renders them safely.
+(``labeling/api/instructions.py::InstructionsView``); ``labeling.services.instructions`` renders them safely.
 """
 from __future__ import annotations
 

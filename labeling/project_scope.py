@@ -3,7 +3,7 @@ for the pages, in both apps.
 
 Every project-scoped API view resolves the caller's role once through ``ProjectScopedMixin``: a caller who
 is not an active member gets 404 (other projects are not even confirmed to exist), a member who lacks
-the role gets 403, and an anonymous caller gets 401 before any of that (``IsAuthenticated`` runs
+the role gets 403, so does a write to an archived project, and an anonymous caller gets 401 before any of that (``IsAuthenticated`` runs
 first, and TokenAuthentication, the first authenticator, supplies the WWW-Authenticate header).
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ def project_role(request, slug: str) -> ProjectRole:
 
 
 def image_role(request, image_id: int) -> tuple[Image, ProjectRole]:
-    return access.image_role(request.user, image_id)
+    image, role = access.image_role(request.user, image_id)
+    return image, access.writes_to(role, request.method)
 
 
 class ProjectScopedMixin:
@@ -36,7 +37,7 @@ class ProjectScopedMixin:
 
     @cached_property
     def role(self) -> ProjectRole:
-        return project_role(self.request, self.kwargs["slug"])
+        return access.writes_to(project_role(self.request, self.kwargs["slug"]), self.request.method)
 
     @property
     def project(self) -> Project:
@@ -59,15 +60,16 @@ class ProjectScopedMixin:
 
 def manager_page(methods):
     """Decorates a page of a project's managers, in both apps: the caller is signed in, the request uses one of
-    ``methods`` (a ``require_*`` decorator), and the view gets the project (403 for its raters, 404 for anyone
-    else) in place of the ``slug``."""
+    ``methods`` (a ``require_*`` decorator), and the view gets the project (403 for its raters and for a write to
+    an archived project, 404 for anyone else) in place of the ``slug``."""
 
     def decorate(view):
         @login_required
         @methods
         @wraps(view)
         def page(request, slug, **kwargs):
-            return view(request, access.project_role(request.user, slug).require_manager().project, **kwargs)
+            role = access.project_role(request.user, slug).require_manager()
+            return view(request, access.writes_to(role, request.method).project, **kwargs)
 
         return page
 

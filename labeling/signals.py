@@ -6,11 +6,13 @@
   deletes a comparison (undo) decrements the counters itself; anything else that deletes comparisons
   should call ``recount_image_stats``.
 - Deactivation revokes API tokens, whichever way it happens (manager page, admin, shell).
+- A new password ends the API tokens too (as it ends Django's sessions), whichever way it is set: the password
+  change page, the admin, ``changepassword``, a shell. A token stolen with the old password stops working.
 """
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_save
 
 from labeling.models import Comparison, Image, ImageStats, Membership
 from labeling.services.api_tokens import revoke_if_no_active_membership, revoke_tokens
@@ -37,6 +39,14 @@ def revoke_tokens_of_deactivated_user(sender, instance, raw: bool = False, **kwa
         revoke_tokens(instance)
 
 
+def revoke_tokens_on_password_change(sender, instance, raw: bool = False, update_fields=None, **kwargs):
+    if raw or instance.pk is None or (update_fields is not None and "password" not in update_fields):
+        return
+    stored = type(instance).objects.filter(pk=instance.pk).values_list("password", flat=True).first()
+    if stored is not None and stored != instance.password:
+        revoke_tokens(instance)
+
+
 def connect() -> None:
     post_save.connect(create_image_stats, sender=Image, dispatch_uid="imagestats_for_new_image")
     post_save.connect(count_new_comparison, sender=Comparison, dispatch_uid="imagestats_count_comparison")
@@ -44,3 +54,5 @@ def connect() -> None:
                       dispatch_uid="revoke_tokens_of_deactivated_member")
     post_save.connect(revoke_tokens_of_deactivated_user, sender=settings.AUTH_USER_MODEL,
                       dispatch_uid="revoke_tokens_of_deactivated_user")
+    pre_save.connect(revoke_tokens_on_password_change, sender=settings.AUTH_USER_MODEL,
+                     dispatch_uid="revoke_tokens_on_password_change")

@@ -1,4 +1,4 @@
-from django.urls import include, path, register_converter
+from django.urls import include, path
 
 from labeling import views
 from labeling import import_views
@@ -7,20 +7,6 @@ from labeling import qualification_views
 from labeling import vocabulary_views
 from labeling import webhook_views
 
-
-class DatabaseIdConverter:
-    """Like <int:…>, but only numbers a database id can be (larger ones would overflow the driver: a 500)."""
-
-    regex = "[0-9]{1,18}"
-
-    def to_python(self, value):
-        return int(value)
-
-    def to_url(self, value):
-        return str(value)
-
-
-register_converter(DatabaseIdConverter, "id")
 
 # The routes of one project, under projects/<slug>/.
 project_routes = [

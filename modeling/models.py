@@ -117,6 +117,21 @@ class HumanScore(models.Model):
         return f"{self.image_id}: {self.mean:.2f} ± {self.variance ** 0.5:.2f}"
 
 
+class HumanScoreStamp(models.Model):
+    """A project's stored human scores as a whole: bumped, under a row lock, by every write of them.
+
+    A worker that remembers what it last read or wrote (``modeling/services/human_score_writes.py``) writes
+    only the scores that moved while the version is the one it remembers, and all of them otherwise."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True,
+                                   related_name="human_score_stamp")
+    version = models.BigIntegerField(default=0, help_text="Writes of the project's human scores so far.")
+    fitted_at = models.DateTimeField(null=True, blank=True, help_text="When the stored fit's comparisons were read.")
+
+    def __str__(self):
+        return f"human scores of project {self.project_id}, version {self.version}"
+
+
 class AgreementReport(models.Model):
     """Stored dashboard numbers for a project (human–human and model–human agreement, charts' data).
 

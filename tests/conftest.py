@@ -26,6 +26,19 @@ def media_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def empty_comparison_cache():
+    """Each test starts with this process's comparison cache (and copy of the stored scores) empty: a test database rolled back reuses
+    ids, which a real database never does (``modeling/services/comparison_cache.py``)."""
+    from modeling.services import comparison_cache, human_score_writes
+
+    comparison_cache.forget()
+    human_score_writes.forget()
+    yield
+    comparison_cache.forget()
+    human_score_writes.forget()
+
+
+@pytest.fixture(autouse=True)
 def isolated_media(settings, tmp_path_factory):
     """Every test writes images and features to a folder of its own, never to var/media."""
     folder = tmp_path_factory.mktemp("test-media")

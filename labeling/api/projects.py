@@ -19,12 +19,15 @@ from labeling.services import comparisons as comparison_service
 from labeling.services import pair_queue
 
 
-def projects_with_counts(user):
+def projects_with_counts(user, include_archived: bool = False):
     def count_of(model, **filters):
         rows = model.objects.filter(project=OuterRef("pk"), **filters).order_by().values("project")
         return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")[:1], output_field=IntegerField()), 0)
 
-    return access.projects_for(user).filter(archived_at=None).annotate(
+    projects = access.projects_for(user)
+    if not include_archived:
+        projects = projects.filter(archived_at=None)
+    return projects.annotate(
         image_count=count_of(Image, archived_at=None),
         tag_count=count_of(Tag),
         comparison_count=count_of(Comparison),
@@ -68,7 +71,7 @@ class ProjectDetailView(ProjectScopedMixin, GenericAPIView):
     serializer_class = s.ProjectSerializer
 
     def _project_with_counts(self):
-        return projects_with_counts(self.request.user).get(pk=self.project.pk)
+        return projects_with_counts(self.request.user, include_archived=True).get(pk=self.project.pk)
 
     @extend_schema(responses={200: s.ProjectSerializer, **ERRORS}, tags=["projects"])
     def get(self, request, slug):

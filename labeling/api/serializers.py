@@ -58,9 +58,9 @@ class ProjectSerializer(serializers.ModelSerializer):
             "allow_ties", "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
             "weight_raters_by_reliability", "instructions", "qualification_gold_pairs", "qualification_min_accuracy",
             "show_prompt", "group_key", "allow_both_bad",
-            "created_at", "role", "counts",
+            "created_at", "archived_at", "role", "counts",
         ]
-        read_only_fields = ["id", "created_at"]
+        read_only_fields = ["id", "created_at", "archived_at"]  # archived: read-only (the admin archives)
 
     def validate_slug(self, value):
         if self.instance is not None and value != self.instance.slug:

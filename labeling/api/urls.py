@@ -21,25 +21,25 @@ project_routes = [
     path("gold-pairs/", gold_pairs.GoldPairListView.as_view(), name="api-gold-pairs"),
     path("progress/", projects.ProgressView.as_view(), name="api-progress"),
     path("instructions/", instructions_api.InstructionsView.as_view(), name="api-instructions"),
-    path("raters/<int:user_id>/reinstate/", qualification_api.RaterReinstateView.as_view(), name="api-rater-reinstate"),
+    path("raters/<id:user_id>/reinstate/", qualification_api.RaterReinstateView.as_view(), name="api-rater-reinstate"),
     # Streamed exports of the raw data (labeling/api/data_exports.py).
     path("export/comparisons/", data_exports.ComparisonsExportView.as_view(), name="api-export-comparisons"),
     path("export/image-tags/", data_exports.ImageTagsExportView.as_view(), name="api-export-image-tags"),
     path("export/raters/", data_exports.RatersExportView.as_view(), name="api-export-raters"),
     # Bulk import jobs (labeling/api/import_jobs.py).
     path("imports/", import_jobs_api.ImportJobListView.as_view(), name="api-import-jobs"),
-    path("imports/<int:job_id>/", import_jobs_api.ImportJobDetailView.as_view(), name="api-import-job"),
-    path("imports/<int:job_id>/resume/", import_jobs_api.ImportJobResumeView.as_view(), name="api-import-job-resume"),
+    path("imports/<id:job_id>/", import_jobs_api.ImportJobDetailView.as_view(), name="api-import-job"),
+    path("imports/<id:job_id>/resume/", import_jobs_api.ImportJobResumeView.as_view(), name="api-import-job-resume"),
     # Import of judgments made elsewhere (labeling/api/judgment_imports.py).
     path("comparisons/import/", judgment_imports.JudgmentImportView.as_view(), name="api-comparisons-import"),
     # Vocabulary curation (labeling/api/vocabulary.py).
     path("vocabulary/", vocabulary_api.VocabularyCreateView.as_view(), name="api-vocabulary-create"),
-    path("vocabulary/<int:tag_id>/", vocabulary_api.VocabularyTagView.as_view(), name="api-vocabulary-tag"),
-    path("vocabulary/<int:tag_id>/merge/", vocabulary_api.VocabularyMergeView.as_view(), name="api-vocabulary-merge"),
+    path("vocabulary/<id:tag_id>/", vocabulary_api.VocabularyTagView.as_view(), name="api-vocabulary-tag"),
+    path("vocabulary/<id:tag_id>/merge/", vocabulary_api.VocabularyMergeView.as_view(), name="api-vocabulary-merge"),
     # Webhooks (labeling/api/webhooks.py).
     path("webhooks/", webhooks_api.WebhookListView.as_view(), name="api-webhooks"),
-    path("webhooks/<int:hook_id>/", webhooks_api.WebhookDetailView.as_view(), name="api-webhook"),
-    path("webhooks/<int:hook_id>/deliveries/", webhooks_api.WebhookDeliveriesView.as_view(),
+    path("webhooks/<id:hook_id>/", webhooks_api.WebhookDetailView.as_view(), name="api-webhook"),
+    path("webhooks/<id:hook_id>/deliveries/", webhooks_api.WebhookDeliveriesView.as_view(),
          name="api-webhook-deliveries"),
 ]
 
@@ -47,6 +47,6 @@ urlpatterns = [
     path("auth/token/", tokens.TokenView.as_view(), name="api-token"),
     path("auth/token/revoke/", tokens.TokenRevokeView.as_view(), name="api-token-revoke"),
     path("projects/", projects.ProjectListView.as_view(), name="api-projects"),
-    path("images/<int:image_id>/tags/", images.ImageTagsView.as_view(), name="api-image-tags"),
+    path("images/<id:image_id>/tags/", images.ImageTagsView.as_view(), name="api-image-tags"),
     path("projects/<slug:slug>/", include(project_routes)),
 ]

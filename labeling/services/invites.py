@@ -47,6 +47,8 @@ def usable_invite(token: str) -> Invite:
         raise InviteUnusable("This invitation has expired. Ask the project manager for a new one.")
     if invite.uses >= invite.max_uses:
         raise InviteUnusable("This invitation has already been used. Ask the project manager for a new one.")
+    if invite.project.archived_at is not None:
+        raise InviteUnusable("This project is archived and takes no new members.")
     return invite
 
 

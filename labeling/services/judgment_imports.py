@@ -1,8 +1,11 @@
 """Import of judgments made elsewhere (another tool, an earlier study) from CSV or JSON Lines.
 
 Each record names two images (by external id, or else by file name as imported), the winner (``a``,
-``b``, ``tie``, or the winning image's reference), the rater (a user name of a project member) and the
-time (ISO 8601; without a zone it is UTC); ``response_ms`` is optional. Every line is checked first
+``b``, ``tie``, or the winning image's reference), the rater (the user name of an active rater of the
+project: not a manager, a deactivated member or account, or anyone outside it, and the error is the same
+for all of those and for a name nobody has, so the import tells nobody which names exist) and the time
+(ISO 8601; without a zone it is UTC; from 1970 to no later than a day from now); ``response_ms`` is
+optional. Every line is checked first
 and every bad line is reported with the file name and line number; only a file without errors is
 stored, in one transaction. Each stored judgment gets a client key derived from its content, so
 importing the same file again stores nothing twice (those lines are counted as already present).
@@ -13,14 +16,14 @@ import csv
 import hashlib
 import io
 from dataclasses import dataclass, field
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import IO, Iterator
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
+from django.utils import timezone
 
-from labeling.models import Comparison, Image, Project
+from labeling.models import Comparison, Image, Membership, Project
 from labeling.services.imports import ImportFileError
 from labeling.services.side_files import json_lines
 from labeling.services.image_stats import recount_image_stats
@@ -28,6 +31,8 @@ from labeling.services.image_stats import recount_image_stats
 REQUIRED = ("image_a", "image_b", "winner", "rater", "time")
 MAX_ERRORS_LISTED = 200
 LOOKUP_CHUNK = 5000
+EARLIEST = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+CLOCK_SKEW = timedelta(days=1)  # a judgment's time may be this far ahead of the server's clock, no further
 
 
 class JudgmentFileInvalid(ValueError):
@@ -100,6 +105,12 @@ def _parse(number: int, record: dict) -> _Record:
         raise ValueError(f"time {values['time']!r} is not an ISO 8601 date and time") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt_timezone.utc)
+    try:
+        when = when.astimezone(dt_timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:59-01:00
+        raise ValueError(f"time {values['time']!r} is out of range") from None
+    if not EARLIEST <= when <= timezone.now() + CLOCK_SKEW:
+        raise ValueError(f"time {values['time']!r} is out of range (from 1970 to no later than a day from now)")
     response_ms = None
     raw_ms = _text(record, "response_ms")
     if raw_ms:
@@ -184,10 +195,10 @@ def import_judgments(project: Project, handle: IO, name: str, kind: str | None =
 
     images = _image_ids(project, {r.image_a for r in records} | {r.image_b for r in records})
     usernames = {r.rater for r in records}
-    User = get_user_model()
     raters = dict(
-        User.objects.filter(
-            Q(is_superuser=True) | Q(memberships__project=project), username__in=usernames
+        get_user_model().objects.filter(
+            username__in=usernames, is_active=True, memberships__project=project, memberships__is_active=True,
+            memberships__role=Membership.Role.RATER,
         ).values_list("username", "id").distinct()
     )
     rows = []
@@ -206,7 +217,7 @@ def import_judgments(project: Project, handle: IO, name: str, kind: str | None =
             outcome = _outcome(record)
             rater_id = raters.get(record.rater)
             if rater_id is None:
-                raise ValueError(f"no member of this project is called {record.rater!r}")
+                raise ValueError(f"rater {record.rater!r} is not an active rater of this project")
         except ValueError as exc:
             bad(record.line, str(exc))
             continue

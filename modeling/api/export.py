@@ -1,5 +1,5 @@
 """The scores export (``GET /api/v1/projects/<slug>/scores/``): one row per image, streamed as CSV, JSON Lines
-or Parquet in constant memory. The rows come from ``modeling/services/score_export.py``, the rendering from
+or Parquet in constant memory. The rows come from ``modeling/services/exports.py``, the rendering from
 ``core.streaming`` like every other export; columns are listed in docs/exports.md."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from core.limits import MAX_ID
 from core.streaming import streaming_response
 from labeling.project_scope import ProjectScopedMixin
 from modeling.models import ModelVersion
-from modeling.services import score_export
+from modeling.services import exports
 
 
 class ScoresExportView(ProjectScopedMixin, ExportView):
@@ -30,13 +30,13 @@ class ScoresExportView(ProjectScopedMixin, ExportView):
         self.require_export()
         output = requested_format(request)
         version_id = self.model_version_id(request)
-        columns, chunks = score_export.export_rows(output, self.project, version_id)
+        columns, chunks = exports.export_rows(output, self.project, version_id)
         return streaming_response(output, columns, chunks, f"{self.project.slug}-scores", version_id)
 
     def model_version_id(self, request) -> int | None:
         raw_version = request.query_params.get("model_version")
         if not raw_version:
-            return score_export.active_version_id(self.project)
+            return exports.active_version_id(self.project)
         try:
             version_id = int(raw_version)
         except ValueError:

@@ -17,7 +17,7 @@ project_routes = [
     path("scores/", export.ScoresExportView.as_view(), name="api-scores"),
     # Dashboards (modeling/api/agreement.py): the stored agreement report, and a rater's exclusion from training.
     path("agreement/", agreement.AgreementView.as_view(), name="api-agreement"),
-    path("raters/<int:user_id>/exclusion/", agreement.RaterExclusionView.as_view(), name="api-rater-exclusion"),
+    path("raters/<id:user_id>/exclusion/", agreement.RaterExclusionView.as_view(), name="api-rater-exclusion"),
     # The poster's analyses (modeling/api/analyses.py): per-tag scores, metadata fields.
     path("tags/summary/", analyses.TagSummaryView.as_view(), name="api-tag-summary"),
     path("metadata/fields/", analyses.MetadataFieldsView.as_view(), name="api-metadata-fields"),
@@ -26,18 +26,18 @@ project_routes = [
     path("export/model-versions/", version_exports.ModelVersionsExportView.as_view(), name="api-export-model-versions"),
     # The image browser (modeling/api/image_browser.py).
     path("images/browse/", image_browser_api.ImageBrowseView.as_view(), name="api-image-browse"),
-    path("images/<int:image_id>/comparisons/", image_browser_api.ImageComparisonsView.as_view(),
+    path("images/<id:image_id>/comparisons/", image_browser_api.ImageComparisonsView.as_view(),
          name="api-image-comparisons"),
 ]
 
 urlpatterns = [
-    path("model-versions/<int:version_id>/", views.ModelVersionDetailView.as_view(), name="api-model-version"),
-    path("model-versions/<int:version_id>/promote/", views.PromoteView.as_view(), name="api-model-version-promote"),
-    path("model-versions/<int:version_id>/rollback/", views.RollbackView.as_view(), name="api-model-version-rollback"),
-    path("training-runs/<int:run_id>/", views.TrainingRunDetailView.as_view(), name="api-training-run"),
+    path("model-versions/<id:version_id>/", views.ModelVersionDetailView.as_view(), name="api-model-version"),
+    path("model-versions/<id:version_id>/promote/", views.PromoteView.as_view(), name="api-model-version-promote"),
+    path("model-versions/<id:version_id>/rollback/", views.RollbackView.as_view(), name="api-model-version-rollback"),
+    path("training-runs/<id:run_id>/", views.TrainingRunDetailView.as_view(), name="api-training-run"),
     # An image's explanation (modeling/api/analyses.py).
-    path("images/<int:image_id>/explanation/", analyses.ExplanationView.as_view(), name="api-image-explanation"),
-    path("images/<int:image_id>/explanation.png", analyses.ExplanationPngView.as_view(),
+    path("images/<id:image_id>/explanation/", analyses.ExplanationView.as_view(), name="api-image-explanation"),
+    path("images/<id:image_id>/explanation.png", analyses.ExplanationPngView.as_view(),
          name="api-image-explanation-png"),
     path("projects/<slug:slug>/", include(project_routes)),
 ]

@@ -7,26 +7,9 @@ the ``is_active`` column marks it.
 from __future__ import annotations
 
 from core.export_views import ExportView, export_schema, requested_format
-from core.streaming import Column, keyset_chunks, streaming_response
-from labeling.models import Project
+from core.streaming import streaming_response
 from labeling.project_scope import ProjectScopedMixin
-from modeling.models import ModelVersion
-from modeling.services.score_export import active_version_id
-
-MODEL_VERSION_COLUMNS = [
-    Column("model_version", "int"), Column("created_at", "time"), Column("status"), Column("is_active", "bool"),
-    Column("activated_at", "time"), Column("encoder_id"), Column("n_comparisons", "int"),
-    Column("last_comparison_id", "int"), Column("training_seconds", "float"), Column("status_reason"),
-    Column("trained_by"), Column("metrics", "json"), Column("config", "json"),
-]
-_FIELDS = [
-    "id", "created_at", "status", "is_active", "activated_at", "encoder_id", "n_comparisons", "last_comparison_id",
-    "training_seconds", "status_reason", "trained_by__username", "metrics", "config",
-]
-
-
-def model_version_chunks(project: Project):
-    return keyset_chunks(ModelVersion.objects.filter(project=project), _FIELDS)
+from modeling.services.exports import MODEL_VERSION_COLUMNS, active_version_id, model_version_chunks
 
 
 class ModelVersionsExportView(ProjectScopedMixin, ExportView):

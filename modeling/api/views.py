@@ -35,11 +35,13 @@ class Pagination(PageNumberPagination):
 
 
 def manager_project(request, project: Project | None, what: str = "project", action: str = "see the models") -> Project:
-    return access.role_in(request.user, project, what).require_manager(action).project
+    role = access.role_in(request.user, project, what).require_manager(action)
+    return access.writes_to(role, request.method).project
 
 
 def project_from_slug(request, slug: str, action: str = "see the models") -> Project:
-    return access.project_role(request.user, slug).require_manager(action).project
+    role = access.project_role(request.user, slug).require_manager(action)
+    return access.writes_to(role, request.method).project
 
 
 def version_for(request, version_id: int, action: str = "see the models") -> ModelVersion:

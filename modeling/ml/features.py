@@ -161,6 +161,41 @@ class FeatureStore:
             out[pos] = t
         return out
 
+    def drop_images(self, ids) -> int:
+        """Delete the features of image ids [N] (a purge); returns the files removed.
+
+        A shard holding only those images goes; one that also holds others is written again without
+        them, under a name that sorts right after the old one (so a newer shard of a kept image still
+        wins), before the old one goes: ids file first, so a reader sees the old shard whole or not at all.
+        """
+        drop = {int(i) for i in ids}
+        removed = 0
+        try:
+            names = sorted(n[: -len(".ids.npy")] for n in os.listdir(self.shards) if n.endswith(".ids.npy"))
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            shard_ids = np.load(self.shards / f"{name}.ids.npy")  # [n] int64
+            hit = np.isin(shard_ids, list(drop))
+            if not hit.any():
+                continue
+            if not hit.all():
+                kept = np.load(self.shards / f"{name}.tokens.npy")[~hit]  # [k,T,D] float16
+                kept_ids = shard_ids[~hit]
+                atomic_write(self.shards / f"{name}r.tokens.npy", lambda f: np.save(f, kept))
+                atomic_write(self.shards / f"{name}r.ids.npy", lambda f: np.save(f, kept_ids))
+            for suffix in (".ids.npy", ".tokens.npy"):
+                (self.shards / f"{name}{suffix}").unlink(missing_ok=True)
+                removed += 1
+        for image_id in drop:
+            path = self._legacy_path(image_id)
+            if path.exists():
+                path.unlink()
+                removed += 1
+        self._seen.clear()
+        self._index.clear()  # shard names changed: index again on the next read
+        return removed
+
     # -- texts, keyed by the exact text ---------------------------------------------------------
     def _text_path(self, text: str) -> Path:
         key = _text_key(text)

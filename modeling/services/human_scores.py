@@ -26,9 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
-from django.db import connection, transaction
-from django.db.models import Case, Count, IntegerField, Max, Sum, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Max, Sum
 from django.utils import timezone
 
 from labeling.models import Comparison, Image, Project
@@ -36,9 +34,9 @@ from modeling.ml import bradley_terry as bt
 from modeling.ml import rater_reliability
 from modeling.models import HumanScore, ImageScore, ModelVersion
 from modeling.services.columns import fetch_columns
-from modeling.services import stopping_rule
+from modeling.services import comparison_cache, human_score_writes, stopping_rule
 from modeling.services import warm_start as warm_start_service  # (the fits' own warm_start is the stored means)
-from modeling.services.datasets import excluded_rater_ids, holdout_condition
+from modeling.services.datasets import excluded_rater_ids
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +44,6 @@ FIT_CONFIG = bt.FitConfig()
 RELIABILITY_CONFIG = rater_reliability.ReliabilityConfig()
 PRIOR_EM_STEPS = 2  # refinements of the model-to-human-scale map per fit (see bt.map_model_to_bt_scale)
 VARIANCE_PROBES = 4  # Hutchinson probes for the mean posterior variance the map needs
-
-# Outcome codes read from the database: the left image's share of the win, doubled (so they stay integers).
-_LEFT_WIN_X2 = Case(
-    When(outcome=Comparison.Outcome.A, then=Value(2)),
-    When(outcome=Comparison.Outcome.TIE, then=Value(1)),
-    When(outcome=Comparison.Outcome.BOTH_BAD, then=Value(1)),  # as a tie: docs/generated-images.md, "Both bad"
-    default=Value(0),
-    output_field=IntegerField(),
-)
-_GOLD_CODE = Case(  # -1: not a gold pair (or not graded), 0: wrong, 1: right
-    When(is_gold=True, gold_correct=True, then=Value(1)),
-    When(is_gold=True, gold_correct=False, then=Value(0)),
-    default=Value(-1),
-    output_field=IntegerField(),
-)
-
 
 @dataclass(frozen=True)
 class ComparisonArrays:
@@ -102,37 +84,26 @@ def project_image_ids(project: Project) -> np.ndarray:
 
 def load_comparisons(project: Project, *, include_excluded: bool = False, image_ids: np.ndarray | None = None
                      ) -> ComparisonArrays:
-    """All of the project's comparisons (without excluded raters' unless ``include_excluded``), in id order."""
-    loaded_at = timezone.now()  # before reading: what was stored by then is in the arrays
+    """All of the project's comparisons (without excluded raters' unless ``include_excluded``), in id order.
+
+    Read through this process's ``comparison_cache``: only the rows stored since the last read come from
+    the database. The arrays are read-only (they are the cache's)."""
+    cached = comparison_cache.project_comparisons(project)
+    columns = cached.columns
+    if not include_excluded and (excluded := excluded_rater_ids(project)):
+        keep = ~np.isin(columns["rater_id"], np.asarray(excluded, dtype=np.int64))
+        columns = {name: column[keep] for name, column in columns.items()}
+    a_index, b_index = columns["a_index"], columns["b_index"]
     if image_ids is None:
-        image_ids = project_image_ids(project)
-    comparisons = Comparison.objects.filter(project=project)
-    if not include_excluded:
-        comparisons = comparisons.exclude(rater_id__in=excluded_rater_ids(project))
-    # The held-out flag is computed by the database with the model loop's own rule, so the dashboards
-    # evaluate on exactly the comparisons training left out.
-    held = Case(When(holdout_condition(), then=Value(1)), default=Value(0), output_field=IntegerField())
-    columns = fetch_columns(
-        comparisons.order_by("id").annotate(
-            left_win_x2=_LEFT_WIN_X2, gold_code=_GOLD_CODE, response=Coalesce("response_ms", Value(-1)), held=held
-        ),
-        {"image_a_id": int, "image_b_id": int, "left_win_x2": int, "rater_id": int, "response": int,
-         "gold_code": int, "id": int, "held": int},
-    )  # fmt: skip
-    response = columns["response"].astype(np.float64)
-    response[columns["response"] < 0] = np.nan
+        image_ids = cached.image_ids
+    elif not np.array_equal(image_ids, cached.image_ids):  # the caller's own image order
+        a_index = np.searchsorted(image_ids, cached.image_ids[a_index])
+        b_index = np.searchsorted(image_ids, cached.image_ids[b_index])
     return ComparisonArrays(
-        image_ids=image_ids,
-        a_index=np.searchsorted(image_ids, columns["image_a_id"]),
-        b_index=np.searchsorted(image_ids, columns["image_b_id"]),
-        outcome=columns["left_win_x2"] / 2.0,
-        rater_id=columns["rater_id"],
-        response_ms=response,
-        gold=columns["gold_code"],
-        comparison_id=columns["id"],
-        heldout=columns["held"].astype(bool),
-        loaded_at=loaded_at,
-    )
+        image_ids=image_ids, a_index=a_index, b_index=b_index, outcome=columns["outcome"],
+        rater_id=columns["rater_id"], response_ms=columns["response_ms"], gold=columns["gold"],
+        comparison_id=columns["comparison_id"], heldout=columns["heldout"], loaded_at=cached.loaded_at,
+    )  # fmt: skip
 
 
 def active_model_version(project: Project) -> ModelVersion | None:
@@ -170,8 +141,7 @@ def stored_posterior(project: Project, image_ids: np.ndarray) -> tuple[np.ndarra
 
 def stored_means(project: Project, image_ids: np.ndarray) -> np.ndarray | None:
     """The stored human-score means (0 where none): the warm start of the next fit."""
-    stored = stored_posterior(project, image_ids)
-    return None if stored is None else np.nan_to_num(stored[0], nan=0.0)
+    return human_score_writes.stored_means(project, np.asarray(image_ids))
 
 
 @dataclass(frozen=True)
@@ -298,42 +268,11 @@ def store_human_scores(project: Project, fit: HumanScoreFit) -> int:
 
     Fits run concurrently (a refill, the dashboards' refit, an activation's refill, on several worker
     processes); the one that read the comparisons last wins, whichever finishes last, so the stored scores
-    never go back to fewer judgments. ``fitted_at`` is the time the fit's comparisons were read.
-    Returns the number of images in the fit."""
-    table = HumanScore._meta.db_table
-    newer_only = (
-        "ON CONFLICT (image_id) DO UPDATE SET mean = EXCLUDED.mean, variance = EXCLUDED.variance, "
-        "n_comparisons = EXCLUDED.n_comparisons, fitted_at = EXCLUDED.fitted_at "
-        f"WHERE {table}.fitted_at <= EXCLUDED.fitted_at"
-    )
-    fitted_at = connection.ops.adapt_datetimefield_value(fit.data_as_of)
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One statement: bulk_create would build 10^5 model instances, and psycopg's adaptation of
-            # Python lists is slower than PostgreSQL parsing one comma-separated text per column.
-            cursor.execute(
-                f"""INSERT INTO {table} (project_id, image_id, mean, variance, n_comparisons, fitted_at)
-                    SELECT %s, image_id, mean, variance, n_comparisons, %s
-                    FROM unnest(string_to_array(%s, ',')::bigint[], string_to_array(%s, ',')::float8[],
-                                string_to_array(%s, ',')::float8[], string_to_array(%s, ',')::integer[])
-                        AS fitted (image_id, mean, variance, n_comparisons)
-                    {newer_only}""",
-                [project.pk, fitted_at, *(_csv(column) for column in (
-                    fit.image_ids, fit.posterior.mean, fit.posterior.var, fit.counts))],
-            )  # fmt: skip
-        else:
-            rows = zip(fit.image_ids.tolist(), fit.posterior.mean.tolist(), fit.posterior.var.tolist(),
-                       fit.counts.tolist())
-            cursor.executemany(
-                f"INSERT INTO {table} (project_id, image_id, mean, variance, n_comparisons, fitted_at) "
-                f"VALUES (%s, %s, %s, %s, %s, %s) {newer_only}",
-                [(project.pk, image_id, mean, var, int(count), fitted_at) for image_id, mean, var, count in rows],
-            )
-    return fit.image_ids.shape[0]
-
-
-def _csv(values: np.ndarray) -> str:
-    return ",".join(map(repr, values.tolist()))  # repr: the shortest text that reads back the same float
+    never go back to fewer judgments. ``fitted_at`` is the time the fit's comparisons were read. Only the
+    scores that moved are rewritten when this process knows what is stored (``human_score_writes``).
+    Returns the number of rows written."""
+    return human_score_writes.write_scores(project, fit.image_ids, fit.posterior.mean, fit.posterior.var,
+                                           fit.counts, fit.data_as_of)
 
 
 def fit_human_scores(project: Project) -> HumanScoreFit:

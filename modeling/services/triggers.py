@@ -108,9 +108,10 @@ def check_project(project: Project, *, dispatch: bool = True) -> dict:
 
 
 def check_all_projects(*, dispatch: bool = True) -> list[dict]:
-    """The body of the beat task: every project, each on its own (one failing project stops no other)."""
+    """The body of the beat task: every project but archived ones (read-only: no retraining), each on its own
+    (one failing project stops no other)."""
     outcomes = []
-    for project in Project.objects.all().order_by("pk"):
+    for project in Project.objects.filter(archived_at=None).order_by("pk"):
         try:
             outcomes.append(check_project(project, dispatch=dispatch))
         except Exception as exc:

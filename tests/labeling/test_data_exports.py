@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core import streaming
-from labeling.api import data_exports
+from labeling.services import data_exports
 from labeling.models import Comparison, GoldPair, ImageTag, PairLease, ReferenceRating, Tag
 from modeling.models import ModelVersion
 

@@ -94,7 +94,7 @@ def test_api_imports_for_managers_and_lists_bad_lines(api, project, named, manag
                                                                b"ext-0,ext-1,a,nobody,2024-01-01T00:00:00Z\n")},
                             format="multipart")
     assert bad.status_code == 400
-    assert bad.json()["errors"] == [{"file": "b.csv", "line": 2, "reason": "no member of this project is called 'nobody'"}]
+    assert bad.json()["errors"] == [{"file": "b.csv", "line": 2, "reason": "rater 'nobody' is not an active rater of this project"}]
     assert Comparison.objects.count() == 3
 
 
@@ -109,3 +109,36 @@ def test_management_command(project, named, rater, second_rater, tmp_path, capsy
     with pytest.raises(CommandError, match="1 bad line"):
         call_command("import_judgments", "test-project", str(bad))
     assert f"{bad}:2:" in capsys.readouterr().err
+
+
+@pytest.mark.django_db
+def test_only_active_raters_of_the_project_and_no_user_name_oracle(project, named, rater, manager, outsider,
+                                                                     make_member, make_user):
+    from labeling.models import Membership
+
+    gone = make_member(project, "gone_member", "rater")
+    Membership.objects.filter(user=gone).update(is_active=False)
+    disabled = make_member(project, "disabled_account", "rater")
+    disabled.is_active = False
+    disabled.save()
+    make_user("site_admin", is_superuser=True, is_staff=True)
+    names = ["site_admin", "gone_member", "disabled_account", "outsider", "manager1", "no_such_person"]
+    text = "image_a,image_b,winner,rater,time\n" + "".join(
+        f"ext-0,ext-1,a,{name},2024-03-01T10:00:00Z\n" for name in names)
+    with pytest.raises(JudgmentFileInvalid) as caught:
+        import_judgments(project, io.StringIO(text), "who.csv")
+    reasons = [error.reason for error in caught.value.errors]
+    assert len(reasons) == len(names) and Comparison.objects.count() == 0
+    # One wording for all: a name that exists elsewhere reads exactly like one that exists nowhere.
+    assert {reason.replace(repr(name), "NAME") for reason, name in zip(reasons, names)} == {
+        "rater NAME is not an active rater of this project"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59Z", "9999-12-31T23:59:59-05:00", "2999-01-01T00:00:00Z",
+                                  "1969-12-31T23:59:59Z", "0001-01-01T00:00:00+01:00"])
+def test_judgment_times_are_bounded(project, named, rater, when):
+    text = f"image_a,image_b,winner,rater,time\next-0,ext-1,a,rater1,{when}\n"
+    with pytest.raises(JudgmentFileInvalid, match="out of range"):
+        import_judgments(project, io.StringIO(text), "when.csv")
+    assert Comparison.objects.count() == 0

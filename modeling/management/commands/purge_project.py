@@ -10,8 +10,9 @@ from modeling.services.purge import purge_project
 
 class Command(BaseCommand):
     help = (
-        "Delete a project with its images and judgments, for good. Writes an export first "
-        "(scores.csv, comparisons.csv, manifest.json) and logs what it removed. Archive instead to keep the data."
+        "Delete a project with its images, judgments, models and their files, for good. Writes an export first "
+        "(scores, comparisons, image tags, raters, gold pairs, model versions with metrics, a manifest) and logs "
+        "what it removed. Archive instead to keep the data."
     )
 
     def add_arguments(self, parser):

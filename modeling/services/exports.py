@@ -1,6 +1,8 @@
-"""The scores export's rows: one per image, with its model score under a chosen version, its human score, its
-comparison count and its tags, read in constant memory. The API streams them (``modeling/api/export.py``), the
-purge writes them to a file (``modeling/services/purge.py``); both through ``core.streaming``.
+"""The rows of modeling's exports, for ``core.streaming``: the API streams them (``modeling/api/export.py``,
+``modeling/api/version_exports.py``), the purge writes them to files (``modeling/services/purge.py``).
+
+The scores: one row per image, with its model score under a chosen version, its human score, its comparison
+count and its tags. The model versions: one row per version with its status, training data and metrics.
 
 Rows are read in keyset-paginated chunks (``id > last`` ordered by id, ``values_list``), each chunk one
 joined query for the image, its score under the chosen model version, its human score and its
@@ -16,7 +18,7 @@ from typing import Iterator
 from django.db.models import FilteredRelation, Q, TextField
 from django.db.models.functions import Cast
 
-from core.streaming import Column
+from core.streaming import Column, keyset_chunks
 from labeling.models import SCORE_BINS, Image, ImageTag, Project
 from modeling.models import ModelVersion
 
@@ -152,3 +154,21 @@ def export_rows(output: str, project: Project, model_version_id: int | None) -> 
     if output == "csv":
         return CSV_OUTPUT_COLUMNS, csv_chunks(project, model_version_id)
     return RECORD_COLUMNS, record_chunks(project, model_version_id)
+
+
+# --- The model versions ------------------------------------------------------------------------------
+
+MODEL_VERSION_COLUMNS = [
+    Column("model_version", "int"), Column("created_at", "time"), Column("status"), Column("is_active", "bool"),
+    Column("activated_at", "time"), Column("encoder_id"), Column("n_comparisons", "int"),
+    Column("last_comparison_id", "int"), Column("training_seconds", "float"), Column("status_reason"),
+    Column("trained_by"), Column("metrics", "json"), Column("config", "json"),
+]
+_MODEL_VERSION_FIELDS = [
+    "id", "created_at", "status", "is_active", "activated_at", "encoder_id", "n_comparisons", "last_comparison_id",
+    "training_seconds", "status_reason", "trained_by__username", "metrics", "config",
+]
+
+
+def model_version_chunks(project: Project):
+    return keyset_chunks(ModelVersion.objects.filter(project=project), _MODEL_VERSION_FIELDS)
