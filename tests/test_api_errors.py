@@ -53,7 +53,7 @@ def test_an_over_long_uri_is_a_414_json_error_under_the_api_and_text_elsewhere(m
 def test_an_id_beyond_the_database_s_integers_is_a_404_not_a_server_error(manager_client, project):
     url = f"/api/v1/projects/{project.slug}/raters/{2**80}/exclusion/"
     response = manager_client.post(url, {"excluded": True}, content_type="application/json")
-    assert response.status_code == 404 and response.json()["detail"] == "This user is not a member of the project."
+    assert response.status_code == 404 and response.json() == {"detail": "Not found.", "code": "not_found"}
 
 
 @pytest.mark.django_db

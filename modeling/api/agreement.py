@@ -13,7 +13,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api_errors import ErrorSerializer
-from core.limits import MAX_ID
 from labeling.project_scope import ProjectScopedMixin
 
 from labeling.models import Membership
@@ -83,8 +82,6 @@ class RaterExclusionView(ProjectScopedMixin, APIView):
         self.require_manager("exclude raters from training")
         body = ExclusionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        if user_id > MAX_ID:  # beyond any user id (and the database driver's integers)
-            raise NotFound("This user is not a member of the project.")
         try:
             membership = invite_service.set_rater_excluded(
                 self.project, user_id, body.validated_data["excluded"], by=request.user.username
