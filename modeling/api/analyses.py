@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api_errors import ErrorSerializer, JsonErrorsMixin
+from core.limits import MAX_ID
 from core import spreadsheet_safety
 from labeling.project_scope import ProjectScopedMixin, image_role
 
@@ -52,6 +53,8 @@ def _int_param(request, name: str, default: int | None, minimum: int = 1) -> int
         raise ValidationError({name: "must be an integer"}) from None
     if value < minimum:
         raise ValidationError({name: f"must be at least {minimum}"})
+    if value > MAX_ID:  # beyond any id, and the database driver's integers
+        raise ValidationError({name: f"must be at most {MAX_ID}"})
     return value
 
 
