@@ -42,9 +42,9 @@ def refusal_status(exc: Refusal) -> int:
     return next((REFUSAL_STATUS[kind] for kind in type(exc).__mro__ if kind in REFUSAL_STATUS), 400)
 
 
-def refused(exc: Refusal) -> Response:
-    """A service's refusal as a 4xx with the message and a stable code."""
-    return Response({"detail": exc.message, "code": exc.code}, status=refusal_status(exc))
+def refused(exc: Refusal, **extra) -> Response:
+    """A service's refusal as a 4xx with the message and a stable code (and ``extra`` fields a view adds)."""
+    return Response({"detail": exc.message, "code": exc.code, **extra}, status=refusal_status(exc))
 
 
 def exception_handler(exc, context):

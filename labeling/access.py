@@ -194,6 +194,26 @@ def can_create_projects(user) -> bool:
     return user.is_authenticated and (user.is_staff or user.has_perm("labeling.add_project"))
 
 
+# --- Crowd identities --------------------------------------------------------------------------------
+
+# A crowd worker signed in through a campaign link (labeling/services/crowd_links.py) may rate and nothing
+# else: the rating page, the rating API, the images' files and tags, the instructions, signing out.
+CROWD_SESSION_KEY = "tagrank_crowd_worker"
+CROWD_ROUTES = frozenset({
+    "crowd-link", "project-rate", "api-next-pair", "api-comparisons", "api-undo", "api-skip", "api-release",
+    "api-vocabulary", "api-image-tags", "api-instructions", "media", "logout",
+})
+
+
+def is_crowd_session(session) -> bool:
+    return bool(session.get(CROWD_SESSION_KEY))
+
+
+def crowd_worker_may(route_name: str | None) -> bool:
+    """May a crowd identity reach the route ``route_name``? Only rating (``CROWD_ROUTES``)."""
+    return route_name in CROWD_ROUTES
+
+
 # --- Files under MEDIA_ROOT ------------------------------------------------------------------------
 
 # A stored file's path names its owner; anything else under media (trained weights, cached features)

@@ -556,6 +556,61 @@ class Invite(models.Model):
         return f"invite to {self.project} as {self.role}"
 
 
+class CampaignLink(models.Model):
+    """A link to paste into a crowd platform (Prolific, MTurk, Toloka): whoever opens it with a worker id gets
+    a passwordless rater identity in the project, rates up to ``quota`` pairs, then sees the completion code
+    or is sent to the completion URL (labeling/services/crowd_links.py)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="campaign_links")
+    token = models.CharField(max_length=64, unique=True, editable=False)
+    name = models.CharField(max_length=200, blank=True, help_text="E.g. the study on the platform (managers only).")
+    worker_param = models.CharField(
+        max_length=40, default="PROLIFIC_PID",
+        help_text="The URL parameter that carries the worker's id, e.g. PROLIFIC_PID (Prolific) or workerId (MTurk).",
+    )
+    quota = models.PositiveIntegerField(default=50, help_text="Judgments per worker; then the worker is done.")
+    completion_code = models.CharField(max_length=100, blank=True, help_text="Shown to a worker who is done.")
+    completion_url = models.URLField(max_length=1000, blank=True,
+                                     help_text="Or: where a worker who is done is sent (e.g. the platform's page).")
+    expires_at = models.DateTimeField()
+    max_workers = models.PositiveIntegerField(default=100, help_text="Workers the link admits at most.")
+    is_active = models.BooleanField(default=True, help_text="Untick to close the link.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=Q(quota__gte=1), name="campaignlink_quota_positive")]
+
+    def __str__(self):
+        return f"campaign link {self.name or self.pk} of {self.project}"
+
+
+class CrowdWorker(models.Model):
+    """A crowd worker's passwordless rater identity in a project, keyed by their id on the crowd platform."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="crowd_workers")
+    link = models.ForeignKey(CampaignLink, on_delete=models.PROTECT, related_name="workers")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="crowd_worker")
+    external_id = models.CharField(max_length=200, help_text="The worker's id on the crowd platform.")
+    platform_params = models.JSONField(default=dict, blank=True,
+                                       help_text="The link's other URL parameters at the last visit (e.g. SESSION_ID).")
+    started_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True, help_text="When the worker reached the quota.")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="crowdworker_unique_id_per_project"),
+        ]
+
+    def __str__(self):
+        return f"crowd worker {self.external_id} in {self.project}"
+
+
 class Heartbeat(models.Model):
     """When a periodic signal last arrived (``beat``: the tick beat sends and a worker runs); /healthz/ reads it."""
 

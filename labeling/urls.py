@@ -2,6 +2,7 @@ from django.urls import include, path
 
 from labeling import views
 from labeling import import_views
+from labeling import crowd_views
 from labeling import instruction_views
 from labeling import qualification_views
 from labeling import vocabulary_views
@@ -20,6 +21,9 @@ project_routes = [
     path("invites/<id:invite_id>/revoke/", views.invite_revoke, name="invite-revoke"),
     path("progress/", views.project_progress_page, name="project-progress"),
     path("gold/", views.project_gold, name="project-gold"),
+    # Campaign links for crowd platforms (labeling/crowd_views.py).
+    path("campaign-links/", crowd_views.campaign_links_page, name="project-campaign-links"),
+    path("campaign-links/<id:link_id>/close/", crowd_views.campaign_link_close, name="project-campaign-link-close"),
     # Instructions and example pairs (labeling/instruction_views.py).
     path("instructions/", instruction_views.instructions_page, name="project-instructions"),
     path("instructions/examples/<id:example_id>/delete/", instruction_views.example_delete,
@@ -43,4 +47,5 @@ urlpatterns = [
     path("projects/new/", views.project_create, name="project-create"),  # before the slug "new"
     path("projects/<slug:slug>/", include(project_routes)),
     path("signup/<str:token>/", views.signup, name="signup"),
+    path("study/<str:token>/", crowd_views.open_campaign_link, name="crowd-link"),
 ]

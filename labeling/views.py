@@ -14,7 +14,7 @@ from labeling import access, login_limits
 from labeling.project_scope import manager_page
 from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, UploadForm
 from labeling.models import GoldPair, Image, Invite, Membership, Project
-from labeling.services import comparison_groups, instructions
+from labeling.services import comparison_groups, crowd_links, instructions
 from labeling.services import invites as invite_service
 from labeling.services.comparisons import project_progress, undo_seconds
 from labeling.services.imports import RejectedImage, import_one, import_session, read_upload
@@ -91,6 +91,7 @@ def rate(request, slug):
             "rendered": rendered,
             "examples": examples,
             "show_instructions_first": my_count == 0 and bool(rendered or examples),
+            "crowd_quota": crowd_links.completion_for(project, request.user).get("quota"),
         },
     )
 

@@ -12,6 +12,7 @@ project_routes = [
     path("models/<id:version_id>/promote/", views.promote, name="project-models-promote"),
     path("models/<id:version_id>/rollback/", views.rollback, name="project-models-rollback"),
     path("models/<id:version_id>/new-campaign/", views.new_campaign, name="project-models-new-campaign"),
+    path("models/<id:version_id>/warm-start-into/", views.warm_start_into, name="project-models-warm-start-into"),
     # The image browser (modeling/browser_views.py).
     path("browse/", browser_views.image_browser_page, name="project-image-browser"),
     path("browse/<id:image_id>/", browser_views.browser_image_page, name="project-browser-image"),

@@ -77,6 +77,7 @@ def models_page(request, project):
                                               project=project),
         "can_create_projects": access.can_create_projects(request.user),
         "warm_start": warm_start.warm_start_version(project),
+        "warm_start_targets": list(warm_start.projects_to_warm_start(request.user, active)) if active else [],
         "warm_start_in_use": warm_start.in_use(project),
         "warm_start_scored": WarmStartScore.objects.filter(project=project).count(),
         # Refresh while something is moving, so progress is visible without a reload button.
@@ -152,3 +153,23 @@ def new_campaign(request, project, version_id):
     messages.success(request, f"Campaign “{new.name}” created, warm-started from version {version.pk}: its images "
                      "are ranked by that model from the first judgment. Upload images next.")
     return redirect("project-upload", slug=new.slug)
+
+
+@manager_page(require_POST)
+def warm_start_into(request, project, version_id):
+    """Make this version the warm start of another project the caller manages (one click on the Models page)."""
+    version = get_object_or_404(ModelVersion, pk=version_id, project=project)
+    slug = request.POST.get("project", "")
+    if not slug:
+        messages.error(request, "Choose the project to warm-start.")
+        return redirect("project-models", slug=project.slug)
+    target = access.project_role(request.user, slug).require_manager("change its training settings").project
+    try:
+        warm_start.check_warm_start(request.user, target, version.pk)
+    except warm_start.WarmStartInvalid as exc:
+        messages.error(request, exc.message)
+        return redirect("project-models", slug=project.slug)
+    warm_start.set_warm_start(target, version)
+    messages.success(request, f"“{target.name}” now starts from version {version.pk}: its images are being scored "
+                     "by it, and its ranking uses them from the first judgment.")
+    return redirect("project-models", slug=target.slug)

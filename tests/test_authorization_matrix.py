@@ -57,6 +57,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "logout": {"POST": PUBLIC, "OPTIONS": PUBLIC},
     "healthz": read(PUBLIC),
     "signup": {**read(PUBLIC), "POST": PUBLIC},  # whoever holds a valid invitation link
+    "crowd-link": read(NOBODY),  # a campaign link: only with a worker id (the matrix calls it without: 400)
     "api-token": {"POST": PUBLIC},
     "api-token-revoke": {"POST": SIGNED_IN},  # the caller's own token
     "api-schema": read(SIGNED_IN),
@@ -76,6 +77,8 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "project-progress": read(MANAGERS),
     "project-gold": {**read(MANAGERS), "POST": MANAGERS},
     "project-instructions": {**read(MANAGERS), "POST": MANAGERS},
+    "project-campaign-links": {**read(MANAGERS), "POST": MANAGERS},
+    "project-campaign-link-close": {"POST": MANAGERS},
     "project-example-delete": {"POST": MANAGERS},
     # Modeling pages (raters judge blind: no models, dashboards or analyses)
     "project-models": read(MANAGERS),
@@ -84,6 +87,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "project-models-promote": {"POST": MANAGERS},
     "project-models-rollback": {"POST": MANAGERS},
     "project-models-new-campaign": {"POST": frozenset({SUPERUSER})},  # managers who may also create projects
+    "project-models-warm-start-into": {"POST": MANAGERS},  # of this project and of the one warm-started
     "project-dashboard": read(MANAGERS),
     "project-dashboard-recompute": {"POST": MANAGERS},
     "project-rater-exclusion": {"POST": MANAGERS},
@@ -105,6 +109,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "api-gold-pairs": {**read(MANAGERS), "POST": MANAGERS},
     "api-progress": read(MANAGERS),
     "api-instructions": read(MEMBERS),
+    "api-export-payment": read(MANAGERS),
     "api-rater-reinstate": {"POST": MANAGERS},
     "api-scores": read(MANAGERS),
     "api-image-tags": {**read(MEMBERS), "POST": MEMBERS, "DELETE": MEMBERS},
@@ -162,7 +167,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
 MAY_BE_MISSING = {"api-undo", "api-agreement", "project-dashboard-csv", "api-tag-summary", "api-metadata-summary",
                   "image-heat-map"}
 # Routes whose kwargs name no object of a project (nothing to be foreign to).
-NOT_PROJECT_SCOPED = {"signup", "media"}
+NOT_PROJECT_SCOPED = {"signup", "media", "crowd-link"}
 REFUSALS = {401, 403, 404, 405}
 
 
@@ -240,16 +245,21 @@ def world(db, settings, image_bytes):
     hook = Webhook.objects.create(project=project, url="http://127.0.0.1:9/hook", secret="s", events=["import.finished"])
     tag = Tag.objects.get(project=project, name="sky")
     example = ExamplePair.objects.create(project=project, image_a=images[0], image_b=images[1], expected="a")
+    from labeling.services.crowd_links import create_link
+
+    campaign_link = create_link(project, users[MANAGER], completion_code="DONE")
     tokens = {name: Token.objects.create(user=user).key for name, user in users.items() if user is not None}
     kwargs = {
         "slug": project.slug, "image_id": images[0].pk, "version_id": version.pk, "run_id": run.pk,
         "membership_id": Membership.objects.get(user=users[RATER]).pk, "invite_id": invite.pk,
         "user_id": users[RATER].pk, "table": "raters", "field": "seed", "token": invite.token,
         "job_id": job.pk, "hook_id": hook.pk, "tag_id": tag.pk, "example_id": example.pk,
+        "link_id": campaign_link.pk,
     }
     missing = {**kwargs, "slug": "no-such-project", "image_id": 999999999, "version_id": 999999999,
                "run_id": 999999999, "membership_id": 999999999, "invite_id": 999999999, "user_id": 999999999,
-               "job_id": 999999999, "hook_id": 999999999, "tag_id": 999999999, "example_id": 999999999}
+               "job_id": 999999999, "hook_id": 999999999, "tag_id": 999999999, "example_id": 999999999,
+               "link_id": 999999999}
     media = {  # path -> callers who may read it
         images[0].file.name: MEMBERS,
         images[0].thumbnail.name: MEMBERS,

@@ -34,10 +34,11 @@ def extract_features_task(image_ids: list[int]) -> dict:
 
 @shared_task(name="tagrank.features.sweep", soft_time_limit=600, time_limit=660, **RETRYING)
 def sweep_features_task() -> dict:
-    """Images still without features (a lost message) or without an active score get enqueued again."""
-    from modeling.services import sweep
+    """Images still without features (a lost message) or without an active score get enqueued again;
+    so do images a warm start has not scored yet."""
+    from modeling.services import sweep, warm_start
 
-    return sweep.sweep()
+    return {**sweep.sweep(), "warm_start_scoring_enqueued": warm_start.sweep()}
 
 
 @shared_task(bind=True, name="tagrank.training.train", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300, **RETRYING)

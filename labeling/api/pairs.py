@@ -7,10 +7,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from core.api_errors import ERRORS, ErrorSerializer
+from core.api_errors import ERRORS, ErrorSerializer, refused
 from labeling.api import serializers as s
 from labeling.project_scope import ProjectScopedMixin
-from labeling.services import leases, pair_serving
+from labeling.services import crowd_links, leases, pair_serving, qualification
 
 
 class NextPairView(ProjectScopedMixin, APIView):
@@ -19,11 +19,15 @@ class NextPairView(ProjectScopedMixin, APIView):
 
     @extend_schema(
         responses={
+            **ERRORS,
             200: s.NextPairSerializer,
             204: OpenApiResponse(description="Nothing is left for this rater to judge right now."),
             410: OpenApiResponse(ErrorSerializer, description='The campaign is complete (code "campaign_complete"): '
-                                 "its ranking reached the manager's target and no more pairs are served."),
-            **ERRORS,
+                                 "its ranking reached the manager's target and no more pairs are served; or a crowd "
+                                 'worker reached their quota (code "quota_reached"). For a crowd worker the answer '
+                                 "also carries completion_code, completion_url and quota."),
+            403: OpenApiResponse(ErrorSerializer, description='The rater failed the qualification (code '
+                                 '"not_qualified") or is paused by the running gold check (code "rater_paused").'),
         },
         tags=["rating"],
     )
@@ -33,7 +37,12 @@ class NextPairView(ProjectScopedMixin, APIView):
         Once the campaign is complete (its manager chose to stop at a target of ranking accuracy, and it
         was reached) the answer is 410 with code ``campaign_complete``; judgments of leases already held
         are still stored."""
-        result = pair_serving.next_pair(self.project, request.user)  # CampaignComplete: 410 (refusal_statuses)
+        try:
+            result = pair_serving.next_pair(self.project, request.user)
+        except (pair_serving.CampaignComplete, qualification.NotQualified, qualification.RaterPaused,
+                crowd_links.QuotaReached) as exc:
+            # A crowd worker who is done (or whose campaign is) gets the completion code or URL with it.
+            return refused(exc, **crowd_links.completion_for(self.project, request.user))
         if result is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(s.pair_payload(request, result[1], show_prompt=self.project.show_prompt))

@@ -4,7 +4,7 @@ Recorded with ``core.api_errors.answer_refusals`` when the app is ready; a refus
 """
 from __future__ import annotations
 
-from labeling.services import comparisons, leases, pair_serving, qualification, tags, vocabulary
+from labeling.services import comparisons, crowd_links, leases, pair_serving, qualification, tags, vocabulary
 
 REFUSAL_STATUS = {
     leases.LeaseForeign: 403,
@@ -19,4 +19,5 @@ REFUSAL_STATUS = {
     pair_serving.CampaignComplete: 410,
     qualification.NotQualified: 403,
     qualification.RaterPaused: 403,
+    crowd_links.QuotaReached: 410,
 }

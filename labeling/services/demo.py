@@ -21,6 +21,8 @@ from labeling.models import Membership, Project
 from labeling.services.imports import ImportReport, import_one, import_session
 
 DEMO_SLUG = "demo-photos"
+# A second campaign on fresh photos with the same question: the warm start's demo (docs/active-learning.md).
+DEMO_NEXT_SLUG = "demo-next-campaign"
 DEMO_USERS = {
     "manager": ("manager", "tagrank-manager", Membership.Role.MANAGER),
     "rater": ("rater", "tagrank-rater", Membership.Role.RATER),
@@ -39,6 +41,15 @@ DEMO_PHOTOS = {
     "camera.png": ["person", "photographer", "black and white", "outdoor"],
 }
 
+# The next campaign's photos: none of them is in the first campaign.
+DEMO_NEXT_PHOTOS = {
+    "motorcycle_right.png": ["motorcycle", "vehicle", "indoor"],
+    "coins.png": ["coins", "black and white"],
+    "moon.png": ["moon", "space", "black and white"],
+    "retina.jpg": ["retina", "medical"],
+    "brick.png": ["brick", "texture"],
+}
+
 # distortion → the metadata field that measures it, and three strengths from mild to severe
 DISTORTIONS = {
     "blur": ("blur_sigma", [1.0, 2.5, 5.0]),
@@ -54,6 +65,8 @@ class DemoResult:
     project: Project
     report: ImportReport
     credentials: dict[str, tuple[str, str]]
+    next_project: Project | None = None  # the second campaign, fresh photos, same question
+    next_report: ImportReport | None = None
 
 
 def load_photo(file_name: str, max_side: int = 512) -> PILImage.Image:
@@ -107,20 +120,40 @@ def ensure_demo_users(project: Project) -> dict[str, tuple[str, str]]:
     return credentials
 
 
-def seed_demo(photos: dict[str, list[str]] | None = None) -> DemoResult:
-    """Create (or complete) the demo project. Running it again adds nothing new."""
-    photos = photos or DEMO_PHOTOS
+DEMO_QUESTION = "Which photo has the better technical quality?"
+
+
+def seed_demo(photos: dict[str, list[str]] | None = None, next_photos: dict[str, list[str]] | None = None
+              ) -> DemoResult:
+    """Create (or complete) the demo project, and the next campaign beside it. Running it again adds nothing new.
+
+    The next campaign asks the same question of fresh photos. Once the demo project has an active model
+    (after its first 30 judgments), its Models page offers to warm-start the next campaign from it in one
+    click ("Warm-start … from this model"), or to start yet another campaign from it."""
+    first, report, credentials = _seed_project(DEMO_SLUG, {
+        "name": "Demo: distorted photographs",
+        "description": "scikit-image sample photos at graded blur, noise, JPEG and colour-shift distortions.",
+    }, photos or DEMO_PHOTOS)
+    second, next_report, _ = _seed_project(DEMO_NEXT_SLUG, {
+        "name": "Demo: next campaign (fresh photos)",
+        "description": "Other scikit-image photos at the same distortions, and the same question: warm-start it "
+                       "from the first demo project's model (its Models page, or this project's training settings).",
+    }, DEMO_NEXT_PHOTOS if next_photos is None else next_photos)
+    return DemoResult(first, report, credentials, second, next_report)
+
+
+def _seed_project(slug: str, defaults: dict, photos: dict[str, list[str]]
+                  ) -> tuple[Project, ImportReport, dict[str, tuple[str, str]]]:
     with transaction.atomic():
         project, _ = Project.objects.get_or_create(
-            slug=DEMO_SLUG,
+            slug=slug,
             defaults={
-                "name": "Demo: distorted photographs",
-                "question": "Which photo has the better technical quality?",
-                "description": "scikit-image sample photos at graded blur, noise, JPEG and colour-shift distortions.",
+                "question": DEMO_QUESTION,
                 "overlap": 2,
                 "gold_rate": 0.0,
                 "retrain_min_new_comparisons": 30,
                 "retrain_max_age_hours": 1,
+                **defaults,
             },
         )
         credentials = ensure_demo_users(project)
@@ -138,4 +171,4 @@ def seed_demo(photos: dict[str, list[str]] | None = None) -> DemoResult:
                 metadata = {"source": "scikit-image", "photo": photo, "distortion": kind, "distortion_strength": strength}
                 metadata.update(values)
                 import_one(report, project, name, png_bytes(image), tags=tags, metadata=metadata, external_id=name[:-4])
-    return DemoResult(project=project, report=report, credentials=credentials)
+    return project, report, credentials

@@ -41,7 +41,7 @@ from django.utils import timezone
 from core import prepared_sql
 from core.refusals import Refusal
 from labeling.models import Comparison, GoldPair, PairLease, Project
-from labeling.services import comparison_groups, pair_sql, qualification
+from labeling.services import comparison_groups, crowd_links, pair_sql, qualification
 from labeling.services.image_stats import recount_image_stats
 from labeling.services.leases import attach_images, blocking_leases, held_lease, new_lease, release_one
 
@@ -80,6 +80,10 @@ def next_pair(project: Project, rater, *, rng: random.Random | None = None):
         return None
     if project.campaign_completed_at is not None:
         raise CampaignComplete(CAMPAIGN_COMPLETE_MESSAGE)
+    quota_lease = crowd_links.quota_gate(project, rater)  # crowd workers: raises at the quota
+    if quota_lease is not None:  # their live leases fill the quota: no new pair
+        attach_images(quota_lease)
+        return quota_lease.pair, quota_lease
     if qualification.gold_only(project, rater):  # raises for a rater who failed or is paused
         return _qualification_pair(project, rater, rng)
     held = held_lease(project, rater)

@@ -2,7 +2,7 @@
 from django.urls import include, path
 
 from modeling.api import agreement, analyses, export, views
-from modeling.api import version_exports
+from modeling.api import payment_export, version_exports
 from modeling.api import image_browser as image_browser_api
 
 # The routes of one project, under projects/<slug>/.
@@ -24,6 +24,8 @@ project_routes = [
     path("metadata/<str:field>/summary/", analyses.MetadataSummaryView.as_view(), name="api-metadata-summary"),
     # Streamed export of the model versions and their metrics (modeling/api/version_exports.py).
     path("export/model-versions/", version_exports.ModelVersionsExportView.as_view(), name="api-export-model-versions"),
+    # The payment file of a crowd study (modeling/api/payment_export.py).
+    path("export/payment/", payment_export.PaymentExportView.as_view(), name="api-export-payment"),
     # The image browser (modeling/api/image_browser.py).
     path("images/browse/", image_browser_api.ImageBrowseView.as_view(), name="api-image-browse"),
     path("images/<id:image_id>/comparisons/", image_browser_api.ImageComparisonsView.as_view(),

@@ -25,7 +25,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 import worker.dispatch as dispatch
 from labeling import access
 from labeling.models import Image, Membership, Project
-from modeling.models import ModelVersion, TrainingSettings, WarmStartScore
+from modeling.models import ImageFeatures, ModelVersion, TrainingSettings, WarmStartScore
 from modeling.services import feature_extraction, scoring
 from modeling.services.columns import fetch_columns
 
@@ -69,6 +69,25 @@ def eligible_versions(user, project: Project) -> QuerySet[ModelVersion]:
                                         project__question=project.question, encoder_id=project_encoder_id(),
                                         status__in=SOURCE_STATUSES)
             .exclude(project=project).exclude(weights="").select_related("project").order_by("-created_at", "-id"))
+
+
+def projects_to_warm_start(user, version: ModelVersion) -> QuerySet[Project]:
+    """Projects the caller manages that ``version`` could warm-start now: the same question, no active version
+    of their own, not already warm-started from it (the Models page's one-click form)."""
+    own_active = ModelVersion.objects.filter(project=OuterRef("pk"), is_active=True)
+    return (access.managed_projects(user).filter(archived_at=None, question=version.project.question)
+            .exclude(pk=version.project_id).exclude(Exists(own_active))
+            .exclude(training_settings__warm_start_version=version).order_by("name", "pk"))
+
+
+def set_warm_start(project: Project, version: ModelVersion | None) -> None:
+    """Name (or clear) the project's warm start, already checked by ``check_warm_start``, and act on it."""
+    settings = TrainingSettings.objects.filter(project=project).first() or TrainingSettings(project=project)
+    previous = settings.warm_start_version_id
+    settings.warm_start_version = version
+    with transaction.atomic():
+        settings.save()
+        settings_saved(project, previous)
 
 
 def check_warm_start(user, project: Project, version_id: int | None) -> ModelVersion | None:
@@ -198,6 +217,22 @@ def score_project(project_id: int) -> dict:
         dispatch.send_activation_refresh(project.pk)  # a new prior, as when a version becomes active
     log.info("warm start of %s from version %s: %d images scored", project.slug, version.pk, written)
     return {"project": project_id, "version": version.pk, "scored": written}
+
+
+def sweep() -> int:
+    """Send warm-start scoring for projects whose warm start is in use and left images with features
+    unscored (a lost message): the beat's feature sweep calls it. Returns how many were sent."""
+    sent = 0
+    own_active = ModelVersion.objects.filter(project=OuterRef("project"), is_active=True)
+    for settings in (TrainingSettings.objects.filter(warm_start_version__isnull=False).exclude(Exists(own_active))
+                     .select_related("warm_start_version")):
+        version = settings.warm_start_version
+        scored = WarmStartScore.objects.filter(model_version=version, image=OuterRef("pk"))
+        featured = ImageFeatures.objects.filter(image=OuterRef("pk"), encoder_id=version.encoder_id)
+        if Image.objects.filter(project_id=settings.project_id).filter(Exists(featured)).exclude(Exists(scored)).exists():
+            dispatch.send_warm_start_scoring(settings.project_id)
+            sent += 1
+    return sent
 
 
 def score_new_images(project: Project, image_ids) -> int:

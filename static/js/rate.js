@@ -92,6 +92,19 @@
     [pair.a.url, pair.b.url].forEach(function (url) { var img = new Image(); img.src = url; });
   }
 
+  // A crowd worker who is done: to the platform's completion URL, or the completion code on the page.
+  function finishCrowdWork(data) {
+    if (data.code === "quota_reached") {
+      el("complete-title").textContent = "You are done";
+      el("complete-text").textContent = data.detail || "";
+    }
+    if (data.completion_url) { window.location.assign(data.completion_url); return; }
+    if (data.completion_code) {
+      el("completion").hidden = false;
+      el("completion-code").textContent = data.completion_code;
+    }
+  }
+
   var STOPPED = { not_qualified: "Thank you for taking part", rater_paused: "Rating is paused for you" };
 
   function fetchPair() {
@@ -100,7 +113,11 @@
       state.fetching = null;
       if (result.status === 200) { preload(result.data); return result.data; }
       if (result.status === 204) { state.exhausted = true; return null; }
-      if (result.status === 410) { state.exhausted = true; state.complete = true; return null; }  // campaign complete
+      if (result.status === 410) {  // campaign complete, or a crowd worker's quota reached
+        state.exhausted = true; state.complete = true;
+        finishCrowdWork(result.data || {});
+        return null;
+      }
       if (result.status === 403 && result.data && STOPPED[result.data.code]) {  // failed the qualification, paused
         state.exhausted = true; state.complete = true;
         el("complete-title").textContent = STOPPED[result.data.code];

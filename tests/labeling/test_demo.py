@@ -14,6 +14,7 @@ from labeling.services import demo
 def test_seed_demo_is_idempotent_and_prints_credentials(monkeypatch):
     two_photos = {name: tags for name, tags in list(demo.DEMO_PHOTOS.items())[:2]}
     monkeypatch.setattr(demo, "DEMO_PHOTOS", two_photos)
+    monkeypatch.setattr(demo, "DEMO_NEXT_PHOTOS", {"coins.png": ["coins"]})
     out = io.StringIO()
     call_command("seed_demo", stdout=out)
     per_photo = 1 + sum(len(values) for _, values in demo.DISTORTIONS.values())
@@ -35,6 +36,14 @@ def test_seed_demo_is_idempotent_and_prints_credentials(monkeypatch):
     assert authenticate(login, username="rater", password="tagrank-rater") is not None
     roles = dict(Membership.objects.filter(project=project).values_list("user__username", "role"))
     assert roles == {"manager": "manager", "rater": "rater", "rater2": "rater"}
+
+    # The next campaign: fresh photos, the same question and accounts, ready to be warm-started from the first.
+    following = Project.objects.get(slug=demo.DEMO_NEXT_SLUG)
+    assert following.question == project.question
+    assert following.images.count() == per_photo
+    assert not following.images.filter(original_name__startswith="astronaut/").exists()
+    assert dict(Membership.objects.filter(project=following).values_list("user__username", "role")) == roles
+    assert f"Project '{demo.DEMO_NEXT_SLUG}'" in out.getvalue()
 
 
 def test_distortions_degrade_the_photo():

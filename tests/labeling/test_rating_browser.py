@@ -144,3 +144,20 @@ def test_judgments_answered_503_stay_queued_across_a_reload_and_are_resent_with_
     stored = set(Comparison.objects.filter(rater=rater).values_list("client_key", flat=True))
     assert len(refused_keys) >= 2 and refused_before_reload  # refused, retried, and again after the reload
     assert len(stored) == 2 and set(refused_keys) <= stored  # stored under the key that was refused, once
+
+
+@pytest.mark.browser
+def test_a_complete_campaign_thanks_the_rater_without_a_score_or_setting(live_server, browser_project):
+    """The model loop's stopping rule sets the flag; the page says the campaign is complete, nothing more."""
+    from django.utils import timezone
+
+    project, rater = browser_project
+    Project.objects.filter(pk=project.pk).update(campaign_completed_at=timezone.now())
+    with chromium_page() as page:
+        log_in(page, live_server.url, rater.username)
+        page.goto(f"{live_server.url}/projects/{project.slug}/rate/")
+        page.wait_for_selector("#complete:not([hidden])")
+        text = page.inner_text("#complete")
+        assert page.locator("#empty").is_hidden() and page.locator("#pair").is_hidden()
+    assert "This campaign is complete" in text
+    assert not any(character.isdigit() for character in text)  # no expected accuracy, no target

@@ -188,3 +188,45 @@ def test_the_settings_form_offers_only_eligible_versions_and_saves_the_choice(cl
     assert TrainingSettings.objects.get(project=project).warm_start_version == earlier
     assert sent == [project.pk]
     assert 'id="warm-start"' in client.get("/projects/test-project/models/").content.decode()
+
+
+def test_one_click_warm_starts_a_managed_project_with_the_same_question(client, project, boss, earlier, sent):
+    foreign = Project.objects.create(name="Not yours", slug="not-yours", question=project.question)
+    client.force_login(boss)
+    page = client.get(f"/projects/{earlier.project.slug}/models/").content.decode()
+    assert f"Warm-start “{project.name}” from this model" in page
+    assert "Not yours" not in page
+
+    url = f"/projects/{earlier.project.slug}/models/{earlier.pk}/warm-start-into/"
+    assert client.post(url, {"project": foreign.slug}).status_code == 404  # not theirs: as if missing
+    assert not TrainingSettings.objects.filter(warm_start_version__isnull=False).exists()
+    response = client.post(url, {"project": project.slug})
+    assert response.status_code == 302 and response["Location"] == f"/projects/{project.slug}/models/"
+    assert TrainingSettings.objects.get(project=project).warm_start_version == earlier
+    assert sent == [project.pk]
+    page = client.get(f"/projects/{earlier.project.slug}/models/").content.decode()
+    assert f"Warm-start “{project.name}” from this model" not in page  # done: no longer offered
+
+
+def test_the_demo_next_campaign_is_one_click_from_the_demo_model(client, sent):
+    from labeling.services import demo
+
+    result = demo.seed_demo({"chelsea.png": ["cat"]}, {"coins.png": ["coins"]})
+    version = trained_version(result.project)
+    ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.ACTIVE, is_active=True)
+    manager = Membership.objects.get(project=result.project, role=Membership.Role.MANAGER).user
+    client.force_login(manager)
+    page = client.get(f"/projects/{demo.DEMO_SLUG}/models/").content.decode()
+    assert "Warm-start “Demo: next campaign (fresh photos)” from this model" in page
+    client.post(f"/projects/{demo.DEMO_SLUG}/models/{version.pk}/warm-start-into/", {"project": demo.DEMO_NEXT_SLUG})
+    assert TrainingSettings.objects.get(project=result.next_project).warm_start_version_id == version.pk
+    assert sent == [result.next_project.pk]
+
+
+def test_the_sweep_resends_scoring_for_images_the_warm_start_missed(project, images, earlier, sent):
+    TrainingSettings.objects.create(project=project, warm_start_version=earlier)
+    assert warm_start.sweep() == 0  # no features yet: nothing a scoring could do
+    warm_start.score_project(project.pk)  # extracts the features and scores all
+    assert warm_start.sweep() == 0
+    WarmStartScore.objects.filter(image=images[0]).delete()  # as if its message was lost
+    assert warm_start.sweep() == 1 and sent == [project.pk]
