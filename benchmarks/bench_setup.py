@@ -12,6 +12,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+# DEBUG is off unless set (config/settings.py): scratch runs use the development settings, as `make demo`
+# does; a benchmark that times production settings sets DEBUG=false and a SECRET_KEY for its servers.
+os.environ.setdefault("DEBUG", "true")
 
 
 def scratch_environment(work: Path, encoder: str | None = None) -> dict[str, str]:

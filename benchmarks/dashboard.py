@@ -188,6 +188,9 @@ def copy_comparisons(project, image_ids: np.ndarray, rater_ids: np.ndarray, judg
          "is_gold", "gold_correct"],
         lines(), bulk=True,
     )  # fmt: skip
+    from labeling.services.rater_counts import recount_rater_days
+
+    recount_rater_days(project)  # the bulk COPY runs with triggers off: the counters are built afterwards
 
 
 def copy_model_versions(project, image_ids: np.ndarray, quality: np.ndarray, m: int, rng,

@@ -117,7 +117,8 @@ def main() -> None:
         if args.postgres:
             targets.append(("PostgreSQL", args.postgres))
         for label, database_url in targets:
-            env = dict(base_env, TAGRANK_VAR_DIR=str(scratch / f"var-{label}"), DJANGO_SETTINGS_MODULE="config.settings")
+            env = dict(base_env, TAGRANK_VAR_DIR=str(scratch / f"var-{label}"), DJANGO_SETTINGS_MODULE="config.settings",
+                       DEBUG=base_env.get("DEBUG", "true"))
             if database_url:
                 env["DATABASE_URL"] = database_url
             slug = f"bench-import-{os.getpid()}"

@@ -23,6 +23,7 @@ sys.path.insert(0, str(repo))
 os.chdir(repo)
 os.environ["TAGRANK_VAR_DIR"] = tempfile.mkdtemp()
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+os.environ.setdefault("DEBUG", "true")  # a scratch folder: the development settings
 for name in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "MEDIA_ROOT"):
     os.environ.pop(name, None)
 

@@ -141,6 +141,7 @@ def demo_ladder():
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DEBUG", "true")  # no server: the development settings
     django.setup()
     logging.getLogger("modeling.ml.training").setLevel(logging.WARNING)  # Django's logging config: per-step lines
     from labeling.services.demo import DEMO_PHOTOS, DISTORTIONS, distort, load_photo

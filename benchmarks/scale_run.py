@@ -16,6 +16,9 @@ Then, against gunicorn (``labelling_loop.Server``, production settings) and one 
    ``tagrank.selection.refill``, which refits and selects) and the agreement report behind the dashboard
    (task ``tagrank.metrics.compute_agreement``): each sent through the broker and timed until its result
    comes back, with the worker's peak RSS during it;
+   Then the incremental step: the same tasks on a worker with ``TAGRANK_INCREMENTAL_FIT=false`` (the loop before
+   the comparison cache) and on a fresh one with it on, ``--append`` comparisons appended before each but the
+   first (``INCREMENTAL_TASKS``);
 2. ``--raters`` paced raters (``labelling_loop.run_clients``), ``--judgments`` judgments in all: next-pair and
    submit median and p99, with the worker refilling the queue as the judgments ask for it;
 3. the manager's pages and their API over HTTP with a session (``--loads`` each): median and p95;
@@ -75,7 +78,9 @@ def parse_args():
     parser.add_argument("--task-timeout", type=float, default=3600, help="seconds to wait for one worker task")
     parser.add_argument("--export-seconds", type=float, help="stop reading an export after this long (default: "
                         "read it to the end); the report then gives the rate of the part read")
-    parser.add_argument("--steps", default="fit,refill,agreement,loop,pages,export,size")
+    parser.add_argument("--steps", default="fit,refill,agreement,incremental,loop,pages,export,size")
+    parser.add_argument("--append", type=int, default=500, help="comparisons appended before each task of the "
+                        "incremental step (as judgments arriving between refills)")
     parser.add_argument("--reuse", action="store_true", help="keep the data an earlier --keep run wrote")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--seed", type=int, default=0)
@@ -178,6 +183,58 @@ def worker_task(worker: subprocess.Popen, name: str, timeout: float, *args, **kw
             "worker_peak_rss_mib": round(memory_kib("VmHWM", worker.pid) / 1024), "load": load()}
 
 
+def append_comparisons(project, n: int, rng) -> int:
+    """``n`` new comparisons (random pairs and winners by the history raters), appended with COPY as judgments
+    arriving between two refills would be. Returns the number written."""
+    from django.utils import timezone
+
+    from labeling.models import Comparison, Membership
+    from modeling.services.human_scores import project_image_ids
+
+    image_ids = project_image_ids(project)
+    raters = np.array(list(Membership.objects.filter(project=project, role="rater").values_list("user_id", flat=True)))
+    first = rng.integers(0, len(image_ids), n)
+    second = (first + rng.integers(1, len(image_ids), n)) % len(image_ids)
+    now, tag = timezone.now().isoformat(), uuid.uuid4().hex[:8]
+    copy_rows(Comparison._meta.db_table,
+              ["project_id", "image_a_id", "image_b_id", "outcome", "rater_id", "created_at", "client_key", "is_gold"],
+              (f"{project.pk}\t{image_ids[i]}\t{image_ids[j]}\t{'a' if rng.random() < 0.5 else 'b'}\t"
+               f"{raters[rng.integers(len(raters))]}\t{now}\tappend-{tag}-{k}\tf\n"
+               for k, (i, j) in enumerate(zip(first.tolist(), second.tolist()))))  # fmt: skip
+    return n
+
+
+INCREMENTAL_TASKS = (  # (task, comparisons appended before it)
+    ("tagrank.metrics.fit_human_scores", 0), ("tagrank.selection.refill", 1), ("tagrank.selection.refill", 1),
+    ("tagrank.metrics.fit_human_scores", 1),
+)
+
+
+def incremental(args, database_url: str, project) -> list[dict]:
+    """The model loop's tasks side by side: a worker with ``TAGRANK_INCREMENTAL_FIT=false`` (every task reads
+    all comparisons, reads and writes every score: the loop before the cache), then a fresh worker with it
+    on (the first task fills the cache, the next read only the appended rows and write only moved scores)."""
+    rows = []
+    rng = np.random.default_rng(args.seed + 1)
+    for variant, flag in (("before: no cache", "false"), ("after: incremental", "true")):
+        os.environ["TAGRANK_INCREMENTAL_FIT"] = flag
+        worker = start_refill_worker(database_url)
+        try:
+            worker_task(worker, "tagrank.ping", 300)
+            for position, (name, appends) in enumerate(INCREMENTAL_TASKS):
+                appended = append_comparisons(project, args.append, rng) if appends else 0
+                kwargs = {"force": True} if name == "tagrank.selection.refill" else {}
+                row = worker_task(worker, name, args.task_timeout, project.pk, **kwargs)
+                row.update(variant=variant, appended=appended, warm=position > 0 and flag == "true")
+                rows.append(row)
+                print(json.dumps(row, default=str), flush=True)
+        finally:
+            worker.kill()
+            worker.wait(timeout=60)
+            os.environ.pop("TAGRANK_INCREMENTAL_FIT")
+    return rows
+
+
 # --- Loop and pages ----------------------------------------------------------------------------------
 
 
@@ -266,7 +323,15 @@ def markdown(rows: list[dict]) -> str:
         if step == "generate":
             figure = ", ".join(f"{k} {v:.0f} s" for k, v in row["seconds"].items())
         elif step.startswith("tagrank."):
-            figure = (f"{row['seconds']:.1f} s, worker peak RSS {row['worker_peak_rss_mib']:,} MiB "
+            if row.get("variant"):
+                step = f"{row['variant']}: {step}" + (f" after +{row['appended']:,} comparisons" if row["appended"] else
+                                                      " (first task of a fresh worker)")
+            result = row.get("result")
+            detail = result[0] if isinstance(result, list) and result else (
+                next(iter(result.values()), {}) if isinstance(result, dict) else {})
+            reads = (f"; {detail['comparisons_read']:,} comparisons read, {detail['scores_written']:,} scores written"
+                     if isinstance(detail, dict) and detail.get("comparisons_read") is not None else "")
+            figure = (f"{row['seconds']:.1f} s{reads}, worker peak RSS {row['worker_peak_rss_mib']:,} MiB "
                       f"(before {row['worker_rss_before_mib']:,} MiB)" + (f"; error {row['error']}" if row["error"] else ""))
         elif step == "loop":
             figure = (f"{row['judgments']} judgments, {row['clients']} raters: next-pair {row['next_median_ms']} / "
@@ -327,6 +392,12 @@ def main():
             if step in steps:
                 rows.append(worker_task(worker, name, args.task_timeout, project.pk, **kwargs))
                 print(json.dumps(rows[-1], default=str), flush=True)
+        if "incremental" in steps:  # on workers of its own: two workers on one queue would share the tasks
+            worker.kill()
+            worker.wait(timeout=60)
+            rows += incremental(args, database_url, project)
+            worker = start_refill_worker(database_url)
+            worker_task(worker, "tagrank.ping", 300)
         if steps & {"loop", "pages"}:
             server = Server(database_url, workers=args.workers, threads=4,
                             environ={"SECRET_KEY": os.environ["SECRET_KEY"]})

@@ -6,10 +6,14 @@ that project (managers only for explanations, which reveal scores); anything els
 and cached features included, is 404. With ``TAGRANK_MEDIA_ACCEL_REDIRECT`` set (e.g.
 ``/protected-media/``), an allowed request gets an empty body and ``X-Accel-Redirect`` so that the
 proxy sends the file; otherwise Django streams it (the embedded default).
+
+Files are served as what they are: only the types Tagrank itself writes (the importer's JPEG, PNG and
+WebP, explanation PNG and JSON), each with its own content type from the table below, never guessed from
+the file, with ``X-Content-Type-Options: nosniff`` and a policy that lets nothing in it run. Any other
+extension is 404, whoever asks.
 """
 from __future__ import annotations
 
-import mimetypes
 import posixpath
 from urllib.parse import quote
 
@@ -17,21 +21,16 @@ from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_safe
 from django.views.static import serve
-from rest_framework.exceptions import AuthenticationFailed
 
 from labeling import access
-from labeling.api.token_auth import ExpiringTokenAuthentication
+from labeling.api.token_auth import request_user
 
 
-def caller(request):
-    """The session user, or the user of a valid API token."""
-    if request.user.is_authenticated:
-        return request.user
-    try:
-        found = ExpiringTokenAuthentication().authenticate(request)
-    except AuthenticationFailed:
-        return request.user
-    return found[0] if found else request.user
+# Extension → content type of each file type served; the importer writes only these (labeling.services.imports
+# EXTENSIONS and the WebP thumbnails), explanations PNG and JSON.
+SERVED_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "json": "application/json"}
+# A media file is a document of its own when opened directly: nothing in it may run or load anything.
+MEDIA_POLICY = "default-src 'none'; sandbox"
 
 
 def explanation_project(version_id: int, image_id: int):
@@ -52,17 +51,23 @@ def clean_path(path: str) -> str:
 
 @require_safe
 def serve_media(request, path):
-    user = caller(request)
+    user = request_user(request)
     if not user.is_authenticated:
         return HttpResponse("Sign in to see images.", status=401, content_type="text/plain")
     path = clean_path(path)
+    content_type = SERVED_TYPES.get(posixpath.splitext(path)[1].lstrip("."))
+    if content_type is None:
+        raise Http404("No such file.")
     access.media_file_role(user, path, explanation_project)  # 404 unless the caller may read it
     prefix = settings.TAGRANK_MEDIA_ACCEL_REDIRECT
     if prefix:
-        response = HttpResponse(b"", content_type=mimetypes.guess_type(path)[0] or "application/octet-stream")
+        response = HttpResponse(b"", content_type=content_type)
         response["X-Accel-Redirect"] = prefix.rstrip("/") + "/" + quote(path)
     else:
         response = serve(request, path, document_root=settings.MEDIA_ROOT)
+        response["Content-Type"] = content_type
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = MEDIA_POLICY
     response["Cache-Control"] = "private, max-age=86400"
     response["Vary"] = "Cookie, Authorization"
     return response

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -61,14 +62,15 @@ def env_list(name: str, default: list[str]) -> list[str]:
 # Everything the embedded default writes (database, broker, media) lives under one folder.
 VAR_DIR = Path(os.environ.get("TAGRANK_VAR_DIR") or BASE_DIR / "var").resolve()
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless the environment turns it on: `make demo` and the tests (pyproject.toml) do, nothing else.
+DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY must be set when DEBUG is off: generate one with "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`"
+            "SECRET_KEY must be set when DEBUG is off (for a local trial: DEBUG=true, as `make demo` sets): "
+            "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(50))'`"
         )
     SECRET_KEY = "insecure-development-key-only-for-debug"  # noqa: S105 (DEBUG only)
 
@@ -76,7 +78,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "t
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.site_admin.SiteAdminConfig",  # django.contrib.admin, for superusers only
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -88,14 +90,15 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served from static files, not a CDN
     "axes",
+    "csp",
     "labeling",
     "modeling",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "config.request_limits.RequestSizeLimitMiddleware",
     "config.request_limits.RequestUriLimitMiddleware",
+    "config.content_policy.SitePolicyMiddleware",  # django-csp: CONTENT_SECURITY_POLICY below, on every response
     "config.outage.OutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -103,6 +106,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: only a project's managers may send large bodies, to its upload routes; before
+    # any view, so CSRF's check (a view hook) never reads a body over the caps.
+    "config.request_limits.RequestSizeLimitMiddleware",
     "labeling.crowd_confinement.CrowdConfinementMiddleware",  # a campaign link's session: rating only
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -189,11 +195,31 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("TAGRANK_MAX_UPLOAD_FILES", 100)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
-# Any request whose Content-Length is larger is refused with 413 before its body is read
-# (config/request_limits.py): the upload page sends many photos in one request.
-TAGRANK_MAX_REQUEST_BYTES = env_int("TAGRANK_MAX_REQUEST_BYTES", 256 * 1024 * 1024)
+# A request whose Content-Length is larger is refused with 413 before its body is read
+# (config/request_limits.py); uploads to a project by its managers have the larger cap (the upload page
+# sends many photos in one request).
+TAGRANK_MAX_REQUEST_BYTES = env_int("TAGRANK_MAX_REQUEST_BYTES", 1024 * 1024)
+TAGRANK_MAX_UPLOAD_BYTES = env_int("TAGRANK_MAX_UPLOAD_BYTES", 256 * 1024 * 1024)
 # A longer URI (path and query string) is answered 414; gunicorn's request-line limit is set above it.
 TAGRANK_MAX_URI_BYTES = env_int("TAGRANK_MAX_URI_BYTES", 4094)
+
+# Every response carries a Content-Security-Policy (django-csp): scripts only from this site's own files, never
+# inline, so markup that slipped into a page or a file cannot run. Styles may be inline (style attributes in
+# templates, the charts' SVG, Redoc); images may be data: URIs (Swagger UI's icons); Redoc's search runs
+# in a blob: worker. Media files get a stricter policy of their own (config/media.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "worker-src": [SELF, "blob:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 LOGIN_URL = "login"
 # --- Accounts: login limits, tokens -----------------------------------------------------------
@@ -261,6 +287,9 @@ TAGRANK_TRAINING_FAILURE_COOLDOWN_SECONDS = env_int("TAGRANK_TRAINING_FAILURE_CO
 # Overrides of modeling.ml.training.TrainConfig's fields, as a JSON object, e.g. {"epochs": 20}.
 TAGRANK_TRAIN_CONFIG = env_json_object("TAGRANK_TRAIN_CONFIG")
 TAGRANK_PAIR_QUEUE = env_json_object("TAGRANK_PAIR_QUEUE")  # RefillPolicy fields (modeling.services.pair_selection)
+# The incremental model loop (modeling/services/comparison_cache.py, human_score_writes.py): each worker process
+# keeps a project's comparisons and a copy of its stored scores between refits. Off: every fit rereads all.
+TAGRANK_INCREMENTAL_FIT = env_bool("TAGRANK_INCREMENTAL_FIT", True)
 # Celery workers lower their CPU priority by this much (os.nice) at start: a refit or a training run then
 # never delays the web's requests on a shared host (docker-compose.yml also gives them fewer cpu_shares).
 TAGRANK_WORKER_NICE = env_int("TAGRANK_WORKER_NICE", 10)
@@ -293,6 +322,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's three, with JSON's nesting bounded (a 400, not a RecursionError's 500).
+    "DEFAULT_PARSER_CLASSES": [
+        "labeling.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Refusals from the services answer with their status (core/api_errors.py); everything else as DRF does.
     "EXCEPTION_HANDLER": "core.api_errors.exception_handler",

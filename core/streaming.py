@@ -30,7 +30,8 @@ CONTENT_TYPES = {
 
 @dataclass(frozen=True)
 class Column:
-    """One exported field. ``kind``: int, float, str, bool, time (UTC timestamp) or json (nested value)."""
+    """One exported field. ``kind``: int, float, str, bool, time (UTC timestamp), json (nested value) or bytes
+    (Parquet only)."""
 
     name: str
     kind: str = "str"
@@ -124,7 +125,7 @@ def arrow_schema(columns: list[Column]):
 
     types = {
         "int": pa.int64(), "float": pa.float64(), "str": pa.string(), "bool": pa.bool_(),
-        "time": pa.timestamp("us", tz="UTC"), "json": pa.string(),
+        "time": pa.timestamp("us", tz="UTC"), "json": pa.string(), "bytes": pa.binary(),
     }
     return pa.schema([pa.field(column.name, types[column.kind]) for column in columns])
 

@@ -57,6 +57,12 @@ class ProjectRole:
         return self.is_manager
 
     @property
+    def sees_image_sources(self) -> bool:
+        """Where an image came from (file name, external id, caption or prompt, metadata): managers only. Raters
+        judge blind; a name like ``astronaut_blur_1`` tells the distortion and its strength."""
+        return self.is_manager
+
+    @property
     def can_export(self) -> bool:
         """Managers, and members given the ``labeling.export_project`` permission (e.g. a script's account)."""
         return self.is_manager or (self.is_member and self.user.has_perm("labeling.export_project"))
@@ -218,7 +224,9 @@ def crowd_worker_may(route_name: str | None) -> bool:
 
 # A stored file's path names its owner; anything else under media (trained weights, cached features)
 # is never served.
-IMAGE_FILE = re.compile(r"^(?P<kind>images|thumbnails)/(?P<project>[0-9]{1,18})/[0-9a-f]{2}/(?P<sha>[0-9a-f]{64})\.[a-z0-9]{1,8}$")
+IMAGE_FILE = re.compile(
+    r"^(?P<kind>images|thumbnails)/(?P<project>[0-9]{1,18})/[0-9a-f]{2}/(?P<sha>[0-9a-f]{64})\.(jpg|png|webp)$"
+)
 EXPLANATION_FILE = re.compile(r"^explanations/v(?P<version>[0-9]{1,18})/(?P<image>[0-9]{1,18})\.(json|png)$")
 
 

@@ -1,3 +1,5 @@
+"""The admin: superusers only (config/site_admin.py). Judgments are never edited here, and an image's files and
+project are what the importer stored: the admin shows them and changes only descriptive fields."""
 from django.contrib import admin
 
 from labeling.services import archive
@@ -30,6 +32,16 @@ class KeepsJudgments:
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+
+class ReadOnly:
+    """Shown, never added or changed here (not even by a superuser)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 class MembershipInline(admin.TabularInline):
@@ -89,7 +101,11 @@ class ImageAdmin(KeepsJudgments, admin.ModelAdmin):
     list_display = ["id", "original_name", "project", "width", "height", "external_id", "created_at", "archived_at"]
     list_filter = ["project", ("archived_at", admin.EmptyFieldListFilter)]
     search_fields = ["original_name", "external_id", "sha256", "caption"]
-    readonly_fields = ["sha256", "width", "height", "created_at", "archived_at"]
+    # The files and the project are the importer's: a file set here would skip its checks (type, size, pixels).
+    readonly_fields = ["project", "file", "thumbnail", "sha256", "width", "height", "created_at", "archived_at"]
+
+    def has_add_permission(self, request):
+        return False  # images come in through the importer (pages, API, import_images)
     actions = ["archive_selected", "restore_selected"]
 
     @admin.action(description="Archive the selected images (their judgments are kept)")
@@ -125,7 +141,7 @@ class ReferenceRatingAdmin(admin.ModelAdmin):
 
 
 @admin.register(Comparison)
-class ComparisonAdmin(KeepsJudgments, admin.ModelAdmin):
+class ComparisonAdmin(ReadOnly, KeepsJudgments, admin.ModelAdmin):
     list_display = ["id", "project", "image_a", "image_b", "outcome", "rater", "response_ms", "is_gold", "created_at"]
     list_filter = ["project", "outcome", "is_gold", "rater"]
     raw_id_fields = ["image_a", "image_b", "rater"]
@@ -146,7 +162,8 @@ class PairCandidateAdmin(admin.ModelAdmin):
 class PairLeaseAdmin(admin.ModelAdmin):
     list_display = ["token", "project", "rater", "image_a", "image_b", "state", "created_at", "expires_at"]
     list_filter = ["project", "state"]
-    raw_id_fields = ["candidate", "gold", "image_a", "image_b", "comparison", "rater"]
+    raw_id_fields = ["candidate", "gold", "image_a", "image_b", "rater"]
+    readonly_fields = ["comparison"]  # the judgment it led to is set by the rating service only
     search_fields = ["token", "rater__username"]
 
 

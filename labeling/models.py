@@ -168,8 +168,14 @@ class RaterEvent(models.Model):
         return f"{self.user_id} {self.kind} in {self.project_id}"
 
 
+IMAGE_EXTENSIONS = ("jpg", "png", "webp")  # what the importer writes (from the checked format, not the name)
+
+
 def image_upload_path(image: "Image", filename: str) -> str:
-    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    """``images/<project>/<sha[:2]>/<sha>.<ext>``: the content hash, never the uploaded name; an extension
+    other than the importer's becomes ``.bin``, which media never serves."""
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    extension = extension if extension in IMAGE_EXTENSIONS else "bin"
     return f"images/{image.project_id}/{image.sha256[:2]}/{image.sha256}.{extension}"
 
 
@@ -351,6 +357,37 @@ class Comparison(models.Model):
 
 # --- Pair serving ------------------------------------------------------------------------------
 # Added with the rating loop: per-image counters, the pair queue, leases, gold pairs, invitations.
+
+
+class RaterDayCount(models.Model):
+    """One rater's judgments in one project on one day (UTC): what the progress, project and dashboard pages
+    show without counting comparisons.
+
+    Kept by database triggers on the comparisons table (``labeling/migrations/0014_rater_day_counts.py``), in
+    the statement that inserts, updates or deletes comparisons, whichever way it happens: a judgment, an
+    undo, a bulk import, a purge, a fix by hand. Only a load that turns triggers off (``COPY`` with
+    ``session_replication_role = replica``, as the benchmarks do) must call
+    ``labeling.services.rater_counts.recount_rater_days(project)`` afterwards.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    comparisons = models.IntegerField(default=0)
+    decided_left = models.IntegerField(default=0, help_text="Judgments for image a (the left one).")
+    decided_right = models.IntegerField(default=0, help_text="Judgments for image b (the right one).")
+    gold_judged = models.IntegerField(default=0)
+    gold_correct = models.IntegerField(default=0)
+    response_ms_sum = models.BigIntegerField(default=0, help_text="Over the judgments that sent a response time.")
+    response_ms_count = models.IntegerField(default=0)
+    last_at = models.DateTimeField(null=True, blank=True, help_text="The day's latest judgment.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "rater", "day"], name="raterdaycount_unique")]
+        indexes = [models.Index(fields=["project", "day"], name="raterdaycount_project_day")]
+
+    def __str__(self):
+        return f"{self.rater_id} on {self.day}: {self.comparisons} judgments"
 
 
 class ImageStats(models.Model):
@@ -722,6 +759,7 @@ class Webhook(models.Model):
         TRAINING_FAILED = "training.failed", "A training run failed"
         JUDGMENTS_TARGET_REACHED = "judgments.target_reached", "The project reached a number of judgments"
         IMPORT_FINISHED = "import.finished", "An import job finished"
+        RANKING_TARGET_REACHED = "ranking.target_reached", "The expected ranking accuracy reached its target"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhooks")
     url = models.URLField(max_length=1000)

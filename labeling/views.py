@@ -14,7 +14,7 @@ from labeling import access, login_limits
 from labeling.project_scope import manager_page
 from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, UploadForm
 from labeling.models import GoldPair, Image, Invite, Membership, Project
-from labeling.services import comparison_groups, crowd_links, instructions
+from labeling.services import comparison_groups, crowd_links, instructions, rater_counts
 from labeling.services import invites as invite_service
 from labeling.services.comparisons import project_progress, undo_seconds
 from labeling.services.imports import RejectedImage, import_one, import_session, read_upload
@@ -48,15 +48,16 @@ def project_list(request):
 @login_required
 @require_safe
 def project_detail(request, slug):
-    project = project_for(request, slug)
+    role = access.project_role(request.user, slug)
+    project = role.project
     counts = {
         "images": project.images.filter(archived_at=None).count(),
         "tags": project.tags.count(),
-        "comparisons": project.comparisons.count(),
-        "my_comparisons": project.comparisons.filter(rater=request.user).count(),
+        "comparisons": rater_counts.project_total(project),  # the counters: no count of comparisons
+        "my_comparisons": rater_counts.rater_total(project, request.user),
     }
     recent = Image.objects.filter(project=project, archived_at=None).order_by("-id")[:48]
-    can_manage = access.can_manage(request.user, project)
+    can_manage = role.is_manager
     return render(
         request,
         "labeling/project_detail.html",
@@ -65,6 +66,7 @@ def project_detail(request, slug):
             "counts": counts,
             "images": recent,
             "can_manage": can_manage,
+            "sees_image_sources": role.sees_image_sources,  # raters judge blind: no file names, not even as alt text
             # Managers only: the grouping names a metadata field.
             "groups": comparison_groups.group_summary(project) if can_manage else None,
         },
@@ -75,7 +77,7 @@ def project_detail(request, slug):
 @require_safe
 def rate(request, slug):
     project = project_for(request, slug)
-    my_count = project.comparisons.filter(rater=request.user).count()
+    my_count = rater_counts.rater_total(project, request.user)
     examples = [{"pair": example, "explanation": instructions.render_markdown(example.explanation)}
                 for example in instructions.example_pairs(project)]
     rendered = instructions.render_markdown(project.instructions)

@@ -111,6 +111,7 @@ def image_detail(request, image_id):
     explanation (raters judge blind). The explanation comes from the cache, or is queued on a worker."""
     image, role = access.image_role(request.user, image_id)
     context = {"image": image, "project": image.project, "can_manage": role.is_manager, "sees_scores": role.sees_scores,
+               "sees_image_sources": role.sees_image_sources,
                "tags": list(ImageTag.objects.filter(image=image).values_list("tag__name", flat=True).order_by("tag__name"))}
     if role.sees_scores:
         explanation, problem, version = None, None, None

@@ -2,7 +2,7 @@
 config/urls.py."""
 from django.urls import include, path
 
-from modeling import analysis_views, browser_views, dashboard_views, views
+from modeling import analysis_views, browser_views, dashboard_views, leaderboard_views, views
 
 # The routes of one project, under projects/<slug>/.
 project_routes = [
@@ -25,6 +25,8 @@ project_routes = [
     # The analyses (modeling/analysis_views.py).
     path("analyses/tags/", analysis_views.tag_panel, name="analysis-tags"),
     path("analyses/metadata/", analysis_views.metadata_panel, name="analysis-metadata"),
+    # The leaderboard of a categorical field (modeling/leaderboard_views.py).
+    path("leaderboard/", leaderboard_views.leaderboard_page, name="project-leaderboard"),
 ]
 
 urlpatterns = [

@@ -3,6 +3,8 @@
 # Used by `make demo` on the embedded default; production runs them as separate compose services.
 set -euo pipefail
 PYTHON=${PYTHON:-.venv/bin/python}
+# The demo runs with DEBUG on (make demo exports it); DEBUG is off unless set (config/settings.py).
+export DEBUG=${DEBUG:-true}
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 BIN=$(dirname "$PYTHON")
@@ -26,7 +28,8 @@ cat <<MSG
 
   Tagrank is running:  http://$HOST:$PORT/
   Log in as  rater / tagrank-rater     (rates pairs)
-         or  manager / tagrank-manager (manages the demo project; Django admin too)
+         or  manager / tagrank-manager (manages the demo project; the admin is for superusers:
+                                        manage.py createsuperuser)
   API docs:  http://$HOST:$PORT/api/schema/swagger/
   Press Ctrl-C to stop the web server, the worker and beat.
 

@@ -5,6 +5,7 @@ as root), else the one Playwright's own installer put in its cache (platform/tes
 from __future__ import annotations
 
 import shutil
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,8 +33,16 @@ def chromium_page(width: int = 1280, height: int = 900):
         page = browser.new_page(viewport={"width": width, "height": height})
         # Generous: CI shares two cores between the server, the worker tests and the browser.
         page.set_default_timeout(30_000)
+        # Every page runs under the Content-Security-Policy (config/settings.py): anything it refuses (an inline
+        # script, a handler attribute, a script from elsewhere) fails the test that loaded the page. Remote
+        # images are refused on purpose and break nothing (Redoc's footer links its logo from Redocly's CDN).
+        refused = []
+        page.on("console", lambda message: refused.append(message.text)
+                if "Content Security Policy" in message.text and not message.text.startswith("Loading the image 'https://")
+                else None)
         try:
             yield page
+            assert not refused, "the Content-Security-Policy refused:\n" + "\n".join(refused)
         finally:
             browser.close()
 
@@ -45,3 +54,15 @@ def log_in(page, base_url: str, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{base_url}/")
+
+
+def wait_until(page, predicate: str, arg=None, timeout_s: float = 30.0) -> None:
+    """Wait until the JavaScript function ``predicate(arg)`` is true on the page. Playwright's own
+    ``wait_for_function`` polls by evaluating a string inside the page, which the Content-Security-Policy
+    refuses (no 'unsafe-eval'); ``page.evaluate`` goes over the DevTools protocol, which the policy does
+    not govern, so this polls from here."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(predicate, arg):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout_s} s: {predicate}")
+        page.wait_for_timeout(50)

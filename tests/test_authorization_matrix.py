@@ -94,6 +94,7 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "project-dashboard-csv": read(MANAGERS),
     "analysis-tags": read(MANAGERS),
     "analysis-metadata": read(MANAGERS),
+    "project-leaderboard": read(MANAGERS),
     "image-detail": read(MEMBERS),  # raters see the image, its tags and the question only
     "image-heat-map": read(MANAGERS),
     # Labelling API
@@ -129,12 +130,14 @@ MATRIX: dict[str, dict[str, frozenset]] = {
     "api-tag-summary": read(MANAGERS),
     "api-metadata-fields": read(MANAGERS),
     "api-metadata-summary": read(MANAGERS),
+    "api-leaderboard": read(MANAGERS),
     "api-image-explanation": read(MANAGERS),
     "api-image-explanation-png": read(MANAGERS),
     # The manager's tools: exports, import jobs, judgment import, vocabulary, webhooks, the image browser
     "api-export-comparisons": read(MANAGERS),
     "api-export-image-tags": read(MANAGERS),
     "api-export-raters": read(MANAGERS),
+    "api-export-preferences": read(MANAGERS),
     "api-export-model-versions": read(MANAGERS),
     "api-import-jobs": {**read(MANAGERS), "POST": MANAGERS},
     "api-import-job": read(MANAGERS),

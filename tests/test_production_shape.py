@@ -254,6 +254,10 @@ def test_protected_media_through_the_proxy_for_a_member(shape, campaign):
     answer = log_in(shape, "shape-rater").get(url)
     assert answer.status_code == 200 and answer.content == Path(thumbnail.path).read_bytes()
     assert answer.headers["Content-Type"] == "image/webp" and "X-Accel-Redirect" not in answer.headers
+    # Headers Django set are not carried over by X-Accel-Redirect: nginx's location sets them (issue 26).
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert answer.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    assert answer.headers["Strict-Transport-Security"] == "max-age=31536000"
     # Django decided (its access log has the request), nginx sent the bytes (the body Django gave was empty).
     assert f"/media/{thumbnail.name}" in shape.access_log.read_text()
     # The internal location cannot be asked for from outside.

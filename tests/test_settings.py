@@ -33,7 +33,7 @@ def parsed(env, tmp_path) -> dict:
 
 
 def test_embedded_default_is_sqlite_and_filesystem_broker(tmp_path):
-    values = parsed({}, tmp_path)
+    values = parsed({"DEBUG": "true"}, tmp_path)
     assert values["engine"] == "django.db.backends.sqlite3"
     assert values["name"] == str(tmp_path / "var" / "tagrank.sqlite3")
     assert values["broker"] == "filesystem://"
@@ -71,6 +71,14 @@ def test_secret_key_required_when_debug_off(tmp_path):
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
 
 
+def test_debug_is_off_unless_set_and_the_development_key_needs_it(tmp_path):
+    unset = load_settings({}, tmp_path)  # no DEBUG, no SECRET_KEY: refused, never the development key
+    assert unset.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in unset.stderr
+    assert parsed({"SECRET_KEY": "k" * 50}, tmp_path)["debug"] is False
+    assert parsed({"DEBUG": "true"}, tmp_path)["debug"] is True  # make demo's setting
+
+
 def test_bad_boolean_is_named(tmp_path):
     result = load_settings({"DEBUG": "maybe"}, tmp_path)
     assert result.returncode != 0
@@ -86,5 +94,5 @@ def test_training_configuration_is_a_json_object_from_the_environment(tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.split() == ["{'epochs':", "3}", "512"]
     for bad, message in (("[1, 2]", "must be a JSON object"), ("{epochs: 3}", "is not valid JSON")):
-        result = load_settings({"TAGRANK_TRAIN_CONFIG": bad}, tmp_path)
+        result = load_settings({"DEBUG": "true", "TAGRANK_TRAIN_CONFIG": bad}, tmp_path)
         assert result.returncode != 0 and "TAGRANK_TRAIN_CONFIG" in result.stderr and message in result.stderr

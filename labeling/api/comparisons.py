@@ -6,7 +6,7 @@ from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.parsers import FormParser
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from core.api_errors import ERRORS, ErrorSerializer
 from core.api_input import validated_query
 from labeling.api import serializers as s
+from labeling.api.parsers import BoundedJSONParser
 from labeling.models import Comparison
 from labeling.project_scope import ProjectScopedMixin
 from labeling.services import comparisons as comparison_service
@@ -38,7 +39,7 @@ class ComparisonListView(ProjectScopedMixin, GenericAPIView):
     serializer_class = s.ComparisonSerializer
     pagination_class = ComparisonPagination
     throttle_scope = "submit"
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [BoundedJSONParser, FormParser]
 
     def get_throttles(self):
         return submit_throttles(self)

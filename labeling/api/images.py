@@ -5,7 +5,7 @@ from django.db.models import Exists, OuterRef
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,6 +13,7 @@ from core.api_errors import ERRORS, ErrorSerializer
 from core.api_input import validated_query
 from labeling.api import image_list_filters
 from labeling.api import serializers as s
+from labeling.api.parsers import BoundedJSONParser
 from labeling.api.paging import StandardPagination
 from labeling.models import Image, ImageTag, Tag
 from labeling.project_scope import ProjectScopedMixin, image_role
@@ -21,7 +22,7 @@ from labeling.services.imports import RejectedImage, import_uploaded_file
 
 
 class ImageListView(ProjectScopedMixin, GenericAPIView):
-    serializer_class = s.ImageSerializer
+    serializer_class = s.ManagerImageSerializer
     pagination_class = StandardPagination
     parser_classes = [MultiPartParser, FormParser]
 
@@ -33,10 +34,12 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
             .order_by("id")
         )
 
-    @extend_schema(parameters=[s.ImageFilterSerializer], responses={200: s.ImageSerializer(many=True), **ERRORS},
+    @extend_schema(parameters=[s.ImageFilterSerializer], responses={200: s.ManagerImageSerializer(many=True), **ERRORS},
                    tags=["images"])
     def get(self, request, slug):
-        """The project's images; ``has_score`` refers to the project's active model version."""
+        """The project's images; ``has_score`` refers to the project's active model version. Raters get the
+        rater's view (id, URLs, size, tags: no file name, external id, caption or metadata) and may filter by
+        tag only."""
         filters = validated_query(s.ImageFilterSerializer, request)
         images = self.get_queryset()
         if filters.get("tag"):
@@ -44,13 +47,16 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
                 Exists(ImageTag.objects.filter(image=OuterRef("pk"), tag__name=Tag.normalise(filters["tag"])))
             )
         if filters.get("external_id"):
+            if not self.role.sees_image_sources:
+                raise PermissionDenied("Raters judge blind: only managers may look images up by external id.")
             images = images.filter(external_id=filters["external_id"])
         has_score = filters.get("has_score")
         if has_score is not None and not self.role.sees_scores:
             raise PermissionDenied("Raters judge blind: only managers may filter images by score.")
         images = image_list_filters.apply_registered(images, self.project, filters)  # has_score
         page = self.paginate_queryset(images)
-        serializer = self.get_serializer(page, many=True, context={"request": request, "sees_scores": self.role.sees_scores})
+        view = s.image_serializer_for(self.role)
+        serializer = view(page, many=True, context={"request": request, "show_prompt": self.project.show_prompt})
         return self.get_paginated_response(serializer.data)
 
     @extend_schema(
@@ -81,12 +87,12 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
             return Response({"detail": f"{upload.name}: {exc}", "code": "image_rejected", "file": upload.name},
                             status=400)
         image = self.get_queryset().get(pk=image.pk)
-        body = s.ImageUploadResultSerializer(image, context={"request": request, "duplicate": not created, "sees_scores": True}).data
+        body = s.ImageUploadResultSerializer(image, context={"request": request, "duplicate": not created}).data
         return Response(body, status=201 if created else 200)
 
 
 class ImageTagsView(APIView):
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [BoundedJSONParser, FormParser]
 
     def _image(self, request, image_id):
         self.image, self.role = image_role(request, image_id)

@@ -6,7 +6,9 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
+
+from labeling.api.parsers import BoundedJSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -67,7 +69,7 @@ def job_payload(job: ImportJob, *, issues: bool = False) -> dict:
 
 class ImportJobListView(ProjectScopedMixin, GenericAPIView):
     pagination_class = JobPagination
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, BoundedJSONParser]
     serializer_class = ImportJobSerializer
 
     @extend_schema(responses={200: ImportJobSerializer(many=True), **ERRORS}, tags=["imports"])

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from core.api_input import BoundedPrimaryKeyRelatedField
 from core.limits import MAX_ID
+from labeling import json_safety
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Project, Tag
 from labeling.services.comparisons import CLIENT_KEY_MAX_LENGTH, RESPONSE_MS_MAX
 from labeling.services.tags import TAG_MAX_LENGTH
@@ -241,18 +242,20 @@ class UndoResponseSerializer(NextPairSerializer):
 # --- Images and tags -------------------------------------------------------------------------------
 
 
-class ImageSerializer(serializers.ModelSerializer):
+class RaterImageSerializer(serializers.ModelSerializer):
+    """A rater's view of an image: its id, the picture and thumbnail (their URLs name the content hash, never
+    the file), its size and tags. Nothing about where it came from: no file name, external id, caption, prompt
+    or metadata, which can tell the condition being judged. A field that a project may show raters is added in
+    ``to_representation`` when the project allows it: the prompt (caption) with ``show_prompt``, as next-pair
+    shows it."""
+
     url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
-    comparison_count = serializers.SerializerMethodField()
 
     class Meta:
         model = Image
-        fields = [
-            "id", "url", "thumbnail_url", "original_name", "external_id", "caption", "width", "height",
-            "metadata", "tags", "comparison_count", "created_at",
-        ]
+        fields = ["id", "url", "thumbnail_url", "width", "height", "tags"]
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.URI)
@@ -266,16 +269,33 @@ class ImageSerializer(serializers.ModelSerializer):
     def get_tags(self, image) -> list[str]:
         return sorted(image_tag.tag.name for image_tag in image.image_tags.all())
 
+    def to_representation(self, image):
+        shown = super().to_representation(image)
+        if self.context.get("show_prompt"):
+            shown["prompt"] = image.caption
+        return shown
+
+
+class ManagerImageSerializer(RaterImageSerializer):
+    """A manager's view of an image: the rater's, and where it came from, its judgments count and import time."""
+
+    comparison_count = serializers.SerializerMethodField()
+
+    class Meta(RaterImageSerializer.Meta):
+        fields = [
+            "id", "url", "thumbnail_url", "original_name", "external_id", "caption", "width", "height",
+            "metadata", "tags", "comparison_count", "created_at",
+        ]
+        read_only_fields = fields
+
     def get_comparison_count(self, image) -> int:
         stats = getattr(image, "stats", None)
         return stats.comparison_count if stats is not None else 0
 
-    def to_representation(self, image):
-        data = super().to_representation(image)
-        if not self.context.get("sees_scores"):
-            # Raters see images, tags and the question: the generation prompt and parameters would bias them.
-            data["metadata"], data["caption"] = {}, ""
-        return data
+
+def image_serializer_for(role) -> type[RaterImageSerializer]:
+    """The view of images that ``role`` (an ``access.ProjectRole``) may see."""
+    return ManagerImageSerializer if role.sees_image_sources else RaterImageSerializer
 
 
 class ImageUploadSerializer(serializers.Serializer):
@@ -298,7 +318,7 @@ class ImageUploadSerializer(serializers.Serializer):
         if not value.strip():
             return {}
         try:
-            parsed = json.loads(value)
+            parsed = json_safety.loads(value)
         except json.JSONDecodeError as exc:
             raise serializers.ValidationError(f"Not valid JSON: {exc.msg}.") from None
         if not isinstance(parsed, dict):
@@ -306,11 +326,11 @@ class ImageUploadSerializer(serializers.Serializer):
         return parsed
 
 
-class ImageUploadResultSerializer(ImageSerializer):
+class ImageUploadResultSerializer(ManagerImageSerializer):
     duplicate = serializers.SerializerMethodField()
 
-    class Meta(ImageSerializer.Meta):
-        fields = ImageSerializer.Meta.fields + ["duplicate"]
+    class Meta(ManagerImageSerializer.Meta):
+        fields = ManagerImageSerializer.Meta.fields + ["duplicate"]
         read_only_fields = fields
 
     def get_duplicate(self, image) -> bool:
@@ -320,7 +340,7 @@ class ImageUploadResultSerializer(ImageSerializer):
 class ImageFilterSerializer(serializers.Serializer):
     tag = serializers.CharField(required=False, max_length=TAG_MAX_LENGTH)
     has_score = serializers.BooleanField(required=False, allow_null=True, default=None)
-    external_id = serializers.CharField(required=False, max_length=200)
+    external_id = serializers.CharField(required=False, max_length=200, help_text="Managers only.")
 
 
 class ImageTagSerializer(serializers.ModelSerializer):

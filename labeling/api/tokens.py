@@ -4,7 +4,6 @@ from __future__ import annotations
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -12,6 +11,7 @@ from rest_framework.views import APIView
 
 from core.api_errors import ERRORS, ErrorSerializer
 from labeling.api import serializers as s
+from labeling.api.parsers import BoundedJSONParser
 from labeling.api import token_auth
 from labeling.login_limits import lockout_response
 from labeling.services import api_tokens
@@ -27,7 +27,7 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(
         request=s.TokenRequestSerializer,

@@ -1,7 +1,8 @@
 """Routes of the labelling API, mounted under /api/v1/ by config/api_urls.py."""
 from django.urls import include, path
 
-from labeling.api import comparisons, data_exports, gold_pairs, images, judgment_imports, pairs, projects, tokens
+from labeling.api import comparisons, data_exports, gold_pairs, images, judgment_imports, pairs, preference_exports, projects
+from labeling.api import tokens
 from labeling.api import import_jobs as import_jobs_api
 from labeling.api import instructions as instructions_api
 from labeling.api import qualification as qualification_api
@@ -26,6 +27,7 @@ project_routes = [
     path("export/comparisons/", data_exports.ComparisonsExportView.as_view(), name="api-export-comparisons"),
     path("export/image-tags/", data_exports.ImageTagsExportView.as_view(), name="api-export-image-tags"),
     path("export/raters/", data_exports.RatersExportView.as_view(), name="api-export-raters"),
+    path("export/preferences/", preference_exports.PreferencesExportView.as_view(), name="api-export-preferences"),
     # Bulk import jobs (labeling/api/import_jobs.py).
     path("imports/", import_jobs_api.ImportJobListView.as_view(), name="api-import-jobs"),
     path("imports/<id:job_id>/", import_jobs_api.ImportJobDetailView.as_view(), name="api-import-job"),

@@ -6,7 +6,9 @@ from rest_framework import serializers
 from django.db.models import Count
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.parsers import FormParser
+
+from labeling.api.parsers import BoundedJSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -42,7 +44,7 @@ def tag_payload(tag: Tag) -> dict:
 
 
 class CurationMixin(ProjectScopedMixin):
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [BoundedJSONParser, FormParser]
 
     def tag(self, tag_id: int) -> Tag:
         return self.managed_row(Tag, tag_id, "curate the vocabulary", "No such tag in this project.")

@@ -4,7 +4,9 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.parsers import FormParser
+
+from labeling.api.parsers import BoundedJSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -49,7 +51,7 @@ class DeliverySerializer(serializers.ModelSerializer):
 
 
 class WebhookListView(ProjectScopedMixin, APIView):
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [BoundedJSONParser, FormParser]
 
     @extend_schema(responses={200: WebhookSerializer(many=True), **ERRORS}, tags=["webhooks"])
     def get(self, request, slug):

@@ -20,8 +20,9 @@ from django.db.models.expressions import RawSQL
 from labeling.models import Image, Project
 
 
-def sql_group(alias: str, key: str) -> tuple[str, list]:
-    """The SQL expression of the group value of image row ``alias``, and its parameter."""
+def sql_metadata_text(alias: str, key: str) -> tuple[str, list]:
+    """The SQL expression of metadata ``key`` of image row ``alias`` as text (a group value, a generator
+    name), and its parameter. ``key`` must pass ``GROUP_KEY_VALIDATOR``."""
     if connection.vendor == "postgresql":
         return f"CAST({alias}.metadata ->> %s::text AS TEXT)", [key]
     return f"CAST({alias}.metadata ->> %s AS TEXT)", [f'$."{key}"']  # the key is checked: GROUP_KEY_VALIDATOR
@@ -30,13 +31,26 @@ def sql_group(alias: str, key: str) -> tuple[str, list]:
 def grouped_images(project: Project) -> QuerySet:
     """The project's images that are not archived and have a group (annotated ``group``)."""
     # The same SQL as the hot path's (not the ORM's key transform, which reads JSON booleans differently).
-    expression, params = sql_group(Image._meta.db_table, project.group_key)
+    expression, params = sql_metadata_text(Image._meta.db_table, project.group_key)
     return (
         Image.objects.filter(project=project, archived_at=None)
         .annotate(group=RawSQL(expression, params, output_field=TextField()))
         .exclude(group__isnull=True)
         .exclude(group="")
     )
+
+
+def metadata_values(project: Project, key: str) -> dict[int, str]:
+    """{image id: the text of metadata ``key``} for the project's images that have a non-empty value."""
+    expression, params = sql_metadata_text(Image._meta.db_table, key)
+    rows = (
+        Image.objects.filter(project=project)
+        .annotate(value=RawSQL(expression, params, output_field=TextField()))
+        .exclude(value__isnull=True)
+        .exclude(value="")
+        .values_list("id", "value")
+    )
+    return dict(rows)
 
 
 def image_groups(project: Project) -> dict[int, str]:

@@ -15,6 +15,7 @@ from django.utils import timezone
 from core import prepared_sql
 from labeling.models import Comparison, GoldPair, PairLease, Project
 from labeling.services import judgment_hooks, leases, pair_queue, qualification
+from labeling.services import rater_counts as rater_day_counts
 from labeling.services.image_stats import count_comparison
 from labeling.services.leases import LeaseClosed, LeaseError, LeaseExpired
 
@@ -182,25 +183,12 @@ def undo_last_comparison(project: Project, rater, *, comparison_id: int | None =
 
 
 def project_progress(project: Project, *, days: int = 30) -> dict:
-    """Comparisons per day (the last ``days``) and per rater, with gold accuracy and position bias,
-    and what is left in the pair queue. One grouped query each, for the manager's progress views."""
-    from django.db.models import Count
-    from django.db.models.functions import TruncDate
-
+    """Comparisons per day (the last ``days``, whole days in UTC) and per rater, with gold accuracy and position
+    bias, and what is left in the pair queue. Read from the counters (``labeling/services/rater_counts.py``):
+    a few rows per rater and day, however many comparisons the project has."""
     from labeling.models import Membership
 
-    comparisons = Comparison.objects.filter(project=project)
-    since = timezone.now() - timedelta(days=days)
-    # COUNT(*), not COUNT(id): the (project, created_at) index then answers it alone (an index-only
-    # scan), where reading the ids made PostgreSQL scan the whole table.
-    per_day = [
-        {"day": row["day"], "comparisons": row["n"]}
-        for row in comparisons.filter(created_at__gte=since)
-        .annotate(day=TruncDate("created_at"))
-        .values("day")
-        .annotate(n=Count("*"))
-        .order_by("day")
-    ]
+    per_day = rater_day_counts.per_day(project, (timezone.now() - timedelta(days=days)).date())
     stats = rater_counts(project)
     per_rater = []
     members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
@@ -229,24 +217,11 @@ def project_progress(project: Project, *, days: int = 30) -> dict:
 
 
 def rater_counts(project: Project) -> dict[int, dict]:
-    """Per rater id, over all of the project's comparisons, in one grouped query: ``n`` judgments,
-    ``left`` and ``right`` (decided for image a, b), ``gold_judged`` and ``gold_correct``, ``last``
-    (when) and ``mean_ms``. The one definition of these counts: the progress views and the dashboard's
-    rater table (modeling/services/agreement.py) both read them here."""
-    from django.db.models import Avg, Count, Max, Q
-
-    return {
-        row["rater"]: row
-        for row in Comparison.objects.filter(project=project).values("rater").annotate(
-            n=Count("id"),
-            last=Max("created_at"),
-            mean_ms=Avg("response_ms"),
-            gold_judged=Count("id", filter=Q(is_gold=True)),
-            gold_correct=Count("id", filter=Q(is_gold=True, gold_correct=True)),
-            left=Count("id", filter=Q(outcome=Comparison.Outcome.A)),
-            right=Count("id", filter=Q(outcome=Comparison.Outcome.B)),
-        ).order_by()
-    }
+    """Per rater id, over all of the project's comparisons: ``n`` judgments, ``left`` and ``right`` (decided for
+    image a, b), ``gold_judged`` and ``gold_correct``, ``last`` (when) and ``mean_ms``. The one definition of
+    these counts: the progress views and the dashboard's rater table (modeling/services/agreement.py) both
+    read them here, from the per-rater, per-day counters."""
+    return rater_day_counts.per_rater(project)
 
 
 def _rater_row(user, role: str, is_active: bool, row: dict | None) -> dict:

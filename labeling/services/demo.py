@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.db import transaction
 from PIL import Image as PILImage
 from PIL import ImageFilter
@@ -58,6 +57,7 @@ DISTORTIONS = {
     "color_shift": ("color_shift", [0.15, 0.35, 0.6]),
 }
 CLEAN_VALUES = {"blur_sigma": 0.0, "noise_std": 0.0, "jpeg_quality": 100, "color_shift": 0.0}
+DEMO_ORDER_SEED = 26
 
 
 @dataclass
@@ -105,16 +105,15 @@ def png_bytes(image: PILImage.Image) -> bytes:
 def ensure_demo_users(project: Project) -> dict[str, tuple[str, str]]:
     User = get_user_model()
     credentials = {}
-    manager_permissions = Permission.objects.filter(content_type__app_label__in=["labeling", "modeling"])
     for key, (username, password, role) in DEMO_USERS.items():
         user, created = User.objects.get_or_create(username=username)
         if created:
             user.set_password(password)
-        if role == Membership.Role.MANAGER:
-            user.is_staff = True
+        # A manager is a role in one project, never site staff: no admin flag, no model permissions (they would
+        # span every project). Earlier demos gave the manager both; running seed_demo again takes them back.
+        user.is_staff = user.is_superuser = False
         user.save()
-        if role == Membership.Role.MANAGER:
-            user.user_permissions.add(*manager_permissions)
+        user.user_permissions.clear()
         Membership.objects.update_or_create(project=project, user=user, defaults={"role": role, "is_active": True})
         credentials[key] = (username, password)
     return credentials
@@ -157,18 +156,24 @@ def _seed_project(slug: str, defaults: dict, photos: dict[str, list[str]]
             },
         )
         credentials = ensure_demo_users(project)
+    variants = []  # (photo index, photo file, distortion, strength, metadata values)
+    for photo_index, file_name in enumerate(photos):
+        variants.append((photo_index, file_name, "original", 0, dict(CLEAN_VALUES)))
+        for kind, (field, values) in DISTORTIONS.items():
+            variants += [(photo_index, file_name, kind, strength, {field: value})
+                         for strength, value in enumerate(values, start=1)]
+    # Imported in a shuffled (fixed) order: image ids follow the import, and raters see ids. In photo order,
+    # an id would tell the distortion and its strength as plainly as the file name does.
+    np.random.default_rng(DEMO_ORDER_SEED).shuffle(variants)
+    clean_photos = {file_name: load_photo(file_name) for file_name in photos}
     with import_session(project) as report:
-        for photo_index, (file_name, tags) in enumerate(photos.items()):
+        for photo_index, file_name, kind, strength, values in variants:
             photo = file_name.rsplit(".", 1)[0]
-            clean = load_photo(file_name)
-            variants = [("original", None, 0, dict(CLEAN_VALUES), clean)]
-            for kind, (field, values) in DISTORTIONS.items():
-                for strength, value in enumerate(values, start=1):
-                    seed = photo_index * 100 + strength
-                    variants.append((kind, field, strength, {field: value}, distort(clean, kind, value, seed)))
-            for kind, field, strength, values, image in variants:
-                name = f"{photo}/{photo}_{kind}{'' if strength == 0 else f'_{strength}'}.png"
-                metadata = {"source": "scikit-image", "photo": photo, "distortion": kind, "distortion_strength": strength}
-                metadata.update(values)
-                import_one(report, project, name, png_bytes(image), tags=tags, metadata=metadata, external_id=name[:-4])
+            clean = clean_photos[file_name]
+            image = clean if strength == 0 else distort(clean, kind, values[DISTORTIONS[kind][0]], photo_index * 100 + strength)
+            name = f"{photo}/{photo}_{kind}{'' if strength == 0 else f'_{strength}'}.png"
+            metadata = {"source": "scikit-image", "photo": photo, "distortion": kind, "distortion_strength": strength}
+            metadata.update(values)
+            import_one(report, project, name, png_bytes(image), tags=photos[file_name], metadata=metadata,
+                       external_id=name[:-4])
     return project, report, credentials

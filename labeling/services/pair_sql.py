@@ -17,7 +17,7 @@ from django.utils import timezone
 from core import prepared_sql
 from core.prepared_sql import db_time, from_db_time
 from labeling.models import Comparison, Image, ImageStats, ImageTag, PairCandidate, PairLease, Project, Tag
-from labeling.services.comparison_groups import sql_group
+from labeling.services.comparison_groups import sql_metadata_text
 
 CANDIDATES = PairCandidate._meta.db_table
 LEASES = PairLease._meta.db_table
@@ -85,8 +85,8 @@ def _same_group_clause(project: Project) -> tuple[str, list]:
     before the key was set or changed stay in the table and are passed over)."""
     if not project.group_key:
         return "", []
-    low, low_params = sql_group("x", project.group_key)
-    high, high_params = sql_group("y", project.group_key)
+    low, low_params = sql_metadata_text("x", project.group_key)
+    high, high_params = sql_metadata_text("y", project.group_key)
     return (
         f"""
               AND EXISTS (SELECT 1 FROM {IMAGES} x, {IMAGES} y WHERE x.id = c.image_low_id AND y.id = c.image_high_id
@@ -134,7 +134,7 @@ def fewest_compared_rows(project: Project, limit: int) -> list[tuple[int, int]]:
 def fewest_compared_grouped_rows(project: Project, limit: int | None) -> list[tuple[int, int, str]]:
     """(image id, comparison count, group) of the ``limit`` least compared images that have a group (all when
     ``limit`` is None). Images written in bulk without counters count as never compared."""
-    group, params = sql_group("i", project.group_key)
+    group, params = sql_metadata_text("i", project.group_key)
     rows = prepared_sql.execute(
         f"""SELECT i.id, COALESCE(s.comparison_count, 0) AS n, {group} AS g FROM {IMAGES} i
               LEFT JOIN {STATS} s ON s.image_id = i.id

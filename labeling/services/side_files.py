@@ -10,6 +10,7 @@ from typing import Iterable, Iterator
 
 from core import spreadsheet_safety
 from core.input_files import ImportFileError
+from labeling import json_safety
 from labeling.models import Tag
 
 
@@ -45,7 +46,7 @@ def json_lines(handle: Iterable[str]) -> Iterator[tuple[int, dict | None, str]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json_safety.loads(line)
         except json.JSONDecodeError as exc:
             yield line_number, None, f"invalid JSON: {exc.msg}"
             continue

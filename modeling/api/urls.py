@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from modeling.api import agreement, analyses, export, views
 from modeling.api import payment_export, version_exports
+from modeling.api import leaderboard as leaderboard_api
 from modeling.api import image_browser as image_browser_api
 
 # The routes of one project, under projects/<slug>/.
@@ -22,6 +23,8 @@ project_routes = [
     path("tags/summary/", analyses.TagSummaryView.as_view(), name="api-tag-summary"),
     path("metadata/fields/", analyses.MetadataFieldsView.as_view(), name="api-metadata-fields"),
     path("metadata/<str:field>/summary/", analyses.MetadataSummaryView.as_view(), name="api-metadata-summary"),
+    # The leaderboard of a categorical field (modeling/api/leaderboard.py).
+    path("leaderboard/", leaderboard_api.LeaderboardView.as_view(), name="api-leaderboard"),
     # Streamed export of the model versions and their metrics (modeling/api/version_exports.py).
     path("export/model-versions/", version_exports.ModelVersionsExportView.as_view(), name="api-export-model-versions"),
     # The payment file of a crowd study (modeling/api/payment_export.py).

@@ -83,11 +83,13 @@ class _Entry:
 
 
 _entries: dict[int, _Entry] = {}
+_rows_read: dict[int, int] = {}  # project id -> rows the last read fetched
 _lock = threading.Lock()  # a worker runs one task at a time; threads (tests, eager mode) take turns
 
 
 def enabled() -> bool:
-    return bool(getattr(settings, "TAGRANK_COMPARISON_CACHE", True))
+    """Whether the cache is kept (``TAGRANK_INCREMENTAL_FIT``; off: every read is a full one)."""
+    return bool(getattr(settings, "TAGRANK_INCREMENTAL_FIT", True))
 
 
 def forget(project_id: int | None = None) -> None:
@@ -97,6 +99,11 @@ def forget(project_id: int | None = None) -> None:
             _entries.clear()
         else:
             _entries.pop(project_id, None)
+
+
+def rows_read_last(project_id: int) -> int | None:
+    """Rows the project's last read in this process fetched from the database (None: none read)."""
+    return _rows_read.get(project_id)
 
 
 def cached_fills(project_id: int) -> int:
@@ -124,6 +131,7 @@ def project_comparisons(project: Project) -> ProjectComparisons:
                 entry.fills += fills
         if rows_read is None:
             rows_read = entry.size
+        _rows_read[project.pk] = rows_read
         if enabled():
             _entries[project.pk] = entry
         return ProjectComparisons(entry.image_ids, _views(entry), loaded_at, rows_read)

@@ -29,6 +29,7 @@ from django.db.models import F
 
 from labeling.models import Project
 from modeling.models import HumanScore, HumanScoreStamp
+from modeling.services import comparison_cache
 from modeling.services.columns import fetch_columns
 
 # A score "moved" when its mean or variance changed by more than this: the Newton steps stop at a step of
@@ -81,8 +82,7 @@ def _current_copy(project: Project, image_ids: np.ndarray) -> _Copy | None:
     if columns["image_id"].shape[0] == 0:
         return None
     copy = _Copy(version, np.asarray(image_ids), *_placed(image_ids, columns))
-    with _lock:
-        _copies[project.pk] = copy
+    _keep(project.pk, copy)
     return copy
 
 
@@ -129,7 +129,7 @@ def write_scores(project: Project, image_ids: np.ndarray, mean: np.ndarray, vari
 
 def _keep(project_id: int, copy: _Copy | None) -> None:
     with _lock:
-        if copy is None:
+        if copy is None or not comparison_cache.enabled():
             _copies.pop(project_id, None)
         else:
             _copies[project_id] = copy

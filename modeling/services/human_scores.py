@@ -154,6 +154,8 @@ class HumanScoreFit:
     seconds: float
     data_as_of: datetime  # the comparisons' read time: of two fits, the one with the newer data is kept
     reliability: rater_reliability.RaterReliability | None = None  # the raters' weights, when weighted
+    comparisons_read: int | None = None  # rows read from the database for this fit (comparison_cache)
+    scores_written: int | None = None  # rows stored (human_score_writes: only the moved ones), once stored
 
     def summary(self) -> dict:
         return {
@@ -163,6 +165,8 @@ class HumanScoreFit:
             "newton_steps": self.posterior.newton_steps,
             "rater_weighting": None if self.reliability is None else self.reliability.steps,
             "seconds": round(self.seconds, 3),
+            "comparisons_read": self.comparisons_read,
+            "scores_written": self.scores_written,
         }
 
 
@@ -278,7 +282,8 @@ def store_human_scores(project: Project, fit: HumanScoreFit) -> int:
 def fit_human_scores(project: Project) -> HumanScoreFit:
     """Fit the project's human scores and store them. Idempotent: a rerun rewrites the same rows."""
     fit = fit_project_posterior(project)
-    store_human_scores(project, fit)
+    fit = replace(fit, comparisons_read=comparison_cache.rows_read_last(project.pk),
+                  scores_written=store_human_scores(project, fit))
     stopping_rule.record_ranking_accuracy(project, fit)  # the expected ranking accuracy, and the stopping rule
     log.info("human scores of %s: %s", project.slug, fit.summary())
     return fit

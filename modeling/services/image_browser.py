@@ -17,6 +17,7 @@ from django.db.models import Exists, F, FilteredRelation, OuterRef, Q
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
 
+from labeling import json_safety
 from labeling.models import Comparison, Image, ImageTag, Project, Tag
 from modeling.models import ModelVersion
 
@@ -59,7 +60,7 @@ def encode_cursor(values: list) -> str:
 
 def decode_cursor(text: str) -> list:
     try:
-        values = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        values = json_safety.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     except (ValueError, TypeError):
         raise BadBrowseRequest("The cursor is not one this server gave out.") from None
     if not isinstance(values, list) or len(values) != 2 or not isinstance(values[1], int):
@@ -72,7 +73,7 @@ def decode_cursor(text: str) -> list:
 def metadata_value(text: str):
     """``7`` matches the number 7, ``"7"`` or ``abc`` a string, ``true`` a boolean."""
     try:
-        return json.loads(text)
+        return json_safety.loads(text)
     except ValueError:
         return text
 

@@ -1,4 +1,5 @@
-"""Webhook events of the model loop: a model version was activated, a training run failed."""
+"""Webhook events of the model loop: a model version was activated, a training run failed, the expected ranking
+accuracy reached its target."""
 from __future__ import annotations
 
 import logging
@@ -28,3 +29,11 @@ def training_failed(run_id: int) -> None:
         })
     except Exception:  # noqa: BLE001
         logger.warning("could not send the training-failed webhook for run %s", run_id, exc_info=True)
+
+
+def ranking_target_reached(project, accuracy, target: float, campaign_complete: bool) -> None:
+    """The expected ranking accuracy (``RankingAccuracy``) rose to the target; sent each time it crosses it."""
+    webhooks.emit(project, Webhook.Event.RANKING_TARGET_REACHED, {
+        "expected_srcc": accuracy.expected_srcc, "interval": [accuracy.srcc_low, accuracy.srcc_high],
+        "target_srcc": target, "n_comparisons": accuracy.n_comparisons, "campaign_complete": campaign_complete,
+    })

@@ -159,9 +159,11 @@ def refill_pair_queue(project: Project, *, seed: int | None = None, policy: Refi
         fit = human_scores.fit_human_scores(project)  # stored: the dashboards and export show it too
         image_ids, posterior, counts = fit.image_ids, fit.posterior, fit.counts
         prior_version = fit.model_version_id
+        reads = {"comparisons_read": fit.comparisons_read, "scores_written": fit.scores_written}
     else:
         comparisons = human_scores.load_comparisons(project, include_excluded=True)
         image_ids, posterior, prior_version = comparisons.image_ids, None, None
+        reads = {}
         counts = comparison_counts(comparisons.n_images, comparisons.a_index, comparisons.b_index)
     if len(image_ids) < 2:
         return {"project": project.slug, "strategy": strategy, "pairs": 0}
@@ -190,6 +192,7 @@ def refill_pair_queue(project: Project, *, seed: int | None = None, policy: Refi
         "pairs": written,
         "images": int(len(image_ids)),
         "model_prior_version": prior_version,
+        **reads,
         "seconds": round(time.perf_counter() - started, 3),
     }
     log.info("refilled the pair queue: %s", summary)

@@ -3,6 +3,7 @@
 - With every stored human-score fit, ``record_ranking_accuracy`` samples the posterior
   (``modeling.ml.ranking_accuracy``) and stores the expected SRCC between the current ranking and the truth,
   with its 5–95 % interval (``RankingAccuracy``, one row per project).
+- When the estimate rises to the target, the webhook event ``ranking.target_reached`` is sent.
 - ``apply_stopping_rule`` sets or clears ``Project.campaign_completed_at``: set while the manager chose to stop
   at the target (``TrainingSettings.stop_at_target``) and the expected SRCC has reached ``target_srcc``. Pair
   serving (labeling) reads only that flag, so the rating hot path pays nothing for the rule. It runs after
@@ -18,6 +19,7 @@ from django.utils import timezone
 from labeling.models import Project
 from modeling.ml.ranking_accuracy import AccuracyConfig, expected_srcc
 from modeling.models import RankingAccuracy, TrainingSettings
+from modeling.services import notifications
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +33,18 @@ def record_ranking_accuracy(project: Project, fit) -> RankingAccuracy | None:
     estimate = expected_srcc(fit.posterior.mean, fit.posterior.var, ACCURACY_CONFIG)
     if estimate is None:
         return None
-    if RankingAccuracy.objects.filter(project=project, computed_at__gt=fit.data_as_of).exists():
+    previous = RankingAccuracy.objects.filter(project=project).first()
+    if previous is not None and previous.computed_at > fit.data_as_of:
         return None  # a fit of newer data was stored (and estimated) meanwhile, as in store_human_scores
     accuracy, _ = RankingAccuracy.objects.update_or_create(project=project, defaults={
         "expected_srcc": estimate.expected_srcc, "srcc_low": estimate.low, "srcc_high": estimate.high,
         "n_images": estimate.n_images, "images_per_draw": estimate.images_per_draw, "draws": estimate.draws,
         "n_comparisons": fit.n_comparisons, "computed_at": fit.data_as_of,
     })
-    apply_stopping_rule(project, accuracy)
+    complete = apply_stopping_rule(project, accuracy)
+    settings = TrainingSettings.objects.filter(project=project).first()
+    if target_reached(settings, accuracy) and not target_reached(settings, previous):
+        notifications.ranking_target_reached(project, accuracy, settings.target_srcc, complete)
     return accuracy
 
 

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from labeling.models import Project
+from labeling.services import rater_counts
 from modeling.models import ModelVersion, TrainingRun
 from modeling.services import datasets, scoring, training_runs
 
@@ -51,7 +52,11 @@ def latest_trained_version(project: Project) -> ModelVersion | None:
 
 
 def new_comparisons(project: Project, since: ModelVersion | None) -> int:
-    watermark = since.last_comparison_id if since is not None else 0
+    """Usable comparisons (not by excluded raters) stored after the version's training data was read. Before
+    any version, all of them, from the per-rater counters; after one, an id range scan over what came since."""
+    watermark = since.last_comparison_id if since is not None else None
+    if not watermark:
+        return rater_counts.project_total(project, excluding_raters=datasets.excluded_rater_ids(project))
     return datasets.usable_comparisons(project).filter(pk__gt=watermark).count()
 
 

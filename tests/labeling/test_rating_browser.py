@@ -5,7 +5,7 @@ import pytest
 
 from labeling.models import Comparison, ImageTag, Membership, PairLease, Project
 from tests import browser
-from tests.browser import OUTPUT, chromium_page
+from tests.browser import OUTPUT, chromium_page, wait_until
 
 PASSWORD = "browser-pw-123"
 
@@ -42,14 +42,12 @@ def test_rater_judges_ten_pairs_with_the_keyboard_and_adds_a_tag(live_server, br
         page.wait_for_selector("#pair:not([hidden])")
         assert page.inner_text("#question") == question
         for key in keys:
-            page.wait_for_function(
-                "document.querySelector('#rater').dataset.lease && !document.querySelector('#pair').hidden"
-            )
+            wait_until(page, "() => document.querySelector('#rater').dataset.lease && !document.querySelector('#pair').hidden")
             lease = shown_lease(page)
             assert lease not in seen, "the same pair was shown twice"
             seen.append(lease)
             page.keyboard.press(key)
-            page.wait_for_function("lease => document.querySelector('#rater').dataset.lease !== lease", arg=lease)
+            wait_until(page, "lease => document.querySelector('#rater').dataset.lease !== lease", lease)
 
         # A tag on the left image of the pair now on screen, typed and sent with Enter.
         page.wait_for_selector("#pair:not([hidden])")
@@ -89,12 +87,10 @@ def test_phone_width_shows_both_images_and_the_empty_message(live_server, browse
 
         # Judge with the buttons until nothing is left: 28 pairs, then the "nothing to rate" message.
         for _ in range(28):
-            page.wait_for_function(
-                "document.querySelector('#rater').dataset.lease && !document.querySelector('#pair').hidden"
-            )
+            wait_until(page, "() => document.querySelector('#rater').dataset.lease && !document.querySelector('#pair').hidden")
             lease = shown_lease(page)
             page.click("#side-b .choose")
-            page.wait_for_function("lease => document.querySelector('#rater').dataset.lease !== lease", arg=lease)
+            wait_until(page, "lease => document.querySelector('#rater').dataset.lease !== lease", lease)
         page.wait_for_selector("#empty:not([hidden])")
         empty_text = page.inner_text("#empty")
         page.wait_for_selector("#pending", state="hidden")
@@ -126,14 +122,12 @@ def test_judgments_answered_503_stay_queued_across_a_reload_and_are_resent_with_
         page.goto(f"{live_server.url}/projects/{project.slug}/rate/")
         page.route("**/comparisons/", outage)
         for _ in range(2):
-            page.wait_for_function(
-                "document.querySelector('#rater').dataset.lease && !document.querySelector('#pair').hidden"
-            )
+            wait_until(page, "() => document.querySelector('#rater').dataset.lease && !document.querySelector('#pair').hidden")
             lease = shown_lease(page)
             page.keyboard.press("ArrowLeft")
-            page.wait_for_function("lease => document.querySelector('#rater').dataset.lease !== lease", arg=lease)
+            wait_until(page, "lease => document.querySelector('#rater').dataset.lease !== lease", lease)
         page.wait_for_selector("#pending:not([hidden])")
-        page.wait_for_function("() => true", polling=1500)  # let a retry or two be refused
+        page.wait_for_timeout(1500)  # let a retry or two be refused
         page.reload()  # the queue survives in localStorage
         page.wait_for_selector("#pending:not([hidden])")
         assert "2 waiting" in page.inner_text("#pending")

@@ -69,6 +69,8 @@ def test_tag_and_metadata_panels_and_an_explanation_page(live_server, seeded):
         plot_paths = page.locator("#metadata-plot svg path").count()
         metadata_rows = page.locator("#metadata-table tbody tr").count()
         page.screenshot(path=str(OUTPUT / "analysis-metadata.png"), full_page=True)
+        page.check("input[name=by_tag]")  # sends the form itself (static/js/auto_submit.js, under the CSP)
+        page.wait_for_url("**by_tag=1**")
 
         page.goto(f"{live_server.url}/images/{image.pk}/")
         queued = page.locator("#no-explanation").text_content()

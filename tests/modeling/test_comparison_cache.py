@@ -16,11 +16,11 @@ POLICY = RefillPolicy(batch_size=20, low_water=4, refit_every=3, max_per_image=2
 
 def full_read(project, settings, **kwargs):
     """What a worker without a cache reads."""
-    settings.TAGRANK_COMPARISON_CACHE = False
+    settings.TAGRANK_INCREMENTAL_FIT = False
     try:
         return human_scores.load_comparisons(project, **kwargs)
     finally:
-        settings.TAGRANK_COMPARISON_CACHE = True
+        settings.TAGRANK_INCREMENTAL_FIT = True
 
 
 def assert_same_arrays(left, right):

@@ -146,3 +146,27 @@ def test_the_models_page_form_sets_the_target(client, project, manager):
     assert response.status_code == 302
     saved = TrainingSettings.objects.get(project=project)
     assert (saved.target_srcc, saved.stop_at_target) == (0.85, True)
+
+
+def test_reaching_the_target_sends_the_webhook_event_once(project, judged, monkeypatch):
+    from labeling.models import Webhook, WebhookDelivery
+
+    monkeypatch.setattr("worker.dispatch.send_webhook_delivery", lambda delivery_id: None)
+    Webhook.objects.create(project=project, url="https://hooks.example.com/t", secret="s",
+                           events=["ranking.target_reached"])
+    TrainingSettings.objects.create(project=project, target_srcc=0.5, stop_at_target=False)
+    human_scores.fit_human_scores(project)
+    human_scores.fit_human_scores(project)  # still above the target: no second event
+    delivery = WebhookDelivery.objects.get(event="ranking.target_reached")
+    stored = RankingAccuracy.objects.get(project=project)
+    assert delivery.payload["expected_srcc"] == pytest.approx(stored.expected_srcc)
+    assert (delivery.payload["target_srcc"], delivery.payload["campaign_complete"]) == (0.5, False)
+
+
+def test_the_project_page_tells_raters_the_campaign_is_complete_and_nothing_else(client, project, judged, rater):
+    TrainingSettings.objects.create(project=project, target_srcc=0.5, stop_at_target=True)
+    human_scores.fit_human_scores(project)
+    client.force_login(rater)
+    page = client.get("/projects/test-project/").content.decode()
+    assert 'id="campaign-complete"' in page and "Start rating" not in page
+    assert "0.5" not in page and "dashboard" not in page

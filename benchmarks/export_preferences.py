@@ -1,0 +1,110 @@
+"""Benchmark: the preference-pairs export of 10^6 judgments, beside the comparisons export, on PostgreSQL.
+
+    .venv/bin/python benchmarks/export_preferences.py                       # 10^6 judgments
+    .venv/bin/python benchmarks/export_preferences.py --comparisons 100000  # a quick run
+
+The scratch project is the one ``benchmarks/export_comparisons.py`` writes (bulk SQL: ``--images`` image rows
+without files, 20 raters, ``--comparisons`` judgments, a third of them ties), with a caption (the prompt) on
+every image. In this process each export is read to the end exactly as its API view streams it (the
+``core.streaming`` writers over ``data_exports.comparison_chunks`` and
+``preference_pairs.judgment_chunks`` / ``pair_chunks``), counting bytes; reported: rows/s, the time to the
+first chunk, this process's CPU seconds and its resident memory before and at its peak (reset before each
+run through /proc/self/clear_refs). The project's overlap is 2, so every preference row carries the pair's
+agreement. The scratch project is removed at the end unless ``--keep``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+from bench_setup import machine_with_postgres, memory_kib, reset_peak, start_django
+
+RUNS = [  # (label, export, format)
+    ("comparisons", "comparisons", "jsonl"),
+    ("preferences per judgment", "judgment", "jsonl"),
+    ("preferences per judgment", "judgment", "parquet"),
+    ("preferences per pair", "pair", "jsonl"),
+]
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--comparisons", type=int, default=1_000_000)
+    parser.add_argument("--images", type=int, default=20_000)
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/tagrank_genimg")
+    parser.add_argument("--keep", action="store_true")
+    return parser.parse_args()
+
+
+def export_once(project, export: str, output: str) -> dict:
+    from core import streaming
+    from labeling.services import data_exports
+    from labeling.services import preference_pairs
+
+    if export == "comparisons":
+        columns, chunks = data_exports.COMPARISON_COLUMNS, data_exports.comparison_chunks(project)
+    else:
+        request = preference_pairs.PreferenceRequest(unit=export, base_url="https://tagrank.example")
+        columns = preference_pairs.columns(export, False)
+        chunks = (preference_pairs.judgment_chunks if export == "judgment" else preference_pairs.pair_chunks)(
+            project, request)
+    reset_peak()
+    rss_before = memory_kib("VmRSS")
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    first_chunk, size, rows = None, 0, 0
+    counted = (list(chunk) for chunk in chunks)
+
+    def counting():
+        nonlocal rows
+        for chunk in counted:
+            rows += len(chunk)
+            yield chunk
+
+    for index, piece in enumerate(streaming.WRITERS[output](columns, counting())):
+        size += len(piece.encode() if isinstance(piece, str) else piece)
+        if index == 1 and first_chunk is None:
+            first_chunk = time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    return {
+        "format": output, "rows": rows, "bytes": size, "seconds": round(seconds, 2),
+        "rows_per_s": round(rows / seconds) if seconds else None, "first_chunk_s": round(first_chunk or 0, 3),
+        "process_cpu_s": round(time.process_time() - cpu_before, 2),
+        "rss_before_mib": round(rss_before / 1024), "peak_rss_mib": round(memory_kib("VmHWM") / 1024),
+    }
+
+
+def main():
+    args = parse_args()
+    start_django(args.database_url)
+    from django.db import connection
+
+    from export_comparisons import generate, remove
+
+    project, generate_seconds = generate(args)
+    project.overlap = 2
+    project.save(update_fields=["overlap"])
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE labeling_image SET caption = 'a prompt number ' || (id %% 997) WHERE project_id = %s",
+                       [project.pk])
+    results = {
+        "machine": machine_with_postgres(), "comparisons": args.comparisons, "images": args.images,
+        "generate_seconds": round(generate_seconds, 1), "load_average_at_start": round(os.getloadavg()[0], 1),
+        "runs": [],
+    }
+    try:
+        for label, export, output in RUNS:
+            run = {"export": label, **export_once(project, export, output)}
+            results["runs"].append(run)
+            print(json.dumps(run), flush=True)
+    finally:
+        if not args.keep:
+            remove(project.pk)
+    results["load_average_at_end"] = round(os.getloadavg()[0], 1)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
