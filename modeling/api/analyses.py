@@ -30,6 +30,21 @@ ERRORS = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 VERSION_PARAM = OpenApiParameter("version", int, description="A model version id (default: the active one).")
 
 
+FORMAT_PARAM = OpenApiParameter("format", str, enum=["json", "csv"])
+
+
+def json_or_csv(json_description: str, csv_description: str) -> dict:
+    """The 200 answers of a table served as JSON, or as CSV with ``?format=csv``."""
+    return {(200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description=json_description),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description=csv_description)}
+
+
+def csv_attachment(text: str, file_name: str) -> Response:
+    response = Response(text)  # rendered by CSVRenderer
+    response["Content-Disposition"] = f'attachment; filename="{file_name}"'
+    return response
+
+
 class CSVRenderer(BaseRenderer):
     """``?format=csv``: DRF reads ``format`` as the renderer to use, so CSV is a renderer here."""
 
@@ -70,11 +85,9 @@ class TagSummaryView(ProjectScopedMixin, JsonErrorsMixin, APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("min_images", int, description="Leave out tags with fewer images (default 3)."),
-                    OpenApiParameter("format", str, enum=["json", "csv"]), VERSION_PARAM],
-        responses={(200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description="One row per tag: "
-                   "images, Ours, Baseline, Human (mapped to 1–10), reference mean, differences with intervals."),
-                   (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The same rows as CSV."),
-                   **ERRORS},
+                    FORMAT_PARAM, VERSION_PARAM],
+        responses={**json_or_csv("One row per tag: images, Ours, Baseline, Human (mapped to 1–10), reference mean, "
+                                 "differences with intervals.", "The same rows as CSV."), **ERRORS},
         tags=["analyses"],
     )  # fmt: skip
     def get(self, request, slug):
@@ -85,9 +98,7 @@ class TagSummaryView(ProjectScopedMixin, JsonErrorsMixin, APIView):
         if request.accepted_renderer.format == "csv":
             buffer = io.StringIO()
             spreadsheet_safety.writer(buffer).writerows(analyses.tag_summary_csv_rows(summary))
-            response = Response(buffer.getvalue())
-            response["Content-Disposition"] = f'attachment; filename="{self.project.slug}-tags.csv"'
-            return response
+            return csv_attachment(buffer.getvalue(), f"{self.project.slug}-tags.csv")
         return Response(summary)
 
 
