@@ -16,7 +16,7 @@ from labeling.api.paging import StandardPagination
 from labeling.models import Comparison, Image, Membership, Tag
 from labeling.project_scope import ProjectScopedMixin
 from labeling.services import comparisons as comparison_service
-from labeling.services import pair_queue
+from labeling.services import campaign_target, pair_queue
 
 
 def projects_with_counts(user, include_archived: bool = False):
@@ -87,6 +87,7 @@ class ProjectDetailView(ProjectScopedMixin, GenericAPIView):
         project = serializer.save()
         if project.overlap != old_overlap:
             pair_queue.reopen_for_overlap(project)
+        campaign_target.refresh_completion(project)  # a new target may complete or reopen the campaign
         return Response(self.get_serializer(self._project_with_counts(), context={"roles": {project.pk: "manager"}}).data)
 
 
