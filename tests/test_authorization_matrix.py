@@ -696,7 +696,7 @@ def test_the_matrix(world):
 def test_the_matrix_catches_a_removed_check(world, monkeypatch):
     """Remove one permission check (managers only on POST gold-pairs/) and one project filter (the image
     looked up by images/<id>/comparisons/): the check reports both."""
-    from labeling.api.views import GoldPairListView
+    from labeling.api.gold_pairs import GoldPairListView
     from labeling.models import Image
     from modeling.api import image_browser
 
