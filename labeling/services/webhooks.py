@@ -22,8 +22,8 @@ import urllib.request
 from django.db.models import F
 from django.utils import timezone
 
-from labeling.models import Comparison, Project, Webhook, WebhookDelivery
-from labeling.services import outbound
+from labeling.models import Project, Webhook, WebhookDelivery
+from labeling.services import outbound, rater_counts
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def check_judgment_targets() -> list[int]:
     for hook in waiting.select_related("project"):
         if Webhook.Event.JUDGMENTS_TARGET_REACHED not in hook.events:
             continue
-        count = Comparison.objects.filter(project_id=hook.project_id).count()
+        count = rater_counts.project_total(hook.project)  # the per-rater counters: no count of comparisons
         if count < hook.target_judgments:
             continue
         if not Webhook.objects.filter(pk=hook.pk, target_reached_at__isnull=True).update(target_reached_at=timezone.now()):
