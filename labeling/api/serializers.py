@@ -7,25 +7,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api_input import BoundedPrimaryKeyRelatedField
+from core.limits import MAX_ID
 from labeling import json_safety
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Project, Tag
 from labeling.services.comparisons import CLIENT_KEY_MAX_LENGTH, RESPONSE_MS_MAX
 from labeling.services.tags import TAG_MAX_LENGTH
-
-
-# Database ids are 64-bit: a larger number from a client would overflow the driver (a 500), not miss (a 404).
-MAX_ID = 2**63 - 1
-
-
-class BoundedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
-    def to_internal_value(self, data):
-        try:
-            number = int(data)
-        except (TypeError, ValueError):
-            number = None  # not a number: the parent says so
-        if number is not None and not isinstance(data, bool) and not 0 < number <= MAX_ID:
-            self.fail("does_not_exist", pk_value=data)
-        return super().to_internal_value(data)
 
 
 def absolute(request, url: str) -> str:
@@ -36,13 +23,6 @@ def file_urls(request, image: Image) -> tuple[str, str]:
     url = absolute(request, image.file.url)
     thumbnail = absolute(request, image.thumbnail.url) if image.thumbnail else url
     return url, thumbnail
-
-
-def validated_query(serializer_class: type[serializers.Serializer], request) -> dict:
-    """The request's query string checked by ``serializer_class`` (400 with the reasons if it does not pass)."""
-    query = serializer_class(data=request.query_params)
-    query.is_valid(raise_exception=True)
-    return query.validated_data
 
 
 # --- Auth ------------------------------------------------------------------------------------------
@@ -56,11 +36,6 @@ class TokenRequestSerializer(serializers.Serializer):
 class TokenResponseSerializer(serializers.Serializer):
     token = serializers.CharField()
     expires_at = serializers.DateTimeField()
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField(required=False)
 
 
 # --- Projects --------------------------------------------------------------------------------------
@@ -83,10 +58,24 @@ class ProjectSerializer(serializers.ModelSerializer):
             "id", "slug", "name", "question", "description", "tag_vocabulary", "overlap", "gold_rate",
             "allow_ties", "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
             "weight_raters_by_reliability", "instructions", "qualification_gold_pairs", "qualification_min_accuracy",
-            "show_prompt", "group_key", "allow_both_bad",
-            "created_at", "archived_at", "role", "counts",
+            "show_prompt", "group_key", "allow_both_bad", "target_judgments", "target_judgments_per_image",
+            "stop_at_judgment_target", "created_at", "archived_at", "role", "counts",
         ]
         read_only_fields = ["id", "created_at", "archived_at"]  # archived: read-only (the admin archives)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        current = self.instance
+        count = attrs.get("target_judgments", current.target_judgments if current else None)
+        per_image = attrs.get("target_judgments_per_image", current.target_judgments_per_image if current else None)
+        if count is not None and per_image is not None:
+            raise serializers.ValidationError("Set the target as judgments or as judgments per image, not both.")
+        if per_image is not None and per_image <= 0:
+            raise serializers.ValidationError({"target_judgments_per_image": ["A positive number."]})
+        accuracy = attrs.get("qualification_min_accuracy")
+        if accuracy is not None and not 0 <= accuracy <= 1:
+            raise serializers.ValidationError({"qualification_min_accuracy": ["An accuracy between 0 and 1."]})
+        return attrs
 
     def validate_slug(self, value):
         if self.instance is not None and value != self.instance.slug:
@@ -464,7 +453,21 @@ class PairsRemainingSerializer(serializers.Serializer):
     live_leases = serializers.IntegerField()
 
 
+class CampaignTargetSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["judgments", "judgments_per_image"], allow_null=True,
+                                   help_text="How the manager set the target (null: no target).")
+    target_judgments = serializers.IntegerField(allow_null=True, help_text="The target in judgments.")
+    target_judgments_per_image = serializers.FloatField(allow_null=True)
+    judgments = serializers.IntegerField()
+    judgments_per_image = serializers.FloatField(allow_null=True)
+    share = serializers.FloatField(allow_null=True, help_text="judgments / target, at most 1.")
+    met = serializers.BooleanField()
+    stop_at_target = serializers.BooleanField(help_text="Pairs stop being served once the target is met.")
+    campaign_completed_at = serializers.DateTimeField(allow_null=True, help_text="Serving stopped (any rule).")
+
+
 class ProgressSerializer(serializers.Serializer):
+    target = CampaignTargetSerializer()
     comparisons = serializers.IntegerField()
     per_day = DayCountSerializer(many=True)
     per_rater = RaterProgressSerializer(many=True)

@@ -12,9 +12,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from labeling.models import Comparison, GoldPair, PairLease, Project, count_comparison
-from labeling.services import judgment_hooks, leases, pair_queue, prepared_sql, qualification
+from core import prepared_sql
+from labeling.models import Comparison, GoldPair, PairLease, Project
+from labeling.services import campaign_target, judgment_hooks, leases, pair_queue, qualification
 from labeling.services import rater_counts as rater_day_counts
+from labeling.services.image_stats import count_comparison
 from labeling.services.leases import LeaseClosed, LeaseError, LeaseExpired
 
 CLIENT_KEY_MAX_LENGTH = 64
@@ -130,6 +132,7 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tu
     pair_queue.refresh_candidate(lease.candidate_id, project)
     if comparison.is_gold:
         qualification.gold_judged(project, rater)
+    campaign_target.judgment_stored(project)
     judgment_hooks.judgment_stored(project)
     return comparison, True
 
@@ -207,6 +210,7 @@ def project_progress(project: Project, *, days: int = 30) -> dict:
     from labeling.services.pair_queue import pairs_remaining
 
     return {
+        "target": campaign_target.progress(project),
         "comparisons": sum(row["comparisons"] for row in per_rater),
         "per_day": per_day,
         "per_rater": per_rater,

@@ -38,7 +38,7 @@ from . import bradley_terry as bt
 
 @dataclass(frozen=True)
 class FusionConfig:
-    scatters: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4)  # candidate variances about the model
+    scatters: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)  # variances about the model (at most about the scores' spread)
     flat_prior_var: float = 1.0  # the comparisons-only fit's prior variance (``bt.FitConfig`` default)
     cv_folds: int = 4  # comparison folds that choose the scatter
     strength_by: str = "cv"  # "cv" (held-out folds) or "evidence" (Laplace marginal likelihood; measured worse)

@@ -10,7 +10,7 @@ import pytest
 from labeling.models import Comparison, Image, Project
 from labeling.services import generator_demo
 from tests import browser
-from tests.browser import OUTPUT, chromium_page
+from tests.browser import OUTPUT, chromium_page, wait_until
 
 SCENES = generator_demo.SCENES[:4]  # 4 prompts x 3 generators: 12 pairs within prompts
 
@@ -24,7 +24,7 @@ def generator_project(transactional_db, monkeypatch):
 
 
 def wait_for_pair(page) -> None:
-    page.wait_for_function("document.querySelector('#rater').dataset.lease && !document.querySelector('#pair').hidden")
+    wait_until(page, "() => document.querySelector('#rater').dataset.lease && !document.querySelector('#pair').hidden")
 
 
 @pytest.mark.browser
@@ -48,7 +48,7 @@ def test_rating_with_the_prompt_within_prompts_then_the_leaderboard_and_the_pref
                 page.keyboard.press("b")  # both bad
             else:
                 page.keyboard.press("ArrowLeft" if strength[left] > strength[right] else "ArrowRight")
-            page.wait_for_function("lease => document.querySelector('#rater').dataset.lease !== lease", arg=lease)
+            wait_until(page, "lease => document.querySelector('#rater').dataset.lease !== lease", lease)
         page.wait_for_selector("#empty:not([hidden])")  # every pair within a prompt was judged
         page.wait_for_selector("#pending", state="hidden")
         rate_page = page.content()
