@@ -26,7 +26,8 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from labeling.models import CampaignLink, Comparison, CrowdWorker, Membership, PairLease, Project
+from labeling.models import CampaignLink, CrowdWorker, Membership, PairLease, Project
+from labeling.services import rater_counts
 from labeling.services.refusals import Refusal
 
 WORKER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
@@ -135,7 +136,7 @@ def quota_gate(project: Project, rater) -> PairLease | None:
     if worker is None:
         return None
     now = timezone.now()
-    judged = Comparison.objects.filter(project=project, rater=rater).count()
+    judged = rater_counts.rater_total(project, rater)
     if judged >= worker.link.quota:
         CrowdWorker.objects.filter(pk=worker.pk, completed_at=None).update(completed_at=now)
         raise QuotaReached(QUOTA_MESSAGE)
