@@ -48,7 +48,7 @@ def progress(project: Project) -> dict:
     """How far along the campaign is, for managers."""
     n_images = Image.objects.filter(project=project, archived_at=None).count()
     target = target_judgments(project, n_images)
-    judgments = rater_counts.project_total(project)
+    judgments = rater_counts.project_total(project)  # the per-rater counters, not a count of comparisons
     project.refresh_from_db(fields=["campaign_completed_at"])
     return {
         "kind": ("judgments" if project.target_judgments is not None
