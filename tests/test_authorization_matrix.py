@@ -720,6 +720,22 @@ def test_the_matrix_catches_a_removed_check(world, monkeypatch):
     assert comparisons, "\n".join(problems)
 
 
+def test_the_matrix_reports_a_400_where_a_refusal_is_due(world, monkeypatch):
+    """A manager check that answers 400 instead of 403 (a refusal dressed as bad input) is reported too."""
+    from rest_framework.exceptions import ValidationError
+
+    from labeling.api.gold_pairs import GoldPairListView
+
+    def bad_input_instead_of_403(self, action=""):
+        if not self.role.is_manager:
+            raise ValidationError({"detail": ["Bad input."]})
+
+    monkeypatch.setattr(GoldPairListView, "require_manager", bad_input_instead_of_403)
+    problems = matrix_problems(world, only={"api-gold-pairs"})
+    assert any(p.startswith("not a refusal (401/403/404/405) where one is due: POST") and "as rater: 400" in p
+               for p in problems), "\n".join(problems)
+
+
 def test_media_files_map_to_their_owner(world):
     problems = []
     for path, allowed in world["media"].items():
