@@ -235,7 +235,8 @@ class NextPairView(ProjectScopedMixin, APIView):
             return refused(exc, **crowd_links.completion_for(self.project, request.user))
         if result is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(s.pair_payload(request, result[1], show_prompt=self.project.show_prompt))
+        return Response(s.pair_payload(request, result[1], show_prompt=self.project.show_prompt,
+                                       criteria=self.project.criteria))
 
 
 class ComparisonListView(ProjectScopedMixin, GenericAPIView):
@@ -295,12 +296,15 @@ class ComparisonListView(ProjectScopedMixin, GenericAPIView):
         form.is_valid(raise_exception=True)
         try:
             comparison, created = comparison_service.submit_comparison(
-                self.project, request.user, lease=form.validated_data["lease"], winner=form.validated_data["winner"],
+                self.project, request.user, lease=form.validated_data["lease"], winner=form.validated_data.get("winner"),
                 client_key=form.validated_data["client_key"], response_ms=form.validated_data.get("response_ms"),
+                answers=form.validated_data.get("answers"),
             )
         except leases.LeaseError as exc:
             return refused(exc)
         body = s.comparison_payload(comparison, self.project.slug, request.user.username)
+        if self.project.criteria:  # several criteria: every stored answer (a replay gives the first ones)
+            body["answers"] = dict(comparison.answers.values_list("criterion", "outcome"))
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -323,7 +327,8 @@ class UndoView(ProjectScopedMixin, APIView):
             )
         except leases.LeaseError as exc:
             return refused(exc)
-        return Response({**s.pair_payload(request, lease, show_prompt=self.project.show_prompt), "undone": undone_id})
+        return Response({**s.pair_payload(request, lease, show_prompt=self.project.show_prompt,
+                                          criteria=self.project.criteria), "undone": undone_id})
 
 
 class SkipView(ProjectScopedMixin, APIView):
