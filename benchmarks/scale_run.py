@@ -78,7 +78,10 @@ def parse_args():
     parser.add_argument("--task-timeout", type=float, default=3600, help="seconds to wait for one worker task")
     parser.add_argument("--export-seconds", type=float, help="stop reading an export after this long (default: "
                         "read it to the end); the report then gives the rate of the part read")
-    parser.add_argument("--steps", default="fit,refill,agreement,incremental,loop,pages,export,size")
+    parser.add_argument("--steps", default="fit,refill,agreement,incremental,io,counts,loop,pages,export,size")
+    parser.add_argument("--repeats", type=int, default=3, help="repetitions of each part of the io step")
+    parser.add_argument("--pages-before", metavar="REVISION", help="also load the manager pages from a server running "
+                        "this git revision's code (a `git archive` of it), before the current code's, same data")
     parser.add_argument("--append", type=int, default=500, help="comparisons appended before each task of the "
                         "incremental step (as judgments arriving between refills)")
     parser.add_argument("--reuse", action="store_true", help="keep the data an earlier --keep run wrote")
@@ -235,6 +238,142 @@ def incremental(args, database_url: str, project) -> list[dict]:
     return rows
 
 
+def _old_store(project, image_ids, mean, variance, counts, fitted_at) -> None:
+    """The store before ``human_score_writes``: every row in one INSERT … unnest … ON CONFLICT statement."""
+    from django.db import connection, transaction
+
+    from modeling.models import HumanScore
+
+    table = HumanScore._meta.db_table
+
+    def csv(values):
+        return ",".join(map(repr, values.tolist()))
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {table} (project_id, image_id, mean, variance, n_comparisons, fitted_at)
+                SELECT %s, image_id, mean, variance, n_comparisons, %s
+                FROM unnest(string_to_array(%s, ',')::bigint[], string_to_array(%s, ',')::float8[],
+                            string_to_array(%s, ',')::float8[], string_to_array(%s, ',')::integer[])
+                    AS fitted (image_id, mean, variance, n_comparisons)
+                ON CONFLICT (image_id) DO UPDATE SET mean = EXCLUDED.mean, variance = EXCLUDED.variance,
+                    n_comparisons = EXCLUDED.n_comparisons, fitted_at = EXCLUDED.fitted_at
+                WHERE {table}.fitted_at <= EXCLUDED.fitted_at""",
+            [project.pk, fitted_at, csv(image_ids), csv(mean), csv(variance), csv(counts)],
+        )  # fmt: skip
+
+
+def io_parts(args, project) -> list[dict]:
+    """The reads and writes the incremental loop saves, timed in this process (``--repeats`` times each):
+    reading every comparison against reading those past the watermark after ``--append`` new ones; reading the
+    stored scores for the warm start against the copy; writing every score (before: one unnest statement;
+    now: COPY into staging + upsert) against writing the 1% that moved."""
+    from django.test import override_settings
+    from django.utils import timezone
+
+    from modeling.services import comparison_cache, human_score_writes, human_scores
+
+    rng = np.random.default_rng(args.seed + 2)
+    times: dict[str, list[float]] = {}
+
+    def clock(name, call):
+        started = time.perf_counter()
+        result = call()
+        times.setdefault(name, []).append(time.perf_counter() - started)
+        return result
+
+    image_ids = human_scores.project_image_ids(project)
+    if human_scores.stored_posterior(project, image_ids) is None:  # no fit yet (``--steps`` without fit): a flat one
+        human_score_writes.write_scores(project, image_ids, np.zeros(len(image_ids)), np.ones(len(image_ids)),
+                                        np.zeros(len(image_ids), dtype=np.int64), timezone.now())
+    for _ in range(args.repeats):
+        comparison_cache.forget()
+        with override_settings(TAGRANK_INCREMENTAL_FIT=False):
+            clock("read every comparison (before)", lambda: human_scores.load_comparisons(project))
+        human_scores.load_comparisons(project)  # fills the cache
+        append_comparisons(project, args.append, rng)
+        clock(f"read the comparisons past the watermark, +{args.append:,} (after)",
+              lambda: human_scores.load_comparisons(project))
+        human_score_writes.forget()
+        means = clock("read the stored scores for the warm start (before)",
+                      lambda: human_scores.stored_means(project, image_ids))
+        clock("warm start from the copy (after: a version check)", lambda: human_scores.stored_means(project, image_ids))
+        stored = human_scores.stored_posterior(project, image_ids)
+        variance, counts = np.nan_to_num(stored[1], nan=1.0), np.zeros(len(image_ids), dtype=np.int64)
+        mean = means.copy()
+        clock(f"write every score, {len(image_ids):,} rows, one unnest statement (before)",
+              lambda: _old_store(project, image_ids, mean, variance, counts, timezone.now()))
+        human_score_writes.forget()
+        clock(f"write every score, {len(image_ids):,} rows, COPY + upsert (after, no copy)",
+              lambda: human_score_writes.write_scores(project, image_ids, mean, variance, counts, timezone.now()))
+        human_scores.stored_means(project, image_ids)  # the copy, current again
+        moved = rng.choice(len(image_ids), max(1, len(image_ids) // 100), replace=False)
+        mean = mean.copy()
+        mean[moved] += 1e-3
+        written = clock("write the moved scores, 1% of rows (after)",
+                        lambda: human_score_writes.write_scores(project, image_ids, mean, variance, counts,
+                                                                timezone.now()))
+        assert written == len(moved), (written, len(moved))
+    rows = []
+    for part, values in times.items():
+        values = np.array(values)
+        se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+        rows.append({"step": "io", "part": part, "mean_s": round(float(values.mean()), 3), "se_s": round(float(se), 3),
+                     "repeats": len(values), "load": load()})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def count_queries(args, project) -> list[dict]:
+    """What the project, progress and models pages ask, timed in this process before (counting the comparisons, as
+    those pages did) and after (reading the per-rater, per-day counters), alternating, ``--repeats`` × 3 times."""
+    from datetime import timedelta
+
+    from django.db.models import Avg, Count, Max, Q
+    from django.db.models.functions import TruncDate
+    from django.utils import timezone
+
+    from labeling.models import Comparison
+    from labeling.services import rater_counts
+
+    comparisons = Comparison.objects.filter(project=project)
+    since = timezone.now() - timedelta(days=30)
+    rater = comparisons.values_list("rater_id", flat=True).first()
+    pairs = {
+        "all of the project's judgments": (
+            lambda: comparisons.count(), lambda: rater_counts.project_total(project)),
+        "one rater's judgments": (
+            lambda: comparisons.filter(rater_id=rater).count(), lambda: rater_counts.rater_total(project, rater)),
+        "per rater: judgments, sides, gold, last, mean time": (
+            lambda: list(comparisons.values("rater").annotate(
+                n=Count("id"), last=Max("created_at"), mean_ms=Avg("response_ms"),
+                gold_judged=Count("id", filter=Q(is_gold=True)),
+                gold_correct=Count("id", filter=Q(is_gold=True, gold_correct=True)),
+                left=Count("id", filter=Q(outcome="a")), right=Count("id", filter=Q(outcome="b"))).order_by()),
+            lambda: rater_counts.per_rater(project)),
+        "per day, last 30 days": (
+            lambda: list(comparisons.filter(created_at__gte=since).annotate(day=TruncDate("created_at"))
+                         .values("day").annotate(n=Count("*")).order_by("day")),
+            lambda: rater_counts.per_day(project, since.date())),
+    }
+    rows = []
+    for name, (before, after) in pairs.items():
+        times = {"before": [], "after": []}
+        for _ in range(3 * args.repeats):
+            for label, call in (("before", before), ("after", after)):
+                started = time.perf_counter()
+                call()
+                times[label].append(time.perf_counter() - started)
+        row = {"step": "counts", "query": name, "load": load()}
+        for label, values in times.items():
+            values = np.array(values) * 1000
+            row[f"{label}_ms"] = round(float(values.mean()), 1)
+            row[f"{label}_se_ms"] = round(float(values.std(ddof=1) / np.sqrt(len(values))), 1)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 # --- Loop and pages ----------------------------------------------------------------------------------
 
 
@@ -264,7 +403,33 @@ MANAGER_PAGES = [
 ]
 
 
-def manager_pages(args, server: Server, manager) -> list[dict]:
+def pages_of_revision(args, database_url: str, manager) -> list[dict]:
+    """The manager pages served by ``--pages-before``'s code (extracted with ``git archive``) on the same data."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import labelling_loop
+
+    folder = Path(tempfile.mkdtemp(prefix="tagrank-before-"))
+    repo = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "archive", args.pages_before], cwd=repo, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    current, labelling_loop.REPO = labelling_loop.REPO, folder
+    try:
+        # Its own var folder: its static files are collected there (and the old code's manifest is its own).
+        server = Server(database_url, workers=args.workers, threads=4,
+                        environ={"SECRET_KEY": os.environ["SECRET_KEY"], "TAGRANK_VAR_DIR": str(folder / "var")})
+        try:
+            return manager_pages(args, server, manager, variant=f"before: {args.pages_before}")
+        finally:
+            server.stop()
+    finally:
+        labelling_loop.REPO = current
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def manager_pages(args, server: Server, manager, variant: str | None = None) -> list[dict]:
     """Each page ``--loads`` times over one keep-alive connection with the manager's session."""
     from django.test import Client
 
@@ -287,7 +452,7 @@ def manager_pages(args, server: Server, manager) -> list[dict]:
         fetch()  # the first load, separately: caches and connections are cold
         first = time.perf_counter() - started
         row = {"step": "page", "path": path, "first_ms": round(1000 * first, 1), **summary(timed(fetch, args.loads)),
-               "status": sorted(statuses), "bytes": max(sizes), "load": load()}
+               "status": sorted(statuses), "bytes": max(sizes), "load": load(), "variant": variant}
         if statuses - {200}:
             row["server_log"] = server.log_tail(600)
         rows.append(row)
@@ -338,7 +503,14 @@ def markdown(rows: list[dict]) -> str:
                       f"{row['next_p99_ms']} ms, submit {row['submit_median_ms']} / {row['submit_p99_ms']} ms (median / "
                       f"p99); {row['server_cpu_ms_per_judgment']} ms server CPU per judgment; leases "
                       f"{row['leases_by_source']}; errors {row['error_count']}")
+        elif step == "counts":
+            figure = (f"{row['query']}: before (counting comparisons) {row['before_ms']:,.1f} ± {row['before_se_ms']:,.1f}"
+                      f" ms, after (counters) {row['after_ms']:,.1f} ± {row['after_se_ms']:,.1f} ms")
+        elif step == "io":
+            figure = f"{row['part']}: {row['mean_s']:.3f} ± {row['se_s']:.3f} s (mean ± s.e., {row['repeats']} runs)"
         elif step == "page":
+            if row.get("variant"):
+                step = f"page ({row['variant']})"
             figure = (f"`{row['path']}` {row['median_ms']} / {row['p95_ms']} ms (median / p95), first {row['first_ms']} "
                       f"ms, {row['bytes']:,} B, status {row['status']}")
         elif step == "export":
@@ -398,6 +570,10 @@ def main():
             rows += incremental(args, database_url, project)
             worker = start_refill_worker(database_url)
             worker_task(worker, "tagrank.ping", 300)
+        if "io" in steps:
+            rows += io_parts(args, project)
+        if "counts" in steps:
+            rows += count_queries(args, project)
         if steps & {"loop", "pages"}:
             server = Server(database_url, workers=args.workers, threads=4,
                             environ={"SECRET_KEY": os.environ["SECRET_KEY"]})
@@ -409,7 +585,9 @@ def main():
                 worker.kill()
                 worker.wait(timeout=60)
                 if "pages" in steps:
-                    rows += manager_pages(args, server, manager)
+                    if args.pages_before:
+                        rows += pages_of_revision(args, database_url, manager)
+                    rows += manager_pages(args, server, manager, variant="current code" if args.pages_before else None)
             finally:
                 server.stop()
         worker.kill()

@@ -22,13 +22,18 @@ class ProjectForm(forms.ModelForm):
             "name", "slug", "question", "description", "tag_vocabulary", "overlap", "gold_rate", "allow_ties",
             "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
             "weight_raters_by_reliability", "qualification_gold_pairs", "qualification_min_accuracy", "show_prompt",
-            "group_key", "allow_both_bad",
+            "group_key", "allow_both_bad", "target_judgments", "target_judgments_per_image", "stop_at_judgment_target",
         ]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    # Settings added for crowd studies: a form (or a script) that leaves them out keeps their defaults.
+    OPTIONAL_WITH_DEFAULT = ("qualification_gold_pairs", "qualification_min_accuracy")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["criteria_lines"].initial = criteria_lines(self.instance.criteria or [])
+        for name in self.OPTIONAL_WITH_DEFAULT:
+            self.fields[name].required = False
         if self.instance.pk:
             # URLs and API scripts use the slug: it is fixed once the project exists.
             self.fields["slug"].disabled = True
@@ -41,6 +46,21 @@ class ProjectForm(forms.ModelForm):
             raise forms.ValidationError(str(exc)) from None
         self.instance.criteria = criteria
         return criteria
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.OPTIONAL_WITH_DEFAULT:
+            if cleaned.get(name) is None and name not in self.errors:
+                cleaned[name] = getattr(self.instance, name) if self.instance.pk else Project._meta.get_field(name).default
+        accuracy = cleaned.get("qualification_min_accuracy")
+        if accuracy is not None and not 0 <= accuracy <= 1:
+            self.add_error("qualification_min_accuracy", "An accuracy between 0 and 1 (e.g. 0.8).")
+        if cleaned.get("target_judgments") is not None and cleaned.get("target_judgments_per_image") is not None:
+            raise forms.ValidationError("Set the target as judgments or as judgments per image, not both.")
+        per_image = cleaned.get("target_judgments_per_image")
+        if per_image is not None and per_image <= 0:
+            self.add_error("target_judgments_per_image", "A positive number of judgments per image.")
+        return cleaned
 
     def clean_gold_rate(self):
         rate = self.cleaned_data["gold_rate"]

@@ -74,6 +74,15 @@ class Project(models.Model):
     qualification_min_accuracy = models.FloatField(
         default=0.8, help_text="Gold accuracy (0..1) needed to pass the qualification and to stay unpaused."
     )
+    target_judgments = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The campaign's target: this many judgments in all (or per image, below)."
+    )
+    target_judgments_per_image = models.FloatField(
+        null=True, blank=True, help_text="Or the target as judgments per image: this many times the active images."
+    )
+    stop_at_judgment_target = models.BooleanField(
+        default=False, help_text="Stop serving pairs once the target is met (raising it reopens the campaign)."
+    )
     weight_raters_by_reliability = models.BooleanField(
         default=True,
         help_text="Weight each rater's comparisons in the human scores by their estimated reliability "
@@ -98,6 +107,10 @@ class Project(models.Model):
             models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="project_gold_rate_0_1"),
             models.CheckConstraint(condition=Q(qualification_min_accuracy__gte=0) & Q(qualification_min_accuracy__lte=1),
                                    name="project_qualification_accuracy_0_1"),
+            models.CheckConstraint(condition=Q(target_judgments__isnull=True) | Q(target_judgments_per_image__isnull=True),
+                                   name="project_one_judgment_target"),
+            models.CheckConstraint(condition=Q(target_judgments_per_image__isnull=True) | Q(target_judgments_per_image__gt=0),
+                                   name="project_target_per_image_positive"),
         ]
         permissions = [
             ("manage_project", "Can manage a project: images, raters, models"),

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from labeling import access, login_limits
 from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, UploadForm
 from labeling.models import GoldPair, Image, Invite, Membership, Project
-from labeling.services import comparison_groups, crowd_links, instructions, rater_counts
+from labeling.services import campaign_target, comparison_groups, crowd_links, instructions, rater_counts
 from labeling.services import invites as invite_service
 from labeling.services.comparisons import project_progress, undo_seconds
 from labeling.services.imports import ImportReport, RejectedImage, import_one, read_upload
@@ -145,6 +145,7 @@ def project_edit(request, project):
         project = form.save()
         if project.overlap != old_overlap:
             reopen_for_overlap(project)
+        campaign_target.refresh_completion(project)  # a new target may complete or reopen the campaign
         messages.success(request, "Project settings saved.")
         return redirect("project-detail", slug=project.slug)
     return render(request, "labeling/project_form.html", {"form": form, "project": project})

@@ -17,3 +17,8 @@ class ModelingConfig(AppConfig):
 
         # Every stored judgment may make a pair-queue refill due: the selection keeps up with the judgments.
         judgment_hooks.register(refill_after_comparison)
+        from labeling.services import campaign_target
+        from modeling.services.stopping_rule import srcc_rule_holds
+
+        # The "campaign complete" flag is shared by the judgment target and the ranking-accuracy target.
+        campaign_target.register_completion_rule(srcc_rule_holds)

@@ -84,10 +84,24 @@ class ProjectSerializer(serializers.ModelSerializer):
             "id", "slug", "name", "question", "description", "tag_vocabulary", "overlap", "gold_rate",
             "allow_ties", "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours", "criteria",
             "weight_raters_by_reliability", "instructions", "qualification_gold_pairs", "qualification_min_accuracy",
-            "show_prompt", "group_key", "allow_both_bad",
-            "created_at", "archived_at", "role", "counts",
+            "show_prompt", "group_key", "allow_both_bad", "target_judgments", "target_judgments_per_image",
+            "stop_at_judgment_target", "created_at", "archived_at", "role", "counts",
         ]
         read_only_fields = ["id", "created_at", "archived_at"]  # archived: read-only (the admin archives)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        current = self.instance
+        count = attrs.get("target_judgments", current.target_judgments if current else None)
+        per_image = attrs.get("target_judgments_per_image", current.target_judgments_per_image if current else None)
+        if count is not None and per_image is not None:
+            raise serializers.ValidationError("Set the target as judgments or as judgments per image, not both.")
+        if per_image is not None and per_image <= 0:
+            raise serializers.ValidationError({"target_judgments_per_image": ["A positive number."]})
+        accuracy = attrs.get("qualification_min_accuracy")
+        if accuracy is not None and not 0 <= accuracy <= 1:
+            raise serializers.ValidationError({"qualification_min_accuracy": ["An accuracy between 0 and 1."]})
+        return attrs
 
     def validate_slug(self, value):
         if self.instance is not None and value != self.instance.slug:
@@ -487,7 +501,21 @@ class PairsRemainingSerializer(serializers.Serializer):
     live_leases = serializers.IntegerField()
 
 
+class CampaignTargetSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["judgments", "judgments_per_image"], allow_null=True,
+                                   help_text="How the manager set the target (null: no target).")
+    target_judgments = serializers.IntegerField(allow_null=True, help_text="The target in judgments.")
+    target_judgments_per_image = serializers.FloatField(allow_null=True)
+    judgments = serializers.IntegerField()
+    judgments_per_image = serializers.FloatField(allow_null=True)
+    share = serializers.FloatField(allow_null=True, help_text="judgments / target, at most 1.")
+    met = serializers.BooleanField()
+    stop_at_target = serializers.BooleanField(help_text="Pairs stop being served once the target is met.")
+    campaign_completed_at = serializers.DateTimeField(allow_null=True, help_text="Serving stopped (any rule).")
+
+
 class ProgressSerializer(serializers.Serializer):
+    target = CampaignTargetSerializer()
     comparisons = serializers.IntegerField()
     per_day = DayCountSerializer(many=True)
     per_rater = RaterProgressSerializer(many=True)

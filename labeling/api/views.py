@@ -25,7 +25,7 @@ from labeling.login_limits import lockout_response
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Membership, Tag
 from labeling.services import api_tokens
 from labeling.services import comparisons as comparison_service
-from labeling.services import crowd_links, leases, pair_queue, pair_serving, qualification
+from labeling.services import campaign_target, crowd_links, leases, pair_queue, pair_serving, qualification
 from labeling.services import tags as tag_service
 from labeling.services import vocabulary as vocabulary_service
 from labeling.services.imports import RejectedImage, import_uploaded_file
@@ -197,6 +197,7 @@ class ProjectDetailView(ProjectScopedMixin, GenericAPIView):
         project = serializer.save()
         if project.overlap != old_overlap:
             pair_queue.reopen_for_overlap(project)
+        campaign_target.refresh_completion(project)  # a new target may complete or reopen the campaign
         return Response(self.get_serializer(self._project_with_counts(), context={"roles": {project.pk: "manager"}}).data)
 
 

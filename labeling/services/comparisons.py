@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from labeling.models import Comparison, GoldPair, PairLease, Project, count_comparison
-from labeling.services import criteria, judgment_hooks, leases, pair_queue, prepared_sql, qualification
+from labeling.services import campaign_target, criteria, judgment_hooks, leases, pair_queue, prepared_sql, qualification
 from labeling.services import rater_counts as rater_day_counts
 from labeling.services.leases import LeaseClosed, LeaseError, LeaseExpired
 
@@ -143,6 +143,7 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms, answe
     pair_queue.refresh_candidate(lease.candidate_id, project)
     if comparison.is_gold:
         qualification.gold_judged(project, rater)
+    campaign_target.judgment_stored(project)
     judgment_hooks.judgment_stored(project)
     return comparison, True
 
@@ -220,6 +221,7 @@ def project_progress(project: Project, *, days: int = 30) -> dict:
     from labeling.services.pair_queue import pairs_remaining
 
     return {
+        "target": campaign_target.progress(project),
         "comparisons": sum(row["comparisons"] for row in per_rater),
         "per_day": per_day,
         "per_rater": per_rater,

@@ -54,10 +54,15 @@ def rater_total(project: Project, rater) -> int:
     return _counted(project).filter(rater=rater).aggregate(n=Sum("comparisons"))["n"] or 0
 
 
-def per_day(project: Project, since: date) -> list[dict]:
-    """``[{"day", "comparisons"}]`` for the days from ``since`` (UTC) with judgments, oldest first."""
-    rows = _counted(project).filter(day__gte=since).values("day").annotate(n=Sum("comparisons")).order_by("day")
-    return [{"day": row["day"], "comparisons": row["n"]} for row in rows]
+def per_day(project: Project, since: date | None = None, *, gold: bool = False) -> list[dict]:
+    """``[{"day", "comparisons"}]`` (and ``"gold"``, judgments of gold pairs, if asked) for the days from
+    ``since`` (UTC; all days if None) with judgments, oldest first."""
+    rows = _counted(project)
+    if since is not None:
+        rows = rows.filter(day__gte=since)
+    sums = {"n": Sum("comparisons"), **({"gold": Sum("gold_judged")} if gold else {})}
+    return [{"day": row["day"], "comparisons": row["n"], **({"gold": row["gold"]} if gold else {})}
+            for row in rows.values("day").annotate(**sums).order_by("day")]
 
 
 def per_rater(project: Project) -> dict[int, dict]:

@@ -34,11 +34,11 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, Max, Q
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from labeling.models import Comparison, Image, Membership, Project
+from labeling.services import rater_counts as rater_day_counts
 from labeling.services.comparisons import rater_counts
 from modeling.ml.agreement_stats import (
     CONFIDENCE,
@@ -374,11 +374,8 @@ def _human_histogram(mean: np.ndarray, counts: np.ndarray) -> dict | None:
 
 
 def _comparisons_per_day(project: Project) -> list[dict]:
-    rows = (
-        Comparison.objects.filter(project=project).annotate(day=TruncDate("created_at")).values("day")
-        .annotate(comparisons=Count("id"), gold=Count("id", filter=Q(is_gold=True))).order_by("day")
-    )  # fmt: skip
-    return [{"day": row["day"].isoformat(), "comparisons": row["comparisons"], "gold": row["gold"]} for row in rows]
+    """From the per-rater, per-day counters (``labeling/services/rater_counts.py``), not a scan of comparisons."""
+    return [{**row, "day": row["day"].isoformat()} for row in rater_day_counts.per_day(project, gold=True)]
 
 
 def _scatter(model_mean, human_mean, human_counts, image_ids, image_urls, seed) -> dict:

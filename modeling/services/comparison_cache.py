@@ -17,12 +17,13 @@ two checks that make the cache safe:
 A restarted worker, or another one, starts empty and fills its own cache from the database: the arrays
 are always those a full read would give, in id order. ``docs/active-learning.md`` ("Incremental model
 loop") says how this scales past one worker. Memory: about 57 bytes per comparison (7 int64/float64
-columns and a bool), in buffers that grow by half when full.
+columns and a bool), in buffers that grow by half when full, for at most ``MAX_PROJECTS`` projects.
 """
 from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -82,7 +83,8 @@ class _Entry:
     fills: int = field(default=0)  # full reads so far (1 + rebuilds), for tests and logs
 
 
-_entries: dict[int, _Entry] = {}
+MAX_PROJECTS = 8  # projects cached per process; the one used longest ago is dropped first
+_entries: OrderedDict[int, _Entry] = OrderedDict()
 _rows_read: dict[int, int] = {}  # project id -> rows the last read fetched
 _lock = threading.Lock()  # a worker runs one task at a time; threads (tests, eager mode) take turns
 
@@ -134,6 +136,9 @@ def project_comparisons(project: Project) -> ProjectComparisons:
         _rows_read[project.pk] = rows_read
         if enabled():
             _entries[project.pk] = entry
+            _entries.move_to_end(project.pk)
+            while len(_entries) > MAX_PROJECTS:
+                _entries.popitem(last=False)
         return ProjectComparisons(entry.image_ids, _views(entry), loaded_at, rows_read)
 
 

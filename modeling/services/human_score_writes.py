@@ -129,10 +129,11 @@ def write_scores(project: Project, image_ids: np.ndarray, mean: np.ndarray, vari
 
 def _keep(project_id: int, copy: _Copy | None) -> None:
     with _lock:
-        if copy is None or not comparison_cache.enabled():
-            _copies.pop(project_id, None)
-        else:
-            _copies[project_id] = copy
+        _copies.pop(project_id, None)
+        if copy is not None and comparison_cache.enabled():
+            _copies[project_id] = copy  # the newest last: the oldest are dropped beyond MAX_PROJECTS
+            while len(_copies) > comparison_cache.MAX_PROJECTS:
+                _copies.pop(next(iter(_copies)))
 
 
 def _write_rows(project: Project, image_ids: np.ndarray, mean: np.ndarray, variance: np.ndarray,

@@ -29,7 +29,8 @@ import numpy as np
 from django.db.models import Count, Max, Sum
 from django.utils import timezone
 
-from labeling.models import Comparison, Image, Project
+from labeling.models import Image, Project
+from labeling.services import rater_counts
 from modeling.ml import bradley_terry as bt
 from modeling.ml import rater_reliability
 from modeling.models import HumanScore, ImageScore, ModelVersion
@@ -299,7 +300,8 @@ def human_scores_stale(project: Project) -> bool:
     stored = HumanScore.objects.filter(project=project).aggregate(
         images=Count("id"), comparison_ends=Sum("n_comparisons"), fitted_at=Max("fitted_at")
     )
-    usable = Comparison.objects.filter(project=project).exclude(rater_id__in=excluded_rater_ids(project)).count()
+    # From the per-rater counters (labeling/services/rater_counts.py), not a count of 10^7 comparisons.
+    usable = rater_counts.project_total(project, excluding_raters=excluded_rater_ids(project))
     if stored["images"] == 0:
         return usable > 0 or ModelVersion.objects.filter(project=project, is_active=True).exists()
     return (

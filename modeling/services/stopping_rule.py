@@ -17,6 +17,7 @@ import logging
 from django.utils import timezone
 
 from labeling.models import Project
+from labeling.services import campaign_target
 from modeling.ml.ranking_accuracy import AccuracyConfig, expected_srcc
 from modeling.models import RankingAccuracy, TrainingSettings
 from modeling.services import notifications
@@ -55,12 +56,21 @@ def target_reached(settings: TrainingSettings | None, accuracy: RankingAccuracy 
     return accuracy.expected_srcc >= settings.target_srcc
 
 
+def srcc_rule_holds(project: Project) -> bool:
+    """Whether the stop-at-target rule of ranking accuracy holds now (registered with labeling's campaign target)."""
+    settings = TrainingSettings.objects.filter(project=project).first()
+    return bool(settings and settings.stop_at_target) and target_reached(
+        settings, RankingAccuracy.objects.filter(project=project).first())
+
+
 def apply_stopping_rule(project: Project, accuracy: RankingAccuracy | None = None) -> bool:
     """Set or clear the project's "campaign complete" flag from the stored estimate; returns whether it is set."""
     settings = TrainingSettings.objects.filter(project=project).first()
     if accuracy is None:
         accuracy = RankingAccuracy.objects.filter(project=project).first()
     complete = bool(settings and settings.stop_at_target) and target_reached(settings, accuracy)
+    # The flag is shared with the judgment target (labeling/services/campaign_target.py): either rule holds it.
+    complete = complete or campaign_target.judgment_target_met(project)
     if complete:
         changed = Project.objects.filter(pk=project.pk, campaign_completed_at=None).update(
             campaign_completed_at=timezone.now())

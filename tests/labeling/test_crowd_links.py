@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from labeling.models import CampaignLink, Comparison, CrowdWorker, Membership, Project
 from labeling.services import crowd_links
-from tests.browser import chromium_page
+from tests.browser import chromium_page, wait_until
 
 _keys = itertools.count()
 
@@ -138,17 +138,16 @@ def test_crowd_workers_rate_from_a_link_to_the_completion_code(live_server, tran
 
     def judge(page, times: int) -> None:
         for _ in range(times):
-            page.wait_for_function(
-                "document.querySelector('#rater').dataset.lease && !document.querySelector('#pair').hidden")
+            wait_until(page, "() => document.querySelector('#rater').dataset.lease && !document.querySelector('#pair').hidden")
             lease = page.get_attribute("#rater", "data-lease")
             page.keyboard.press("ArrowLeft")
-            page.wait_for_function("lease => document.querySelector('#rater').dataset.lease !== lease", arg=lease)
+            wait_until(page, "lease => document.querySelector('#rater').dataset.lease !== lease", lease)
 
     with chromium_page() as page:
         page.goto(base + "worker-one")  # no sign-in page, no password
         page.wait_for_url(f"**/projects/{project.slug}/rate/")
         judge(page, 2)
-        page.wait_for_function("Number(document.querySelector('#my-count').textContent) >= 2")
+        wait_until(page, "() => Number(document.querySelector('#my-count').textContent) >= 2")
         page.goto(base + "worker-one")  # a revisit resumes: the page counts the 2 judgments
         page.wait_for_url(f"**/projects/{project.slug}/rate/")
         resumed = page.inner_text("#my-count")

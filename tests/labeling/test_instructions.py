@@ -8,7 +8,7 @@ from django.test import Client
 from labeling.models import Comparison, ExamplePair, Membership, Project
 from labeling.services.instructions import render_markdown
 from tests import browser
-from tests.browser import chromium_page
+from tests.browser import chromium_page, wait_until
 
 
 def test_markdown_is_rendered_and_anything_active_is_removed():
@@ -92,12 +92,12 @@ def test_the_help_dialog_opens_before_the_first_pair_and_with_the_h_key(live_ser
         text = page.inner_text("#help")
         page.keyboard.press("ArrowLeft")  # a judging key does nothing while the instructions are open
         page.keyboard.press("Escape")
-        page.wait_for_function("!document.querySelector('#help').open")
+        wait_until(page, "() => !document.querySelector('#help').open")
         page.wait_for_selector("#pair:not([hidden])")
         page.keyboard.press("h")
         page.wait_for_selector("#help[open]")
         page.click("#help-close")
-        page.wait_for_function("!document.querySelector('#help').open")
+        wait_until(page, "() => !document.querySelector('#help').open")
     assert "Look at the edges" in text and "Blur is worse than noise." in text
     assert "The right one is sharp." in text and "the right image is better" in text
     assert not Comparison.objects.filter(project=project).exists()

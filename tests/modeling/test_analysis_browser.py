@@ -10,7 +10,7 @@ from modeling.services import feature_extraction, human_scores, scoring
 from tests.conftest import make_image_bytes
 from tests.modeling.analysis_data import attach_weights, ranker
 from tests.modeling.dashboard_data import add_comparisons, make_model_version, member, user
-from tests.browser import OUTPUT, chromium_page, log_in
+from tests.browser import OUTPUT, chromium_page, log_in, wait_until
 from worker.tasks import explain_task
 
 
@@ -79,7 +79,7 @@ def test_tag_and_metadata_panels_and_an_explanation_page(live_server, seeded):
     with chromium_page() as page:
         log_in(page, live_server.url, "analyst", "pw-for-tests-1")
         page.goto(f"{live_server.url}/images/{image.pk}/")
-        page.wait_for_function("document.querySelector('#heat-map').complete")
+        wait_until(page, "() => document.querySelector('#heat-map').complete")
         heat = page.evaluate("(() => { const i = document.querySelector('#heat-map');"
                              " return [i.naturalWidth, i.naturalHeight]; })()")
         weights = page.locator("#tag-weights tbody tr").count()

@@ -222,3 +222,16 @@ def test_a_restarted_worker_gives_the_same_queue(project, rated, django_capture_
     assert [row[0] for row in warm_scores] == [row[0] for row in cold_scores]
     np.testing.assert_allclose(np.array([row[1:] for row in warm_scores]), np.array([row[1:] for row in cold_scores]),
                                atol=1e-6)
+
+
+@pytest.mark.django_db
+def test_the_project_used_longest_ago_is_dropped_beyond_the_limit(project, rated, monkeypatch, settings):
+    from labeling.models import Project
+
+    other = Project.objects.create(name="Other", slug="other", overlap=1)
+    monkeypatch.setattr(comparison_cache, "MAX_PROJECTS", 1)
+    human_scores.load_comparisons(project)
+    assert comparison_cache.cached_fills(project.pk) == 1
+    human_scores.load_comparisons(other)
+    assert comparison_cache.cached_fills(project.pk) == 0 and comparison_cache.cached_fills(other.pk) == 1
+    assert_same_arrays(human_scores.load_comparisons(project), full_read(project, settings))  # refilled

@@ -8,7 +8,7 @@ from labeling.models import Image, Membership
 from labeling.services import demo
 from modeling.ml import agreement_stats
 from modeling.services import agreement, human_scores
-from tests.browser import OUTPUT, chromium_page, log_in
+from tests.browser import OUTPUT, chromium_page, log_in, wait_until
 from tests.modeling.dashboard_data import add_comparisons, make_model_version, member, user
 
 
@@ -74,9 +74,8 @@ def test_dashboard_of_the_demo_renders_numbers_charts_and_galleries(live_server,
         # The galleries' thumbnails load lazily: bring them into view, then every one must have loaded.
         page.locator("#disagreeing-pairs").scroll_into_view_if_needed()
         page.locator("#uncertain-images").scroll_into_view_if_needed()
-        page.wait_for_function(
-            "[...document.querySelectorAll('#uncertain-images img, #disagreeing-pairs img')].every(img => img.complete)"
-        )
+        wait_until(page, "() => [...document.querySelectorAll('#uncertain-images img, #disagreeing-pairs img')]"
+                         ".every(img => img.complete)")
         thumbnails_loaded = page.evaluate(
             "[...document.querySelectorAll('#uncertain-images img, #disagreeing-pairs img')]"
             ".every(img => img.complete && img.naturalWidth > 0)"

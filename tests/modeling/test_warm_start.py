@@ -230,3 +230,21 @@ def test_the_sweep_resends_scoring_for_images_the_warm_start_missed(project, ima
     assert warm_start.sweep() == 0
     WarmStartScore.objects.filter(image=images[0]).delete()  # as if its message was lost
     assert warm_start.sweep() == 1 and sent == [project.pk]
+
+
+def test_a_bad_transfer_fades_as_judgments_arrive(project, earlier):
+    """A warm start that ranks this project's images at random: with enough judgments the ranking is as good
+    as the comparisons alone make it."""
+    images = make_images(project, 60)
+    quality = np.random.default_rng(2).normal(size=60)
+    TrainingSettings.objects.create(project=project, warm_start_version=earlier)
+    fake_scores(project, earlier, images, np.random.default_rng(3).uniform(1, 10, size=60))  # unrelated
+    raters = [user("a"), user("b")]
+    for rater in raters:
+        member(project, rater)
+    add_comparisons(project, thurstone_judgments(images, quality, 600, raters, np.random.default_rng(4)))
+
+    fit = human_scores.fit_project_posterior(project)
+    flat = human_scores.fit_project_posterior(project, use_model_prior=False)
+    assert fit.model_version_id == earlier.pk  # the prior was used, and weighed as little as it deserves
+    assert stats.spearmanr(fit.posterior.mean, quality)[0] > stats.spearmanr(flat.posterior.mean, quality)[0] - 0.02

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeling', '0014_rater_day_counts'),
+        ('labeling', '0015_campaign_target'),
     ]
 
     operations = [
