@@ -7,8 +7,8 @@ It migrates the database of ``--database-url`` (default postgres://postgres@127.
 and writes a scratch project with bulk SQL (``INSERT … SELECT generate_series``): ``--images`` image rows
 (no files), 20 raters, ``--comparisons`` comparisons on pairs spread over the images, every tenth with
 a judged lease and every fiftieth a gold judgment. Then, in this process, it reads each format's
-export to the end exactly as the API view streams it (``labeling.api.streaming`` writers over
-``labeling.api.data_exports.comparison_chunks``), counting bytes, and reports rows/s, the time to the
+export to the end exactly as the API view streams it (``core.streaming`` writers over
+``labeling.services.data_exports.comparison_chunks``), counting bytes, and reports rows/s, the time to the
 first chunk, this process's CPU seconds (not PostgreSQL's) and its resident memory before and at its
 peak during the export (the peak is reset before each format through /proc/self/clear_refs). The
 scratch project is removed at the end unless ``--keep``.
@@ -99,7 +99,8 @@ def generate(args):
 
 
 def export_once(project, output: str) -> dict:
-    from labeling.api import data_exports, streaming
+    from core import streaming
+    from labeling.services import data_exports
 
     reset_peak()
     rss_before = memory_kib("VmRSS")

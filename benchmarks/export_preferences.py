@@ -6,7 +6,7 @@
 The scratch project is the one ``benchmarks/export_comparisons.py`` writes (bulk SQL: ``--images`` image rows
 without files, 20 raters, ``--comparisons`` judgments, a third of them ties), with a caption (the prompt) on
 every image. In this process each export is read to the end exactly as its API view streams it (the
-``labeling.api.streaming`` writers over ``data_exports.comparison_chunks`` and
+``core.streaming`` writers over ``data_exports.comparison_chunks`` and
 ``preference_pairs.judgment_chunks`` / ``pair_chunks``), counting bytes; reported: rows/s, the time to the
 first chunk, this process's CPU seconds and its resident memory before and at its peak (reset before each
 run through /proc/self/clear_refs). The project's overlap is 2, so every preference row carries the pair's
@@ -39,7 +39,8 @@ def parse_args():
 
 
 def export_once(project, export: str, output: str) -> dict:
-    from labeling.api import data_exports, streaming
+    from core import streaming
+    from labeling.services import data_exports
     from labeling.services import preference_pairs
 
     if export == "comparisons":

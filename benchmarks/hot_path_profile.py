@@ -81,8 +81,8 @@ def main() -> None:
 
     # The hot-path SQL runs on psycopg cursors directly, not Django's: count it too.
     try:
-        from labeling.services import prepared_sql as direct_sql
-    except ImportError:  # a tree from before labeling/services/prepared_sql.py
+        from core import prepared_sql as direct_sql
+    except ImportError:  # a tree from before core/prepared_sql.py
         from labeling.services import pair_sql as direct_sql
 
     direct = collections.Counter()

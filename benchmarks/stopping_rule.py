@@ -13,7 +13,9 @@ stored human-score means and ``q``. Predicted: the stored expected SRCC. The set
 - ``model prior``: an active model version whose scores correlate 0.7 with ``q`` (Gaussian noise), so the
   fit uses the model prior exactly as in a running project;
 - each at the project default (raters weighted by their fitted reliability, ``modeling/ml/rater_reliability.py``)
-  and with that weighting off (``Project.weight_raters_by_reliability``).
+  and with that weighting off (``Project.weight_raters_by_reliability``);
+- ``Bradley–Terry raters``: the observer of the fit's own model, P(left) = sigmoid(q_left − q_right), on the
+  scale of its flat prior N(0, 1): where the posterior is right, the estimate must be too.
 
 Paired seeds: a seed's images, truth and comparison sequence are the same at every budget (a budget
 takes the first judgments of the sequence). Reported per budget: mean predicted, mean measured, the mean
@@ -31,15 +33,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_setup import REPO, scratch_environment, start_django  # noqa: E402
 
 BUDGETS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # judgments per image
-# (name, a model prior?, the raters' reliability weighting: the project default is on)
-SETTINGS = (("flat", False, True), ("flat, raters not weighted", False, False),
-            ("model prior", True, True), ("model prior, raters not weighted", True, False))
+# (name, a model prior?, the raters' reliability weighting: the project default is on, the observer)
+SETTINGS = (("flat", False, True, "thurstone"), ("flat, raters not weighted", False, False, "thurstone"),
+            ("model prior", True, True, "thurstone"), ("model prior, raters not weighted", True, False, "thurstone"),
+            ("flat, raters not weighted, Bradley–Terry raters", False, False, "bradley-terry"))
 HEADING = "## Stopping rule: predicted against measured SRCC"
 
 
@@ -89,10 +93,12 @@ def run_one(setting: tuple, seed: int, budget: float, n_images: int, noise: floa
     pairs = np.stack([first, (first + rng.integers(1, n_images, n_max)) % n_images], axis=1)
     seen = quality[pairs] + rng.normal(scale=noise, size=pairs.shape)
     winners_left = seen[:, 0] > seen[:, 1]
+    if setting[3] == "bradley-terry":  # P(left) = sigmoid(q_left - q_right): the fit's own model and prior scale
+        winners_left = rng.random(n_max) < expit(quality[pairs[:, 0]] - quality[pairs[:, 1]])
     model = 5.5 + 1.5 * (0.7 * quality + np.sqrt(1 - 0.7**2) * rng.normal(size=n_images))
 
     n = int(budget * n_images)
-    name, with_model, weighted = setting
+    name, with_model, weighted, _ = setting
     project, image_ids = make_project(f"{name.replace(' ', '-').replace(',', '')}-{seed}-{budget}", n_images)
     project.weight_raters_by_reliability = weighted
     project.save(update_fields=["weight_raters_by_reliability"])
@@ -118,7 +124,7 @@ def table(results: dict, seeds: int) -> str:
     lines = ["| setting | judgments per image | predicted SRCC | measured SRCC | predicted − measured | "
              "measured inside 5–95 % | within ±0.05 |",
              "|---|---|---|---|---|---|---|"]
-    for ((setting, _, _), budget), rows in results.items():
+    for ((setting, *_), budget), rows in results.items():
         predicted, measured = [r["predicted"] for r in rows], [r["measured"] for r in rows]
         gap, gap_se = mean_se(np.subtract(predicted, measured))
         inside = sum(r["low"] <= r["measured"] <= r["high"] for r in rows)
@@ -156,7 +162,8 @@ def main() -> None:
     body = "\n".join([
         f"Command: `.venv/bin/python benchmarks/stopping_rule.py --images {args.images} --seeds {seeds} "
         f"--noise {args.noise:g}`. Inputs: {args.images} images, q ~ N(0, 1), random pairs, three Thurstone raters "
-        f"with noise {args.noise:g} per image and judgment; the model prior's scores correlate 0.7 with q. "
+        f"with noise {args.noise:g} per image and judgment (in the last rows Bradley–Terry raters, "
+        f"P(left) = sigmoid(q_left − q_right)); the model prior's scores correlate 0.7 with q. "
         f"{seeds} paired seeds; ± is the standard error over seeds. Through `human_scores.fit_human_scores` "
         f"on SQLite. Machine: {platform.machine()}, {os.cpu_count()} cores (shared), Python "
         f"{platform.python_version()}; {wall:.0f} s in all.",

@@ -8,6 +8,9 @@ body to find its token: an anonymous or foreign caller's large body is never rea
 disk, and a small one is bounded by the small cap. A body without a Content-Length is not read by Django at
 all (it reads Content-Length bytes). Django's own limits (DATA_UPLOAD_MAX_MEMORY_SIZE,
 DATA_UPLOAD_MAX_NUMBER_FILES) bound form fields and the number of files on top.
+
+A URI (path and query string) longer than ``TAGRANK_MAX_URI_BYTES`` is answered 414 here too. Under /api/ both
+answers are the API's JSON error.
 """
 from __future__ import annotations
 
@@ -50,12 +53,16 @@ def too_large(request, limit: int, upload_limit: int) -> HttpResponse:
     message = f"The request body is larger than the limit of {limit} bytes."
     if limit < upload_limit:
         message += f" Uploads (images, archives, judgment files) by a project's managers may reach {upload_limit} bytes."
-    if request.path.startswith("/api/"):
-        response = JsonResponse({"detail": message, "code": "request_too_large"}, status=413)
-    else:
-        response = HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+    response = refusal(request, 413, "request_too_large", message)
     response["Connection"] = "close"  # the unread body must not be taken for the next request
     return response
+
+
+def refusal(request, status: int, code: str, message: str) -> HttpResponse:
+    """The API's JSON error under /api/, plain text elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": message, "code": code}, status=status)
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
 
 
 class RequestSizeLimitMiddleware:
@@ -72,4 +79,18 @@ class RequestSizeLimitMiddleware:
                 return too_large(request, upload_limit, upload_limit)
             if not may_upload(request):
                 return too_large(request, limit, upload_limit)
+        return self.get_response(request)
+
+
+class RequestUriLimitMiddleware:
+    """A URI (path and query string) longer than TAGRANK_MAX_URI_BYTES is answered 414 here, where the API can
+    say so in JSON. gunicorn's own request-line limit (platform/gunicorn.conf.py) is set above it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        limit = int(settings.TAGRANK_MAX_URI_BYTES)
+        if len(request.get_full_path().encode()) > limit:
+            return refusal(request, 414, "uri_too_long", f"The URI is longer than the limit of {limit} bytes.")
         return self.get_response(request)

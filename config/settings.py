@@ -97,10 +97,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.request_limits.RequestUriLimitMiddleware",
     "config.content_policy.SitePolicyMiddleware",  # django-csp: CONTENT_SECURITY_POLICY below, on every response
     "config.outage.OutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "config.api_not_found.ApiNotFoundMiddleware",  # before CommonMiddleware: its slash redirects stay
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -198,6 +200,8 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 # sends many photos in one request).
 TAGRANK_MAX_REQUEST_BYTES = env_int("TAGRANK_MAX_REQUEST_BYTES", 1024 * 1024)
 TAGRANK_MAX_UPLOAD_BYTES = env_int("TAGRANK_MAX_UPLOAD_BYTES", 256 * 1024 * 1024)
+# A longer URI (path and query string) is answered 414; gunicorn's request-line limit is set above it.
+TAGRANK_MAX_URI_BYTES = env_int("TAGRANK_MAX_URI_BYTES", 4094)
 
 # Every response carries a Content-Security-Policy (django-csp): scripts only from this site's own files, never
 # inline, so markup that slipped into a page or a file cannot run. Styles may be inline (style attributes in
@@ -325,6 +329,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Refusals from the services answer with their status (core/api_errors.py); everything else as DRF does.
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
     # No OPTIONS introspection (405): the schema, for signed-in callers, describes every endpoint.
     "DEFAULT_METADATA_CLASS": None,
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -354,6 +360,11 @@ SPECTACULAR_SETTINGS = {
     # <id:…> (labeling/url_ids.py) is an integer.
     "PATH_CONVERTER_OVERRIDES": {"id": int},
     # Several models have a "status": name the manager tools' enums rather than letting them collide.
+    # Every status an operation can give, those of the layers in front of the views too (core/api_schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.api_schema.complete_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ImportJobStatusEnum": "labeling.models.ImportJob.Status",
         "WebhookDeliveryStatusEnum": "labeling.models.WebhookDelivery.Status",

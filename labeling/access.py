@@ -22,10 +22,10 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
+from core import prepared_sql
+from core.limits import MAX_ID
 from labeling.models import Image, Membership, Project
-from labeling.services import prepared_sql
 
-MAX_ID = 2**63 - 1  # beyond any database id (and the driver's integers)
 
 
 def is_site_staff(user) -> bool:

@@ -7,6 +7,10 @@ class LabelingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from labeling import url_ids
+        from core.api_errors import answer_refusals
+        from labeling import signals, url_ids
+        from labeling.api.refusal_statuses import REFUSAL_STATUS
 
         url_ids.register()  # <id:…> in every URL conf
+        signals.connect()
+        answer_refusals(REFUSAL_STATUS)

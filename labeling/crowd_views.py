@@ -15,7 +15,8 @@ from django.views.decorators.http import require_POST, require_safe
 from labeling import access, login_limits
 from labeling.models import CampaignLink, Comparison, CrowdWorker
 from labeling.services import crowd_links
-from labeling.views import form_methods, manager_page
+from labeling.project_scope import manager_page
+from labeling.views import form_methods
 
 
 @require_safe

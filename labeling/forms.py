@@ -4,6 +4,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
+from core.limits import MAX_ID
 from labeling.services.criteria import criteria_lines, parse_criteria_lines
 from labeling.models import GOLD_ANSWERS, ExamplePair, GoldPair, Image, Membership, Project, Tag
 
@@ -104,11 +105,14 @@ class InviteForm(forms.Form):
     note = forms.CharField(required=False, max_length=200, help_text="Who it is for (only managers see this).")
 
 
-class GoldPairForm(forms.Form):
-    image_a = forms.IntegerField(min_value=1, max_value=2**63 - 1, label="Image A (id)")
-    image_b = forms.IntegerField(min_value=1, max_value=2**63 - 1, label="Image B (id)")
-    expected = forms.ChoiceField(choices=GOLD_ANSWERS, label="Right answer")
-    note = forms.CharField(required=False, max_length=300)
+def image_id_field(label: str) -> forms.IntegerField:
+    return forms.IntegerField(min_value=1, max_value=MAX_ID, label=label)
+
+
+class ImagePairForm(forms.Form):
+    """Two different images of the manager's project, by id: a gold pair, an example of the instructions."""
+
+    pair_name = "A pair"  # as the error names it
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
@@ -117,15 +121,29 @@ class GoldPairForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         first, second = cleaned.get("image_a"), cleaned.get("image_b")
-        if first is None or second is None:
+        self.pair = None if first is None or second is None else (first, second)
+        if self.pair is None:
             return cleaned
         if first == second:
-            raise forms.ValidationError("A gold pair needs two different images.")
+            raise forms.ValidationError(f"{self.pair_name} needs two different images.")
         found = set(Image.objects.filter(project=self.project, pk__in=[first, second]).values_list("pk", flat=True))
         for field, image_id in (("image_a", first), ("image_b", second)):
             if image_id not in found:
                 self.add_error(field, f"Image {image_id} is not in this project.")
-        if GoldPair.objects.filter(project=self.project, image_a__in=[first, second], image_b__in=[first, second]).exists():
+        return cleaned
+
+
+class GoldPairForm(ImagePairForm):
+    pair_name = "A gold pair"
+    image_a = image_id_field("Image A (id)")
+    image_b = image_id_field("Image B (id)")
+    expected = forms.ChoiceField(choices=GOLD_ANSWERS, label="Right answer")
+    note = forms.CharField(required=False, max_length=300)
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.pair and GoldPair.objects.filter(project=self.project, image_a__in=self.pair,
+                                                 image_b__in=self.pair).exists():
             raise forms.ValidationError("This pair is already a gold pair.")
         return cleaned
 
@@ -137,29 +155,13 @@ class InstructionsForm(forms.ModelForm):
         widgets = {"instructions": forms.Textarea(attrs={"rows": 14})}
 
 
-class ExamplePairForm(forms.Form):
-    image_a = forms.IntegerField(min_value=1, max_value=2**63 - 1, label="Left image (id)")
-    image_b = forms.IntegerField(min_value=1, max_value=2**63 - 1, label="Right image (id)")
+class ExamplePairForm(ImagePairForm):
+    pair_name = "An example"
+    image_a = image_id_field("Left image (id)")
+    image_b = image_id_field("Right image (id)")
     expected = forms.ChoiceField(choices=GOLD_ANSWERS, label="Right answer")
     explanation = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3}),
                                   help_text="Why (Markdown).")
-
-    def __init__(self, *args, project: Project, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.project = project
-
-    def clean(self):
-        cleaned = super().clean()
-        first, second = cleaned.get("image_a"), cleaned.get("image_b")
-        if first is None or second is None:
-            return cleaned
-        if first == second:
-            raise forms.ValidationError("An example needs two different images.")
-        found = set(Image.objects.filter(project=self.project, pk__in=[first, second]).values_list("pk", flat=True))
-        for field, image_id in (("image_a", first), ("image_b", second)):
-            if image_id not in found:
-                self.add_error(field, f"Image {image_id} is not in this project.")
-        return cleaned
 
     def save(self) -> ExamplePair:
         data = self.cleaned_data

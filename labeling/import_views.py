@@ -6,7 +6,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from labeling.models import ImportJob, Project
-from labeling.views import form_methods, manager_page
+from labeling.project_scope import manager_page
+from labeling.views import form_methods
 from labeling.services import import_jobs
 
 ISSUES_SHOWN = 200

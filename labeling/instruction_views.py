@@ -1,7 +1,7 @@
 """The Instructions page of a project (managers): the Markdown instructions and the example pairs.
 
 Raters read them on the rating page (before the first pair and behind the help key) and over the API
-(``labeling/api/views.py::InstructionsView``); ``labeling.services.instructions`` renders them safely.
+(``labeling/api/instructions.py::InstructionsView``); ``labeling.services.instructions`` renders them safely.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from django.views.decorators.http import require_POST
 from labeling.forms import ExamplePairForm, InstructionsForm
 from labeling.models import ExamplePair
 from labeling.services import instructions
-from labeling.views import form_methods, manager_page
+from labeling.project_scope import manager_page
+from labeling.views import form_methods
 
 
 @manager_page(form_methods)

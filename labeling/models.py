@@ -3,11 +3,9 @@ import math
 
 from django.conf import settings
 from django.core.validators import RegexValidator
-from django.db import connection, models
+from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
-from django.db.models.signals import post_save, pre_save
-from django.dispatch import receiver
 
 SCORE_BINS = 10  # AVA-style scores 1..10
 
@@ -442,7 +440,7 @@ class RaterDayCount(models.Model):
 class ImageStats(models.Model):
     """Counters kept per image so that pair serving never counts comparisons on the fly.
 
-    Created with the image (signal below) and kept in step with comparisons in the same transaction
+    Created with the image (``labeling/signals.py``) and kept in step with comparisons in the same transaction
     that stores or deletes one. Rows written in bulk (``bulk_create``) bypass the signals; call
     ``labeling.services.image_stats.recount_image_stats(project)`` after such a load.
     """
@@ -697,44 +695,6 @@ class CrowdWorker(models.Model):
         return f"crowd worker {self.external_id} in {self.project}"
 
 
-# The receivers are here rather than in a signals module: they must be connected whenever the models
-# are loaded. There is deliberately no post_delete receiver for comparisons: it would stop Django from
-# fast-deleting them when a project or image is deleted. The one place the app deletes a comparison
-# (undo) decrements the counters itself; anything else that deletes comparisons should call
-# ``labeling.services.image_stats.recount_image_stats``.
-@receiver(post_save, sender=Image, dispatch_uid="imagestats_for_new_image")
-def _create_image_stats(sender, instance: Image, created: bool, raw: bool = False, **kwargs):
-    if created and not raw:
-        ImageStats.objects.get_or_create(image=instance, defaults={"project_id": instance.project_id})
-
-
-@receiver(post_save, sender=Comparison, dispatch_uid="imagestats_count_comparison")
-def _count_comparison(sender, instance: Comparison, created: bool, raw: bool = False, **kwargs):
-    if created and not raw:
-        count_comparison(instance, +1)
-
-
-def count_comparison(comparison: Comparison, delta: int) -> None:
-    """Add ``delta`` to both images' comparison counters, in the caller's transaction."""
-    # One statement over both rows in id order: concurrent writers lock them in the same order. Raw, as it
-    # runs on every judgment and compiling the ORM update costs more CPU than the database spends on it.
-    ids = sorted({comparison.image_a_id, comparison.image_b_id})
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {ImageStats._meta.db_table} SET comparison_count = CASE WHEN comparison_count + %s > 0 "
-            f"THEN comparison_count + %s ELSE 0 END WHERE image_id IN ({', '.join(['%s'] * len(ids))})",
-            [delta, delta, *ids],
-        )
-        updated = cursor.rowcount
-    if updated < len(ids) and delta > 0:  # images written in bulk have no row yet: make it, counted from scratch
-        for image_id in ids:
-            if not ImageStats.objects.filter(image_id=image_id).exists():
-                count = Comparison.objects.filter(Q(image_a_id=image_id) | Q(image_b_id=image_id)).count()
-                ImageStats.objects.get_or_create(
-                    image_id=image_id, defaults={"project_id": comparison.project_id, "comparison_count": count}
-                )
-
-
 class Heartbeat(models.Model):
     """When a periodic signal last arrived (``beat``: the tick beat sends and a worker runs); /healthz/ reads it."""
 
@@ -743,36 +703,6 @@ class Heartbeat(models.Model):
 
     def __str__(self):
         return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"
-
-
-# Deactivation revokes API tokens, whichever way it happens (manager page, admin, shell).
-@receiver(post_save, sender=Membership, dispatch_uid="revoke_tokens_of_deactivated_member")
-def _revoke_tokens_of_deactivated_member(sender, instance: Membership, raw: bool = False, **kwargs):
-    if not raw and not instance.is_active:
-        from labeling.services.api_tokens import revoke_if_no_active_membership
-
-        revoke_if_no_active_membership(instance.user)
-
-
-@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="revoke_tokens_of_deactivated_user")
-def _revoke_tokens_of_deactivated_user(sender, instance, raw: bool = False, **kwargs):
-    if not raw and not instance.is_active:
-        from labeling.services.api_tokens import revoke_tokens
-
-        revoke_tokens(instance)
-
-
-# A new password ends the API tokens too (as it ends Django's sessions), whichever way it is set: the password
-# change page, the admin, ``changepassword``, a shell. A token stolen with the old password stops working.
-@receiver(pre_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="revoke_tokens_on_password_change")
-def _revoke_tokens_on_password_change(sender, instance, raw: bool = False, update_fields=None, **kwargs):
-    if raw or instance.pk is None or (update_fields is not None and "password" not in update_fields):
-        return
-    stored = type(instance).objects.filter(pk=instance.pk).values_list("password", flat=True).first()
-    if stored is not None and stored != instance.password:
-        from labeling.services.api_tokens import revoke_tokens
-
-        revoke_tokens(instance)
 
 
 # --- Jobs run on the worker ----------------------------------------------------------------------

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from labeling.models import Membership
 from labeling.services import qualification
-from labeling.views import manager_page
+from labeling.project_scope import manager_page
 
 
 @manager_page(require_POST)

@@ -1,5 +1,4 @@
 """Server-rendered pages of the human side: the project list, the rating page, the manager pages."""
-from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -12,14 +11,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from labeling import access, login_limits
+from labeling.project_scope import manager_page
 from labeling.forms import GoldPairForm, InviteForm, ProjectForm, SignupForm, UploadForm
 from labeling.models import GoldPair, Image, Invite, Membership, Project
 from labeling.services import campaign_target, comparison_groups, crowd_links, instructions, rater_counts
 from labeling.services import invites as invite_service
 from labeling.services.comparisons import project_progress, undo_seconds
-from labeling.services.imports import ImportReport, RejectedImage, import_one, read_upload
+from labeling.services.imports import RejectedImage, import_one, import_session, read_upload
 from labeling.services.pair_queue import reopen_for_overlap
-import worker.dispatch as dispatch
 
 
 form_methods = require_http_methods(["GET", "HEAD", "POST"])  # a page with a form
@@ -28,24 +27,6 @@ form_methods = require_http_methods(["GET", "HEAD", "POST"])  # a page with a fo
 def project_for(request, slug: str) -> Project:
     """The project for an active member (404 for anyone else: a foreign project looks like a missing one)."""
     return access.project_role(request.user, slug).project
-
-
-def manager_page(methods):
-    """Decorates a page of a project's managers, in both apps: the caller is signed in, the request uses one of
-    ``methods`` (a ``require_*`` decorator), and the view gets the project (403 for its raters and for a write to
-    an archived project, 404 for anyone else) in place of the ``slug``."""
-
-    def decorate(view):
-        @login_required
-        @methods
-        @wraps(view)
-        def page(request, slug, **kwargs):
-            role = access.project_role(request.user, slug).require_manager()
-            return view(request, access.writes_to(role, request.method).project, **kwargs)
-
-        return page
-
-    return decorate
 
 
 can_create_projects = access.can_create_projects
@@ -156,15 +137,14 @@ def project_upload(request, project):
     form = UploadForm(request.POST or None, request.FILES or None)
     report = None
     if request.method == "POST" and form.is_valid():
-        report = ImportReport()
-        for upload in form.cleaned_data["files"]:
-            try:
-                data = read_upload(upload)
-            except RejectedImage as exc:
-                report.rejected.append((upload.name, str(exc)))
-                continue
-            import_one(report, project, upload.name, data, tags=form.cleaned_data["tags"])
-        dispatch.send_images_imported(project.pk, report.image_ids)
+        with import_session(project) as report:
+            for upload in form.cleaned_data["files"]:
+                try:
+                    data = read_upload(upload)
+                except RejectedImage as exc:
+                    report.rejected.append((upload.name, str(exc)))
+                    continue
+                import_one(report, project, upload.name, data, tags=form.cleaned_data["tags"])
         if report.imported:
             messages.success(request, f"Imported {report.imported} image(s).")
     return render(request, "labeling/project_upload.html", {"project": project, "form": form, "report": report})

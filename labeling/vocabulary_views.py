@@ -10,7 +10,8 @@ from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from labeling.views import form_methods, manager_page
+from labeling.project_scope import manager_page
+from labeling.views import form_methods
 from labeling.models import Tag
 from labeling.services import vocabulary
 from labeling.services.tags import TagRefused

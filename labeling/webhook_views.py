@@ -6,9 +6,11 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from labeling.views import form_methods, manager_page
+from core import outbound
+from labeling.project_scope import manager_page
+from labeling.views import form_methods
 from labeling.models import Webhook, WebhookDelivery
-from labeling.services import outbound, webhooks
+from labeling.services import webhooks
 
 LOG_LENGTH = 50
 

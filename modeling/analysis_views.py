@@ -13,9 +13,10 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from labeling import access, spreadsheet_safety
+from core import spreadsheet_safety
+from labeling import access
 from labeling.models import ImageTag
-from labeling.views import manager_page
+from labeling.project_scope import manager_page
 from modeling.models import HumanScore, ImageScore
 from modeling.services import analyses, explanations
 

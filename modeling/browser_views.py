@@ -8,7 +8,7 @@ from django.views.decorators.http import require_safe
 from django.shortcuts import get_object_or_404, render
 
 from labeling.models import Comparison, Image
-from labeling.views import manager_page
+from labeling.project_scope import manager_page
 from modeling.models import HumanScore, ImageScore
 from modeling.services import image_browser
 

@@ -16,10 +16,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from labeling import spreadsheet_safety
+from core import spreadsheet_safety
 from labeling.models import Membership
 from labeling.services import invites as invite_service
-from labeling.views import manager_page
+from labeling.project_scope import manager_page
 from modeling import dashboard_charts as charts
 from modeling.models import ModelVersion, is_demo_encoder
 from modeling.services import agreement, stopping_rule

@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.utils.html import escape
 from django.views.decorators.http import require_safe
 
-from labeling.views import manager_page
+from labeling.project_scope import manager_page
 from modeling.services import leaderboard
 
 ROW_HEIGHT, LEFT, WIDTH = 28, 160, 640

@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from labeling import access
-from labeling.views import manager_page
+from labeling.project_scope import manager_page
 from modeling.models import ModelVersion, Promotion, TrainingRun, TrainingSettings, WarmStartScore
 from modeling.services import feature_extraction, promotion, stopping_rule, training_runs, triggers, warm_start
 

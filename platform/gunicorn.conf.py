@@ -17,3 +17,6 @@ max_requests_jitter = 200
 preload_app = True
 # X-Forwarded-Proto is believed only from these addresses (the proxy): gunicorn's own setting, read from
 # FORWARDED_ALLOW_IPS, default 127.0.0.1,::1; docker-compose.yml sets the proxy's fixed address.
+# The longest request line gunicorn reads (its maximum); Django answers a URI over TAGRANK_MAX_URI_BYTES (4094)
+# with 414, as JSON under /api/, where gunicorn's own 414 would be a bare page.
+limit_request_line = 8190

@@ -1,16 +1,18 @@
 """The code's own rules, checked on every run: ruff, and which package may import which.
 
 - ``modeling/ml`` is plain torch/numpy: no Django, DRF, Celery, worker or labeling, and nothing of
-  ``modeling`` outside ``modeling.ml``. One stated exception: ``labeling.spreadsheet_safety``, plain
-  Python without Django, so that every CSV the project writes (the ML command line's too) is neutralised
-  by one helper.
+  ``modeling`` outside ``modeling.ml``. Of ``core`` it may use the plain-Python modules (no framework), so
+  that every CSV the project writes is neutralised by one helper and AVA is read by one reader.
 - The dependency between the apps runs one way: modeling builds on labeling, labeling never imports
   modeling.
 - Outside ``worker/`` the apps (labeling, modeling, config) import only ``worker.dispatch``, the module of
   named intents. One stated exception: ``config/__init__.py`` loads the Celery app with Django
   (cookiecutter-django's pattern), so that shared tasks bind to it. Tests and benchmarks start workers
   and call tasks directly, so they are not held to this.
-- Services raise domain errors without HTTP statuses: the API maps them (``labeling/api/views.py``).
+- ``core`` (the plumbing both apps use) imports no app; modeling imports no API or page module of labeling.
+- Services raise domain errors without HTTP statuses: each app's API maps them (``labeling/api/refusal_statuses.py``,
+  answered by ``core.api_errors.exception_handler``).
+- No import circle between files, function-level imports included.
 """
 from __future__ import annotations
 
@@ -62,19 +64,57 @@ def test_ruff_finds_nothing():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+FRAMEWORKS = {"django", "rest_framework", "drf_spectacular", "celery", "kombu"}
+
+
+def plain_core_modules() -> set[str]:
+    """The modules of ``core`` that import no framework and no app: plain Python the ML package may use."""
+    return {
+        module_name(path) for path in python_files("core")
+        if not any(top(name) in FRAMEWORKS | {"labeling", "modeling", "worker", "config"}
+                   for _, name in imported_modules(path))
+    }
+
+
 def test_the_ml_package_imports_no_django_worker_or_app_code():
+    plain = plain_core_modules()
+
     def forbidden(path, name):
-        if name == "labeling.spreadsheet_safety":
-            return False
-        if top(name) in {"django", "rest_framework", "drf_spectacular", "celery", "kombu", "worker", "labeling", "config"}:
+        if top(name) == "core":
+            return not any(name == module or name.startswith(module + ".") for module in plain)
+        if top(name) in FRAMEWORKS | {"worker", "labeling", "config"}:
             return True
         return top(name) == "modeling" and not name.startswith("modeling.ml")
 
     assert violations("modeling/ml", forbidden) == []
+    assert {"core.spreadsheet_safety", "core.ava"} <= plain and "core.streaming" not in plain
 
 
 def test_labeling_never_imports_modeling():
     assert violations("labeling", lambda path, name: top(name) == "modeling") == []
+
+
+def test_core_imports_no_app():
+    assert violations("core", lambda path, name: top(name) in {"labeling", "modeling", "worker", "config"}) == []
+
+
+# labeling's API and pages are its own; what modeling may use of labeling is its models, services and access
+# layer. The one door: ``labeling.api.image_list_filters``, the interface labeling offers for modeling to register
+# the image list's ``?has_score=`` with.
+LABELING_PAGE_MODULES = {"views", "forms", "urls", "admin"}
+
+
+def is_labeling_api_or_page(name: str) -> bool:
+    parts = name.split(".")
+    if parts[0] != "labeling" or len(parts) < 2 or name.startswith("labeling.api.image_list_filters"):
+        return False
+    return parts[1] == "api" or parts[1] in LABELING_PAGE_MODULES or parts[1].endswith("_views")
+
+
+def test_modeling_imports_no_api_or_page_of_labeling():
+    assert violations("modeling", lambda path, name: is_labeling_api_or_page(name)) == []
+    assert is_labeling_api_or_page("labeling.api.streaming.Column") and is_labeling_api_or_page("labeling.views.x")
+    assert is_labeling_api_or_page("labeling.import_views") and not is_labeling_api_or_page("labeling.access.role_in")
 
 
 def test_only_the_dispatch_module_of_the_worker_is_imported_outside_it():
@@ -92,12 +132,12 @@ def test_the_checks_see_a_violation():
     names = [name for _, name in imported_modules(REPO_ROOT / "modeling" / "services" / "training_runs.py")]
     assert "worker.dispatch" in names and "modeling.ml.training.TrainConfig" in names  # the latter inside a function
     relative = [name for _, name in imported_modules(REPO_ROOT / "modeling" / "ml" / "synthetic.py")]
-    assert any(name.startswith("modeling.ml.encoder.") for name in relative)  # `from .encoder import ...`
+    assert any(name.startswith("modeling.ml.similarity.") for name in relative)  # `from .similarity import ...`
 
 
 def test_service_errors_carry_no_http_status():
     offenders = []
-    for folder in ("labeling/services", "modeling/services"):
+    for folder in ("core", "labeling/services", "modeling/services"):
         for path in python_files(folder):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.ClassDef):
@@ -105,4 +145,87 @@ def test_service_errors_carry_no_http_status():
                         targets = statement.targets if isinstance(statement, ast.Assign) else []
                         if any(isinstance(t, ast.Name) and t.id in ("status", "status_code") for t in targets):
                             offenders.append(f"{path.relative_to(REPO_ROOT)}:{statement.lineno}: {node.name}")
-    assert offenders == [], "map the error to an HTTP status in the API (REFUSAL_STATUS), not in the service"
+    assert offenders == [], "map the error to an HTTP status in the API (answer_refusals), not in the service"
+
+
+# --- Import circles and the rooms' boundaries ----------------------------------------------------------
+
+APP_FOLDERS = ("config", "core", "labeling", "modeling", "worker")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(folders=APP_FOLDERS) -> dict[str, set[str]]:
+    """Module -> the project modules it imports, at any depth (function-level imports included).
+
+    ``import a.b.c`` and ``from a.b import c`` name the deepest project module on the dotted path; the
+    packages passed through on the way (their ``__init__``) are not counted as edges.
+    """
+    modules = {module_name(path): path for folder in folders for path in python_files(folder)}
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        targets = set()
+        for _, name in imported_modules(path):
+            parts = name.split(".")
+            target = next((".".join(parts[:n]) for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in modules), None)
+            if target is not None and target != module:
+                targets.add(target)
+        graph[module] = targets
+    return graph
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    circles = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    circles.append(sorted(component))
+    return circles
+
+
+def test_no_import_circles_between_files():
+    assert import_circles(import_graph()) == []
+
+
+def test_the_circle_check_sees_a_circle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert import_circles(graph) == [["a", "b", "c"]]
+    assert import_circles({"a": {"b"}, "b": set()}) == []
+    # and the real graph has the edges a function-level import makes
+    assert "modeling.ml.training" in import_graph()["modeling.services.training_runs"]

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from labeling.models import Comparison, Image, Membership, Project
-from tests.conftest import make_image_bytes, worker_environment
+from tests.conftest import free_port, make_image_bytes, wait_for_port, worker_environment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO_ROOT / "platform" / "nginx" / "tagrank.conf.template"
@@ -29,25 +28,6 @@ MAX_BODY_MB = 5
 PASSWORD = "shape-password-1"
 
 pytestmark = [pytest.mark.worker, pytest.mark.production_shape, pytest.mark.django_db(transaction=True)]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited early:\n{log.read_text(errors='replace')[-4000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"nothing listens on {port} after {timeout}s:\n{log.read_text(errors='replace')[-4000:]}")
 
 
 def render_template(values: dict[str, str]) -> str:

@@ -36,9 +36,9 @@ def extract_features_task(image_ids: list[int]) -> dict:
 def sweep_features_task() -> dict:
     """Images still without features (a lost message) or without an active score get enqueued again;
     so do images a warm start has not scored yet."""
-    from modeling.services import feature_extraction, warm_start
+    from modeling.services import sweep, warm_start
 
-    return {**feature_extraction.sweep(), "warm_start_scoring_enqueued": warm_start.sweep()}
+    return {**sweep.sweep(), "warm_start_scoring_enqueued": warm_start.sweep()}
 
 
 @shared_task(bind=True, name="tagrank.training.train", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300, **RETRYING)

@@ -12,12 +12,12 @@ from labeling.api.parsers import BoundedJSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api import serializers as s
-from labeling.api.permissions import ProjectScopedMixin
+from core.api_errors import ErrorSerializer
+from labeling.project_scope import ProjectScopedMixin
 from labeling.models import ImportJob, ImportJobIssue
 from labeling.services import import_jobs
 
-ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 ISSUES_PER_RESPONSE = 500
 
 
@@ -133,7 +133,7 @@ class ImportJobDetailView(ImportJobMixin, APIView):
 class ImportJobResumeView(ImportJobMixin, APIView):
     @extend_schema(
         request=None,
-        responses={202: ImportJobSerializer, 409: OpenApiResponse(s.ErrorSerializer), **ERRORS},
+        responses={202: ImportJobSerializer, 409: OpenApiResponse(ErrorSerializer), **ERRORS},
         tags=["imports"],
     )
     def post(self, request, slug, job_id):

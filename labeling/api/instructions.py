@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api.permissions import ProjectScopedMixin
+from labeling.project_scope import ProjectScopedMixin
 from labeling.api.serializers import file_urls
 from labeling.services import instructions
 

@@ -7,8 +7,8 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api import serializers as s
-from labeling.api.permissions import ProjectScopedMixin
+from core.api_errors import ErrorSerializer
+from labeling.project_scope import ProjectScopedMixin
 from labeling.services.judgment_imports import JudgmentFileInvalid, import_judgments
 
 
@@ -36,7 +36,7 @@ class JudgmentImportView(ProjectScopedMixin, APIView):
                 }, many=True),
                 "total_errors": serializers.IntegerField(),
             }),
-            401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer,
+            401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer,
         },
         tags=["rating"],
     )

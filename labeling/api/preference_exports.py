@@ -10,9 +10,11 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import ValidationError
 
-from labeling.api.data_exports import ExportView, active_model_version_id, export_schema
-from labeling.api.streaming import FORMATS, streaming_response
+from core.export_views import ExportView, export_schema
+from core.streaming import FORMATS, streaming_response
+from labeling.project_scope import ProjectScopedMixin
 from labeling.services import preference_pairs
+from labeling.services.data_exports import active_model_version_id
 
 
 def _choice(request, name: str, choices: tuple[str, ...], default: str) -> str:
@@ -31,7 +33,7 @@ OPTIONS = [
 ]
 
 
-class PreferencesExportView(ExportView):
+class PreferencesExportView(ProjectScopedMixin, ExportView):
     @extend_schema(parameters=OPTIONS)
     @export_schema("(prompt, chosen, rejected) rows for reward-model training: one per judgment or per pair.")
     def get(self, request, slug):

@@ -6,7 +6,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api.permissions import ProjectScopedMixin
+from labeling.project_scope import ProjectScopedMixin
 from labeling.models import Membership
 from labeling.services import qualification
 

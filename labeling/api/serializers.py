@@ -7,26 +7,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api_input import BoundedPrimaryKeyRelatedField
+from core.limits import MAX_ID
 from labeling import json_safety
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Project, Tag
 from labeling.services.comparisons import CLIENT_KEY_MAX_LENGTH, RESPONSE_MS_MAX
 from labeling.services.criteria import validate_criteria
 from labeling.services.tags import TAG_MAX_LENGTH
-
-
-# Database ids are 64-bit: a larger number from a client would overflow the driver (a 500), not miss (a 404).
-MAX_ID = 2**63 - 1
-
-
-class BoundedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
-    def to_internal_value(self, data):
-        try:
-            number = int(data)
-        except (TypeError, ValueError):
-            number = None  # not a number: the parent says so
-        if number is not None and not isinstance(data, bool) and not 0 < number <= MAX_ID:
-            self.fail("does_not_exist", pk_value=data)
-        return super().to_internal_value(data)
 
 
 def absolute(request, url: str) -> str:
@@ -37,13 +24,6 @@ def file_urls(request, image: Image) -> tuple[str, str]:
     url = absolute(request, image.file.url)
     thumbnail = absolute(request, image.thumbnail.url) if image.thumbnail else url
     return url, thumbnail
-
-
-def validated_query(serializer_class: type[serializers.Serializer], request) -> dict:
-    """The request's query string checked by ``serializer_class`` (400 with the reasons if it does not pass)."""
-    query = serializer_class(data=request.query_params)
-    query.is_valid(raise_exception=True)
-    return query.validated_data
 
 
 # --- Auth ------------------------------------------------------------------------------------------
@@ -57,11 +37,6 @@ class TokenRequestSerializer(serializers.Serializer):
 class TokenResponseSerializer(serializers.Serializer):
     token = serializers.CharField()
     expires_at = serializers.DateTimeField()
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField(required=False)
 
 
 # --- Projects --------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 
-from labeling.services import prepared_sql
+from core import prepared_sql
 
 
 def token_ttl() -> timedelta:

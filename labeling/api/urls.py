@@ -1,27 +1,26 @@
 """Routes of the labelling API, mounted under /api/v1/ by config/api_urls.py."""
 from django.urls import include, path
 
-from labeling.api import views
-from labeling.api import data_exports, preference_exports
+from labeling.api import comparisons, data_exports, gold_pairs, images, judgment_imports, pairs, preference_exports, projects
+from labeling.api import tokens
 from labeling.api import import_jobs as import_jobs_api
 from labeling.api import instructions as instructions_api
 from labeling.api import qualification as qualification_api
-from labeling.api import judgment_imports
 from labeling.api import vocabulary as vocabulary_api
 from labeling.api import webhooks as webhooks_api
 
 # The routes of one project, under projects/<slug>/.
 project_routes = [
-    path("", views.ProjectDetailView.as_view(), name="api-project"),
-    path("next-pair/", views.NextPairView.as_view(), name="api-next-pair"),
-    path("comparisons/", views.ComparisonListView.as_view(), name="api-comparisons"),
-    path("comparisons/undo/", views.UndoView.as_view(), name="api-undo"),
-    path("skip/", views.SkipView.as_view(), name="api-skip"),
-    path("release/", views.ReleaseView.as_view(), name="api-release"),
-    path("images/", views.ImageListView.as_view(), name="api-images"),
-    path("tags/", views.VocabularyView.as_view(), name="api-vocabulary"),
-    path("gold-pairs/", views.GoldPairListView.as_view(), name="api-gold-pairs"),
-    path("progress/", views.ProgressView.as_view(), name="api-progress"),
+    path("", projects.ProjectDetailView.as_view(), name="api-project"),
+    path("next-pair/", pairs.NextPairView.as_view(), name="api-next-pair"),
+    path("comparisons/", comparisons.ComparisonListView.as_view(), name="api-comparisons"),
+    path("comparisons/undo/", comparisons.UndoView.as_view(), name="api-undo"),
+    path("skip/", pairs.SkipView.as_view(), name="api-skip"),
+    path("release/", pairs.ReleaseView.as_view(), name="api-release"),
+    path("images/", images.ImageListView.as_view(), name="api-images"),
+    path("tags/", vocabulary_api.VocabularyView.as_view(), name="api-vocabulary"),
+    path("gold-pairs/", gold_pairs.GoldPairListView.as_view(), name="api-gold-pairs"),
+    path("progress/", projects.ProgressView.as_view(), name="api-progress"),
     path("instructions/", instructions_api.InstructionsView.as_view(), name="api-instructions"),
     path("raters/<id:user_id>/reinstate/", qualification_api.RaterReinstateView.as_view(), name="api-rater-reinstate"),
     # Streamed exports of the raw data (labeling/api/data_exports.py).
@@ -47,9 +46,9 @@ project_routes = [
 ]
 
 urlpatterns = [
-    path("auth/token/", views.TokenView.as_view(), name="api-token"),
-    path("auth/token/revoke/", views.TokenRevokeView.as_view(), name="api-token-revoke"),
-    path("projects/", views.ProjectListView.as_view(), name="api-projects"),
-    path("images/<id:image_id>/tags/", views.ImageTagsView.as_view(), name="api-image-tags"),
+    path("auth/token/", tokens.TokenView.as_view(), name="api-token"),
+    path("auth/token/revoke/", tokens.TokenRevokeView.as_view(), name="api-token-revoke"),
+    path("projects/", projects.ProjectListView.as_view(), name="api-projects"),
+    path("images/<id:image_id>/tags/", images.ImageTagsView.as_view(), name="api-image-tags"),
     path("projects/<slug:slug>/", include(project_routes)),
 ]

@@ -10,12 +10,14 @@ from labeling.api.parsers import BoundedJSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api import serializers as s
-from labeling.api.permissions import ProjectScopedMixin
+from core.limits import MAX_ID
+from core.api_errors import ErrorSerializer
+from core import outbound
+from labeling.project_scope import ProjectScopedMixin
 from labeling.models import Webhook, WebhookDelivery
-from labeling.services import outbound, webhooks
+from labeling.services import webhooks
 
-ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 LOG_LENGTH = 100
 
 
@@ -71,7 +73,7 @@ class WebhookListView(ProjectScopedMixin, APIView):
 class WebhookMixin(ProjectScopedMixin):
     def hook(self, hook_id: int) -> Webhook:
         self.require_manager("manage webhooks")
-        hook = Webhook.objects.filter(project=self.project, pk=hook_id).first() if hook_id <= s.MAX_ID else None
+        hook = Webhook.objects.filter(project=self.project, pk=hook_id).first() if hook_id <= MAX_ID else None
         if hook is None:
             raise NotFound("No such webhook in this project.")
         return hook

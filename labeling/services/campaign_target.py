@@ -18,7 +18,8 @@ from typing import Callable
 
 from django.utils import timezone
 
-from labeling.models import Comparison, Image, Project
+from labeling.models import Image, Project
+from labeling.services import rater_counts
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def progress(project: Project) -> dict:
     """How far along the campaign is, for managers."""
     n_images = Image.objects.filter(project=project, archived_at=None).count()
     target = target_judgments(project, n_images)
-    judgments = Comparison.objects.filter(project=project).count()
+    judgments = rater_counts.project_total(project)  # the per-rater counters, not a count of comparisons
     project.refresh_from_db(fields=["campaign_completed_at"])
     return {
         "kind": ("judgments" if project.target_judgments is not None
@@ -68,7 +69,7 @@ def judgment_target_met(project: Project) -> bool:
     if not project.stop_at_judgment_target:
         return False
     target = target_judgments(project)
-    return target is not None and Comparison.objects.filter(project=project).count() >= target
+    return target is not None and rater_counts.project_total(project) >= target
 
 
 def refresh_completion(project: Project) -> bool:

@@ -12,9 +12,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from labeling.models import Comparison, GoldPair, PairLease, Project, count_comparison
-from labeling.services import campaign_target, criteria, judgment_hooks, leases, pair_queue, prepared_sql, qualification
+from core import prepared_sql
+from labeling.models import Comparison, GoldPair, PairLease, Project
+from labeling.services import campaign_target, criteria, judgment_hooks, leases, pair_queue, qualification
 from labeling.services import rater_counts as rater_day_counts
+from labeling.services.image_stats import count_comparison
 from labeling.services.leases import LeaseClosed, LeaseError, LeaseExpired
 
 CLIENT_KEY_MAX_LENGTH = 64

@@ -26,8 +26,8 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from core.refusals import Refusal
 from labeling.models import CampaignLink, Comparison, CrowdWorker, Membership, PairLease, Project
-from labeling.services.refusals import Refusal
 
 WORKER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
 WORKER_PARAM = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")

@@ -17,8 +17,7 @@ from PIL import Image as PILImage
 from PIL import ImageFilter
 
 from labeling.models import Membership, Project
-from labeling.services.imports import ImportReport, import_one
-import worker.dispatch as dispatch
+from labeling.services.imports import ImportReport, import_one, import_session
 
 DEMO_SLUG = "demo-photos"
 # A second campaign on fresh photos with the same question: the warm start's demo (docs/active-learning.md).
@@ -157,7 +156,6 @@ def _seed_project(slug: str, defaults: dict, photos: dict[str, list[str]]
             },
         )
         credentials = ensure_demo_users(project)
-    report = ImportReport()
     variants = []  # (photo index, photo file, distortion, strength, metadata values)
     for photo_index, file_name in enumerate(photos):
         variants.append((photo_index, file_name, "original", 0, dict(CLEAN_VALUES)))
@@ -168,14 +166,14 @@ def _seed_project(slug: str, defaults: dict, photos: dict[str, list[str]]
     # an id would tell the distortion and its strength as plainly as the file name does.
     np.random.default_rng(DEMO_ORDER_SEED).shuffle(variants)
     clean_photos = {file_name: load_photo(file_name) for file_name in photos}
-    for photo_index, file_name, kind, strength, values in variants:
-        photo = file_name.rsplit(".", 1)[0]
-        clean = clean_photos[file_name]
-        image = clean if strength == 0 else distort(clean, kind, values[DISTORTIONS[kind][0]], photo_index * 100 + strength)
-        name = f"{photo}/{photo}_{kind}{'' if strength == 0 else f'_{strength}'}.png"
-        metadata = {"source": "scikit-image", "photo": photo, "distortion": kind, "distortion_strength": strength}
-        metadata.update(values)
-        import_one(report, project, name, png_bytes(image), tags=photos[file_name], metadata=metadata,
-                   external_id=name[:-4])
-    dispatch.send_images_imported(project.pk, report.image_ids)
+    with import_session(project) as report:
+        for photo_index, file_name, kind, strength, values in variants:
+            photo = file_name.rsplit(".", 1)[0]
+            clean = clean_photos[file_name]
+            image = clean if strength == 0 else distort(clean, kind, values[DISTORTIONS[kind][0]], photo_index * 100 + strength)
+            name = f"{photo}/{photo}_{kind}{'' if strength == 0 else f'_{strength}'}.png"
+            metadata = {"source": "scikit-image", "photo": photo, "distortion": kind, "distortion_strength": strength}
+            metadata.update(values)
+            import_one(report, project, name, png_bytes(image), tags=photos[file_name], metadata=metadata,
+                       external_id=name[:-4])
     return project, report, credentials

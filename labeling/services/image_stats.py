@@ -5,7 +5,8 @@ rebuilt from the comparisons after such a load (or found missing by the fallback
 """
 from __future__ import annotations
 
-from django.db.models import Count
+from django.db import connection
+from django.db.models import Count, Q
 
 from labeling.models import Comparison, Image, ImageStats, Project
 
@@ -49,3 +50,24 @@ def recount_image_stats(project: Project, *, only_missing: bool = False) -> int:
         flush()
         written += len(batch)
     return written
+
+
+def count_comparison(comparison: Comparison, delta: int) -> None:
+    """Add ``delta`` to both images' comparison counters, in the caller's transaction."""
+    # One statement over both rows in id order: concurrent writers lock them in the same order. Raw, as it
+    # runs on every judgment and compiling the ORM update costs more CPU than the database spends on it.
+    ids = sorted({comparison.image_a_id, comparison.image_b_id})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {ImageStats._meta.db_table} SET comparison_count = CASE WHEN comparison_count + %s > 0 "
+            f"THEN comparison_count + %s ELSE 0 END WHERE image_id IN ({', '.join(['%s'] * len(ids))})",
+            [delta, delta, *ids],
+        )
+        updated = cursor.rowcount
+    if updated < len(ids) and delta > 0:  # images written in bulk have no row yet: make it, counted from scratch
+        for image_id in ids:
+            if not ImageStats.objects.filter(image_id=image_id).exists():
+                count = Comparison.objects.filter(Q(image_a_id=image_id) | Q(image_b_id=image_id)).count()
+                ImageStats.objects.get_or_create(
+                    image_id=image_id, defaults={"project_id": comparison.project_id, "comparison_count": count}
+                )

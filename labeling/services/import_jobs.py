@@ -26,8 +26,8 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core import outbound
 from labeling.models import ImportJob, ImportJobIssue, Project
-from labeling.services import outbound
 from labeling.services.imports import IMAGE_SUFFIXES, RejectedImage, iter_image_files, store_image
 import worker.dispatch as dispatch
 

@@ -1,4 +1,6 @@
-"""Image import: one service behind the CLI (``import_images``, ``import_ava``) and the REST upload.
+"""Image import: one service behind the CLI (``import_images``, ``import_ava``), the REST and web uploads and
+the demo seeder. Each entry point here sends the new images to feature extraction once its import commits
+(``worker.dispatch.send_images_imported``); callers send nothing themselves.
 
 Every file is validated with Pillow before anything is stored: a format allow-list, a size bound,
 a pixel bound (decompression bombs), ``verify()`` for PNG, then one full decode (a JPEG at reduced
@@ -10,13 +12,12 @@ an import streams with bounded memory and an interruption keeps the batches alre
 """
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import multiprocessing
 import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -24,14 +25,17 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from labeling import json_safety, spreadsheet_safety
+
+from core.ava import AvaRow, read_ava_list, read_ava_tags
+from core.input_files import ImportFileError
 from labeling.models import Image, ImageStats, ImageTag, Project, ReferenceRating, Tag
 from labeling.services.image_checks import RejectedImage, ValidatedImage, read_and_validate
+from labeling.services.side_files import read_metadata_jsonl, read_tags_csv
 from labeling.services.image_checks import validate_image_bytes as check_image_bytes
+import worker.dispatch as dispatch
 
 __all__ = ["RejectedImage", "ImportFileError", "ImportReport", "store_image", "import_folder", "import_ava",
-           "import_uploaded_file", "validate_image_bytes", "get_or_create_tags", "import_one",
-           "json_lines"]
+           "import_uploaded_file", "validate_image_bytes", "get_or_create_tags", "import_one", "import_session"]
 
 
 def validate_image_bytes(data: bytes, name: str) -> ValidatedImage:
@@ -48,15 +52,6 @@ BATCH_FILES = 256
 BATCH_BYTES = 64 * 1024 * 1024
 IN_FLIGHT_PER_WORKER = 64  # files handed to the worker processes and not yet stored, at most
 IN_FLIGHT_BYTES = 64 * 1024 * 1024
-
-
-class ImportFileError(ValueError):
-    """A side file (tags CSV, metadata JSONL, AVA list) is malformed; the message names file and line."""
-
-    def __init__(self, path, line: int | None, reason: str):
-        self.path, self.line, self.reason = str(path), line, reason
-        where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: {reason}")
 
 
 @dataclass
@@ -161,79 +156,6 @@ def _new_image(project: Project, name: str, checked: ValidatedImage, stored_file
 # --- Side files -----------------------------------------------------------------------------
 
 
-def read_tags_csv(path: Path) -> dict[str, list[str]]:
-    """``file,tags`` rows; tags separated by ``;`` or ``|``. A file may appear on several rows."""
-    mapping: dict[str, list[str]] = {}
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        for line_number, row in enumerate(reader, start=1):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if line_number == 1 and row[0].strip().lower() in {"file", "filename", "file_name", "image"}:
-                continue
-            if len(row) < 2:
-                raise ImportFileError(path, line_number, "expected `file,tags` (tags separated by ; or |)")
-            file_name = row[0].strip()
-            if not file_name:
-                raise ImportFileError(path, line_number, "the file name is empty")
-            tag_cells = ",".join(row[1:]).replace("|", ";").split(";")
-            names = [Tag.normalise(spreadsheet_safety.restore(t.strip())) for t in tag_cells if t.strip()]
-            if any(len(n) > 100 for n in names):
-                raise ImportFileError(path, line_number, "a tag is longer than 100 characters")
-            mapping.setdefault(file_name, []).extend(names)
-    return mapping
-
-
-PROMPT_KEYS = ("prompt", "caption")
-
-
-def json_lines(handle: Iterable[str]) -> Iterator[tuple[int, dict | None, str]]:
-    """(line number, object, "") for each non-empty JSON Lines line, or (line number, None, why) for a bad one."""
-    for line_number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json_safety.loads(line)
-        except json.JSONDecodeError as exc:
-            yield line_number, None, f"invalid JSON: {exc.msg}"
-            continue
-        if not isinstance(record, dict):
-            yield line_number, None, "each line must be a JSON object"
-            continue
-        yield line_number, record, ""
-
-
-def read_metadata_jsonl(path: Path) -> dict[str, dict]:
-    """One JSON object per line with ``file``; ``prompt``/``caption``, ``external_id`` and ``tags`` are
-    taken apart, everything else (cfg_scale, seed, sampler, ...) becomes the image's metadata."""
-    mapping: dict[str, dict] = {}
-    with open(path, encoding="utf-8-sig") as handle:
-        for line_number, record, error in json_lines(handle):
-            if error:
-                raise ImportFileError(path, line_number, error)
-            file_name = record.pop("file", None) or record.pop("file_name", None)
-            if not isinstance(file_name, str) or not file_name.strip():
-                raise ImportFileError(path, line_number, 'missing "file" (the image file name)')
-            tags = record.pop("tags", [])
-            if isinstance(tags, str):
-                tags = tags.replace("|", ";").split(";")
-            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                raise ImportFileError(path, line_number, '"tags" must be a list of strings')
-            caption = ""
-            for key in PROMPT_KEYS:
-                if key in record:
-                    caption = str(record.pop(key))
-                    break
-            external_id = str(record.pop("external_id", "") or "")
-            mapping[file_name.strip()] = {
-                "caption": caption,
-                "external_id": external_id,
-                "tags": [Tag.normalise(t) for t in tags if t.strip()],
-                "metadata": record,
-            }
-    return mapping
-
-
 def iter_image_files(root: Path) -> Iterator[Path]:
     """Image files under root, recursively, in a stable order."""
     for path in sorted(root.rglob("*")):
@@ -274,6 +196,7 @@ def import_folder(
             yield path, relative, extra
 
     _store_in_batches(report, project, _validate_in_parallel(jobs(), workers), progress)
+    dispatch.send_images_imported(project.pk, report.image_ids)
     return report
 
 
@@ -444,52 +367,22 @@ def read_upload(upload: BinaryIO) -> bytes:
 
 def import_uploaded_file(project: Project, upload: BinaryIO, name: str, **kwargs) -> tuple[Image, bool]:
     """The REST upload path: same validation and storage as the CLI. Raises RejectedImage."""
-    return store_image(project, name, read_upload(upload), **kwargs)
+    image, created = store_image(project, name, read_upload(upload), **kwargs)
+    if created:
+        dispatch.send_images_imported(project.pk, [image.pk])
+    return image, created
+
+
+@contextmanager
+def import_session(project: Project) -> Iterator[ImportReport]:
+    """A report for a series of ``import_one`` calls (the web upload, the demo seeder); when the series ends,
+    its new images go to feature extraction."""
+    report = ImportReport()
+    yield report
+    dispatch.send_images_imported(project.pk, report.image_ids)
 
 
 # --- AVA -------------------------------------------------------------------------------------
-
-
-@dataclass
-class AvaRow:
-    line: int
-    image_id: str
-    votes: list[int]
-    semantic_tag_ids: tuple[int, int]
-    challenge_id: int
-
-
-def read_ava_list(path: Path) -> Iterator[AvaRow]:
-    """AVA.txt: index, image id, ten vote counts (scores 1..10), two semantic tag ids, challenge id."""
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 15:
-                raise ImportFileError(path, line_number, f"expected 15 columns, found {len(fields)}")
-            try:
-                numbers = [int(f) for f in fields]
-            except ValueError:
-                raise ImportFileError(path, line_number, "every column must be an integer") from None
-            votes = numbers[2:12]
-            if any(v < 0 for v in votes) or sum(votes) == 0:
-                raise ImportFileError(path, line_number, "vote counts must be non-negative with at least one vote")
-            yield AvaRow(line_number, fields[1], votes, (numbers[12], numbers[13]), numbers[14])
-
-
-def read_ava_tags(path: Path) -> dict[int, str]:
-    """tags.txt: ``id name`` per line (the name may contain spaces)."""
-    names: dict[int, str] = {}
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            parts = line.strip().split(maxsplit=1)
-            if len(parts) != 2 or not parts[0].isdigit():
-                raise ImportFileError(path, line_number, "expected `id name`")
-            names[int(parts[0])] = parts[1].strip()
-    return names
 
 
 def import_ava(
@@ -527,6 +420,7 @@ def import_ava(
             yield path, path.name, extra
 
     _store_in_batches(report, project, _validate_in_parallel(jobs(), workers), progress)
+    dispatch.send_images_imported(project.pk, report.image_ids)
     return report
 
 

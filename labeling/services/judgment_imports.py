@@ -24,7 +24,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling.models import Comparison, Image, Membership, Project
-from labeling.services.imports import ImportFileError, json_lines
+from labeling.services.imports import ImportFileError
+from labeling.services.side_files import json_lines
 from labeling.services.image_stats import recount_image_stats
 
 REQUIRED = ("image_a", "image_b", "winner", "rater", "time")

@@ -16,10 +16,11 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core import prepared_sql
+from core.refusals import Refusal
 from labeling.models import Image, PairLease, Project
-from labeling.services import pair_sql, prepared_sql
+from labeling.services import pair_sql
 from labeling.services.pair_queue import refresh_candidate
-from labeling.services.refusals import Refusal
 
 
 class LeaseError(Refusal):

@@ -13,8 +13,9 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from core import prepared_sql
 from labeling.models import ImageStats, PairCandidate, PairLease, Project
-from labeling.services import pair_sql, prepared_sql
+from labeling.services import pair_sql
 
 
 def enqueue_pairs(

@@ -38,11 +38,12 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from core import prepared_sql
+from core.refusals import Refusal
 from labeling.models import Comparison, GoldPair, PairLease, Project
-from labeling.services import comparison_groups, crowd_links, pair_sql, prepared_sql, qualification
+from labeling.services import comparison_groups, crowd_links, pair_sql, qualification
 from labeling.services.image_stats import recount_image_stats
 from labeling.services.leases import attach_images, blocking_leases, held_lease, new_lease, release_one
-from labeling.services.refusals import Refusal
 
 # The fallback looks at the images with the fewest comparisons: first a small pool, then a larger one.
 # A project no bigger than the last pool is searched exhaustively, so "nothing to rate" is exact there.

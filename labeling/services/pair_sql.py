@@ -14,10 +14,10 @@ from datetime import datetime
 from django.db import connection
 from django.utils import timezone
 
+from core import prepared_sql
+from core.prepared_sql import db_time, from_db_time
 from labeling.models import Comparison, Image, ImageStats, ImageTag, PairCandidate, PairLease, Project, Tag
-from labeling.services import prepared_sql
 from labeling.services.comparison_groups import sql_metadata_text
-from labeling.services.prepared_sql import db_time, from_db_time
 
 CANDIDATES = PairCandidate._meta.db_table
 LEASES = PairLease._meta.db_table

@@ -21,7 +21,7 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.db.models import F
 
-from labeling.api.streaming import Column, keyset_chunks
+from core.streaming import Column, keyset_chunks
 from labeling.models import Comparison, Image, Membership, Project
 from labeling.services.criteria import answers_of, primary
 

@@ -24,9 +24,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.refusals import Refusal
 from labeling.models import Comparison, Membership, PairLease, Project, RaterEvent
 from labeling.services.pair_queue import refresh_candidate
-from labeling.services.refusals import Refusal
 import worker.dispatch as dispatch
 
 log = logging.getLogger(__name__)

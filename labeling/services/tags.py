@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+from core.refusals import Refusal
 from labeling.models import Image, ImageTag, Project, Tag
-from labeling.services.refusals import Refusal
 
 TAG_MAX_LENGTH = 100
 

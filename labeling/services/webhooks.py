@@ -5,7 +5,7 @@ each to the worker after the caller's transaction commits. ``deliver`` (run by t
 the JSON body with ``X-Tagrank-Event``, ``X-Tagrank-Delivery`` and ``X-Tagrank-Signature:
 sha256=<hex HMAC-SHA256 of the body with the webhook's secret>``; a non-2xx answer or a network error
 is recorded on the delivery and raised so that the task retries with backoff. URLs go through
-``labeling.services.outbound`` when registered and when delivered (a refused address fails the delivery
+``core.outbound`` when registered and when delivered (a refused address fails the delivery
 at once, without retries; redirects are not followed). The body:
 ``{"event": …, "delivery": id, "project": slug, "sent_at": …, "data": {…}}``.
 """
@@ -22,8 +22,8 @@ import urllib.request
 from django.db.models import F
 from django.utils import timezone
 
+from core import outbound
 from labeling.models import Comparison, Project, Webhook, WebhookDelivery
-from labeling.services import outbound
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api.permissions import ProjectScopedMixin
-from labeling.api.serializers import ErrorSerializer
+from core.api_errors import ErrorSerializer
+from labeling.project_scope import ProjectScopedMixin
+
 from labeling.models import Membership
 from labeling.services import invites as invite_service
 from modeling.services import agreement

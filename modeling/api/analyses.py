@@ -19,13 +19,30 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling import spreadsheet_safety
-from labeling.api.permissions import ProjectScopedMixin, image_role
-from labeling.api.serializers import ErrorSerializer
+from core.api_errors import ErrorSerializer, JsonErrorsMixin
+from core.limits import MAX_ID
+from core import spreadsheet_safety
+from labeling.project_scope import ProjectScopedMixin, image_role
+
 from modeling.services import analyses, explanations
 
 ERRORS = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 VERSION_PARAM = OpenApiParameter("version", int, description="A model version id (default: the active one).")
+
+
+FORMAT_PARAM = OpenApiParameter("format", str, enum=["json", "csv"])
+
+
+def json_or_csv(json_description: str, csv_description: str) -> dict:
+    """The 200 answers of a table served as JSON, or as CSV with ``?format=csv``."""
+    return {(200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description=json_description),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description=csv_description)}
+
+
+def csv_attachment(text: str, file_name: str) -> Response:
+    response = Response(text)  # rendered by CSVRenderer
+    response["Content-Disposition"] = f'attachment; filename="{file_name}"'
+    return response
 
 
 class CSVRenderer(BaseRenderer):
@@ -51,6 +68,8 @@ def _int_param(request, name: str, default: int | None, minimum: int = 1) -> int
         raise ValidationError({name: "must be an integer"}) from None
     if value < minimum:
         raise ValidationError({name: f"must be at least {minimum}"})
+    if value > MAX_ID:  # beyond any id, and the database driver's integers
+        raise ValidationError({name: f"must be at most {MAX_ID}"})
     return value
 
 
@@ -61,15 +80,14 @@ def _version(project, request):
         raise NotFound(detail={"detail": str(exc), "code": "no_model"}) from exc
 
 
-class TagSummaryView(ProjectScopedMixin, APIView):
+class TagSummaryView(ProjectScopedMixin, JsonErrorsMixin, APIView):
     renderer_classes = [JSONRenderer, CSVRenderer]
 
     @extend_schema(
         parameters=[OpenApiParameter("min_images", int, description="Leave out tags with fewer images (default 3)."),
-                    OpenApiParameter("format", str, enum=["json", "csv"]), VERSION_PARAM],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="One row per tag: images, Ours, Baseline, "
-                                        "Human (mapped to 1–10), reference mean, differences with intervals."),
-                   **ERRORS},
+                    FORMAT_PARAM, VERSION_PARAM],
+        responses={**json_or_csv("One row per tag: images, Ours, Baseline, Human (mapped to 1–10), reference mean, "
+                                 "differences with intervals.", "The same rows as CSV."), **ERRORS},
         tags=["analyses"],
     )  # fmt: skip
     def get(self, request, slug):
@@ -80,9 +98,7 @@ class TagSummaryView(ProjectScopedMixin, APIView):
         if request.accepted_renderer.format == "csv":
             buffer = io.StringIO()
             spreadsheet_safety.writer(buffer).writerows(analyses.tag_summary_csv_rows(summary))
-            response = Response(buffer.getvalue())
-            response["Content-Disposition"] = f'attachment; filename="{self.project.slug}-tags.csv"'
-            return response
+            return csv_attachment(buffer.getvalue(), f"{self.project.slug}-tags.csv")
         return Response(summary)
 
 

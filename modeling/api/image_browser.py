@@ -7,12 +7,14 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api import serializers as s
-from labeling.api.permissions import ProjectScopedMixin
+from core.limits import MAX_ID
+from core.api_input import validated_query
+from core.api_errors import ErrorSerializer
+from labeling.project_scope import ProjectScopedMixin
 from labeling.models import Image
 from modeling.services import image_browser
 
-ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 
 
 class BrowseQuerySerializer(serializers.Serializer):
@@ -55,7 +57,7 @@ class ImageBrowseView(ProjectScopedMixin, APIView):
         """Images filtered by tag, score range (active model version), comparison count and a metadata
         field, sorted, one keyset page at a time (pass ``next_cursor`` back as ``cursor``); no total."""
         self.require_manager("browse images")
-        query = s.validated_query(BrowseQuerySerializer, request)
+        query = validated_query(BrowseQuerySerializer, request)
         try:
             page = image_browser.browse(self.project, image_browser.Filters(**query))
         except image_browser.BadBrowseRequest as exc:
@@ -74,7 +76,7 @@ class ImageBrowseView(ProjectScopedMixin, APIView):
 class ImageComparisonsView(ProjectScopedMixin, APIView):
     @extend_schema(
         parameters=[inline_serializer("ImageComparisonsQuery", {
-            "before": serializers.IntegerField(required=False, min_value=1, max_value=s.MAX_ID)})],
+            "before": serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)})],
         responses={200: inline_serializer("ImageComparisonsPage", {
             "results": inline_serializer("ImageComparison", {
                 "id": serializers.IntegerField(), "image_a": serializers.IntegerField(),
@@ -89,7 +91,7 @@ class ImageComparisonsView(ProjectScopedMixin, APIView):
     def get(self, request, slug, image_id):
         """The comparisons the image took part in, newest first (pass ``next_before`` back as ``before``)."""
         self.require_manager("see an image's comparisons")
-        image = Image.objects.filter(project=self.project, pk=image_id).first() if image_id <= s.MAX_ID else None
+        image = Image.objects.filter(project=self.project, pk=image_id).first() if image_id <= MAX_ID else None
         if image is None:
             raise NotFound("No such image in this project.")
         raw = request.query_params.get("before")
@@ -97,7 +99,7 @@ class ImageComparisonsView(ProjectScopedMixin, APIView):
             before = int(raw) if raw else None
         except ValueError:
             raise ValidationError({"before": ["A comparison id."]}) from None
-        if before is not None and not 0 < before <= s.MAX_ID:
+        if before is not None and not 0 < before <= MAX_ID:
             raise ValidationError({"before": ["A comparison id."]})
         rows, next_before = image_browser.image_comparisons(image, before=before)
         return Response({

@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import io
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling import spreadsheet_safety
-from labeling.api.permissions import ProjectScopedMixin
-from labeling.api.serializers import ErrorSerializer
-from modeling.api.analyses import CSVRenderer
+from core import spreadsheet_safety
+from core.api_errors import ERRORS, JsonErrorsMixin
+from labeling.project_scope import ProjectScopedMixin
+from modeling.api.analyses import FORMAT_PARAM, CSVRenderer, csv_attachment, json_or_csv
 from modeling.services import leaderboard
-
-ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
-
 
 def leaderboard_body(result: leaderboard.FieldLeaderboard) -> dict:
     level = (result.human or result.model).level if (result.human or result.model) else 0.95
@@ -46,18 +42,17 @@ def leaderboard_csv(result: leaderboard.FieldLeaderboard) -> str:
     return buffer.getvalue()
 
 
-class LeaderboardView(ProjectScopedMixin, APIView):
+class LeaderboardView(ProjectScopedMixin, JsonErrorsMixin, APIView):
     renderer_classes = [JSONRenderer, CSVRenderer]
 
     @extend_schema(
         parameters=[OpenApiParameter("field", str, required=True, description="A categorical metadata field, e.g. generator."),
                     OpenApiParameter("criterion", str, description="Projects with several criteria: whose answers "
                                      "(default: the primary criterion)."),
-                    OpenApiParameter("format", str, enum=["json", "csv"])],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Per value: the Bradley–Terry rating from "
-                                        "the human judgments across values and from the active model's scores, each "
-                                        "with a 95 % bootstrap interval, its rank and rank interval; the win-rate "
-                                        "matrices."), **ERRORS},
+                    FORMAT_PARAM],
+        responses={**json_or_csv("Per value: the Bradley–Terry rating from the human judgments across values and "
+                                 "from the active model's scores, each with a 95 % bootstrap interval, its rank and "
+                                 "rank interval; the win-rate matrices.", "The boards as CSV."), **ERRORS},
         tags=["analyses"],
     )  # fmt: skip
     def get(self, request, slug):
@@ -73,7 +68,5 @@ class LeaderboardView(ProjectScopedMixin, APIView):
         except leaderboard.LeaderboardUnavailable as exc:
             raise ValidationError({"field": [str(exc)]}) from exc
         if request.accepted_renderer.format == "csv":
-            response = Response(leaderboard_csv(result))
-            response["Content-Disposition"] = f'attachment; filename="{self.project.slug}-leaderboard-{field}.csv"'
-            return response
+            return csv_attachment(leaderboard_csv(result), f"{self.project.slug}-leaderboard-{field}.csv")
         return Response(leaderboard_body(result))

@@ -1,12 +1,14 @@
 """The payment file over the API (managers): ``modeling.services.payment_export``, CSV, JSONL or Parquet."""
 from __future__ import annotations
 
-from labeling.api.data_exports import ExportView, active_model_version_id, export_schema, requested_format
-from labeling.api.streaming import streaming_response
+from core.export_views import ExportView, export_schema, requested_format
+from core.streaming import streaming_response
+from labeling.project_scope import ProjectScopedMixin
+from modeling.services.exports import active_version_id
 from modeling.services.payment_export import PAYMENT_COLUMNS, payment_chunks
 
 
-class PaymentExportView(ExportView):
+class PaymentExportView(ProjectScopedMixin, ExportView):
     @export_schema("One row per rater and crowd worker id: judgments, time on task, gold accuracy, qualification, "
                    "weight, flags and completion code.")
     def get(self, request, slug):
@@ -14,4 +16,4 @@ class PaymentExportView(ExportView):
         self.require_manager("export the payment file")
         output = requested_format(request)
         return streaming_response(output, PAYMENT_COLUMNS, payment_chunks(self.project), f"{self.project.slug}-payment",
-                                  active_model_version_id(self.project))
+                                  active_version_id(self.project))

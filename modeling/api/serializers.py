@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from labeling import access
-from labeling.api.serializers import ErrorSerializer  # noqa: F401  (one "Error" component in the schema)
+
 from modeling.models import ModelVersion, Promotion, TrainingRun, TrainingSettings, WarmStartScore
 from modeling.services import warm_start
 

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from core.api_errors import ErrorSerializer
 from labeling import access
 from labeling.models import Project
 from modeling.api import serializers as s
@@ -23,7 +24,7 @@ from modeling.services import promotion as promotion_service
 from modeling.services import stopping_rule, warm_start
 from modeling.services import training_runs as training_service
 
-ERRORS = {401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
+ERRORS = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 READ_ERRORS = ERRORS  # managers only: raters get 403
 
 
@@ -133,18 +134,15 @@ class _PromotionView(APIView):
         version = version_for(request, version_id, self.action_label)
         form = s.ReasonSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            logged = self.act(version, request, form.validated_data["reason"])
-        except promotion_service.PromotionRefused as exc:
-            return Response({"detail": str(exc), "code": "promotion_refused"}, status=status.HTTP_409_CONFLICT)
+        logged = self.act(version, request, form.validated_data["reason"])  # a refusal is a 409 (refusal_statuses)
         return Response(s.PromotionSerializer(logged).data, status=status.HTTP_202_ACCEPTED)
 
 
 PROMOTION_RESPONSES = {
     202: OpenApiResponse(s.PromotionSerializer, description="Logged; the version is scoring every image and "
                          "becomes active when that is complete (the previous one serves until then)."),
-    400: s.ErrorSerializer,
-    409: OpenApiResponse(s.ErrorSerializer, description="The version cannot be made active (failed, already active...)."),
+    400: ErrorSerializer,
+    409: OpenApiResponse(ErrorSerializer, description="The version cannot be made active (failed, already active...)."),
     **ERRORS,
 }
 
@@ -192,7 +190,7 @@ class TrainingSettingsView(APIView):
         project = project_from_slug(request, slug)
         return Response(s.TrainingSettingsSerializer(promotion_service.training_settings(project)).data)
 
-    @extend_schema(request=s.TrainingSettingsSerializer, responses={200: s.TrainingSettingsSerializer, 400: s.ErrorSerializer,
+    @extend_schema(request=s.TrainingSettingsSerializer, responses={200: s.TrainingSettingsSerializer, 400: ErrorSerializer,
                                                                     **ERRORS}, tags=["models"])
     def patch(self, request, slug):
         """Change the training settings (managers); the next training run uses them."""

@@ -28,26 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .similarity import image_tag_similarity
+
 TINY_ID = "tiny-v1"
 DEFAULT_REGIONS = 2
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def image_tag_similarity(image_tokens, tag_tokens, tag_mask=None) -> np.ndarray:
-    """CLIP cosine similarity between each image and its tags, averaged over the tags.
-
-    image_tokens [B,T,D] (token 0 is the class token), tag_tokens [B,K,D], tag_mask [B,K] bool.
-    An image without tags gets 0.
-    """
-    img = np.asarray(image_tokens)[:, 0].astype(np.float32)
-    tags = np.asarray(tag_tokens, dtype=np.float32)
-    if tag_mask is None:
-        tag_mask = np.ones(tags.shape[:2], dtype=bool)
-    img = img / np.maximum(np.linalg.norm(img, axis=-1, keepdims=True), 1e-12)
-    tags = tags / np.maximum(np.linalg.norm(tags, axis=-1, keepdims=True), 1e-12)
-    cos = np.einsum("bd,bkd->bk", img, tags) * tag_mask  # [B,K]
-    return (cos.sum(axis=1) / np.maximum(tag_mask.sum(axis=1), 1)).astype(np.float32)
 
 
 class Encoder:
@@ -170,6 +156,20 @@ def tiny_model(seed: int = 0):
     return model, tok
 
 
+def encoder_id(name: str) -> str:
+    """The id ``load_encoder(name)`` reports at the default regions, without loading anything: the one map from
+    an encoder name (``quality-stats``, ``tiny``, a hub id, a local folder) to the id features are stored under."""
+    from .quality_stats import QUALITY_STATS, QUALITY_STATS_ID
+
+    if name == QUALITY_STATS:
+        return QUALITY_STATS_ID
+    if name == "tiny":
+        return TINY_ID
+    if os.path.isdir(name):
+        return str(Path(name).resolve())
+    return name
+
+
 def load_encoder(name: str | None = None, device: str | None = None, regions: int = DEFAULT_REGIONS,
                  batch_size: int = 32) -> Encoder:
     """``quality-stats`` (no weights: modeling.ml.quality_stats), ``tiny``, a hub id, or a local folder;
@@ -188,18 +188,13 @@ def load_encoder(name: str | None = None, device: str | None = None, regions: in
 
     if name == "tiny":
         model, tok = tiny_model()
-        return Encoder(model, tok, TINY_ID, device, regions=regions, batch_size=batch_size)
+        return Encoder(model, tok, encoder_id(name), device, regions=regions, batch_size=batch_size)
 
     from transformers import CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
     processor = None
-    if os.path.isdir(name):
-        encoder_id = str(Path(name).resolve())
-        if (Path(name) / "preprocessor_config.json").exists():  # the checkpoint's own preprocessing
-            processor = CLIPImageProcessorPil.from_pretrained(name)
-    else:
-        encoder_id = name
+    if not os.path.isdir(name) or (Path(name) / "preprocessor_config.json").exists():  # a folder's own, if it has one
         processor = CLIPImageProcessorPil.from_pretrained(name)
     model = CLIPModel.from_pretrained(name, dtype=torch.float32)
     tok = CLIPTokenizer.from_pretrained(name)
-    return Encoder(model, tok, encoder_id, device, regions=regions, batch_size=batch_size, processor=processor)
+    return Encoder(model, tok, encoder_id(name), device, regions=regions, batch_size=batch_size, processor=processor)

@@ -31,7 +31,7 @@ SHARD_DTYPE = np.float16
 _F16_MAX = float(np.finfo(np.float16).max)
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     try:
@@ -61,7 +61,7 @@ class FeatureStore:
                 raise ValueError(f"{self.folder} holds features of encoder {found!r}, not {encoder_id!r}")
         else:
             data = json.dumps({"encoder_id": encoder_id}).encode()
-            _atomic_write(marker, lambda f: f.write(data))
+            atomic_write(marker, lambda f: f.write(data))
         self._index: dict[int, tuple[str, int]] = {}   # image id -> (shard name, row)
         self._seen: set[str] = set()                    # shards already indexed
 
@@ -112,8 +112,8 @@ class FeatureStore:
             raise ValueError("image tokens must be finite and within float16 range")
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
         half = tokens.astype(SHARD_DTYPE)
-        _atomic_write(self.shards / f"{name}.tokens.npy", lambda f: np.save(f, half))
-        _atomic_write(self.shards / f"{name}.ids.npy", lambda f: np.save(f, ids))  # last: the shard is whole
+        atomic_write(self.shards / f"{name}.tokens.npy", lambda f: np.save(f, half))
+        atomic_write(self.shards / f"{name}.ids.npy", lambda f: np.save(f, ids))  # last: the shard is whole
         self._add_shard(name, ids)
 
     def has_images(self, ids) -> np.ndarray:
@@ -182,8 +182,8 @@ class FeatureStore:
             if not hit.all():
                 kept = np.load(self.shards / f"{name}.tokens.npy")[~hit]  # [k,T,D] float16
                 kept_ids = shard_ids[~hit]
-                _atomic_write(self.shards / f"{name}r.tokens.npy", lambda f: np.save(f, kept))
-                _atomic_write(self.shards / f"{name}r.ids.npy", lambda f: np.save(f, kept_ids))
+                atomic_write(self.shards / f"{name}r.tokens.npy", lambda f: np.save(f, kept))
+                atomic_write(self.shards / f"{name}r.ids.npy", lambda f: np.save(f, kept_ids))
             for suffix in (".ids.npy", ".tokens.npy"):
                 (self.shards / f"{name}{suffix}").unlink(missing_ok=True)
                 removed += 1
@@ -207,7 +207,7 @@ class FeatureStore:
         if len(texts) != len(emb):
             raise ValueError(f"{len(texts)} texts but {len(emb)} embeddings")
         for text, e in zip(texts, emb):
-            _atomic_write(self._text_path(text), lambda f, e=e: np.save(f, e))
+            atomic_write(self._text_path(text), lambda f, e=e: np.save(f, e))
 
     def missing_texts(self, texts) -> list[str]:
         return [t for t in dict.fromkeys(texts) if not self._text_path(t).exists()]

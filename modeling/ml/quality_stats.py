@@ -45,6 +45,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.special import gamma as gamma_fn
 
+from .similarity import image_tag_similarity
+
 QUALITY_STATS = "quality-stats"          # the TAGRANK_ENCODER value
 QUALITY_STATS_ID = "quality-stats-v1"    # the encoder id (bump it when the features change)
 DEFAULT_REGIONS = 2
@@ -347,6 +349,4 @@ class QualityStatsEncoder:
 
     def similarity(self, image_tokens, tag_tokens, tag_mask=None) -> np.ndarray:
         """Image-tags cosine similarity [B]: 0 here, the two live in disjoint dimensions."""
-        from .encoder import image_tag_similarity
-
         return image_tag_similarity(image_tokens, tag_tokens, tag_mask)

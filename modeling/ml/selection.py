@@ -209,9 +209,14 @@ def _within_group_candidates(groups: np.ndarray, servable: np.ndarray, order_key
     ``order_key`` order, [K] and [K]; O(N log N + K)."""
     members = np.flatnonzero(servable)
     members = members[np.lexsort((order_key[members], groups[members]))]  # by group, then order_key
-    member_groups = groups[members]
+    return same_group_pairs(members, groups[members], MAX_GROUP_OFFSET)
+
+
+def same_group_pairs(members: np.ndarray, member_groups: np.ndarray, max_offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of ``members`` [M] (sorted by their groups ``member_groups`` [M]) in the same group and at most
+    ``max_offset`` places apart, [K] and [K]."""
     first, second = [], []
-    for offset in range(1, MAX_GROUP_OFFSET + 1):
+    for offset in range(1, max_offset + 1):
         same = member_groups[:-offset] == member_groups[offset:]
         if not same.any():
             break

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .encoder import image_tag_similarity
+from .similarity import image_tag_similarity
 from .metrics import BINS
 from .training_data import RankingData
 

@@ -87,7 +87,7 @@ def reference_means(image_ids: np.ndarray) -> np.ndarray:
 
 def _features(version: ModelVersion, image_ids: list[int]):
     """Image tokens and the ranker's text tokens of these images, from the version's encoder's store."""
-    from modeling.services import datasets, feature_extraction
+    from modeling.services import feature_extraction
 
     store = feature_extraction.feature_store(version.encoder_id)
     missing = store.missing_images(image_ids)
@@ -98,7 +98,7 @@ def _features(version: ModelVersion, image_ids: list[int]):
     if not have:
         return have, None, None, None
     tokens = store.get_images(have)
-    text, mask = datasets.text_tokens(store, have, dim=tokens.shape[-1])
+    text, mask = feature_extraction.text_tokens(store, have, dim=tokens.shape[-1])
     return have, tokens, text, mask
 
 

@@ -131,7 +131,7 @@ def build_dataset(project: Project, *, store=None, last_comparison_id: int | Non
     are computed here when missing. Comparisons newer than ``last_comparison_id`` (default: the newest
     now) are left out, so that the version records exactly what it was trained on.
     """
-    from modeling.ml.encoder import image_tag_similarity
+    from modeling.ml.similarity import image_tag_similarity
     from modeling.ml.training_data import RankingData
     from modeling.services import feature_extraction
 
@@ -143,7 +143,7 @@ def build_dataset(project: Project, *, store=None, last_comparison_id: int | Non
     N = len(image_ids)
 
     image_tokens = store.get_images(image_ids, dtype=np.float16)                 # [N,T,D], as stored
-    tag_tokens, tag_mask = text_tokens(store, image_ids, dim=image_tokens.shape[-1])
+    tag_tokens, tag_mask = feature_extraction.text_tokens(store, image_ids, dim=image_tokens.shape[-1])
 
     comparisons = usable_comparisons(project)
     if last_comparison_id is None:
@@ -211,25 +211,3 @@ def build_dataset(project: Project, *, store=None, last_comparison_id: int | Non
         last_comparison_id=int(last_comparison_id),
         counts=counts,
     )
-
-
-def text_tokens(store, image_ids, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ranker's text tokens of these images: [N,K,D] embeddings and the [N,K] mask of real ones."""
-    from modeling.services import feature_extraction
-
-    texts = feature_extraction.texts_by_image([int(i) for i in image_ids])
-    K = max((len(v) for v in texts.values()), default=0)
-    tokens = np.zeros((len(image_ids), K, dim), dtype=np.float32)
-    mask = np.zeros((len(image_ids), K), dtype=bool)
-    unique = sorted({t for values in texts.values() for t in values})
-    if unique:
-        feature_extraction.ensure_text_features(store, unique)
-        embeddings = store.get_texts(unique)                                     # [U,D], each text once
-        number = {text: u for u, text in enumerate(unique)}
-        rows, slots, which = [], [], []
-        for row, image_id in enumerate(image_ids):
-            for k, text in enumerate(texts[int(image_id)]):
-                rows.append(row), slots.append(k), which.append(number[text])
-        tokens[rows, slots] = embeddings[which]                                  # one gather for all images
-        mask[rows, slots] = True
-    return tokens, mask

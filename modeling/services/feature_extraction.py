@@ -8,27 +8,21 @@ already have features are skipped, so a repeated or duplicated task message cost
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
 from django.conf import settings
 from django.db.models import Exists, OuterRef
-from django.utils import timezone
 
 from labeling.models import Image, ImageTag, Project
 from modeling.models import ImageFeatures
-import worker.dispatch as dispatch
 
 logger = logging.getLogger(__name__)
 
 # Texts per image given to the ranker: its tags (alphabetical), then its caption; more are cut.
 MAX_TEXTS_PER_IMAGE = 16
-# The sweep leaves images this young alone: their extraction message is most likely still queued.
-SWEEP_GRACE = timedelta(minutes=2)
 
 
 def encoder_name() -> str:
@@ -36,18 +30,10 @@ def encoder_name() -> str:
 
 
 def encoder_id_for(name: str | None = None) -> str:
-    """The encoder id that ``load_encoder(name)`` will report, without loading torch."""
-    from modeling.ml.encoder import TINY_ID
-    from modeling.ml.quality_stats import QUALITY_STATS, QUALITY_STATS_ID
+    """The encoder id that ``load_encoder(name)`` will report (default: the configured encoder), without loading torch."""
+    from modeling.ml.encoder import encoder_id
 
-    name = name or encoder_name()
-    if name == "tiny":
-        return TINY_ID
-    if name == QUALITY_STATS:
-        return QUALITY_STATS_ID
-    if os.path.isdir(name):
-        return str(Path(name).resolve())
-    return name
+    return encoder_id(name or encoder_name())
 
 
 @lru_cache(maxsize=2)
@@ -198,28 +184,21 @@ def ensure_image_features(image_ids: Iterable[int], *, progress=None) -> Extract
     return extract_features(missing, progress=progress)
 
 
-def sweep(limit_per_project: int = 5000) -> dict:
-    """Find images that still lack features (a lost message, a worker that died) and enqueue them.
-
-    Also enqueues scoring for images that have features but no score from their project's active
-    version, so that no image stays unscored forever.
-    """
-    from modeling.services import scoring
-
-    encoder_id = encoder_id_for()
-    cutoff = timezone.now() - SWEEP_GRACE
-    summary = {"projects": 0, "images_enqueued": 0, "scoring_enqueued": 0}
-    for project in Project.objects.all().order_by("pk"):
-        summary["projects"] += 1
-        missing = list(
-            images_missing_features(project, encoder_id)
-            .filter(created_at__lt=cutoff)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:limit_per_project]
-        )
-        if missing:
-            logger.info("sweep: %d image(s) of project %s lack features", len(missing), project.slug)
-            if dispatch.send_feature_extraction(project.pk, missing):
-                summary["images_enqueued"] += len(missing)
-        summary["scoring_enqueued"] += scoring.enqueue_unscored(project)
-    return summary
+def text_tokens(store, image_ids, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ranker's text tokens of these images: [N,K,D] embeddings and the [N,K] mask of real ones."""
+    texts = texts_by_image([int(i) for i in image_ids])
+    K = max((len(v) for v in texts.values()), default=0)
+    tokens = np.zeros((len(image_ids), K, dim), dtype=np.float32)
+    mask = np.zeros((len(image_ids), K), dtype=bool)
+    unique = sorted({t for values in texts.values() for t in values})
+    if unique:
+        ensure_text_features(store, unique)
+        embeddings = store.get_texts(unique)                                     # [U,D], each text once
+        number = {text: u for u, text in enumerate(unique)}
+        rows, slots, which = [], [], []
+        for row, image_id in enumerate(image_ids):
+            for k, text in enumerate(texts[int(image_id)]):
+                rows.append(row), slots.append(k), which.append(number[text])
+        tokens[rows, slots] = embeddings[which]                                  # one gather for all images
+        mask[rows, slots] = True
+    return tokens, mask

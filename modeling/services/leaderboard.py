@@ -23,6 +23,7 @@ from labeling.models import GROUP_KEY_VALIDATOR, Image, Project
 from labeling.services.comparison_groups import image_groups, metadata_values
 from labeling.services.criteria import answers_of
 from modeling.ml.leaderboard import Leaderboard, LeaderboardConfig, build_leaderboard
+from modeling.ml.selection import same_group_pairs
 from modeling.models import ImageScore, ModelVersion
 from modeling.services import human_scores
 
@@ -151,17 +152,7 @@ def _pairs_within_groups(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every pair of images in the same group (groups are small: one prompt's images), [K] and [K]."""
     members = np.flatnonzero(group >= 0)
     members = members[np.argsort(group[members], kind="stable")]
-    member_group = group[members]
-    first, second = [], []
-    for offset in range(1, members.size):
-        same = member_group[:-offset] == member_group[offset:]
-        if not same.any():
-            break
-        first.append(members[:-offset][same])
-        second.append(members[offset:][same])
-    if not first:
-        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
-    return np.concatenate(first), np.concatenate(second)
+    return same_group_pairs(members, group[members], members.size - 1)
 
 
 # --- As rows: the API, the page and the CSV --------------------------------------------------------

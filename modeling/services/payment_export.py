@@ -13,7 +13,7 @@ import json
 from django.db.models import Count, IntegerField, Max, Min, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from labeling.api.streaming import Column, keyset_chunks, mapped
+from core.streaming import Column, keyset_chunks, mapped
 from labeling.models import Comparison, CrowdWorker, Membership, Project
 from modeling.services.agreement import latest_report
 

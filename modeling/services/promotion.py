@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from core.refusals import Refusal
 from labeling.models import Image, Project
 from modeling.models import ImageScore, ModelVersion, Promotion, TrainingSettings
 from worker.dispatch import send_rescore_after_commit
 
 
-class PromotionRefused(Exception):
+class PromotionRefused(Refusal):
     """The version cannot be promoted or rolled back to (the message says why)."""
+
+    code = "promotion_refused"
 
 
 def training_settings(project: Project) -> TrainingSettings:

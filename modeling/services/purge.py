@@ -14,19 +14,19 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from labeling.api import data_exports
-from labeling.api.streaming import Column, iter_csv as iter_columns_csv, keyset_chunks
+from core.streaming import Column, iter_csv, keyset_chunks, mapped
 from labeling.models import Comparison, GoldPair, Image, ImageTag, PairCandidate, PairLease, Project
-from modeling.api.export import iter_comparisons_csv, iter_csv, write_export
-from modeling.api.version_exports import MODEL_VERSION_COLUMNS, model_version_chunks
+from labeling.services import data_exports
 from modeling.ml.features import FeatureStore
 from modeling.models import ModelVersion
+from modeling.services import exports
 
 log = logging.getLogger("tagrank.purge")
 
@@ -47,24 +47,48 @@ class PurgeReport:
     files_removed: int = 0
 
 
-def active_model_version_id(project: Project) -> int | None:
-    return ModelVersion.objects.filter(project=project, is_active=True).values_list("pk", flat=True).first()
+# The comparisons file: the judgments as the purge leaves them behind (docs/data-safety.md).
+COMPARISON_COLUMNS = [
+    Column(name) for name in (
+        "id", "created_at", "rater", "image_a", "image_b", "image_a_file", "image_b_file", "outcome",
+        "response_ms", "is_gold", "gold_correct", "client_key",
+    )
+]
+_COMPARISON_FIELDS = [
+    "id", "created_at", "rater__username", "image_a_id", "image_b_id", "image_a__original_name",
+    "image_b__original_name", "outcome", "response_ms", "is_gold", "gold_correct", "client_key",
+]
+
+
+def iter_comparisons_csv(project: Project) -> Iterator[str]:
+    """Every comparison of the project, oldest first, in chunks (keyset by id, like the scores)."""
+    chunks = keyset_chunks(Comparison.objects.filter(project=project), _COMPARISON_FIELDS)
+    return iter_csv(COMPARISON_COLUMNS, mapped(chunks, lambda row: (row[0], row[1].isoformat(), *row[2:])))
+
+
+def write_export(chunks: Iterable[str], path) -> int:
+    """Write an export's chunks to ``path``; returns the bytes written."""
+    written = 0
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        for chunk in chunks:
+            written += handle.write(chunk)
+    return written
 
 
 def export_project(project: Project, export_dir: Path) -> dict[str, int]:
     export_dir.mkdir(parents=True, exist_ok=True)
-    version_id = active_model_version_id(project)
+    version_id = exports.active_version_id(project)
     tables = {
         "image-tags.csv": (data_exports.IMAGE_TAG_COLUMNS, data_exports.image_tag_chunks(project)),
         "raters.csv": (data_exports.RATER_COLUMNS, data_exports.rater_chunks(project)),
         "gold-pairs.csv": (GOLD_PAIR_COLUMNS,
                            keyset_chunks(GoldPair.objects.filter(project=project), _GOLD_PAIR_FIELDS)),
-        "model-versions.csv": (MODEL_VERSION_COLUMNS, model_version_chunks(project)),
+        "model-versions.csv": (exports.MODEL_VERSION_COLUMNS, exports.model_version_chunks(project)),
     }
     written = {
-        "scores.csv": write_export(iter_csv(project, version_id), export_dir / "scores.csv"),
+        "scores.csv": write_export(iter_csv(*exports.export_rows("csv", project, version_id)), export_dir / "scores.csv"),
         "comparisons.csv": write_export(iter_comparisons_csv(project), export_dir / "comparisons.csv"),
-        **{name: write_export(iter_columns_csv(columns, chunks), export_dir / name)
+        **{name: write_export(iter_csv(columns, chunks), export_dir / name)
            for name, (columns, chunks) in tables.items()},
     }
     manifest = {

@@ -104,7 +104,7 @@ def predict_scores(version: ModelVersion, ids: list[int], *, model=None, store=N
     can be scored. Missing features are extracted first when the configured encoder is the version's;
     otherwise ScoringFailed. Stores nothing."""
     from modeling.ml.training import score_images as score_features
-    from modeling.services import datasets, feature_extraction
+    from modeling.services import feature_extraction
 
     store = store or feature_extraction.feature_store(version.encoder_id)
     missing = store.missing_images(ids)
@@ -121,7 +121,7 @@ def predict_scores(version: ModelVersion, ids: list[int], *, model=None, store=N
             return None
     model = model or load_version_model(version)[0]
     image_tokens = store.get_images(ids)
-    tag_tokens, tag_mask = datasets.text_tokens(store, ids, dim=image_tokens.shape[-1])
+    tag_tokens, tag_mask = feature_extraction.text_tokens(store, ids, dim=image_tokens.shape[-1])
     mean, dist, uncertainty = score_features(model, image_tokens, tag_tokens, tag_mask)
     return ids, mean, dist, uncertainty
 

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from labeling.models import Comparison, GoldPair
-from modeling.api import export
+from modeling.services import exports as export
 from modeling.models import HumanScore, ImageScore, ModelVersion
 
 SCORES = "/api/v1/projects/test-project/scores/"

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from labeling.api.views import refusal_status
+from core.api_errors import refusal_status
 from labeling.models import Comparison, ImageStats, Membership, PairCandidate, PairLease, Project
 from labeling.services import comparisons as service
 from labeling.services import leases, pair_serving

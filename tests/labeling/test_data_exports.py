@@ -11,7 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from labeling.api import data_exports, streaming
+from core import streaming
+from labeling.services import data_exports
 from labeling.models import Comparison, GoldPair, ImageTag, PairLease, ReferenceRating, Tag
 from modeling.models import ModelVersion
 

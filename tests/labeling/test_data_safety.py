@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from labeling import spreadsheet_safety
-from modeling.api import export
+from core import spreadsheet_safety
+from modeling.services import purge
 from labeling.models import Comparison, Image, ImageStats, ImageTag, PairLease, Project, Tag
 from labeling.services import archive
 from labeling.services.comparisons import submit_comparison
@@ -148,5 +148,5 @@ def test_scores_and_comparisons_exports_neutralise_a_formula_tag(api, project, i
     with open(side, "w", newline="") as handle:
         csv.writer(handle).writerows([["file", "tags"], ["x.png", rows[images[0].pk]["tags"]]])
     assert read_tags_csv(side) == {"x.png": [tag.name, "even"]}
-    comparisons = "".join(export.iter_comparisons_csv(project))
+    comparisons = "".join(purge.iter_comparisons_csv(project))
     assert comparisons.startswith("id,created_at,rater")

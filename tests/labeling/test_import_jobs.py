@@ -195,7 +195,7 @@ def redirecting_server():
 @pytest.mark.django_db
 def test_the_worker_refuses_private_addresses_at_fetch_time_and_in_redirects(
         project, manager, settings, fake_dns, redirecting_server, monkeypatch):
-    from labeling.services import outbound
+    from core import outbound
 
     settings.TAGRANK_OUTBOUND_ALLOW_PRIVATE = False
     # "cdn.example" was public when the job was made and now resolves inside the network.

@@ -275,6 +275,8 @@ def test_a_wrong_answer_on_a_gold_pair_is_recorded_as_wrong(project, images, rat
 @pytest.mark.django_db
 def test_gold_rate_zero_never_serves_gold(project, images, rater):
     GoldPair.objects.create(project=project, image_a=images[0], image_b=images[1], expected="a")
+    project.gold_rate = 0.0  # said here, not left to the model's default
+    project.save(update_fields=["gold_rate"])
     for _ in range(10):
         _, lease = next_pair(project, rater)
         assert lease.gold is None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from labeling.services import outbound
+from core import outbound
 
 
 # --- Outbound: IPv6 forms that carry or tunnel to an IPv4 host ------------------------------------

@@ -11,8 +11,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from core import outbound
 from labeling.models import Comparison, Webhook, WebhookDelivery
-from labeling.services import outbound, webhooks
+from labeling.services import webhooks
 
 ALL_EVENTS = list(Webhook.Event.values)
 

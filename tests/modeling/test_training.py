@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from modeling.ml.metrics import evaluate_scores
+from modeling.ml.metrics import emd, evaluate_scores, kl_divergence
 from modeling.ml.ranker import RankerConfig
 from modeling.ml.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from modeling.ml.synthetic import synthetic_data
@@ -121,7 +121,11 @@ def test_reference_distributions_alone_train_with_emd_and_ranking(task):
     r = train_ranker(refs_only, small_config(epochs=6, lam=0.5))
     assert r.losses_used == {"emd": 1.0, "ranking": 1.0, "ranking_lambda": 0.5}
     assert r.metrics["selected_on"] == "srcc" and r.metrics["srcc"] > 0.5
-    assert r.metrics["emd"] is not None and r.metrics["kl"] is not None
+    # The reported EMD and KL are those of the kept model on the validation images, recomputed here.
+    v = r.split.val_images[refs_only.ref_mask[r.split.val_images]]
+    _, dist, _ = score_images(r.model, refs_only.image_tokens[v], refs_only.tag_tokens[v], refs_only.tag_mask[v])
+    assert r.metrics["emd"] == pytest.approx(float(emd(refs_only.ref_dist[v], dist).mean()), rel=1e-4)
+    assert r.metrics["kl"] == pytest.approx(float(kl_divergence(refs_only.ref_dist[v], dist).mean()), rel=1e-4)
     base = train_ranker(refs_only, small_config(epochs=1, lam=0.5), model_kind="image_only")
     assert base.losses_used["ranking_lambda"] == 0.0          # the baseline never sees tag similarity
 

@@ -5,7 +5,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labeling.models import Project
 from labeling.services.imports import ImportFileError, import_folder
-import worker.dispatch as dispatch
 
 
 class Command(BaseCommand):
@@ -42,7 +41,6 @@ class Command(BaseCommand):
             )
         except ImportFileError as exc:
             raise CommandError(str(exc)) from None
-        dispatch.send_images_imported(target.pk, report.image_ids)
         for name, reason in report.rejected:
             self.stderr.write(self.style.WARNING(f"rejected {name}: {reason}"))
         elapsed = time.monotonic() - started

@@ -1,18 +1,20 @@
-"""The access layer (``labeling.access``) for DRF views.
+"""The access layer (``labeling.access``) applied to views: ``ProjectScopedMixin`` for the API, ``manager_page``
+for the pages, in both apps.
 
-Every project-scoped view resolves the caller's role once through ``ProjectScopedMixin``: a caller who
+Every project-scoped API view resolves the caller's role once through ``ProjectScopedMixin``: a caller who
 is not an active member gets 404 (other projects are not even confirmed to exist), a member who lacks
 the role gets 403, so does a write to an archived project, and an anonymous caller gets 401 before any of that (``IsAuthenticated`` runs
 first, and TokenAuthentication, the first authenticator, supplies the WWW-Authenticate header).
 """
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, wraps
 
+from django.contrib.auth.decorators import login_required
 from rest_framework.exceptions import NotFound
 
+from core.limits import MAX_ID
 from labeling import access
-from labeling.api.serializers import MAX_ID
 from labeling.access import ProjectRole  # noqa: F401  (re-exported for the API views)
 from labeling.models import Image, Project
 
@@ -54,3 +56,21 @@ class ProjectScopedMixin:
         if row is None:
             raise NotFound(missing)
         return row
+
+
+def manager_page(methods):
+    """Decorates a page of a project's managers, in both apps: the caller is signed in, the request uses one of
+    ``methods`` (a ``require_*`` decorator), and the view gets the project (403 for its raters and for a write to
+    an archived project, 404 for anyone else) in place of the ``slug``."""
+
+    def decorate(view):
+        @login_required
+        @methods
+        @wraps(view)
+        def page(request, slug, **kwargs):
+            role = access.project_role(request.user, slug).require_manager()
+            return view(request, access.writes_to(role, request.method).project, **kwargs)
+
+        return page
+
+    return decorate

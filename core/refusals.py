@@ -1,7 +1,7 @@
 """The base of the services' domain errors: a refusal with a message for people and a stable code.
 
-The services know nothing of HTTP: the API maps each kind to a status (``REFUSAL_STATUS`` in
-``labeling/api/views.py``), and the pages show the message.
+The services know nothing of HTTP: each app's API records the status of its kinds
+(``core.api_errors.answer_refusals``) and the API's exception handler answers with it; the pages show the message.
 """
 
 

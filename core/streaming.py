@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
-from labeling import spreadsheet_safety
+from core import spreadsheet_safety
 
 CHUNK_SIZE = 2000
 FORMATS = ("csv", "jsonl", "parquet")

@@ -1,0 +1,118 @@
+"""The rows of a project's raw-data exports (comparisons, image tags, raters) for ``core.streaming``: the API
+streams them (``labeling/api/data_exports.py``) and the purge writes them to files. Columns are listed in
+docs/exports.md.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+from django.db.models import Avg, Count, IntegerField, Max, Min, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+
+from core.streaming import Column, keyset_chunks, mapped
+from labeling.models import Comparison, ImageTag, Membership, PairLease, Project
+
+COMPARISON_COLUMNS = [
+    Column("comparison_id", "int"),
+    Column("image_a_id", "int"), Column("image_a_external_id"), Column("image_a_file_name"),
+    Column("image_b_id", "int"), Column("image_b_external_id"), Column("image_b_file_name"),
+    Column("outcome"), Column("winner_image_id", "int"),
+    Column("rater_id", "int"), Column("rater"),
+    Column("created_at", "time"), Column("response_ms", "int"), Column("client_key"),
+    Column("lease"), Column("lease_created_at", "time"), Column("lease_expires_at", "time"),
+    Column("is_gold", "bool"), Column("gold_pair_id", "int"), Column("gold_correct", "bool"),
+]
+_COMPARISON_FIELDS = [
+    "id", "image_a_id", "image_a__external_id", "image_a__original_name",
+    "image_b_id", "image_b__external_id", "image_b__original_name", "outcome",
+    "rater_id", "rater__username", "created_at", "response_ms", "client_key",
+    "lease__token", "lease__created_at", "lease__expires_at", "is_gold", "lease__gold_id", "gold_correct",
+]
+
+IMAGE_TAG_COLUMNS = [
+    Column("image_tag_id", "int"), Column("image_id", "int"), Column("external_id"), Column("file_name"),
+    Column("tag"), Column("source"), Column("rater_id", "int"), Column("rater"), Column("created_at", "time"),
+]
+_IMAGE_TAG_FIELDS = [
+    "id", "image_id", "image__external_id", "image__original_name", "tag__name", "source", "rater_id",
+    "rater__username", "created_at",
+]
+
+RATER_COLUMNS = [
+    Column("user_id", "int"), Column("rater"), Column("role"), Column("is_active", "bool"),
+    Column("excluded_from_training", "bool"), Column("joined_at", "time"),
+    Column("comparisons", "int"), Column("ties", "int"), Column("tie_rate", "float"),
+    Column("mean_response_ms", "float"), Column("first_comparison_at", "time"), Column("last_comparison_at", "time"),
+    Column("gold_judged", "int"), Column("gold_correct", "int"), Column("gold_accuracy", "float"),
+    Column("skipped", "int"), Column("tags_added", "int"),
+]
+
+
+def active_model_version_id(project: Project) -> int | None:
+    # Through the reverse relation: labeling does not import modeling.
+    return project.model_versions.filter(is_active=True).values_list("pk", flat=True).first()
+
+
+def comparison_chunks(project: Project) -> Iterator[list[tuple]]:
+    """Every comparison of the project with its images, rater, lease and gold outcome, in id order."""
+    rows = keyset_chunks(Comparison.objects.filter(project=project), _COMPARISON_FIELDS)
+
+    def row(v):
+        winner = v[1] if v[7] == Comparison.Outcome.A else v[4] if v[7] == Comparison.Outcome.B else None
+        token = str(v[13]) if v[13] is not None else None
+        return (*v[:8], winner, *v[8:13], token, *v[14:])
+
+    return mapped(rows, row)
+
+
+def image_tag_chunks(project: Project):
+    """Every tag on every image of the project, with who or what added it, in id order."""
+    return keyset_chunks(ImageTag.objects.filter(image__project=project), _IMAGE_TAG_FIELDS)
+
+
+def _count(model, *, user_field: str, **filters):
+    rows = model.objects.filter(**{user_field: OuterRef("user_id")}, **filters).order_by().values(user_field)
+    return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")[:1], output_field=IntegerField()), 0)
+
+
+def rater_chunks(project: Project):
+    """One row per member of the project (active or not) with their judging statistics."""
+    mine = Comparison.objects.filter(project=project, rater_id=OuterRef("user_id")).order_by().values("rater_id")
+
+    def aggregate(expression, output_field=None):
+        return Subquery(mine.annotate(v=expression).values("v")[:1], output_field=output_field)
+
+    members = Membership.objects.filter(project=project).annotate(
+        n_comparisons=_count(Comparison, user_field="rater_id", project=project),
+        n_ties=_count(Comparison, user_field="rater_id", project=project, outcome=Comparison.Outcome.TIE),
+        mean_ms=aggregate(Avg("response_ms")),
+        first_at=aggregate(Min("created_at")),
+        last_at=aggregate(Max("created_at")),
+        n_gold=_count(Comparison, user_field="rater_id", project=project, is_gold=True),
+        n_gold_correct=_count(Comparison, user_field="rater_id", project=project, is_gold=True, gold_correct=True),
+        n_skipped=_count(PairLease, user_field="rater_id", project=project, state=PairLease.State.SKIPPED),
+        n_tags=_count(ImageTag, user_field="rater_id", image__project=project, source=ImageTag.Source.RATER),
+    )
+    fields = [
+        "id", "user_id", "user__username", "role", "is_active", "excluded_from_training", "joined_at",
+        "n_comparisons", "n_ties", "mean_ms", "first_at", "last_at", "n_gold", "n_gold_correct", "n_skipped",
+        "n_tags",
+    ]
+
+    def row(v):
+        (_, user_id, name, role, active, excluded, joined, n, ties, mean_ms, first, last, gold, correct, skipped,
+         tags) = v
+        return (
+            user_id, name, role, active, excluded, joined, n, ties, ties / n if n else None,
+            float(mean_ms) if mean_ms is not None else None, first, last, gold, correct,
+            correct / gold if gold else None, skipped, tags,
+        )
+
+    return mapped(keyset_chunks(members, fields), row)
+
+
+EXPORTS = {
+    "comparisons": (COMPARISON_COLUMNS, comparison_chunks),
+    "image-tags": (IMAGE_TAG_COLUMNS, image_tag_chunks),
+    "raters": (RATER_COLUMNS, rater_chunks),
+}
