@@ -648,12 +648,12 @@ def matrix_problems(world, only: set[str] | None = None) -> list[str]:
         for method in METHODS:
             allowed = MATRIX[name].get(method, NOBODY)
             body = BODIES.get(name, {}).get(method)
-            as_missing = {}
+            as_missing = []
 
-            def missing(caller):
-                if caller not in as_missing:
-                    as_missing[caller] = call(world, caller, method, missing_url, body)
-                return as_missing[caller]
+            def missing():  # what a signed-in non-member is told of a missing object (all outsiders must match)
+                if not as_missing:
+                    as_missing.append(call(world, OTHER_RATER, method, missing_url, body))
+                return as_missing[0]
 
             for caller in CALLERS:
                 answer = call(world, caller, method, url, body)
@@ -669,11 +669,11 @@ def matrix_problems(world, only: set[str] | None = None) -> list[str]:
                 elif not refused(answer):
                     problems.append(f"not a refusal (401/403/404/405) where one is due: {where}")
                 if scoped and caller in OUTSIDERS:
-                    if answer.status != missing(caller).status or answer.status == 403:
-                        problems.append(f"foreign object answers unlike a missing one ({missing(caller)}): {where}")
+                    if answer.status != missing().status or answer.status == 403:
+                        problems.append(f"foreign object answers unlike a missing one ({missing()}): {where}")
             # My own project, another project's object: as missing as an absent object, even for a superuser
             # (the project filter), except where the route has no slug and the superuser may see everything.
-            for caller in (RATER, MANAGER, SUPERUSER) if foreign_url else ():
+            for caller in (RATER, MANAGER, SUPERUSER) if foreign_url and method not in ("HEAD", "OPTIONS") else ():
                 if caller == SUPERUSER and "slug" not in kwarg_names:
                     continue
                 answer, expected = call(world, caller, method, foreign_url, body), call(world, caller, method, absent_url, body)
@@ -718,6 +718,22 @@ def test_the_matrix_catches_a_removed_check(world, monkeypatch):
                    and f"/images/{world['foreign']['image_id']}/" in p]
     assert gold, "\n".join(problems)
     assert comparisons, "\n".join(problems)
+
+
+def test_the_matrix_reports_a_400_where_a_refusal_is_due(world, monkeypatch):
+    """A manager check that answers 400 instead of 403 (a refusal dressed as bad input) is reported too."""
+    from rest_framework.exceptions import ValidationError
+
+    from labeling.api.gold_pairs import GoldPairListView
+
+    def bad_input_instead_of_403(self, action=""):
+        if not self.role.is_manager:
+            raise ValidationError({"detail": ["Bad input."]})
+
+    monkeypatch.setattr(GoldPairListView, "require_manager", bad_input_instead_of_403)
+    problems = matrix_problems(world, only={"api-gold-pairs"})
+    assert any(p.startswith("not a refusal (401/403/404/405) where one is due: POST") and "as rater: 400" in p
+               for p in problems), "\n".join(problems)
 
 
 def test_media_files_map_to_their_owner(world):
