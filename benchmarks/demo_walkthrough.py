@@ -213,8 +213,11 @@ def main() -> None:
     print(json.dumps(trained), flush=True)
     active_id = (report.get("model") or {}).get("active_version_id")
     version = next((v for v in report["model"]["versions"] if v["id"] == active_id), {}) if report else {}
-    def brief(interval):
-        return interval and f"{interval['value']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
+    def brief(interval):  # an estimate with its interval; "n/a" where the report has none (too few judgments)
+        if not interval or interval.get("value") is None:
+            return "n/a"
+        bounds = ", ".join("?" if interval.get(end) is None else f"{interval[end]:.3f}" for end in ("low", "high"))
+        return f"{interval['value']:.3f} [{bounds}]"
 
     print(f"dashboard, active version {active_id}: held-out agreement {brief(version.get('heldout_agreement'))}, "
           f"human ceiling on the same pairs {brief((version.get('ceiling') or {}).get('human'))}, "
