@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from tests.browser import chromium_page  # noqa: E402  (Debian's Chromium, as the browser tests use it)
 from tests.browser import log_in as browser_log_in  # noqa: E402
+from tests.browser import wait_until  # noqa: E402
 
 ACCOUNTS = {"manager": "tagrank-manager", "rater": "tagrank-rater", "rater2": "tagrank-rater2"}
 
@@ -181,7 +182,7 @@ def screenshots(base: str, slug: str, image_id: int, out: Path) -> list[str]:
             page.wait_for_load_state("load")
             # Galleries load thumbnails lazily; a full-page screenshot does not scroll, so load them all first.
             page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(img => { img.loading = 'eager'; })")
-            page.wait_for_function("[...document.images].every(img => img.complete)")
+            wait_until(page, "() => [...document.images].every(img => img.complete)")  # polled: the CSP refuses eval
             page.screenshot(path=str(out / name), full_page=True)
             saved.append(str(out / name))
     return saved
