@@ -6,7 +6,7 @@ Seeds the ``demo-generators`` project (``labeling.services.generator_demo``) in 
 var/bench/, then the demo's two raters judge, in turn, every pair they are served (within prompts) until
 nothing is left: a simulated rater prefers image a with probability ``sigmoid(1.5 (strength_a - strength_b))``
 on the generators' known strengths (3, 2, 1), and says "both bad" to one pair in ten between the two weaker
-generators. Prints the leaderboard (``modeling.services.leaderboard``) as the README's Markdown table.
+generators; both of the demo's questions (alignment, overall) get the same answer. Prints the leaderboard (``modeling.services.leaderboard``) as the README's Markdown table.
 """
 from __future__ import annotations
 
@@ -56,7 +56,9 @@ def main():
             winner = "bad"
         else:
             winner = "a" if rng.random() < 1 / (1 + math.exp(-1.5 * (a - b))) else "b"
-        submit_comparison(project, rater, lease=lease.token, winner=winner, client_key=str(lease.token))
+        # The demo asks two questions; this rater gives both the same answer (the leaderboard reads "overall").
+        submit_comparison(project, rater, lease=lease.token, client_key=str(lease.token),
+                          answers={criterion["key"]: winner for criterion in project.criteria})
         judged += 1
     result = field_leaderboard(project, "generator")
     print(f"{judged} judgments")

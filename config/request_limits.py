@@ -1,4 +1,5 @@
-"""Request bodies are bounded before they are read: a small cap everywhere, a larger one for uploads by managers.
+"""Request bodies are bounded before they are read: a small cap everywhere, a larger one for uploads by managers;
+and an anonymous write to a page that needs sign-in is not read at all (``SignInBeforeBodyMiddleware``).
 
 Any request whose declared body (Content-Length) is over ``TAGRANK_MAX_REQUEST_BYTES`` (1 MiB) is answered
 413 without reading it, unless it goes to one of the upload routes below *and* comes from a manager of that
@@ -15,6 +16,7 @@ answers are the API's JSON error.
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.middleware import LoginRequiredMiddleware
 from django.http import Http404, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 
@@ -94,3 +96,19 @@ class RequestUriLimitMiddleware:
         if len(request.get_full_path().encode()) > limit:
             return refusal(request, 414, "uri_too_long", f"The URI is longer than the limit of {limit} bytes.")
         return self.get_response(request)
+
+
+class SignInBeforeBodyMiddleware(LoginRequiredMiddleware):
+    """An anonymous write to a page that needs sign-in is sent to the sign-in page before its body is read.
+
+    Django's CSRF check runs before the view's ``login_required`` and reads a form's body to find its token;
+    listed before ``CsrfViewMiddleware``, this answers first, as ``login_required`` would (Django's
+    ``LoginRequiredMiddleware``, for writes to pages only). Pages anyone may post to are marked
+    ``login_not_required``: Django's sign-in and sign-out, the admin's sign-in, the invitation sign-up. The
+    API is left alone: DRF authenticates before it reads a body, and answers 401 rather than a redirect.
+    """
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.method in ("GET", "HEAD", "OPTIONS", "TRACE") or request.path_info.startswith("/api/"):
+            return None
+        return super().process_view(request, view_func, view_args, view_kwargs)

@@ -5,10 +5,18 @@ from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
 from core.limits import MAX_ID
+from labeling.services.criteria import criteria_lines, parse_criteria_lines
 from labeling.models import GOLD_ANSWERS, ExamplePair, GoldPair, Image, Membership, Project, Tag
 
 
 class ProjectForm(forms.ModelForm):
+    criteria_lines = forms.CharField(
+        required=False, label="Criteria", widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Several questions per pair, one a line as key: question (2 to 4), e.g. "
+        "“alignment: Which matches the prompt better?”. A key named overall (else the first) is the judgment's "
+        "outcome. Empty: the question above alone.",
+    )
+
     class Meta:
         model = Project
         fields = [
@@ -24,12 +32,21 @@ class ProjectForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["criteria_lines"].initial = criteria_lines(self.instance.criteria or [])
         for name in self.OPTIONAL_WITH_DEFAULT:
             self.fields[name].required = False
         if self.instance.pk:
             # URLs and API scripts use the slug: it is fixed once the project exists.
             self.fields["slug"].disabled = True
             self.fields["slug"].help_text = "Fixed once the project exists."
+
+    def clean_criteria_lines(self):
+        try:
+            criteria = parse_criteria_lines(self.cleaned_data.get("criteria_lines") or "")
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        self.instance.criteria = criteria
+        return criteria
 
     def clean(self):
         cleaned = super().clean()

@@ -52,6 +52,12 @@ class Project(models.Model):
         "Empty: pairs across the whole project.",
     )
     allow_both_bad = models.BooleanField(default=False, help_text="Raters may answer that both images are bad.")
+    criteria = models.JSONField(
+        default=list, blank=True,
+        help_text='Several questions per pair: [{"key": "alignment", "question": "Which matches the prompt better?"}, '
+        '...], 2 to 4 of them; the one keyed "overall" (else the first) is the judgment\'s outcome. Empty: the '
+        "question above alone.",
+    )
     pair_strategy = models.CharField(max_length=20, choices=PairStrategy.choices, default=PairStrategy.ACTIVE)
     retrain_min_new_comparisons = models.PositiveIntegerField(
         default=50, help_text="Retrain once this many comparisons arrived since the active model was trained."
@@ -366,6 +372,34 @@ class Comparison(models.Model):
 
     def __str__(self):
         return f"{self.image_a_id} vs {self.image_b_id}: {self.outcome}"
+
+
+MAX_CRITERIA = 4
+CRITERION_KEY_VALIDATOR = RegexValidator(r"^[a-z][a-z0-9_]{0,39}$", "A criterion key: a-z, digits, _ (40 at most).")
+
+
+def primary_criterion(criteria: list[dict]) -> str | None:
+    """The criterion whose answer is the judgment's outcome (what the human scores and the model use)."""
+    keys = [criterion["key"] for criterion in criteria]
+    return "overall" if "overall" in keys else (keys[0] if keys else None)
+
+
+class CriterionAnswer(models.Model):
+    """One answer of a judgment in a project with several criteria (``Project.criteria``). The primary
+    criterion's answer is also the comparison's ``outcome``, so everything built on outcomes keeps working."""
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="answers")
+    criterion = models.CharField(max_length=40)
+    outcome = models.CharField(max_length=3, choices=Comparison.Outcome.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "criterion"], name="criterionanswer_unique"),
+            models.CheckConstraint(condition=Q(outcome__in=["a", "b", "tie", "bad"]), name="criterionanswer_outcome_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.comparison_id} {self.criterion}: {self.outcome}"
 
 
 # --- Pair serving ------------------------------------------------------------------------------

@@ -58,10 +58,11 @@ class ProjectScopedMixin:
         return row
 
 
-def manager_page(methods):
+def manager_page(methods, *, writes_project: bool = True):
     """Decorates a page of a project's managers, in both apps: the caller is signed in, the request uses one of
     ``methods`` (a ``require_*`` decorator), and the view gets the project (403 for its raters and for a write to
-    an archived project, 404 for anyone else) in place of the ``slug``."""
+    an archived project, 404 for anyone else) in place of the ``slug``. ``writes_project=False``: the page's
+    POST changes nothing of this project (it starts another one from it), so an archived project allows it."""
 
     def decorate(view):
         @login_required
@@ -69,7 +70,7 @@ def manager_page(methods):
         @wraps(view)
         def page(request, slug, **kwargs):
             role = access.project_role(request.user, slug).require_manager()
-            return view(request, access.writes_to(role, request.method).project, **kwargs)
+            return view(request, (access.writes_to(role, request.method) if writes_project else role).project, **kwargs)
 
         return page
 

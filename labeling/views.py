@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth import login
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Q
@@ -234,6 +234,7 @@ def project_gold(request, project):
 # --- Sign-up with an invitation -------------------------------------------------------------------
 
 
+@login_not_required  # posted to before any account exists (config/request_limits.py)
 @form_methods
 def signup(request, token):
     """The invitation link: create an account and join the project (or join with the account signed in)."""

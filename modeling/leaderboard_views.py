@@ -49,10 +49,12 @@ def interval_plot_svg(rows: list[dict]) -> str:
 def leaderboard_page(request, project):
     fields = leaderboard.candidate_fields(project)
     field = request.GET.get("field") or ("generator" if "generator" in fields else (fields[0] if fields else None))
-    context = {"project": project, "fields": fields, "field": field, "problem": None, "rows": None}
+    criterion = request.GET.get("criterion") or None
+    context = {"project": project, "fields": fields, "field": field, "problem": None, "rows": None,
+               "criteria": project.criteria or [], "criterion": criterion}
     if field:
         try:
-            result = leaderboard.field_leaderboard(project, field)
+            result = leaderboard.field_leaderboard(project, field, criterion=criterion)
         except leaderboard.LeaderboardUnavailable as exc:
             context["problem"] = str(exc)
         else:

@@ -139,7 +139,7 @@ def rollback(request, project, version_id):
                              "Rolling back to version {version}: it becomes active once its scores are complete.")
 
 
-@manager_page(require_POST)
+@manager_page(require_POST, writes_project=False)  # an archived campaign's model may start the next one
 def new_campaign(request, project, version_id):
     """Start a new campaign (project) warm-started from this version: for managers who may create projects."""
     if not access.can_create_projects(request.user):
@@ -155,7 +155,7 @@ def new_campaign(request, project, version_id):
     return redirect("project-upload", slug=new.slug)
 
 
-@manager_page(require_POST)
+@manager_page(require_POST, writes_project=False)  # it writes to the target, checked below (an archived one: 403)
 def warm_start_into(request, project, version_id):
     """Make this version the warm start of another project the caller manages (one click on the Models page)."""
     version = get_object_or_404(ModelVersion, pk=version_id, project=project)
@@ -163,7 +163,8 @@ def warm_start_into(request, project, version_id):
     if not slug:
         messages.error(request, "Choose the project to warm-start.")
         return redirect("project-models", slug=project.slug)
-    target = access.project_role(request.user, slug).require_manager("change its training settings").project
+    target = access.writes_to(access.project_role(request.user, slug).require_manager("change its training settings"),
+                              request.method).project
     try:
         warm_start.check_warm_start(request.user, target, version.pk)
     except warm_start.WarmStartInvalid as exc:

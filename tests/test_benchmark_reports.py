@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGETS = ("0.5", "1.0", "2.0", "3.0")
@@ -67,3 +68,13 @@ def test_the_small_budget_tables_show_the_figures_of_their_runs():
     assert len(srcc) == len(small_budgets.BUDGETS)
     # A seeded campaign is reproducible, so a table row can be regenerated from its seed.
     assert srcc == small_budgets.served_campaign(image_set, "active", seed=0, cadence="half the batch", with_prior=False)
+
+
+def test_campaign_cost_worth_reads_the_classic_curve_in_log_budget():
+    from benchmarks.campaign_cost import worth
+
+    curve = [(0.25, 0.3), (0.5, 0.4), (1.0, 0.6), (2.0, 0.75), (4.0, 0.86)]
+    assert worth(curve, 0.6) == pytest.approx(1.0)
+    assert worth(curve, 0.675) == pytest.approx(2 ** 0.5)  # half way between 1 and 2, in log budget
+    assert worth(curve, 0.15) == pytest.approx(0.125)  # below the first point: that share of its budget
+    assert np.isnan(worth(curve, 0.9))  # beyond the curve: not extrapolated

@@ -91,10 +91,13 @@ class ComparisonListView(ProjectScopedMixin, GenericAPIView):
         form = s.ComparisonSubmitSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         comparison, created = comparison_service.submit_comparison(
-            self.project, request.user, lease=form.validated_data["lease"], winner=form.validated_data["winner"],
+            self.project, request.user, lease=form.validated_data["lease"], winner=form.validated_data.get("winner"),
             client_key=form.validated_data["client_key"], response_ms=form.validated_data.get("response_ms"),
+            answers=form.validated_data.get("answers"),
         )
         body = s.comparison_payload(comparison, self.project.slug, request.user.username)
+        if self.project.criteria:  # several criteria: every stored answer (a replay gives the first ones)
+            body["answers"] = dict(comparison.answers.values_list("criterion", "outcome"))
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -114,4 +117,5 @@ class UndoView(ProjectScopedMixin, APIView):
         lease, undone_id = comparison_service.undo_last_comparison(
             self.project, request.user, comparison_id=form.validated_data.get("comparison")
         )
-        return Response({**s.pair_payload(request, lease, show_prompt=self.project.show_prompt), "undone": undone_id})
+        return Response({**s.pair_payload(request, lease, show_prompt=self.project.show_prompt,
+                                          criteria=self.project.criteria), "undone": undone_id})

@@ -45,7 +45,8 @@ class NextPairView(ProjectScopedMixin, APIView):
             return refused(exc, **crowd_links.completion_for(self.project, request.user))
         if result is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(s.pair_payload(request, result[1], show_prompt=self.project.show_prompt))
+        return Response(s.pair_payload(request, result[1], show_prompt=self.project.show_prompt,
+                                       criteria=self.project.criteria))
 
 
 class SkipView(ProjectScopedMixin, APIView):

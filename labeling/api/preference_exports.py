@@ -29,6 +29,7 @@ OPTIONS = [
     OpenApiParameter("ties", str, enum=["exclude", "include"], description="Ties (default: left out)."),
     OpenApiParameter("both_bad", str, enum=["exclude", "include"], description='"Both bad" (default: left out).'),
     OpenApiParameter("image_bytes", str, enum=["false", "true"], description="The images' bytes (Parquet only)."),
+    OpenApiParameter("criterion", str, description="Projects with several criteria: whose answers (default: the primary)."),
 ]
 
 
@@ -44,7 +45,12 @@ class PreferencesExportView(ProjectScopedMixin, ExportView):
         with_bytes = _choice(request, "image_bytes", ("true", "false"), "false") == "true"
         if with_bytes and output != "parquet":
             raise ValidationError({"image_bytes": ["Image bytes come only in Parquet (format=parquet)."]})
+        keys = [item["key"] for item in self.project.criteria or []]
+        criterion = request.query_params.get("criterion") or None
+        if criterion is not None and criterion not in keys:
+            raise ValidationError({"criterion": [f"one of this project's criteria: {', '.join(keys) or 'none (one question)'}"]})
         options = preference_pairs.PreferenceRequest(
+            criterion=criterion,
             unit=unit,
             include_ties=_choice(request, "ties", ("include", "exclude"), "exclude") == "include",
             include_both_bad=_choice(request, "both_bad", ("include", "exclude"), "exclude") == "include",

@@ -12,6 +12,7 @@ from core.limits import MAX_ID
 from labeling import json_safety
 from labeling.models import Comparison, GoldPair, Image, ImageTag, Project, Tag
 from labeling.services.comparisons import CLIENT_KEY_MAX_LENGTH, RESPONSE_MS_MAX
+from labeling.services.criteria import validate_criteria
 from labeling.services.tags import TAG_MAX_LENGTH
 
 
@@ -56,7 +57,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = [
             "id", "slug", "name", "question", "description", "tag_vocabulary", "overlap", "gold_rate",
-            "allow_ties", "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours",
+            "allow_ties", "pair_strategy", "retrain_min_new_comparisons", "retrain_max_age_hours", "criteria",
             "weight_raters_by_reliability", "instructions", "qualification_gold_pairs", "qualification_min_accuracy",
             "show_prompt", "group_key", "allow_both_bad", "target_judgments", "target_judgments_per_image",
             "stop_at_judgment_target", "created_at", "archived_at", "role", "counts",
@@ -102,6 +103,12 @@ class ProjectSerializer(serializers.ModelSerializer):
             shown.pop("group_key", None)  # which metadata field groups the pairs is the manager's business
         return shown
 
+    def validate_criteria(self, value):
+        try:
+            return validate_criteria(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
     def validate_gold_rate(self, value):
         if not 0 <= value <= 1:
             raise serializers.ValidationError("The gold rate is a share between 0 and 1.")
@@ -133,6 +140,10 @@ class NextPairSerializer(serializers.Serializer):
     a = PairImageSerializer(help_text="The image shown on the left.")
     b = PairImageSerializer(help_text="The image shown on the right.")
     expires_at = serializers.DateTimeField()
+    criteria = serializers.ListField(
+        child=serializers.DictField(child=serializers.CharField()), required=False,
+        help_text="Projects with several criteria: [{key, question}], each answered in the submit's answers.",
+    )
     prompt = serializers.CharField(
         required=False, allow_null=True,
         help_text="Only in projects that show the prompt: the two images' prompt, null when they differ "
@@ -140,7 +151,7 @@ class NextPairSerializer(serializers.Serializer):
     )
 
 
-def pair_payload(request, lease, *, show_prompt: bool = False) -> dict:
+def pair_payload(request, lease, *, show_prompt: bool = False, criteria: list | None = None) -> dict:
     """A leased pair as next-pair and undo answer it (``leases.attach_images`` loaded the images and tags).
     With ``show_prompt`` (the project's setting) the captions are added: nothing else about the images."""
     def image(image: Image) -> dict:
@@ -163,6 +174,8 @@ def pair_payload(request, lease, *, show_prompt: bool = False) -> dict:
         "b": image(lease.image_b),
         "expires_at": serializers.DateTimeField().to_representation(lease.expires_at),
     }
+    if criteria:
+        payload["criteria"] = [{"key": item["key"], "question": item["question"]} for item in criteria]
     if show_prompt:
         same = lease.image_a.caption == lease.image_b.caption
         payload["prompt"] = lease.image_a.caption if same else None
@@ -172,8 +185,13 @@ def pair_payload(request, lease, *, show_prompt: bool = False) -> dict:
 class ComparisonSubmitSerializer(serializers.Serializer):
     lease = serializers.UUIDField()
     winner = serializers.ChoiceField(
-        choices=["a", "b", "tie", "bad"],
-        help_text="a = left, b = right, tie, or bad = both bad (only where the project allows it).",
+        choices=["a", "b", "tie", "bad"], required=False,
+        help_text="a = left, b = right, tie, or bad = both bad (only where the project allows it). Projects with "
+        "several criteria take answers instead.",
+    )
+    answers = serializers.DictField(
+        child=serializers.ChoiceField(choices=["a", "b", "tie", "bad"]), required=False,
+        help_text="Projects with several criteria: {criterion key: a, b, tie or bad}, one answer for each.",
     )
     client_key = serializers.CharField(
         max_length=CLIENT_KEY_MAX_LENGTH,
@@ -181,6 +199,11 @@ class ComparisonSubmitSerializer(serializers.Serializer):
         "stored judgment and stores nothing twice.",
     )
     response_ms = serializers.IntegerField(min_value=0, max_value=RESPONSE_MS_MAX, required=False, allow_null=True)
+
+    def validate(self, attrs):
+        if "winner" not in attrs and "answers" not in attrs:
+            raise serializers.ValidationError({"winner": ["This field is required."]})
+        return attrs
 
 
 class ComparisonSerializer(serializers.ModelSerializer):

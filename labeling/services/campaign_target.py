@@ -88,7 +88,7 @@ def refresh_completion(project: Project) -> bool:
 
 
 def judgment_stored(project: Project) -> None:
-    """After a judgment: complete the campaign when it met its target (one count, and only where the
-    manager chose to stop at a target that is not met yet)."""
+    """After a judgment: complete the campaign when it met its target (one sum over the rater-day counters, and
+    only where the manager chose to stop at a target that is not met yet)."""
     if project.stop_at_judgment_target and project.campaign_completed_at is None and judgment_target_met(project):
         refresh_completion(project)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from core import prepared_sql
 from labeling.models import Comparison, GoldPair, PairLease, Project
-from labeling.services import campaign_target, judgment_hooks, leases, pair_queue, qualification
+from labeling.services import campaign_target, criteria, judgment_hooks, leases, pair_queue, qualification
 from labeling.services import rater_counts as rater_day_counts
 from labeling.services.image_stats import count_comparison
 from labeling.services.leases import LeaseClosed, LeaseError, LeaseExpired
@@ -62,15 +62,26 @@ def submit_comparison(
     rater,
     *,
     lease,
-    winner: str,
+    winner: str | None = None,
     client_key: str,
     response_ms: int | None = None,
+    answers: dict[str, str] | None = None,
 ) -> tuple[Comparison, bool]:
     """Store ``rater``'s judgment of the pair under ``lease``. Returns (comparison, created).
 
+    A project with several criteria takes ``answers`` ({criterion key: a, b, tie or bad}, one for each) instead
+    of ``winner``: the primary criterion's answer becomes the outcome, and every answer is stored with it
+    (``labeling/services/criteria.py``).
     A retry with a client_key this rater already used for this lease returns the stored comparison
     with ``created=False`` and stores nothing. Anything else that cannot be stored raises a LeaseError.
     """
+    if project.criteria or answers:
+        try:
+            answers = criteria.checked_answers(project, answers)
+        except ValueError as exc:
+            raise ComparisonRefused(str(exc)) from None
+        if answers is not None:
+            winner = answers[criteria.primary(project)]
     if winner not in Comparison.Outcome.values:
         raise ComparisonRefused(f"Unknown winner {winner!r}: use a, b, tie or bad (both bad).")
     if not client_key or len(client_key) > CLIENT_KEY_MAX_LENGTH:
@@ -79,7 +90,7 @@ def submit_comparison(
         raise ComparisonRefused(f"response_ms must be between 0 and {RESPONSE_MS_MAX}.")
     try:
         with transaction.atomic():
-            return _submit_locked(project, rater, lease, winner, client_key, response_ms)
+            return _submit_locked(project, rater, lease, winner, client_key, response_ms, answers)
     except IntegrityError:
         # The (rater, client_key) constraint: the key belongs to another judgment. Everything rolled back.
         if not Comparison.objects.filter(rater=rater, client_key=client_key).exists():
@@ -87,7 +98,7 @@ def submit_comparison(
         raise ClientKeyReused("This client_key was already used for another judgment; send a new one.") from None
 
 
-def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tuple[Comparison, bool]:
+def _submit_locked(project, rater, token, winner, client_key, response_ms, answers=None) -> tuple[Comparison, bool]:
     lease = leases.lock_lease(project, rater, token)
     if lease.state == PairLease.State.JUDGED:
         stored = Comparison.objects.filter(pk=lease.comparison_id).first()
@@ -127,6 +138,8 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms) -> tu
         )
     )
     count_comparison(comparison, +1)
+    if answers is not None:
+        criteria.store_answers(comparison.pk, answers)
     lease.state, lease.comparison = PairLease.State.JUDGED, comparison
     leases.mark_lease_judged(lease.pk, comparison.pk)
     pair_queue.refresh_candidate(lease.candidate_id, project)

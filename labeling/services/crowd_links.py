@@ -27,7 +27,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.refusals import Refusal
-from labeling.models import CampaignLink, Comparison, CrowdWorker, Membership, PairLease, Project
+from labeling.models import CampaignLink, CrowdWorker, Membership, PairLease, Project
+from labeling.services import rater_counts
 
 WORKER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
 WORKER_PARAM = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
@@ -135,7 +136,7 @@ def quota_gate(project: Project, rater) -> PairLease | None:
     if worker is None:
         return None
     now = timezone.now()
-    judged = Comparison.objects.filter(project=project, rater=rater).count()
+    judged = rater_counts.rater_total(project, rater)
     if judged >= worker.link.quota:
         CrowdWorker.objects.filter(pk=worker.pk, completed_at=None).update(completed_at=now)
         raise QuotaReached(QUOTA_MESSAGE)

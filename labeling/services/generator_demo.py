@@ -8,8 +8,8 @@ Each prompt describes a small scene (shapes, their number and colour, a backgrou
 - ``glitch-1b`` (strength 1): one shape too few, the wrong colour on the first shape, heavy noise and banding.
 
 So a rater who reads the prompt should prefer crisp over murky over glitch, and the generator leaderboard
-has a known answer. The project shows the prompt, pairs within prompts (``group_key = prompt_id``) and
-allows "both bad". ``make demo`` seeds it after the photographs (``seed_demo``); running it again adds nothing.
+has a known answer. The project shows the prompt, pairs within prompts (``group_key = prompt_id``), allows
+"both bad" and asks two questions per pair (prompt alignment, and overall). ``make demo`` seeds it after the photographs (``seed_demo``); running it again adds nothing.
 """
 from __future__ import annotations
 
@@ -28,6 +28,12 @@ import worker.dispatch as dispatch
 
 GENERATOR_DEMO_SLUG = "demo-generators"
 SIZE = 192
+
+# Two questions per pair; "overall" is the judgment's outcome (the human scores and the model use it).
+CRITERIA = [
+    {"key": "alignment", "question": "Which image shows the prompt better?"},
+    {"key": "overall", "question": "Which image is better overall?"},
+]
 
 # generator -> its known strength (higher is better)
 GENERATORS = {"crisp-xl": 3, "murky-v2": 2, "glitch-1b": 1}
@@ -135,6 +141,7 @@ def seed_generator_demo(scenes: list[Scene] | None = None) -> GeneratorDemoResul
                 "description": "Three synthetic generators of known strength render the same prompts: "
                                "crisp-xl > murky-v2 > glitch-1b.",
                 "overlap": 1, "show_prompt": True, "group_key": "prompt_id", "allow_both_bad": True,
+                "criteria": CRITERIA,
                 "retrain_min_new_comparisons": 30, "retrain_max_age_hours": 1,
             },
         )

@@ -23,8 +23,9 @@ from django.db.models import F
 
 from core.streaming import Column, keyset_chunks
 from labeling.models import Comparison, Image, Membership, Project
+from labeling.services.criteria import answers_of, primary
 
-CRITERION = "overall"  # one question per project: its answers are the overall preference
+CRITERION = "overall"  # the label of a one-question project's answers: the overall preference
 IMAGE_CHUNK = 500  # images per chunk of the per-pair unit
 BYTES_CHUNK = 32  # rows per chunk when the image bytes are included
 LABELS = {"a": "chosen", "b": "chosen", "tie": "tie", "bad": "both_bad"}
@@ -56,6 +57,7 @@ class PreferenceRequest:
     include_both_bad: bool = False
     with_image_bytes: bool = False
     base_url: str = ""  # prepended to media URLs (the request's host), "" for relative URLs
+    criterion: str | None = None  # several criteria: whose answers (None: the comparison's outcome, the primary)
 
 
 def _judgments(project: Project):
@@ -94,17 +96,37 @@ class _Images:
         return data
 
 
+def criterion_label(project: Project, request: PreferenceRequest) -> str:
+    return request.criterion or primary(project) or CRITERION
+
+
+def _with_answers(chunk: list[tuple], criterion: str | None, allowed: list[str]) -> list[tuple]:
+    """Rows (id, a, b, outcome, ...) with the outcome replaced by the answer to ``criterion``; rows without one,
+    or with an answer not asked for, left out. Without a criterion the chunk as it is."""
+    if criterion is None:
+        return chunk
+    answers = answers_of([row[0] for row in chunk], criterion)
+    return [(row[0], row[1], row[2], answers[row[0]], *row[4:]) for row in chunk if answers.get(row[0]) in allowed]
+
+
 def judgment_chunks(project: Project, request: PreferenceRequest) -> Iterator[list[tuple]]:
     """One row per judgment (``columns("judgment", ...)``), oldest first."""
     images = _Images(request)
-    judgments = _judgments(project).filter(outcome__in=_allowed_outcomes(request))
+    allowed = _allowed_outcomes(request)
+    judgments = _judgments(project)
+    if request.criterion is None:
+        judgments = judgments.filter(outcome__in=allowed)
+    label = criterion_label(project, request)
     fields = ["id", "image_a_id", "image_b_id", "outcome", "rater_id", "rater__username", "created_at"]
     chunk_size = BYTES_CHUNK if request.with_image_bytes else 2000
     for chunk in keyset_chunks(judgments, fields, chunk_size=chunk_size):
+        chunk = _with_answers(chunk, request.criterion, allowed)
+        if not chunk:
+            continue
         ids = [image_id for row in chunk for image_id in (row[1], row[2])]
         details = images.load(ids)
         payload = images.payload(ids) if request.with_image_bytes else {}
-        stats = _pair_stats(project, {_key(row[1], row[2]) for row in chunk}) if project.overlap > 1 else {}
+        stats = _pair_stats(project, {_key(row[1], row[2]) for row in chunk}, request.criterion) if project.overlap > 1 else {}
         rows = []
         for comparison_id, a, b, outcome, rater_id, rater, created_at in chunk:
             chosen, rejected = (b, a) if outcome == Comparison.Outcome.B else (a, b)
@@ -114,7 +136,7 @@ def judgment_chunks(project: Project, request: PreferenceRequest) -> Iterator[li
                 same = votes[chosen] if outcome in ("a", "b") else votes[outcome]
                 agreement = same / votes["n"]
             row = (
-                comparison_id, details[chosen][4], *details[chosen], *details[rejected], LABELS[outcome], CRITERION,
+                comparison_id, details[chosen][4], *details[chosen], *details[rejected], LABELS[outcome], label,
                 rater_id, rater, created_at, votes["n"] if votes else None, agreement,
             )
             if request.with_image_bytes:
@@ -127,7 +149,7 @@ def _key(first: int, second: int) -> tuple[int, int]:
     return (first, second) if first < second else (second, first)
 
 
-def _pair_stats(project: Project, pairs: set[tuple[int, int]]) -> dict[tuple[int, int], dict]:
+def _pair_stats(project: Project, pairs: set[tuple[int, int]], criterion: str | None = None) -> dict[tuple[int, int], dict]:
     """Votes of every judgment (all outcomes) of the given pairs: {pair: {image id: wins, "tie", "bad", "n"}}."""
     if not pairs:
         return {}
@@ -137,16 +159,17 @@ def _pair_stats(project: Project, pairs: set[tuple[int, int]]) -> dict[tuple[int
     excluded = list(Membership.objects.filter(project=project, excluded_from_training=True).values_list("user_id", flat=True))
     skip = f" AND c.rater_id NOT IN ({', '.join(['%s'] * len(excluded))})" if excluded else ""
     sql = f"""WITH v(low, high) AS (VALUES {values})
-        SELECT c.image_a_id, c.image_b_id, c.outcome FROM v JOIN {table} c ON c.image_a_id = v.low AND c.image_b_id = v.high
+        SELECT c.id, c.image_a_id, c.image_b_id, c.outcome FROM v JOIN {table} c ON c.image_a_id = v.low AND c.image_b_id = v.high
         WHERE c.project_id = %s{skip}
         UNION ALL
-        SELECT c.image_a_id, c.image_b_id, c.outcome FROM v JOIN {table} c ON c.image_a_id = v.high AND c.image_b_id = v.low
+        SELECT c.id, c.image_a_id, c.image_b_id, c.outcome FROM v JOIN {table} c ON c.image_a_id = v.high AND c.image_b_id = v.low
         WHERE c.project_id = %s{skip}"""
     flat = [image_id for pair in sorted(pairs) for image_id in pair]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*flat, project.pk, *excluded, project.pk, *excluded])
         rows = cursor.fetchall()
-    return _tally(rows, pairs)
+    rows = _with_answers(rows, criterion, ["a", "b", "tie", "bad"])
+    return _tally([row[1:] for row in rows], pairs)
 
 
 def _tally(rows, pairs=None) -> dict[tuple[int, int], dict]:
@@ -174,10 +197,10 @@ def pair_chunks(project: Project, request: PreferenceRequest) -> Iterator[list[t
         ids = [row[0] for row in chunk]
         judgments = _judgments(project)
         rows = list(judgments.filter(image_a_id__in=ids, image_b_id__gt=F("image_a_id")).values_list(
-            "image_a_id", "image_b_id", "outcome"))
+            "id", "image_a_id", "image_b_id", "outcome"))
         rows += list(judgments.filter(image_b_id__in=ids, image_a_id__gt=F("image_b_id")).values_list(
-            "image_a_id", "image_b_id", "outcome"))
-        stats = _tally(rows)
+            "id", "image_a_id", "image_b_id", "outcome"))
+        stats = _tally([row[1:] for row in _with_answers(rows, request.criterion, ["a", "b", "tie", "bad"])])
         out = []
         for (low, high), votes in sorted(stats.items()):
             if votes[low] != votes[high]:
@@ -201,7 +224,8 @@ def pair_chunks(project: Project, request: PreferenceRequest) -> Iterator[list[t
                 top = votes[chosen] if label == "chosen" else votes["tie" if label == "tie" else "bad"]
                 row = (
                     f"{min(chosen, rejected)}-{max(chosen, rejected)}", details[chosen][4], *details[chosen],
-                    *details[rejected], label, CRITERION, votes["n"], votes[chosen], votes[rejected], votes["tie"],
+                    *details[rejected], label, criterion_label(project, request), votes["n"], votes[chosen],
+                    votes[rejected], votes["tie"],
                     votes["bad"], top / votes["n"],
                 )
                 if request.with_image_bytes:

@@ -23,7 +23,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from core import outbound
-from labeling.models import Comparison, Project, Webhook, WebhookDelivery
+from labeling.models import Project, Webhook, WebhookDelivery
+from labeling.services import rater_counts
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def check_judgment_targets() -> list[int]:
     for hook in waiting.select_related("project"):
         if Webhook.Event.JUDGMENTS_TARGET_REACHED not in hook.events:
             continue
-        count = Comparison.objects.filter(project_id=hook.project_id).count()
+        count = rater_counts.project_total(hook.project)  # the per-rater counters: no count of comparisons
         if count < hook.target_judgments:
             continue
         if not Webhook.objects.filter(pk=hook.pk, target_reached_at__isnull=True).update(target_reached_at=timezone.now()):

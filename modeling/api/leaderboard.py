@@ -22,6 +22,7 @@ def leaderboard_body(result: leaderboard.FieldLeaderboard) -> dict:
     level = (result.human or result.model).level if (result.human or result.model) else 0.95
     return {
         "field": result.field,
+        "criterion": result.criterion,
         "grouped_by": result.grouped_by or None,
         "level": level,
         "comparisons": result.n_comparisons,
@@ -46,6 +47,8 @@ class LeaderboardView(ProjectScopedMixin, JsonErrorsMixin, APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("field", str, required=True, description="A categorical metadata field, e.g. generator."),
+                    OpenApiParameter("criterion", str, description="Projects with several criteria: whose answers "
+                                     "(default: the primary criterion)."),
                     FORMAT_PARAM],
         responses={**json_or_csv("Per value: the Bradley–Terry rating from the human judgments across values and "
                                  "from the active model's scores, each with a 95 % bootstrap interval, its rank and "
@@ -60,7 +63,8 @@ class LeaderboardView(ProjectScopedMixin, JsonErrorsMixin, APIView):
             fields = leaderboard.candidate_fields(self.project)
             raise ValidationError({"field": [f"Name a metadata field. Candidates: {', '.join(fields) or 'none'}."]})
         try:
-            result = leaderboard.field_leaderboard(self.project, field)
+            result = leaderboard.field_leaderboard(self.project, field,
+                                                   criterion=request.query_params.get("criterion") or None)
         except leaderboard.LeaderboardUnavailable as exc:
             raise ValidationError({"field": [str(exc)]}) from exc
         if request.accepted_renderer.format == "csv":

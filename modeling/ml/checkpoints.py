@@ -17,6 +17,8 @@ import torch
 
 from .device import runtime
 from .json_values import plain_json
+from .linear_scorer import KIND as LINEAR_KIND
+from .linear_scorer import build_linear_scorer
 from .ranker import RankerConfig, build_ranker
 from .training import TrainResult
 
@@ -93,7 +95,7 @@ def load_checkpoint(path, device: str | torch.device | None = None):
         if _digest(cpu_state, payload["config"], payload["meta"]) != payload["sha256"]:
             raise CheckpointError(f"{path}: checksum mismatch, the file is corrupt")
         cfg = RankerConfig(**json.loads(payload["config"]))
-        model = build_ranker(payload["kind"], cfg)
+        model = build_linear_scorer(cfg) if payload["kind"] == LINEAR_KIND else build_ranker(payload["kind"], cfg)
         model.load_state_dict(state)
         meta = json.loads(payload["meta"])
     except CheckpointError:

@@ -42,7 +42,7 @@ class ReliabilityConfig:
     prior_strength: float = 2.0  # the prior counts as this many judgments
     side_prior_strength: float = 4.0  # a careless rater's left share has a Beta(2, 2) prior (of this strength)
     max_steps: int = 30
-    tolerance: float = 1e-3  # stop once no eta moves by more than this
+    tolerance: float = 1e-2  # stop once no eta moves by more than this
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,7 @@ def fit_rater_reliability(
     prior_mean: np.ndarray | float | None = None,
     prior_var: np.ndarray | float | None = None,
     init: np.ndarray | None = None,
+    previous: RaterReliability | None = None,
     config: ReliabilityConfig = ReliabilityConfig(),
     fit_config: bt.FitConfig = bt.FitConfig(),
 ) -> RaterReliability:
@@ -81,19 +82,27 @@ def fit_rater_reliability(
     a_index, b_index, outcome: [M] as ``bradley_terry.fit_posterior`` takes them.
     rater_id: [M] int, who made each comparison.
     prior_mean, prior_var, init: passed on to every score fit.
+    previous: the last fit of (most of) these comparisons: its raters' ``eta`` and ``left`` are the start
+    (a new rater starts as attentive), so a refit after a few new judgments takes a step or two.
     """
     outcome = np.asarray(outcome, dtype=np.float64)
     rater_ids, rater_of = np.unique(np.asarray(rater_id), return_inverse=True)  # [R], [M]
     n_raters = rater_ids.shape[0]
     decided = outcome != 0.5  # [M]
-    posterior = bt.fit_posterior(n_images, a_index, b_index, outcome, prior_mean=prior_mean, prior_var=prior_var,
-                                 init=init, config=fit_config)
     eta = np.full(n_raters, config.prior_attentive)  # [R]
+    weight = np.ones_like(outcome)  # [M]
+    if previous is not None:
+        eta = _carried(previous.rater_ids, previous.attentive, rater_ids, 1.0)
+        weight = eta[rater_of]
+    posterior = bt.fit_posterior(n_images, a_index, b_index, outcome, weight=weight, prior_mean=prior_mean,
+                                 prior_var=prior_var, init=init, config=fit_config)
     # Pairs are shown in random order, so an attentive rater chooses left half the time: a lopsided rater's
     # careless judgments start with their side share.
     left = (config.side_prior_strength / 2 + np.bincount(rater_of[decided], outcome[decided], minlength=n_raters)) / (
         config.side_prior_strength + np.bincount(rater_of[decided], minlength=n_raters))  # [R]
-    weight = np.ones_like(outcome)  # [M]
+    if previous is not None:
+        carried = _carried(previous.rater_ids, previous.careless_left, rater_ids, np.nan)
+        left = np.where(np.isnan(carried), left, carried)
     newton_steps = posterior.newton_steps
     steps = 0
     for steps in range(1, config.max_steps + 1):
@@ -116,6 +125,16 @@ def fit_rater_reliability(
     judgments = np.bincount(rater_of, minlength=n_raters)
     posterior = replace(posterior, newton_steps=newton_steps)  # all the fits' steps: the cost of this fit
     return RaterReliability(rater_ids, eta, left, judgments, weight, posterior, steps)
+
+
+def _carried(old_ids: np.ndarray, old_values: np.ndarray, ids: np.ndarray, default: float) -> np.ndarray:
+    """``old_values`` (given per ``old_ids``, ascending) placed on ``ids``; ``default`` for ids not among them."""
+    values = np.full(ids.shape[0], default, dtype=np.float64)
+    if old_ids.shape[0]:
+        index = np.minimum(np.searchsorted(old_ids, ids), old_ids.shape[0] - 1)
+        known = old_ids[index] == ids
+        values[known] = old_values[index[known]]
+    return values
 
 
 def loo_likelihood(posterior: bt.Posterior, a_index: np.ndarray, b_index: np.ndarray, outcome: np.ndarray,

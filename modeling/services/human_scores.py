@@ -8,12 +8,13 @@
   ``weight_raters_by_reliability`` off; every comparison then enters each fit with its weight.
 - The fit is warm-started from the stored means, so a refit after a batch of new comparisons takes a
   few Newton steps.
-- When the project has an active model version, its scores, mapped onto the Bradley–Terry scale by
-  ``map_model_to_bt_scale``, are the prior: images nobody has compared yet are placed by their
-  content instead of at 0. The map starts from a comparisons-only posterior and is refined by a few
-  EM steps within each fit, so that nothing but the stored means has to persist between fits.
-  Until the project has an active version, a *warm start* (another project's version named in the
-  training settings, ``modeling/services/warm_start.py``) is the prior in the same way.
+- A model's scores are the prior (``model_prior.py``: the cross-fitted linear head, the active ranker's
+  scores of the images it did not train on, or, until the project has an active version, a *warm
+  start*: another project's version named in the training settings, ``warm_start.py``), always out of
+  fold: an image's prior never comes from a model trained on its own comparisons. Its strength (slope
+  and scatter on the Bradley–Terry scale) is estimated at each fit by empirical Bayes from the
+  comparisons it predicts (``modeling/ml/prior_fusion.py``), so a model that predicts nothing fades to a
+  flat prior, and images nobody has compared yet are placed by their content instead of at 0.
 
 Everything is read as numpy columns (``columns.fetch_columns``) and written back in one statement: at
 10^5 images and 10^6 comparisons no row becomes a model instance.
@@ -32,8 +33,9 @@ from django.utils import timezone
 from labeling.models import Image, Project
 from labeling.services import rater_counts
 from modeling.ml import bradley_terry as bt
-from modeling.ml import rater_reliability
+from modeling.ml import prior_fusion, rater_reliability
 from modeling.models import HumanScore, ImageScore, ModelVersion
+from modeling.services import model_prior
 from modeling.services.columns import fetch_columns
 from modeling.services import comparison_cache, human_score_writes, stopping_rule
 from modeling.services import warm_start as warm_start_service  # (the fits' own warm_start is the stored means)
@@ -43,8 +45,7 @@ log = logging.getLogger(__name__)
 
 FIT_CONFIG = bt.FitConfig()
 RELIABILITY_CONFIG = rater_reliability.ReliabilityConfig()
-PRIOR_EM_STEPS = 2  # refinements of the model-to-human-scale map per fit (see bt.map_model_to_bt_scale)
-VARIANCE_PROBES = 4  # Hutchinson probes for the mean posterior variance the map needs
+FUSION_CONFIG = prior_fusion.FusionConfig()
 
 @dataclass(frozen=True)
 class ComparisonArrays:
@@ -151,18 +152,22 @@ class HumanScoreFit:
     posterior: bt.Posterior  # means and variances in image_ids order
     counts: np.ndarray  # [N] comparisons per image that entered the fit
     n_comparisons: int
-    model_version_id: int | None  # the version whose scores were the prior, if any
+    model_version_id: int | None  # the version whose scores made the prior (own or warm start), if any
     seconds: float
     data_as_of: datetime  # the comparisons' read time: of two fits, the one with the newer data is kept
     reliability: rater_reliability.RaterReliability | None = None  # the raters' weights, when weighted
     comparisons_read: int | None = None  # rows read from the database for this fit (comparison_cache)
     scores_written: int | None = None  # rows stored (human_score_writes: only the moved ones), once stored
+    prior_source: str = ""  # what made the model prior ("" without one)
+    prior_strength: dict | None = None  # its empirical-Bayes strength (prior_fusion.PriorStrength.summary)
 
     def summary(self) -> dict:
         return {
             "images": self.posterior.n_images,
             "comparisons": self.n_comparisons,
             "model_prior_version": self.model_version_id,
+            "model_prior": self.prior_source,
+            "prior_strength": self.prior_strength,
             "newton_steps": self.posterior.newton_steps,
             "rater_weighting": None if self.reliability is None else self.reliability.steps,
             "seconds": round(self.seconds, 3),
@@ -178,8 +183,10 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
 
     ``comparisons`` lets a caller that already loaded them (the agreement report) skip the reload;
     they must exclude the excluded raters. ``use_model_prior=False`` gives the comparisons-only fit.
-    The raters' reliability weights are fitted first, on the comparisons alone, and kept for the fits
-    with the model prior (``comparison_weights``).
+    The raters' reliability weights are fitted first, on the comparisons alone, and kept for the fit
+    with the model prior (``comparison_weights``). The model prior (``model_prior.project_prior``: out of
+    fold by construction) is weighed by empirical Bayes from the comparisons it predicts
+    (``prior_fusion.fuse``).
     """
     started = time.perf_counter()
     if comparisons is None:
@@ -197,15 +204,17 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
         comparisons_only = bt.fit_posterior(n_images, a, b, outcome, init=warm_start, config=FIT_CONFIG)
     counts = bt.comparison_counts(n_images, a, b)
 
-    posterior, prior_version = comparisons_only, None
-    prior = _prior_scores(project, image_ids) if use_model_prior and n_images else None
-    if prior is not None:
-        prior_version_id, model_mean, model_std = prior
-        with_prior = _fit_with_model_prior(model_mean, model_std, comparisons, comparisons_only, counts, warm_start)
-        if with_prior is not None:
-            posterior, prior_version = with_prior, prior_version_id
-    return HumanScoreFit(image_ids, posterior, counts, comparisons.n_comparisons, prior_version,
-                         time.perf_counter() - started, data_as_of, reliability)
+    prior = None
+    if use_model_prior and n_images:
+        prior = model_prior.project_prior(project, comparisons, active_model_version(project))
+    if prior is None:
+        return HumanScoreFit(image_ids, comparisons_only, counts, comparisons.n_comparisons, None,
+                             time.perf_counter() - started, data_as_of, reliability)
+    fused = prior_fusion.fuse(n_images, a, b, outcome, prior, weight=comparisons.weight, init=warm_start,
+                              config=FUSION_CONFIG)
+    return HumanScoreFit(image_ids, fused.posterior, counts, comparisons.n_comparisons, prior.version_id,
+                         time.perf_counter() - started, data_as_of, reliability, prior_source=prior.source,
+                         prior_strength=None if fused.strength is None else fused.strength.summary())
 
 
 def comparison_weights(project: Project, comparisons: ComparisonArrays, warm_start: np.ndarray | None
@@ -219,53 +228,6 @@ def comparison_weights(project: Project, comparisons: ComparisonArrays, warm_sta
         init=warm_start, config=RELIABILITY_CONFIG, fit_config=FIT_CONFIG,
     )
     return replace(comparisons, weight=reliability.weight), reliability
-
-
-def _prior_scores(project: Project, image_ids: np.ndarray) -> tuple[int, np.ndarray, np.ndarray] | None:
-    """(version id, mean [N], std [N]) of the model prior: the active version's scores, or else, until the
-    project has one, the warm start's (another project's version, ``modeling/services/warm_start.py``)."""
-    version = active_model_version(project)
-    if version is not None:
-        return (version.pk, *model_scores(version.pk, image_ids))
-    warm = warm_start_service.warm_start_prior(project, image_ids)
-    return None if warm is None else (warm.version_id, warm.mean, warm.std)
-
-
-def _fit_with_model_prior(model_mean: np.ndarray, model_std: np.ndarray, comparisons: ComparisonArrays,
-                          comparisons_only: bt.Posterior, counts: np.ndarray, warm_start: np.ndarray | None
-                          ) -> bt.Posterior | None:
-    """The posterior with the model's scores (``model_mean`` [N], NaN where none), mapped onto the
-    Bradley–Terry scale, as the prior.
-
-    The map is refined by EM steps as ``map_model_to_bt_scale`` describes: the first maps the model
-    against the comparisons-only posterior, each next one against the posterior the previous prior
-    gave. Images the version did not score keep the flat prior. None when too few compared images
-    have a model score to place the model on the human scale yet.
-    """
-    n_images = comparisons.n_images
-    a, b, outcome, weight = comparisons.a_index, comparisons.b_index, comparisons.outcome, comparisons.weight
-    scored = np.flatnonzero(~np.isnan(model_mean))
-    compared = np.flatnonzero(counts > 0)
-    if scored.size == 0:
-        return None
-    previous, previous_prior_var, posterior = comparisons_only, None, None
-    for step in range(PRIOR_EM_STEPS):
-        spread = bt.mean_posterior_variance(previous, compared, a, b, outcome, weight, prior_var=previous_prior_var,
-                                            n_probes=VARIANCE_PROBES, rng=np.random.default_rng(step),
-                                            config=FIT_CONFIG)
-        mapped = bt.map_model_to_bt_scale(model_mean[scored], np.nan_to_num(model_std[scored]),
-                                          bt.Posterior(mean=previous.mean[scored], var=previous.var[scored]),
-                                          counts[scored], mean_posterior_var=spread)
-        if mapped is None:
-            return posterior
-        prior_mean = np.zeros(n_images)
-        prior_var = np.full(n_images, FIT_CONFIG.default_prior_var)
-        prior_mean[scored], prior_var[scored] = mapped
-        start = previous.mean if step or warm_start is None else warm_start
-        posterior = bt.fit_posterior(n_images, a, b, outcome, weight, prior_mean=prior_mean, prior_var=prior_var,
-                                     init=start, config=FIT_CONFIG)
-        previous, previous_prior_var = posterior, prior_var
-    return posterior
 
 
 def store_human_scores(project: Project, fit: HumanScoreFit) -> int:

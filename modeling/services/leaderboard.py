@@ -14,13 +14,14 @@ and scores; nothing is stored.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.core.exceptions import ValidationError
 
 from labeling.models import GROUP_KEY_VALIDATOR, Image, Project
 from labeling.services.comparison_groups import image_groups, metadata_values
+from labeling.services.criteria import answers_of
 from modeling.ml.leaderboard import Leaderboard, LeaderboardConfig, build_leaderboard
 from modeling.ml.selection import same_group_pairs
 from modeling.models import ImageScore, ModelVersion
@@ -45,6 +46,7 @@ class FieldLeaderboard:
     model_version_id: int | None
     grouped_by: str  # the project's group key, or ""
     n_comparisons: int  # human judgments across values
+    criterion: str | None = None  # several criteria: whose answers
 
 
 def check_field(field: str) -> str:
@@ -75,8 +77,14 @@ def candidate_fields(project: Project) -> list[str]:
     return sorted(fields)
 
 
-def field_leaderboard(project: Project, field: str, config: LeaderboardConfig = LeaderboardConfig()) -> FieldLeaderboard:
+def field_leaderboard(project: Project, field: str, config: LeaderboardConfig = LeaderboardConfig(),
+                      criterion: str | None = None) -> FieldLeaderboard:
+    """The leaderboard of ``field``; in a project with several criteria, from the answers to ``criterion``
+    (None: the comparison's outcome, the primary criterion's answer)."""
     check_field(field)
+    keys = [item["key"] for item in project.criteria or []]
+    if criterion is not None and criterion not in keys:
+        raise LeaderboardUnavailable(f"{criterion!r} is not one of this project's criteria ({', '.join(keys) or 'none'}).")
     values_by_image = metadata_values(project, field)
     names = sorted(set(values_by_image.values()))
     if len(names) < 2:
@@ -89,6 +97,12 @@ def field_leaderboard(project: Project, field: str, config: LeaderboardConfig = 
 
     # Human judgments: one row per comparison, values as numbers (-1: the image has no value).
     comparisons = human_scores.load_comparisons(project)
+    if criterion is not None:
+        answers = answers_of(comparisons.comparison_id.tolist(), criterion)
+        value = {"a": 1.0, "b": 0.0, "tie": 0.5, "bad": 0.5}
+        answered = np.array([int(i) in answers for i in comparisons.comparison_id], dtype=bool)
+        comparisons = comparisons.select(answered)
+        comparisons = replace(comparisons, outcome=np.array([value[answers[int(i)]] for i in comparisons.comparison_id]))
     image_ids = comparisons.image_ids
     value_of = np.array([number.get(values_by_image.get(int(i)), -1) for i in image_ids], dtype=np.int64)  # [N]
     group_of = np.array([group_number.get(groups.get(int(i)), -1) for i in image_ids], dtype=np.int64)  # [N]
@@ -103,7 +117,7 @@ def field_leaderboard(project: Project, field: str, config: LeaderboardConfig = 
     counts = np.bincount([number[v] for v in values_by_image.values()], minlength=len(names))
     return FieldLeaderboard(
         field=field, values=names, images=counts.tolist(), human=human, model=model, model_version_id=version_id,
-        grouped_by=project.group_key, n_comparisons=int(usable.sum()),
+        grouped_by=project.group_key, n_comparisons=int(usable.sum()), criterion=criterion,
     )
 
 

@@ -18,6 +18,8 @@ import threading
 import time
 import traceback
 from dataclasses import asdict
+
+import numpy as np
 from datetime import timedelta
 
 from django.conf import settings
@@ -46,6 +48,10 @@ logger = logging.getLogger(__name__)
 PLATFORM_TRAIN_DEFAULTS = {"split_by_image": False, "val_fraction": 0.1, "min_steps": 300, "max_steps": 300,
                            "batch_pairs": 512, "ranker": {"width": 64}}
 LOG_LIMIT = 50_000  # characters of log kept per run (the newest)
+LINEAR_KIND = "linear_bt"
+# Fewer training comparisons than this: only the linear head is fitted (a second), the ranker is not
+# trained: at a few hundred comparisons it cannot win the choice (docs/ranker.md, "Few judgments").
+RANKER_MIN_COMPARISONS = 1000
 
 
 class RunAbandoned(Exception):
@@ -64,11 +70,9 @@ def redispatch_after() -> timedelta:
     return timedelta(seconds=float(settings.TAGRANK_TRAINING_REDISPATCH_SECONDS))
 
 
-def train_config(project: Project):
-    """The TrainConfig for a project: library defaults < platform defaults < settings < the project's own
-    (its λ field, then its free-form hyperparameters)."""
-    from modeling.ml.training import TrainConfig
-
+def merged_hyperparameters(project: Project) -> dict:
+    """Platform defaults < settings (``TAGRANK_TRAIN_CONFIG``) < the project's own (its λ field, then its
+    free-form hyperparameters)."""
     merged: dict = {}
     own = promotion.training_settings(project)
     for layer in (
@@ -82,7 +86,27 @@ def train_config(project: Project):
         merged.update(layer)
         if ranker:
             merged["ranker"] = {**merged.get("ranker", {}), **ranker}
-    return TrainConfig.from_dict(merged)
+    return merged
+
+
+def train_config(project: Project):
+    """The TrainConfig for a project: library defaults < ``merged_hyperparameters``."""
+    from modeling.ml.training import TrainConfig
+
+    return TrainConfig.from_dict(merged_hyperparameters(project))
+
+
+def model_choice(project: Project) -> tuple[str, int]:
+    """(``model_kind``: "auto", "tags" or "linear_bt"; ``ranker_min_comparisons``) from the hyperparameters.
+
+    "auto" (the default) fits both and keeps the better on the held-out comparisons; below
+    ``ranker_min_comparisons`` training comparisons only the linear head is fitted (the fast path).
+    A manager can pin one kind with ``{"model_kind": "tags"}`` in the project's hyperparameters."""
+    merged = merged_hyperparameters(project)
+    kind = str(merged.get("model_kind", "auto"))
+    if kind not in ("auto", "tags", LINEAR_KIND):
+        raise ValueError(f"model_kind must be auto, tags or {LINEAR_KIND}, not {kind!r}")
+    return kind, int(merged.get("ranker_min_comparisons", RANKER_MIN_COMPARISONS))
 
 
 # --- Requesting ------------------------------------------------------------------------------
@@ -331,10 +355,20 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
     dataset = datasets.build_dataset(project)
     reporter.log("data: " + ", ".join(f"{k} {v}" for k, v in dataset.counts.items()))
 
-    reporter.stage("training the tags model", 0.15)
-    tags_result = train_ranker(
-        dataset.data, cfg, model_kind="tags", progress=_epoch_progress(reporter, "tags", 0.15, 0.5, cfg.epochs)
-    )
+    reporter.stage("fitting the linear Bradley–Terry head", 0.12)
+    linear_model, linear_head = train_linear_head(dataset)
+    reporter.log(f"linear_bt head: ridge {linear_head.ridge:g}, {linear_head.n_comparisons} comparisons")
+    n_training = dataset.counts["training_comparisons"]
+    pinned, ranker_min = model_choice(project)
+    tags_result = None
+    if pinned == "tags" or (pinned == "auto" and n_training >= ranker_min):
+        reporter.stage("training the tags model", 0.15)
+        tags_result = train_ranker(
+            dataset.data, cfg, model_kind="tags", progress=_epoch_progress(reporter, "tags", 0.15, 0.5, cfg.epochs)
+        )
+    elif pinned == "auto":
+        reporter.log(f"fast path: {n_training} training comparisons, fewer than {ranker_min}: "
+                     "the cross-attention ranker is not trained, the linear head is the challenger")
     baseline = baselines.plan_baseline(project, cfg, dataset.encoder_id, dataset.counts["training_comparisons"])
     baseline_result, baseline_model = None, None
     if baseline is not None and baseline.train:
@@ -349,9 +383,15 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
         baseline_model = baseline.model
 
     reporter.stage("evaluating on the held-out comparisons", 0.90)
-    # Every image's score under the new version: the held-out metrics, and its stored scores if it is promoted.
-    tags_scores = score_dataset(tags_result.model, dataset)
-    holdout = {"tags": holdout_metrics(tags_scores, dataset)}
+    # Every image's score under each candidate: the held-out metrics, and the chosen one's stored scores if it
+    # is promoted.
+    candidates = {LINEAR_KIND: (linear_model, score_dataset(linear_model, dataset))}
+    if tags_result is not None:
+        candidates["tags"] = (tags_result.model, score_dataset(tags_result.model, dataset))
+    holdout = {kind: holdout_metrics(scores, dataset) for kind, (_, scores) in candidates.items()}
+    model_kind, choice_reason = choose_model(holdout) if pinned == "auto" else (pinned, f"model kind pinned: {pinned}")
+    reporter.log(choice_reason)
+    chosen_model, tags_scores = candidates[model_kind]
     if baseline_model is not None:
         holdout["image_only"] = evaluate_on_holdout(baseline_model, dataset)
     champion = promotion.active_version(project)
@@ -361,31 +401,34 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
     training_seconds = time.perf_counter() - t0
 
     metrics = {
-        "pairwise_agreement": holdout["tags"].get("pairwise_agreement"),
+        "pairwise_agreement": holdout[model_kind].get("pairwise_agreement"),
+        "model_kind": model_kind,
+        "model_choice": choice_reason,
         "baseline_pairwise_agreement": holdout.get("image_only", {}).get("pairwise_agreement"),
         "holdout": holdout,
         "holdout_definition": datasets.HOLDOUT_DEFINITION,
         "validation": {
-            "tags": tags_result.metrics,
+            **({"tags": tags_result.metrics} if tags_result is not None else {}),
+            LINEAR_KIND: {"ridge": linear_head.ridge, "log_evidence": linear_head.extra.get("log_evidence")},
             **({"image_only": baseline_result.metrics} if baseline_result is not None else {}),
         },
         "champion": {"version": champion.pk if champion else None, "holdout": champion_metrics, "note": champion_note},
-        "counts": {**dataset.counts, "split": tags_result.counts},
+        "counts": {**dataset.counts, **({"split": tags_result.counts} if tags_result is not None else {})},
         "losses_used": {
-            "tags": tags_result.losses_used,
+            **({"tags": tags_result.losses_used} if tags_result is not None else {}),
             **({"image_only": baseline_result.losses_used} if baseline_result is not None else {}),
         },
         "training_seconds": {
-            "tags": tags_result.metrics.get("train_seconds"),
+            "tags": tags_result.metrics.get("train_seconds") if tags_result is not None else None,
             "image_only": baseline_result.metrics.get("train_seconds") if baseline_result is not None else None,
             "total": training_seconds,
         },
-        "history": {"tags": tags_result.history},
+        "history": {"tags": tags_result.history} if tags_result is not None else {},
     }
     config = {
         "train_config": asdict(cfg),
         "encoder_id": dataset.encoder_id,
-        "model_kind": "tags",
+        "model_kind": model_kind,
         "data": {"last_comparison_id": dataset.last_comparison_id, "holdout_definition": datasets.HOLDOUT_DEFINITION},
         "training_run": run.pk,
     }
@@ -396,13 +439,14 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
 
     reporter.stage("saving the model version", 0.95)
     tolerance = promotion.training_settings(project).promotion_tolerance
-    verdict = promotion.judge(holdout["tags"], champion_metrics, tolerance, champion.pk if champion else None)
+    verdict = promotion.judge(holdout[model_kind], champion_metrics, tolerance, champion.pk if champion else None)
     with tempfile.TemporaryDirectory() as folder:
         from modeling.ml.checkpoints import save_checkpoint
 
         path = os.path.join(folder, "weights.pt")
-        save_checkpoint(path, tags_result, {"encoder_id": dataset.encoder_id, "project": project.slug,
-                                            "training_run": run.pk, "holdout": holdout["tags"]})
+        save_checkpoint(path, tags_result if model_kind == "tags" else chosen_model,
+                        {"encoder_id": dataset.encoder_id, "project": project.slug, "training_run": run.pk,
+                         "holdout": holdout[model_kind]})
         with transaction.atomic():
             # Still ours? A run marked dead while it was slow must not store a version.
             locked = TrainingRun.objects.select_for_update().filter(
@@ -442,6 +486,33 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
                 promotion.request_promotion(version, kind=Promotion.Kind.AUTOMATIC, reason=verdict.reason)
     version.refresh_from_db()
     return version
+
+
+def train_linear_head(dataset: datasets.ProjectDataset):
+    """(LinearScorer, LinearBT): the linear Bradley–Terry head on the dataset's training comparisons."""
+    from modeling.ml.linear_bt import fit_linear_bt, pooled_features
+    from modeling.ml.linear_scorer import LinearScorer
+    from modeling.ml.ranker import RankerConfig
+
+    data = dataset.data
+    features = pooled_features(data.image_tokens, data.tag_tokens, data.tag_mask)  # [N,3D]
+    head = fit_linear_bt(features, data.comp_a, data.comp_b, data.outcome.astype(np.float64))
+    return LinearScorer.from_head(head, RankerConfig(input_dim=int(data.image_tokens.shape[-1]))), head
+
+
+def choose_model(holdout: dict) -> tuple[str, str]:
+    """The challenger's kind: the better held-out pairwise agreement (a tie, or nothing held out: the
+    linear head, the smaller model); and why."""
+    linear = holdout[LINEAR_KIND].get("pairwise_agreement")
+    if "tags" not in holdout:
+        return LINEAR_KIND, "model choice: linear_bt (fast path, the ranker was not trained)"
+    ranker = holdout["tags"].get("pairwise_agreement")
+    n = holdout[LINEAR_KIND].get("n_comparisons")
+    if linear is None or ranker is None:
+        return LINEAR_KIND, "model choice: linear_bt (no held-out comparisons to choose by)"
+    kind = "tags" if ranker > linear else LINEAR_KIND
+    return kind, (f"model choice: {kind} (held-out pairwise agreement on {n} comparisons: "
+                  f"tags {ranker:.3f}, linear_bt {linear:.3f})")
 
 
 def score_dataset(model, dataset: datasets.ProjectDataset):
@@ -484,7 +555,8 @@ def champion_on_holdout(champion: ModelVersion | None, dataset: datasets.Project
 
     if champion is None:
         return None, "no active version"
-    stored = (champion.metrics or {}).get("holdout", {}).get("tags")
+    kind = (champion.config or {}).get("model_kind", "tags")
+    stored = (champion.metrics or {}).get("holdout", {}).get(kind)
     if champion.encoder_id != dataset.encoder_id:
         return stored, f"stored metrics (it uses another encoder, {champion.encoder_id})"
     try:

@@ -6,7 +6,8 @@ check also clears what a dead worker left behind (stale runs, stalled scoring), 
 the next run forever.
 
 Policy (``Project.retrain_min_new_comparisons``, ``Project.retrain_max_age_hours``):
-- retrain when at least N comparisons arrived since the latest trained version's data;
+- retrain when at least N comparisons arrived since the latest trained version's data, and at least
+  25 % of what that version trained on (``new_comparisons_needed``): every +25 %, at least N;
 - also retrain when the active version is older than the maximum age and anything is new.
 "New" counts from the latest trained version, not only the active one: a challenger that lost
 against the champion has seen those comparisons, and retraining on the same data would lose again.
@@ -14,6 +15,7 @@ against the champion has seen those comparisons, and retraining on the same data
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
@@ -26,6 +28,8 @@ from modeling.models import ModelVersion, TrainingRun
 from modeling.services import datasets, scoring, training_runs
 
 logger = logging.getLogger(__name__)
+
+GROWTH_TO_RETRAIN = 0.25  # retrain once the comparisons grew by this share of the latest version's
 
 
 def failure_cooldown() -> timedelta:
@@ -60,6 +64,14 @@ def new_comparisons(project: Project, since: ModelVersion | None) -> int:
     return datasets.usable_comparisons(project).filter(pk__gt=watermark).count()
 
 
+def new_comparisons_needed(project: Project, base: ModelVersion | None) -> int:
+    """The project's minimum, or a quarter of what the latest version trained on when that is more: a new
+    version once the data grew by 25 %, so a campaign retrains often while it is small (each retrain a
+    second on the fast path) and a few times per doubling later."""
+    grown = math.ceil(GROWTH_TO_RETRAIN * base.n_comparisons) if base is not None else 0
+    return max(project.retrain_min_new_comparisons, grown)
+
+
 def evaluate(project: Project, now=None) -> Decision:
     """Should this project train now, and why (or why not)."""
     now = now or timezone.now()
@@ -81,7 +93,7 @@ def evaluate(project: Project, now=None) -> Decision:
     ):
         # An error is likely to repeat on the same data: wait instead of failing every minute.
         return no(f"training run {last.pk} failed at {last.finished_at:%H:%M:%S}; waiting before the next try")
-    needed = project.retrain_min_new_comparisons
+    needed = new_comparisons_needed(project, base)
     label = f"version {since}" if since else "the start"
     if new >= max(needed, 1):
         return Decision(project.slug, True, TrainingRun.Trigger.NEW_COMPARISONS,

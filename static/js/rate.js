@@ -17,6 +17,12 @@
   var allowTies = root.dataset.allowTies === "true";
   var allowBothBad = root.dataset.allowBothBad === "true";
   var showPrompt = root.dataset.showPrompt === "true";
+  // Several criteria: each key or button answers the highlighted question; the last answer sends them all.
+  var criteriaList = document.getElementById("criteria");
+  var criteriaKeys = criteriaList
+    ? Array.prototype.map.call(criteriaList.querySelectorAll("[data-criterion]"), function (li) { return li.dataset.criterion; })
+    : [];
+  var ANSWER_LABELS = { a: "left", b: "right", tie: "tie", bad: "both bad" };
   var queueKey = "tagrank.pending." + root.dataset.project + "." + root.dataset.user;
   var sessionKey = "tagrank.session." + root.dataset.project + "." + root.dataset.user;
   var PREFETCH = 1;
@@ -30,6 +36,8 @@
   };
 
   var state = {
+    answers: {},          // several criteria: the answers given to the pair on screen
+    criterion: null,      // the question the next key or button answers
     current: null,        // the pair on screen: {lease, a, b, expires_at}
     ready: [],            // prefetched pairs
     fetching: null,       // the next-pair request in flight
@@ -213,6 +221,7 @@
     // What is on screen, for people debugging and for the browser test.
     root.dataset.lease = pair.lease; root.dataset.imageA = pair.a.id; root.dataset.imageB = pair.b.id;
     state.shownAt = performance.now();
+    if (criteriaKeys.length) resetAnswers();
   }
 
   // --- Judgments -------------------------------------------------------------------------------
@@ -235,6 +244,32 @@
     ui.undo.disabled = state.history.length === 0;
   }
 
+  function resetAnswers() {
+    state.answers = {};
+    state.criterion = criteriaKeys[0];
+    renderAnswers();
+  }
+
+  function renderAnswers() {
+    if (!criteriaList) return;
+    criteriaList.querySelectorAll("[data-criterion]").forEach(function (li) {
+      var answer = state.answers[li.dataset.criterion];
+      li.classList.toggle("current", li.dataset.criterion === state.criterion);
+      li.classList.toggle("answered", Boolean(answer));
+      li.querySelector(".criterion-answer").textContent = answer ? ANSWER_LABELS[answer] : "";
+    });
+    root.dataset.criterion = state.criterion || "";
+  }
+
+  function answer(winner) {
+    // Record the highlighted question's answer; move to the next unanswered one; true once all are answered.
+    state.answers[state.criterion] = winner;
+    var next = criteriaKeys.filter(function (key) { return !state.answers[key]; })[0];
+    state.criterion = next;
+    renderAnswers();
+    return !next;
+  }
+
   function judge(winner) {
     var pair = state.current;
     if (!pair || (winner === "tie" && !allowTies) || (winner === "bad" && !allowBothBad)) return;
@@ -243,10 +278,12 @@
       advance();
       return;
     }
+    if (criteriaKeys.length && !answer(winner)) return;
     var item = {
-      lease: pair.lease, winner: winner, client_key: newKey(),
+      lease: pair.lease, client_key: newKey(),
       response_ms: Math.max(0, Math.round(performance.now() - state.shownAt)),
     };
+    if (criteriaKeys.length) item.answers = Object.assign({}, state.answers); else item.winner = winner;
     state.pending.push(item);
     saveQueue();
     state.history.push({ pair: pair, item: item, comparisonId: null });
@@ -404,6 +441,8 @@
   // --- Wiring ----------------------------------------------------------------------------------
 
   root.addEventListener("click", function (event) {
+    var pick = event.target.closest(".criterion-pick");
+    if (pick) { state.criterion = pick.parentNode.dataset.criterion; renderAnswers(); return; }
     var chooser = event.target.closest("[data-winner]");
     if (chooser) { judge(chooser.dataset.winner); return; }
     var zoom = event.target.closest("[data-zoom]");

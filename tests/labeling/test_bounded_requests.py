@@ -90,4 +90,17 @@ def test_a_large_anonymous_page_post_is_refused_before_csrf_reads_it(project, pa
     assert response.status_code == 413
     assert parsed_bodies == []  # never parsed, never written to disk
     small = client.post(f"/projects/{project.slug}/upload/", {"csrfmiddlewaretoken": "a" * 32, "tags": "x"})
-    assert small.status_code == 403  # CSRF refuses a small one, as before
+    assert small.status_code == 302 and parsed_bodies == []  # a small one goes to sign-in, unread (below)
+
+
+@pytest.mark.django_db
+def test_an_anonymous_page_post_goes_to_sign_in_before_its_body_is_read(project, parsed_bodies, make_user):
+    client = Client(enforce_csrf_checks=True)
+    client.cookies["csrftoken"] = "f" * 32  # forged: the form's token will not match
+    for url in (f"/projects/{project.slug}/settings/", f"/projects/{project.slug}/upload/", "/projects/new/"):
+        response = client.post(url, {"csrfmiddlewaretoken": "a" * 32, "name": "x", "files": io.BytesIO(b"\0" * 1000)})
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), url
+    assert parsed_bodies == []  # neither CSRF's check nor the view read a form
+    # Pages anyone may post to still read the form (and CSRF still guards them).
+    assert client.post("/accounts/login/", {"csrfmiddlewaretoken": "a" * 32, "username": "x"}).status_code == 403
+    assert parsed_bodies

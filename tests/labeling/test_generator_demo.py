@@ -15,6 +15,7 @@ def test_seeding_is_idempotent_and_sets_up_a_text_to_image_campaign(monkeypatch)
     assert again.report.image_ids == [] and again.report.duplicates == 2 * len(generator_demo.GENERATORS)
     project = Project.objects.get(slug=generator_demo.GENERATOR_DEMO_SLUG)
     assert (project.show_prompt, project.group_key, project.allow_both_bad) == (True, "prompt_id", True)
+    assert [criterion["key"] for criterion in project.criteria] == ["alignment", "overall"]
     image = Image.objects.get(project=project, original_name="p02/crisp-xl.png")
     assert image.caption == "three yellow stars on a night background"
     assert image.metadata == {"prompt_id": "p02", "generator": "crisp-xl", "generator_strength": 3, "shape": "star"}

@@ -8,6 +8,7 @@ import numpy as np
 
 # Small enough that a training run takes seconds on two cores with the tiny encoder.
 FAST_TRAINING = {
+    "model_kind": "tags",  # the ranker, as these tests expect; the automatic choice has its own tests
     "epochs": 4,
     "patience": 2,
     "batch_pairs": 256,

@@ -168,3 +168,32 @@ def test_staleness(project, two_raters):
     assert human_scores.human_scores_stale(project)
     human_scores.fit_human_scores(project)
     assert not human_scores.human_scores_stale(project)
+
+
+@pytest.mark.django_db
+def test_without_any_version_the_cross_fitted_head_places_images_nobody_compared(project, two_raters, monkeypatch):
+    from modeling.services import model_prior
+
+    images = make_images(project, 60)
+    rng = np.random.default_rng(11)
+    features = rng.normal(size=(60, 6))
+    quality = features @ np.array([1.0, -0.5, 0.8, 0.0, 0.3, 0.0])
+    # Pooled features as the feature store would give them (here: made to predict the quality).
+    monkeypatch.setattr(model_prior, "pooled_project_features",
+                        lambda image_ids, encoder_id: (np.ones(len(image_ids), dtype=bool), features))
+    compared, never_compared = np.arange(0, 60, 3), np.setdiff1d(np.arange(60), np.arange(0, 60, 3))
+    add_comparisons(project, thurstone_judgments([images[i] for i in compared], quality[compared], 300,
+                                                 list(two_raters), rng, noise=0.5))
+    fit = human_scores.fit_human_scores(project)
+    assert fit.model_version_id is None and fit.prior_source.startswith("cross-fitted linear_bt")
+    assert fit.prior_strength["share"] > 0.3
+    placed = stored_means(project, [images[i] for i in never_compared])
+    assert stats.spearmanr(placed, quality[never_compared])[0] > 0.8
+
+    # Features that predict nothing: the prior fades, the uncompared images stay together at the prior mean.
+    monkeypatch.setattr(model_prior, "pooled_project_features",
+                        lambda image_ids, encoder_id: (np.ones(len(image_ids), dtype=bool),
+                                                       np.random.default_rng(12).normal(size=(60, 6))))
+    fit = human_scores.fit_human_scores(project)
+    assert fit.prior_strength["share"] < 0.1
+    assert np.ptp(stored_means(project, [images[i] for i in never_compared])) < 0.5

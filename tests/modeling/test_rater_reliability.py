@@ -86,3 +86,14 @@ def test_the_human_scores_weight_raters_unless_the_project_turns_it_off(project)
     assert stats.spearmanr(weighted.posterior.mean, quality)[0] > stats.spearmanr(plain.posterior.mean, quality)[0]
     report = agreement.compute_report_data(project, n_resamples=50)
     assert {row["weight"] for row in report["raters"]} == {None}
+
+
+def test_a_refit_started_from_the_last_fit_takes_fewer_steps_and_agrees():
+    quality, a, b, outcome, rater = crowd(2)
+    keep = np.arange(a.size) < a.size - 20  # the last fit saw all but the 20 newest judgments
+    last = fit_rater_reliability(quality.size, a[keep], b[keep], outcome[keep], rater[keep])
+    cold = fit_rater_reliability(quality.size, a, b, outcome, rater)
+    warm = fit_rater_reliability(quality.size, a, b, outcome, rater, init=last.posterior.mean, previous=last)
+    assert warm.steps < cold.steps
+    np.testing.assert_allclose(warm.attentive, cold.attentive, atol=0.05)
+    assert stats.spearmanr(warm.posterior.mean, cold.posterior.mean)[0] > 0.99

@@ -145,7 +145,7 @@ def test_a_training_run_stores_a_version_with_both_models_metrics(project, rater
     assert version.n_comparisons == version.metrics["counts"]["training_comparisons"] > 0
     assert version.last_comparison_id == Comparison.objects.order_by("-pk").first().pk
     holdout = version.metrics["holdout"]
-    assert set(holdout) == {"tags", "image_only"}
+    assert set(holdout) == {"tags", "image_only", "linear_bt"}  # the linear head is always evaluated beside it
     assert holdout["tags"]["n_comparisons"] == version.metrics["counts"]["holdout_comparisons"] > 0
     assert 0.0 <= holdout["tags"]["pairwise_agreement"] <= 1.0
     assert version.metrics["pairwise_agreement"] == holdout["tags"]["pairwise_agreement"]
@@ -544,3 +544,60 @@ def test_an_unreachable_broker_never_breaks_an_import(project, image_bytes, monk
     monkeypatch.setattr(dispatch.app, "send_task", down)
     images = add_images(project, 2, image_bytes)
     assert dispatch.send_feature_extraction(project.pk, [i.pk for i in images]) == 0  # the sweep will pick them up
+
+
+def test_trigger_waits_for_a_quarter_more_comparisons_than_the_latest_version_saw(project, rater, loop_images):
+    project.retrain_min_new_comparisons = 10
+    project.save()
+    comparisons = simulate_comparisons(project, rater, loop_images, 200)
+    ModelVersion.objects.create(project=project, status=ModelVersion.Status.ACTIVE, is_active=True, encoder_id="tiny-v1",
+                                last_comparison_id=comparisons[-1].pk, n_comparisons=200)
+    simulate_comparisons(project, rater, loop_images, 49, seed=3)
+    decision = triggers.evaluate(project)
+    assert not decision.train and "50 needed" in decision.reason  # 25 % of 200, more than the minimum of 10
+    simulate_comparisons(project, rater, loop_images, 1, seed=4)
+    assert triggers.evaluate(project).train
+
+
+# --- The model that learns from few judgments: the linear head, chosen automatically --------------------
+
+
+def test_a_small_project_trains_the_linear_head_alone_and_it_serves(project, rater, loop_images):
+    fast_training(project, hyperparameters={"model_kind": "auto"})
+    simulate_comparisons(project, rater, loop_images, 120)
+    run, _ = train_now(project)
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert "fast path" in run.log and "training the tags model" not in run.log
+    version = run.model_version
+    assert version.config["model_kind"] == "linear_bt" and version.metrics["model_kind"] == "linear_bt"
+    assert set(version.metrics["holdout"]) >= {"linear_bt"} and "tags" not in version.metrics["holdout"]
+    model, meta = scoring.load_version_model(version)
+    assert model.kind == "linear_bt" and meta["training_run"] == run.pk
+    scoring.rescore(version.pk)
+    version.refresh_from_db()
+    assert version.is_active and ImageScore.objects.filter(model_version=version).count() == len(loop_images)
+    # Its scores follow the simulated rater's latent quality (noiseless judgments, 120 of 16 images).
+    from tests.modeling.model_loop_support import latent_quality
+
+    quality = latent_quality(loop_images)
+    scores = dict(ImageScore.objects.filter(model_version=version).values_list("image_id", "mean"))
+    from scipy.stats import spearmanr
+
+    assert spearmanr([scores[i.pk] for i in loop_images], [quality[i.pk] for i in loop_images])[0] > 0.5
+
+
+def test_the_automatic_choice_keeps_the_better_held_out_agreement():
+    better_ranker = {"linear_bt": {"pairwise_agreement": 0.61, "n_comparisons": 40}, "tags": {"pairwise_agreement": 0.7}}
+    assert training_runs.choose_model(better_ranker)[0] == "tags"
+    better_linear = {"linear_bt": {"pairwise_agreement": 0.8, "n_comparisons": 40}, "tags": {"pairwise_agreement": 0.7}}
+    kind, reason = training_runs.choose_model(better_linear)
+    assert kind == "linear_bt" and "tags 0.700, linear_bt 0.800" in reason
+    tie = {"linear_bt": {"pairwise_agreement": 0.7, "n_comparisons": 40}, "tags": {"pairwise_agreement": 0.7}}
+    assert training_runs.choose_model(tie)[0] == "linear_bt"  # the smaller model on a tie
+    assert training_runs.choose_model({"linear_bt": {}})[0] == "linear_bt"
+
+
+def test_a_pinned_model_kind_is_checked(project):
+    fast_training(project, hyperparameters={"model_kind": "gpt"})
+    with pytest.raises(ValueError, match="model_kind"):
+        training_runs.model_choice(project)

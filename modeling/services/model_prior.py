@@ -1,0 +1,103 @@
+"""Where the human-score fit's model prior comes from; ``modeling/ml/prior_fusion.py`` weighs it.
+
+A prior is ``prior_fusion.ModelPrior``: a score per image on the model's scale (NaN where none) and
+whether that score is *out of fold*, made by a model that never trained on that image's comparisons.
+
+- The project's active version is a cross-attention ranker (model kind ``tags``): its stored scores of
+  the images none of its training comparisons touched (compared only since, in held-out pairs, or
+  never); the images it trained on get no model prior (cross-fitting the ranker would cost K trainings).
+- Otherwise (a ``linear_bt`` version, or no version yet): the linear Bradley–Terry head cross-fitted
+  on the current comparisons and the cached features (``modeling/ml/linear_bt.py``), every image out
+  of fold. It runs where the fit runs (a second or so at 10^3 images) and needs no training run: the
+  prior counts from the project's first comparisons, as soon as the images have features.
+- A warm start (``warm_start.py``, another project's version, all out of fold) competes with the
+  cross-fitted head until the project has an active version: the better predictor of the comparisons wins.
+- None when no image has features yet and there is no warm start.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from labeling.models import Project
+from modeling.ml import linear_bt, prior_fusion
+from modeling.ml.prior_fusion import ModelPrior
+from modeling.models import ImageScore, ModelVersion
+from modeling.services import datasets, feature_extraction, warm_start
+from modeling.services.columns import fetch_columns
+
+log = logging.getLogger(__name__)
+
+LINEAR_CONFIG = linear_bt.LinearBTConfig()
+RANKER_KIND = "tags"
+
+
+def project_prior(project: Project, comparisons, version: ModelVersion | None) -> ModelPrior | None:
+    """The prior for a fit of ``comparisons`` (``human_scores.ComparisonArrays``), given the active version.
+
+    With a warm start (``warm_start.warm_start_prior``: until the project has an active version of its
+    own) and the project's cross-fitted head both at hand, the one that predicts the comparisons better
+    (``prior_fusion.better_prior``; the warm start while there are too few comparisons to tell)."""
+    if version is not None and version_kind(version) == RANKER_KIND:
+        return ranker_prior(version, comparisons)
+    encoder_id = version.encoder_id if version is not None else feature_extraction.encoder_id_for()
+    own = cross_fitted_prior(comparisons, encoder_id, version)
+    warm = warm_start.warm_start_prior(project, comparisons.image_ids)
+    if warm is not None:
+        warm = ModelPrior(warm.mean, warm.out_of_fold, source=warm.source, version_id=warm.version_id)
+    return prior_fusion.better_prior([warm, own], comparisons.a_index, comparisons.b_index, comparisons.outcome,
+                                     comparisons.weight)
+
+
+def version_kind(version: ModelVersion) -> str:
+    return (version.config or {}).get("model_kind", RANKER_KIND)
+
+
+def pooled_project_features(image_ids: np.ndarray, encoder_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """([N] bool: has features, [n,F] pooled features of those images), None when none has any."""
+    store = feature_extraction.feature_store(encoder_id)
+    missing = set(store.missing_images(image_ids.tolist()))
+    have = np.array([int(i) not in missing for i in image_ids], dtype=bool)
+    if not have.any():
+        return None
+    ids = image_ids[have]
+    tokens = store.get_images(ids, dtype=np.float16)  # [n,T,D]
+    tag_tokens, tag_mask = datasets.text_tokens(store, ids, dim=tokens.shape[-1])
+    return have, linear_bt.pooled_features(tokens, tag_tokens, tag_mask)
+
+
+def cross_fitted_prior(comparisons, encoder_id: str, version: ModelVersion | None = None) -> ModelPrior | None:
+    image_ids = comparisons.image_ids
+    pooled = pooled_project_features(image_ids, encoder_id)
+    if pooled is None:
+        return None
+    have, features = pooled
+    row = np.full(image_ids.shape[0], -1)
+    row[have] = np.arange(int(have.sum()))
+    usable = have[comparisons.a_index] & have[comparisons.b_index]
+    weight = None if comparisons.weight is None else comparisons.weight[usable]
+    scores = linear_bt.cross_fitted_scores(
+        features, row[comparisons.a_index[usable]], row[comparisons.b_index[usable]], comparisons.outcome[usable],
+        linear_bt.image_folds(image_ids[have], LINEAR_CONFIG.cross_folds), weight=weight, config=LINEAR_CONFIG,
+    )
+    score = np.full(image_ids.shape[0], np.nan)
+    score[have] = scores
+    return ModelPrior(score, have.copy(), source=f"cross-fitted linear_bt ({encoder_id})",
+                      version_id=None if version is None else version.pk)
+
+
+def ranker_prior(version: ModelVersion, comparisons) -> ModelPrior:
+    image_ids = comparisons.image_ids
+    columns = fetch_columns(ImageScore.objects.filter(model_version=version), {"image_id": int, "mean": float})
+    score = np.full(image_ids.shape[0], np.nan)
+    index = np.searchsorted(image_ids, columns["image_id"])
+    known = (index < image_ids.shape[0]) & (image_ids[np.minimum(index, max(image_ids.shape[0] - 1, 0))]
+                                            == columns["image_id"])
+    score[index[known]] = columns["mean"][known]
+    trained = (comparisons.comparison_id <= version.last_comparison_id) & ~comparisons.heldout
+    in_sample = np.zeros(image_ids.shape[0], dtype=bool)
+    in_sample[comparisons.a_index[trained]] = True
+    in_sample[comparisons.b_index[trained]] = True
+    score[in_sample] = np.nan  # never a prior from a model that trained on the image's own comparisons
+    return ModelPrior(score, np.isfinite(score), source=f"version {version.pk} ({RANKER_KIND})", version_id=version.pk)
