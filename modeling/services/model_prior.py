@@ -24,7 +24,7 @@ from labeling.models import Project
 from modeling.ml import linear_bt, prior_fusion
 from modeling.ml.prior_fusion import ModelPrior
 from modeling.models import ImageScore, ModelVersion
-from modeling.services import datasets, feature_extraction, warm_start
+from modeling.services import feature_extraction, warm_start
 from modeling.services.columns import fetch_columns
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def pooled_project_features(image_ids: np.ndarray, encoder_id: str) -> tuple[np.
         return None
     ids = image_ids[have]
     tokens = store.get_images(ids, dtype=np.float16)  # [n,T,D]
-    tag_tokens, tag_mask = datasets.text_tokens(store, ids, dim=tokens.shape[-1])
+    tag_tokens, tag_mask = feature_extraction.text_tokens(store, ids, dim=tokens.shape[-1])
     return have, linear_bt.pooled_features(tokens, tag_tokens, tag_mask)
 
 
