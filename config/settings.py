@@ -104,10 +104,11 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "config.api_not_found.ApiNotFoundMiddleware",  # before CommonMiddleware: its slash redirects stay
     "django.middleware.common.CommonMiddleware",
+    # Authentication reads only the session, never the body; LoginRequiredMiddleware's subclass below needs it first.
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Before CSRF's check: an anonymous write to a page that needs sign-in is redirected before its body is read.
     "config.request_limits.SignInBeforeBodyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
     # After authentication: only a project's managers may send large bodies, to its upload routes; before
     # any view, so CSRF's check (a view hook) never reads a body over the caps.
     "config.request_limits.RequestSizeLimitMiddleware",

@@ -96,3 +96,13 @@ def test_training_configuration_is_a_json_object_from_the_environment(tmp_path):
     for bad, message in (("[1, 2]", "must be a JSON object"), ("{epochs: 3}", "is not valid JSON")):
         result = load_settings({"DEBUG": "true", "TAGRANK_TRAIN_CONFIG": bad}, tmp_path)
         assert result.returncode != 0 and "TAGRANK_TRAIN_CONFIG" in result.stderr and message in result.stderr
+
+
+def test_system_checks_pass_as_make_demo_and_production_run_them(tmp_path):
+    """`manage.py migrate` (make demo, the entrypoint) stops on any system-check error, e.g. middleware order."""
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DEBUG"}}
+    for env in ({"DEBUG": "true"}, {"DEBUG": "false", "SECRET_KEY": "x" * 60}):
+        result = subprocess.run([sys.executable, "manage.py", "check", "--fail-level", "ERROR"], cwd=REPO_ROOT,
+                                env={**clean, "TAGRANK_VAR_DIR": str(tmp_path / "var"), **env},
+                                capture_output=True, text=True)
+        assert result.returncode == 0, (env, result.stdout + result.stderr)

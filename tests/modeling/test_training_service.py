@@ -601,3 +601,15 @@ def test_a_pinned_model_kind_is_checked(project):
     fast_training(project, hyperparameters={"model_kind": "gpt"})
     with pytest.raises(ValueError, match="model_kind"):
         training_runs.model_choice(project)
+
+
+def test_the_human_score_fit_cross_fits_the_head_on_the_cached_features(project, rater, loop_images):
+    from modeling.services import human_scores, model_prior
+
+    feature_extraction.ensure_image_features([image.pk for image in loop_images])
+    ids = np.array(sorted(image.pk for image in loop_images))
+    have, pooled = model_prior.pooled_project_features(ids, feature_extraction.encoder_id_for())
+    assert have.all() and pooled.shape[0] == len(loop_images) and np.isfinite(pooled).all()
+    simulate_comparisons(project, rater, loop_images, 60)
+    fit = human_scores.fit_project_posterior(project)
+    assert fit.prior_source.startswith("cross-fitted linear_bt") and fit.model_version_id is None
