@@ -10,7 +10,9 @@ side is a fair coin and ``left_r`` catches a lopsided one. Each ``eta_r`` has a 
 Fit (alternating MAP, in the manner of EM). The hidden variable is whether judgment *k* was attentive.
 
 * ``A_k``: the judgment's probability if attentive, taken from the posterior *without* the judgment
-  (``loo_likelihood``); ``C_k``: its probability if careless (``left_r`` or ``1 - left_r``).
+  (``loo_likelihood``); ``C_k``: its probability if careless (``left_r`` or ``1 - left_r``), ``left_r``
+  too taken *without* the judgment (``_loo_left``): fitted to the clicks it then explains, a fair coin
+  out-scored the attentive branch's 1/2 wherever ``A_k`` said nothing, and ``eta`` collapsed to 0.
 * ``eta_r``: the maximum of ``sum_k log(eta A_k + (1 - eta) C_k)`` plus its log prior, per rater
   (concave; bisection). Plain EM moves ``eta`` towards 0 too slowly for a random clicker, whose
   judgments are about as likely under either branch.
@@ -37,7 +39,9 @@ from modeling.ml import bradley_terry as bt
 @dataclass(frozen=True)
 class ReliabilityConfig:
     # eta's Beta prior: uniform, Beta(1, 1). A prior leaning towards "attentive" (0.9 of 4 judgments) left
-    # random clickers at eta ~ 0.9 at 2 judgments per image (docs/benchmarks.md, "Spam tolerance").
+    # random clickers at eta ~ 0.9 at 2 judgments per image (docs/benchmarks.md, "Spam tolerance"); on
+    # uninformative data (a fraction of a judgment per image) the leave-one-out side share, not the prior,
+    # keeps an honest rater's eta from collapsing (docs/active-learning.md, "Raters who click at random").
     prior_attentive: float = 0.5  # the prior's mean
     prior_strength: float = 2.0  # the prior counts as this many judgments
     side_prior_strength: float = 4.0  # a careless rater's left share has a Beta(2, 2) prior (of this strength)
@@ -82,8 +86,9 @@ def fit_rater_reliability(
     a_index, b_index, outcome: [M] as ``bradley_terry.fit_posterior`` takes them.
     rater_id: [M] int, who made each comparison.
     prior_mean, prior_var, init: passed on to every score fit.
-    previous: the last fit of (most of) these comparisons: its raters' ``eta`` and ``left`` are the start
-    (a new rater starts as attentive), so a refit after a few new judgments takes a step or two.
+    previous: the last fit of (most of) these comparisons: its raters' ``eta`` are the start, and weigh
+    their judgments' careless shares in the first side counts (a new rater starts as attentive), so a refit after a few new judgments
+    takes a step or two.
     """
     outcome = np.asarray(outcome, dtype=np.float64)
     rater_ids, rater_of = np.unique(np.asarray(rater_id), return_inverse=True)  # [R], [M]
