@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from tests.browser import chromium_page  # noqa: E402  (Debian's Chromium, as the browser tests use it)
 from tests.browser import log_in as browser_log_in  # noqa: E402
+from tests.browser import wait_until  # noqa: E402
 
 ACCOUNTS = {"manager": "tagrank-manager", "rater": "tagrank-rater", "rater2": "tagrank-rater2"}
 
@@ -181,7 +182,7 @@ def screenshots(base: str, slug: str, image_id: int, out: Path) -> list[str]:
             page.wait_for_load_state("load")
             # Galleries load thumbnails lazily; a full-page screenshot does not scroll, so load them all first.
             page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(img => { img.loading = 'eager'; })")
-            page.wait_for_function("[...document.images].every(img => img.complete)")
+            wait_until(page, "() => [...document.images].every(img => img.complete)")  # polled: the CSP refuses eval
             page.screenshot(path=str(out / name), full_page=True)
             saved.append(str(out / name))
     return saved
@@ -213,8 +214,11 @@ def main() -> None:
     print(json.dumps(trained), flush=True)
     active_id = (report.get("model") or {}).get("active_version_id")
     version = next((v for v in report["model"]["versions"] if v["id"] == active_id), {}) if report else {}
-    def brief(interval):
-        return interval and f"{interval['value']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
+    def brief(interval):  # an estimate with its interval; "n/a" where the report has none (too few judgments)
+        if not interval or interval.get("value") is None:
+            return "n/a"
+        bounds = ", ".join("?" if interval.get(end) is None else f"{interval[end]:.3f}" for end in ("low", "high"))
+        return f"{interval['value']:.3f} [{bounds}]"
 
     print(f"dashboard, active version {active_id}: held-out agreement {brief(version.get('heldout_agreement'))}, "
           f"human ceiling on the same pairs {brief((version.get('ceiling') or {}).get('human'))}, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import JsonResponse
 from django.shortcuts import render
 
+from config.outage import OUTAGE_ERRORS, outage_response
 from labeling import access
 
 
@@ -16,7 +17,13 @@ class CrowdConfinementMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        if not hasattr(request, "session") or not access.is_crowd_session(request.session):
+        if not hasattr(request, "session"):
+            return None
+        try:  # the first read of a database session; an outage here is past OutageMiddleware's reach (a view's)
+            crowd = access.is_crowd_session(request.session)
+        except OUTAGE_ERRORS:
+            return outage_response(request)
+        if not crowd:
             return None
         match = request.resolver_match
         if access.crowd_worker_may(match.url_name if match else None):

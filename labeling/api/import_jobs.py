@@ -12,12 +12,11 @@ from labeling.api.parsers import BoundedJSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api_errors import ErrorSerializer
+from core.api_errors import ERRORS, ErrorSerializer
 from labeling.project_scope import ProjectScopedMixin
 from labeling.models import ImportJob, ImportJobIssue
 from labeling.services import import_jobs
 
-ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 ISSUES_PER_RESPONSE = 500
 
 

@@ -11,13 +11,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.limits import MAX_ID
-from core.api_errors import ErrorSerializer
+from core.api_errors import ERRORS
 from core import outbound
 from labeling.project_scope import ProjectScopedMixin
 from labeling.models import Webhook, WebhookDelivery
 from labeling.services import webhooks
 
-ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 LOG_LENGTH = 100
 
 

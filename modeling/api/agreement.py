@@ -12,7 +12,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api_errors import ErrorSerializer
+from core.api_errors import ErrorSerializer, error_responses
 from labeling.project_scope import ProjectScopedMixin
 
 from labeling.models import Membership
@@ -20,7 +20,7 @@ from labeling.services import invites as invite_service
 from modeling.services import agreement
 import worker.dispatch as dispatch
 
-ERRORS = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+ERRORS = error_responses(401, 403, 404)
 
 
 def report_json(report) -> dict:

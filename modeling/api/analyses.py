@@ -19,14 +19,14 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api_errors import ErrorSerializer, JsonErrorsMixin
+from core.api_errors import JsonErrorsMixin, error_responses
 from core.limits import MAX_ID
 from core import spreadsheet_safety
 from labeling.project_scope import ProjectScopedMixin, image_role
 
 from modeling.services import analyses, explanations
 
-ERRORS = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+ERRORS = error_responses(401, 403, 404)
 VERSION_PARAM = OpenApiParameter("version", int, description="A model version id (default: the active one).")
 
 

@@ -9,12 +9,11 @@ from rest_framework.views import APIView
 
 from core.limits import MAX_ID
 from core.api_input import validated_query
-from core.api_errors import ErrorSerializer
+from core.api_errors import ERRORS
 from labeling.project_scope import ProjectScopedMixin
 from labeling.models import Image
 from modeling.services import image_browser
 
-ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 
 
 class BrowseQuerySerializer(serializers.Serializer):

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from core.api_errors import ErrorSerializer
+from core.api_errors import ErrorSerializer, error_responses
 from labeling import access
 from labeling.models import Project
 from modeling.api import serializers as s
@@ -24,7 +24,7 @@ from modeling.services import promotion as promotion_service
 from modeling.services import stopping_rule, warm_start
 from modeling.services import training_runs as training_service
 
-ERRORS = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+ERRORS = error_responses(401, 403, 404)
 READ_ERRORS = ERRORS  # managers only: raters get 403
 
 

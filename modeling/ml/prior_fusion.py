@@ -16,13 +16,12 @@ cross-fitted heads, another project's model) is a held-out test of the model. Un
 1. ``gamma``: a one-parameter logistic regression of the held-out outcomes on ``m_a - m_b`` (MAP under
    a wide N(0, 4), finite on separable data), shrunk by its own standard error (positive part: ``gamma * max(0, 1 - se^2 / gamma^2)``), so that a model
    that predicts nothing gets no weight, and a bad transfer fades as comparisons arrive;
-2. ``scatter``: the value of ``FusionConfig.scatters`` whose posterior best predicts held-out
-   comparisons (K comparison folds: fit on the others, score the fold with ``win_probability``), with
-   ``slope = gamma * sqrt(1 + pi * scatter / 4)`` tied to it.
-
-The flat fit (``slope = 0``) is one of the candidates scored in step 2, so the fused posterior is at
-least as predictive as the comparisons alone on held-out comparisons; and with few comparisons the
-prior's mean carries the ranking, as the model alone would.
+2. ``scatter`` and ``slope``: by default (``strength_by="evidence"``) the pair with the largest Laplace
+   evidence, log p(all outcomes | prior) (``log_evidence``), over ``FusionConfig.scatters`` and slopes
+   ``slope_factors`` times ``gamma * sqrt(1 + pi * scatter / 4)``: type-II maximum likelihood, valid
+   although the pairs were chosen adaptively. ``strength_by="cv"`` instead scores each scatter (and the
+   flat fit) by how well its posterior predicts held-out comparison folds; on served campaigns it chose
+   the widest scatter, because active selection serves the pairs where prior and comparisons disagree.
 """
 from __future__ import annotations
 
@@ -41,7 +40,7 @@ class FusionConfig:
     scatters: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)  # variances about the model (at most about the scores' spread)
     flat_prior_var: float = 1.0  # the comparisons-only fit's prior variance (``bt.FitConfig`` default)
     cv_folds: int = 4  # comparison folds that choose the scatter
-    strength_by: str = "cv"  # "cv" (held-out folds) or "evidence" (Laplace marginal likelihood; measured worse)
+    strength_by: str = "evidence"  # "evidence" (Laplace marginal likelihood) or "cv" (held-out folds; see docs)
     slope_factors: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # evidence: slopes tried around the tied one
     gamma_prior_var: float = 4.0  # N(0, 4) on gamma: finite when the model orders every held-out comparison
     min_heldout: int = 5  # fewer out-of-fold comparisons: too few to weigh the prior, ``no_data_slope`` instead
