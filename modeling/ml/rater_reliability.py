@@ -10,7 +10,9 @@ side is a fair coin and ``left_r`` catches a lopsided one. Each ``eta_r`` has a 
 Fit (alternating MAP, in the manner of EM). The hidden variable is whether judgment *k* was attentive.
 
 * ``A_k``: the judgment's probability if attentive, taken from the posterior *without* the judgment
-  (``loo_likelihood``); ``C_k``: its probability if careless (``left_r`` or ``1 - left_r``).
+  (``loo_likelihood``); ``C_k``: its probability if careless (``left_r`` or ``1 - left_r``), ``left_r``
+  too taken *without* the judgment (``_loo_left``): fitted to the clicks it then explains, a fair coin
+  out-scored the attentive branch's 1/2 wherever ``A_k`` said nothing, and ``eta`` collapsed to 0.
 * ``eta_r``: the maximum of ``sum_k log(eta A_k + (1 - eta) C_k)`` plus its log prior, per rater
   (concave; bisection). Plain EM moves ``eta`` towards 0 too slowly for a random clicker, whose
   judgments are about as likely under either branch.
@@ -37,7 +39,9 @@ from modeling.ml import bradley_terry as bt
 @dataclass(frozen=True)
 class ReliabilityConfig:
     # eta's Beta prior: uniform, Beta(1, 1). A prior leaning towards "attentive" (0.9 of 4 judgments) left
-    # random clickers at eta ~ 0.9 at 2 judgments per image (docs/benchmarks.md, "Spam tolerance").
+    # random clickers at eta ~ 0.9 at 2 judgments per image (docs/benchmarks.md, "Spam tolerance"); on
+    # uninformative data (a fraction of a judgment per image) the leave-one-out side share, not the prior,
+    # keeps an honest rater's eta from collapsing (docs/active-learning.md, "Raters who click at random").
     prior_attentive: float = 0.5  # the prior's mean
     prior_strength: float = 2.0  # the prior counts as this many judgments
     side_prior_strength: float = 4.0  # a careless rater's left share has a Beta(2, 2) prior (of this strength)
@@ -82,8 +86,9 @@ def fit_rater_reliability(
     a_index, b_index, outcome: [M] as ``bradley_terry.fit_posterior`` takes them.
     rater_id: [M] int, who made each comparison.
     prior_mean, prior_var, init: passed on to every score fit.
-    previous: the last fit of (most of) these comparisons: its raters' ``eta`` and ``left`` are the start
-    (a new rater starts as attentive), so a refit after a few new judgments takes a step or two.
+    previous: the last fit of (most of) these comparisons: its raters' ``eta`` are the start, and weigh
+    their judgments' careless shares in the first side counts (a new rater starts as attentive), so a refit after a few new judgments
+    takes a step or two.
     """
     outcome = np.asarray(outcome, dtype=np.float64)
     rater_ids, rater_of = np.unique(np.asarray(rater_id), return_inverse=True)  # [R], [M]
@@ -97,24 +102,19 @@ def fit_rater_reliability(
     posterior = bt.fit_posterior(n_images, a_index, b_index, outcome, weight=weight, prior_mean=prior_mean,
                                  prior_var=prior_var, init=init, config=fit_config)
     # Pairs are shown in random order, so an attentive rater chooses left half the time: a lopsided rater's
-    # careless judgments start with their side share.
-    left = (config.side_prior_strength / 2 + np.bincount(rater_of[decided], outcome[decided], minlength=n_raters)) / (
-        config.side_prior_strength + np.bincount(rater_of[decided], minlength=n_raters))  # [R]
-    if previous is not None:
-        carried = _carried(previous.rater_ids, previous.careless_left, rater_ids, np.nan)
-        left = np.where(np.isnan(carried), left, carried)
+    # careless judgments start with their side share (every decided judgment counted as careless, or as much
+    # as the last fit's ``eta`` says).
+    share = np.where(decided, 1.0 - weight if previous is not None else 1.0, 0.0)  # [M] careless share
     newton_steps = posterior.newton_steps
     steps = 0
     for steps in range(1, config.max_steps + 1):
         attentive_likelihood = loo_likelihood(posterior, a_index, b_index, outcome, weight)  # [M]
-        careless_likelihood = np.where(outcome == 1.0, left[rater_of], 1.0 - left[rater_of])  # [M]
+        left_loo = _loo_left(outcome, rater_of, share, n_raters, config.side_prior_strength)  # [M]
+        careless_likelihood = np.where(outcome == 1.0, left_loo, 1.0 - left_loo)  # [M]
         next_eta = _map_attentive(attentive_likelihood[decided], careless_likelihood[decided], rater_of[decided],
                                   n_raters, config)
         weight = _responsibility(attentive_likelihood, careless_likelihood, next_eta[rater_of], outcome)
-        careless = decided & (weight < 1.0)
-        left = (config.side_prior_strength / 2 + np.bincount(
-            rater_of[careless], (1.0 - weight[careless]) * outcome[careless], minlength=n_raters)) / (
-            config.side_prior_strength + np.bincount(rater_of[careless], 1.0 - weight[careless], minlength=n_raters))
+        share = np.where(decided, 1.0 - weight, 0.0)
         posterior = bt.fit_posterior(n_images, a_index, b_index, outcome, weight=weight, prior_mean=prior_mean,
                                      prior_var=prior_var, init=posterior.mean, config=fit_config)
         newton_steps += posterior.newton_steps
@@ -122,9 +122,28 @@ def fit_rater_reliability(
         eta = next_eta
         if moved < config.tolerance:
             break
+    left_count, total = _side_counts(outcome, rater_of, share, n_raters, config.side_prior_strength)
+    left = left_count / total  # [R]
     judgments = np.bincount(rater_of, minlength=n_raters)
     posterior = replace(posterior, newton_steps=newton_steps)  # all the fits' steps: the cost of this fit
     return RaterReliability(rater_ids, eta, left, judgments, weight, posterior, steps)
+
+
+def _side_counts(outcome: np.ndarray, rater_of: np.ndarray, share: np.ndarray, n_raters: int,
+                 strength: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each rater's careless left choices and careless judgments, [R] each, with the Beta side prior's counts."""
+    left = strength / 2 + np.bincount(rater_of, share * (outcome == 1.0), minlength=n_raters)
+    return left, strength + np.bincount(rater_of, share, minlength=n_raters)
+
+
+def _loo_left(outcome: np.ndarray, rater_of: np.ndarray, share: np.ndarray, n_raters: int,
+              strength: float) -> np.ndarray:
+    """The rater's careless left share without judgment k, [M]: like ``A_k``, ``C_k`` is scored on held-out
+    data. Fitted to the judgment itself, a fair clicker's side share bends towards their own coin flips and
+    explains them better than an attentive rater's 1/2, which pulled an honest rater's ``eta`` to 0 whenever
+    the ``A_k`` said little (a fraction of a judgment per image)."""
+    left, total = _side_counts(outcome, rater_of, share, n_raters, strength)
+    return (left[rater_of] - share * (outcome == 1.0)) / (total[rater_of] - share)
 
 
 def _carried(old_ids: np.ndarray, old_values: np.ndarray, ids: np.ndarray, default: float) -> np.ndarray:
