@@ -12,9 +12,7 @@
 """
 from __future__ import annotations
 
-import logging
 
-from django.utils import timezone
 
 from labeling.models import Project
 from labeling.services import campaign_target
@@ -22,7 +20,6 @@ from modeling.ml.ranking_accuracy import AccuracyConfig, expected_srcc
 from modeling.models import RankingAccuracy, TrainingSettings
 from modeling.services import notifications
 
-log = logging.getLogger(__name__)
 
 ACCURACY_CONFIG = AccuracyConfig()
 
@@ -42,7 +39,7 @@ def record_ranking_accuracy(project: Project, fit) -> RankingAccuracy | None:
         "n_images": estimate.n_images, "images_per_draw": estimate.images_per_draw, "draws": estimate.draws,
         "n_comparisons": fit.n_comparisons, "computed_at": fit.data_as_of,
     })
-    complete = apply_stopping_rule(project, accuracy)
+    complete = apply_stopping_rule(project)
     settings = TrainingSettings.objects.filter(project=project).first()
     if target_reached(settings, accuracy) and not target_reached(settings, previous):
         notifications.ranking_target_reached(project, accuracy, settings.target_srcc, complete)
@@ -63,24 +60,11 @@ def srcc_rule_holds(project: Project) -> bool:
         settings, RankingAccuracy.objects.filter(project=project).first())
 
 
-def apply_stopping_rule(project: Project, accuracy: RankingAccuracy | None = None) -> bool:
-    """Set or clear the project's "campaign complete" flag from the stored estimate; returns whether it is set."""
-    settings = TrainingSettings.objects.filter(project=project).first()
-    if accuracy is None:
-        accuracy = RankingAccuracy.objects.filter(project=project).first()
-    complete = bool(settings and settings.stop_at_target) and target_reached(settings, accuracy)
-    # The flag is shared with the judgment target (labeling/services/campaign_target.py): either rule holds it.
-    complete = complete or campaign_target.judgment_target_met(project)
-    if complete:
-        changed = Project.objects.filter(pk=project.pk, campaign_completed_at=None).update(
-            campaign_completed_at=timezone.now())
-    else:
-        changed = Project.objects.filter(pk=project.pk).exclude(campaign_completed_at=None).update(
-            campaign_completed_at=None)
-    if changed:
-        log.info("campaign %s %s", project.slug, "complete: pairs are no longer served" if complete else "reopened")
-    project.refresh_from_db(fields=["campaign_completed_at"])
-    return complete
+def apply_stopping_rule(project: Project) -> bool:
+    """Set or clear the project's "campaign complete" flag; returns whether it is set. The flag is shared with
+    the judgment target: ``campaign_target.refresh_completion`` asks every rule, this one (``srcc_rule_holds``,
+    registered in ``modeling/apps.py``) included."""
+    return campaign_target.refresh_completion(project)
 
 
 def accuracy_summary(project: Project) -> dict:
