@@ -12,14 +12,11 @@
 """
 from __future__ import annotations
 
-
-
 from labeling.models import Project
 from labeling.services import campaign_target
 from modeling.ml.ranking_accuracy import AccuracyConfig, expected_srcc
 from modeling.models import RankingAccuracy, TrainingSettings
 from modeling.services import notifications
-
 
 ACCURACY_CONFIG = AccuracyConfig()
 
