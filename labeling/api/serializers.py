@@ -97,10 +97,15 @@ class ProjectSerializer(serializers.ModelSerializer):
             "my_comparisons": getattr(project, "my_comparison_count", None) or 0,
         }
 
+    # What a rater's client needs to rate; the rest (gold rate, overlap, qualification threshold, grouping key,
+    # targets, retraining policy) are settings a rater could game or learn from, so they are the manager's only.
+    RATER_FIELDS = ("id", "slug", "name", "question", "description", "tag_vocabulary", "allow_ties", "criteria",
+                    "instructions", "show_prompt", "allow_both_bad", "created_at", "archived_at", "role", "counts")
+
     def to_representation(self, project):
         shown = super().to_representation(project)
         if shown.get("role") == "rater":
-            shown.pop("group_key", None)  # which metadata field groups the pairs is the manager's business
+            shown = {name: shown[name] for name in self.RATER_FIELDS if name in shown}
         return shown
 
     def validate_criteria(self, value):

@@ -75,3 +75,15 @@ def test_training_runs_are_for_managers_and_tracebacks_for_site_staff(api, proje
     assert listed["error"] == "ValueError: no comparisons yet"
     staff = make_user("root", is_superuser=True, is_staff=True)
     assert api(staff).get(url).json()["error"] == traceback
+
+
+@pytest.mark.django_db
+def test_the_project_api_shows_raters_no_setting_they_could_game(api, project, rater, manager):
+    """Gold rate, overlap, the qualification threshold, the grouping key, targets: the manager's, never a rater's."""
+    hidden = {"gold_rate", "overlap", "pair_strategy", "qualification_gold_pairs", "qualification_min_accuracy",
+              "group_key", "target_judgments", "retrain_min_new_comparisons", "weight_raters_by_reliability"}
+    url = f"/api/v1/projects/{project.slug}/"
+    for answer in (api(rater).get(url).json(), api(rater).get("/api/v1/projects/").json()["results"][0]):
+        assert answer["role"] == "rater" and answer["question"] == project.question
+        assert not hidden & set(answer), hidden & set(answer)
+    assert hidden <= set(api(manager).get(url).json())
