@@ -273,8 +273,7 @@ def wait(what: str, check, timeout_s: float, every_s: float = 1.0):
     raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-def exported_srcc(manager: Api, slug: str, latent: dict[int, float], last_judged_at: str | None,
-                  timeout_s: float) -> float:
+def fresh_score_rows(manager: Api, slug: str, last_judged_at: str | None, timeout_s: float) -> list[dict]:
     """Refit on the worker (POST agreement/), wait until the exported human scores saw every judgment (their
     ``human_score_fitted_at`` is not before the last judgment's ``created_at``), read the export. (A report
     newer than the request is no sign: it counts the comparisons when computed, not when its scores were fitted.)"""
@@ -288,7 +287,13 @@ def exported_srcc(manager: Api, slug: str, latent: dict[int, float], last_judged
         fresh = judged_at is None or all(t is not None and datetime.fromisoformat(t) >= judged_at for t in fitted)
         return rows if fresh else None
 
-    rows = wait(f"human scores of {slug} that include every judgment", fresh_rows, timeout_s)
+    return wait(f"human scores of {slug} that include every judgment", fresh_rows, timeout_s)
+
+
+def exported_srcc(manager: Api, slug: str, latent: dict[int, float], last_judged_at: str | None,
+                  timeout_s: float) -> float:
+    """SRCC against the truth of the exported human scores, once they saw every judgment (``fresh_score_rows``)."""
+    rows = fresh_score_rows(manager, slug, last_judged_at, timeout_s)
     scores = np.array([row["human_score"] if row["human_score"] is not None else 0.0 for row in rows])
     truth = np.array([latent[row["image_id"]] for row in rows])
     return float(stats.spearmanr(scores, truth)[0])

@@ -171,7 +171,7 @@ def rest_campaign(url: str, slug: str, latent: dict[int, float], config: CostCon
                 if stalled % len(raters) == 0:
                     time.sleep(1.0)
             turn += 1
-        rows = fresh_scores(manager, slug, last_judged_at, config.timeout_s)
+        rows = al.fresh_score_rows(manager, slug, last_judged_at, config.timeout_s)
         by_id = {row["image_id"]: row for row in rows}
         human = [by_id[i]["human_score"] if by_id[i]["human_score"] is not None else 0.0 for i in ids]
         model = [by_id[i]["model_mean"] if by_id[i]["model_mean"] is not None else np.nan for i in ids]
@@ -188,25 +188,6 @@ def rest_campaign(url: str, slug: str, latent: dict[int, float], config: CostCon
     result["seconds"] = round(time.monotonic() - result.pop("started"), 1)
     result["next_pair_ms"] = [round(1000 * v, 1) for v in np.percentile(latencies, [50, 99])] if latencies else None
     return result
-
-
-def fresh_scores(manager, slug: str, last_judged_at: str | None, timeout_s: float) -> list[dict]:
-    """POST agreement/ (a refit on the worker), then the scores export once every row saw the last judgment."""
-    from datetime import datetime
-
-    import active_learning_api as al
-
-    manager.ok("POST", f"/api/v1/projects/{slug}/agreement/")
-    judged_at = datetime.fromisoformat(last_judged_at) if last_judged_at else None
-
-    def rows():
-        text = manager.ok("GET", f"/api/v1/projects/{slug}/scores/?format=jsonl", raw=True)
-        found = [json.loads(line) for line in text.splitlines() if line.strip()]
-        fitted = [row["human_score_fitted_at"] for row in found]
-        fresh = judged_at is None or all(t is not None and datetime.fromisoformat(t) >= judged_at for t in fitted)
-        return found if fresh else None
-
-    return al.wait(f"human scores of {slug} that include every judgment", rows, timeout_s)
 
 
 def exported_comparisons(manager, slug: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
