@@ -171,6 +171,10 @@ class AgreementReport(models.Model):
     computed_at = models.DateTimeField(auto_now_add=True, db_index=True)
     n_comparisons = models.PositiveIntegerField(default=0)
     data = models.JSONField(default=dict)
+    criterion = models.CharField(
+        max_length=40, blank=True, default="",
+        help_text="A secondary criterion whose answers the report reads; empty: the primary one (the outcome).",
+    )
 
     class Meta:
         ordering = ["-computed_at", "-id"]

@@ -61,7 +61,9 @@ def compute_agreement(project_id: int | None = None, only_if_changed: bool = Fal
         projects, only_if_changed = list(Project.objects.order_by("pk")), True
     done = {}
     for project in projects:
-        report = agreement.compute_and_store_report(project, only_if_changed=only_if_changed)
-        done[project.slug] = None if report is None else report.pk
+        reports = agreement.compute_and_store_reports(project, only_if_changed=only_if_changed)
+        pks = {key: None if report is None else report.pk for key, report in reports.items()}
+        # A project with several criteria: {criterion key ("" the primary): report id}.
+        done[project.slug] = pks[None] if len(pks) == 1 else {key or "": pk for key, pk in pks.items()}
     return done
 

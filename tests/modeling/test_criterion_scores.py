@@ -5,13 +5,14 @@ import io
 
 import numpy as np
 import pytest
+from django.urls import reverse
 from rest_framework.test import APIClient
 from scipy import stats
 
 from labeling.models import CriterionAnswer
-from modeling.models import CriterionScore, HumanScore
+from modeling.models import AgreementReport, CriterionScore, HumanScore
 from modeling.services import criterion_scores
-from tests.modeling.dashboard_data import add_comparisons, make_images, member, user
+from tests.modeling.dashboard_data import add_comparisons, make_images, make_model_version, member, user
 from worker import metrics_tasks
 
 CRITERIA = [{"key": "alignment", "question": "Which matches the prompt better?"},
@@ -161,3 +162,74 @@ def test_dropping_the_criteria_drops_their_scores(project):
     assert criterion_scores.criterion_scores_stale(project)
     metrics_tasks.fit_human_scores()
     assert not CriterionScore.objects.exists()
+
+
+# --- Agreement and the dashboard, per criterion ----------------------------------------------------
+
+
+@pytest.fixture
+def reported(project):
+    """Two disagreeing criteria, their scores fitted, a model that follows the overall order, the reports."""
+    images, quality = criterion_campaign(project)
+    make_model_version(project, images, 5.5 + 2 * quality)
+    metrics_tasks.fit_human_scores(project.pk)
+    done = metrics_tasks.compute_agreement(project.pk)[project.slug]
+    manager = user("boss")
+    member(project, manager, role="manager")
+    return manager, done
+
+
+def srcc(report: dict) -> float:
+    active = next(version for version in report["model"]["versions"] if version["is_active"])
+    return active["human_correlation"]["srcc"]["value"]
+
+
+@pytest.mark.django_db
+def test_the_agreement_report_is_per_criterion(project, reported):
+    manager, done = reported
+    assert set(done) == {"", "alignment"} and all(done.values())
+    url = f"/api/v1/projects/{project.slug}/agreement/"
+    default = client_for(manager).get(url).json()
+    overall = client_for(manager).get(url, {"criterion": "overall"}).json()
+    alignment = client_for(manager).get(url, {"criterion": "alignment"}).json()
+    assert default["report_id"] == overall["report_id"] != alignment["report_id"]
+    assert default["criterion"] == "overall" and alignment["criterion"] == "alignment"
+    # The model follows the overall order: it agrees with the overall answers and not with alignment's.
+    assert srcc(default) > 0.8 and srcc(alignment) < -0.8
+    assert client_for(manager).get(url, {"criterion": "beauty"}).status_code == 400
+    rater = AgreementReport.objects.get(pk=alignment["report_id"]).project.memberships.filter(role="rater").first()
+    assert client_for(rater.user).get(url, {"criterion": "alignment"}).status_code == 403
+    # Unchanged data: the periodic run adds no report of either criterion.
+    assert metrics_tasks.compute_agreement()[project.slug] == {"": None, "alignment": None}
+
+
+@pytest.mark.django_db
+def test_the_dashboard_has_a_criterion_selector_and_its_csvs_follow_it(client, project, reported):
+    manager, done = reported
+    client.force_login(manager)
+    url = reverse("project-dashboard", args=[project.slug])
+    page = client.get(url, {"criterion": "alignment"}).content.decode()
+    assert 'id="criterion-select"' in page and '<option value="alignment" selected>' in page
+    assert "?criterion=alignment" in page
+    csv_url = reverse("project-dashboard-csv", args=[project.slug, "versions"])
+    primary_rows = list(csv.DictReader(io.StringIO(client.get(csv_url).content.decode())))
+    alignment_rows = list(csv.DictReader(io.StringIO(client.get(csv_url, {"criterion": "alignment"}).content.decode())))
+    assert float(primary_rows[0]["srcc_human"]) > 0.8 and float(alignment_rows[0]["srcc_human"]) < -0.8
+    assert client.get(url, {"criterion": "beauty"}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_one_question_reports_are_unchanged(project):
+    rater = user("solo")
+    member(project, rater)
+    images = make_images(project, 6)
+    add_comparisons(project, [(images[0], images[1], "a", rater), (images[2], images[3], "b", rater)])
+    done = metrics_tasks.compute_agreement(project.pk)
+    assert isinstance(done[project.slug], int)
+    report = AgreementReport.objects.get()
+    assert report.criterion == "" and "criterion" not in report.data
+    manager = user("boss")
+    member(project, manager, role="manager")
+    url = f"/api/v1/projects/{project.slug}/agreement/"
+    assert client_for(manager).get(url).json()["report_id"] == report.pk
+    assert client_for(manager).get(url, {"criterion": "overall"}).status_code == 400
