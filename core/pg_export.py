@@ -62,6 +62,20 @@ def iso_time(expression: str) -> str:
     return f"replace({text}, '.000000+', '+')"
 
 
+def python_float(expression: str) -> str:
+    """``repr()`` of a float8, as ``csv`` writes a Python float: PostgreSQL's shortest digits (extra_float_digits
+    1), with ``.0`` on whole numbers, fixed notation up to 1e16 (PostgreSQL switches at 1e15) and nan / inf.
+    Beyond 1e16 PostgreSQL may spell a whole number with 17 digits where Python uses fewer: the same value."""
+    text = f"({expression})::text"
+    digits = f"replace(split_part(ltrim({text}, '-'), 'e', 1), '.', '')"
+    fixed = (f"CASE WHEN {expression} < 0 THEN '-' ELSE '' END || CASE WHEN length({digits}) <= 16 "
+             f"THEN rpad({digits}, 16, '0') || '.0' ELSE left({digits}, 16) || '.' || substr({digits}, 17) END")
+    return (f"(CASE WHEN {text} ~ '^-?[0-9]+$' THEN {text} || '.0' "
+            f"WHEN {expression} = 'NaN'::float8 THEN 'nan' WHEN {expression} = 'Infinity'::float8 THEN 'inf' "
+            f"WHEN {expression} = '-Infinity'::float8 THEN '-inf' "
+            f"WHEN abs({expression}) >= 1e15 AND abs({expression}) < 1e16 THEN {fixed} ELSE {text} END)")
+
+
 def neutralised(expression: str) -> str:
     return (f"(CASE WHEN left({expression}, 1) IN {_FORMULA_START} AND {expression} !~ {_NUMBER} "
             f"THEN '''' || {expression} ELSE {expression} END)")
@@ -76,6 +90,8 @@ def _csv_cell(expression: str, kind: str) -> str:
         return f"({expression})::text"  # true / false
     if kind == "int":
         return expression
+    if kind == "float":
+        return python_float(expression)
     raise ValueError(f"no fast CSV path for {kind} columns")
 
 
@@ -145,6 +161,7 @@ def _fetch_one(sql: str, params: dict):
 
 def _copy_csv(sql: str, params: dict) -> bytes:
     with connection.wrap_database_errors, _cursor() as cursor:
+        cursor.execute("SET extra_float_digits = 1")  # PostgreSQL's default: shortest exact float text
         with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy:
             return b"".join(copy)
 

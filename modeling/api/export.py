@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from core.export_views import ExportView, export_schema, requested_format
 from core.limits import MAX_ID
-from core.streaming import streaming_response
+from core.streaming import pieces_response
 from labeling.project_scope import ProjectScopedMixin
 from modeling.models import ModelVersion
 from modeling.services import criterion_scores, exports
@@ -36,9 +36,9 @@ class ScoresExportView(ProjectScopedMixin, ExportView):
             criterion = criterion_scores.resolve(self.project, request.query_params.get("criterion"))
         except ValueError as error:
             raise ValidationError({"criterion": [str(error)]}) from None
-        columns, chunks = exports.export_rows(output, self.project, version_id, criterion)
         name = f"{self.project.slug}-scores" + (f"-{criterion}" if criterion else "")
-        return streaming_response(output, columns, chunks, name, version_id)
+        return pieces_response(output, exports.export_pieces(output, self.project, version_id, criterion), name,
+                               version_id)
 
     def model_version_id(self, request) -> int | None:
         raw_version = request.query_params.get("model_version")

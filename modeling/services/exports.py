@@ -18,9 +18,10 @@ from typing import Iterator
 from django.db.models import FilteredRelation, Q, TextField
 from django.db.models.functions import Cast
 
+from core import pg_export, streaming
 from core.streaming import Column, keyset_chunks
-from labeling.models import SCORE_BINS, Image, ImageTag, Project
-from modeling.models import ModelVersion
+from labeling.models import SCORE_BINS, Image, ImageStats, ImageTag, Project, ReferenceRating, Tag
+from modeling.models import CriterionScore, HumanScore, ImageScore, ModelVersion
 
 CHUNK_SIZE = 2000
 
@@ -131,6 +132,53 @@ def csv_chunks(project: Project, model_version_id: int | None, criterion: str | 
             )
             for row in rows
         ]
+
+
+def csv_query(project: Project, model_version_id: int | None, criterion: str | None = None) -> pg_export.Query:
+    """``csv_chunks`` as SQL, for PostgreSQL's fast path (``core.pg_export``): the same columns and cells.
+    Every joined table is bounded by the range's image ids, as in ``score_chunks``."""
+    def bounded(column: str) -> str:
+        return f"{column} > %(after)s AND {column} <= %(upto)s"
+
+    kinds = {"image_id": "int", "model_mean": "float", "uncertainty": "float", "human_score": "float",
+             "human_score_variance": "float", "human_score_fitted_at": "time", "comparison_count": "int",
+             "model_version": "int", "reference_mean": "float"}
+    scored = model_version_id is not None
+    expressions = [
+        "i.id", "i.external_id", "i.original_name", "tg.names", "s.mean" if scored else "NULL::float8",
+        *[f"(s.distribution -> {index})::text" if scored else "NULL::text" for index in range(SCORE_BINS)],
+        "s.uncertainty" if scored else "NULL::float8", "h.mean", "h.variance", "h.fitted_at",
+        "COALESCE(st.comparison_count, 0)", "CASE WHEN s.mean IS NOT NULL THEN %(version)s END" if scored else "NULL::int",
+        "i.caption", "i.metadata::text", "r.mean",
+    ]
+    human_table = (HumanScore if criterion is None else CriterionScore)._meta.db_table
+    human_filter = "" if criterion is None else " AND h.criterion = %(criterion)s"
+    score_join = (f"LEFT JOIN {ImageScore._meta.db_table} s ON s.image_id = i.id AND s.model_version_id = %(version)s "
+                  f"AND {bounded('s.image_id')} " if scored else "")
+    return pg_export.Query(
+        columns=[Column(name, kinds.get(name, "str")) for name in CSV_COLUMNS],
+        expressions=expressions,
+        source=(
+            f"FROM {Image._meta.db_table} i {score_join}"
+            f"LEFT JOIN {human_table} h ON h.image_id = i.id AND {bounded('h.image_id')}{human_filter} "
+            f"LEFT JOIN {ImageStats._meta.db_table} st ON st.image_id = i.id AND {bounded('st.image_id')} "
+            f"LEFT JOIN {ReferenceRating._meta.db_table} r ON r.image_id = i.id AND {bounded('r.image_id')} "
+            f"LEFT JOIN (SELECT it.image_id, string_agg(t.name, '{TAG_SEPARATOR}' ORDER BY t.name) AS names "
+            f"FROM {ImageTag._meta.db_table} it JOIN {Tag._meta.db_table} t ON t.id = it.tag_id "
+            f"WHERE {bounded('it.image_id')} GROUP BY it.image_id) tg ON tg.image_id = i.id "
+            "WHERE i.project_id = %(project)s"
+        ),
+        key="i.id",
+        key_source=f"FROM {Image._meta.db_table} i WHERE i.project_id = %(project)s",
+        params={"project": project.pk, "version": model_version_id, "criterion": criterion},
+    )
+
+
+def export_pieces(output: str, project: Project, model_version_id: int | None, criterion: str | None = None):
+    """The scores export's pieces in ``output``: the CSV rendered by PostgreSQL there, else ``core.streaming``'s."""
+    if output == "csv" and pg_export.available():
+        return pg_export.iter_csv(csv_query(project, model_version_id, criterion))
+    return streaming.WRITERS[output](*export_rows(output, project, model_version_id, criterion))
 
 
 # JSON Lines and Parquet: tags, distribution and metadata as nested values.

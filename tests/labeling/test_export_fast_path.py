@@ -1,4 +1,4 @@
-"""The comparisons export's PostgreSQL fast path (core/pg_export.py) writes what the generic writers
+"""The comparisons and scores exports' PostgreSQL fast path (core/pg_export.py) writes what the generic writers
 (core/streaming.py over data_exports.comparison_chunks) write: the same CSV and JSON Lines bytes, the
 same Parquet rows and schema, on text built to trip it (formulas, numbers, quotes, line breaks, empty
 text, non-ASCII digits, control characters). It runs on whichever database the tests use: on
@@ -11,9 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from core import pg_export, streaming
-from labeling.models import Comparison, GoldPair, Image, PairLease, Project
+from labeling.models import Comparison, GoldPair, Image, ImageTag, PairLease, Project, ReferenceRating, Tag
 from labeling.services import data_exports
 from labeling.services.imports import store_image
+from modeling.models import CriterionScore, HumanScore, ImageScore, ModelVersion
+from modeling.services import exports
 
 AWKWARD = [
     "=HYPERLINK(\"http://x\",\"y\")", "-1.5e3", "+3", "-", "@SUM(A1)", "\tcmd", "\rcmd", "a\rb", "two\nlines",
@@ -100,3 +102,57 @@ def test_fast_path_of_a_project_without_comparisons(project, output):
         assert pq.read_table(io.BytesIO(written)).schema == pq.read_table(io.BytesIO(expected)).schema
     else:
         assert written == expected
+
+
+# Whole numbers, tiny and large magnitudes, both sides of 1e15 (where PostgreSQL leaves fixed notation), -0.0.
+FLOATS = [1.0, -0.0, 0.1, 1e-05, 0.0001, -2.5e-07, 123456789012345.0, 1234567890123456.8, -1e15, 3e21, 2.0 / 3]
+
+
+@pytest.fixture
+def scored(project, images):
+    """Images with awkward captions, metadata and tags, two model versions (one scoring only some images),
+    human scores of awkward magnitudes for most images and a reference rating for one."""
+    version = ModelVersion.objects.create(project=project, encoder_id="tiny", is_active=True, status="active")
+    ModelVersion.objects.create(project=project, encoder_id="tiny", status="retired")
+    for index, image in enumerate(images):
+        Image.objects.filter(pk=image.pk).update(
+            caption=AWKWARD[index], external_id=AWKWARD[index + 8],
+            metadata={"cfg": 7.0 if index % 2 else index, "text": AWKWARD[index + 1], "nested": {"a": [1, None]}},
+        )
+        tag = Tag.objects.create(project=project, name=Tag.normalise(f"{AWKWARD[(index + 3) % len(AWKWARD)]}{index}"))
+        ImageTag.objects.create(image=image, tag=tag)
+        if index % 3:
+            distribution = [0.1, 0.2, 1e-05, 0, 0.3, 0.05, 0.05, 0.1, 0.1, 0.09999][: 10 - index % 2]
+            ImageScore.objects.create(model_version=version, image=image, mean=1 + index, distribution=distribution,
+                                      uncertainty=FLOATS[index])
+        if index != 5:
+            HumanScore.objects.create(project=project, image=image, mean=FLOATS[index], variance=FLOATS[-index - 1],
+                                      fitted_at=datetime(2026, 12, 1, 9, 30, index, 1000 * index, tzinfo=dt_timezone.utc))
+        for criterion in ("detail", "colour")[: 1 + index % 2]:
+            CriterionScore.objects.create(project=project, image=image, criterion=criterion, mean=FLOATS[index + 1],
+                                          variance=0.5, fitted_at=datetime(2026, 12, 2, tzinfo=dt_timezone.utc))
+    rating = ReferenceRating(image=images[2], source="AVA")
+    rating.votes = [0, 0, 1, 0, 3, 0, 1, 0, 0, 2]
+    rating.save()
+    return version
+
+
+def fast_scores(project, version_id, criterion=None):
+    if pg_export.available():
+        return pg_export.iter_csv(exports.csv_query(project, version_id, criterion), chunk_size=3)
+    return exports.export_pieces("csv", project, version_id, criterion)
+
+
+@pytest.mark.django_db
+def test_scores_fast_path_writes_the_generic_csv(scored, project):
+    for version_id in (scored.pk, scored.pk + 1, None):
+        written = joined(fast_scores(project, version_id))
+        assert written == joined(streaming.iter_csv(*exports.export_rows("csv", project, version_id)))
+        rows = list(csv.DictReader(io.StringIO(written.decode(), newline="")))
+        assert len(rows) == 8
+    detail = joined(fast_scores(project, scored.pk, "detail"))
+    assert detail == joined(streaming.iter_csv(*exports.export_rows("csv", project, scored.pk, "detail")))
+    assert detail != joined(fast_scores(project, scored.pk))
+    assert rows[2]["human_score"] == "0.1" and rows[6]["human_score"] == "123456789012345.0"
+    assert rows[1]["caption"] == "-1.5e3" and rows[1]["human_score_variance"] == "3e+21"
+    assert rows[0]["caption"] == "'" + AWKWARD[0]
