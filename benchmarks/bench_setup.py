@@ -66,3 +66,18 @@ def reset_peak(pid: int | str = "self") -> None:
         Path(f"/proc/{pid}/clear_refs").write_text("5")
     except OSError:
         pass
+
+
+def backend_cpu_seconds() -> float:
+    """User + system CPU seconds used so far by this Django connection's PostgreSQL backend (same machine, read
+    from /proc; 0 where it cannot be read)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -9,7 +9,7 @@ transaction stays open while a slow client reads, as in ``keyset_chunks``):
   rendered in SQL exactly as ``iter_csv`` writes them: times as ``datetime.isoformat()``, booleans as
   true/false, empty text as an empty cell, and text that a spreadsheet would run as a formula with a
   leading apostrophe (``spreadsheet_safety``'s rule, as a regular expression).
-- JSON Lines: one text per range, the lines built by ``to_json`` and concatenation in ``iter_jsonl``'s
+- JSON Lines: COPY of one JSON text per row, built by ``to_json`` and concatenation in ``iter_jsonl``'s
   form (keys in column order, no spaces; PostgreSQL escapes text as Python's json does).
 - Parquet: the range as raw CSV (times as epoch microseconds) parsed by pyarrow into columns, one row
   group per range: no Python object per cell.
@@ -22,12 +22,18 @@ import io
 from dataclasses import dataclass
 from typing import Iterator
 
-from django.db import connection
+from django.db import connection, transaction
 
 from core import streaming
 from core.streaming import Column
 
-CHUNK_SIZE = 20_000
+CHUNK_SIZE = 50_000
+# One process per export (no parallel workers: an export is not worth the other requests' cores), and
+# extra_float_digits 1, PostgreSQL's default: the shortest exact float text.
+_RANGE_SETTINGS = ("SET LOCAL max_parallel_workers_per_gather = 0", "SET LOCAL extra_float_digits = 1")
+# ``Query.lookups``: join by index look-ups (nested loops), whose cost follows the range, where PostgreSQL
+# would otherwise hash a whole joined table (every image) for every range.
+_LOOKUP_SETTINGS = ("SET LOCAL enable_hashjoin = off", "SET LOCAL enable_mergejoin = off")
 
 # spreadsheet_safety: a cell starting with = + - @ TAB or CR that is not a number gets a leading apostrophe.
 # The first character is tested with IN, not a regular expression: most cells end there, and cheaply.
@@ -43,7 +49,8 @@ def available() -> bool:
 class Query:
     """An export as SQL. ``expressions``: one per column, in order. ``source``: ``FROM … WHERE …`` with
     named parameters (``%(name)s``) from ``params``. ``key``: the unique integer the rows are ordered and
-    paged by (e.g. ``c.id``). ``key_source``: a cheaper FROM … WHERE that yields the same keys (no joins)."""
+    paged by (e.g. ``c.id``). ``key_source``: a cheaper FROM … WHERE that yields the same keys (no joins).
+    ``lookups``: join by index look-ups only, for joined tables that are not bounded by the range."""
 
     columns: list[Column]
     expressions: list[str]
@@ -51,6 +58,7 @@ class Query:
     key: str
     key_source: str
     params: dict
+    lookups: bool = False
 
 
 # --- Cells rendered in SQL --------------------------------------------------------------------------
@@ -65,15 +73,16 @@ def iso_time(expression: str) -> str:
 def python_float(expression: str) -> str:
     """``repr()`` of a float8, as ``csv`` writes a Python float: PostgreSQL's shortest digits (extra_float_digits
     1), with ``.0`` on whole numbers, fixed notation up to 1e16 (PostgreSQL switches at 1e15) and nan / inf.
-    Beyond 1e16 PostgreSQL may spell a whole number with 17 digits where Python uses fewer: the same value."""
-    text = f"({expression})::text"
+    Beyond 1e16 PostgreSQL may spell a whole number with 17 digits where Python uses fewer: the same value.
+    Tested on numbers (cheap) before any text is made: most cells take the last branch."""
+    x, text = expression, f"({expression})::text"
     digits = f"replace(split_part(ltrim({text}, '-'), 'e', 1), '.', '')"
-    fixed = (f"CASE WHEN {expression} < 0 THEN '-' ELSE '' END || CASE WHEN length({digits}) <= 16 "
+    fixed = (f"CASE WHEN {x} < 0 THEN '-' ELSE '' END || CASE WHEN length({digits}) <= 16 "
              f"THEN rpad({digits}, 16, '0') || '.0' ELSE left({digits}, 16) || '.' || substr({digits}, 17) END")
-    return (f"(CASE WHEN {text} ~ '^-?[0-9]+$' THEN {text} || '.0' "
-            f"WHEN {expression} = 'NaN'::float8 THEN 'nan' WHEN {expression} = 'Infinity'::float8 THEN 'inf' "
-            f"WHEN {expression} = '-Infinity'::float8 THEN '-inf' "
-            f"WHEN abs({expression}) >= 1e15 AND abs({expression}) < 1e16 THEN {fixed} ELSE {text} END)")
+    return (f"(CASE WHEN {x} = 'NaN'::float8 THEN 'nan' WHEN {x} = 'Infinity'::float8 THEN 'inf' "
+            f"WHEN {x} = '-Infinity'::float8 THEN '-inf' "
+            f"WHEN abs({x}) < 1e15 AND {x} = trunc({x}) THEN {text} || '.0' "
+            f"WHEN abs({x}) >= 1e15 AND abs({x}) < 1e16 THEN {fixed} ELSE {text} END)")
 
 
 def neutralised(expression: str) -> str:
@@ -99,7 +108,7 @@ def _json_value(expression: str, kind: str) -> str:
     if kind == "str":
         value = f"to_json(({expression})::text)::text"
     elif kind == "time":
-        value = f"to_json({iso_time(expression)})::text"
+        value = f"'\"' || {iso_time(expression)} || '\"'"  # digits, dashes and colons: nothing to escape
     elif kind in ("int", "bool"):
         value = f"({expression})::text"
     else:
@@ -159,10 +168,13 @@ def _fetch_one(sql: str, params: dict):
         return cursor.fetchone()
 
 
-def _copy_csv(sql: str, params: dict) -> bytes:
-    with connection.wrap_database_errors, _cursor() as cursor:
-        cursor.execute("SET extra_float_digits = 1")  # PostgreSQL's default: shortest exact float text
-        with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy:
+def _copy(query: Query, sql: str, after: int, upto: int, options: str = "FORMAT csv") -> bytes:
+    """The rows of ``sql`` as COPY writes them, read to the end before they are handed on (one short statement)."""
+    params = {**query.params, "after": after, "upto": upto}
+    with transaction.atomic(), connection.wrap_database_errors, _cursor() as cursor:
+        for setting in _RANGE_SETTINGS + (_LOOKUP_SETTINGS if query.lookups else ()):
+            cursor.execute(setting)
+        with cursor.copy(f"COPY ({sql}) TO STDOUT WITH ({options})", params) as copy:
             return b"".join(copy)
 
 
@@ -171,16 +183,19 @@ def iter_csv(query: Query, chunk_size: int = CHUNK_SIZE) -> Iterator[str | bytes
     yield from streaming.iter_csv(query.columns, [])  # the header
     select = ", ".join(_csv_cell(e, c.kind) for c, e in zip(query.columns, query.expressions))
     for after, upto in _ranges(query, chunk_size):
-        yield _copy_csv(_range_sql(query, select), {**query.params, "after": after, "upto": upto})
+        yield _copy(query, _range_sql(query, select), after, upto)
 
 
-def iter_jsonl(query: Query, chunk_size: int = CHUNK_SIZE) -> Iterator[str]:
-    """``streaming.iter_jsonl``'s text, one statement per range."""
-    sql = f"SELECT string_agg(line, E'\\n') FROM ({_range_sql(query, _jsonl_line(query) + ' AS line')}) AS lines"
+# One JSON text per row, as COPY's CSV with a quote and a delimiter that JSON text never holds raw (to_json
+# escapes every control character), so each line is written as it is: no quoting, no escaping.
+_AS_IS = r"FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02'"
+
+
+def iter_jsonl(query: Query, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """``streaming.iter_jsonl``'s bytes, one COPY per range."""
+    sql = _range_sql(query, _jsonl_line(query))
     for after, upto in _ranges(query, chunk_size):
-        (text,) = _fetch_one(sql, {**query.params, "after": after, "upto": upto})
-        if text:
-            yield text + "\n"
+        yield _copy(query, sql, after, upto, _AS_IS)
 
 
 def iter_parquet(query: Query, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
@@ -206,7 +221,7 @@ def iter_parquet(query: Query, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
 
     def tables():
         for after, upto in _ranges(query, chunk_size):
-            data = _copy_csv(_range_sql(query, select), {**query.params, "after": after, "upto": upto})
+            data = _copy(query, _range_sql(query, select), after, upto)
             if not data:
                 continue
             table = pa_csv.read_csv(io.BytesIO(data), **read)

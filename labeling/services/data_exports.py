@@ -88,6 +88,7 @@ def comparison_query(project: Project) -> pg_export.Query:
         key="c.id",
         key_source=f"FROM {Comparison._meta.db_table} c WHERE c.project_id = %(project)s",
         params={"project": project.pk},
+        lookups=True,  # the images, raters and leases are not bounded by the range of comparison ids
     )
 
 

@@ -140,13 +140,14 @@ def csv_query(project: Project, model_version_id: int | None, criterion: str | N
     def bounded(column: str) -> str:
         return f"{column} > %(after)s AND {column} <= %(upto)s"
 
-    kinds = {"image_id": "int", "model_mean": "float", "uncertainty": "float", "human_score": "float",
+    # The distribution's cells are number text as stored (as ``_distribution`` splits it): written as they are.
+    kinds = {**{name: "int" for name in DISTRIBUTION_COLUMNS}, "image_id": "int", "model_mean": "float", "uncertainty": "float", "human_score": "float",
              "human_score_variance": "float", "human_score_fitted_at": "time", "comparison_count": "int",
              "model_version": "int", "reference_mean": "float"}
     scored = model_version_id is not None
     expressions = [
         "i.id", "i.external_id", "i.original_name", "tg.names", "s.mean" if scored else "NULL::float8",
-        *[f"(s.distribution -> {index})::text" if scored else "NULL::text" for index in range(SCORE_BINS)],
+        *[f"d.p[{index + 1}]" if scored else "NULL::text" for index in range(SCORE_BINS)],
         "s.uncertainty" if scored else "NULL::float8", "h.mean", "h.variance", "h.fitted_at",
         "COALESCE(st.comparison_count, 0)", "CASE WHEN s.mean IS NOT NULL THEN %(version)s END" if scored else "NULL::int",
         "i.caption", "i.metadata::text", "r.mean",
@@ -154,7 +155,8 @@ def csv_query(project: Project, model_version_id: int | None, criterion: str | N
     human_table = (HumanScore if criterion is None else CriterionScore)._meta.db_table
     human_filter = "" if criterion is None else " AND h.criterion = %(criterion)s"
     score_join = (f"LEFT JOIN {ImageScore._meta.db_table} s ON s.image_id = i.id AND s.model_version_id = %(version)s "
-                  f"AND {bounded('s.image_id')} " if scored else "")
+                  f"AND {bounded('s.image_id')} LEFT JOIN LATERAL (SELECT "
+                  f"string_to_array(btrim(s.distribution::text, '[]'), ', ') AS p) d ON true " if scored else "")
     return pg_export.Query(
         columns=[Column(name, kinds.get(name, "str")) for name in CSV_COLUMNS],
         expressions=expressions,

@@ -1,0 +1,157 @@
+"""Benchmark: the scores export of 10^5 images (CSV, JSON Lines, Parquet) on PostgreSQL, both paths side by side.
+
+    .venv/bin/python benchmarks/export_scores.py                    # 10^5 images
+    .venv/bin/python benchmarks/export_scores.py --images 10000     # a quick run
+
+It migrates the database of ``--database-url`` (default postgres://postgres@127.0.0.1:5432/tagrank_manager)
+and writes a scratch project with bulk SQL (``INSERT … SELECT generate_series``), shaped like
+``labelling_loop.py``'s: ``--images`` image rows (no files) with a caption and metadata, two tags each out
+of 50, an active model version scoring every image (mean, ten-bin distribution, uncertainty), a human
+score each, and per-image counters. Then, in this process, it reads each format's export to the end by
+each path of ``--paths``: ``fast``, what the API view streams (``modeling.services.exports.export_pieces``:
+on PostgreSQL the CSV is ``core.pg_export``'s COPY ranges; JSON Lines and Parquet stay generic), and
+``generic``, the ``core.streaming`` writers over ``exports.export_rows``. It reports seconds, rows/s,
+the CPU seconds of this process and of its PostgreSQL backend and its peak RSS (reset before each run). The scratch
+project is removed at the end unless ``--keep``.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import time
+
+from bench_setup import backend_cpu_seconds, machine_with_postgres, memory_kib, reset_peak, start_django
+
+SLUG = "bench-export-scores"
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=100_000)
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/tagrank_manager")
+    parser.add_argument("--formats", default="csv,jsonl,parquet")
+    parser.add_argument("--paths", default="generic,fast", help="generic, fast or both")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each format and path")
+    parser.add_argument("--keep", action="store_true")
+    return parser.parse_args()
+
+
+def generate(images: int):
+    from django.db import connection, transaction
+
+    from labeling.models import Project
+    from modeling.models import ModelVersion
+
+    old = Project.objects.filter(slug=SLUG).first()
+    if old is not None:
+        remove(old)
+    project = Project.objects.create(name="Scores export benchmark", slug=SLUG)
+    version = ModelVersion.objects.create(project=project, encoder_id="tiny", status="active", is_active=True)
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        params = {"project": project.pk, "version": version.pk, "n": images}
+        cursor.execute(
+            """INSERT INTO labeling_image (project_id, file, thumbnail, original_name, sha256, width, height,
+                   external_id, caption, metadata, created_at)
+               SELECT %(project)s, 'images/bench/' || g || '.jpg', '', 'photo_' || g || '.jpg',
+                      md5(g::text) || md5(g::text), 640, 480, 'ext-' || g, 'a caption, number ' || g,
+                      jsonb_build_object('seed', g, 'cfg_scale', 7.5, 'sampler', 'ddim'), now()
+               FROM generate_series(1, %(n)s) g""",
+            params,
+        )
+        cursor.execute(
+            "INSERT INTO labeling_tag (project_id, name, created_at) SELECT %(project)s, 'tag ' || k, now() "
+            "FROM generate_series(0, 49) k",
+            params,
+        )
+        cursor.execute(
+            """INSERT INTO labeling_imagetag (image_id, tag_id, source, created_at)
+               SELECT i.id, t.id, 'import', now()
+               FROM labeling_image i CROSS JOIN generate_series(0, 1) o
+               JOIN labeling_tag t ON t.project_id = i.project_id AND t.name = 'tag ' || ((i.id * 7 + o) %% 50)
+               WHERE i.project_id = %(project)s""",
+            params,
+        )
+        cursor.execute(
+            """INSERT INTO modeling_imagescore (model_version_id, image_id, mean, distribution, uncertainty)
+               SELECT %(version)s, i.id, 1 + 9 * random(),
+                      '[0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.2, 0.1, 0.05, 0.02]'::jsonb, random()
+               FROM labeling_image i WHERE i.project_id = %(project)s""",
+            params,
+        )
+        cursor.execute(
+            """INSERT INTO modeling_humanscore (project_id, image_id, mean, variance, n_comparisons, fitted_at)
+               SELECT %(project)s, i.id, random() * 4 - 2, random(), 2, now()
+               FROM labeling_image i WHERE i.project_id = %(project)s""",
+            params,
+        )
+        cursor.execute(
+            """INSERT INTO labeling_imagestats (image_id, project_id, comparison_count)
+               SELECT i.id, %(project)s, (i.id %% 5) FROM labeling_image i WHERE i.project_id = %(project)s
+               ON CONFLICT (image_id) DO NOTHING""",
+            params,
+        )
+        cursor.execute("ANALYZE labeling_image; ANALYZE labeling_imagetag; ANALYZE modeling_imagescore; "
+                       "ANALYZE modeling_humanscore; ANALYZE labeling_imagestats")
+    return project, version.pk, time.perf_counter() - started
+
+
+def remove(project) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table, column in (("modeling_imagescore", "model_version_id IN (SELECT id FROM modeling_modelversion "
+                               "WHERE project_id = %s)"), ("modeling_humanscore", "project_id = %s"),
+                              ("labeling_imagestats", "project_id = %s"),
+                              ("labeling_imagetag", "image_id IN (SELECT id FROM labeling_image WHERE project_id = %s)"),
+                              ("labeling_image", "project_id = %s"), ("labeling_tag", "project_id = %s")):
+            cursor.execute(f"DELETE FROM {table} WHERE {column}", [project.pk])
+    project.delete()
+
+
+def export_once(project, version_id: int, output: str, path: str) -> dict:
+    from core import streaming
+    from modeling.services import exports
+
+    reset_peak()
+    cpu_before, database_before = time.process_time(), backend_cpu_seconds()
+    started = time.perf_counter()
+    if path == "fast":
+        pieces = exports.export_pieces(output, project, version_id)
+    else:
+        pieces = streaming.WRITERS[output](*exports.export_rows(output, project, version_id))
+    size = sum(len(piece.encode() if isinstance(piece, str) else piece) for piece in pieces)
+    seconds = time.perf_counter() - started
+    return {
+        "path": path, "format": output, "bytes": size, "seconds": round(seconds, 2),
+        "process_cpu_s": round(time.process_time() - cpu_before, 2),
+        "database_cpu_s": round(backend_cpu_seconds() - database_before, 2),
+        "peak_rss_mib": round(memory_kib("VmHWM") / 1024),
+    }
+
+
+def main():
+    args = parse_args()
+    start_django(args.database_url)
+    project, version_id, generate_seconds = generate(args.images)
+    results = {
+        "machine": machine_with_postgres(), "images": args.images, "generate_seconds": round(generate_seconds, 1),
+        "load_average_at_start": round(os.getloadavg()[0], 1), "runs": [],
+    }
+    try:
+        for _, output, path in itertools.product(range(args.repeat), args.formats.split(","), args.paths.split(",")):
+            run = export_once(project, version_id, output, path)
+            run["rows_per_s"] = round(args.images / run["seconds"])
+            results["runs"].append(run)
+            print(json.dumps(run), flush=True)
+    finally:
+        if not args.keep:
+            remove(project)
+    results["load_average_at_end"] = round(os.getloadavg()[0], 1)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
