@@ -49,7 +49,6 @@ def test_the_end_to_end_benchmark_rebuilds_its_table_from_a_log(tmp_path):
 
 
 def test_the_small_budget_tables_show_the_figures_of_their_runs():
-    sys.path.insert(0, str(REPO))
     import small_budgets
 
     table = small_budgets.designs_table(n_images=12, seeds=3, noises=(1.0,))
