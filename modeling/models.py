@@ -7,7 +7,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from labeling.models import Image, Project, WorkerJob
+from core.models import WorkerJob
+from labeling.models import Image, Project
 
 
 def weights_upload_path(version: "ModelVersion", filename: str) -> str:
