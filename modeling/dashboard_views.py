@@ -22,7 +22,7 @@ from labeling.services import invites as invite_service
 from labeling.project_scope import manager_page
 from modeling import dashboard_charts as charts
 from modeling.models import ModelVersion, is_demo_encoder
-from modeling.services import agreement, stopping_rule
+from modeling.services import agreement, criterion_scores, stopping_rule
 import worker.dispatch as dispatch
 
 RATER_ROWS_SHOWN = 50  # and every flagged rater
@@ -30,7 +30,8 @@ RATER_ROWS_SHOWN = 50  # and every flagged rater
 
 @manager_page(require_safe)
 def dashboard(request, project):
-    report = agreement.latest_report(project)
+    criterion = _criterion(request, project)
+    report = agreement.latest_report(project, criterion)
     data = report.data if report else None
     version = None
     if data and data["model"]["chart_version_id"]:
@@ -50,6 +51,9 @@ def dashboard(request, project):
         "tagrank_demo_encoder": is_demo_encoder(encoder),
         "flag_labels": agreement.FLAG_LABELS,
         "accuracy": stopping_rule.accuracy_summary(project),
+        # Several criteria: a selector; the numbers below are those of the chosen one's answers.
+        "criteria": project.criteria or [],
+        "criterion": criterion or "",
     }
     if data:
         context.update(_panels(project.slug, data, excluded, members))
@@ -211,7 +215,7 @@ CSV_TABLES = {
 def table_csv(request, project, table):
     if table not in CSV_TABLES:
         raise Http404("No such table.")
-    report = agreement.latest_report(project)
+    report = agreement.latest_report(project, _criterion(request, project))
     if report is None:
         raise Http404("No report yet.")
     rows = list(CSV_TABLES[table](report.data))
@@ -223,3 +227,11 @@ def table_csv(request, project, table):
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{project.slug}-{table}-report{report.pk}.csv"'
     return response
+
+
+def _criterion(request, project) -> str | None:
+    """The ?criterion= of the dashboard and its CSVs: None (the primary) or a secondary key; 404 otherwise."""
+    try:
+        return criterion_scores.resolve(project, request.GET.get("criterion"))
+    except ValueError as error:
+        raise Http404(str(error)) from None

@@ -7,7 +7,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from labeling.models import Image, Project, WorkerJob
+from core.models import WorkerJob
+from labeling.models import Image, Project
 
 
 def weights_upload_path(version: "ModelVersion", filename: str) -> str:
@@ -117,6 +118,31 @@ class HumanScore(models.Model):
         return f"{self.image_id}: {self.mean:.2f} ± {self.variance ** 0.5:.2f}"
 
 
+class CriterionScore(models.Model):
+    """The human score of an image on a secondary criterion of a project with several (``Project.criteria``):
+    the Bradley–Terry fit of that criterion's answers (``modeling/services/criterion_scores.py``).
+
+    The primary criterion's scores are the ``HumanScore`` rows (its answer is the judgment's outcome), so a
+    project with one question has none of these."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="criterion_scores")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="criterion_scores")
+    criterion = models.CharField(max_length=40)
+    mean = models.FloatField(help_text="Posterior mean on the Bradley–Terry (logit) scale.")
+    variance = models.FloatField(help_text="Posterior variance (Laplace).")
+    n_comparisons = models.PositiveIntegerField(default=0, help_text="Answers to this criterion about the image.")
+    fitted_at = models.DateTimeField(help_text="When the fit's comparisons were read.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "criterion"], name="criterionscore_unique_per_criterion"),
+        ]
+        indexes = [models.Index(fields=["project", "criterion", "mean"], name="criterionscore_project_mean")]
+
+    def __str__(self):
+        return f"{self.image_id} ({self.criterion}): {self.mean:.2f}"
+
+
 class HumanScoreStamp(models.Model):
     """A project's stored human scores as a whole: bumped, under a row lock, by every write of them.
 
@@ -146,6 +172,10 @@ class AgreementReport(models.Model):
     computed_at = models.DateTimeField(auto_now_add=True, db_index=True)
     n_comparisons = models.PositiveIntegerField(default=0)
     data = models.JSONField(default=dict)
+    criterion = models.CharField(
+        max_length=40, blank=True, default="",
+        help_text="A secondary criterion whose answers the report reads; empty: the primary one (the outcome).",
+    )
 
     class Meta:
         ordering = ["-computed_at", "-id"]

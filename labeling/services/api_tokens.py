@@ -3,7 +3,7 @@
 A membership turned off ends that project for the user at once (every project check requires an active
 membership); the token goes only when no active membership is left, so a rater of two projects who
 leaves one keeps the other. A deactivated account loses its token (DRF refuses inactive users anyway),
-and so does an account whose password changes (the receivers are in ``labeling/models.py``).
+and so does an account whose password changes (the receivers are in ``labeling/signals.py``).
 """
 from __future__ import annotations
 

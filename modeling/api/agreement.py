@@ -6,9 +6,9 @@ computed on request; POST asks the worker for a fresh report.
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,7 +17,7 @@ from labeling.project_scope import ProjectScopedMixin
 
 from labeling.models import Membership
 from labeling.services import invites as invite_service
-from modeling.services import agreement
+from modeling.services import agreement, criterion_scores
 import worker.dispatch as dispatch
 
 ERRORS = error_responses(401, 403, 404)
@@ -36,8 +36,10 @@ def report_json(report) -> dict:
 
 class AgreementView(ProjectScopedMixin, APIView):
     @extend_schema(
+        parameters=[OpenApiParameter("criterion", str, description="Projects with several criteria: whose answers "
+                                     "the report reads (default: the primary criterion).")],
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The latest stored agreement report."),
-                   **ERRORS},
+                   400: ErrorSerializer, **ERRORS},
         tags=["dashboards"],
     )  # fmt: skip
     def get(self, request, slug):
@@ -46,7 +48,11 @@ class AgreementView(ProjectScopedMixin, APIView):
         404 with code ``no_report`` until the first report is computed (POST here, or wait for the schedule).
         """
         self.require_manager("see the project's agreement numbers")
-        report = agreement.latest_report(self.project)
+        try:
+            criterion = criterion_scores.resolve(self.project, request.query_params.get("criterion"))
+        except ValueError as error:
+            raise ValidationError({"criterion": [str(error)]}) from None
+        report = agreement.latest_report(self.project, criterion)
         if report is None:
             raise NotFound(detail={"detail": "No agreement report yet: POST here to compute one.", "code": "no_report"})
         return Response(report_json(report))

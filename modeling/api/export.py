@@ -12,7 +12,7 @@ from core.limits import MAX_ID
 from core.streaming import streaming_response
 from labeling.project_scope import ProjectScopedMixin
 from modeling.models import ModelVersion
-from modeling.services import exports
+from modeling.services import criterion_scores, exports
 
 
 class ScoresExportView(ProjectScopedMixin, ExportView):
@@ -22,7 +22,9 @@ class ScoresExportView(ProjectScopedMixin, ExportView):
 
     @export_schema(
         "One row per image: its model score (10-bin distribution, uncertainty), human score, comparison count and tags.",
-        parameters=[OpenApiParameter("model_version", int, description="A model version id; default: the active one.")],
+        parameters=[OpenApiParameter("model_version", int, description="A model version id; default: the active one."),
+                    OpenApiParameter("criterion", str, description="Projects with several criteria: whose human "
+                                     "scores fill the human_score columns (default: the primary criterion).")],
     )
     def get(self, request, slug):
         """Every image with its model score (10-bin distribution, uncertainty), human score and comparison
@@ -30,8 +32,13 @@ class ScoresExportView(ProjectScopedMixin, ExportView):
         self.require_export()
         output = requested_format(request)
         version_id = self.model_version_id(request)
-        columns, chunks = exports.export_rows(output, self.project, version_id)
-        return streaming_response(output, columns, chunks, f"{self.project.slug}-scores", version_id)
+        try:
+            criterion = criterion_scores.resolve(self.project, request.query_params.get("criterion"))
+        except ValueError as error:
+            raise ValidationError({"criterion": [str(error)]}) from None
+        columns, chunks = exports.export_rows(output, self.project, version_id, criterion)
+        name = f"{self.project.slug}-scores" + (f"-{criterion}" if criterion else "")
+        return streaming_response(output, columns, chunks, name, version_id)
 
     def model_version_id(self, request) -> int | None:
         raw_version = request.query_params.get("model_version")

@@ -62,8 +62,8 @@ from modeling.ml.agreement_stats import (
     value_counts,
 )
 from modeling.ml.json_values import finite, plain_json
-from modeling.models import AgreementReport, HumanScore, ImageScore, ModelVersion, is_demo_encoder
-from modeling.services import human_scores
+from modeling.models import AgreementReport, CriterionScore, HumanScore, ImageScore, ModelVersion, is_demo_encoder
+from modeling.services import criterion_scores, human_scores
 from modeling.services.datasets import HOLDOUT_DEFINITION
 
 log = logging.getLogger(__name__)
@@ -124,13 +124,17 @@ def training_heldout_agreement(metrics: dict) -> float | None:
 # --- Assembling and storing a report --------------------------------------------------------------
 
 
-def fingerprint(project: Project) -> dict:
+def fingerprint(project: Project, criterion: str | None = None) -> dict:
     """What a report depends on; the periodic task recomputes only when it changed."""
     comparisons = Comparison.objects.filter(project=project).aggregate(n=Count("id"), last=Max("id"))
     versions = list(
         ModelVersion.objects.filter(project=project).order_by("pk").values_list("pk", "status", "is_active")
     )
-    last_fit = HumanScore.objects.filter(project=project).aggregate(at=Max("fitted_at"))["at"]
+    if criterion is None:
+        last_fit = HumanScore.objects.filter(project=project).aggregate(at=Max("fitted_at"))["at"]
+    else:
+        last_fit = CriterionScore.objects.filter(project=project, criterion=criterion).aggregate(
+            at=Max("fitted_at"))["at"]
     return {
         "comparisons": comparisons["n"],
         "last_comparison": comparisons["last"],
@@ -141,33 +145,48 @@ def fingerprint(project: Project) -> dict:
     }
 
 
-def latest_report(project: Project) -> AgreementReport | None:
-    return AgreementReport.objects.filter(project=project).order_by("-computed_at", "-id").first()
+def latest_report(project: Project, criterion: str | None = None) -> AgreementReport | None:
+    """The newest report of the primary criterion, or of a secondary ``criterion`` (``criterion_scores.resolve``)."""
+    return (AgreementReport.objects.filter(project=project, criterion=criterion or "")
+            .order_by("-computed_at", "-id").first())
+
+
+def compute_and_store_reports(project: Project, *, only_if_changed: bool = False) -> dict:
+    """The reports of every criterion the project asks (the primary one alone in a one-question project):
+    {criterion key, or None for the primary: the new report, or None where skipped}."""
+    done = {None: compute_and_store_report(project, only_if_changed=only_if_changed)}
+    for criterion in criterion_scores.secondary(project):
+        done[criterion] = compute_and_store_report(project, only_if_changed=only_if_changed, criterion=criterion)
+    return done
 
 
 def compute_and_store_report(project: Project, *, only_if_changed: bool = False, seed: int = SEED,
-                             n_resamples: int = N_RESAMPLES) -> AgreementReport | None:
-    """Compute the project's dashboard numbers and store them as a new report (None if skipped)."""
-    current = fingerprint(project)
+                             n_resamples: int = N_RESAMPLES, criterion: str | None = None) -> AgreementReport | None:
+    """Compute the project's dashboard numbers (of a secondary ``criterion``'s answers, else of the outcomes)
+    and store them as a new report (None if skipped)."""
+    current = fingerprint(project, criterion)
     if only_if_changed:
-        previous = latest_report(project)
+        previous = latest_report(project, criterion)
         if previous is not None and previous.data.get("fingerprint") == current:
             return None
-    data = compute_report_data(project, seed=seed, n_resamples=n_resamples)
+    data = compute_report_data(project, seed=seed, n_resamples=n_resamples, criterion=criterion)
     data["fingerprint"] = current
     with transaction.atomic():
         report = AgreementReport.objects.create(
             project=project, model_version_id=data["model"]["chart_version_id"],
-            n_comparisons=data["totals"]["comparisons"], data=data,
+            n_comparisons=data["totals"]["comparisons"], data=data, criterion=criterion or "",
         )  # fmt: skip
-        stale = AgreementReport.objects.filter(project=project).order_by("-computed_at", "-id")[REPORTS_KEPT:]
+        stale = (AgreementReport.objects.filter(project=project, criterion=criterion or "")
+                 .order_by("-computed_at", "-id")[REPORTS_KEPT:])
         AgreementReport.objects.filter(pk__in=list(stale.values_list("pk", flat=True))).delete()
     log.info("agreement report %s for %s in %.1fs", report.pk, project.slug, data["timings"]["total"])
     return report
 
 
-def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int = N_RESAMPLES) -> dict:
-    """Every number the dashboards show, as plain JSON."""
+def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int = N_RESAMPLES,
+                        criterion: str | None = None) -> dict:
+    """Every number the dashboards show, as plain JSON: of the judgments' outcomes (the primary criterion), or
+    of a secondary ``criterion``'s answers (judgments without one left out) against its own human scores."""
     timings: dict[str, float] = {}
     started = clock = time.perf_counter()
 
@@ -180,6 +199,8 @@ def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int 
     options = {"n_resamples": n_resamples, "seed": seed}
     thresholds = flag_thresholds()
     everything = human_scores.load_comparisons(project, include_excluded=True)
+    if criterion is not None:
+        everything = criterion_scores.criterion_comparisons(project, criterion, everything)
     excluded = set(human_scores.excluded_rater_ids(project))
     included = ~np.isin(everything.rater_id, list(excluded)) if excluded else np.ones(everything.n_comparisons, bool)
     image_ids = everything.image_ids
@@ -202,7 +223,8 @@ def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int 
 
     # The human scores: comparisons only (so the model is not compared with its own prior), and the
     # stored posterior (with the model prior: what the export and the pair selection use).
-    stored = human_scores.stored_posterior(project, image_ids)
+    stored = (human_scores.stored_posterior(project, image_ids) if criterion is None
+              else criterion_scores.stored_posterior(project, criterion, image_ids))
     fit = human_scores.fit_project_posterior(project, use_model_prior=False, comparisons=used,
                                              warm_start=None if stored is None else np.nan_to_num(stored[0]))
     human_mean, human_counts = fit.posterior.mean, fit.counts
@@ -261,7 +283,10 @@ def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int 
 
     encoder_id = chart_version["encoder_id"] if chart_version else settings.TAGRANK_ENCODER
     timings["total"] = round(time.perf_counter() - started, 3)
+    # Only projects with several criteria name the one read: a one-question project's report is as before.
+    named = {"criterion": criterion or criterion_scores.primary(project)} if project.criteria else {}
     return plain_json({
+        **named,
         "schema": REPORT_SCHEMA,
         "computed_at": timezone.now().isoformat(),
         "settings": {

@@ -38,14 +38,22 @@ _ID, _EXTERNAL_ID, _NAME, _MEAN, _DISTRIBUTION, _UNCERTAINTY, _HUMAN, _HUMAN_VAR
 _CAPTION, _METADATA, _REFERENCE, _FITTED = range(9, 13)
 
 
-def score_chunks(project: Project, model_version_id: int | None, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple]:
-    """Yield (rows, tags by image id) for consecutive chunks of the project's images, in id order."""
+def score_chunks(project: Project, model_version_id: int | None, chunk_size: int = CHUNK_SIZE,
+                 criterion: str | None = None) -> Iterator[tuple]:
+    """Yield (rows, tags by image id) for consecutive chunks of the project's images, in id order. The human
+    score is the primary criterion's (``HumanScore``), or a secondary ``criterion``'s (``CriterionScore``)."""
+
+    def human_relation(last_id: int) -> FilteredRelation:
+        if criterion is None:
+            return FilteredRelation("human_score", condition=Q(human_score__image_id__gt=last_id))
+        return FilteredRelation("criterion_scores", condition=Q(criterion_scores__criterion=criterion,
+                                                                criterion_scores__image_id__gt=last_id))
 
     def chunk(last_id: int):
         # Every joined table is bounded by ``image_id > last_id`` too: without it PostgreSQL merge-joins
         # each chunk from the first row of the score tables, and the export grows quadratically.
         images = Image.objects.filter(project=project, id__gt=last_id).annotate(
-            human=FilteredRelation("human_score", condition=Q(human_score__image_id__gt=last_id)),
+            human=human_relation(last_id),
             counters=FilteredRelation("stats", condition=Q(stats__image_id__gt=last_id)),
             reference=FilteredRelation("reference_rating", condition=Q(reference_rating__image_id__gt=last_id)),
             metadata_text=Cast("metadata", output_field=TextField()),
@@ -110,9 +118,10 @@ def _time(value) -> str | None:
 CSV_OUTPUT_COLUMNS = [Column(name) for name in CSV_COLUMNS]
 
 
-def csv_chunks(project: Project, model_version_id: int | None) -> Iterator[list[tuple]]:
+def csv_chunks(project: Project, model_version_id: int | None, criterion: str | None = None
+               ) -> Iterator[list[tuple]]:
     """The rows of ``CSV_COLUMNS``, one list per chunk."""
-    for rows, tags in score_chunks(project, model_version_id):
+    for rows, tags in score_chunks(project, model_version_id, criterion=criterion):
         yield [
             (
                 row[_ID], row[_EXTERNAL_ID], row[_NAME], TAG_SEPARATOR.join(tags.get(row[_ID], ())), row[_MEAN],
@@ -134,9 +143,10 @@ RECORD_COLUMNS = [
 ]
 
 
-def record_chunks(project: Project, model_version_id: int | None) -> Iterator[list[tuple]]:
+def record_chunks(project: Project, model_version_id: int | None, criterion: str | None = None
+                  ) -> Iterator[list[tuple]]:
     """The rows of ``RECORD_COLUMNS``, one list per chunk."""
-    for rows, tags in score_chunks(project, model_version_id):
+    for rows, tags in score_chunks(project, model_version_id, criterion=criterion):
         yield [
             (
                 row[_ID], row[_EXTERNAL_ID], row[_NAME], tags.get(row[_ID], []), row[_MEAN],
@@ -149,11 +159,13 @@ def record_chunks(project: Project, model_version_id: int | None) -> Iterator[li
         ]
 
 
-def export_rows(output: str, project: Project, model_version_id: int | None) -> tuple[list[Column], Iterator]:
-    """The columns and chunks of the scores export in ``output`` (csv, jsonl or parquet) for ``core.streaming``."""
+def export_rows(output: str, project: Project, model_version_id: int | None, criterion: str | None = None
+                ) -> tuple[list[Column], Iterator]:
+    """The columns and chunks of the scores export in ``output`` (csv, jsonl or parquet) for ``core.streaming``;
+    ``criterion``: a secondary criterion whose human scores fill the human_score columns (None: the primary)."""
     if output == "csv":
-        return CSV_OUTPUT_COLUMNS, csv_chunks(project, model_version_id)
-    return RECORD_COLUMNS, record_chunks(project, model_version_id)
+        return CSV_OUTPUT_COLUMNS, csv_chunks(project, model_version_id, criterion)
+    return RECORD_COLUMNS, record_chunks(project, model_version_id, criterion)
 
 
 # --- The model versions ------------------------------------------------------------------------------
