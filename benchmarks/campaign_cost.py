@@ -54,11 +54,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_setup import REPO  # noqa: E402
-
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import bench_setup  # noqa: E402, F401  (puts the repository on sys.path)
 
 from modeling.ml import bradley_terry as bt  # noqa: E402
 

@@ -7,8 +7,9 @@ It migrates the database of ``--database-url`` (default postgres://postgres@127.
 and writes a scratch project with bulk SQL (``INSERT … SELECT generate_series``): ``--images`` image rows
 (no files), 20 raters, ``--comparisons`` comparisons on pairs spread over the images, every tenth with
 a judged lease and every fiftieth a gold judgment. Then, in this process, it reads each format's
-export to the end exactly as the API view streams it (``core.streaming`` writers over
-``labeling.services.data_exports.comparison_chunks``), counting bytes, and reports rows/s, the time to the
+export to the end, counting bytes, by each path of ``--paths``: ``fast``, what the API view streams
+(``data_exports.comparison_export``: on PostgreSQL, ``core.pg_export``'s COPY ranges), and ``generic``,
+the ``core.streaming`` writers over ``data_exports.comparison_chunks`` (the path before it, and SQLite's); and reports rows/s, the time to the
 first chunk, this process's CPU seconds (not PostgreSQL's) and its resident memory before and at its
 peak during the export (the peak is reset before each format through /proc/self/clear_refs). The
 scratch project is removed at the end unless ``--keep``.
@@ -16,6 +17,7 @@ scratch project is removed at the end unless ``--keep``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import time
@@ -32,6 +34,7 @@ def parse_args():
     parser.add_argument("--images", type=int, default=20_000)
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/tagrank_manager")
     parser.add_argument("--formats", default="csv,jsonl,parquet")
+    parser.add_argument("--paths", default="generic,fast", help="generic, fast or both")
     parser.add_argument("--keep", action="store_true")
     return parser.parse_args()
 
@@ -98,7 +101,7 @@ def generate(args):
     return project, time.perf_counter() - started
 
 
-def export_once(project, output: str) -> dict:
+def export_once(project, output: str, path: str) -> dict:
     from core import streaming
     from labeling.services import data_exports
 
@@ -108,14 +111,17 @@ def export_once(project, output: str) -> dict:
     started = time.perf_counter()
     first_chunk = None
     size = 0
-    pieces = streaming.WRITERS[output](data_exports.COMPARISON_COLUMNS, data_exports.comparison_chunks(project))
+    if path == "fast":
+        pieces = data_exports.comparison_export(project, output)
+    else:
+        pieces = streaming.WRITERS[output](data_exports.COMPARISON_COLUMNS, data_exports.comparison_chunks(project))
     for index, piece in enumerate(pieces):
         size += len(piece.encode() if isinstance(piece, str) else piece)
         if index == 1 and first_chunk is None:
             first_chunk = time.perf_counter() - started
     seconds = time.perf_counter() - started
     return {
-        "format": output, "bytes": size, "seconds": round(seconds, 2), "first_chunk_s": round(first_chunk or 0, 3),
+        "path": path, "format": output, "bytes": size, "seconds": round(seconds, 2), "first_chunk_s": round(first_chunk or 0, 3),
         "process_cpu_s": round(time.process_time() - cpu_before, 2),  # this process only, not PostgreSQL's
         "rss_before_mib": round(rss_before / 1024), "peak_rss_mib": round(memory_kib("VmHWM") / 1024),
     }
@@ -132,8 +138,8 @@ def main():
         "load_average_at_start": round(os.getloadavg()[0], 1), "runs": [],
     }
     try:
-        for output in args.formats.split(","):
-            run = export_once(project, output)
+        for output, path in itertools.product(args.formats.split(","), args.paths.split(",")):
+            run = export_once(project, output, path)
             run["rows_per_s"] = round(args.comparisons / run["seconds"])
             results["runs"].append(run)
             print(json.dumps(run), flush=True)

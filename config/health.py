@@ -18,7 +18,7 @@ BEAT = "beat"
 
 def record_beat_tick() -> None:
     """Called by the beat tick task (worker/health_tasks.py) on a worker."""
-    from labeling.models import Heartbeat
+    from core.models import Heartbeat
 
     Heartbeat.objects.update_or_create(name=BEAT, defaults={"at": timezone.now()})
 
@@ -45,7 +45,7 @@ def check_broker() -> dict:
 
 
 def check_beat() -> dict:
-    from labeling.models import Heartbeat
+    from core.models import Heartbeat
 
     try:
         at = Heartbeat.objects.filter(name=BEAT).values_list("at", flat=True).first()

@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served from static files, not a CDN
     "axes",
     "csp",
+    "core",  # shared plumbing: the worker-job base and the heartbeat, no app data
     "labeling",
     "modeling",
 ]

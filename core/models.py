@@ -1,4 +1,11 @@
-"""Models both apps build on."""
+"""Models of the shared plumbing: no app's data.
+
+- ``WorkerJob``: the abstract base of every job run on the worker (labeling's ``ImportJob``, modeling's
+  ``TrainingRun``).
+- ``Heartbeat``: when a periodic signal last arrived; /healthz/ (``config/health.py``) reads it. It moved here
+  from labeling with its table: ``db_table`` keeps the old name, so the move wrote no data
+  (``core/migrations/0001_initial.py``, ``labeling/migrations/0017_heartbeat_moves_to_core.py``).
+"""
 from django.db import models
 
 
@@ -27,3 +34,16 @@ class WorkerJob(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
+
+
+class Heartbeat(models.Model):
+    """When a periodic signal last arrived (``beat``: the tick beat sends and a worker runs); /healthz/ reads it."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        db_table = "labeling_heartbeat"  # its table since labeling created it: the move kept it
+
+    def __str__(self):
+        return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"

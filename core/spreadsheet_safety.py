@@ -10,12 +10,14 @@ Plain Python (no Django), so the ML command line (modeling/ml/cli.py) uses it to
 from __future__ import annotations
 
 import csv
+import io
 import re
 from typing import Any, Iterable
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_FIRST = frozenset(FORMULA_STARTS)  # each start is one character
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+# ASCII digits only, as a spreadsheet reads a number (and as the PostgreSQL export path tests it, core/pg_export.py).
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def neutralise(value: Any) -> Any:
@@ -43,16 +45,39 @@ def restore(value: str) -> str:
 
 
 class SafeWriter:
-    """``csv.writer`` whose cells are neutralised."""
+    """``csv.writer`` whose cells are neutralised, and whose cells holding a carriage return are quoted.
+
+    ``csv`` quotes a cell for the characters of its line terminator only: with ``lineterminator="\n"`` a
+    lone CR would be written bare, and readers (Excel, Python's own csv) take it for a line break. Rows
+    are written to a scratch buffer first; in the rare chunk that holds a CR, each row is written again
+    with a terminator that contains one (so its CR cells are quoted, as PostgreSQL's COPY quotes them)."""
 
     def __init__(self, handle, *args, **kwargs):
+        self._handle = handle
         self._writer = csv.writer(handle, *args, **kwargs)
+        self._terminator = self._writer.dialect.lineterminator
+        if "\r" not in self._terminator:
+            self._scratch = io.StringIO()
+            self._scratch_writer = csv.writer(self._scratch, *args, **kwargs)
+            self._cr_writer = csv.writer(self._scratch, *args, **{**kwargs, "lineterminator": "\r\n"})
 
     def writerow(self, row):
-        return self._writer.writerow(neutralise_row(row))
+        return self.writerows([row])
 
     def writerows(self, rows):
-        return self._writer.writerows(neutralise_row(row) for row in rows)
+        rows = [neutralise_row(row) for row in rows]
+        if "\r" in self._terminator:
+            return self._writer.writerows(rows)
+        text = self._written(self._scratch_writer, rows)
+        if "\r" in text:
+            text = "".join(self._written(self._cr_writer, [row])[:-2] + self._terminator for row in rows)
+        return self._handle.write(text)
+
+    def _written(self, writer, rows) -> str:
+        self._scratch.seek(0)
+        self._scratch.truncate()
+        writer.writerows(rows)
+        return self._scratch.getvalue()
 
 
 class SafeDictWriter(csv.DictWriter):

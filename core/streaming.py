@@ -162,20 +162,32 @@ class _Drain:
 def iter_parquet(columns: list[Column], chunks: Iterable[list[tuple]]) -> Iterator[bytes]:
     """A Parquet file streamed one row group per chunk (JSON values as JSON text, zstd-compressed)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     schema = arrow_schema(columns)
     json_columns = [index for index, column in enumerate(columns) if column.kind == "json"]
-    sink = _Drain()
-    writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, compression="zstd")
-    try:
+
+    def tables():
         for chunk in chunks:
             values = [list(column) for column in zip(*chunk)] if chunk else [[] for _ in columns]
             for index in json_columns:
                 values[index] = [None if value is None else _dumps(value) for value in values[index]]
-            writer.write_table(pa.Table.from_arrays(
+            yield pa.Table.from_arrays(
                 [pa.array(column, type=field.type) for column, field in zip(values, schema)], schema=schema
-            ))
+            )
+
+    return iter_parquet_tables(schema, tables())
+
+
+def iter_parquet_tables(schema, tables) -> Iterator[bytes]:
+    """A Parquet file of ``schema`` streamed one row group per Arrow table (zstd-compressed)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = _Drain()
+    writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, compression="zstd")
+    try:
+        for table in tables:
+            writer.write_table(table)
             data = sink.take()
             if data:
                 yield data
@@ -192,7 +204,14 @@ def streaming_response(
 ) -> StreamingHttpResponse:
     """The export as an attachment named ``<file_stem>[-v<model version>].<format>``; the header
     ``X-Model-Version`` names the model version too (empty when the project has none)."""
-    response = StreamingHttpResponse(WRITERS[output](columns, chunks), content_type=CONTENT_TYPES[output])
+    return pieces_response(output, WRITERS[output](columns, chunks), file_stem, model_version_id)
+
+
+def pieces_response(
+    output: str, pieces: Iterable[str | bytes], file_stem: str, model_version_id: int | None
+) -> StreamingHttpResponse:
+    """``streaming_response`` of pieces already written (e.g. by ``core.pg_export``)."""
+    response = StreamingHttpResponse(pieces, content_type=CONTENT_TYPES[output])
     name = file_stem + (f"-v{model_version_id}" if model_version_id else "")
     response["Content-Disposition"] = f'attachment; filename="{name}.{output}"'
     response["X-Model-Version"] = str(model_version_id or "")

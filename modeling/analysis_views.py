@@ -1,7 +1,7 @@
 """The analyses' pages: the per-tag table, the generation-parameter panel, and an image's explanation.
 
 The numbers come from ``modeling.services.analyses`` / ``explanations``; the views only pick the
-project, the field and the version, and draw. Project panels are for managers (as the dashboard);
+project, the field and the version, and draw (``modeling/charts.py``). Project panels are for managers (as the dashboard);
 an image page is for any member of its project, with scores only for managers.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from core import spreadsheet_safety
 from labeling import access
 from labeling.models import ImageTag
 from labeling.project_scope import manager_page
+from modeling import charts
 from modeling.models import HumanScore, ImageScore
 from modeling.services import analyses, explanations
 
@@ -49,42 +50,6 @@ def tag_panel(request, project):
                   {"project": project, "version": version, "summary": summary, "min_images": min_images})
 
 
-def metadata_plot_svg(summary: dict) -> str:
-    """Mean model score, mean human score (1–10, left axis) and CLIP similarity (right axis) against the field."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    groups = summary["groups"]
-    x = [g["value"] for g in groups]
-    figure = Figure(figsize=(7.5, 3.8))
-    axes = figure.subplots()
-    right = axes.twinx()
-    series = [(axes, "model", "Model score", "#2456d6"), (axes, "human", "Human score (mapped to 1–10)", "#c2410c"),
-              (right, "clip_similarity", "CLIP prompt/tag–image similarity", "#15803d")]
-    for ax, key, label, color in series:
-        points = [(xv, g[key]) for xv, g in zip(x, groups) if g[key]["value"] is not None]
-        if not points:
-            continue
-        xs = [p[0] for p in points]
-        ys = [p[1]["value"] for p in points]
-        low = [y - (p[1]["low"] if p[1]["low"] is not None else y) for y, p in zip(ys, points)]
-        high = [(p[1]["high"] if p[1]["high"] is not None else y) - y for y, p in zip(ys, points)]
-        ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, color=color, label=label)
-    axes.set_xlabel(summary["field"])
-    axes.set_ylabel("mean score (95% interval)")
-    right.set_ylabel("CLIP similarity", color="#15803d")
-    handles = axes.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-    labels = axes.get_legend_handles_labels()[1] + right.get_legend_handles_labels()[1]
-    axes.legend(handles, labels, fontsize="small", loc="best")
-    figure.tight_layout()
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg")
-    svg = buffer.getvalue()
-    return svg[svg.index("<svg"):]  # inline: drop the XML prolog and doctype
-
-
 @manager_page(require_safe)
 def metadata_panel(request, project):
     fields = analyses.numeric_metadata_fields(project)
@@ -96,7 +61,7 @@ def metadata_panel(request, project):
     summary = svg = None
     if field and version:
         summary = analyses.metadata_summary(project, field, by_tag=request.GET.get("by_tag") == "1", version=version)
-        svg = metadata_plot_svg(summary)
+        svg = charts.metadata_plot(summary)
         for group in summary["groups"] + [g for entry in summary.get("by_tag", []) for g in entry["groups"]]:
             group["cells"] = [group["model"], group["human"], group["clip_similarity"]]
     return render(request, "modeling/analysis_metadata.html",

@@ -20,7 +20,7 @@ from core import spreadsheet_safety
 from labeling.models import Membership
 from labeling.services import invites as invite_service
 from labeling.project_scope import manager_page
-from modeling import dashboard_charts as charts
+from modeling import charts
 from modeling.models import ModelVersion, is_demo_encoder
 from modeling.services import agreement, criterion_scores, stopping_rule
 import worker.dispatch as dispatch

@@ -49,8 +49,7 @@ def test_the_end_to_end_benchmark_rebuilds_its_table_from_a_log(tmp_path):
 
 
 def test_the_small_budget_tables_show_the_figures_of_their_runs():
-    sys.path.insert(0, str(REPO))
-    from benchmarks import small_budgets
+    import small_budgets
 
     table = small_budgets.designs_table(n_images=12, seeds=3, noises=(1.0,))
     rows = [[cell.strip() for cell in row.split("|")[1:-1]] for row in table.splitlines()[2:]]
@@ -71,7 +70,7 @@ def test_the_small_budget_tables_show_the_figures_of_their_runs():
 
 
 def test_campaign_cost_worth_reads_the_classic_curve_in_log_budget():
-    from benchmarks.campaign_cost import worth
+    from campaign_cost import worth
 
     curve = [(0.25, 0.3), (0.5, 0.4), (1.0, 0.6), (2.0, 0.75), (4.0, 0.86)]
     assert worth(curve, 0.6) == pytest.approx(1.0)

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from labeling.models import Heartbeat
+from core.models import Heartbeat
 
 
 def health(client):

@@ -187,7 +187,7 @@ def log_in(shape: Shape, username: str) -> requests.Session:
 
 
 def test_health_hsts_and_https_redirect(shape, live_worker):
-    from labeling.models import Heartbeat
+    from core.models import Heartbeat
     from worker.health_tasks import beat_tick_task
 
     answer = session_for(shape).get(f"{shape.base}/healthz/")

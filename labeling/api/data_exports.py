@@ -7,9 +7,9 @@ taken at the same time. Columns are listed in docs/exports.md.
 from __future__ import annotations
 
 from core.export_views import ExportView, export_schema, requested_format
-from core.streaming import streaming_response
+from core.streaming import pieces_response, streaming_response
 from labeling.project_scope import ProjectScopedMixin
-from labeling.services.data_exports import EXPORTS, active_model_version_id
+from labeling.services.data_exports import EXPORTS, active_model_version_id, comparison_export
 
 
 def _data_export_view(kind: str, description: str):
@@ -20,10 +20,10 @@ def _data_export_view(kind: str, description: str):
         def get(self, request, slug):
             self.require_manager(f"export {kind.replace('-', ' ')}")
             output = requested_format(request)
-            return streaming_response(
-                output, columns, chunks(self.project), f"{self.project.slug}-{kind}",
-                active_model_version_id(self.project),
-            )
+            name, version = f"{self.project.slug}-{kind}", active_model_version_id(self.project)
+            if kind == "comparisons":  # PostgreSQL renders this one (labeling/services/data_exports.py)
+                return pieces_response(output, comparison_export(self.project, output), name, version)
+            return streaming_response(output, columns, chunks(self.project), name, version)
 
     View.__name__ = View.__qualname__ = "".join(part.title() for part in kind.split("-")) + "ExportView"
     View.get.__doc__ = description

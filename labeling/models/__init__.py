@@ -23,7 +23,6 @@ from labeling.models.catalogue import (
     image_upload_path,
     thumbnail_upload_path,
 )
-from labeling.models.heartbeat import Heartbeat
 from labeling.models.judgments import (
     CRITERION_KEY_VALIDATOR,
     MAX_CRITERIA,
@@ -40,7 +39,7 @@ from labeling.models.webhook_subscriptions import Webhook, WebhookDelivery
 
 __all__ = [
     "CRITERION_KEY_VALIDATOR", "GOLD_ANSWERS", "GROUP_KEY_VALIDATOR", "IMAGE_EXTENSIONS", "MAX_CRITERIA", "SCORE_BINS",
-    "CampaignLink", "Comparison", "CriterionAnswer", "CrowdWorker", "ExamplePair", "GoldPair", "Heartbeat", "Image",
+    "CampaignLink", "Comparison", "CriterionAnswer", "CrowdWorker", "ExamplePair", "GoldPair", "Image",
     "ImageStats", "ImageTag", "ImportJob", "ImportJobIssue", "Invite", "Membership", "PairCandidate", "PairLease",
     "Project", "RaterDayCount", "RaterEvent", "ReferenceRating", "Tag", "Webhook", "WebhookDelivery",
     "distribution_mean_std", "image_upload_path", "primary_criterion", "thumbnail_upload_path",

@@ -9,8 +9,11 @@ from typing import Iterator
 from django.db.models import Avg, Count, IntegerField, Max, Min, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
+from django.contrib.auth import get_user_model
+
+from core import pg_export, streaming
 from core.streaming import Column, keyset_chunks, mapped
-from labeling.models import Comparison, ImageTag, Membership, PairLease, Project
+from labeling.models import Comparison, Image, ImageTag, Membership, PairLease, Project
 
 COMPARISON_COLUMNS = [
     Column("comparison_id", "int"),
@@ -63,6 +66,36 @@ def comparison_chunks(project: Project) -> Iterator[list[tuple]]:
         return (*v[:8], winner, *v[8:13], token, *v[14:])
 
     return mapped(rows, row)
+
+
+def comparison_query(project: Project) -> pg_export.Query:
+    """``comparison_chunks`` as SQL, for PostgreSQL's fast path (``core.pg_export``): the same columns and rows."""
+    return pg_export.Query(
+        columns=COMPARISON_COLUMNS,
+        expressions=[
+            "c.id", "c.image_a_id", "a.external_id", "a.original_name", "c.image_b_id", "b.external_id",
+            "b.original_name", "c.outcome",
+            "CASE c.outcome WHEN 'a' THEN c.image_a_id WHEN 'b' THEN c.image_b_id END",
+            "c.rater_id", "u.username", "c.created_at", "c.response_ms", "c.client_key", "l.token::text",
+            "l.created_at", "l.expires_at", "c.is_gold", "l.gold_id", "c.gold_correct",
+        ],
+        source=(
+            f"FROM {Comparison._meta.db_table} c JOIN {Image._meta.db_table} a ON a.id = c.image_a_id "
+            f"JOIN {Image._meta.db_table} b ON b.id = c.image_b_id JOIN {get_user_model()._meta.db_table} u "
+            f"ON u.id = c.rater_id LEFT JOIN {PairLease._meta.db_table} l ON l.comparison_id = c.id "
+            "WHERE c.project_id = %(project)s"
+        ),
+        key="c.id",
+        key_source=f"FROM {Comparison._meta.db_table} c WHERE c.project_id = %(project)s",
+        params={"project": project.pk},
+    )
+
+
+def comparison_export(project: Project, output: str):
+    """The comparisons export's pieces in ``output``: rendered by PostgreSQL there, else ``core.streaming``'s."""
+    if pg_export.available():
+        return pg_export.WRITERS[output](comparison_query(project))
+    return streaming.WRITERS[output](COMPARISON_COLUMNS, comparison_chunks(project))
 
 
 def image_tag_chunks(project: Project):

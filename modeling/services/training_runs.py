@@ -31,7 +31,7 @@ from django.utils import timezone
 from labeling.models import Image, Project
 from modeling.ml.json_values import plain_json
 from modeling.models import ModelVersion, Promotion, TrainingRun
-from modeling.services import baselines, datasets, feature_extraction, notifications, promotion, scoring
+from modeling.services import baselines, criterion_scores, datasets, feature_extraction, notifications, promotion, scoring
 import worker.dispatch as dispatch
 
 logger = logging.getLogger(__name__)
@@ -352,7 +352,8 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
             raise ValueError(f"{len(extraction.failed)} image(s) have no features: {extraction.failed[:3]}")
 
     reporter.stage("reading the dataset", 0.10)
-    dataset = datasets.build_dataset(project)
+    criterion = criterion_scores.training_criterion(project)  # a model version is trained on one criterion
+    dataset = datasets.build_dataset(project, criterion=criterion)
     reporter.log("data: " + ", ".join(f"{k} {v}" for k, v in dataset.counts.items()))
 
     reporter.stage("fitting the linear Bradley–Terry head", 0.12)
@@ -432,6 +433,8 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
         "data": {"last_comparison_id": dataset.last_comparison_id, "holdout_definition": datasets.HOLDOUT_DEFINITION},
         "training_run": run.pk,
     }
+    if project.criteria:  # which criterion's answers it learned (one-question projects: the question's)
+        config["criterion"] = criterion or criterion_scores.primary(project)
     if baseline is not None:
         config["baseline"] = baseline.record(dataset.counts["training_comparisons"])
         if not baseline.train:

@@ -155,3 +155,20 @@ def test_api_tag_summary_json_csv_and_field_errors(scored, manager, rater):
     assert missing.status_code == 404 and "numeric" in missing.json()["detail"]
     client.force_authenticate(rater)  # a rater is a member, not a manager: project panels are for managers
     assert client.get(url).status_code == 403
+
+
+def test_metadata_page_draws_the_summary_as_the_site_s_svg_chart(scored, client, manager):
+    """The panel's chart is the inline SVG of modeling/charts.py: one mark per group and series, nothing to run."""
+    project = scored["version"].project
+    put_features(scored["version"], scored["images"], ["bird", "nature", "rare"])
+    client.force_login(manager)
+    page = client.get(f"/projects/{project.slug}/analyses/metadata/", {"field": "blur_sigma"})
+    html = page.content.decode()
+    figure = html[html.index('id="metadata-plot"'):html.index("</figure>")]
+
+    assert page.status_code == 200 and '<svg class="chart" data-chart="metadata"' in figure
+    assert "<script" not in figure and "<?xml" not in figure
+    # Three blur values, each with a model, a human and a CLIP mean.
+    for series in ("model", "human", "clip_similarity"):
+        assert figure.count(f'<circle class="point" data-series="{series}"') == 3
+    assert f"blur_sigma 2: model score {OURS[4:].mean():.3f} (95% CI" in figure  # images 4-6

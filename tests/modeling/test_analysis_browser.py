@@ -6,7 +6,7 @@ import pytest
 
 from labeling.models import Membership
 from labeling.services.imports import store_image
-from modeling.services import feature_extraction, human_scores, scoring
+from modeling.services import analyses, feature_extraction, human_scores, scoring
 from tests.conftest import make_image_bytes
 from tests.modeling.analysis_data import attach_weights, ranker
 from tests.modeling.dashboard_data import add_comparisons, make_model_version, member, user
@@ -66,7 +66,7 @@ def test_tag_and_metadata_panels_and_an_explanation_page(live_server, seeded):
         csv_text = page.evaluate("href => fetch(href).then(r => r.text())", csv_href)
 
         page.goto(f"{live_server.url}/projects/{project.slug}/analyses/metadata/?field=blur_sigma")
-        plot_paths = page.locator("#metadata-plot svg path").count()
+        plot_points = page.locator("#metadata-plot svg[data-chart=metadata] circle.point").count()
         metadata_rows = page.locator("#metadata-table tbody tr").count()
         page.screenshot(path=str(OUTPUT / "analysis-metadata.png"), full_page=True)
         page.check("input[name=by_tag]")  # sends the form itself (static/js/auto_submit.js, under the CSP)
@@ -90,6 +90,9 @@ def test_tag_and_metadata_panels_and_an_explanation_page(live_server, seeded):
     assert set(tags) == {"bird", "nature", "sky"}
     assert ours == sorted(ours)
     assert csv_text.startswith("tag,images,ours") and len(csv_text.strip().splitlines()) == 4
-    assert plot_paths > 3 and metadata_rows == 3
+    summary = analyses.metadata_summary(project, "blur_sigma")  # one mark per group and series with a mean
+    assert plot_points == sum(group[key]["value"] is not None for group in summary["groups"]
+                              for key in ("model", "human", "clip_similarity")) >= 6
+    assert metadata_rows == 3
     assert heat[0] > 0 and heat[0] / heat[1] == pytest.approx(96 / 64, rel=0.03)
     assert weights == 2  # image 1: its tags bird and sky

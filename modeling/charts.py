@@ -1,8 +1,10 @@
-"""The dashboard's charts as inline SVG, drawn from a stored report's numbers.
+"""The pages' charts, as inline SVG drawn from stored or computed numbers: the one chart stack of the site.
 
-Inline SVG rather than images: nothing to fetch (no CDN, no extra request), the scatter's points are
-ordinary links that open their image, every mark has a tooltip (``<title>``), and drawing a chart
-from stored numbers takes a millisecond or two, so the page stays fast at any project size.
+Inline SVG rather than images (or a plotting library's output): nothing to fetch (no CDN, no extra request,
+no script, so nothing for the Content-Security-Policy to allow), the scatter's points are ordinary links that
+open their image, every mark has a tooltip (``<title>``), the styles are the site's (``static/css/dashboard.css``),
+and drawing a chart takes a millisecond or two, so the pages stay fast at any project size.
+Charts: the dashboard's (``dashboard_views.py``) and the generation-parameter panel's (``analysis_views.py``).
 """
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 640, 300
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 62, 16, 16, 50
-COLORS = {"model": "#2456d6", "human": "#c2410c", "bars": "#5b7fd6", "gold": "#e0a526", "muted": "#5b6572"}
+MARGIN_RIGHT_AXIS = 66  # room for a second y axis' ticks and label
+COLORS = {"model": "#2456d6", "human": "#c2410c", "bars": "#5b7fd6", "gold": "#e0a526", "muted": "#5b6572",
+          "clip": "#15803d"}
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -40,7 +44,7 @@ def _label(value: float) -> str:
 
 @dataclass
 class Frame:
-    """A plot area with linear x and y scales and the SVG text accumulated for it."""
+    """A plot area with linear x and y scales (and an optional right-hand y2 scale) and its SVG text."""
 
     x_low: float
     x_high: float
@@ -48,31 +52,22 @@ class Frame:
     y_high: float
     width: int = WIDTH
     height: int = HEIGHT
+    y2_low: float | None = None
+    y2_high: float | None = None
 
     def __post_init__(self):
         self.parts: list[str] = []
-
-    @property
-    def left(self) -> float:
-        return MARGIN_LEFT
-
-    @property
-    def right(self) -> float:
-        return self.width - MARGIN_RIGHT
-
-    @property
-    def top(self) -> float:
-        return MARGIN_TOP
-
-    @property
-    def bottom(self) -> float:
-        return self.height - MARGIN_BOTTOM
+        self.left, self.top, self.bottom = MARGIN_LEFT, MARGIN_TOP, self.height - MARGIN_BOTTOM
+        self.right = self.width - (MARGIN_RIGHT_AXIS if self.y2_low is not None else MARGIN_RIGHT)
 
     def x(self, value: float) -> float:
         return self.left + (value - self.x_low) / (self.x_high - self.x_low) * (self.right - self.left)
 
     def y(self, value: float) -> float:
         return self.bottom - (value - self.y_low) / (self.y_high - self.y_low) * (self.bottom - self.top)
+
+    def y2(self, value: float) -> float:
+        return self.bottom - (value - self.y2_low) / (self.y2_high - self.y2_low) * (self.bottom - self.top)
 
     def add(self, text: str) -> None:
         self.parts.append(text)
@@ -93,6 +88,16 @@ class Frame:
                  f'text-anchor="middle">{escape(x_label)}</text>')
         self.add(f'<text class="axis-label" transform="translate(16 {(self.top + self.bottom) / 2:.1f}) rotate(-90)" '
                  f'text-anchor="middle">{escape(y_label)}</text>')
+
+    def right_axis(self, ticks, label: str) -> None:
+        """The y2 scale's ticks and label on the right-hand side."""
+        for value in ticks:
+            y = self.y2(value)
+            self.add(f'<line class="tickmark" x1="{self.right:.1f}" x2="{self.right + 4:.1f}" y1="{y:.1f}" y2="{y:.1f}"/>'
+                     f'<text class="tick" x="{self.right + 6:.1f}" y="{y + 4:.1f}" text-anchor="start">{_label(value)}</text>')
+        self.add(f'<line class="axis" x1="{self.right:.1f}" x2="{self.right:.1f}" y1="{self.top:.1f}" y2="{self.bottom:.1f}"/>'
+                 f'<text class="axis-label" transform="translate({self.width - 8} {(self.top + self.bottom) / 2:.1f}) '
+                 f'rotate(-90)" text-anchor="middle">{escape(label)}</text>')
 
     def svg(self, name: str, title: str, description: str) -> SafeString:
         return mark_safe(
@@ -208,6 +213,60 @@ def comparisons_per_day(rows: list[dict]) -> SafeString:
                           f'<title>{escape(row["day"])}: {value} {"gold " if kind == "gold" else ""}comparisons</title></rect>')
     _legend(frame, [("all comparisons", COLORS["bars"], "box"), ("of which gold", COLORS["gold"], "box")])
     return frame.svg("comparisons-per-day", "Comparisons per day", "How many comparisons raters made each day.")
+
+
+# The generation-parameter panel's series: (summary key, legend, colour, on the right-hand axis).
+METADATA_SERIES = (("model", "model score", COLORS["model"], False),
+                   ("human", "human score", COLORS["human"], False),
+                   ("clip_similarity", "CLIP similarity (right axis)", COLORS["clip"], True))
+
+
+def metadata_plot(summary: dict) -> SafeString:
+    """Mean model and human score (1–10, left axis) and CLIP similarity (right axis) against a numeric metadata
+    field (``modeling.services.analyses.metadata_summary``), each mean with its 95% interval."""
+    field, groups = summary["field"], summary["groups"]
+    series = [(key, label, color, right, [(g["value"], g[key]) for g in groups if g[key]["value"] is not None])
+              for key, label, color, right in METADATA_SERIES]
+    series = [entry for entry in series if entry[4]]
+    if not series:
+        return empty_chart("metadata", "No group of images has a score yet.")
+
+    def span(on_right: bool) -> list[float]:
+        return [number for _, _, _, right, points in series if right == on_right for _, mean in points
+                for number in (mean["value"], mean["low"], mean["high"]) if number is not None]
+
+    def ticks(values: list[float]) -> list[float]:
+        headroom = (max(values) - min(values)) * 0.15  # the legend sits above the highest mark
+        return nice_ticks(min(values), max(values) + headroom)
+
+    xs = [g["value"] for g in groups]
+    x_ticks = nice_ticks(min(xs), max(xs), 6)
+    x_pad = (x_ticks[-1] - x_ticks[0]) * 0.04  # marks at the ends stay clear of the axes
+    left_values, right_values = span(False) or [0.0, 1.0], span(True)
+    y_ticks, y2_ticks = ticks(left_values), ticks(right_values) if right_values else None
+    frame = Frame(x_ticks[0] - x_pad, x_ticks[-1] + x_pad, y_ticks[0], y_ticks[-1],
+                  y2_low=y2_ticks[0] if y2_ticks else None, y2_high=y2_ticks[-1] if y2_ticks else None)
+    frame.axes(x_ticks, y_ticks, field, "mean score (95% interval)")
+    if y2_ticks:
+        frame.right_axis(y2_ticks, "CLIP similarity")
+    for key, label, color, right, points in series:
+        to_y = frame.y2 if right else frame.y
+        line = " ".join(f"{frame.x(x):.1f},{to_y(mean['value']):.1f}" for x, mean in points)
+        frame.add(f'<polyline class="series" data-series="{key}" points="{line}" fill="none" stroke="{color}" '
+                  f'stroke-width="2"/>')
+        for x, mean in points:
+            interval = ""
+            if mean["low"] is not None and mean["high"] is not None:
+                frame.add(f'<line class="interval" x1="{frame.x(x):.1f}" x2="{frame.x(x):.1f}" y1="{to_y(mean["low"]):.1f}" '
+                          f'y2="{to_y(mean["high"]):.1f}" stroke="{color}"/>')
+                interval = f" (95% CI {mean['low']:.3f}–{mean['high']:.3f})"
+            frame.add(f'<circle class="point" data-series="{key}" cx="{frame.x(x):.1f}" cy="{to_y(mean["value"]):.1f}" '
+                      f'r="4.5" fill="{color}"><title>{escape(field)} {x:g}: {escape(label)} {mean["value"]:.3f}'
+                      f'{interval}</title></circle>')
+    _legend(frame, [(label, color, "line") for _, label, color, _, _ in series])
+    return frame.svg("metadata", f"Scores against {field}",
+                     f"Mean model score, human score and CLIP similarity of the images at each value of {field}, "
+                     "with 95% bootstrap intervals.")
 
 
 def _legend(frame: Frame, entries) -> None:
