@@ -156,6 +156,32 @@ def test_service_errors_carry_no_http_status():
     assert offenders == [], "map the error to an HTTP status in the API (answer_refusals), not in the service"
 
 
+COUNTER_WRITES = {"create", "bulk_create", "get_or_create", "update_or_create", "update", "bulk_update", "delete"}
+
+
+def counter_writes(path: Path) -> list[int]:
+    """Lines that write ``ImageStats`` rows: ``ImageStats(...)`` or a write method on a chain from ``ImageStats``."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call):
+            continue
+        if isinstance(node.func, ast.Name) and node.func.id == "ImageStats":
+            lines.append(node.lineno)
+        elif isinstance(node.func, ast.Attribute) and node.func.attr in COUNTER_WRITES:
+            if any(isinstance(inner, ast.Name) and inner.id == "ImageStats" for inner in ast.walk(node.func.value)):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_the_image_counters_have_one_writer():
+    """``ImageStats`` is written by ``labeling/services/image_stats.py`` alone; every path calls it."""
+    owner = REPO_ROOT / "labeling" / "services" / "image_stats.py"
+    offenders = [f"{path.relative_to(REPO_ROOT)}:{line}" for folder in APP_FOLDERS for path in python_files(folder)
+                 if path != owner for line in counter_writes(path)]
+    assert offenders == []
+    assert len(counter_writes(owner)) >= 3  # the check sees the owner's writes
+
+
 # --- Import circles and the rooms' boundaries ----------------------------------------------------------
 
 APP_FOLDERS = ("config", "core", "labeling", "modeling", "worker")

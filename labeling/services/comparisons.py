@@ -16,7 +16,7 @@ from core import prepared_sql
 from labeling.models import Comparison, GoldPair, PairLease, Project
 from labeling.services import campaign_target, criteria, judgment_hooks, leases, pair_queue, qualification
 from labeling.services import rater_counts as rater_day_counts
-from labeling.services.image_stats import count_comparison
+from labeling.services.image_stats import comparison_removed, comparison_stored
 from labeling.services.leases import LeaseClosed, LeaseError, LeaseExpired
 
 CLIENT_KEY_MAX_LENGTH = 64
@@ -137,7 +137,7 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms, answe
             gold_correct=gold_correct, created_at=now,
         )
     )
-    count_comparison(comparison, +1)
+    comparison_stored(comparison)
     if answers is not None:
         criteria.store_answers(comparison.pk, answers)
     lease.state, lease.comparison = PairLease.State.JUDGED, comparison
@@ -188,7 +188,7 @@ def undo_last_comparison(project: Project, rater, *, comparison_id: int | None =
             old_lease.save(update_fields=["state", "comparison"])
         left_id, right_id, undone_id = latest.image_a_id, latest.image_b_id, latest.pk
         latest.delete()
-        count_comparison(latest, -1)
+        comparison_removed(latest)
         lease = leases.new_lease(
             project, rater, left_id, right_id, timezone.now(), candidate_id=candidate_id, gold_id=gold_id
         )
