@@ -112,7 +112,7 @@ class MetadataSummaryView(ProjectScopedMixin, APIView):
         tags=["analyses"],
     )  # fmt: skip
     def get(self, request, slug, field):
-        """Model score, human score and CLIP prompt/tag–image similarity against a numeric metadata field."""
+        """Model score, human score and CLIP prompt/tag–image similarity against a metadata field, numeric or text."""
         self.require_manager("see the generation-parameter analysis")
         by_tag = request.query_params.get("by_tag", "").lower() in ("1", "true", "yes")
         try:
@@ -120,8 +120,8 @@ class MetadataSummaryView(ProjectScopedMixin, APIView):
                 self.project, field, by_tag=by_tag, version=_version(self.project, request),
                 min_images=_int_param(request, "min_images", analyses.DEFAULT_MIN_IMAGES))
         except analyses.UnknownField as exc:
-            fields = [f["field"] for f in analyses.numeric_metadata_fields(self.project)]
-            raise NotFound(detail={"detail": f"{exc} Numeric fields: {', '.join(fields) or 'none'}.",
+            fields = [f["field"] for f in analyses.metadata_fields(self.project)]
+            raise NotFound(detail={"detail": f"{exc} Fields: {', '.join(fields) or 'none'}.",
                                    "code": "unknown_field"}) from exc
         return Response(summary)
 
@@ -129,9 +129,10 @@ class MetadataSummaryView(ProjectScopedMixin, APIView):
 class MetadataFieldsView(ProjectScopedMixin, APIView):
     @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT), **ERRORS}, tags=["analyses"])
     def get(self, request, slug):
-        """The numeric metadata fields of the project's images, with how many images carry each."""
+        """The metadata fields of the project's images the analyses group by, with how many images carry each and
+        their kind: ``numeric`` (by value or quantile bin) or ``text`` (by distinct value: a generator, a sampler)."""
         self.require_manager("see the generation-parameter analysis")
-        return Response({"fields": analyses.numeric_metadata_fields(self.project)})
+        return Response({"fields": analyses.metadata_fields(self.project)})
 
 
 def _explained(request, image_id):

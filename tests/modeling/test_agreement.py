@@ -1,5 +1,6 @@
 """The dashboards' numbers: agreement rates, Krippendorff's alpha, bootstrap intervals, the rater table."""
 import krippendorff
+from django.urls import reverse
 import numpy as np
 import pytest
 from scipy import stats
@@ -334,3 +335,38 @@ def test_a_project_without_comparisons_or_models_has_a_report(project):
     assert data["human"]["raw_agreement"]["value"] is None
     assert data["model"]["versions"] == [] and data["charts"]["scatter"] is None
     assert data["coverage"][0] == {"comparisons": "0", "images": 3}
+
+
+@pytest.mark.django_db
+def test_a_large_project_is_reported_from_a_sample_whose_intervals_cover_the_exact_numbers(
+        project, rated_project, settings, client, manager):
+    exact = agreement.compute_report_data(project, n_resamples=200)
+    assert exact["sample"] is None  # below the threshold (500,000 comparisons by default): exact
+    settings.TAGRANK_AGREEMENT_SAMPLE = {"above": 1000, "comparisons": 500, "images": 25}
+    estimated = agreement.compute_report_data(project, n_resamples=200)
+
+    sample = estimated["sample"]
+    assert sample["of_comparisons"] == 1030 and 300 < sample["comparisons"] < 800
+    assert sample["images"] == 25 and sample["of_images"] == 40
+    assert estimated["totals"] == exact["totals"]  # counts stay exact
+    assert estimated["human"]["judgments"] < exact["human"]["judgments"]  # the agreement is the sample's
+    exact_version, estimated_version = exact["model"]["versions"][0], estimated["model"]["versions"][0]
+    figures = [
+        (exact["human"]["raw_agreement"], estimated["human"]["raw_agreement"]),
+        (exact["human"]["alpha"], estimated["human"]["alpha"]),
+        (exact_version["heldout_agreement"], estimated_version["heldout_agreement"]),
+        (exact_version["ceiling"]["human"], estimated_version["ceiling"]["human"]),
+        (exact_version["human_correlation"]["srcc"], estimated_version["human_correlation"]["srcc"]),
+        (exact_version["human_correlation"]["lcc"], estimated_version["human_correlation"]["lcc"]),
+    ]
+    for exact_figure, sampled_figure in figures:
+        assert sampled_figure["value"] != exact_figure["value"]  # estimated, not copied
+        assert sampled_figure["low"] <= exact_figure["value"] <= sampled_figure["high"]
+    # Every rater keeps a row, with the exact counts.
+    assert ([(row["user_id"], row["comparisons"]) for row in estimated["raters"]]
+            == [(row["user_id"], row["comparisons"]) for row in exact["raters"]])
+
+    agreement.compute_and_store_report(project, n_resamples=50)
+    client.force_login(manager)
+    html = client.get(reverse("project-dashboard", args=[project.slug])).content.decode()
+    assert 'id="report-sample"' in html and f"of {sample['of_comparisons']} comparisons" in html
