@@ -41,10 +41,6 @@ from labeling.models import Comparison, Image, Membership, Project
 from labeling.services import rater_counts as rater_day_counts
 from labeling.services.comparisons import rater_counts
 from modeling.ml.agreement_stats import (
-    CONFIDENCE,
-    N_RESAMPLES,
-    RESAMPLE_BUDGET,
-    SEED,
     FlagThresholds,
     PairJudgments,
     disagreeing_pairs,
@@ -55,11 +51,10 @@ from modeling.ml.agreement_stats import (
     inter_rater_agreement,
     latest_per_rater,
     model_agreement_panels,
-    no_estimate,
-    proportion,
     uncertain_images,
     value_counts,
 )
+from modeling.ml.intervals import CONFIDENCE, N_RESAMPLES, RESAMPLE_BUDGET, SEED, no_estimate, proportion
 from modeling.ml.json_values import finite, plain_json
 from modeling.models import AgreementReport, CriterionScore, HumanScore, ImageScore, ModelVersion, is_demo_encoder
 from modeling.services import agreement_sampling, criterion_scores, human_scores
