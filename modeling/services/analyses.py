@@ -15,7 +15,7 @@ Definitions (the pages and the API show the same numbers):
 - *CLIP similarity* of an image is the cosine between its CLIP image embedding (the class token of
   the cached features) and the mean of the embeddings of its texts (tags and caption, the ranker's
   text input, ``feature_extraction.texts_by_image``). An image without texts has none.
-- Intervals are percentile bootstraps over images (``agreement_stats.bootstrap_intervals``, seeded: the same
+- Intervals are percentile bootstraps over images (``intervals.bootstrap_intervals``, seeded: the same
   data give the same intervals). A difference is a mean over the images that have both numbers.
 """
 from __future__ import annotations
@@ -30,13 +30,13 @@ from django.core.files.storage import default_storage
 
 from labeling.models import Image, ImageTag, Project, ReferenceRating
 from modeling.models import HumanScore, ImageScore, ModelVersion
-from modeling.ml import agreement_stats
+from modeling.ml import intervals
 
 DEFAULT_MIN_IMAGES = 3
 MAX_DISTINCT_GROUPS = 20  # more distinct values than this: quantile bins
 QUANTILE_BINS = 10
 N_RESAMPLES = 500
-SEED = agreement_stats.SEED
+SEED = intervals.SEED
 
 
 class AnalysisUnavailable(Exception):
@@ -171,7 +171,7 @@ def means_with_intervals(columns: dict[str, np.ndarray], *, seed: int = SEED, n_
     if n_units == 0:
         return {name: {"value": None, "low": None, "high": None, "n": 0} for name in names}
     stacked = np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in names])
-    result = agreement_stats.estimates(mean_statistic(stacked), n_units, names, seed=seed, n_resamples=n_resamples)
+    result = intervals.estimates(mean_statistic(stacked), n_units, names, seed=seed, n_resamples=n_resamples)
     for index, name in enumerate(names):
         result[name]["n"] = int(np.isfinite(stacked[:, index]).sum())
         result[name].pop("resamples", None)
