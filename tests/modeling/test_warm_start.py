@@ -8,7 +8,7 @@ from modeling.models import ModelVersion, TrainingSettings, WarmStartScore
 from modeling.services import human_scores, warm_start
 from tests.clients import signed_in
 from tests.modeling.dashboard_data import add_comparisons, make_images, member, thurstone_judgments, user
-from tests.modeling.test_training_service import trained_version
+from tests.modeling.test_promotion_rollback import trained_version
 
 pytestmark = pytest.mark.django_db
 
