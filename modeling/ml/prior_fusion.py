@@ -9,7 +9,7 @@ Bradley–Terry score is ``s_i = slope * m_i + e_i``, ``e_i ~ N(0, scatter)``: t
 
 Strength, by empirical Bayes on comparisons the model did not see. A comparison whose two images are
 out of fold (``ModelPrior.out_of_fold``: scored by a model that never saw that image's comparisons:
-cross-fitted heads, another project's model) is a held-out test of the model. Under the prior,
+a head without the image's comparisons, another project's model) is a held-out test of the model. Under the prior,
 ``P(a preferred) = E sigmoid(s_a - s_b) ~ sigmoid(gamma * (m_a - m_b))`` with
 ``gamma = slope / sqrt(1 + pi * scatter / 4)`` (the probit approximation); so:
 
@@ -54,7 +54,7 @@ class ModelPrior:
 
     score: np.ndarray  # [N] the model's score (any monotone scale), NaN where it scored no image
     out_of_fold: np.ndarray  # [N] bool: scored by a model that never trained on this image's comparisons
-    source: str = ""  # what made it, for the fit's summary ("cross-fitted linear_bt", "version 12", ...)
+    source: str = ""  # what made it, for the fit's summary ("linear_bt, each image left out", "version 12", ...)
     version_id: int | None = None  # the model version behind it, if any
 
 

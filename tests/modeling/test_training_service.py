@@ -408,4 +408,4 @@ def test_the_human_score_fit_cross_fits_the_head_on_the_cached_features(project,
     assert have.all() and pooled.shape[0] == len(loop_images) and np.isfinite(pooled).all()
     simulate_comparisons(project, rater, loop_images, 60)
     fit = human_scores.fit_project_posterior(project)
-    assert fit.prior_source.startswith("cross-fitted linear_bt") and fit.model_version_id is None
+    assert fit.prior_source.startswith("linear_bt, each image left out") and fit.model_version_id is None
