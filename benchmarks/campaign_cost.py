@@ -209,21 +209,12 @@ def exported_comparisons(manager, slug: str, ids: np.ndarray) -> tuple[np.ndarra
 
 def create_default_project(slug: str, images: list[dict], users: list[str]) -> dict[int, float]:
     """A project at every default (strategy, overlap, retrain policy, training settings) with the images."""
-    from django.contrib.auth import get_user_model
-
+    import active_learning_api as al
     import worker.dispatch as dispatch
-    from labeling.models import Membership, Project
-    from labeling.services.imports import store_image
+    from labeling.models import Project
 
     project = Project.objects.create(name=slug, slug=slug)
-    User = get_user_model()
-    for k, name in enumerate(users):
-        role = Membership.Role.MANAGER if k == 0 else Membership.Role.RATER
-        Membership.objects.create(project=project, user=User.objects.get(username=name), role=role)
-    latent = {}
-    for item in images:
-        image, _ = store_image(project, item["name"], item["data"], tags=[item["tag"]])
-        latent[image.pk] = item["latent"]
+    latent = al.add_members_and_images(project, images, users)
     dispatch.send_images_imported(project.pk, list(latent))  # as an upload does
     return latent
 
