@@ -376,8 +376,8 @@ def print_reports(results: list[dict], config: CostConfig, title: str) -> None:
     print(calibration_report(results, config.budgets))
     warm = warm_results(results)
     if warm:
-        warm_config = CostConfig(**{**asdict(config), "budgets": config.warm_budgets if "predicted" in warm[0]
-                                    else config.budgets})
+        budgets = tuple(sorted({float(b) for r in warm for b in r["srcc"]["tagrank"]}))  # REST: warm_budgets
+        warm_config = CostConfig(**{**asdict(config), "budgets": budgets})
         print(report(warm, warm_config, "Second campaign on fresh images, the first campaign's model as its prior"))
         print(calibration_report(warm, warm_config.budgets))
 

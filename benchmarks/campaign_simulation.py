@@ -20,7 +20,7 @@ import numpy as np
 
 from bench_setup import REPO
 from campaign_cost import MEASURES, CostConfig, classic_curve, plain_bt_srcc, srcc, thurstone
-from modeling.ml import linear_bt, prior_fusion
+from modeling.ml import linear_bt, prior_fusion, ranking_accuracy
 from modeling.ml.selection import pair_information, select_pairs
 
 CACHE = REPO / "var" / "benchmarks" / "campaign_cost"
@@ -64,7 +64,7 @@ def simulate_campaign(features, quality, config: CostConfig, seed: int, foreign:
     judged: set[tuple[int, int]] = set()
     fused = fused_fit(features, pairs[:, 0], pairs[:, 1], outcome, foreign)
     head, trained_on = None, 0
-    result = {"seed": seed, "srcc": {m: {} for m in MEASURES}, "strength": {}}
+    result = {"seed": seed, "srcc": {m: {} for m in MEASURES}, "strength": {}, "predicted": {}}
     for budget in config.budgets:
         target = int(round(budget * n))
         while len(pairs) < target:
@@ -85,6 +85,8 @@ def simulate_campaign(features, quality, config: CostConfig, seed: int, foreign:
         model = foreign if foreign is not None else (head.score(features) if head is not None else np.full(n, np.nan))
         result["srcc"]["model"][budget] = srcc(model, quality)
         result["strength"][budget] = fused.strength.summary() if fused.strength is not None else None
+        accuracy = ranking_accuracy.expected_srcc(fused.posterior.mean, fused.posterior.var)  # the stopping rule's
+        result["predicted"][budget] = {"expected_srcc": accuracy.expected_srcc, "interval": [accuracy.low, accuracy.high]}
         print({"seed": seed, "budget": budget, **{m: round(result["srcc"][m][budget], 3) for m in MEASURES},
                "strength": result["strength"][budget]}, flush=True)
     result["final_head"] = linear_bt.fit_linear_bt(features, pairs[:, 0], pairs[:, 1], outcome)

@@ -77,3 +77,14 @@ def test_campaign_cost_worth_reads_the_classic_curve_in_log_budget():
     assert worth(curve, 0.675) == pytest.approx(2 ** 0.5)  # half way between 1 and 2, in log budget
     assert worth(curve, 0.15) == pytest.approx(0.125)  # below the first point: that share of its budget
     assert np.isnan(worth(curve, 0.9))  # beyond the curve: not extrapolated
+
+
+def test_campaign_cost_calibration_report_recomputes_predicted_minus_measured():
+    from campaign_cost import calibration_report
+
+    results = [{"predicted": {0.5: {"expected_srcc": p, "interval": [p - 0.05, p + 0.05]}},
+                "srcc": {"tagrank": {0.5: m}}} for p, m in [(0.80, 0.70), (0.70, 0.72), (0.75, 0.74)]]
+    row = calibration_report(results, (0.5,)).splitlines()[-1].split(" | ")
+    gaps = np.array([0.10, -0.02, 0.01])
+    assert row[3] == f"{gaps.mean():.3f} ± {gaps.std(ddof=1) / np.sqrt(3):.3f}"
+    assert row[4].startswith("2/3")  # 0.70 lies outside [0.75, 0.85]
