@@ -11,7 +11,8 @@
   and call tasks directly, so they are not held to this.
 - ``core`` (the plumbing both apps use) imports no app; modeling imports no API or page module of labeling.
 - Services raise domain errors without HTTP statuses: each app's API maps them (``labeling/api/refusal_statuses.py``,
-  answered by ``core.api_errors.exception_handler``).
+  answered by ``core.api_errors.exception_handler``). An API view catches a refusal only to add fields to that
+  one answer (``refused``) or to make it a field's validation error, never to answer it another way.
 - No import circle between files, function-level imports included.
 - No module over 500 lines outside migrations and benchmarks (one stated exception, below).
 - ``ImageStats`` has one writer, ``labeling/services/image_stats.py``.
@@ -156,6 +157,61 @@ def test_service_errors_carry_no_http_status():
                                 and not is_model_field(statement.value):
                             offenders.append(f"{path.relative_to(REPO_ROOT)}:{statement.lineno}: {node.name}")
     assert offenders == [], "map the error to an HTTP status in the API (answer_refusals), not in the service"
+
+
+def refusal_kinds(folders=("core", "labeling", "modeling")) -> set[str]:
+    """The names of ``core.refusals.Refusal`` and every class that descends from it, read from the code."""
+    bases: dict[str, set[str]] = {}
+    for folder in folders:
+        for path in python_files(folder):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ClassDef):
+                    bases.setdefault(node.name, set()).update(
+                        b.id if isinstance(b, ast.Name) else b.attr for b in node.bases
+                        if isinstance(b, (ast.Name, ast.Attribute)))
+    kinds, grown = {"Refusal"}, True
+    while grown:
+        new = {name for name, parents in bases.items() if parents & kinds} - kinds
+        kinds, grown = kinds | new, bool(new)
+    return kinds
+
+
+def answers_a_refusal_itself(handler: ast.ExceptHandler, kinds: set[str]) -> bool:
+    """An ``except`` of a refusal whose body neither answers through ``refused`` (the one answer, with fields a
+    view adds) nor turns it into a field's ``ValidationError`` (the shape of a serializer's errors)."""
+    caught = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    names = {c.id if isinstance(c, ast.Name) else c.attr for c in caught if isinstance(c, (ast.Name, ast.Attribute))}
+    if not names & kinds:
+        return False
+    calls = {n.func.id if isinstance(n.func, ast.Name) else n.func.attr
+             for statement in handler.body for n in ast.walk(statement)
+             if isinstance(n, ast.Call) and isinstance(n.func, (ast.Name, ast.Attribute))}
+    return not calls & {"refused", "ValidationError"}
+
+
+def test_api_views_leave_refusals_to_the_exception_handler():
+    kinds = refusal_kinds()
+    offenders = [
+        f"{path.relative_to(REPO_ROOT)}:{node.lineno}"
+        for folder in ("labeling/api", "modeling/api")
+        for path in python_files(folder)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ExceptHandler) and answers_a_refusal_itself(node, kinds)
+    ]
+    assert offenders == [], "let the refusal leave the view: core.api_errors.exception_handler answers it"
+
+
+def test_the_refusal_check_sees_a_view_that_answers_one_itself():
+    kinds = refusal_kinds()
+    assert {"LeaseExpired", "ComparisonRefused", "TiesNotAllowed", "RejectedImage", "OutboundRefused",
+            "AnalysisUnavailable"} <= kinds and "ImportFileError" not in kinds
+    view = ast.parse(
+        "try:\n    x()\nexcept analyses.AnalysisUnavailable as exc:\n    raise NotFound(str(exc))\n"
+        "try:\n    x()\nexcept (KeyError, TiesNotAllowed) as exc:\n    return Response({}, status=400)\n"
+        "try:\n    x()\nexcept LeaseExpired as exc:\n    return refused(exc, extra=1)\n"
+        "try:\n    x()\nexcept KeyError:\n    return Response({}, status=400)\n")
+    handlers = [node for node in ast.walk(view) if isinstance(node, ast.ExceptHandler)]
+    assert [answers_a_refusal_itself(handler, kinds) for handler in handlers] == [True, True, False, False]
 
 
 COUNTER_WRITES = {"create", "bulk_create", "get_or_create", "update_or_create", "update", "bulk_update", "delete"}

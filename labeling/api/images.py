@@ -18,7 +18,7 @@ from labeling.api.paging import StandardPagination
 from labeling.models import Image, ImageTag, Tag
 from labeling.project_scope import ProjectScopedMixin, image_role
 from labeling.services import tags as tag_service
-from labeling.services.imports import RejectedImage, import_uploaded_file
+from labeling.services.imports import import_uploaded_file
 
 
 class ImageListView(ProjectScopedMixin, GenericAPIView):
@@ -77,15 +77,11 @@ class ImageListView(ProjectScopedMixin, GenericAPIView):
         form = image_serializers.ImageUploadSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         upload = form.validated_data["file"]
-        try:
-            image, created = import_uploaded_file(
-                self.project, upload, upload.name, tags=form.validated_data.get("tags", []),
-                caption=form.validated_data.get("caption", ""), metadata=form.validated_data.get("metadata", {}),
-                external_id=form.validated_data.get("external_id", ""),
-            )
-        except RejectedImage as exc:
-            return Response({"detail": f"{upload.name}: {exc}", "code": "image_rejected", "file": upload.name},
-                            status=400)
+        image, created = import_uploaded_file(  # a rejected file is a refusal (400, code image_rejected)
+            self.project, upload, upload.name, tags=form.validated_data.get("tags", []),
+            caption=form.validated_data.get("caption", ""), metadata=form.validated_data.get("metadata", {}),
+            external_id=form.validated_data.get("external_id", ""),
+        )
         image = self.get_queryset().get(pk=image.pk)
         body = image_serializers.ImageUploadResultSerializer(image, context={"request": request, "duplicate": not created}).data
         return Response(body, status=201 if created else 200)

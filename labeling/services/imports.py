@@ -366,8 +366,11 @@ def read_upload(upload: BinaryIO) -> bytes:
 
 
 def import_uploaded_file(project: Project, upload: BinaryIO, name: str, **kwargs) -> tuple[Image, bool]:
-    """The REST upload path: same validation and storage as the CLI. Raises RejectedImage."""
-    image, created = store_image(project, name, read_upload(upload), **kwargs)
+    """The REST upload path: same validation and storage as the CLI. Raises RejectedImage naming the file."""
+    try:
+        image, created = store_image(project, name, read_upload(upload), **kwargs)
+    except RejectedImage as exc:
+        raise RejectedImage(exc.reason, file=name) from None
     if created:
         dispatch.send_images_imported(project.pk, [image.pk])
     return image, created

@@ -28,6 +28,7 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from core.refusals import Refusal
 from labeling.models import Image, ImageTag, Project, ReferenceRating
 from modeling.models import HumanScore, ImageScore, ModelVersion
 from modeling.ml import intervals
@@ -39,8 +40,10 @@ N_RESAMPLES = 500
 SEED = intervals.SEED
 
 
-class AnalysisUnavailable(Exception):
+class AnalysisUnavailable(Refusal):
     """The project has nothing to analyse yet (no model version with scores)."""
+
+    code = "no_model"
 
 
 # --- Which version, which scores ------------------------------------------------------------------
@@ -283,8 +286,10 @@ def metadata_fields(project: Project) -> list[dict]:
             for key, n in sorted(counts.items()) if key not in structured and n >= 2]
 
 
-class UnknownField(Exception):
-    pass
+class UnknownField(Refusal):
+    """Not a metadata field the analyses group by; the message lists those that are."""
+
+    code = "unknown_field"
 
 
 def group_values(values: np.ndarray, max_distinct: int = MAX_DISTINCT_GROUPS, bins: int = QUANTILE_BINS):
@@ -326,9 +331,11 @@ def metadata_summary(project: Project, field: str, *, by_tag: bool = False, min_
                      version: ModelVersion | None = None, seed: int = SEED, n_resamples: int = N_RESAMPLES) -> dict:
     """Mean model score, mean human score and CLIP similarity per value (or bin) of a metadata field: a numeric
     one by value or quantile bin, a text one (a generator, a sampler) by distinct value."""
-    kind = next((f["kind"] for f in metadata_fields(project) if f["field"] == field), None)
+    fields = metadata_fields(project)
+    kind = next((f["kind"] for f in fields if f["field"] == field), None)
     if kind is None:
-        raise UnknownField(f"{field!r} is not a metadata field of this project's images that the analyses group by.")
+        raise UnknownField(f"{field!r} is not a metadata field of this project's images that the analyses group by."
+                           f" Fields: {', '.join(f['field'] for f in fields) or 'none'}.")
     version = version or analysed_version(project)
     carries = _is_number if kind == "numeric" else _is_scalar
     rows = [(image_id, metadata[field]) for image_id, metadata in
