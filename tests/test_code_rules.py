@@ -10,6 +10,7 @@
   (cookiecutter-django's pattern), so that shared tasks bind to it. Tests and benchmarks start workers
   and call tasks directly, so they are not held to this.
 - ``core`` (the plumbing both apps use) imports no app; modeling imports no API or page module of labeling.
+- Nothing imports ``config`` (the site's assembly): what the rooms share with it lives in ``core``.
 - Services raise domain errors without HTTP statuses: each app's API maps them (``labeling/api/refusal_statuses.py``,
   answered by ``core.api_errors.exception_handler``). An API view catches a refusal only to add fields to that
   one answer (``refused``) or to make it a field's validation error, never to answer it another way.
@@ -100,6 +101,13 @@ def test_labeling_never_imports_modeling():
 
 def test_core_imports_no_app():
     assert violations("core", lambda path, name: top(name) in {"labeling", "modeling", "worker", "config"}) == []
+
+
+def test_no_room_imports_config():
+    """config/ assembles the site from the rooms; what they share with it (outage answers, beat's heartbeat) is core's."""
+    found = [v for folder in ("core", "labeling", "modeling", "worker") for v in
+             violations(folder, lambda path, name: top(name) == "config")]
+    assert found == []
 
 
 # labeling's API and pages are its own; what modeling may use of labeling is its models, services and access
