@@ -148,15 +148,7 @@ def backtracking_fit_posterior(n_images, a_index, b_index, outcome, weight=None,
         gradient, pair_curvature = problem.curvature(scores)
         step = bt._preconditioned_cg(lambda x: problem.hessian_times(pair_curvature, x), -gradient,
                                      1.0 / problem.hessian_diagonal(pair_curvature), config.cg_rtol, config.max_cg_steps)
-        slope = bt._dot(gradient, step)
-        step_size = 1.0
-        while True:
-            candidate = scores + step_size * step
-            value = problem.objective(candidate)
-            if value <= current + 1e-4 * step_size * slope or step_size < 1e-6:
-                break
-            step_size *= 0.5
-        scores, current = candidate, value
+        scores, current, step_size = bt._line_search(problem, scores, step, gradient, current)
         if step_size * np.max(np.abs(step), initial=0.0) < config.tolerance:
             break
     _, pair_curvature = problem.curvature(scores)
