@@ -49,11 +49,9 @@ import numpy as np
 from scipy.special import expit, log_expit, ndtr
 from scipy.stats import spearmanr
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from bench_setup import REPO  # and the repository on sys.path
 
-from modeling.ml.bradley_terry import (  # noqa: E402
+from modeling.ml.bradley_terry import (
     FitConfig,
     Posterior,
     comparison_counts,
@@ -61,8 +59,8 @@ from modeling.ml.bradley_terry import (  # noqa: E402
     map_model_to_bt_scale,
     mean_posterior_variance,
 )
-from benchmarks.bench_docs import replace_docs_section  # noqa: E402
-from modeling.ml.selection import SelectionConfig, select_pairs  # noqa: E402
+from bench_docs import replace_docs_section
+from modeling.ml.selection import SelectionConfig, select_pairs
 
 STRATEGY_LABELS = {
     "random": "random",

@@ -210,21 +210,13 @@ def create_users(n_raters: int) -> list[str]:
     return names
 
 
-def create_project(slug: str, images: list[dict], strategy: str, config: BenchConfig, users: list[str],
-                   extract: bool) -> dict[int, float]:
-    """A project with the images, the manager and raters; returns {image id: latent quality}."""
+def add_members_and_images(project, images: list[dict], users: list[str]) -> dict[int, float]:
+    """The first user as the manager, the others as raters, and the images; returns {image id: latent quality}."""
     from django.contrib.auth import get_user_model
 
-    from labeling.models import Membership, Project
+    from labeling.models import Membership
     from labeling.services.imports import store_image
-    import worker.dispatch as dispatch
-    from modeling.models import TrainingSettings
 
-    project = Project.objects.create(
-        name=slug, slug=slug, pair_strategy=strategy, overlap=config.overlap, gold_rate=0.0,
-        retrain_min_new_comparisons=10**9, retrain_max_age_hours=10**5,  # retrains only when asked
-    )
-    TrainingSettings.objects.update_or_create(project=project, defaults={"train_baseline": False})
     User = get_user_model()
     for k, name in enumerate(users):
         role = Membership.Role.MANAGER if k == 0 else Membership.Role.RATER
@@ -233,6 +225,22 @@ def create_project(slug: str, images: list[dict], strategy: str, config: BenchCo
     for item in images:
         image, _ = store_image(project, item["name"], item["data"], tags=[item["tag"]])
         latent[image.pk] = item["latent"]
+    return latent
+
+
+def create_project(slug: str, images: list[dict], strategy: str, config: BenchConfig, users: list[str],
+                   extract: bool) -> dict[int, float]:
+    """A project with the images, the manager and raters; returns {image id: latent quality}."""
+    from labeling.models import Project
+    import worker.dispatch as dispatch
+    from modeling.models import TrainingSettings
+
+    project = Project.objects.create(
+        name=slug, slug=slug, pair_strategy=strategy, overlap=config.overlap, gold_rate=0.0,
+        retrain_min_new_comparisons=10**9, retrain_max_age_hours=10**5,  # retrains only when asked
+    )
+    TrainingSettings.objects.update_or_create(project=project, defaults={"train_baseline": False})
+    latent = add_members_and_images(project, images, users)
     if extract:  # features for the mid-campaign model (on the gpu worker)
         dispatch.send_images_imported(project.pk, list(latent))
     return latent

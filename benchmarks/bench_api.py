@@ -1,6 +1,6 @@
 """A small JSON client of the REST API, for the benchmark scripts that drive a running server.
 
-The scripts run as ``python benchmarks/x.py``, so this folder is on sys.path and they ``import bench_api``.
+Imported by file name, ``import bench_api``, as every helper (see bench_setup.py).
 """
 from __future__ import annotations
 

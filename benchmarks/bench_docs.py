@@ -1,6 +1,6 @@
 """Writes a benchmark's results into its own section of docs/benchmarks.md, leaving the others as they are.
 
-Imported as ``benchmarks.bench_docs`` (the scripts put the repository on sys.path; tests import some of them).
+Imported by file name, ``from bench_docs import replace_docs_section``, as every helper (see bench_setup.py).
 """
 from __future__ import annotations
 

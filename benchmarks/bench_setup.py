@@ -1,6 +1,11 @@
 """Set-up shared by the benchmark scripts: the repository on sys.path, Django on a database, memory readings.
 
-The scripts run as ``python benchmarks/x.py``, so this folder is on sys.path and they ``import bench_setup``.
+One way to import: the scripts run as ``python benchmarks/x.py``, so Python puts this folder on sys.path, and
+a script imports its helpers and the other scripts by file name (``from bench_setup import REPO``,
+``from bench_docs import replace_docs_section``, ``from active_learning import judge``); importing this module
+first puts the repository on sys.path for the project's packages (``modeling``, ``labeling``, ``tests``).
+Tests import benchmark modules by file name too (pytest's ``pythonpath`` in pyproject.toml names this folder).
+A script that measures another checkout (``--repo``) puts that tree first on sys.path itself.
 """
 from __future__ import annotations
 

@@ -21,7 +21,13 @@ quality ``q = -(sum of the levels)`` standardised; the rater prefers a over b wi
 * ``tagrank``: the exported ``human_score``;
 * ``pairs``: a plain Bradley–Terry fit (``modeling.ml.bradley_terry.fit_posterior``, no prior) of the
   exported comparisons: what the judgments alone say;
-* ``model``: the exported ``model_mean`` of the active model version (NaN until a version is active).
+* ``model``: the exported ``model_mean`` of the active model version (NaN until a version is active);
+* the stopping rule's ``expected_srcc`` and interval (``ranking-accuracy/``), beside the measured SRCC:
+  its calibration.
+
+``--warm-start``: after each seed's campaign, a second one on fresh images (seed + 100) whose manager
+names the first project's active version as its warm start (``training-settings/``), waits until the
+worker has scored the new images with it, and runs the budgets ``CostConfig.warm_budgets``.
 
 **Classic** (what a generic labeling tool gives): on the same images and observer, uniform random pairs,
 one judgment each, one Bradley–Terry fit at the end with the best of a few ridges (as in
@@ -54,11 +60,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_setup import REPO  # noqa: E402
-
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import bench_setup  # noqa: E402, F401  (puts the repository on sys.path)
 
 from modeling.ml import bradley_terry as bt  # noqa: E402
 
@@ -77,7 +79,8 @@ class CostConfig:
     noise: float = 1.0  # Thurstone noise in latent standard deviations
     classic_draws: int = 6
     timeout_s: float = 900.0
-    warm_start: bool = False  # simulate only: a second campaign on fresh images, the first one's model as prior
+    warm_start: bool = False  # a second campaign on fresh images, the first one's active version as its prior
+    warm_budgets: tuple[float, ...] = (0.25, 0.5, 1.0)  # REST: the second campaign's budgets
     extra: dict = field(default_factory=dict)
 
 
@@ -148,7 +151,7 @@ def plain_bt_srcc(n_images: int, a: np.ndarray, b: np.ndarray, outcome: np.ndarr
 
 
 def rest_campaign(url: str, slug: str, latent: dict[int, float], config: CostConfig, users: list[str],
-                  seed: int) -> dict:
+                  seed: int, budgets: tuple[float, ...] | None = None) -> dict:
     import active_learning_api as al
 
     manager = al.log_in(url, users[0])
@@ -157,8 +160,9 @@ def rest_campaign(url: str, slug: str, latent: dict[int, float], config: CostCon
     ids = np.array(sorted(latent))
     truth = np.array([latent[i] for i in ids])
     done, turn, latencies, last_judged_at = 0, 0, [], None
-    result = {"slug": slug, "seed": seed, "srcc": {m: {} for m in MEASURES}, "versions": {}, "started": time.monotonic()}
-    for budget in config.budgets:
+    result = {"slug": slug, "seed": seed, "srcc": {m: {} for m in MEASURES}, "versions": {}, "predicted": {},
+              "started": time.monotonic()}
+    for budget in budgets or config.budgets:
         target = int(round(budget * len(ids)))
         stalled = 0
         while done < target and stalled < 30 * len(raters):
@@ -183,6 +187,10 @@ def rest_campaign(url: str, slug: str, latent: dict[int, float], config: CostCon
         versions = versions.get("results", versions) if isinstance(versions, dict) else versions
         result["versions"][budget] = {"count": len(versions),
                                       "active": [v.get("id") for v in versions if v.get("is_active")]}
+        # The stopping rule's prediction, read beside the measured SRCC: its calibration through REST.
+        accuracy = manager.ok("GET", f"/api/v1/projects/{slug}/ranking-accuracy/")
+        result["predicted"][budget] = {"expected_srcc": accuracy.get("expected_srcc"),
+                                       "interval": accuracy.get("interval")}
         print(json.dumps({"slug": slug, "budget": budget, "judged": done,
                           **{m: round(result["srcc"][m][budget], 3) for m in MEASURES}}), flush=True)
     result["seconds"] = round(time.monotonic() - result.pop("started"), 1)
@@ -201,23 +209,29 @@ def exported_comparisons(manager, slug: str, ids: np.ndarray) -> tuple[np.ndarra
 
 def create_default_project(slug: str, images: list[dict], users: list[str]) -> dict[int, float]:
     """A project at every default (strategy, overlap, retrain policy, training settings) with the images."""
-    from django.contrib.auth import get_user_model
-
+    import active_learning_api as al
     import worker.dispatch as dispatch
-    from labeling.models import Membership, Project
-    from labeling.services.imports import store_image
+    from labeling.models import Project
 
     project = Project.objects.create(name=slug, slug=slug)
-    User = get_user_model()
-    for k, name in enumerate(users):
-        role = Membership.Role.MANAGER if k == 0 else Membership.Role.RATER
-        Membership.objects.create(project=project, user=User.objects.get(username=name), role=role)
-    latent = {}
-    for item in images:
-        image, _ = store_image(project, item["name"], item["data"], tags=[item["tag"]])
-        latent[image.pk] = item["latent"]
+    latent = al.add_members_and_images(project, images, users)
     dispatch.send_images_imported(project.pk, list(latent))  # as an upload does
     return latent
+
+
+def start_warm(url: str, slug: str, users: list[str], version_id: int, n_images: int, timeout_s: float) -> None:
+    """Name ``version_id`` (the first campaign's active version) as ``slug``'s warm start, as a manager does
+    in the training settings, and wait until the worker has scored the new project's images with it."""
+    import active_learning_api as al
+
+    manager = al.log_in(url, users[0])
+    manager.ok("PATCH", f"/api/v1/projects/{slug}/training-settings/", {"warm_start_version": version_id})
+
+    def scored():
+        state = manager.ok("GET", f"/api/v1/projects/{slug}/training-settings/")["warm_start"]
+        return state if state and state["scored_images"] >= n_images else None
+
+    al.wait(f"the warm start's scores of {slug}", scored, timeout_s)
 
 
 def run_rest(config: CostConfig) -> list[dict]:
@@ -234,6 +248,9 @@ def run_rest(config: CostConfig) -> list[dict]:
     call_command("migrate", verbosity=0)
     users = al.create_users(config.raters)
     image_sets = {seed: standardised(al.degraded_set(config.images, seed)) for seed in range(config.seeds)}
+    if config.warm_start:  # the second campaigns' fresh images
+        image_sets.update({100 + seed: standardised(al.degraded_set(config.images, 100 + seed))
+                           for seed in range(config.seeds)})
     print(f"{config.seeds} image sets made ({work})", flush=True)
     services = al.Services(work)
     al.SERVICES.append(services)
@@ -250,8 +267,30 @@ def run_rest(config: CostConfig) -> list[dict]:
                 print(f"campaign {slug} failed: {error}", flush=True)
                 return
             result["classic"] = classic_curve(truth, config.noise, config.classic_draws, seed)
+            if config.warm_start:
+                result["warm_start"] = warm_campaign(seed, result)
             with lock:
                 results.append(result)
+
+        def warm_campaign(seed: int, first: dict) -> dict | None:
+            """A second campaign on fresh images whose prior is the first campaign's active version."""
+            active = first["versions"][config.budgets[-1]]["active"]
+            if not active:
+                print(f"seed {seed}: no active version to start from", flush=True)
+                return None
+            slug = f"cost-s{seed}-warm"
+            latent = create_default_project(slug, image_sets[100 + seed], users)
+            connection.close()
+            try:
+                start_warm(services.url, slug, users, active[0], len(latent), config.timeout_s)
+                second = rest_campaign(services.url, slug, latent, config, users, 100 + seed, config.warm_budgets)
+            except Exception as error:  # noqa: BLE001 (reported; the other seeds go on)
+                print(f"campaign {slug} failed: {error}", flush=True)
+                return None
+            second["warm_start_version"] = active[0]
+            truth = np.array([latent[i] for i in sorted(latent)])
+            second["classic"] = classic_curve(truth, config.noise, config.classic_draws, 100 + seed)
+            return second
 
         with ThreadPoolExecutor(config.seeds) as pool:
             list(pool.map(one, range(config.seeds)))
@@ -308,11 +347,46 @@ def report(results: list[dict], config: CostConfig, title: str = "") -> str:
     return "\n".join(lines)
 
 
+def calibration_report(results: list[dict], budgets: tuple[float, ...]) -> str:
+    """The stopping rule's expected SRCC (``ranking-accuracy/``) against the measured one, per budget."""
+    results = [r for r in results if r.get("predicted")]
+    if not results:
+        return ""
+    lines = ["| judgments per image | predicted SRCC | measured SRCC | predicted − measured | measured inside "
+             "the interval |", "|---|---|---|---|---|"]
+    for budget in budgets:
+        rows = [(r["predicted"].get(budget) or {}, r["srcc"]["tagrank"].get(budget, np.nan)) for r in results]
+        rows = [(p, m) for p, m in rows if p.get("expected_srcc") is not None]
+        if not rows:
+            continue
+        predicted = [p["expected_srcc"] for p, _ in rows]
+        measured = [m for _, m in rows]
+        inside = sum(p["interval"][0] <= m <= p["interval"][1] for p, m in rows if p.get("interval"))
+        lines.append(f"| {budget:g} | {cell(predicted)} | {cell(measured)} | "
+                     f"{cell(np.subtract(predicted, measured), 3)} | {inside}/{len(rows)} |")
+    return "\n".join(lines)
+
+
+def warm_results(results: list[dict]) -> list[dict]:
+    return [r["warm_start"] for r in results if r.get("warm_start")]
+
+
+def print_reports(results: list[dict], config: CostConfig, title: str) -> None:
+    print(report(results, config, title))
+    print(calibration_report(results, config.budgets))
+    warm = warm_results(results)
+    if warm:
+        budgets = tuple(sorted({float(b) for r in warm for b in r["srcc"]["tagrank"]}))  # REST: warm_budgets
+        warm_config = CostConfig(**{**asdict(config), "budgets": budgets})
+        print(report(warm, warm_config, "Second campaign on fresh images, the first campaign's model as its prior"))
+        print(calibration_report(warm, warm_config.budgets))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--simulate", action="store_true", help="no server: the same code on arrays")
     parser.add_argument("--warm-start", action="store_true",
-                        help="(with --simulate) a second campaign on fresh images, the first one's model as prior")
+                        help="a second campaign on fresh images, the first one's model (REST: active version) as prior")
     parser.add_argument("--images", type=int)
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--budgets", type=float, nargs="+")
@@ -333,10 +407,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.report_from:
         saved = json.loads(args.report_from.read_text())
         results = [_float_keys(r) for r in saved["results"]]
-        config = CostConfig(**{**asdict(config), **saved["config"], "budgets": tuple(saved["config"]["budgets"])})
-        print(report(results, config))
-        if config.warm_start:
-            print(report([_float_keys(r["warm_start"]) for r in results], config, "Warm start"))
+        config = CostConfig(**{**asdict(config), **saved["config"], "budgets": tuple(saved["config"]["budgets"]),
+                               "warm_budgets": tuple(saved["config"].get("warm_budgets", config.warm_budgets))})
+        for result in warm_results(results):
+            _float_keys(result)
+        print_reports(results, config, "")
         return
     started = time.monotonic()
     if args.simulate:
@@ -347,10 +422,7 @@ def main(argv: list[str] | None = None) -> None:
         results = run_rest(config)
     seconds = time.monotonic() - started
     mode = "simulated" if args.simulate else "REST"
-    print(report(results, config, f"Campaign cost ({mode}, {seconds / 60:.1f} min)"))
-    if config.warm_start:
-        print(report([r["warm_start"] for r in results], config,
-                     "Second campaign on fresh images, the first campaign's model as its prior"))
+    print_reports(results, config, f"Campaign cost ({mode}, {seconds / 60:.1f} min)")
     if args.json:
         Path(args.json).write_text(json.dumps({"config": asdict(config), "results": results, "seconds": seconds,
                                                "command": " ".join(sys.argv)}, indent=1, default=float))
@@ -359,6 +431,8 @@ def main(argv: list[str] | None = None) -> None:
 def _float_keys(result: dict) -> dict:
     result["srcc"] = {m: {float(k): v for k, v in values.items()} for m, values in result["srcc"].items()}
     result["classic"] = [tuple(point) for point in result["classic"]]
+    if "predicted" in result:
+        result["predicted"] = {float(k): v for k, v in result["predicted"].items()}
     return result
 
 

@@ -5,8 +5,8 @@ Per seed: the degraded set's images and their ``quality-stats`` features (comput
 ``RefillPolicy().batch_size`` pairs chosen by ``modeling.ml.selection.select_pairs`` (strategy
 ``active``) from the current human-score posterior, served by expected information, refilled once
 half of it (at most 25 judgments) is judged. Each refill refits the human scores as
-``modeling/services/human_scores.py`` does: the cross-fitted linear head as prior
-(``model_prior.cross_fitted_prior``'s computation), weighed by ``prior_fusion.fuse``. The model alone
+``modeling/services/human_scores.py`` does: the linear head, each image left out, as prior
+(``model_prior.own_head_prior``'s computation), weighed by ``prior_fusion.fuse``. The model alone
 is the linear head a retrain would fit (every +25 % comparisons, at least 50) on what it had then.
 
 ``warm_start``: a second campaign on fresh images (seed + 100) whose prior is the first campaign's
@@ -20,7 +20,7 @@ import numpy as np
 
 from bench_setup import REPO
 from campaign_cost import MEASURES, CostConfig, classic_curve, plain_bt_srcc, srcc, thurstone
-from modeling.ml import linear_bt, prior_fusion
+from modeling.ml import linear_bt, prior_fusion, ranking_accuracy
 from modeling.ml.selection import pair_information, select_pairs
 
 CACHE = REPO / "var" / "benchmarks" / "campaign_cost"
@@ -46,26 +46,25 @@ def image_set(n_images: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return saved["features"], saved["quality"]
 
 
-def fused_fit(features, a, b, outcome, folds, foreign: np.ndarray | None):
+def fused_fit(features, a, b, outcome, foreign: np.ndarray | None):
     if foreign is not None:
         prior = prior_fusion.ModelPrior(foreign, np.ones(foreign.size, dtype=bool), "warm start")
     else:
-        prior = prior_fusion.ModelPrior(linear_bt.cross_fitted_scores(features, a, b, outcome, folds),
-                                        np.ones(features.shape[0], dtype=bool), "cross-fitted")
+        prior = prior_fusion.ModelPrior(linear_bt.leave_one_image_out_scores(features, a, b, outcome)[0],
+                                        np.ones(features.shape[0], dtype=bool), "each image left out")
     return prior_fusion.fuse(features.shape[0], a, b, outcome, prior)
 
 
 def simulate_campaign(features, quality, config: CostConfig, seed: int, foreign: np.ndarray | None = None) -> dict:
     n = quality.size
     rng = np.random.default_rng(seed)
-    folds = linear_bt.image_folds(np.arange(1, n + 1), linear_bt.LinearBTConfig().cross_folds)
     pairs = np.zeros((0, 2), dtype=np.int64)
     outcome = np.zeros(0)
     counts = np.zeros(n, dtype=np.int64)
     judged: set[tuple[int, int]] = set()
-    fused = fused_fit(features, pairs[:, 0], pairs[:, 1], outcome, folds, foreign)
+    fused = fused_fit(features, pairs[:, 0], pairs[:, 1], outcome, foreign)
     head, trained_on = None, 0
-    result = {"seed": seed, "srcc": {m: {} for m in MEASURES}, "strength": {}}
+    result = {"seed": seed, "srcc": {m: {} for m in MEASURES}, "strength": {}, "predicted": {}}
     for budget in config.budgets:
         target = int(round(budget * n))
         while len(pairs) < target:
@@ -80,12 +79,14 @@ def simulate_campaign(features, quality, config: CostConfig, seed: int, foreign:
             if len(pairs) - trained_on >= max(50, 0.25 * trained_on):  # the retrain cadence (triggers.py)
                 head = linear_bt.fit_linear_bt(features, pairs[:, 0], pairs[:, 1], outcome)
                 trained_on = len(pairs)
-            fused = fused_fit(features, pairs[:, 0], pairs[:, 1], outcome, folds, foreign)
+            fused = fused_fit(features, pairs[:, 0], pairs[:, 1], outcome, foreign)
         result["srcc"]["tagrank"][budget] = srcc(fused.posterior.mean, quality)
         result["srcc"]["pairs"][budget] = plain_bt_srcc(n, pairs[:, 0], pairs[:, 1], outcome, quality)
         model = foreign if foreign is not None else (head.score(features) if head is not None else np.full(n, np.nan))
         result["srcc"]["model"][budget] = srcc(model, quality)
         result["strength"][budget] = fused.strength.summary() if fused.strength is not None else None
+        accuracy = ranking_accuracy.expected_srcc(fused.posterior.mean, fused.posterior.var)  # the stopping rule's
+        result["predicted"][budget] = {"expected_srcc": accuracy.expected_srcc, "interval": [accuracy.low, accuracy.high]}
         print({"seed": seed, "budget": budget, **{m: round(result["srcc"][m][budget], 3) for m in MEASURES},
                "strength": result["strength"][budget]}, flush=True)
     result["final_head"] = linear_bt.fit_linear_bt(features, pairs[:, 0], pairs[:, 1], outcome)

@@ -33,20 +33,16 @@ import json
 import platform
 import random
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from scipy.special import ndtr
 
-REPO = Path(__file__).resolve().parents[1]
-for _path in (REPO, REPO / "benchmarks"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+from bench_setup import REPO  # and the repository on sys.path
 
-from modeling.ml.bradley_terry import FitConfig, comparison_counts, fit_posterior  # noqa: E402
-from modeling.ml.selection import select_pairs  # noqa: E402
+from modeling.ml.bradley_terry import FitConfig, comparison_counts, fit_posterior
+from modeling.ml.selection import select_pairs
 
 SOURCES = ("cold start", "random", "round_robin", "active", "gold")
 

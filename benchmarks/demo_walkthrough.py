@@ -31,12 +31,10 @@ import uuid
 from pathlib import Path
 
 import bench_api
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from tests.browser import chromium_page  # noqa: E402  (Debian's Chromium, as the browser tests use it)
-from tests.browser import log_in as browser_log_in  # noqa: E402
-from tests.browser import wait_until  # noqa: E402
+from bench_setup import REPO  # and the repository on sys.path
+from tests.browser import chromium_page  # Debian's Chromium, as the browser tests use it
+from tests.browser import log_in as browser_log_in
+from tests.browser import wait_until
 
 ACCOUNTS = {"manager": "tagrank-manager", "rater": "tagrank-rater", "rater2": "tagrank-rater2"}
 

@@ -102,37 +102,63 @@ def generate(args):
     return project, time.perf_counter() - started
 
 
-def export_once(project, output: str, path: str) -> dict:
-    from core import streaming
-    from labeling.services import data_exports
-
+def measure_stream(make_pieces) -> dict:
+    """Start an export (``make_pieces()``, its str or bytes pieces) and read it to the end: bytes, seconds, the
+    time to the first chunk, the CPU seconds of this process and of its PostgreSQL backend, and its resident
+    memory before and at its peak (the peak reset first)."""
     reset_peak()
     rss_before = memory_kib("VmRSS")
     cpu_before, database_before = time.process_time(), backend_cpu_seconds()
     started = time.perf_counter()
     first_chunk = None
     size = 0
-    if path == "fast":
-        pieces = data_exports.comparison_export(project, output)
-    else:
-        pieces = streaming.WRITERS[output](data_exports.COMPARISON_COLUMNS, data_exports.comparison_chunks(project))
-    for index, piece in enumerate(pieces):
+    for index, piece in enumerate(make_pieces()):
         size += len(piece.encode() if isinstance(piece, str) else piece)
         if index == 1 and first_chunk is None:
             first_chunk = time.perf_counter() - started
     seconds = time.perf_counter() - started
     return {
-        "path": path, "format": output, "bytes": size, "seconds": round(seconds, 2), "first_chunk_s": round(first_chunk or 0, 3),
+        "bytes": size, "seconds": round(seconds, 2), "first_chunk_s": round(first_chunk or 0, 3),
         "process_cpu_s": round(time.process_time() - cpu_before, 2),
-        "database_cpu_s": round(backend_cpu_seconds() - database_before, 2),  # its PostgreSQL backend
+        "database_cpu_s": round(backend_cpu_seconds() - database_before, 2),
         "rss_before_mib": round(rss_before / 1024), "peak_rss_mib": round(memory_kib("VmHWM") / 1024),
     }
+
+
+def export_once(project, output: str, path: str) -> dict:
+    from core import streaming
+    from labeling.services import data_exports
+
+    if path == "fast":
+        measured = measure_stream(lambda: data_exports.comparison_export(project, output))
+    else:
+        measured = measure_stream(lambda: streaming.WRITERS[output](data_exports.COMPARISON_COLUMNS,
+                                                                    data_exports.comparison_chunks(project)))
+    return {"path": path, "format": output, **measured}
+
+
+def report_runs(args, project, generate_seconds: float, runs) -> None:
+    """Print each run of ``runs`` (dicts, made as they are drawn) as it ends, then the whole as JSON; the
+    scratch project is removed at the end unless ``--keep``."""
+    results = {
+        "machine": machine_with_postgres(),
+        "comparisons": args.comparisons, "images": args.images, "generate_seconds": round(generate_seconds, 1),
+        "load_average_at_start": round(os.getloadavg()[0], 1), "runs": [],
+    }
+    try:
+        for run in runs:
+            results["runs"].append(run)
+            print(json.dumps(run), flush=True)
+    finally:
+        if not args.keep:
+            remove(project.pk)
+    results["load_average_at_end"] = round(os.getloadavg()[0], 1)
+    print(json.dumps(results, indent=2))
 
 
 def main():
     args = parse_args()
     start_django(args.database_url)
-
     from labeling.models import Project
 
     project = Project.objects.filter(slug=SLUG).first() if args.reuse else None
@@ -141,22 +167,13 @@ def main():
         generate_seconds = 0.0
     else:
         project, generate_seconds = generate(args)
-    results = {
-        "machine": machine_with_postgres(),
-        "comparisons": args.comparisons, "images": args.images, "generate_seconds": round(generate_seconds, 1),
-        "load_average_at_start": round(os.getloadavg()[0], 1), "runs": [],
-    }
-    try:
+
+    def runs():
         for output, path in itertools.product(args.formats.split(","), args.paths.split(",")):
             run = export_once(project, output, path)
-            run["rows_per_s"] = round(args.comparisons / run["seconds"])
-            results["runs"].append(run)
-            print(json.dumps(run), flush=True)
-    finally:
-        if not args.keep:
-            remove(project.pk)
-    results["load_average_at_end"] = round(os.getloadavg()[0], 1)
-    print(json.dumps(results, indent=2))
+            yield {**run, "rows_per_s": round(args.comparisons / run["seconds"])}
+
+    report_runs(args, project, generate_seconds, runs())
 
 
 if __name__ == "__main__":

@@ -15,11 +15,9 @@ agreement. The scratch project is removed at the end unless ``--keep``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import time
 
-from bench_setup import machine_with_postgres, memory_kib, reset_peak, start_django
+from bench_setup import start_django
+from export_comparisons import measure_stream
 
 RUNS = [  # (label, export, format)
     ("comparisons", "comparisons", "jsonl"),
@@ -50,30 +48,18 @@ def export_once(project, export: str, output: str) -> dict:
         columns = preference_pairs.columns(export, False)
         chunks = (preference_pairs.judgment_chunks if export == "judgment" else preference_pairs.pair_chunks)(
             project, request)
-    reset_peak()
-    rss_before = memory_kib("VmRSS")
-    cpu_before = time.process_time()
-    started = time.perf_counter()
-    first_chunk, size, rows = None, 0, 0
-    counted = (list(chunk) for chunk in chunks)
+    rows = 0
 
     def counting():
         nonlocal rows
-        for chunk in counted:
+        for chunk in chunks:
+            chunk = list(chunk)
             rows += len(chunk)
             yield chunk
 
-    for index, piece in enumerate(streaming.WRITERS[output](columns, counting())):
-        size += len(piece.encode() if isinstance(piece, str) else piece)
-        if index == 1 and first_chunk is None:
-            first_chunk = time.perf_counter() - started
-    seconds = time.perf_counter() - started
-    return {
-        "format": output, "rows": rows, "bytes": size, "seconds": round(seconds, 2),
-        "rows_per_s": round(rows / seconds) if seconds else None, "first_chunk_s": round(first_chunk or 0, 3),
-        "process_cpu_s": round(time.process_time() - cpu_before, 2),
-        "rss_before_mib": round(rss_before / 1024), "peak_rss_mib": round(memory_kib("VmHWM") / 1024),
-    }
+    measured = measure_stream(lambda: streaming.WRITERS[output](columns, counting()))
+    return {"format": output, "rows": rows, **measured,
+            "rows_per_s": round(rows / measured["seconds"]) if measured["seconds"] else None}
 
 
 def main():
@@ -81,7 +67,7 @@ def main():
     start_django(args.database_url)
     from django.db import connection
 
-    from export_comparisons import generate, remove
+    from export_comparisons import generate, report_runs
 
     project, generate_seconds = generate(args)
     project.overlap = 2
@@ -89,21 +75,8 @@ def main():
     with connection.cursor() as cursor:
         cursor.execute("UPDATE labeling_image SET caption = 'a prompt number ' || (id %% 997) WHERE project_id = %s",
                        [project.pk])
-    results = {
-        "machine": machine_with_postgres(), "comparisons": args.comparisons, "images": args.images,
-        "generate_seconds": round(generate_seconds, 1), "load_average_at_start": round(os.getloadavg()[0], 1),
-        "runs": [],
-    }
-    try:
-        for label, export, output in RUNS:
-            run = {"export": label, **export_once(project, export, output)}
-            results["runs"].append(run)
-            print(json.dumps(run), flush=True)
-    finally:
-        if not args.keep:
-            remove(project.pk)
-    results["load_average_at_end"] = round(os.getloadavg()[0], 1)
-    print(json.dumps(results, indent=2))
+    report_runs(args, project, generate_seconds,
+                ({"export": label, **export_once(project, export, output)} for label, export, output in RUNS))
 
 
 if __name__ == "__main__":

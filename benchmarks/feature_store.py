@@ -18,16 +18,13 @@ import importlib.util
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from bench_setup import REPO  # and the repository on sys.path
 BEFORE_COMMIT = "ba88309"
 
 

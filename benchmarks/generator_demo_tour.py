@@ -13,13 +13,8 @@ from __future__ import annotations
 import math
 import random
 import shutil
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-for _path in (REPO, REPO / "benchmarks"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+from bench_setup import REPO  # and the repository on sys.path
 
 
 def main():

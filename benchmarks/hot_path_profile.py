@@ -48,8 +48,7 @@ def main() -> None:
         TAGRANK_THROTTLE_SUBMIT="1000000/min", TAGRANK_THROTTLE_NEXT_PAIR="1000000/min",
         SECRET_KEY="profile-only", SESSION_COOKIE_SECURE="false", CSRF_COOKIE_SECURE="false",
     )
-    sys.path.insert(1, str(HERE))
-    import labelling_loop  # noqa: E402  (this repository's builder, whichever tree is profiled)
+    import labelling_loop  # this folder's builder (on sys.path, as the script's), whichever tree is profiled
 
     labelling_loop.ensure_database(args.database_url)
     import django

@@ -6,8 +6,8 @@ With WORKERS=1 every step (read, decode, thumbnail, hash, files, database) runs 
 the profile shows the whole split; with more workers it shows the main process's share. REPO is the
 checkout to profile (this one, or an older one to compare). Make FOLDER with
 benchmarks/import_images.py's make_images, e.g.
-    .venv/bin/python -c "import sys; sys.path.insert(0, 'benchmarks'); from pathlib import Path; \
-        from import_images import make_images; make_images(Path('/tmp/photos300'), 300, 640, 480)"
+    PYTHONPATH=benchmarks .venv/bin/python -c "from pathlib import Path; from import_images import make_images; \
+        make_images(Path('/tmp/photos300'), 300, 640, 480)"
 """
 import cProfile
 import io

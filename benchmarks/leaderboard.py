@@ -29,7 +29,6 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import json
 import platform
-import sys
 import time
 from itertools import combinations
 from pathlib import Path
@@ -38,11 +37,9 @@ import numpy as np
 from scipy.special import expit
 from scipy.stats import kendalltau
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import bench_setup  # noqa: F401  (puts the repository on sys.path)
 
-from modeling.ml.leaderboard import LeaderboardConfig, build_leaderboard  # noqa: E402
+from modeling.ml.leaderboard import LeaderboardConfig, build_leaderboard
 
 
 def parse_args(argv=None):

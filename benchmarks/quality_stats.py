@@ -31,23 +31,19 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import bench_setup  # noqa: F401  (puts the repository on sys.path)
 
-from modeling.ml.degraded_set import judge, make_degraded_set, random_pairs  # noqa: E402
-from modeling.ml.encoder import load_encoder  # noqa: E402
-from modeling.ml.quality_stats import (N_STATS, STAT_NAMES, QualityStatsConfig,  # noqa: E402
+from modeling.ml.degraded_set import judge, make_degraded_set, random_pairs
+from modeling.ml.encoder import load_encoder
+from modeling.ml.quality_stats import (N_STATS, STAT_NAMES, QualityStatsConfig,
                                        QualityStatsEncoder)
-from modeling.ml.training import TrainConfig, score_images, train_ranker  # noqa: E402
-from modeling.ml.training_data import RankingData  # noqa: E402
+from modeling.ml.training import TrainConfig, score_images, train_ranker
+from modeling.ml.training_data import RankingData
 
 # The platform's training config (modeling.services.training.PLATFORM_TRAIN_DEFAULTS; that module needs
 # Django, so the values are repeated here and checked against it in tests/modeling/test_quality_stats.py).

@@ -31,13 +31,10 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from bench_setup import REPO  # and the repository on sys.path
 
-from benchmarks.bench_docs import replace_docs_section  # noqa: E402
+from bench_docs import replace_docs_section
 
 
 def peak_rss_mib() -> float:

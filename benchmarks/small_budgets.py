@@ -33,18 +33,14 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from bench_setup import REPO  # and the repository on sys.path
 
-from benchmarks.active_learning import (  # noqa: E402
+from active_learning import (
     ComparisonLog,
     ImageSet,
     PosteriorFitter,
@@ -54,9 +50,9 @@ from benchmarks.active_learning import (  # noqa: E402
     make_image_set,
     random_pairs,
 )
-from benchmarks.bench_docs import replace_docs_section  # noqa: E402
-from modeling.ml.bradley_terry import FitConfig, fit_posterior  # noqa: E402
-from modeling.ml.selection import pair_information, select_pairs  # noqa: E402
+from bench_docs import replace_docs_section
+from modeling.ml.bradley_terry import FitConfig, fit_posterior
+from modeling.ml.selection import pair_information, select_pairs
 
 SECTION = "## Pair selection at small budgets (simulated)"
 BUDGETS = (0.5, 1.0, 2.0, 3.0)

@@ -26,22 +26,18 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
 import argparse
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from bench_setup import REPO  # and the repository on sys.path
 
-from benchmarks.active_learning import judge, machine_description, random_pairs  # noqa: E402
-from benchmarks.bench_docs import replace_docs_section  # noqa: E402
-from modeling.ml.bradley_terry import fit_posterior  # noqa: E402
-from modeling.ml.rater_reliability import fit_rater_reliability  # noqa: E402
+from active_learning import judge, machine_description, random_pairs
+from bench_docs import replace_docs_section
+from modeling.ml.bradley_terry import fit_posterior
+from modeling.ml.rater_reliability import fit_rater_reliability
 
 SECTION = "## Spam tolerance: the rater-reliability fit (simulated)"
 BUDGETS = (2.0, 4.0)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,8 +35,7 @@ import numpy as np
 from scipy.special import expit
 from scipy.stats import spearmanr
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_setup import REPO, scratch_environment, start_django  # noqa: E402
+from bench_setup import REPO, scratch_environment, start_django
 
 BUDGETS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # judgments per image
 # (name, a model prior?, the raters' reliability weighting: the project default is on, the observer)
@@ -172,7 +170,7 @@ def main() -> None:
     ])
     print(body)
     if not args.quick:
-        from benchmarks.bench_docs import replace_docs_section
+        from bench_docs import replace_docs_section
 
         replace_docs_section(REPO / "docs" / "benchmarks.md", HEADING, body)
 

@@ -1,8 +1,8 @@
 """/healthz/: the database, the broker and the age of beat's last tick, each with a status.
 
 HTTP 503 when the database or the broker fails (this web process cannot do its work); a stale or missing
-beat tick only makes the overall status "degraded" (pages work; periodic catch-up does not). See
-docs/operations.md for what each check means.
+beat tick only makes the overall status "degraded" (pages work; periodic catch-up does not); the tick is
+recorded and read by ``core/heartbeats.py``. See docs/operations.md for what each check means.
 """
 import time
 
@@ -13,14 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 from kombu import Connection
 
-BEAT = "beat"
-
-
-def record_beat_tick() -> None:
-    """Called by the beat tick task (worker/health_tasks.py) on a worker."""
-    from core.models import Heartbeat
-
-    Heartbeat.objects.update_or_create(name=BEAT, defaults={"at": timezone.now()})
+from core.heartbeats import last_beat_tick
 
 
 def check_database() -> dict:
@@ -45,10 +38,8 @@ def check_broker() -> dict:
 
 
 def check_beat() -> dict:
-    from core.models import Heartbeat
-
     try:
-        at = Heartbeat.objects.filter(name=BEAT).values_list("at", flat=True).first()
+        at = last_beat_tick()
     except Exception as error:
         return {"status": "error", "error": type(error).__name__}
     if at is None:

@@ -43,8 +43,9 @@ def refusal_status(exc: Refusal) -> int:
 
 
 def refused(exc: Refusal, **extra) -> Response:
-    """A service's refusal as a 4xx with the message and a stable code (and ``extra`` fields a view adds)."""
-    return Response({"detail": exc.message, "code": exc.code, **extra}, status=refusal_status(exc))
+    """A service's refusal as a 4xx with the message, a stable code, the refusal's own ``details`` and the
+    ``extra`` fields a view adds."""
+    return Response({"detail": exc.message, "code": exc.code, **exc.details(), **extra}, status=refusal_status(exc))
 
 
 def exception_handler(exc, context):

@@ -2,9 +2,9 @@
 
 - ``WorkerJob``: the abstract base of every job run on the worker (labeling's ``ImportJob``, modeling's
   ``TrainingRun``).
-- ``Heartbeat``: when a periodic signal last arrived; /healthz/ (``config/health.py``) reads it. It moved here
-  from labeling with its table: ``db_table`` keeps the old name, so the move wrote no data
-  (``core/migrations/0001_initial.py``, ``labeling/migrations/0017_heartbeat_moves_to_core.py``).
+- ``Heartbeat``: when a periodic signal last arrived; beat's tick records it and /healthz/ reads it
+  (``core/heartbeats.py``). It moved here from labeling with its table: ``db_table`` keeps the old name, so the
+  move wrote no data (``core/migrations/0001_initial.py``, ``labeling/migrations/0017_heartbeat_moves_to_core.py``).
 """
 from django.db import models
 

@@ -19,11 +19,16 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from core.refusals import Refusal
+
 SCHEMES = ("http", "https")
 
 
-class OutboundRefused(ValueError):
-    """The server will not fetch this URL; the message names it and says why."""
+class OutboundRefused(Refusal, ValueError):
+    """The server will not fetch this URL; the message names it and says why. Still a ValueError: a bulk import's
+    readers report a bad entry as one."""
+
+    code = "outbound_refused"
 
 
 def allow_private() -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import JsonResponse
 from django.shortcuts import render
 
-from config.outage import OUTAGE_ERRORS, outage_response
+from core.outage import OUTAGE_ERRORS, outage_response
 from labeling import access
 
 

@@ -1,10 +1,10 @@
 """The labeling app's signal receivers, connected once by ``LabelingConfig.ready``.
 
-- A new image gets its comparison counters (``ImageStats``) and a new comparison counts on both images
-  (``labeling.services.image_stats``). There is deliberately no ``post_delete`` receiver for comparisons:
-  it would stop Django from fast-deleting them when a project or image is deleted. The one place the app
-  deletes a comparison (undo) decrements the counters itself; anything else that deletes comparisons
-  should call ``recount_image_stats``.
+- An image or comparison saved through the ORM, one at a time, is counted by the counters' owner
+  (``labeling.services.image_stats``, which lists the other paths). There is deliberately no ``post_delete``
+  receiver for comparisons: it would stop Django from fast-deleting them when a project or image is deleted.
+  The one place the app deletes a comparison (undo) tells the owner itself; anything else that deletes
+  comparisons should call ``recount_image_stats``.
 - Deactivation revokes API tokens, whichever way it happens (manager page, admin, shell).
 - A new password ends the API tokens too (as it ends Django's sessions), whichever way it is set: the password
   change page, the admin, ``changepassword``, a shell. A token stolen with the old password stops working.
@@ -14,19 +14,19 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models.signals import post_save, pre_save
 
-from labeling.models import Comparison, Image, ImageStats, Membership
+from labeling.models import Comparison, Image, Membership
 from labeling.services.api_tokens import revoke_if_no_active_membership, revoke_tokens
-from labeling.services.image_stats import count_comparison
+from labeling.services import image_stats
 
 
 def create_image_stats(sender, instance: Image, created: bool, raw: bool = False, **kwargs):
     if created and not raw:
-        ImageStats.objects.get_or_create(image=instance, defaults={"project_id": instance.project_id})
+        image_stats.images_added(instance.project_id, [instance.pk])
 
 
 def count_new_comparison(sender, instance: Comparison, created: bool, raw: bool = False, **kwargs):
     if created and not raw:
-        count_comparison(instance, +1)
+        image_stats.comparison_stored(instance)
 
 
 def revoke_tokens_of_deactivated_member(sender, instance: Membership, raw: bool = False, **kwargs):

@@ -52,11 +52,11 @@ def tag_panel(request, project):
 
 @manager_page(require_safe)
 def metadata_panel(request, project):
-    fields = analyses.numeric_metadata_fields(project)
+    fields = analyses.metadata_fields(project)
     names = [f["field"] for f in fields]
     field = request.GET.get("field") or (names[0] if names else None)
     if field is not None and field not in names:
-        raise Http404(f"{field!r} is not a numeric metadata field of this project.")
+        raise Http404(f"{field!r} is not a metadata field of this project that the analyses group by.")
     version = _version_or_none(project)
     summary = svg = None
     if field and version:

@@ -222,10 +222,13 @@ METADATA_SERIES = (("model", "model score", COLORS["model"], False),
 
 
 def metadata_plot(summary: dict) -> SafeString:
-    """Mean model and human score (1–10, left axis) and CLIP similarity (right axis) against a numeric metadata
-    field (``modeling.services.analyses.metadata_summary``), each mean with its 95% interval."""
+    """Mean model and human score (1–10, left axis) and CLIP similarity (right axis) against a metadata field
+    (``modeling.services.analyses.metadata_summary``), each mean with its 95% interval: along a numeric field's
+    values, joined by lines, or one category per value of a text field."""
     field, groups = summary["field"], summary["groups"]
-    series = [(key, label, color, right, [(g["value"], g[key]) for g in groups if g[key]["value"] is not None])
+    text = summary.get("kind") == "text"  # a text field: one category per value, at 0, 1, 2, ... on the x axis
+    series = [(key, label, color, right, [(k if text else g["value"], g[key]) for k, g in enumerate(groups)
+                                          if g[key]["value"] is not None])
               for key, label, color, right in METADATA_SERIES]
     series = [entry for entry in series if entry[4]]
     if not series:
@@ -239,21 +242,26 @@ def metadata_plot(summary: dict) -> SafeString:
         headroom = (max(values) - min(values)) * 0.15  # the legend sits above the highest mark
         return nice_ticks(min(values), max(values) + headroom)
 
-    xs = [g["value"] for g in groups]
-    x_ticks = nice_ticks(min(xs), max(xs), 6)
-    x_pad = (x_ticks[-1] - x_ticks[0]) * 0.04  # marks at the ends stay clear of the axes
+    if text:
+        x_ticks, x_labels = list(range(len(groups))), [str(g["value"]) for g in groups]
+        x_pad = 0.5
+    else:
+        xs = [g["value"] for g in groups]
+        x_ticks, x_labels = nice_ticks(min(xs), max(xs), 6), None
+        x_pad = (x_ticks[-1] - x_ticks[0]) * 0.04  # marks at the ends stay clear of the axes
     left_values, right_values = span(False) or [0.0, 1.0], span(True)
     y_ticks, y2_ticks = ticks(left_values), ticks(right_values) if right_values else None
     frame = Frame(x_ticks[0] - x_pad, x_ticks[-1] + x_pad, y_ticks[0], y_ticks[-1],
                   y2_low=y2_ticks[0] if y2_ticks else None, y2_high=y2_ticks[-1] if y2_ticks else None)
-    frame.axes(x_ticks, y_ticks, field, "mean score (95% interval)")
+    frame.axes(x_ticks, y_ticks, field, "mean score (95% interval)", x_tick_labels=x_labels)
     if y2_ticks:
         frame.right_axis(y2_ticks, "CLIP similarity")
     for key, label, color, right, points in series:
         to_y = frame.y2 if right else frame.y
-        line = " ".join(f"{frame.x(x):.1f},{to_y(mean['value']):.1f}" for x, mean in points)
-        frame.add(f'<polyline class="series" data-series="{key}" points="{line}" fill="none" stroke="{color}" '
-                  f'stroke-width="2"/>')
+        if not text:  # categories have no order to draw a line along
+            line = " ".join(f"{frame.x(x):.1f},{to_y(mean['value']):.1f}" for x, mean in points)
+            frame.add(f'<polyline class="series" data-series="{key}" points="{line}" fill="none" stroke="{color}" '
+                      f'stroke-width="2"/>')
         for x, mean in points:
             interval = ""
             if mean["low"] is not None and mean["high"] is not None:
@@ -261,7 +269,8 @@ def metadata_plot(summary: dict) -> SafeString:
                           f'y2="{to_y(mean["high"]):.1f}" stroke="{color}"/>')
                 interval = f" (95% CI {mean['low']:.3f}–{mean['high']:.3f})"
             frame.add(f'<circle class="point" data-series="{key}" cx="{frame.x(x):.1f}" cy="{to_y(mean["value"]):.1f}" '
-                      f'r="4.5" fill="{color}"><title>{escape(field)} {x:g}: {escape(label)} {mean["value"]:.3f}'
+                      f'r="4.5" fill="{color}"><title>{escape(field)} {escape(x_labels[x]) if text else f"{x:g}"}: '
+                      f'{escape(label)} {mean["value"]:.3f}'
                       f'{interval}</title></circle>')
     _legend(frame, [(label, color, "line") for _, label, color, _, _ in series])
     return frame.svg("metadata", f"Scores against {field}",

@@ -275,6 +275,10 @@ class TrainingSettings(models.Model):
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="A model version of another project whose scores are this project's prior until it has its own.",
     )
+    criterion = models.CharField(
+        max_length=40, blank=True, default="",
+        help_text="Projects with several criteria: whose answers the model is trained on (empty: the primary one).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

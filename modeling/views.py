@@ -19,7 +19,7 @@ class TrainingSettingsForm(forms.ModelForm):
     class Meta:
         model = TrainingSettings
         fields = ["ranking_lambda", "promotion_tolerance", "train_baseline", "target_srcc", "stop_at_target",
-                  "warm_start_version"]
+                  "warm_start_version", "criterion"]
         labels = {"ranking_lambda": "λ (tag similarity in the ranking key)",
                   "target_srcc": "Target of expected ranking accuracy (SRCC, 0..1)",
                   "stop_at_target": "Stop serving pairs at the target",
@@ -34,6 +34,13 @@ class TrainingSettingsForm(forms.ModelForm):
         field.label_from_instance = lambda v: (
             f"{v.project.name}, version {v.pk} ({v.get_status_display().lower()}, {v.n_comparisons} comparisons, "
             f"{v.created_at:%Y-%m-%d})")
+        if project.criteria:  # several criteria: the model is trained on one of them
+            self.fields["criterion"] = forms.ChoiceField(
+                label="Train the model on the criterion", required=False,
+                choices=[("", "primary (the judgments' outcome)")]
+                + [(item["key"], f"{item['key']}: {item['question']}") for item in project.criteria])
+        else:
+            del self.fields["criterion"]
 
     def clean(self):
         cleaned = super().clean()

@@ -67,6 +67,14 @@ def image_bytes():
 
 
 @pytest.fixture
+def api():
+    """``api(user)``: a DRF client authenticated with the user's token; ``api()`` is anonymous."""
+    from tests.clients import token_client
+
+    return token_client
+
+
+@pytest.fixture
 def make_user(db):
     def factory(username: str, password: str = "pw-for-tests-1", **extra):
         return get_user_model().objects.create_user(username=username, password=password, **extra)

@@ -49,8 +49,7 @@ def test_the_end_to_end_benchmark_rebuilds_its_table_from_a_log(tmp_path):
 
 
 def test_the_small_budget_tables_show_the_figures_of_their_runs():
-    sys.path.insert(0, str(REPO))
-    from benchmarks import small_budgets
+    import small_budgets
 
     table = small_budgets.designs_table(n_images=12, seeds=3, noises=(1.0,))
     rows = [[cell.strip() for cell in row.split("|")[1:-1]] for row in table.splitlines()[2:]]
@@ -71,10 +70,21 @@ def test_the_small_budget_tables_show_the_figures_of_their_runs():
 
 
 def test_campaign_cost_worth_reads_the_classic_curve_in_log_budget():
-    from benchmarks.campaign_cost import worth
+    from campaign_cost import worth
 
     curve = [(0.25, 0.3), (0.5, 0.4), (1.0, 0.6), (2.0, 0.75), (4.0, 0.86)]
     assert worth(curve, 0.6) == pytest.approx(1.0)
     assert worth(curve, 0.675) == pytest.approx(2 ** 0.5)  # half way between 1 and 2, in log budget
     assert worth(curve, 0.15) == pytest.approx(0.125)  # below the first point: that share of its budget
     assert np.isnan(worth(curve, 0.9))  # beyond the curve: not extrapolated
+
+
+def test_campaign_cost_calibration_report_recomputes_predicted_minus_measured():
+    from campaign_cost import calibration_report
+
+    results = [{"predicted": {0.5: {"expected_srcc": p, "interval": [p - 0.05, p + 0.05]}},
+                "srcc": {"tagrank": {0.5: m}}} for p, m in [(0.80, 0.70), (0.70, 0.72), (0.75, 0.74)]]
+    row = calibration_report(results, (0.5,)).splitlines()[-1].split(" | ")
+    gaps = np.array([0.10, -0.02, 0.01])
+    assert row[3] == f"{gaps.mean():.3f} ± {gaps.std(ddof=1) / np.sqrt(3):.3f}"
+    assert row[4].startswith("2/3")  # 0.70 lies outside [0.75, 0.85]

@@ -23,7 +23,7 @@ def test_without_a_beat_tick_health_is_degraded_but_up(client):
 
 @pytest.mark.django_db
 def test_a_recent_tick_is_ok_and_an_old_one_stale(client, settings):
-    from config.health import record_beat_tick
+    from core.heartbeats import record_beat_tick
 
     record_beat_tick()
     code, body = health(client)

@@ -4,8 +4,6 @@ from __future__ import annotations
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from labeling.models import Membership, Project
 
@@ -13,17 +11,6 @@ from labeling.models import Membership, Project
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def token_client():
-    def client_for(user=None):
-        client = APIClient()
-        if user is not None:
-            client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-        return client
-
-    return client_for
 
 
 @pytest.fixture
@@ -39,12 +26,12 @@ def body(response) -> bytes:
 
 
 @pytest.mark.django_db
-def test_an_image_and_its_thumbnail_go_to_active_members_only(client, token_client, rater, outsider, images):
+def test_an_image_and_its_thumbnail_go_to_active_members_only(client, api, rater, outsider, images):
     image = images[0]
     for url in (image.file.url, image.thumbnail.url):
         assert client.get(url).status_code == 401
-        assert token_client(outsider).get(url).status_code == 404  # as a file that does not exist
-        response = token_client(rater).get(url)
+        assert api(outsider).get(url).status_code == 404  # as a file that does not exist
+        response = api(rater).get(url)
         assert response.status_code == 200 and response["Cache-Control"] == "private, max-age=86400"
         with default_storage.open(image.file.name if url == image.file.url else image.thumbnail.name) as handle:
             assert body(response) == handle.read()
@@ -55,10 +42,10 @@ def test_an_image_and_its_thumbnail_go_to_active_members_only(client, token_clie
 
 
 @pytest.mark.django_db
-def test_deactivated_members_and_their_tokens_lose_access(client, token_client, rater, images):
+def test_deactivated_members_and_their_tokens_lose_access(client, api, rater, images):
     from labeling.services.invites import set_membership_active
 
-    api = token_client(rater)
+    api = api(rater)
     client.force_login(rater)
     assert api.get(images[0].file.url).status_code == 200
     set_membership_active(Membership.objects.get(user=rater), False)
@@ -69,7 +56,7 @@ def test_deactivated_members_and_their_tokens_lose_access(client, token_client, 
 
 
 @pytest.mark.django_db
-def test_weights_features_and_unknown_paths_are_never_served(token_client, make_user, manager, project, images):
+def test_weights_features_and_unknown_paths_are_never_served(api, make_user, manager, project, images):
     from modeling.models import ModelVersion
 
     boss = make_user("boss", is_superuser=True, is_staff=True)
@@ -80,31 +67,31 @@ def test_weights_features_and_unknown_paths_are_never_served(token_client, make_
     paths += [f"images/{project.pk}/../../models/{project.pk}/v1-run1.pt", "images/1/ab/" + "0" * 64 + ".png"]
     for user in (manager, boss):
         for path in paths:
-            assert token_client(user).get(f"/media/{path}").status_code == 404, path
+            assert api(user).get(f"/media/{path}").status_code == 404, path
 
 
 @pytest.mark.django_db
-def test_a_cached_explanation_goes_to_the_projects_managers_only(token_client, rater, manager, outsider, project, images):
+def test_a_cached_explanation_goes_to_the_projects_managers_only(api, rater, manager, outsider, project, images):
     from modeling.models import ModelVersion
 
     version = ModelVersion.objects.create(project=project, encoder_id="tiny")
     name = f"explanations/v{version.pk}/{images[0].pk}.json"
     default_storage.save(name, ContentFile(b'{"score": 7.1}'))
-    assert body(token_client(manager).get(f"/media/{name}")) == b'{"score": 7.1}'
-    assert token_client(rater).get(f"/media/{name}").status_code == 404  # it reveals the score
-    assert token_client(outsider).get(f"/media/{name}").status_code == 404
+    assert body(api(manager).get(f"/media/{name}")) == b'{"score": 7.1}'
+    assert api(rater).get(f"/media/{name}").status_code == 404  # it reveals the score
+    assert api(outsider).get(f"/media/{name}").status_code == 404
     # An image of another project under this version's number is not this version's file.
     elsewhere = f"explanations/v{version.pk}/999999.json"
     default_storage.save(elsewhere, ContentFile(b"{}"))
-    assert token_client(manager).get(f"/media/{elsewhere}").status_code == 404
+    assert api(manager).get(f"/media/{elsewhere}").status_code == 404
 
 
 @pytest.mark.django_db
-def test_with_accel_redirect_the_proxy_sends_the_file_after_django_decides(settings, token_client, rater, outsider, images):
+def test_with_accel_redirect_the_proxy_sends_the_file_after_django_decides(settings, api, rater, outsider, images):
     settings.TAGRANK_MEDIA_ACCEL_REDIRECT = "/protected-media/"
-    allowed = token_client(rater).get(images[0].file.url)
+    allowed = api(rater).get(images[0].file.url)
     assert allowed.status_code == 200 and allowed.content == b""
     assert allowed["X-Accel-Redirect"] == f"/protected-media/{images[0].file.name}"
-    refused = token_client(outsider).get(images[0].file.url)
+    refused = api(outsider).get(images[0].file.url)
     assert refused.status_code == 404 and "X-Accel-Redirect" not in refused
 

@@ -13,10 +13,9 @@ import pytest
 from csp.utils import build_policy
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from labeling.models import Image, image_upload_path
+from tests.clients import token_client
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,12 +23,6 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def token_client(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    return client
 
 
 def script_sources(policy: str) -> list[str]:

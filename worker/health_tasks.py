@@ -4,6 +4,6 @@ from celery import shared_task
 
 @shared_task(name="tagrank.health.beat_tick", ignore_result=True, soft_time_limit=10, time_limit=20)
 def beat_tick_task() -> None:
-    from config.health import record_beat_tick
+    from core.heartbeats import record_beat_tick
 
     record_beat_tick()

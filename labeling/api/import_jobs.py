@@ -95,19 +95,15 @@ class ImportJobListView(ProjectScopedMixin, GenericAPIView):
             try:
                 manifest = upload.read().decode("utf-8-sig")
             except UnicodeDecodeError:
-                return Response({"detail": f"{upload.name}: not UTF-8 text.", "code": "import_refused"}, status=400)
+                raise import_jobs.ImportJobRefused(f"{upload.name}: not UTF-8 text.") from None
             manifest_name = upload.name
             if data.get("manifest"):
-                return Response({"detail": "Give the manifest as text or as a file, not both.",
-                                 "code": "import_refused"}, status=400)
+                raise import_jobs.ImportJobRefused("Give the manifest as text or as a file, not both.")
         archive = data.get("archive")
-        try:
-            job = import_jobs.create_job(
-                self.project, request.user, archive=archive, archive_name=archive.name if archive else "",
-                folder=data.get("folder", ""), manifest=manifest, manifest_name=manifest_name,
-            )
-        except import_jobs.ImportJobRefused as exc:
-            return Response({"detail": str(exc), "code": "import_refused"}, status=400)
+        job = import_jobs.create_job(  # a source it cannot import is a refusal (400, code import_refused)
+            self.project, request.user, archive=archive, archive_name=archive.name if archive else "",
+            folder=data.get("folder", ""), manifest=manifest, manifest_name=manifest_name,
+        )
         return Response(job_payload(job), status=201)
 
 

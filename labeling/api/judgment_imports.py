@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from core.api_errors import ErrorSerializer
 from labeling.project_scope import ProjectScopedMixin
-from labeling.services.judgment_imports import JudgmentFileInvalid, import_judgments
+from labeling.services.judgment_imports import import_judgments
 
 
 class JudgmentFileSerializer(serializers.Serializer):
@@ -47,11 +47,6 @@ class JudgmentImportView(ProjectScopedMixin, APIView):
         form = JudgmentFileSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         upload = form.validated_data["file"]
-        try:
-            report = import_judgments(self.project, upload.file, upload.name, kind=form.validated_data.get("format"))
-        except JudgmentFileInvalid as exc:
-            return Response({
-                "detail": str(exc), "code": "bad_lines", "total_errors": exc.total_errors,
-                "errors": [{"file": e.path, "line": e.line, "reason": e.reason} for e in exc.errors],
-            }, status=400)
+        # Bad lines are a refusal: 400, code bad_lines, with total_errors and the errors listed.
+        report = import_judgments(self.project, upload.file, upload.name, kind=form.validated_data.get("format"))
         return Response({"imported": report.imported, "already_present": report.already_present}, status=201)

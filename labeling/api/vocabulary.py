@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from core.limits import MAX_ID
 from core.api_errors import ERRORS, error_responses
 from core.api_input import validated_query
-from labeling.api import serializers as s
+from labeling.api import image_serializers
 from labeling.api.paging import StandardPagination
 from labeling.project_scope import ProjectScopedMixin
 
@@ -110,17 +110,17 @@ class VocabularyMergeView(CurationMixin, APIView):
 
 
 class VocabularyView(ProjectScopedMixin, GenericAPIView):
-    serializer_class = s.VocabularyTagSerializer
+    serializer_class = image_serializers.VocabularyTagSerializer
     pagination_class = StandardPagination
 
     @extend_schema(
-        parameters=[s.VocabularyFilterSerializer],
-        responses={200: s.VocabularyTagSerializer(many=True), **ERRORS},
+        parameters=[image_serializers.VocabularyFilterSerializer],
+        responses={200: image_serializers.VocabularyTagSerializer(many=True), **ERRORS},
         tags=["images"],
     )
     def get(self, request, slug):
         """The project's tag vocabulary, for autocompletion: most used first."""
-        filters = validated_query(s.VocabularyFilterSerializer, request)
+        filters = validated_query(image_serializers.VocabularyFilterSerializer, request)
         tags = Tag.objects.filter(project=self.project).annotate(image_count=Count("image_tags"))
         prefix = filters.get("q")
         if prefix:

@@ -108,9 +108,8 @@ class RaterDayCount(models.Model):
 class ImageStats(models.Model):
     """Counters kept per image so that pair serving never counts comparisons on the fly.
 
-    Created with the image (``labeling/signals.py``) and kept in step with comparisons in the same transaction
-    that stores or deletes one. Rows written in bulk (``bulk_create``) bypass the signals; call
-    ``labeling.services.image_stats.recount_image_stats(project)`` after such a load.
+    Written by ``labeling.services.image_stats`` alone, in the transaction that stores or deletes a comparison;
+    its docstring lists the paths (ORM saves, the rating hot path, bulk loads) and where each one calls it.
     """
 
     image = models.OneToOneField(Image, primary_key=True, on_delete=models.CASCADE, related_name="stats")

@@ -13,17 +13,18 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import prepared_sql
+from core.refusals import Refusal
 from labeling.models import Comparison, GoldPair, PairLease, Project
 from labeling.services import campaign_target, criteria, judgment_hooks, leases, pair_queue, qualification
 from labeling.services import rater_counts as rater_day_counts
-from labeling.services.image_stats import count_comparison
-from labeling.services.leases import LeaseClosed, LeaseError, LeaseExpired
+from labeling.services.image_stats import comparison_removed, comparison_stored
+from labeling.services.leases import LeaseClosed, LeaseExpired
 
 CLIENT_KEY_MAX_LENGTH = 64
 RESPONSE_MS_MAX = 24 * 3600 * 1000  # a day: anything longer is a clock problem, not a judgment
 
 
-class ComparisonRefused(LeaseError):
+class ComparisonRefused(Refusal):
     """A judgment that cannot be stored as sent (the message says why)."""
 
     code = "comparison_refused"
@@ -73,7 +74,8 @@ def submit_comparison(
     of ``winner``: the primary criterion's answer becomes the outcome, and every answer is stored with it
     (``labeling/services/criteria.py``).
     A retry with a client_key this rater already used for this lease returns the stored comparison
-    with ``created=False`` and stores nothing. Anything else that cannot be stored raises a LeaseError.
+    with ``created=False`` and stores nothing. Anything else that cannot be stored raises a refusal:
+    a ``LeaseError`` for the lease, a ``ComparisonRefused`` for the judgment.
     """
     if project.criteria or answers:
         try:
@@ -137,7 +139,7 @@ def _submit_locked(project, rater, token, winner, client_key, response_ms, answe
             gold_correct=gold_correct, created_at=now,
         )
     )
-    count_comparison(comparison, +1)
+    comparison_stored(comparison)
     if answers is not None:
         criteria.store_answers(comparison.pk, answers)
     lease.state, lease.comparison = PairLease.State.JUDGED, comparison
@@ -188,7 +190,7 @@ def undo_last_comparison(project: Project, rater, *, comparison_id: int | None =
             old_lease.save(update_fields=["state", "comparison"])
         left_id, right_id, undone_id = latest.image_a_id, latest.image_b_id, latest.pk
         latest.delete()
-        count_comparison(latest, -1)
+        comparison_removed(latest)
         lease = leases.new_lease(
             project, rater, left_id, right_id, timezone.now(), candidate_id=candidate_id, gold_id=gold_id
         )

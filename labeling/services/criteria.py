@@ -1,10 +1,12 @@
 """Several criteria per pair (``Project.criteria``): 2 to 4 questions, each with its own key and answer.
 
 One lease serves all of them and one submit carries every answer (``submit_comparison(..., answers=)``). The
-primary criterion's answer (key ``overall``, else the first) is the comparison's ``outcome``, so the human
-scores, the agreement report, the model and the comparisons export read it as before; every answer is a
-``CriterionAnswer`` row, which the leaderboard and the preference export read per criterion
-(``?criterion=``). A project without criteria asks its one question and answers exactly as before.
+primary criterion's answer (key ``overall``, else the first) is the comparison's ``outcome``, so everything
+that reads outcomes (the comparisons export, the primary human scores) reads it as before; every answer is a
+``CriterionAnswer`` row, which the leaderboard, the preference export, the scores export, the agreement report
+and the dashboard read per criterion (``?criterion=``; ``modeling/services/criterion_scores.py``), and the model
+trains on the criterion its training settings name. A project without criteria asks its one question and
+answers exactly as before.
 """
 from __future__ import annotations
 

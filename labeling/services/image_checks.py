@@ -14,13 +14,26 @@ from pathlib import Path
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
+from core.refusals import Refusal
+
 
 ORIENTATION = 0x0112  # EXIF tag
 TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}  # displayed rotated by 90°: width and height swap
 
 
-class RejectedImage(ValueError):
-    """One image file was refused; nothing of it was stored."""
+class RejectedImage(Refusal, ValueError):
+    """One image file was refused; nothing of it was stored. ``file`` names it where the caller handed in a named
+    file (the API's upload), and the message then starts with it. Still a ValueError: a bulk import's readers
+    report a bad entry as one."""
+
+    code = "image_rejected"
+
+    def __init__(self, reason: str, file: str | None = None):
+        super().__init__(f"{file}: {reason}" if file else reason)
+        self.reason, self.file = reason, file
+
+    def details(self) -> dict:
+        return {"file": self.file} if self.file else {}
 
 
 @dataclass

@@ -1,7 +1,16 @@
 """Per-image comparison counters (``ImageStats``), which the fallback of pair serving reads.
 
-The model signals keep them current; rows written in bulk bypass the signals, so the counters are
-rebuilt from the comparisons after such a load (or found missing by the fallback and filled in).
+This module is their one owner: nothing else writes ``ImageStats`` (``tests/test_code_rules.py``). Each way
+images and comparisons are written calls it from one place:
+
+- one at a time through the ORM (the admin, a shell, the demo, tests): the ``post_save`` receivers in
+  ``labeling/signals.py`` call ``images_added`` and ``comparison_stored``;
+- the rating hot path (``labeling/services/comparisons.py``), which inserts with prepared SQL and sends no
+  signal: ``comparison_stored`` after the insert, ``comparison_removed`` after an undo's delete;
+- bulk loads (``bulk_create`` sends no signal): the image import calls ``images_added`` for its batch, the
+  judgment import ``recount_image_stats`` once at the end;
+- a load that bypassed all of these (a benchmark's ``COPY``): the fallback finds the missing rows and
+  ``recount_image_stats(only_missing=True)`` fills them in.
 """
 from __future__ import annotations
 
@@ -52,7 +61,22 @@ def recount_image_stats(project: Project, *, only_missing: bool = False) -> int:
     return written
 
 
-def count_comparison(comparison: Comparison, delta: int) -> None:
+def images_added(project_id: int, image_ids) -> None:
+    """Zeroed counters for new images, in the caller's transaction (one INSERT for a batch)."""
+    ImageStats.objects.bulk_create(
+        [ImageStats(image_id=image_id, project_id=project_id) for image_id in image_ids], ignore_conflicts=True
+    )
+
+
+def comparison_stored(comparison: Comparison) -> None:
+    _count(comparison, +1)
+
+
+def comparison_removed(comparison: Comparison) -> None:
+    _count(comparison, -1)
+
+
+def _count(comparison: Comparison, delta: int) -> None:
     """Add ``delta`` to both images' comparison counters, in the caller's transaction."""
     # One statement over both rows in id order: concurrent writers lock them in the same order. Raw, as it
     # runs on every judgment and compiling the ORM update costs more CPU than the database spends on it.

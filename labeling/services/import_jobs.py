@@ -27,6 +27,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core import outbound
+from core.refusals import Refusal
 from labeling.models import ImportJob, ImportJobIssue, Project
 from labeling.services.imports import IMAGE_SUFFIXES, RejectedImage, iter_image_files, store_image
 import worker.dispatch as dispatch
@@ -39,8 +40,10 @@ STALE_AFTER = timedelta(minutes=10)  # a running job without a heartbeat this lo
 MANIFEST_MAX_LINES = 1_000_000
 
 
-class ImportJobRefused(ValueError):
+class ImportJobRefused(Refusal):
     """The source cannot be imported; the message says why (and which manifest line)."""
+
+    code = "import_refused"
 
 
 @dataclass

@@ -28,7 +28,8 @@ from django.db import IntegrityError, transaction
 
 from core.ava import AvaRow, read_ava_list, read_ava_tags
 from core.input_files import ImportFileError
-from labeling.models import Image, ImageStats, ImageTag, Project, ReferenceRating, Tag
+from labeling.models import Image, ImageTag, Project, ReferenceRating, Tag
+from labeling.services import image_stats
 from labeling.services.image_checks import RejectedImage, ValidatedImage, read_and_validate
 from labeling.services.side_files import read_metadata_jsonl, read_tags_csv
 from labeling.services.image_checks import validate_image_bytes as check_image_bytes
@@ -286,8 +287,7 @@ def store_batch(report: ImportReport, project: Project, batch: list[tuple[str, V
                                      extra.get("external_id")))
         with transaction.atomic():
             Image.objects.bulk_create(images)
-            # bulk_create sends no post_save: make the counters the signal would have made.
-            ImageStats.objects.bulk_create([ImageStats(image=image, project=project) for image in images])
+            image_stats.images_added(project.pk, [image.pk for image in images])  # bulk_create sends no post_save
             _bulk_tag(project, images, [extra for _, _, extra in fresh.values()])
     except IntegrityError:
         # Another process imported one of these files a moment ago: store them one by one, which tells
@@ -366,8 +366,11 @@ def read_upload(upload: BinaryIO) -> bytes:
 
 
 def import_uploaded_file(project: Project, upload: BinaryIO, name: str, **kwargs) -> tuple[Image, bool]:
-    """The REST upload path: same validation and storage as the CLI. Raises RejectedImage."""
-    image, created = store_image(project, name, read_upload(upload), **kwargs)
+    """The REST upload path: same validation and storage as the CLI. Raises RejectedImage naming the file."""
+    try:
+        image, created = store_image(project, name, read_upload(upload), **kwargs)
+    except RejectedImage as exc:
+        raise RejectedImage(exc.reason, file=name) from None
     if created:
         dispatch.send_images_imported(project.pk, [image.pk])
     return image, created

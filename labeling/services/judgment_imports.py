@@ -23,6 +23,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from core.refusals import Refusal
 from labeling.models import Comparison, Image, Membership, Project
 from labeling.services.imports import ImportFileError
 from labeling.services.side_files import json_lines
@@ -35,14 +36,20 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 CLOCK_SKEW = timedelta(days=1)  # a judgment's time may be this far ahead of the server's clock, no further
 
 
-class JudgmentFileInvalid(ValueError):
+class JudgmentFileInvalid(Refusal):
     """The file has bad lines; ``errors`` lists each one (file, line, reason). Nothing was stored."""
+
+    code = "bad_lines"
 
     def __init__(self, errors: list[ImportFileError], total_errors: int):
         self.errors, self.total_errors = errors, total_errors
         listed = "; ".join(str(error) for error in errors[:5])
         more = f" (and {total_errors - 5} more)" if total_errors > 5 else ""
         super().__init__(f"{total_errors} bad line(s), nothing was imported: {listed}{more}")
+
+    def details(self) -> dict:
+        return {"total_errors": self.total_errors,
+                "errors": [{"file": e.path, "line": e.line, "reason": e.reason} for e in self.errors]}
 
 
 @dataclass

@@ -14,7 +14,7 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -74,10 +74,8 @@ def _int_param(request, name: str, default: int | None, minimum: int = 1) -> int
 
 
 def _version(project, request):
-    try:
-        return analyses.analysed_version(project, _int_param(request, "version", None))
-    except analyses.AnalysisUnavailable as exc:
-        raise NotFound(detail={"detail": str(exc), "code": "no_model"}) from exc
+    """The version to analyse; none to analyse is a refusal (404, code no_model)."""
+    return analyses.analysed_version(project, _int_param(request, "version", None))
 
 
 class TagSummaryView(ProjectScopedMixin, JsonErrorsMixin, APIView):
@@ -112,26 +110,22 @@ class MetadataSummaryView(ProjectScopedMixin, APIView):
         tags=["analyses"],
     )  # fmt: skip
     def get(self, request, slug, field):
-        """Model score, human score and CLIP prompt/tag–image similarity against a numeric metadata field."""
+        """Model score, human score and CLIP prompt/tag–image similarity against a metadata field, numeric or text."""
         self.require_manager("see the generation-parameter analysis")
         by_tag = request.query_params.get("by_tag", "").lower() in ("1", "true", "yes")
-        try:
-            summary = analyses.metadata_summary(
-                self.project, field, by_tag=by_tag, version=_version(self.project, request),
-                min_images=_int_param(request, "min_images", analyses.DEFAULT_MIN_IMAGES))
-        except analyses.UnknownField as exc:
-            fields = [f["field"] for f in analyses.numeric_metadata_fields(self.project)]
-            raise NotFound(detail={"detail": f"{exc} Numeric fields: {', '.join(fields) or 'none'}.",
-                                   "code": "unknown_field"}) from exc
+        summary = analyses.metadata_summary(  # an unknown field is a refusal (404, code unknown_field)
+            self.project, field, by_tag=by_tag, version=_version(self.project, request),
+            min_images=_int_param(request, "min_images", analyses.DEFAULT_MIN_IMAGES))
         return Response(summary)
 
 
 class MetadataFieldsView(ProjectScopedMixin, APIView):
     @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT), **ERRORS}, tags=["analyses"])
     def get(self, request, slug):
-        """The numeric metadata fields of the project's images, with how many images carry each."""
+        """The metadata fields of the project's images the analyses group by, with how many images carry each and
+        their kind: ``numeric`` (by value or quantile bin) or ``text`` (by distinct value: a generator, a sampler)."""
         self.require_manager("see the generation-parameter analysis")
-        return Response({"fields": analyses.numeric_metadata_fields(self.project)})
+        return Response({"fields": analyses.metadata_fields(self.project)})
 
 
 def _explained(request, image_id):
@@ -139,11 +133,8 @@ def _explained(request, image_id):
     reveals the score), and only the project's own versions. Nothing is loaded here."""
     image, role = image_role(request, image_id)
     role.require_manager("see why an image got its score")
-    try:
-        version = explanations.explained_version(image, _int_param(request, "version", None))
-    except explanations.ExplanationUnavailable as exc:
-        raise NotFound(detail={"detail": str(exc), "code": "no_model"}) from exc
-    return image, version
+    # No version to explain with is a refusal (404, code no_model).
+    return image, explanations.explained_version(image, _int_param(request, "version", None))
 
 
 def queued(request, image, version) -> Response:

@@ -57,10 +57,8 @@ class ImageBrowseView(ProjectScopedMixin, APIView):
         field, sorted, one keyset page at a time (pass ``next_cursor`` back as ``cursor``); no total."""
         self.require_manager("browse images")
         query = validated_query(BrowseQuerySerializer, request)
-        try:
-            page = image_browser.browse(self.project, image_browser.Filters(**query))
-        except image_browser.BadBrowseRequest as exc:
-            raise ValidationError({"detail": str(exc)}) from None
+        # A cursor or sort it cannot use is a refusal (400, code bad_browse_request).
+        page = image_browser.browse(self.project, image_browser.Filters(**query))
         return Response({
             "results": [
                 {"id": image.pk, "external_id": image.external_id, "file_name": image.original_name,

@@ -4,8 +4,11 @@ Recorded with ``core.api_errors.answer_refusals`` when the app is ready; a refus
 """
 from __future__ import annotations
 
-from modeling.services import promotion
+from modeling.services import analyses, explanations, promotion
 
 REFUSAL_STATUS = {
     promotion.PromotionRefused: 409,
+    analyses.AnalysisUnavailable: 404,
+    analyses.UnknownField: 404,
+    explanations.ExplanationUnavailable: 404,
 }

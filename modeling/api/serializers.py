@@ -120,7 +120,7 @@ class TrainingSettingsSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingSettings
         fields = ["project", "ranking_lambda", "promotion_tolerance", "train_baseline", "target_srcc", "stop_at_target",
-                  "warm_start_version", "warm_start", "hyperparameters", "updated_at"]
+                  "warm_start_version", "warm_start", "criterion", "hyperparameters", "updated_at"]
         read_only_fields = ["project", "hyperparameters", "updated_at"]
         # The database's check constraints, as 400s instead of integrity errors.
         extra_kwargs = {"promotion_tolerance": {"min_value": 0.0, "max_value": 1.0},
@@ -143,6 +143,13 @@ class TrainingSettingsSerializer(serializers.ModelSerializer):
         return {"version": settings.warm_start_version_id, "in_use": warm_start.in_use(settings.project),
                 "scored_images": WarmStartScore.objects.filter(
                     project=settings.project, model_version_id=settings.warm_start_version_id).count()}
+
+    def validate_criterion(self, value):
+        keys = [item["key"] for item in self.context["project"].criteria or []]
+        if value and value not in keys:
+            raise serializers.ValidationError(
+                f"One of this project's criteria ({', '.join(keys) or 'none: it asks one question'}), or empty.")
+        return value
 
     def validate(self, attrs):
         target = attrs.get("target_srcc", getattr(self.instance, "target_srcc", None))

@@ -3,7 +3,7 @@
     x = pooled_features(image_tokens, tag_tokens, tag_mask)     # [N,F]
     head = fit_linear_bt(x, a, b, outcome)                       # ridge chosen by cross-validation
     score = head.score(x)                                        # [N]
-    prior = cross_fitted_scores(x, a, b, outcome, fold)          # [N], each image by a head that never saw it
+    prior = leave_one_image_out_scores(x, a, b, outcome)         # [N], each image without its own comparisons
 
 Model. Image *i* scores ``s_i = w . z_i`` where ``z_i`` are its pooled features standardised over the
 images; P(a preferred over b) = sigmoid(s_a - s_b); ties count half each way. The weights have a
@@ -24,6 +24,20 @@ Fit. The negative log posterior is convex; Newton's method on the F weights::
 Ridge. Chosen from ``LinearBTConfig.ridges`` by the evidence (MacKay): the Laplace approximation of
 ``log p(outcomes | ridge) = log-likelihood - ridge/2 |w|^2 + F/2 log ridge - 1/2 log det(Hessian)``, one fit
 per candidate, each warm-started from the stronger ridge before it.
+
+Leaving each image out. ``leave_one_image_out_scores`` scores image i with the head fitted on every
+comparison except i's own, by one Newton step from the full fit (the influence of i's comparisons)::
+
+    w_-i = w - H^-1 G_i,  G_i = sum over i's comparisons k of r_k (z_a - z_b)     # [F]
+    s_-i = z_i . w_-i = s_i - u_i . G_i,  u_i = H^-1 z_i                           # one [N,F] solve for all
+
+(with H_-i, the Hessian less i's own comparisons, by Woodbury: one small solve per image; one Newton
+step from the full fit, so exact to second order in i's influence.) A comparison
+(a, b) enters neither ``s_-a`` nor ``s_-b``, so it is held out from the prior of both its images, as with
+cross-fitting; but each image's prior comes from a head that saw all the other comparisons, not about 81 %
+of them, and it costs one fit instead of one per fold. Under active pair selection the difference is
+large: the selected pairs are the ones the prior cannot tell apart, and a head that lost a fifth of them
+ranks far worse (``docs/benchmarks.md``, "Campaign cost").
 
 Cross-fitting. ``cross_fitted_scores`` splits the images into folds (a fixed function of the image, so
 an image keeps its fold as data arrive); the images of fold k are scored by a head fitted on the
@@ -203,6 +217,54 @@ def cross_fitted_scores(features: np.ndarray, a: np.ndarray, b: np.ndarray, outc
         head = fit_linear_bt(features, a[train], b[train], outcome[train], weight[train], config)
         scores[held] = head.score(features[held])
     return scores
+
+
+def leave_one_image_out_scores(features: np.ndarray, a: np.ndarray, b: np.ndarray, outcome: np.ndarray,
+                               weight: np.ndarray | None = None, config: LinearBTConfig = LinearBTConfig()
+                               ) -> tuple[np.ndarray, LinearBT]:
+    """([N] image i's score by the head fitted without i's comparisons, the head fitted on all of them).
+
+    See the module docstring. Images without comparisons keep the full head's score (nothing to leave out)."""
+    features = np.asarray(features, dtype=np.float64)
+    a, b = np.asarray(a, dtype=np.intp), np.asarray(b, dtype=np.intp)
+    outcome = np.asarray(outcome, dtype=np.float64)
+    weight = np.ones_like(outcome) if weight is None else np.asarray(weight, dtype=np.float64)
+    if a.size > config.max_comparisons:  # the head's own subset: the others never reach it
+        keep = np.sort(np.random.default_rng(a.size).choice(a.size, config.max_comparisons, replace=False))
+        a, b, outcome, weight = a[keep], b[keep], outcome[keep], weight[keep]
+    head = fit_linear_bt(features, a, b, outcome, weight, config)
+    live = np.flatnonzero(head.scale > 0)
+    z = head.standardise(features)[:, live]  # [N,F']
+    score = z @ head.weight[live]  # [N]
+    if a.size < config.min_comparisons or live.size == 0:
+        return score, head
+    p = expit(score[a] - score[b])  # [M]
+    r = weight * (outcome - p)  # [M] each comparison's pull on the weights
+    dz = z[a] - z[b]  # [M,F']
+    hessian = head.ridge * np.eye(live.size) + (dz * (weight * p * (1 - p))[:, None]).T @ dz  # [F',F']
+    u = np.linalg.solve(hessian, z.T).T  # [N,F'] u_i = H^-1 z_i (H symmetric)
+    q = np.linalg.solve(hessian, dz.T).T  # [M,F'] H^-1 (z_a - z_b)
+    curvature = weight * p * (1 - p)  # [M]
+    # Image i's step uses H_-i = H - D_i^T C_i D_i, its own comparisons' curvature taken out (Woodbury):
+    #   u_i . H_-i^-1 G_i = g_i^T (I - C_i P_i)^-1 r_i,  g_i = D_i u_i, P_i = D_i H^-1 D_i^T   [d_i] and [d_i,d_i]
+    # With H alone a few per cent of the outcome would stay in the score; active pairs are near ties, so that
+    # rest is large beside m_a - m_b, and the prior would seem to predict them too well.
+    incident = np.concatenate([np.arange(a.size), np.arange(a.size)])  # [2M] comparison of each (image, comparison)
+    image = np.concatenate([a, b])  # [2M]
+    order = np.argsort(image, kind="stable")
+    incident, image = incident[order], image[order]
+    g = np.einsum("kf,kf->k", u[image], dz[incident])  # [2M]
+    starts = np.flatnonzero(np.r_[True, image[1:] != image[:-1]])
+    degree = np.diff(np.r_[starts, image.size])
+    influence = np.zeros_like(score)  # [N] u_i . H_-i^-1 G_i
+    once = starts[degree == 1]  # one comparison: (I - c P)^-1 is a division
+    k = incident[once]
+    influence[image[once]] = g[once] * r[k] / np.maximum(1.0 - curvature[k] * np.einsum("kf,kf->k", q[k], dz[k]), 1e-6)
+    for first, count in zip(starts[degree > 1], degree[degree > 1]):
+        k = incident[first:first + count]
+        system = np.eye(count) - curvature[k][:, None] * (q[k] @ dz[k].T)  # I - C_i P_i
+        influence[image[first]] = g[first:first + count] @ np.linalg.solve(system, r[k])
+    return score - influence, head
 
 
 def config_dict(config: LinearBTConfig) -> dict:

@@ -9,19 +9,25 @@ Bradley–Terry score is ``s_i = slope * m_i + e_i``, ``e_i ~ N(0, scatter)``: t
 
 Strength, by empirical Bayes on comparisons the model did not see. A comparison whose two images are
 out of fold (``ModelPrior.out_of_fold``: scored by a model that never saw that image's comparisons:
-cross-fitted heads, another project's model) is a held-out test of the model. Under the prior,
+a head without the image's comparisons, another project's model) is a held-out test of the model. Under the prior,
 ``P(a preferred) = E sigmoid(s_a - s_b) ~ sigmoid(gamma * (m_a - m_b))`` with
 ``gamma = slope / sqrt(1 + pi * scatter / 4)`` (the probit approximation); so:
 
 1. ``gamma``: a one-parameter logistic regression of the held-out outcomes on ``m_a - m_b`` (MAP under
-   a wide N(0, 4), finite on separable data), shrunk by its own standard error (positive part: ``gamma * max(0, 1 - se^2 / gamma^2)``), so that a model
-   that predicts nothing gets no weight, and a bad transfer fades as comparisons arrive;
-2. ``scatter`` and ``slope``: by default (``strength_by="evidence"``) the pair with the largest Laplace
-   evidence, log p(all outcomes | prior) (``log_evidence``), over ``FusionConfig.scatters`` and slopes
-   ``slope_factors`` times ``gamma * sqrt(1 + pi * scatter / 4)``: type-II maximum likelihood, valid
-   although the pairs were chosen adaptively. ``strength_by="cv"`` instead scores each scatter (and the
-   flat fit) by how well its posterior predicts held-out comparison folds; on served campaigns it chose
-   the widest scatter, because active selection serves the pairs where prior and comparisons disagree.
+   a wide N(0, 4), finite on separable data), with its standard error: a model that orders the held-out
+   comparisons the wrong way round gets no weight. (The ``"cv"`` strength also shrinks it by its error.)
+2. ``scatter`` and ``slope``: by default (``strength_by="evidence"``) by the Laplace evidence,
+   log p(all outcomes | prior) (``log_evidence``), type-II maximum likelihood, valid although the pairs
+   were chosen adaptively: over the grid ``FusionConfig.scatters`` x ``slopes`` and against the flat
+   prior, which wins when the model predicts nothing (so a bad transfer fades as comparisons arrive).
+   Of the grid points within ``evidence_slack`` nats of the best, the widest scatter: while images are
+   compared about once the outcomes tell little of scatter against slope, and the Laplace evidence then
+   favours narrow scatters that trust the model too much. Slopes are absolute, not tied to ``gamma``:
+   estimated on actively chosen pairs (near ties under the current posterior) ``gamma`` fell towards 0
+   as campaigns went on, and a grid tied to it lost the prior. ``strength_by="cv"`` instead scores each
+   scatter (and the flat fit) by how well its posterior predicts held-out comparison folds; on served
+   campaigns it chose the widest scatter, because active selection serves the pairs where prior and
+   comparisons disagree.
 """
 from __future__ import annotations
 
@@ -41,7 +47,8 @@ class FusionConfig:
     flat_prior_var: float = 1.0  # the comparisons-only fit's prior variance (``bt.FitConfig`` default)
     cv_folds: int = 4  # comparison folds that choose the scatter
     strength_by: str = "evidence"  # "evidence" (Laplace marginal likelihood) or "cv" (held-out folds; see docs)
-    slope_factors: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # evidence: slopes tried around the tied one
+    slopes: tuple[float, ...] = (0.1, 0.2, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8)  # evidence: slopes tried (absolute)
+    evidence_slack: float = 2.0  # nats: of the grid points this close to the best, the widest scatter is taken
     gamma_prior_var: float = 4.0  # N(0, 4) on gamma: finite when the model orders every held-out comparison
     min_heldout: int = 5  # fewer out-of-fold comparisons: too few to weigh the prior, ``no_data_slope`` instead
     no_data_slope: float = 0.1  # before that, the model only orders the images (a weak prior, flat scatter)
@@ -54,7 +61,7 @@ class ModelPrior:
 
     score: np.ndarray  # [N] the model's score (any monotone scale), NaN where it scored no image
     out_of_fold: np.ndarray  # [N] bool: scored by a model that never trained on this image's comparisons
-    source: str = ""  # what made it, for the fit's summary ("cross-fitted linear_bt", "version 12", ...)
+    source: str = ""  # what made it, for the fit's summary ("linear_bt, each image left out", "version 12", ...)
     version_id: int | None = None  # the model version behind it, if any
 
 
@@ -126,11 +133,13 @@ def estimate_strength(n_images: int, a: np.ndarray, b: np.ndarray, outcome: np.n
         return None
     raw, se = heldout_gamma(m[a[heldout]] - m[b[heldout]], outcome[heldout], weight[heldout], config.gamma_prior_var)
     gamma = raw * max(0.0, 1.0 - se**2 / raw**2) if raw > 0 else 0.0
-    if gamma == 0.0:  # the model predicts nothing the comparisons confirm: the flat prior
-        return PriorStrength(0.0, config.flat_prior_var, 0.0, raw, se, int(heldout.sum()), {})
     if config.strength_by == "evidence":
+        if raw <= 0:  # the model orders the held-out comparisons the wrong way round: the flat prior
+            return PriorStrength(0.0, config.flat_prior_var, 0.0, raw, se, int(heldout.sum()), {})
         return evidence_strength(n_images, a, b, outcome, m, has_score, weight, gamma, raw, se, int(heldout.sum()),
                                  config)
+    if gamma == 0.0:  # the model predicts nothing the comparisons confirm: the flat prior
+        return PriorStrength(0.0, config.flat_prior_var, 0.0, raw, se, int(heldout.sum()), {})
     fold = np.random.default_rng(seed).permutation(a.size) % config.cv_folds
     scores = {}
     candidates = [("flat", 0.0, config.flat_prior_var)]
@@ -183,18 +192,29 @@ def log_evidence(n_images: int, a: np.ndarray, b: np.ndarray, outcome: np.ndarra
 def evidence_strength(n_images: int, a: np.ndarray, b: np.ndarray, outcome: np.ndarray, m: np.ndarray,
                       has_score: np.ndarray, weight: np.ndarray, gamma: float, raw: float, se: float, n_heldout: int,
                       config: FusionConfig) -> PriorStrength:
-    """Slope and scatter by the largest Laplace evidence over a grid: scatters x slopes around the tied one."""
-    results, init = {}, None
+    """Slope and scatter by the Laplace evidence over a grid (scatters x slopes), against the flat prior.
+
+    The flat prior (slope 0) wins when its evidence is the best: a model that predicts nothing fades. Otherwise,
+    of the grid points within ``evidence_slack`` of the best, the widest scatter (at its best slope): where
+    each image is compared about once the outcomes barely tell scatter from slope, and the Laplace evidence
+    then leans to narrow scatters, which trusts the model too much (measured, ``docs/benchmarks.md``)."""
+    flat_mean, flat_var = prior_arrays(m, has_score, 0.0, config.flat_prior_var)
+    flat, posterior = log_evidence(n_images, a, b, outcome, weight, flat_mean, flat_var, None, config)
+    results, init = {}, posterior.mean
     for scatter in config.scatters:
-        tied = gamma * np.sqrt(1 + np.pi * scatter / 4)
-        for factor in config.slope_factors:
-            mean, var = prior_arrays(m, has_score, tied * factor, scatter)
-            results[(scatter, tied * factor)], posterior = log_evidence(n_images, a, b, outcome, weight, mean, var,
-                                                                        init, config)
+        for slope in config.slopes:
+            mean, var = prior_arrays(m, has_score, slope, scatter)
+            results[(scatter, slope)], posterior = log_evidence(n_images, a, b, outcome, weight, mean, var, init,
+                                                                config)
             init = posterior.mean
-    scatter, slope = max(results, key=results.get)
-    return PriorStrength(float(slope), float(scatter), float(gamma), raw, se, n_heldout,
-                         {f"{k[0]:g}/{k[1]:.3f}": round(v, 3) for k, v in results.items()})
+    table = {f"{k[0]:g}/{k[1]:g}": round(v, 3) for k, v in results.items()} | {"flat": round(flat, 3)}
+    best = max(results, key=results.get)
+    if results[best] <= flat:
+        return PriorStrength(0.0, config.flat_prior_var, float(gamma), raw, se, n_heldout, table)
+    near = [k for k in results if results[k] >= results[best] - config.evidence_slack]
+    widest = max(k[0] for k in near)
+    scatter, slope = max((k for k in near if k[0] == widest), key=results.get)
+    return PriorStrength(float(slope), float(scatter), float(gamma), raw, se, n_heldout, table)
 
 
 def prior_arrays(m: np.ndarray, has_score: np.ndarray, slope: float, scatter: float) -> tuple[np.ndarray, np.ndarray]:

@@ -108,16 +108,15 @@ def select_pairs(
     comparison_counts: [N] comparisons each image has had so far.
     rng: the only source of randomness; the same seed gives the same batch.
     groups: [N] int, each image's comparison group (-1: none); when given, both images of every pair
-        share a group (``select_pairs_within_groups``).
+        share a group (``_select_within_groups``).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
     counts = np.asarray(comparison_counts)
     n_images = counts.shape[0]
     if groups is not None:
-        return select_pairs_within_groups(
-            posterior, counts, np.asarray(groups), n_pairs, rng, strategy, exclude, max_per_image, explore_share, config
-        )
+        return _select_within_groups(posterior, counts, np.asarray(groups), n_pairs, rng, strategy, exclude,
+                                     max_per_image, explore_share, config)
     batch = _Batch(n_images, n_pairs, max_per_image, _exclusion_test(exclude, n_images))
     if n_images < 2 or n_pairs <= 0:
         return batch.pairs()
@@ -152,19 +151,10 @@ def select_pairs(
 MAX_GROUP_OFFSET = 24
 
 
-def select_pairs_within_groups(
-    posterior: Posterior | None,
-    counts: np.ndarray,
-    groups: np.ndarray,
-    n_pairs: int,
-    rng: np.random.Generator,
-    strategy: str = "active",
-    exclude: Exclusion = None,
-    max_per_image: int = 2,
-    explore_share: float = 0.1,
-    config: SelectionConfig = SelectionConfig(),
-) -> np.ndarray:
-    """``select_pairs`` restricted to pairs of images in the same group, [<= n_pairs, 2] int.
+def _select_within_groups(posterior: Posterior | None, counts: np.ndarray, groups: np.ndarray, n_pairs: int,
+                          rng: np.random.Generator, strategy: str, exclude: Exclusion, max_per_image: int,
+                          explore_share: float, config: SelectionConfig) -> np.ndarray:
+    """``select_pairs`` restricted to pairs of images in the same group, [<= n_pairs, 2] int (its arguments).
 
     groups: [N] int group of each image, -1 for none (such images, and images alone in their group, are
     never paired)."""

@@ -41,10 +41,6 @@ from labeling.models import Comparison, Image, Membership, Project
 from labeling.services import rater_counts as rater_day_counts
 from labeling.services.comparisons import rater_counts
 from modeling.ml.agreement_stats import (
-    CONFIDENCE,
-    N_RESAMPLES,
-    RESAMPLE_BUDGET,
-    SEED,
     FlagThresholds,
     PairJudgments,
     disagreeing_pairs,
@@ -55,15 +51,13 @@ from modeling.ml.agreement_stats import (
     inter_rater_agreement,
     latest_per_rater,
     model_agreement_panels,
-    no_estimate,
-    proportion,
-    rater_rows,
     uncertain_images,
     value_counts,
 )
+from modeling.ml.intervals import CONFIDENCE, N_RESAMPLES, RESAMPLE_BUDGET, SEED, no_estimate, proportion
 from modeling.ml.json_values import finite, plain_json
 from modeling.models import AgreementReport, CriterionScore, HumanScore, ImageScore, ModelVersion, is_demo_encoder
-from modeling.services import criterion_scores, human_scores
+from modeling.services import agreement_sampling, criterion_scores, human_scores
 from modeling.services.datasets import HOLDOUT_DEFINITION
 
 log = logging.getLogger(__name__)
@@ -206,18 +200,20 @@ def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int 
     image_ids = everything.image_ids
     lap("load")
 
-    # Humans with each other.
-    pairs = group_pairs(everything.a_index, everything.b_index, everything.outcome)
-    latest = latest_per_rater(pairs.pair_index, everything.rater_id)
-    agreeing = included & latest
+    # Humans with each other: the numbers made of pairs from a sample of them in a very large project.
+    sample = agreement_sampling.draw(everything, included)
+    judged = sample.judged
+    pairs = group_pairs(judged.a_index, judged.b_index, judged.outcome)
+    latest = latest_per_rater(pairs.pair_index, judged.rater_id)
+    agreeing = sample.included & latest
     counts = value_counts(pairs.pair_index[agreeing], pairs.category[agreeing], pairs.n_pairs)
     human = inter_rater_agreement(counts, **options)
-    used = everything.select(included)
+    used = everything.select(included) if excluded else everything  # (a copy of every column otherwise)
     left = int(np.count_nonzero(used.outcome == 1.0))
     right = int(np.count_nonzero(used.outcome == 0.0))
     human["left_share_decided"] = proportion(left, left + right)
     human["tie_share"] = (used.n_comparisons - left - right) / used.n_comparisons if used.n_comparisons else None
-    raters = rater_rows(everything, pairs, included, latest, thresholds, rater_counts(project))
+    raters = agreement_sampling.rater_table(everything, sample, pairs, latest, thresholds, rater_counts(project))
     _add_rater_names(project, raters, excluded)
     lap("humans")
 
@@ -233,11 +229,12 @@ def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int 
     lap("human_scores")
 
     # The model against the humans.
-    heldout = included & everything.heldout
+    heldout = sample.included & judged.heldout
     heldout_latest = heldout & latest
     ceiling_rows, ceiling_agree = human_ceiling_judgments(pairs, heldout_latest)
     versions, chart_version, chart_scores = _version_panels(
-        project, everything, heldout, pairs, ceiling_rows, ceiling_agree, human_mean, human_counts, options
+        project, judged, heldout, pairs, ceiling_rows, ceiling_agree, human_mean, human_counts, options,
+        sample.images,
     )
     active = next((version for version in versions if version["is_active"]), None)
     lap("model")
@@ -297,12 +294,13 @@ def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int 
         },
         "totals": {
             "images": everything.n_images, "comparisons": everything.n_comparisons,
-            "comparisons_used": used.n_comparisons, "heldout_comparisons": int(np.count_nonzero(heldout)),
+            "comparisons_used": used.n_comparisons, "heldout_comparisons": int(np.count_nonzero(included & everything.heldout)),
             "raters": len(raters), "excluded_raters": len(excluded),
             "gold_comparisons": int(np.count_nonzero(everything.gold >= 0)),
             "compared_images": int(np.count_nonzero(human_counts)),
         },
         "encoder": {"id": encoder_id, "is_demo": is_demo_encoder(encoder_id)},
+        "sample": sample.description,
         "human": human,
         "raters": raters,
         "model": {
@@ -328,8 +326,10 @@ def _coverage(counts: np.ndarray) -> list[dict]:
 
 
 def _version_panels(project, comparisons, heldout, pairs, ceiling_rows, ceiling_agree, human_mean, human_counts,
-                    options) -> tuple[list[dict], dict | None, np.ndarray | None]:
-    """The model panel of each version, newest first; the chart version and its scores (or None)."""
+                    options, images=None) -> tuple[list[dict], dict | None, np.ndarray | None]:
+    """The model panel of each version, newest first; the chart version and its scores (or None). The
+    correlations are over ``images`` (indices; None: every image)."""
+    sampled = slice(None) if images is None else images
     scored_counts = dict(
         ImageScore.objects.filter(model_version__project=project).values("model_version")
         .annotate(n=Count("id")).values_list("model_version", "n")
@@ -362,7 +362,8 @@ def _version_panels(project, comparisons, heldout, pairs, ceiling_rows, ceiling_
             panel.update(agreement_panels[version["id"]])
             # Correlation intervals re-rank every resample: only for the version in view.
             panel["human_correlation"] = human_correlation(
-                model_means[version["id"]], human_mean, human_counts, with_interval=version["id"] == chart_id,
+                model_means[version["id"]][sampled], human_mean[sampled], human_counts[sampled],
+                with_interval=version["id"] == chart_id,
                 n_resamples=N_RESAMPLES_CORRELATION, seed=options["seed"],
             )  # fmt: skip
             panel["source"] = "scores"

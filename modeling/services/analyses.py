@@ -15,7 +15,7 @@ Definitions (the pages and the API show the same numbers):
 - *CLIP similarity* of an image is the cosine between its CLIP image embedding (the class token of
   the cached features) and the mean of the embeddings of its texts (tags and caption, the ranker's
   text input, ``feature_extraction.texts_by_image``). An image without texts has none.
-- Intervals are percentile bootstraps over images (``agreement_stats.bootstrap_intervals``, seeded: the same
+- Intervals are percentile bootstraps over images (``intervals.bootstrap_intervals``, seeded: the same
   data give the same intervals). A difference is a mean over the images that have both numbers.
 """
 from __future__ import annotations
@@ -28,19 +28,22 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from core.refusals import Refusal
 from labeling.models import Image, ImageTag, Project, ReferenceRating
 from modeling.models import HumanScore, ImageScore, ModelVersion
-from modeling.ml import agreement_stats
+from modeling.ml import intervals
 
 DEFAULT_MIN_IMAGES = 3
 MAX_DISTINCT_GROUPS = 20  # more distinct values than this: quantile bins
 QUANTILE_BINS = 10
 N_RESAMPLES = 500
-SEED = agreement_stats.SEED
+SEED = intervals.SEED
 
 
-class AnalysisUnavailable(Exception):
+class AnalysisUnavailable(Refusal):
     """The project has nothing to analyse yet (no model version with scores)."""
+
+    code = "no_model"
 
 
 # --- Which version, which scores ------------------------------------------------------------------
@@ -171,7 +174,7 @@ def means_with_intervals(columns: dict[str, np.ndarray], *, seed: int = SEED, n_
     if n_units == 0:
         return {name: {"value": None, "low": None, "high": None, "n": 0} for name in names}
     stacked = np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in names])
-    result = agreement_stats.estimates(mean_statistic(stacked), n_units, names, seed=seed, n_resamples=n_resamples)
+    result = intervals.estimates(mean_statistic(stacked), n_units, names, seed=seed, n_resamples=n_resamples)
     for index, name in enumerate(names):
         result[name]["n"] = int(np.isfinite(stacked[:, index]).sum())
         result[name].pop("resamples", None)
@@ -251,23 +254,42 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def numeric_metadata_fields(project: Project) -> list[dict]:
-    """Metadata keys whose values are all numbers (on at least two images), with how many images carry them."""
+def _is_scalar(value) -> bool:
+    """A value a text field groups by: a string, a number or a boolean (not a list or an object)."""
+    return isinstance(value, (str, bool)) or _is_number(value)
+
+
+def _text(value) -> str:
+    """A text field's value: numbers and booleans as JSON writes them, so 7 and "7" are one value."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def metadata_fields(project: Project) -> list[dict]:
+    """Metadata keys the analyses group by (on at least two images), with how many images carry them and their
+    kind: ``numeric`` when every value is a number (means per value or quantile bin), ``text`` when the values
+    are strings (numbers and booleans among them count as their text): means per distinct value. Keys with a
+    list or an object among their values are left out."""
     counts: dict[str, int] = {}
-    non_numeric: set[str] = set()
+    texts: set[str] = set()
+    structured: set[str] = set()
     for metadata in Image.objects.filter(project=project).values_list("metadata", flat=True).iterator(chunk_size=2000):
         for key, value in (metadata or {}).items():
             if value is None:
                 continue
-            if _is_number(value):
-                counts[key] = counts.get(key, 0) + 1
-            else:
-                non_numeric.add(key)
-    return [{"field": key, "images": n} for key, n in sorted(counts.items()) if key not in non_numeric and n >= 2]
+            if not _is_scalar(value):
+                structured.add(key)
+                continue
+            counts[key] = counts.get(key, 0) + 1
+            if not _is_number(value):
+                texts.add(key)
+    return [{"field": key, "images": n, "kind": "text" if key in texts else "numeric"}
+            for key, n in sorted(counts.items()) if key not in structured and n >= 2]
 
 
-class UnknownField(Exception):
-    pass
+class UnknownField(Refusal):
+    """Not a metadata field the analyses group by; the message lists those that are."""
+
+    code = "unknown_field"
 
 
 def group_values(values: np.ndarray, max_distinct: int = MAX_DISTINCT_GROUPS, bins: int = QUANTILE_BINS):
@@ -286,20 +308,48 @@ def group_values(values: np.ndarray, max_distinct: int = MAX_DISTINCT_GROUPS, bi
     return index, groups
 
 
+OTHER_VALUES = "(other values)"
+
+
+def group_texts(values: list[str], max_distinct: int = MAX_DISTINCT_GROUPS):
+    """(group index per value, groups) of a text field: each distinct value, most frequent first (ties by value);
+    beyond ``max_distinct`` values the rarest are pooled as one ``OTHER_VALUES`` group, last."""
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    ordered = sorted(counts, key=lambda value: (-counts[value], value))
+    kept = ordered if len(ordered) <= max_distinct else ordered[:max_distinct - 1]
+    position = {value: k for k, value in enumerate(kept)}
+    index = np.array([position.get(value, len(kept)) for value in values], dtype=np.int64)
+    groups = [{"value": value, "low": None, "high": None} for value in kept]
+    if len(kept) < len(ordered):
+        groups.append({"value": OTHER_VALUES, "low": None, "high": None, "pooled_values": len(ordered) - len(kept)})
+    return index, groups
+
+
 def metadata_summary(project: Project, field: str, *, by_tag: bool = False, min_images: int = DEFAULT_MIN_IMAGES,
                      version: ModelVersion | None = None, seed: int = SEED, n_resamples: int = N_RESAMPLES) -> dict:
-    """Mean model score, mean human score and CLIP similarity per value (or bin) of a numeric metadata field."""
-    if field not in {f["field"] for f in numeric_metadata_fields(project)}:
-        raise UnknownField(f"{field!r} is not a numeric metadata field of this project's images.")
+    """Mean model score, mean human score and CLIP similarity per value (or bin) of a metadata field: a numeric
+    one by value or quantile bin, a text one (a generator, a sampler) by distinct value."""
+    fields = metadata_fields(project)
+    kind = next((f["kind"] for f in fields if f["field"] == field), None)
+    if kind is None:
+        raise UnknownField(f"{field!r} is not a metadata field of this project's images that the analyses group by."
+                           f" Fields: {', '.join(f['field'] for f in fields) or 'none'}.")
     version = version or analysed_version(project)
+    carries = _is_number if kind == "numeric" else _is_scalar
     rows = [(image_id, metadata[field]) for image_id, metadata in
             Image.objects.filter(project=project).order_by("pk").values_list("pk", "metadata")
-            if _is_number((metadata or {}).get(field))]
+            if carries((metadata or {}).get(field))]
     image_ids = np.array([r[0] for r in rows], dtype=np.int64)
-    values = np.array([r[1] for r in rows], dtype=np.float64)
     scores = project_scores(project, version, image_ids)
     similarity = clip_similarity(version, image_ids)
-    group_of, groups = group_values(values)
+    if kind == "numeric":
+        group_of, groups = group_values(np.array([r[1] for r in rows], dtype=np.float64))
+        grouping = "distinct values" if all(g["low"] == g["high"] for g in groups) else "quantile bins"
+    else:
+        group_of, groups = group_texts([_text(r[1]) for r in rows])
+        grouping = "most frequent values, the rest pooled" if "pooled_values" in groups[-1] else "distinct values"
 
     def series(selected: np.ndarray) -> list[dict]:
         out = []
@@ -315,8 +365,8 @@ def metadata_summary(project: Project, field: str, *, by_tag: bool = False, min_
         return out
 
     result = {
-        "project": project.slug, "field": field, "model_version": version.pk, "images": int(len(image_ids)),
-        "grouping": "distinct values" if all(g["low"] == g["high"] for g in groups) else "quantile bins",
+        "project": project.slug, "field": field, "kind": kind, "model_version": version.pk,
+        "images": int(len(image_ids)), "grouping": grouping,
         "human_mapping": scores.human_mapping, "groups": series(np.ones(len(image_ids), dtype=bool)),
     }
     if by_tag:

@@ -29,7 +29,7 @@ from django.utils import timezone
 from labeling.models import CriterionAnswer, Project
 from labeling.services.criteria import primary
 from modeling.ml import bradley_terry as bt
-from modeling.models import CriterionScore, HumanScoreStamp
+from modeling.models import CriterionScore, HumanScoreStamp, TrainingSettings
 from modeling.services import human_scores
 from modeling.services.columns import fetch_columns
 from modeling.services.comparison_cache import LEFT_WIN_X2
@@ -55,6 +55,13 @@ def resolve(project: Project, raw: str | None) -> str | None:
         allowed = ", ".join(keys(project)) or "none: this project asks one question"
         raise ValueError(f"{raw!r} is not one of this project's criteria ({allowed}).")
     return None if raw == primary(project) else raw
+
+
+def training_criterion(project: Project) -> str | None:
+    """The secondary criterion the model is trained on (``TrainingSettings.criterion``), None for the primary
+    one; a setting the project no longer asks falls back to the primary criterion."""
+    chosen = TrainingSettings.objects.filter(project=project).values_list("criterion", flat=True).first()
+    return resolve(project, chosen) if chosen in keys(project) else None
 
 
 def criterion_comparisons(project: Project, criterion: str,

@@ -124,12 +124,14 @@ class ProjectDataset:
     counts: dict = field(default_factory=dict)
 
 
-def build_dataset(project: Project, *, store=None, last_comparison_id: int | None = None) -> ProjectDataset:
+def build_dataset(project: Project, *, store=None, last_comparison_id: int | None = None,
+                  criterion: str | None = None) -> ProjectDataset:
     """Read images, comparisons, reference ratings and texts from the database, features from the store.
 
     Every image must have features already (``feature_extraction.ensure_image_features``); the texts' embeddings
     are computed here when missing. Comparisons newer than ``last_comparison_id`` (default: the newest
-    now) are left out, so that the version records exactly what it was trained on.
+    now) are left out, so that the version records exactly what it was trained on. ``criterion``: a secondary
+    criterion whose answers are the outcomes (judgments without one left out); None: the judgments' outcomes.
     """
     from modeling.ml.similarity import image_tag_similarity
     from modeling.ml.training_data import RankingData
@@ -150,6 +152,9 @@ def build_dataset(project: Project, *, store=None, last_comparison_id: int | Non
         everything = Comparison.objects.filter(project=project)
         last_comparison_id = everything.order_by("-pk").values_list("pk", flat=True).first() or 0
     rows = comparisons.filter(pk__lte=last_comparison_id).values_list("image_a_id", "image_b_id", "outcome")
+    if criterion is not None:
+        rows = (comparisons.filter(pk__lte=last_comparison_id, answers__criterion=criterion)
+                .values_list("image_a_id", "image_b_id", "answers__outcome"))
     image_a, image_b, outcome = [], [], []
     for a, b, o in rows.iterator(chunk_size=20000):
         image_a.append(a), image_b.append(b), outcome.append(OUTCOME_VALUE[o])

@@ -31,6 +31,7 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from core.refusals import Refusal
 from labeling.models import Image, ImageTag
 from modeling.models import ImageScore, ModelVersion
 
@@ -38,8 +39,10 @@ MAX_PNG_SIDE = 640
 OVERLAY_ALPHA = 0.55
 
 
-class ExplanationUnavailable(Exception):
+class ExplanationUnavailable(Refusal):
     """No version to explain with, or no features for the image under the version's encoder."""
+
+    code = "no_model"
 
 
 def explained_version(image: Image, version_id: int | None = None) -> ModelVersion:

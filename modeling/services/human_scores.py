@@ -8,7 +8,7 @@
   ``weight_raters_by_reliability`` off; every comparison then enters each fit with its weight.
 - The fit is warm-started from the stored means, so a refit after a batch of new comparisons takes a
   few Newton steps.
-- A model's scores are the prior (``model_prior.py``: the cross-fitted linear head, the active ranker's
+- A model's scores are the prior (``model_prior.py``: the linear head with each image left out, the active ranker's
   scores of the images it did not train on, or, until the project has an active version, a *warm
   start*: another project's version named in the training settings, ``warm_start.py``), always out of
   fold: an image's prior never comes from a model trained on its own comparisons. Its strength (slope

@@ -17,6 +17,7 @@ from django.db.models import Exists, F, FilteredRelation, OuterRef, Q
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
 
+from core.refusals import Refusal
 from labeling import json_safety
 from labeling.models import Comparison, Image, ImageTag, Project, Tag
 from modeling.models import ModelVersion
@@ -29,8 +30,10 @@ SORTS = {
 MAX_LIMIT = 200
 
 
-class BadBrowseRequest(ValueError):
+class BadBrowseRequest(Refusal):
     """A filter or cursor that cannot be used; the message says which."""
+
+    code = "bad_browse_request"
 
 
 @dataclass

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from django.core.exceptions import ValidationError
 
+from core.refusals import Refusal
 from labeling.models import GROUP_KEY_VALIDATOR, Image, Project
 from labeling.services.comparison_groups import image_groups, metadata_values
 from labeling.services.criteria import answers_of
@@ -32,8 +33,10 @@ MODEL_PAIRS = 200_000  # pairs sampled for the model's leaderboard in a project 
 FIELD_SAMPLE = 2000  # images read to list the candidate fields
 
 
-class LeaderboardUnavailable(Exception):
+class LeaderboardUnavailable(Refusal):
     """The leaderboard cannot be computed as asked (the message says why)."""
+
+    code = "leaderboard_unavailable"
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,13 @@ whether that score is *out of fold*, made by a model that never trained on that 
 - The project's active version is a cross-attention ranker (model kind ``tags``): its stored scores of
   the images none of its training comparisons touched (compared only since, in held-out pairs, or
   never); the images it trained on get no model prior (cross-fitting the ranker would cost K trainings).
-- Otherwise (a ``linear_bt`` version, or no version yet): the linear Bradley–Terry head cross-fitted
-  on the current comparisons and the cached features (``modeling/ml/linear_bt.py``), every image out
-  of fold. It runs where the fit runs (a second or so at 10^3 images) and needs no training run: the
-  prior counts from the project's first comparisons, as soon as the images have features.
+- Otherwise (a ``linear_bt`` version, or no version yet): the linear Bradley–Terry head fitted on the
+  current comparisons and the cached features, each image scored without its own comparisons
+  (``linear_bt.leave_one_image_out_scores``), so every image is out of fold. It runs where the fit runs
+  (a second or so at 10^3 images) and needs no training run: the prior counts from the project's first
+  comparisons, as soon as the images have features.
 - A warm start (``warm_start.py``, another project's version, all out of fold) competes with the
-  cross-fitted head until the project has an active version: the better predictor of the comparisons wins.
+  left-out head until the project has an active version: the better predictor of the comparisons wins.
 - None when no image has features yet and there is no warm start.
 """
 from __future__ import annotations
@@ -37,12 +38,12 @@ def project_prior(project: Project, comparisons, version: ModelVersion | None) -
     """The prior for a fit of ``comparisons`` (``human_scores.ComparisonArrays``), given the active version.
 
     With a warm start (``warm_start.warm_start_prior``: until the project has an active version of its
-    own) and the project's cross-fitted head both at hand, the one that predicts the comparisons better
+    own) and the project's left-out head both at hand, the one that predicts the comparisons better
     (``prior_fusion.better_prior``; the warm start while there are too few comparisons to tell)."""
     if version is not None and version_kind(version) == RANKER_KIND:
         return ranker_prior(version, comparisons)
     encoder_id = version.encoder_id if version is not None else feature_extraction.encoder_id_for()
-    own = cross_fitted_prior(comparisons, encoder_id, version)
+    own = own_head_prior(comparisons, encoder_id, version)
     warm = warm_start.warm_start_prior(project, comparisons.image_ids)
     if warm is not None:
         warm = ModelPrior(warm.mean, warm.out_of_fold, source=warm.source, version_id=warm.version_id)
@@ -67,7 +68,8 @@ def pooled_project_features(image_ids: np.ndarray, encoder_id: str) -> tuple[np.
     return have, linear_bt.pooled_features(tokens, tag_tokens, tag_mask)
 
 
-def cross_fitted_prior(comparisons, encoder_id: str, version: ModelVersion | None = None) -> ModelPrior | None:
+def own_head_prior(comparisons, encoder_id: str, version: ModelVersion | None = None) -> ModelPrior | None:
+    """The linear head on this project's comparisons, each image scored without its own comparisons."""
     image_ids = comparisons.image_ids
     pooled = pooled_project_features(image_ids, encoder_id)
     if pooled is None:
@@ -77,13 +79,13 @@ def cross_fitted_prior(comparisons, encoder_id: str, version: ModelVersion | Non
     row[have] = np.arange(int(have.sum()))
     usable = have[comparisons.a_index] & have[comparisons.b_index]
     weight = None if comparisons.weight is None else comparisons.weight[usable]
-    scores = linear_bt.cross_fitted_scores(
+    scores, _ = linear_bt.leave_one_image_out_scores(
         features, row[comparisons.a_index[usable]], row[comparisons.b_index[usable]], comparisons.outcome[usable],
-        linear_bt.image_folds(image_ids[have], LINEAR_CONFIG.cross_folds), weight=weight, config=LINEAR_CONFIG,
+        weight=weight, config=LINEAR_CONFIG,
     )
     score = np.full(image_ids.shape[0], np.nan)
     score[have] = scores
-    return ModelPrior(score, have.copy(), source=f"cross-fitted linear_bt ({encoder_id})",
+    return ModelPrior(score, have.copy(), source=f"linear_bt, each image left out ({encoder_id})",
                       version_id=None if version is None else version.pk)
 
 

@@ -7,6 +7,9 @@ A run that a worker claimed writes a heartbeat (a thread, plus every progress up
 dies, the heartbeat goes stale and ``fail_dead_runs`` (called by the trigger check every minute)
 marks the run failed, which frees the project for the next run. A run that was marked failed while
 its worker was merely slow finds out at its next progress write and stops without storing anything.
+
+Beside it: ``run_reporter.py`` (what a claimed run writes to its row as it trains) and ``challenger.py``
+(the candidates' held-out metrics, the choice between them, the champion on the same held-out set).
 """
 from __future__ import annotations
 
@@ -14,24 +17,32 @@ import logging
 import os
 import socket
 import tempfile
-import threading
 import time
 import traceback
 from dataclasses import asdict
 
-import numpy as np
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.files import File
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from labeling.models import Image, Project
 from modeling.ml.json_values import plain_json
 from modeling.models import ModelVersion, Promotion, TrainingRun
-from modeling.services import baselines, datasets, feature_extraction, notifications, promotion, scoring
+from modeling.services.challenger import (
+    LINEAR_KIND,
+    champion_on_holdout,
+    choose_model,
+    evaluate_on_holdout,
+    holdout_metrics,
+    score_dataset,
+    train_linear_head,
+)
+from modeling.services.run_reporter import LOG_LIMIT, RunAbandoned, RunReporter, epoch_progress
+from modeling.services import baselines, criterion_scores, datasets, feature_extraction, notifications, promotion, scoring
 import worker.dispatch as dispatch
 
 logger = logging.getLogger(__name__)
@@ -47,19 +58,9 @@ logger = logging.getLogger(__name__)
 # validation agreement (docs/benchmarks.md, "Head training on cached features").
 PLATFORM_TRAIN_DEFAULTS = {"split_by_image": False, "val_fraction": 0.1, "min_steps": 300, "max_steps": 300,
                            "batch_pairs": 512, "ranker": {"width": 64}}
-LOG_LIMIT = 50_000  # characters of log kept per run (the newest)
-LINEAR_KIND = "linear_bt"
 # Fewer training comparisons than this: only the linear head is fitted (a second), the ranker is not
 # trained: at a few hundred comparisons it cannot win the choice (docs/ranker.md, "Few judgments").
 RANKER_MIN_COMPARISONS = 1000
-
-
-class RunAbandoned(Exception):
-    """The run was taken away from this worker (marked failed as dead) while it was still training."""
-
-
-def heartbeat_seconds() -> float:
-    return float(settings.TAGRANK_TRAINING_HEARTBEAT_SECONDS)
 
 
 def stale_after() -> timedelta:
@@ -214,85 +215,6 @@ def claim_run(run_id: int, task_id: str = "") -> TrainingRun | None:
     return TrainingRun.objects.select_related("project").get(pk=run_id)
 
 
-class RunReporter:
-    """Progress, stage, log and heartbeat of a claimed run, written to its row.
-
-    Every write is conditional on the run still being ours (running, same attempt); when it is not,
-    ``RunAbandoned`` stops the training.
-    """
-
-    MIN_INTERVAL = 1.0  # seconds between progress writes; stage changes and log lines always write
-
-    def __init__(self, run: TrainingRun):
-        self.run = run
-        self.lines: list[str] = []
-        self.progress_value = 0.0
-        self.stage_name = ""
-        self._last_write = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._t0 = time.monotonic()
-
-    def _mine(self):
-        return TrainingRun.objects.filter(pk=self.run.pk, status=TrainingRun.Status.RUNNING, attempts=self.run.attempts)
-
-    def _write(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self._last_write < self.MIN_INTERVAL:
-            return
-        updated = self._mine().update(
-            progress=min(max(self.progress_value, 0.0), 1.0), stage=self.stage_name[:100],
-            log="\n".join(self.lines)[-LOG_LIMIT:], heartbeat_at=timezone.now(),
-        )
-        self._last_write = time.monotonic()
-        if not updated:
-            raise RunAbandoned(f"training run {self.run.pk} is no longer running on this worker")
-
-    def log(self, message: str) -> None:
-        line = f"[{time.monotonic() - self._t0:7.1f}s] {message}"
-        logger.info("run %s: %s", self.run.pk, message)
-        self.lines.append(line)
-        self._write(force=True)
-
-    def stage(self, name: str, progress: float) -> None:
-        self.stage_name, self.progress_value = name, progress
-        self.log(name)
-
-    def progress(self, value: float) -> None:
-        self.progress_value = max(self.progress_value, value)
-        self._write()
-
-    # The heartbeat thread keeps the run alive through long steps that report no progress.
-    def start_heartbeat(self) -> None:
-        interval = heartbeat_seconds()
-        if interval <= 0:
-            return
-
-        def beat():
-            try:
-                while not self._stop.wait(interval):
-                    self._mine().update(heartbeat_at=timezone.now())
-            except Exception:  # a heartbeat that cannot be written just stops; staleness says the rest
-                logger.exception("heartbeat of run %s stopped", self.run.pk)
-            finally:
-                connection.close()  # this thread's own connection
-
-        self._thread = threading.Thread(target=beat, name=f"heartbeat-run-{self.run.pk}", daemon=True)
-        self._thread.start()
-
-    def stop_heartbeat(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def fail(self, kind: str, error: str) -> None:
-        self.lines.append(f"FAILED: {error.strip().splitlines()[-1] if error.strip() else kind}")
-        if self._mine().update(
-            status=TrainingRun.Status.FAILED, failure_kind=kind, error=error[-LOG_LIMIT:],
-            finished_at=timezone.now(), log="\n".join(self.lines)[-LOG_LIMIT:], stage="failed",
-        ):
-            notifications.training_failed(self.run.pk)
-
-
 def execute_run(run_id: int, task_id: str = "") -> dict:
     """The body of ``tagrank.training.train``: claim the run and train. Idempotent: a run that is not
     queued any more (taken by another worker, finished, failed) is left alone."""
@@ -323,16 +245,6 @@ def execute_run(run_id: int, task_id: str = "") -> dict:
         reporter.stop_heartbeat()
 
 
-def _epoch_progress(reporter: RunReporter, label: str, start: float, span: float, epochs: int):
-    def report(entry: dict) -> None:
-        agreement = entry.get("val_pairwise_agreement")
-        extra = f", validation agreement {agreement:.3f}" if agreement is not None else ""
-        reporter.lines.append(f"  {label} epoch {entry['epoch']:.2f}: loss {entry['train_loss']:.4f}{extra}")
-        reporter.progress(start + span * entry["epoch"] / max(epochs, 1))
-
-    return report
-
-
 def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
     from modeling.ml.training import train_ranker
 
@@ -352,7 +264,8 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
             raise ValueError(f"{len(extraction.failed)} image(s) have no features: {extraction.failed[:3]}")
 
     reporter.stage("reading the dataset", 0.10)
-    dataset = datasets.build_dataset(project)
+    criterion = criterion_scores.training_criterion(project)  # a model version is trained on one criterion
+    dataset = datasets.build_dataset(project, criterion=criterion)
     reporter.log("data: " + ", ".join(f"{k} {v}" for k, v in dataset.counts.items()))
 
     reporter.stage("fitting the linear Bradley–Terry head", 0.12)
@@ -364,7 +277,7 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
     if pinned == "tags" or (pinned == "auto" and n_training >= ranker_min):
         reporter.stage("training the tags model", 0.15)
         tags_result = train_ranker(
-            dataset.data, cfg, model_kind="tags", progress=_epoch_progress(reporter, "tags", 0.15, 0.5, cfg.epochs)
+            dataset.data, cfg, model_kind="tags", progress=epoch_progress(reporter, "tags", 0.15, 0.5, cfg.epochs)
         )
     elif pinned == "auto":
         reporter.log(f"fast path: {n_training} training comparisons, fewer than {ranker_min}: "
@@ -375,7 +288,7 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
         reporter.stage(f"training the image-only baseline ({baseline.reason})", 0.65)
         baseline_result = train_ranker(
             dataset.data, cfg, model_kind="image_only",
-            progress=_epoch_progress(reporter, "image-only", 0.65, 0.25, cfg.epochs),
+            progress=epoch_progress(reporter, "image-only", 0.65, 0.25, cfg.epochs),
         )
         baseline_model = baseline_result.model
     elif baseline is not None:
@@ -432,6 +345,8 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
         "data": {"last_comparison_id": dataset.last_comparison_id, "holdout_definition": datasets.HOLDOUT_DEFINITION},
         "training_run": run.pk,
     }
+    if project.criteria:  # which criterion's answers it learned (one-question projects: the question's)
+        config["criterion"] = criterion or criterion_scores.primary(project)
     if baseline is not None:
         config["baseline"] = baseline.record(dataset.counts["training_comparisons"])
         if not baseline.train:
@@ -486,85 +401,3 @@ def _train_and_store(run: TrainingRun, reporter: RunReporter) -> ModelVersion:
                 promotion.request_promotion(version, kind=Promotion.Kind.AUTOMATIC, reason=verdict.reason)
     version.refresh_from_db()
     return version
-
-
-def train_linear_head(dataset: datasets.ProjectDataset):
-    """(LinearScorer, LinearBT): the linear Bradley–Terry head on the dataset's training comparisons."""
-    from modeling.ml.linear_bt import fit_linear_bt, pooled_features
-    from modeling.ml.linear_scorer import LinearScorer
-    from modeling.ml.ranker import RankerConfig
-
-    data = dataset.data
-    features = pooled_features(data.image_tokens, data.tag_tokens, data.tag_mask)  # [N,3D]
-    head = fit_linear_bt(features, data.comp_a, data.comp_b, data.outcome.astype(np.float64))
-    return LinearScorer.from_head(head, RankerConfig(input_dim=int(data.image_tokens.shape[-1]))), head
-
-
-def choose_model(holdout: dict) -> tuple[str, str]:
-    """The challenger's kind: the better held-out pairwise agreement (a tie, or nothing held out: the
-    linear head, the smaller model); and why."""
-    linear = holdout[LINEAR_KIND].get("pairwise_agreement")
-    if "tags" not in holdout:
-        return LINEAR_KIND, "model choice: linear_bt (fast path, the ranker was not trained)"
-    ranker = holdout["tags"].get("pairwise_agreement")
-    n = holdout[LINEAR_KIND].get("n_comparisons")
-    if linear is None or ranker is None:
-        return LINEAR_KIND, "model choice: linear_bt (no held-out comparisons to choose by)"
-    kind = "tags" if ranker > linear else LINEAR_KIND
-    return kind, (f"model choice: {kind} (held-out pairwise agreement on {n} comparisons: "
-                  f"tags {ranker:.3f}, linear_bt {linear:.3f})")
-
-
-def score_dataset(model, dataset: datasets.ProjectDataset):
-    """(mean [N], dist [N,10], uncertainty [N]) of every image of the dataset, in its row order."""
-    from modeling.ml.training import score_images
-
-    data = dataset.data
-    return score_images(model, data.image_tokens, data.tag_tokens, data.tag_mask)
-
-
-def evaluate_on_holdout(model, dataset: datasets.ProjectDataset) -> dict:
-    """Metrics of a model on the dataset's held-out comparisons and held-out reference ratings."""
-    return holdout_metrics(score_dataset(model, dataset), dataset)
-
-
-def holdout_metrics(scores, dataset: datasets.ProjectDataset) -> dict:
-    """Held-out metrics from every image's scores (``score_dataset``)."""
-    from modeling.ml.metrics import evaluate_scores
-
-    mean, dist, uncertainty = scores
-    result = evaluate_scores(mean, comparisons=(dataset.holdout_a, dataset.holdout_b, dataset.holdout_outcome))
-    rows = dataset.holdout_ref_rows
-    if dataset.ref_dist is not None and len(rows):
-        ref = evaluate_scores(mean[rows], ref_dist=dataset.ref_dist[rows], pred_dist=dist[rows])
-        for key in ("error_mean", "error_std", "lcc", "srcc", "kendall_tau", "kl", "emd", "binary_accuracy"):
-            result[key] = ref[key]
-    result["n_references"] = int(len(rows))
-    result["n_images"] = int(len(mean))
-    result["mean_uncertainty"] = float(uncertainty.mean()) if len(uncertainty) else None
-    return result
-
-
-def champion_on_holdout(champion: ModelVersion | None, dataset: datasets.ProjectDataset) -> tuple[dict | None, str]:
-    """The active version's metrics on the same held-out set as the challenger.
-
-    Re-evaluated from its weights when it uses the same encoder, so both are judged on the same
-    comparisons; otherwise (another encoder, unreadable weights) its stored metrics stand in.
-    """
-    from modeling.ml.checkpoints import CheckpointError
-
-    if champion is None:
-        return None, "no active version"
-    kind = (champion.config or {}).get("model_kind", "tags")
-    stored = (champion.metrics or {}).get("holdout", {}).get(kind)
-    if champion.encoder_id != dataset.encoder_id:
-        return stored, f"stored metrics (it uses another encoder, {champion.encoder_id})"
-    try:
-        model, _ = scoring.load_version_model(champion)
-    except CheckpointError as exc:
-        return stored, f"stored metrics (its weights are unreadable: {exc})"
-    metrics = evaluate_on_holdout(model, dataset)
-    agreement = metrics.get("pairwise_agreement")
-    return metrics, "re-evaluated" + (f": pairwise agreement {agreement:.3f}" if agreement is not None else "")
-
-

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
 import worker.dispatch as dispatch
+from core.refusals import Refusal
 from labeling import access
 from labeling.models import Image, Membership, Project
 from modeling.models import ImageFeatures, ModelVersion, TrainingSettings, WarmStartScore
@@ -36,12 +37,10 @@ SOURCE_STATUSES = (ModelVersion.Status.ACTIVE, ModelVersion.Status.RETIRED, Mode
 BATCH = 2000  # images scored per batch
 
 
-class WarmStartInvalid(Exception):
+class WarmStartInvalid(Refusal):
     """The named version cannot be this project's warm start; the message says why (a 400)."""
 
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+    code = "warm_start_invalid"
 
 
 @dataclass(frozen=True)

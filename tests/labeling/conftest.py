@@ -1,8 +1,6 @@
-"""Fixtures for the rating loop and the labelling API: token clients for each role, a second project."""
+"""Fixtures for the rating loop and the labelling API: a second project and its members, fake DNS."""
 import pytest
 from django.core.cache import cache
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 
 @pytest.fixture(autouse=True)
@@ -17,20 +15,6 @@ def fresh_throttles():
     cache.clear()
     yield
     cache.clear()
-
-
-@pytest.fixture
-def api():
-    """``api(user)``: a DRF client authenticated with the user's token; ``api()`` is anonymous."""
-
-    def client_for(user=None) -> APIClient:
-        client = APIClient()
-        if user is not None:
-            token, _ = Token.objects.get_or_create(user=user)
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-        return client
-
-    return client_for
 
 
 @pytest.fixture

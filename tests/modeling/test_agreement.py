@@ -1,10 +1,11 @@
 """The dashboards' numbers: agreement rates, Krippendorff's alpha, bootstrap intervals, the rater table."""
 import krippendorff
+from django.urls import reverse
 import numpy as np
 import pytest
 from scipy import stats
 
-from modeling.ml import agreement_stats
+from modeling.ml import agreement_stats, intervals
 from modeling.ml.agreement_stats import HI_WINS, LO_WINS, TIE, FlagThresholds
 from modeling.models import AgreementReport
 from modeling.services import agreement
@@ -123,12 +124,12 @@ def test_bootstrap_interval_of_an_agreement_rate_covers_and_narrows():
         # 100 pairs with one to four judgments each; each judgment agrees with the model w.p. 0.8.
         sizes = rng.integers(1, 5, size=100)
         sums = rng.binomial(sizes, truth).astype(float)
-        result = agreement_stats.estimate(agreement_stats.ratio_statistic(sums, sizes.astype(float)), 100, n_resamples=300,
+        result = intervals.estimate(intervals.ratio_statistic(sums, sizes.astype(float)), 100, n_resamples=300,
                                     seed=simulation)
         covered += result["low"] <= truth <= result["high"]
     assert 0.88 <= covered / simulations <= 0.99
     large = rng.binomial(np.full(20000, 2), truth).astype(float)
-    result = agreement_stats.estimate(agreement_stats.ratio_statistic(large, np.full(20000, 2.0)), 20000, n_resamples=200)
+    result = intervals.estimate(intervals.ratio_statistic(large, np.full(20000, 2.0)), 20000, n_resamples=200)
     assert result["low"] <= truth <= result["high"] and result["high"] - result["low"] < 0.02
 
 
@@ -136,11 +137,11 @@ def test_bootstrap_is_seeded_and_shares_resamples():
     sums, sizes = np.array([1.0, 0, 2, 1, 1]), np.array([1.0, 1, 2, 2, 1])
 
     def interval(seed):
-        return agreement_stats.estimate(agreement_stats.ratio_statistic(sums, sizes), 5, seed=seed, n_resamples=200)
+        return intervals.estimate(intervals.ratio_statistic(sums, sizes), 5, seed=seed, n_resamples=200)
 
     assert interval(3) == interval(3) and interval(3) != interval(4)
     # Two numbers from one statistic get exactly the intervals each gets alone (same resamples).
-    both = agreement_stats.estimates(agreement_stats.ratio_statistic(np.stack([sums, sizes - sums], 1), np.stack([sizes, sizes], 1)),
+    both = intervals.estimates(intervals.ratio_statistic(np.stack([sums, sizes - sums], 1), np.stack([sizes, sizes], 1)),
                                5, ["wins", "losses"], seed=3, n_resamples=200)
     assert both["wins"] == interval(3)
     assert both["losses"]["low"] == pytest.approx(1 - both["wins"]["high"])
@@ -162,11 +163,11 @@ def test_weighted_correlations_equal_scipy_on_the_resample():
 def test_shares_and_side_tests_match_scipy():
     for successes, trials in [(0, 7), (3, 10), (10, 10), (41, 97)]:
         interval = stats.binomtest(successes, trials).proportion_ci(confidence_level=0.95)
-        share = agreement_stats.proportion(successes, trials)
+        share = intervals.proportion(successes, trials)
         assert share["low"] == pytest.approx(interval.low) and share["high"] == pytest.approx(interval.high)
         assert agreement_stats.side_p_values([successes], [trials])[0] == pytest.approx(
             stats.binomtest(successes, trials).pvalue)
-    assert agreement_stats.proportion(0, 0)["value"] is None
+    assert intervals.proportion(0, 0)["value"] is None
 
 
 # --- Raters ---------------------------------------------------------------------------------------
@@ -334,3 +335,38 @@ def test_a_project_without_comparisons_or_models_has_a_report(project):
     assert data["human"]["raw_agreement"]["value"] is None
     assert data["model"]["versions"] == [] and data["charts"]["scatter"] is None
     assert data["coverage"][0] == {"comparisons": "0", "images": 3}
+
+
+@pytest.mark.django_db
+def test_a_large_project_is_reported_from_a_sample_whose_intervals_cover_the_exact_numbers(
+        project, rated_project, settings, client, manager):
+    exact = agreement.compute_report_data(project, n_resamples=200)
+    assert exact["sample"] is None  # below the threshold (500,000 comparisons by default): exact
+    settings.TAGRANK_AGREEMENT_SAMPLE = {"above": 1000, "comparisons": 500, "images": 25}
+    estimated = agreement.compute_report_data(project, n_resamples=200)
+
+    sample = estimated["sample"]
+    assert sample["of_comparisons"] == 1030 and 300 < sample["comparisons"] < 800
+    assert sample["images"] == 25 and sample["of_images"] == 40
+    assert estimated["totals"] == exact["totals"]  # counts stay exact
+    assert estimated["human"]["judgments"] < exact["human"]["judgments"]  # the agreement is the sample's
+    exact_version, estimated_version = exact["model"]["versions"][0], estimated["model"]["versions"][0]
+    figures = [
+        (exact["human"]["raw_agreement"], estimated["human"]["raw_agreement"]),
+        (exact["human"]["alpha"], estimated["human"]["alpha"]),
+        (exact_version["heldout_agreement"], estimated_version["heldout_agreement"]),
+        (exact_version["ceiling"]["human"], estimated_version["ceiling"]["human"]),
+        (exact_version["human_correlation"]["srcc"], estimated_version["human_correlation"]["srcc"]),
+        (exact_version["human_correlation"]["lcc"], estimated_version["human_correlation"]["lcc"]),
+    ]
+    for exact_figure, sampled_figure in figures:
+        assert sampled_figure["value"] != exact_figure["value"]  # estimated, not copied
+        assert sampled_figure["low"] <= exact_figure["value"] <= sampled_figure["high"]
+    # Every rater keeps a row, with the exact counts.
+    assert ([(row["user_id"], row["comparisons"]) for row in estimated["raters"]]
+            == [(row["user_id"], row["comparisons"]) for row in exact["raters"]])
+
+    agreement.compute_and_store_report(project, n_resamples=50)
+    client.force_login(manager)
+    html = client.get(reverse("project-dashboard", args=[project.slug])).content.decode()
+    assert 'id="report-sample"' in html and f"of {sample['of_comparisons']} comparisons" in html

@@ -78,9 +78,11 @@ def test_bootstrap_intervals_are_deterministic_under_a_seed(scored):
 def test_numeric_fields_and_metadata_summary_by_value(scored):
     project = scored["version"].project
     images = scored["images"]
-    assert analyses.numeric_metadata_fields(project) == [{"field": "blur_sigma", "images": 7}]
+    assert analyses.metadata_fields(project) == [
+        {"field": "blur_sigma", "images": 7, "kind": "numeric"}, {"field": "mixed", "images": 7, "kind": "text"},
+        {"field": "photo", "images": 7, "kind": "text"}]
     with pytest.raises(analyses.UnknownField):
-        analyses.metadata_summary(project, "photo")
+        analyses.metadata_summary(project, "nothing")
 
     # Texts: each image's tags, as the ranker reads them; cosines computed by hand below.
     features = put_features(scored["version"], images, ["bird", "nature", "rare"])
@@ -151,8 +153,8 @@ def test_api_tag_summary_json_csv_and_field_errors(scored, manager, rater):
     assert lines[0].startswith("tag,images,ours,ours_low,ours_high") and len(lines) == 3
     fields = client.get(f"/api/v1/projects/{project.slug}/metadata/blur_sigma/summary/")
     assert fields.status_code == 200 and len(fields.json()["groups"]) == 3
-    missing = client.get(f"/api/v1/projects/{project.slug}/metadata/photo/summary/")
-    assert missing.status_code == 404 and "numeric" in missing.json()["detail"]
+    missing = client.get(f"/api/v1/projects/{project.slug}/metadata/nothing/summary/")
+    assert missing.status_code == 404 and "blur_sigma, mixed, photo" in missing.json()["detail"]
     client.force_authenticate(rater)  # a rater is a member, not a manager: project panels are for managers
     assert client.get(url).status_code == 403
 
@@ -172,3 +174,39 @@ def test_metadata_page_draws_the_summary_as_the_site_s_svg_chart(scored, client,
     for series in ("model", "human", "clip_similarity"):
         assert figure.count(f'<circle class="point" data-series="{series}"') == 3
     assert f"blur_sigma 2: model score {OURS[4:].mean():.3f} (95% CI" in figure  # images 4-6
+
+
+def test_a_text_field_is_summarised_per_distinct_value(scored):
+    """A generator name, a sampler: one group per value, most frequent first; numbers among texts are text."""
+    project = scored["version"].project
+    images = scored["images"]
+    summary = analyses.metadata_summary(project, "mixed")
+    human = mapped_human()
+    assert summary["kind"] == "text" and summary["grouping"] == "distinct values"
+    assert [(g["value"], g["images"]) for g in summary["groups"]] == [("x", 6), ("1", 1)]
+    assert summary["groups"][0]["model"]["value"] == pytest.approx(OURS[1:].mean())
+    assert summary["groups"][1]["human"]["value"] == pytest.approx(human[0])
+    assert analyses.metadata_summary(project, "photo")["groups"][0]["images"] == len(images)
+
+
+def test_a_text_field_with_many_values_pools_the_rarest():
+    index, groups = analyses.group_texts([f"g{k % 25}" for k in range(100)] + ["g0"] * 5, max_distinct=5)
+    assert [g["value"] for g in groups] == ["g0", "g1", "g10", "g11", analyses.OTHER_VALUES]
+    assert groups[-1]["pooled_values"] == 21 and int((index == 4).sum()) == 105 - 9 - 3 * 4
+
+
+def test_the_api_and_the_page_accept_a_text_field(scored, client, manager):
+    project = scored["version"].project
+    api = APIClient()
+    api.force_authenticate(manager)
+    fields = api.get(f"/api/v1/projects/{project.slug}/metadata/fields/").json()["fields"]
+    assert {"field": "photo", "images": 7, "kind": "text"} in fields
+    summary = api.get(f"/api/v1/projects/{project.slug}/metadata/mixed/summary/")
+    assert summary.status_code == 200 and [g["value"] for g in summary.json()["groups"]] == ["x", "1"]
+    client.force_login(manager)
+    html = client.get(f"/projects/{project.slug}/analyses/metadata/", {"field": "mixed"}).content.decode()
+    figure = html[html.index('id="metadata-plot"'):html.index("</figure>")]
+    assert '<svg class="chart" data-chart="metadata"' in figure and ">x</text>" in figure
+    assert "polyline" not in figure  # categories: points, no line
+    table = html[html.index('id="metadata-table"'):]
+    assert "<td>x</td><td>6</td>" in table

@@ -11,7 +11,7 @@ from modeling.services.image_browser import Filters, browse
 from tests.labeling import conftest as labeling_fixtures
 
 # The labelling API's client and other-project fixtures, reused here.
-api, other_project, outsider = labeling_fixtures.api, labeling_fixtures.other_project, labeling_fixtures.outsider
+other_project, outsider = labeling_fixtures.other_project, labeling_fixtures.outsider
 
 API = "/api/v1/projects/test-project/images/browse/"
 

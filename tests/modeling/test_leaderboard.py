@@ -4,24 +4,14 @@ import io
 
 import numpy as np
 import pytest
-from rest_framework.test import APIClient
 
 from labeling.models import Comparison
 from labeling.services.imports import store_image
 from modeling.ml.leaderboard import LeaderboardConfig, build_leaderboard, fit_ratings, ranks, win_matrix
+from tests.clients import signed_in
 from tests.conftest import make_image_bytes
 
 FAST = LeaderboardConfig(n_bootstrap=200)
-
-
-@pytest.fixture
-def api():
-    def client_for(user):
-        client = APIClient()
-        client.force_authenticate(user)
-        return client
-
-    return client_for
 
 
 def simulate(strength, n_prompts, per_prompt, rng):
@@ -92,9 +82,9 @@ def generator_campaign(project, rater):
 
 
 @pytest.mark.django_db
-def test_the_api_ranks_the_generators_with_intervals_win_rates_and_a_csv(api, project, manager, generator_campaign):
+def test_the_api_ranks_the_generators_with_intervals_win_rates_and_a_csv(project, manager, generator_campaign):
     url = f"/api/v1/projects/{project.slug}/leaderboard/"
-    body = api(manager).get(url, {"field": "generator"}).json()
+    body = signed_in(manager).get(url, {"field": "generator"}).json()
     assert [row["value"] for row in body["values"]] == ["strong", "middle", "weak"]
     assert body["grouped_by"] == "prompt_id" and body["comparisons"] == 12
     top = body["values"][0]
@@ -103,17 +93,17 @@ def test_the_api_ranks_the_generators_with_intervals_win_rates_and_a_csv(api, pr
     assert top["model_rating"] is None  # no model version yet
     strong = next(row for row in body["human_win_rates"] if row["value"] == "strong")
     assert strong["against"]["weak"] == {"win_rate": 1.0, "comparisons": 4}
-    answer = api(manager).get(url, {"field": "generator", "format": "csv"})
+    answer = signed_in(manager).get(url, {"field": "generator", "format": "csv"})
     rows = list(csv.DictReader(io.StringIO(answer.content.decode())))
     assert answer["Content-Type"].startswith("text/csv") and [r["value"] for r in rows] == ["strong", "middle", "weak"]
-    assert api(manager).get(url).status_code == 400  # no field: the answer names the candidates
-    assert "generator" in api(manager).get(url).json()["field"][0]
-    assert api(manager).get(url, {"field": "a__b"}).status_code == 400
-    assert api(manager).get(url, {"field": "prompt_idx"}).status_code == 400
+    assert signed_in(manager).get(url).status_code == 400  # no field: the answer names the candidates
+    assert "generator" in signed_in(manager).get(url).json()["field"][0]
+    assert signed_in(manager).get(url, {"field": "a__b"}).status_code == 400
+    assert signed_in(manager).get(url, {"field": "prompt_idx"}).status_code == 400
 
 
 @pytest.mark.django_db
-def test_the_model_leaderboard_sits_beside_the_human_one(api, project, manager, generator_campaign):
+def test_the_model_leaderboard_sits_beside_the_human_one(project, manager, generator_campaign):
     from modeling.models import ImageScore, ModelVersion
 
     version = ModelVersion.objects.create(project=project, is_active=True)
@@ -122,7 +112,7 @@ def test_the_model_leaderboard_sits_beside_the_human_one(api, project, manager, 
     for (prompt, generator), image in generator_campaign.items():
         ImageScore.objects.create(model_version=version, image=image, mean=quality[generator] + 0.1 * prompt,
                                   distribution=[0.1] * 10)
-    body = api(manager).get(f"/api/v1/projects/{project.slug}/leaderboard/", {"field": "generator"}).json()
+    body = signed_in(manager).get(f"/api/v1/projects/{project.slug}/leaderboard/", {"field": "generator"}).json()
     by_value = {row["value"]: row for row in body["values"]}
     assert body["model_version"] == version.pk
     assert by_value["weak"]["model_rank"] == 1 and by_value["strong"]["model_rank"] == 3

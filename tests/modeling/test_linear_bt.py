@@ -1,5 +1,5 @@
 """The linear Bradley–Terry head (modeling/ml/linear_bt.py), its scorer module and checkpoint, and the
-empirical-Bayes fusion of its cross-fitted scores with the comparisons (modeling/ml/prior_fusion.py)."""
+empirical-Bayes fusion of its out-of-fold scores with the comparisons (modeling/ml/prior_fusion.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -55,6 +55,21 @@ def test_an_images_cross_fitted_score_does_not_depend_on_its_own_comparisons():
     # The check has teeth: images of other folds saw those comparisons and moved.
     others = fold != fold[image]
     assert np.abs(after[others] - before[others]).max() > 1e-6
+
+
+def test_an_image_left_out_scores_as_the_head_refitted_without_its_own_comparisons():
+    features, _, a, b, outcome = synthetic()
+    left_out, head = linear_bt.leave_one_image_out_scores(features, a, b, outcome)
+    assert np.allclose(head.score(features), linear_bt.fit_linear_bt(features, a, b, outcome).score(features))
+    once = np.bincount(np.concatenate([a, b]), minlength=features.shape[0])
+    for image in [*np.flatnonzero(once == 1)[:3], *np.flatnonzero(once >= 3)[:3]]:
+        keep = (a != image) & (b != image)
+        refit = linear_bt.fit_linear_bt(features, a[keep], b[keep], outcome[keep], ridge=head.ridge)
+        exact = refit.score(features[image:image + 1])[0]
+        moved = abs(head.score(features[image:image + 1])[0] - exact)  # what its own comparisons did
+        assert moved > 1e-3
+        # One Newton step from the full fit takes out all of it but a rest of second order.
+        assert abs(left_out[image] - exact) < 0.02 * moved
 
 
 def test_folds_are_a_fixed_function_of_the_image_key():

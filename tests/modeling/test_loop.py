@@ -115,7 +115,7 @@ def test_the_sweep_catches_images_whose_message_was_lost(live_worker, project, m
 
     from modeling.services import promotion, scoring
     from tests.modeling.model_loop_support import add_images
-    from tests.modeling.test_training_service import trained_version
+    from tests.modeling.test_promotion_rollback import trained_version
     from worker.tasks import sweep_features_task
 
     version = trained_version(project)

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from modeling.models import ModelVersion, Promotion, TrainingRun
 from modeling.services import scoring
-from tests.modeling.test_training_service import trained_version
+from tests.modeling.test_promotion_rollback import trained_version
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from labeling.models import Comparison, Membership
 from labeling.services import crowd_links
@@ -14,19 +12,6 @@ from tests.labeling.test_data_exports import rows_of
 from tests.modeling.dashboard_data import add_comparisons, thurstone_judgments
 
 URL = "/api/v1/projects/test-project/export/payment/"
-
-
-@pytest.fixture
-def api():
-    """``api(user)``: a DRF client with the user's token; ``api()`` is anonymous."""
-
-    def client_for(user=None) -> APIClient:
-        client = APIClient()
-        if user is not None:
-            client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-        return client
-
-    return client_for
 
 
 @pytest.fixture

@@ -179,7 +179,7 @@ def test_tags_model_beats_image_only_baseline_on_held_out_srcc(tagged_task):
 
 
 def test_benchmark_uses_the_platform_training_defaults():
-    from benchmarks.quality_stats import PLATFORM_TRAIN_DEFAULTS
+    from quality_stats import PLATFORM_TRAIN_DEFAULTS
     from modeling.services import training_runs
 
     assert PLATFORM_TRAIN_DEFAULTS == training_runs.PLATFORM_TRAIN_DEFAULTS

@@ -4,6 +4,7 @@ import pytest
 from scipy import stats
 
 from modeling.ml import bradley_terry as bt
+from modeling.ml import rater_reliability
 from modeling.ml.rater_reliability import fit_rater_reliability
 from modeling.services import agreement, human_scores
 from tests.modeling.dashboard_data import add_comparisons, make_images, member, thurstone_judgments, user
@@ -115,3 +116,81 @@ def test_an_honest_rater_keeps_their_weight_when_the_judgments_cannot_identify_i
     plain = bt.fit_posterior(n_images, a, b, outcome)
     # Not the prior: the judged images moved, about as far as in the unweighted fit.
     assert np.abs(fit.posterior.mean).max() > 0.5 * np.abs(plain.mean).max()
+
+
+# --- The fast arithmetic against the previous one (bisection for eta, backtracking to the last step) ----
+
+
+def bisection_map_attentive(attentive, careless, rater_of, n_raters, config, start=None):
+    """``_map_attentive`` as it was: 40 halvings of [1e-4, 1 - 1e-4] over every judgment."""
+    alpha = config.prior_strength * config.prior_attentive
+    beta = config.prior_strength * (1.0 - config.prior_attentive)
+    low, high = np.full(n_raters, 1e-4), np.full(n_raters, 1.0 - 1e-4)
+    for _ in range(40):
+        eta = (low + high) / 2
+        mixture = eta[rater_of] * attentive + (1.0 - eta[rater_of]) * careless
+        slope = np.bincount(rater_of, (attentive - careless) / mixture, minlength=n_raters)
+        slope += (alpha - 1.0) / eta - (beta - 1.0) / (1.0 - eta)
+        rising = slope > 0
+        low = np.where(rising, eta, low)
+        high = np.where(rising, high, eta)
+    return (low + high) / 2
+
+
+def backtracking_fit_posterior(n_images, a_index, b_index, outcome, weight=None, prior_mean=None, prior_var=None,
+                               init=None, config=bt.FitConfig()):
+    """``bradley_terry.fit_posterior`` as it was: every step through the line search, the last one too."""
+    problem = bt._Problem(n_images, a_index, b_index, outcome, weight, prior_mean, prior_var, config)
+    scores = np.array(problem.prior_mean if init is None else init, dtype=np.float64)
+    current = problem.objective(scores)
+    newton_steps = 0
+    for newton_steps in range(1, config.max_newton_steps + 1):
+        gradient, pair_curvature = problem.curvature(scores)
+        step = bt._preconditioned_cg(lambda x: problem.hessian_times(pair_curvature, x), -gradient,
+                                     1.0 / problem.hessian_diagonal(pair_curvature), config.cg_rtol, config.max_cg_steps)
+        scores, current, step_size = bt._line_search(problem, scores, step, gradient, current)
+        if step_size * np.max(np.abs(step), initial=0.0) < config.tolerance:
+            break
+    _, pair_curvature = problem.curvature(scores)
+    return bt.Posterior(scores, 1.0 / problem.hessian_diagonal(pair_curvature), newton_steps)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_bracketed_newton_eta_is_bisections(seed):
+    """Random likelihoods for raters of every kind: informative either way, random clickers whose eta sits at
+    the floor, near-perfect raters near the ceiling, one judgment, none (the prior alone); three priors,
+    one of them not log-concave (kept on bisection's path)."""
+    rng = np.random.default_rng(seed)
+    n_raters = 40
+    sizes = rng.integers(1, 400, n_raters)
+    sizes[[3, 17]] = 0  # only ties: no decided judgment
+    sizes[5] = 1
+    rater_of = np.repeat(np.arange(n_raters), sizes)
+    attentive = rng.uniform(0.05, 0.95, rater_of.size)
+    careless = rng.uniform(0.05, 0.95, rater_of.size)
+    careless[rater_of < 8] = attentive[rater_of < 8] + rng.uniform(0.0, 0.04, np.count_nonzero(rater_of < 8))
+    careless[(rater_of >= 8) & (rater_of < 14)] *= 0.02  # as good as certainly attentive
+    leaning = rater_reliability.ReliabilityConfig(prior_attentive=0.9, prior_strength=4.0)  # Beta(3.6, 0.4)
+    for config in (rater_reliability.ReliabilityConfig(), leaning,
+                   rater_reliability.ReliabilityConfig(prior_attentive=0.75, prior_strength=8.0)):
+        expected = bisection_map_attentive(attentive, careless, rater_of, n_raters, config)
+        for start in (None, rng.uniform(0, 1, n_raters)):
+            fast = rater_reliability._map_attentive(attentive, careless, rater_of, n_raters, config, start=start)
+            assert np.max(np.abs(fast - expected)) < 1e-9
+        if config == rater_reliability.ReliabilityConfig():
+            assert expected.min() < 2e-4 and expected.max() > 0.99  # the range's ends were reached
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_the_fit_gives_what_the_previous_arithmetic_gave(seed, monkeypatch):
+    quality, a, b, outcome, rater = crowd(seed, n_images=400, per_image=6, n_raters=25)
+    warm = quality + np.random.default_rng(seed).normal(0, 0.5, quality.size)
+    fast = fit_rater_reliability(quality.size, a, b, outcome, rater, init=warm)
+    monkeypatch.setattr(rater_reliability, "_map_attentive", bisection_map_attentive)
+    monkeypatch.setattr(rater_reliability.bt, "fit_posterior", backtracking_fit_posterior)
+    previous = fit_rater_reliability(quality.size, a, b, outcome, rater, init=warm)
+    assert fast.steps == previous.steps
+    for field in ("attentive", "careless_left", "weight"):
+        assert np.max(np.abs(getattr(fast, field) - getattr(previous, field))) < 1e-6
+    assert np.max(np.abs(fast.posterior.mean - previous.posterior.mean)) < 1e-6
+    assert np.max(np.abs(fast.posterior.var - previous.posterior.var)) < 1e-6

@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from benchmarks.active_learning import SimulationConfig, compare_strategies
+from active_learning import SimulationConfig, compare_strategies
 from modeling.ml.bradley_terry import Posterior
 from modeling.ml.selection import STRATEGIES, SelectionConfig, pair_information, select_pairs
 

@@ -1,11 +1,11 @@
 """When to stop: the expected ranking accuracy stored with each fit, the target, and pair serving stopping at it."""
 import numpy as np
 import pytest
-from rest_framework.test import APIClient
 
 from labeling.models import Comparison, Membership
 from modeling.models import RankingAccuracy, TrainingSettings
 from modeling.services import human_scores
+from tests.clients import signed_in
 from tests.modeling.dashboard_data import add_comparisons, make_images, member, thurstone_judgments, user
 
 pytestmark = pytest.mark.django_db
@@ -13,12 +13,6 @@ pytestmark = pytest.mark.django_db
 NEXT = "/api/v1/projects/test-project/next-pair/"
 SETTINGS = "/api/v1/projects/test-project/training-settings/"
 ACCURACY = "/api/v1/projects/test-project/ranking-accuracy/"
-
-
-def client_for(person) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(person)
-    return client
 
 
 @pytest.fixture
@@ -57,7 +51,7 @@ def test_serving_stops_at_the_target_when_the_manager_chose_so(project, judged, 
     project.refresh_from_db()
     assert project.campaign_completed_at is not None
 
-    response = client_for(rater).get(NEXT)
+    response = signed_in(rater).get(NEXT)
     assert response.status_code == 410
     # The rater learns that the campaign is complete, and nothing else: no score, no target, no setting.
     assert response.json() == {"code": "campaign_complete",
@@ -70,57 +64,57 @@ def test_serving_goes_on_at_the_target_when_the_rule_is_off(project, judged, rat
     human_scores.fit_human_scores(project)
     project.refresh_from_db()
     assert project.campaign_completed_at is None
-    assert client_for(rater).get(NEXT).status_code == 200
+    assert signed_in(rater).get(NEXT).status_code == 200
 
 
 def test_serving_goes_on_below_the_target(project, judged, rater):
     TrainingSettings.objects.create(project=project, target_srcc=0.999, stop_at_target=True)
     human_scores.fit_human_scores(project)
-    assert client_for(rater).get(NEXT).status_code == 200
+    assert signed_in(rater).get(NEXT).status_code == 200
 
 
 def test_a_lease_held_when_the_campaign_completes_is_still_judged_and_stored(project, judged, rater):
-    lease = client_for(rater).get(NEXT).json()["lease"]
+    lease = signed_in(rater).get(NEXT).json()["lease"]
     TrainingSettings.objects.create(project=project, target_srcc=0.5, stop_at_target=True)
     human_scores.fit_human_scores(project)
     before = Comparison.objects.count()
-    response = client_for(rater).post("/api/v1/projects/test-project/comparisons/",
+    response = signed_in(rater).post("/api/v1/projects/test-project/comparisons/",
                                       {"lease": lease, "winner": "a", "client_key": "k1"}, format="json")
     assert response.status_code == 201
     assert Comparison.objects.count() == before + 1
 
 
 def test_raising_the_target_or_turning_the_rule_off_reopens_the_campaign_at_once(project, judged, manager, rater):
-    boss = client_for(manager)
+    boss = signed_in(manager)
     assert boss.patch(SETTINGS, {"target_srcc": 0.5, "stop_at_target": True}, format="json").status_code == 200
     human_scores.fit_human_scores(project)
-    assert client_for(rater).get(NEXT).status_code == 410
+    assert signed_in(rater).get(NEXT).status_code == 410
 
     assert boss.patch(SETTINGS, {"target_srcc": 0.999}, format="json").status_code == 200
-    assert client_for(rater).get(NEXT).status_code == 200
+    assert signed_in(rater).get(NEXT).status_code == 200
 
     assert boss.patch(SETTINGS, {"target_srcc": 0.5}, format="json").status_code == 200
-    assert client_for(rater).get(NEXT).status_code == 410
+    assert signed_in(rater).get(NEXT).status_code == 410
     assert boss.patch(SETTINGS, {"stop_at_target": False}, format="json").status_code == 200
-    assert client_for(rater).get(NEXT).status_code == 200
+    assert signed_in(rater).get(NEXT).status_code == 200
 
 
 def test_the_api_gives_managers_the_estimate_and_the_target(project, judged, manager, rater):
     TrainingSettings.objects.create(project=project, target_srcc=0.5, stop_at_target=True)
     human_scores.fit_human_scores(project)
-    body = client_for(manager).get(ACCURACY).json()
+    body = signed_in(manager).get(ACCURACY).json()
     stored = RankingAccuracy.objects.get(project=project)
     assert body["expected_srcc"] == pytest.approx(stored.expected_srcc)
     assert body["interval"] == pytest.approx([stored.srcc_low, stored.srcc_high])
     assert body["interval_quantiles"] == [0.05, 0.95]
     assert (body["target_srcc"], body["stop_at_target"], body["target_reached"]) == (0.5, True, True)
     assert body["campaign_completed_at"] is not None
-    assert client_for(rater).get(ACCURACY).status_code == 403
-    assert client_for(rater).get(SETTINGS).status_code == 403
+    assert signed_in(rater).get(ACCURACY).status_code == 403
+    assert signed_in(rater).get(SETTINGS).status_code == 403
 
 
 def test_a_target_is_a_share_and_stopping_needs_one(project, manager):
-    boss = client_for(manager)
+    boss = signed_in(manager)
     assert boss.patch(SETTINGS, {"target_srcc": 1.5}, format="json").status_code == 400
     response = boss.patch(SETTINGS, {"stop_at_target": True}, format="json")
     assert response.status_code == 400 and "stop_at_target" in response.json()

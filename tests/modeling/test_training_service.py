@@ -1,5 +1,6 @@
 """The model loop's services, run in this process: datasets and the held-out set, training runs,
-champion/challenger, rescoring with the switch at the end, promotion and rollback, the trigger policy."""
+champion/challenger, rescoring with the switch at the end, the linear head chosen automatically.
+Promotion and rollback: ``test_promotion_rollback.py``; the trigger policy and the tasks: ``test_training_triggers.py``."""
 from __future__ import annotations
 
 import itertools
@@ -11,10 +12,10 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from labeling.models import Comparison, Image, Membership, ReferenceRating
+from labeling.models import Comparison, Membership, ReferenceRating
 from modeling.models import ImageFeatures, ImageScore, ModelVersion, Promotion, TrainingRun, TrainingSettings
-from modeling.services import datasets, feature_extraction, promotion, scoring, training_runs, triggers
-from tests.modeling.model_loop_support import add_images, fast_training, simulate_comparisons
+from modeling.services import datasets, feature_extraction, promotion, scoring, training_runs
+from tests.modeling.model_loop_support import fast_training, simulate_comparisons
 
 pytestmark = pytest.mark.django_db
 
@@ -23,11 +24,6 @@ pytestmark = pytest.mark.django_db
 def no_heartbeat_thread(settings):
     # In-process runs share the test's transaction; the progress writes are the heartbeat here.
     settings.TAGRANK_TRAINING_HEARTBEAT_SECONDS = 0
-
-
-@pytest.fixture
-def loop_images(project, image_bytes):
-    return add_images(project, 16, image_bytes)
 
 
 def train_now(project, **kwargs):
@@ -359,206 +355,6 @@ def test_a_run_taken_away_stops_at_its_next_write(project):
         reporter.log("still working")
 
 
-# --- The trigger policy -------------------------------------------------------------------------------
-
-
-def test_trigger_fires_after_n_new_comparisons(project, rater, loop_images):
-    project.retrain_min_new_comparisons = 30
-    project.save()
-    simulate_comparisons(project, rater, loop_images, 29)
-    decision = triggers.evaluate(project)
-    assert not decision.train and decision.new_comparisons == 29
-    simulate_comparisons(project, rater, loop_images, 1, seed=1)
-    decision = triggers.evaluate(project)
-    assert decision.train and decision.trigger == TrainingRun.Trigger.NEW_COMPARISONS
-    outcome = triggers.check_project(project, dispatch=False)
-    assert outcome["created"] and TrainingRun.objects.get(pk=outcome["run"]).trigger == "new_comparisons"
-    assert not triggers.evaluate(project).train  # a run is open now
-
-
-def test_trigger_counts_from_the_latest_version_and_fires_on_max_age(project, rater, loop_images):
-    project.retrain_min_new_comparisons = 50
-    project.retrain_max_age_hours = 24
-    project.save()
-    comparisons = simulate_comparisons(project, rater, loop_images, 60)
-    version = ModelVersion.objects.create(project=project, status=ModelVersion.Status.ACTIVE, is_active=True,
-                                          encoder_id="tiny-v1", last_comparison_id=comparisons[-1].pk)
-    assert not triggers.evaluate(project).train
-    simulate_comparisons(project, rater, loop_images, 3, seed=2)
-    assert not triggers.evaluate(project).train  # young model, 3 new < 50
-    ModelVersion.objects.filter(pk=version.pk).update(created_at=timezone.now() - timedelta(hours=25))
-    decision = triggers.evaluate(project)
-    assert decision.train and decision.trigger == TrainingRun.Trigger.MAX_AGE and decision.new_comparisons == 3
-
-
-def test_trigger_waits_after_a_failed_run_but_not_after_a_dead_worker(project, rater, loop_images, settings):
-    settings.TAGRANK_TRAINING_FAILURE_COOLDOWN_SECONDS = 600
-    project.retrain_min_new_comparisons = 10
-    project.save()
-    simulate_comparisons(project, rater, loop_images, 20)
-    TrainingRun.objects.create(project=project, status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
-                               failure_kind=TrainingRun.Failure.ERROR)
-    assert not triggers.evaluate(project).train
-    TrainingRun.objects.create(project=project, status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
-                               failure_kind=TrainingRun.Failure.WORKER_LOST)
-    assert triggers.evaluate(project).train
-
-
-# --- Promotion and rollback -----------------------------------------------------------------------------
-
-
-def trained_version(project, **fields):
-    """A version with real (tiny) weights, without running the whole training."""
-    import os
-    import tempfile
-
-    from django.core.files.base import ContentFile
-
-    from modeling.ml.ranker import RankerConfig, build_ranker
-    from modeling.ml.checkpoints import save_checkpoint
-
-    model = build_ranker("tags", RankerConfig(input_dim=feature_extraction.current_encoder().dim, width=16, heads=2, ensemble=2))
-    version = ModelVersion.objects.create(project=project, encoder_id=feature_extraction.encoder_id_for(),
-                                          status=ModelVersion.Status.CANDIDATE, **fields)
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "w.pt")
-        save_checkpoint(path, model, {"encoder_id": version.encoder_id})
-        with open(path, "rb") as handle:
-            version.weights.save(f"v{version.pk}.pt", ContentFile(handle.read()))
-    return version
-
-
-def test_manual_promotion_and_rollback_are_logged(project, manager, loop_images):
-    first, second = trained_version(project), trained_version(project)
-    with pytest.raises(promotion.PromotionRefused, match="reason"):
-        promotion.promote(first, user=manager, reason="  ", dispatch=False)
-    promotion.promote(first, user=manager, reason="baseline", dispatch=False)
-    scoring.rescore(first.pk)
-    with pytest.raises(promotion.PromotionRefused, match="never active"):
-        promotion.rollback(second, user=manager, reason="x", dispatch=False)
-    promotion.promote(second, user=manager, reason="looks better", dispatch=False)
-    scoring.rescore(second.pk)
-    assert promotion.previous_version(project) == first
-    with pytest.raises(promotion.PromotionRefused, match="already the active"):
-        promotion.promote(second, user=manager, reason="again", dispatch=False)
-
-    first.refresh_from_db()
-    back = promotion.rollback(first, user=manager, reason="second one misranks portraits", dispatch=False)
-    assert back.kind == Promotion.Kind.ROLLBACK and back.from_version == second and back.decided_by == manager
-    result = scoring.rescore(first.pk)
-    assert result["activated"] and result["scored"] == 0  # its scores were still there
-    first.refresh_from_db()
-    assert first.is_active
-    log = list(Promotion.objects.filter(project=project).order_by("created_at").values_list("kind", "reason"))
-    assert log == [("manual", "baseline"), ("manual", "looks better"), ("rollback", "second one misranks portraits")]
-
-
-def test_the_latest_promotion_request_wins(project, manager, loop_images):
-    first, second = trained_version(project), trained_version(project)
-    promotion.promote(first, user=manager, reason="one", dispatch=False)
-    promotion.promote(second, user=manager, reason="two", dispatch=False)
-    first.refresh_from_db()
-    assert first.status == ModelVersion.Status.CANDIDATE and "Superseded" in first.status_reason
-    assert scoring.rescore(first.pk)["skipped"]
-    assert scoring.rescore(second.pk)["activated"]
-
-
-def test_corrupt_weights_fail_the_version_and_the_active_one_keeps_serving(project, manager, loop_images):
-    good, bad = trained_version(project), trained_version(project)
-    promotion.promote(good, user=manager, reason="good", dispatch=False)
-    scoring.rescore(good.pk)
-    with bad.weights.open("rb") as handle:
-        data = handle.read()
-    with bad.weights.storage.open(bad.weights.name, "wb") as handle:
-        handle.write(data[: len(data) // 2])
-    promotion.promote(bad, user=manager, reason="try it", dispatch=False)
-    result = scoring.rescore(bad.pk)
-    assert "failed" in result
-    bad.refresh_from_db(), good.refresh_from_db()
-    assert bad.status == ModelVersion.Status.FAILED and "unreadable" in bad.status_reason
-    assert good.is_active and ImageScore.objects.filter(model_version=good).count() == 16
-    with pytest.raises(promotion.PromotionRefused):
-        promotion.promote(bad, user=manager, reason="again", dispatch=False)
-
-
-def test_new_images_are_scored_by_the_active_version(project, manager, loop_images, image_bytes):
-    version = trained_version(project)
-    promotion.promote(version, user=manager, reason="r", dispatch=False)
-    scoring.rescore(version.pk)
-    fresh = add_images(project, 3, image_bytes, start=100)
-    report = feature_extraction.extract_features([i.pk for i in fresh])
-    assert scoring.score_new_images(project, report.extracted) == 3
-    assert ImageScore.objects.filter(model_version=version, image__in=fresh).count() == 3
-    assert not scoring.unscored_images(version).exists()
-    assert np.isfinite(list(ImageScore.objects.values_list("uncertainty", flat=True))).all()
-    assert Image.objects.filter(project=project).count() == 19
-
-
-# --- Tasks and schedule ---------------------------------------------------------------------------
-
-
-def test_model_loop_tasks_are_named_acked_late_limited_and_back_off_with_a_cap():
-    from worker import app
-    from worker.retry import RETRY_BACKOFF_MAX
-
-    app.loader.import_default_modules()
-    for name, queue in [("tagrank.features.extract", "gpu"), ("tagrank.features.sweep", "gpu"),
-                        ("tagrank.training.train", "gpu"), ("tagrank.scoring.rescore", "gpu"),
-                        ("tagrank.scoring.score_missing", "gpu"), ("tagrank.triggers.check", "default")]:
-        task = app.tasks[name]
-        assert task.acks_late and task.soft_time_limit < task.time_limit, name
-        assert task.autoretry_for and task.retry_backoff and task.retry_backoff_max == RETRY_BACKOFF_MAX, name
-        assert task.max_retries is not None, name
-        route = app.amqp.router.route({}, name, args=(), kwargs={})
-        assert route["queue"].name == queue, name
-
-
-def test_beat_runs_the_trigger_every_minute_and_the_sweep_every_few_minutes():
-    from worker import app
-
-    schedule = {entry["task"]: entry["schedule"] for entry in app.conf.beat_schedule.values()}
-    assert schedule["tagrank.triggers.check"] == 60.0
-    assert 60.0 < schedule["tagrank.features.sweep"] <= 600.0
-
-
-def test_importing_enqueues_feature_extraction_after_commit(project, image_bytes, monkeypatch, django_capture_on_commit_callbacks):
-    import worker.dispatch as dispatch
-
-    sent = []
-    monkeypatch.setattr(dispatch, "send", lambda signature, what: sent.append((signature.task, signature.args)))
-    images = add_images(project, 3, image_bytes)
-    with django_capture_on_commit_callbacks(execute=True):
-        dispatch.send_images_imported(project.pk, [i.pk for i in images])
-        assert sent == []  # not before the import committed
-    assert sent == [("tagrank.features.extract", (sorted(i.pk for i in images),))]
-
-
-def test_an_unreachable_broker_never_breaks_an_import(project, image_bytes, monkeypatch):
-    from kombu.exceptions import OperationalError
-
-    import worker.dispatch as dispatch
-
-    def down(*args, **kwargs):
-        raise OperationalError("connection refused")
-
-    monkeypatch.setattr(dispatch.app, "send_task", down)
-    images = add_images(project, 2, image_bytes)
-    assert dispatch.send_feature_extraction(project.pk, [i.pk for i in images]) == 0  # the sweep will pick them up
-
-
-def test_trigger_waits_for_a_quarter_more_comparisons_than_the_latest_version_saw(project, rater, loop_images):
-    project.retrain_min_new_comparisons = 10
-    project.save()
-    comparisons = simulate_comparisons(project, rater, loop_images, 200)
-    ModelVersion.objects.create(project=project, status=ModelVersion.Status.ACTIVE, is_active=True, encoder_id="tiny-v1",
-                                last_comparison_id=comparisons[-1].pk, n_comparisons=200)
-    simulate_comparisons(project, rater, loop_images, 49, seed=3)
-    decision = triggers.evaluate(project)
-    assert not decision.train and "50 needed" in decision.reason  # 25 % of 200, more than the minimum of 10
-    simulate_comparisons(project, rater, loop_images, 1, seed=4)
-    assert triggers.evaluate(project).train
-
-
 # --- The model that learns from few judgments: the linear head, chosen automatically --------------------
 
 
@@ -612,4 +408,4 @@ def test_the_human_score_fit_cross_fits_the_head_on_the_cached_features(project,
     assert have.all() and pooled.shape[0] == len(loop_images) and np.isfinite(pooled).all()
     simulate_comparisons(project, rater, loop_images, 60)
     fit = human_scores.fit_project_posterior(project)
-    assert fit.prior_source.startswith("cross-fitted linear_bt") and fit.model_version_id is None
+    assert fit.prior_source.startswith("linear_bt, each image left out") and fit.model_version_id is None

@@ -1,24 +1,18 @@
 """Warm starts across campaigns: another project's model version as a new project's prior."""
 import numpy as np
 import pytest
-from rest_framework.test import APIClient
 from scipy import stats
 
 from labeling.models import Membership, Project
 from modeling.models import ModelVersion, TrainingSettings, WarmStartScore
 from modeling.services import human_scores, warm_start
+from tests.clients import signed_in
 from tests.modeling.dashboard_data import add_comparisons, make_images, member, thurstone_judgments, user
-from tests.modeling.test_training_service import trained_version
+from tests.modeling.test_promotion_rollback import trained_version
 
 pytestmark = pytest.mark.django_db
 
 SETTINGS = "/api/v1/projects/test-project/training-settings/"
-
-
-def client_for(person) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(person)
-    return client
 
 
 @pytest.fixture
@@ -47,7 +41,7 @@ def earlier(boss, project):
 
 
 def test_a_manager_names_a_version_of_another_project_they_manage(project, boss, earlier, sent):
-    response = client_for(boss).patch(SETTINGS, {"warm_start_version": earlier.pk}, format="json")
+    response = signed_in(boss).patch(SETTINGS, {"warm_start_version": earlier.pk}, format="json")
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["warm_start_version"] == earlier.pk
@@ -56,7 +50,7 @@ def test_a_manager_names_a_version_of_another_project_they_manage(project, boss,
     assert sent == [project.pk]  # scored on the worker
     assert list(warm_start.eligible_versions(boss, project)) == [earlier]
 
-    response = client_for(boss).patch(SETTINGS, {"warm_start_version": None}, format="json")
+    response = signed_in(boss).patch(SETTINGS, {"warm_start_version": None}, format="json")
     assert response.status_code == 200 and response.json()["warm_start"] is None
 
 
@@ -64,7 +58,7 @@ def test_a_version_of_someone_elses_project_is_404_like_a_missing_one(project, b
     foreign = Project.objects.create(name="Not yours", slug="not-yours", question=project.question)
     version = trained_version(foreign)
     for version_id in (version.pk, 999_999_999):
-        response = client_for(boss).patch(SETTINGS, {"warm_start_version": version_id}, format="json")
+        response = signed_in(boss).patch(SETTINGS, {"warm_start_version": version_id}, format="json")
         assert response.status_code == 404, response.content
     assert not TrainingSettings.objects.filter(project=project, warm_start_version__isnull=False).exists()
     assert sent == []
@@ -74,23 +68,23 @@ def test_a_version_of_someone_elses_project_is_404_like_a_missing_one(project, b
 def test_a_version_of_a_project_the_caller_only_rates_in_is_403(project, boss, sent):
     rated = Project.objects.create(name="Rated", slug="rated", question=project.question)
     member(rated, boss)  # a rater there
-    response = client_for(boss).patch(SETTINGS, {"warm_start_version": trained_version(rated).pk}, format="json")
+    response = signed_in(boss).patch(SETTINGS, {"warm_start_version": trained_version(rated).pk}, format="json")
     assert response.status_code == 403
 
 
 def test_another_encoder_or_question_or_the_project_itself_is_a_clear_400(project, boss, earlier, sent):
     ModelVersion.objects.filter(pk=earlier.pk).update(encoder_id="openai/clip-vit-base-patch32")
-    response = client_for(boss).patch(SETTINGS, {"warm_start_version": earlier.pk}, format="json")
+    response = signed_in(boss).patch(SETTINGS, {"warm_start_version": earlier.pk}, format="json")
     assert response.status_code == 400
     assert "encoder" in response.json()["warm_start_version"][0]
 
     other_question = Project.objects.create(name="Aesthetics", slug="aesthetics", question="Which is prettier?")
     member(other_question, boss, Membership.Role.MANAGER)
-    response = client_for(boss).patch(SETTINGS, {"warm_start_version": trained_version(other_question).pk},
+    response = signed_in(boss).patch(SETTINGS, {"warm_start_version": trained_version(other_question).pk},
                                       format="json")
     assert response.status_code == 400 and "question" in response.json()["warm_start_version"][0]
 
-    response = client_for(boss).patch(SETTINGS, {"warm_start_version": trained_version(project).pk}, format="json")
+    response = signed_in(boss).patch(SETTINGS, {"warm_start_version": trained_version(project).pk}, format="json")
     assert response.status_code == 400 and "another project" in response.json()["warm_start_version"][0]
     assert not TrainingSettings.objects.filter(project=project, warm_start_version__isnull=False).exists()
     assert sent == []
@@ -98,8 +92,8 @@ def test_another_encoder_or_question_or_the_project_itself_is_a_clear_400(projec
 
 def test_a_rater_cannot_read_or_set_the_warm_start(project, earlier, sent):
     rater = member(project, user("rater1")).user
-    assert client_for(rater).get(SETTINGS).status_code == 403
-    assert client_for(rater).patch(SETTINGS, {"warm_start_version": earlier.pk}, format="json").status_code == 403
+    assert signed_in(rater).get(SETTINGS).status_code == 403
+    assert signed_in(rater).patch(SETTINGS, {"warm_start_version": earlier.pk}, format="json").status_code == 403
 
 
 def test_the_worker_scores_the_new_projects_images_with_the_warm_start(project, images, boss, earlier, sent):
@@ -119,15 +113,22 @@ def fake_scores(project, version, images, values):
         for image, value in zip(images, values)])
 
 
-def test_the_warm_start_is_the_prior_from_the_first_judgments_until_an_own_version_is_active(project, earlier):
-    images = make_images(project, 60)
-    quality = np.random.default_rng(0).normal(size=60)
+def judged_with_a_warm_start(project, earlier, quality, warm_scores, n_judgments: int, seed: int) -> None:
+    """One image per ``quality``, ``earlier`` as the warm start scoring them ``warm_scores``, and
+    ``n_judgments`` Thurstone judgments on ``quality`` by two raters."""
+    images = make_images(project, len(quality))
     TrainingSettings.objects.create(project=project, warm_start_version=earlier)
-    fake_scores(project, earlier, images, np.clip(5.5 + 1.5 * quality, 1, 10))  # a model that transfers well
+    fake_scores(project, earlier, images, warm_scores)
     raters = [user("a"), user("b")]
     for rater in raters:
         member(project, rater)
-    add_comparisons(project, thurstone_judgments(images, quality, 30, raters, np.random.default_rng(1)))
+    add_comparisons(project, thurstone_judgments(images, quality, n_judgments, raters, np.random.default_rng(seed)))
+
+
+def test_the_warm_start_is_the_prior_from_the_first_judgments_until_an_own_version_is_active(project, earlier):
+    quality = np.random.default_rng(0).normal(size=60)
+    judged_with_a_warm_start(project, earlier, quality, np.clip(5.5 + 1.5 * quality, 1, 10),  # a model that transfers well
+                             n_judgments=30, seed=1)
 
     fit = human_scores.fit_project_posterior(project)
     flat = human_scores.fit_project_posterior(project, use_model_prior=False)
@@ -235,14 +236,9 @@ def test_the_sweep_resends_scoring_for_images_the_warm_start_missed(project, ima
 def test_a_bad_transfer_fades_as_judgments_arrive(project, earlier):
     """A warm start that ranks this project's images at random: with enough judgments the ranking is as good
     as the comparisons alone make it."""
-    images = make_images(project, 60)
     quality = np.random.default_rng(2).normal(size=60)
-    TrainingSettings.objects.create(project=project, warm_start_version=earlier)
-    fake_scores(project, earlier, images, np.random.default_rng(3).uniform(1, 10, size=60))  # unrelated
-    raters = [user("a"), user("b")]
-    for rater in raters:
-        member(project, rater)
-    add_comparisons(project, thurstone_judgments(images, quality, 600, raters, np.random.default_rng(4)))
+    judged_with_a_warm_start(project, earlier, quality, np.random.default_rng(3).uniform(1, 10, size=60),  # unrelated
+                             n_judgments=600, seed=4)
 
     fit = human_scores.fit_project_posterior(project)
     flat = human_scores.fit_project_posterior(project, use_model_prior=False)

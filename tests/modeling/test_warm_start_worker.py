@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 from labeling.models import Membership, Project
 from modeling.models import HumanScore, ModelVersion, WarmStartScore
 from tests.modeling.model_loop_support import wait_for
-from tests.modeling.test_training_service import trained_version
+from tests.modeling.test_promotion_rollback import trained_version
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
