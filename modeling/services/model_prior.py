@@ -5,7 +5,9 @@ whether that score is *out of fold*, made by a model that never trained on that 
 
 - The project's active version is a cross-attention ranker (model kind ``tags``): its stored scores of
   the images none of its training comparisons touched (compared only since, in held-out pairs, or
-  never); the images it trained on get no model prior (cross-fitting the ranker would cost K trainings).
+  never) are out of fold; the images it trained on have none (cross-fitting the ranker would cost K
+  trainings). So it is the prior only while it covers at least half of the images and predicts the
+  comparisons better than the project's left-out head (below), which is the prior otherwise.
 - Otherwise (a ``linear_bt`` version, or no version yet): the linear Bradley–Terry head fitted on the
   current comparisons and the cached features, each image scored without its own comparisons
   (``linear_bt.leave_one_image_out_scores``), so every image is out of fold. It runs where the fit runs
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 LINEAR_CONFIG = linear_bt.LinearBTConfig()
 RANKER_KIND = "tags"
+MIN_RANKER_COVERAGE = 0.5  # share of the images with an out-of-fold ranker score for it to be the prior
 
 
 def project_prior(project: Project, comparisons, version: ModelVersion | None) -> ModelPrior | None:
@@ -40,10 +43,17 @@ def project_prior(project: Project, comparisons, version: ModelVersion | None) -
     With a warm start (``warm_start.warm_start_prior``: until the project has an active version of its
     own) and the project's left-out head both at hand, the one that predicts the comparisons better
     (``prior_fusion.better_prior``; the warm start while there are too few comparisons to tell)."""
-    if version is not None and version_kind(version) == RANKER_KIND:
-        return ranker_prior(version, comparisons)
     encoder_id = version.encoder_id if version is not None else feature_extraction.encoder_id_for()
     own = own_head_prior(comparisons, encoder_id, version)
+    if version is not None and version_kind(version) == RANKER_KIND:
+        ranker = ranker_prior(version, comparisons)
+        # The ranker has no prior for the images it trained on (most of them, once it is active): alone it
+        # would drop the model from their human scores (measured: the fused ranking fell to the pairs
+        # alone). It is the prior only where it covers most images and predicts the comparisons better.
+        if own is None or np.isfinite(ranker.score).mean() >= MIN_RANKER_COVERAGE:
+            return prior_fusion.better_prior([own, ranker], comparisons.a_index, comparisons.b_index,
+                                             comparisons.outcome, comparisons.weight)
+        return own
     warm = warm_start.warm_start_prior(project, comparisons.image_ids)
     if warm is not None:
         warm = ModelPrior(warm.mean, warm.out_of_fold, source=warm.source, version_id=warm.version_id)
