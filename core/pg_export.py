@@ -19,6 +19,7 @@ tests/labeling/test_export_fast_path.py holds the fast path to the generic one, 
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -126,9 +127,16 @@ def _arrow_cell(expression: str, kind: str) -> str:
     raise ValueError(f"no fast Parquet path for {kind} columns")
 
 
+def _sql_text(text: str) -> str:
+    """``text`` as an SQL string literal inside a statement run with named parameters (``%`` doubled)."""
+    return "'" + text.replace("'", "''").replace("%", "%%") + "'"
+
+
 def _jsonl_line(query: Query) -> str:
+    # Keys as iter_jsonl writes them (a column may be named by a user: a criterion's key).
     parts = [
-        f"'{',' if index else '{'}\"{column.name}\":' || {_json_value(expression, column.kind)}"
+        _sql_text(("," if index else "{") + json.dumps(column.name, ensure_ascii=False) + ":")
+        + f" || {_json_value(expression, column.kind)}"
         for index, (column, expression) in enumerate(zip(query.columns, query.expressions))
     ]
     return " || ".join(parts) + " || '}'"

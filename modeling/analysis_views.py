@@ -18,6 +18,7 @@ from labeling import access
 from labeling.models import ImageTag
 from labeling.project_scope import manager_page
 from modeling import charts
+from modeling.dashboard_views import page_criterion
 from modeling.models import HumanScore, ImageScore
 from modeling.services import analyses, explanations
 
@@ -29,17 +30,25 @@ def _version_or_none(project):
         return None
 
 
+def _criterion_context(project, criterion: str | None) -> dict:
+    """Several criteria: the selector's choices and the one shown (as on the dashboard)."""
+    return {"criteria": project.criteria or [], "criterion": criterion or ""}
+
+
 @manager_page(require_safe)
 def tag_panel(request, project):
     version = _version_or_none(project)
     raw = request.GET.get("min_images", "")
     min_images = max(1, int(raw)) if raw.isdigit() else analyses.DEFAULT_MIN_IMAGES
-    summary = analyses.tag_summary(project, min_images=min_images, version=version) if version else None
+    criterion = page_criterion(request, project)
+    summary = analyses.tag_summary(project, min_images=min_images, version=version, criterion=criterion) \
+        if version else None
     if summary and request.GET.get("format") == "csv":
         buffer = io.StringIO()
         spreadsheet_safety.writer(buffer).writerows(analyses.tag_summary_csv_rows(summary))
         response = HttpResponse(buffer.getvalue(), content_type="text/csv")
-        response["Content-Disposition"] = f'attachment; filename="{project.slug}-tags.csv"'
+        name = f"{project.slug}-tags" + (f"-{criterion}" if criterion else "")
+        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
         return response
     if summary:
         # The poster's column order, then the reference mean and the differences.
@@ -47,7 +56,8 @@ def tag_panel(request, project):
             row["cells"] = [row[c] for c in ("baseline", "ours", "human", "reference", "ours_minus_human",
                                              "baseline_minus_human")]
     return render(request, "modeling/analysis_tags.html",
-                  {"project": project, "version": version, "summary": summary, "min_images": min_images})
+                  {"project": project, "version": version, "summary": summary, "min_images": min_images,
+                   **_criterion_context(project, criterion)})
 
 
 @manager_page(require_safe)
@@ -58,15 +68,17 @@ def metadata_panel(request, project):
     if field is not None and field not in names:
         raise Http404(f"{field!r} is not a metadata field of this project that the analyses group by.")
     version = _version_or_none(project)
+    criterion = page_criterion(request, project)
     summary = svg = None
     if field and version:
-        summary = analyses.metadata_summary(project, field, by_tag=request.GET.get("by_tag") == "1", version=version)
+        summary = analyses.metadata_summary(project, field, by_tag=request.GET.get("by_tag") == "1", version=version,
+                                            criterion=criterion)
         svg = charts.metadata_plot(summary)
         for group in summary["groups"] + [g for entry in summary.get("by_tag", []) for g in entry["groups"]]:
             group["cells"] = [group["model"], group["human"], group["clip_similarity"]]
     return render(request, "modeling/analysis_metadata.html",
                   {"project": project, "fields": fields, "field": field, "version": version, "summary": summary,
-                   "svg": svg, "by_tag": request.GET.get("by_tag") == "1"})
+                   "svg": svg, "by_tag": request.GET.get("by_tag") == "1", **_criterion_context(project, criterion)})
 
 
 @login_required

@@ -30,7 +30,7 @@ RATER_ROWS_SHOWN = 50  # and every flagged rater
 
 @manager_page(require_safe)
 def dashboard(request, project):
-    criterion = _criterion(request, project)
+    criterion = page_criterion(request, project)
     report = agreement.latest_report(project, criterion)
     data = report.data if report else None
     version = None
@@ -215,7 +215,7 @@ CSV_TABLES = {
 def table_csv(request, project, table):
     if table not in CSV_TABLES:
         raise Http404("No such table.")
-    report = agreement.latest_report(project, _criterion(request, project))
+    report = agreement.latest_report(project, page_criterion(request, project))
     if report is None:
         raise Http404("No report yet.")
     rows = list(CSV_TABLES[table](report.data))
@@ -229,8 +229,9 @@ def table_csv(request, project, table):
     return response
 
 
-def _criterion(request, project) -> str | None:
-    """The ?criterion= of the dashboard and its CSVs: None (the primary) or a secondary key; 404 otherwise."""
+def page_criterion(request, project) -> str | None:
+    """The ?criterion= of the dashboard, the analyses' pages and their CSVs: None (the primary) or a secondary
+    key; 404 otherwise."""
     try:
         return criterion_scores.resolve(project, request.GET.get("criterion"))
     except ValueError as error:

@@ -13,8 +13,6 @@ from labeling.services.data_exports import EXPORTS, active_model_version_id, com
 
 
 def _data_export_view(kind: str, description: str):
-    columns, chunks = EXPORTS[kind]
-
     class View(ProjectScopedMixin, ExportView):
         @export_schema(description)
         def get(self, request, slug):
@@ -23,6 +21,7 @@ def _data_export_view(kind: str, description: str):
             name, version = f"{self.project.slug}-{kind}", active_model_version_id(self.project)
             if kind == "comparisons":  # PostgreSQL renders this one (labeling/services/data_exports.py)
                 return pieces_response(output, comparison_export(self.project, output), name, version)
+            columns, chunks = EXPORTS[kind]
             return streaming_response(output, columns, chunks(self.project), name, version)
 
     View.__name__ = View.__qualname__ = "".join(part.title() for part in kind.split("-")) + "ExportView"
@@ -31,7 +30,8 @@ def _data_export_view(kind: str, description: str):
 
 
 ComparisonsExportView = _data_export_view(
-    "comparisons", "Every comparison: images, outcome, winner, rater, time, response time, lease and gold outcome."
+    "comparisons", "Every comparison: images, outcome, winner, rater, time, response time, lease and gold outcome; in a "
+    "project with several criteria, one answer_<key> column per criterion."
 )
 ImageTagsExportView = _data_export_view("image-tags", "Every tag on every image, with its source and rater.")
 RatersExportView = _data_export_view("raters", "Every member with their judging statistics.")

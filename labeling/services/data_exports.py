@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 
 from core import pg_export, streaming
 from core.streaming import Column, keyset_chunks, mapped
-from labeling.models import Comparison, Image, ImageTag, Membership, PairLease, Project
+from labeling.models import Comparison, CriterionAnswer, Image, ImageTag, Membership, PairLease, Project
 
 COMPARISON_COLUMNS = [
     Column("comparison_id", "int"),
@@ -56,8 +56,20 @@ def active_model_version_id(project: Project) -> int | None:
     return project.model_versions.filter(is_active=True).values_list("pk", flat=True).first()
 
 
+def criterion_keys(project: Project) -> list[str]:
+    return [item["key"] for item in project.criteria or []]
+
+
+def comparison_columns(project: Project) -> list[Column]:
+    """The comparisons export's columns: ``COMPARISON_COLUMNS``, then, in a project with several criteria, one
+    ``answer_<key>`` per criterion in the project's order (a, b, tie or bad; empty where the judgment has no
+    answer to it, e.g. one made before the criterion was added). A one-question project: the columns alone."""
+    return COMPARISON_COLUMNS + [Column(f"answer_{key}") for key in criterion_keys(project)]
+
+
 def comparison_chunks(project: Project) -> Iterator[list[tuple]]:
-    """Every comparison of the project with its images, rater, lease and gold outcome, in id order."""
+    """Every comparison of the project with its images, rater, lease, gold outcome and (several criteria) its
+    answers, in id order."""
     rows = keyset_chunks(Comparison.objects.filter(project=project), _COMPARISON_FIELDS)
 
     def row(v):
@@ -65,19 +77,38 @@ def comparison_chunks(project: Project) -> Iterator[list[tuple]]:
         token = str(v[13]) if v[13] is not None else None
         return (*v[:8], winner, *v[8:13], token, *v[14:])
 
-    return mapped(rows, row)
+    keys = criterion_keys(project)
+    return _with_answers(mapped(rows, row), project.pk, keys) if keys else mapped(rows, row)
+
+
+def _with_answers(chunks: Iterator[list[tuple]], chunk_project: int, keys: list[str]) -> Iterator[list[tuple]]:
+    """Each row with its answers to ``keys`` appended: one query per chunk, over the chunk's range of ids."""
+    for chunk in chunks:
+        answers = CriterionAnswer.objects.filter(
+            comparison__project_id=chunk_project, comparison_id__gte=chunk[0][0], comparison_id__lte=chunk[-1][0],
+            criterion__in=keys,
+        ).values_list("comparison_id", "criterion", "outcome")
+        given = {(comparison_id, criterion): outcome for comparison_id, criterion, outcome in answers}
+        yield [(*row, *(given.get((row[0], key)) for key in keys)) for row in chunk]
 
 
 def comparison_query(project: Project) -> pg_export.Query:
     """``comparison_chunks`` as SQL, for PostgreSQL's fast path (``core.pg_export``): the same columns and rows."""
+    keys = criterion_keys(project)
+    # One look-up per answer, on the (comparison, criterion) unique index.
+    answers = [
+        f"(SELECT ca.outcome FROM {CriterionAnswer._meta.db_table} ca WHERE ca.comparison_id = c.id "
+        f"AND ca.criterion = %(criterion_{index})s)"
+        for index in range(len(keys))
+    ]
     return pg_export.Query(
-        columns=COMPARISON_COLUMNS,
+        columns=comparison_columns(project),
         expressions=[
             "c.id", "c.image_a_id", "a.external_id", "a.original_name", "c.image_b_id", "b.external_id",
             "b.original_name", "c.outcome",
             "CASE c.outcome WHEN 'a' THEN c.image_a_id WHEN 'b' THEN c.image_b_id END",
             "c.rater_id", "u.username", "c.created_at", "c.response_ms", "c.client_key", "l.token::text",
-            "l.created_at", "l.expires_at", "c.is_gold", "l.gold_id", "c.gold_correct",
+            "l.created_at", "l.expires_at", "c.is_gold", "l.gold_id", "c.gold_correct", *answers,
         ],
         source=(
             f"FROM {Comparison._meta.db_table} c JOIN {Image._meta.db_table} a ON a.id = c.image_a_id "
@@ -87,7 +118,7 @@ def comparison_query(project: Project) -> pg_export.Query:
         ),
         key="c.id",
         key_source=f"FROM {Comparison._meta.db_table} c WHERE c.project_id = %(project)s",
-        params={"project": project.pk},
+        params={"project": project.pk, **{f"criterion_{index}": key for index, key in enumerate(keys)}},
         lookups=True,  # the images, raters and leases are not bounded by the range of comparison ids
     )
 
@@ -96,7 +127,7 @@ def comparison_export(project: Project, output: str):
     """The comparisons export's pieces in ``output``: rendered by PostgreSQL there, else ``core.streaming``'s."""
     if pg_export.available():
         return pg_export.WRITERS[output](comparison_query(project))
-    return streaming.WRITERS[output](COMPARISON_COLUMNS, comparison_chunks(project))
+    return streaming.WRITERS[output](comparison_columns(project), comparison_chunks(project))
 
 
 def image_tag_chunks(project: Project):
@@ -145,8 +176,8 @@ def rater_chunks(project: Project):
     return mapped(keyset_chunks(members, fields), row)
 
 
+# The comparisons export's columns depend on the project (its criteria): ``comparison_export``.
 EXPORTS = {
-    "comparisons": (COMPARISON_COLUMNS, comparison_chunks),
     "image-tags": (IMAGE_TAG_COLUMNS, image_tag_chunks),
     "raters": (RATER_COLUMNS, rater_chunks),
 }

@@ -24,10 +24,12 @@ from core.limits import MAX_ID
 from core import spreadsheet_safety
 from labeling.project_scope import ProjectScopedMixin, image_role
 
-from modeling.services import analyses, explanations
+from modeling.services import analyses, criterion_scores, explanations
 
 ERRORS = error_responses(401, 403, 404)
 VERSION_PARAM = OpenApiParameter("version", int, description="A model version id (default: the active one).")
+CRITERION_PARAM = OpenApiParameter("criterion", str, description="Projects with several criteria: whose human scores "
+                                   "fill the Human column (default: the primary criterion).")
 
 
 FORMAT_PARAM = OpenApiParameter("format", str, enum=["json", "csv"])
@@ -73,6 +75,14 @@ def _int_param(request, name: str, default: int | None, minimum: int = 1) -> int
     return value
 
 
+def _criterion(project, request) -> str | None:
+    """The ``?criterion=``: None (the primary, or none asked) or a secondary key; a 400 for a key the project lacks."""
+    try:
+        return criterion_scores.resolve(project, request.query_params.get("criterion"))
+    except ValueError as error:
+        raise ValidationError({"criterion": [str(error)]}) from None
+
+
 def _version(project, request):
     """The version to analyse; none to analyse is a refusal (404, code no_model)."""
     return analyses.analysed_version(project, _int_param(request, "version", None))
@@ -83,7 +93,7 @@ class TagSummaryView(ProjectScopedMixin, JsonErrorsMixin, APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("min_images", int, description="Leave out tags with fewer images (default 3)."),
-                    FORMAT_PARAM, VERSION_PARAM],
+                    FORMAT_PARAM, VERSION_PARAM, CRITERION_PARAM],
         responses={**json_or_csv("One row per tag: images, Ours, Baseline, Human (mapped to 1–10), reference mean, "
                                  "differences with intervals.", "The same rows as CSV."), **ERRORS},
         tags=["analyses"],
@@ -92,11 +102,14 @@ class TagSummaryView(ProjectScopedMixin, JsonErrorsMixin, APIView):
         """Mean score per tag from the tags model, the image-only baseline and the humans (poster's TextTag table)."""
         self.require_manager("see the per-tag analysis")
         min_images = _int_param(request, "min_images", analyses.DEFAULT_MIN_IMAGES)
-        summary = analyses.tag_summary(self.project, min_images=min_images, version=_version(self.project, request))
+        criterion = _criterion(self.project, request)
+        summary = analyses.tag_summary(self.project, min_images=min_images, version=_version(self.project, request),
+                                       criterion=criterion)
         if request.accepted_renderer.format == "csv":
             buffer = io.StringIO()
             spreadsheet_safety.writer(buffer).writerows(analyses.tag_summary_csv_rows(summary))
-            return csv_attachment(buffer.getvalue(), f"{self.project.slug}-tags.csv")
+            name = f"{self.project.slug}-tags" + (f"-{criterion}" if criterion else "")
+            return csv_attachment(buffer.getvalue(), f"{name}.csv")
         return Response(summary)
 
 
@@ -104,7 +117,7 @@ class MetadataSummaryView(ProjectScopedMixin, APIView):
     @extend_schema(
         parameters=[OpenApiParameter("by_tag", bool, description="Also one series per tag."),
                     OpenApiParameter("min_images", int, description="Tags with fewer images get no series."),
-                    VERSION_PARAM],
+                    VERSION_PARAM, CRITERION_PARAM],
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Per value (or quantile bin) of the field: "
                                         "images, mean model, human and CLIP similarity with intervals."), **ERRORS},
         tags=["analyses"],
@@ -113,8 +126,9 @@ class MetadataSummaryView(ProjectScopedMixin, APIView):
         """Model score, human score and CLIP prompt/tag–image similarity against a metadata field, numeric or text."""
         self.require_manager("see the generation-parameter analysis")
         by_tag = request.query_params.get("by_tag", "").lower() in ("1", "true", "yes")
+        criterion = _criterion(self.project, request)
         summary = analyses.metadata_summary(  # an unknown field is a refusal (404, code unknown_field)
-            self.project, field, by_tag=by_tag, version=_version(self.project, request),
+            self.project, field, by_tag=by_tag, version=_version(self.project, request), criterion=criterion,
             min_images=_int_param(request, "min_images", analyses.DEFAULT_MIN_IMAGES))
         return Response(summary)
 

@@ -11,7 +11,9 @@ Definitions (the pages and the API show the same numbers):
   score and a score from the version, ``human_1_10 = (h - mean(h)) / std(h) * std(ours) + mean(ours)``.
   The mapping is linear, so it keeps the human ranking and any difference between tags; it only makes
   "Ours − Human" readable in score units. Where reference ratings were imported (AVA-style votes),
-  their mean is given as well, unmapped (it already is on 1–10).
+  their mean is given as well, unmapped (it already is on 1–10). In a project with several criteria,
+  ``criterion`` names a secondary one whose human scores (``CriterionScore``) are read instead, mapped the
+  same way; the result then names the criterion it shows (``criterion``; a one-question project has no such key).
 - *CLIP similarity* of an image is the cosine between its CLIP image embedding (the class token of
   the cached features) and the mean of the embeddings of its texts (tags and caption, the ranker's
   text input, ``feature_extraction.texts_by_image``). An image without texts has none.
@@ -30,7 +32,8 @@ from django.core.files.storage import default_storage
 
 from core.refusals import Refusal
 from labeling.models import Image, ImageTag, Project, ReferenceRating
-from modeling.models import HumanScore, ImageScore, ModelVersion
+from labeling.services.criteria import primary
+from modeling.models import CriterionScore, HumanScore, ImageScore, ModelVersion
 from modeling.ml import intervals
 
 DEFAULT_MIN_IMAGES = 3
@@ -67,9 +70,13 @@ def model_means(version: ModelVersion, image_ids: np.ndarray) -> np.ndarray:
     return np.array([scores.get(int(i), np.nan) for i in image_ids], dtype=np.float64)
 
 
-def human_on_model_scale(project: Project, version: ModelVersion, image_ids: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Fitted human scores mapped onto 1–10 by matching mean and std with the version's scores (see above)."""
-    human = dict(HumanScore.objects.filter(project=project).values_list("image_id", "mean"))
+def human_on_model_scale(project: Project, version: ModelVersion, image_ids: np.ndarray,
+                         criterion: str | None = None) -> tuple[np.ndarray, dict]:
+    """Fitted human scores (the primary criterion's, or the secondary ``criterion``'s) mapped onto 1–10 by
+    matching mean and std with the version's scores (see above)."""
+    fitted = (HumanScore.objects.filter(project=project) if criterion is None
+              else CriterionScore.objects.filter(project=project, criterion=criterion))
+    human = dict(fitted.values_list("image_id", "mean"))
     all_ids = np.array(sorted(human), dtype=np.int64)
     raw = np.array([human[int(i)] for i in all_ids], dtype=np.float64)
     ours = model_means(version, all_ids)
@@ -197,14 +204,20 @@ class ProjectScores:
     human_mapping: dict
 
 
-def project_scores(project: Project, version: ModelVersion, image_ids: np.ndarray) -> ProjectScores:
-    human, mapping = human_on_model_scale(project, version, image_ids)
+def project_scores(project: Project, version: ModelVersion, image_ids: np.ndarray,
+                   criterion: str | None = None) -> ProjectScores:
+    human, mapping = human_on_model_scale(project, version, image_ids, criterion)
     return ProjectScores(version, image_ids, model_means(version, image_ids), baseline_means(version, image_ids),
                          human, reference_means(image_ids), mapping)
 
 
+def criterion_named(project: Project, criterion: str | None) -> dict:
+    """``{"criterion": key}`` of the human scores shown, in a project with several criteria; ``{}`` otherwise."""
+    return {"criterion": criterion or primary(project)} if project.criteria else {}
+
+
 def tag_summary(project: Project, *, min_images: int = DEFAULT_MIN_IMAGES, version: ModelVersion | None = None,
-                seed: int = SEED, n_resamples: int = N_RESAMPLES) -> dict:
+                criterion: str | None = None, seed: int = SEED, n_resamples: int = N_RESAMPLES) -> dict:
     """One row per tag with at least ``min_images`` images: counts, the three means and their differences."""
     version = version or analysed_version(project)
     pairs = list(ImageTag.objects.filter(image__project=project).values_list("tag__name", "image_id"))
@@ -213,7 +226,7 @@ def tag_summary(project: Project, *, min_images: int = DEFAULT_MIN_IMAGES, versi
         by_tag.setdefault(name, []).append(image_id)
     kept = {name: sorted(ids) for name, ids in by_tag.items() if len(ids) >= min_images}
     tagged = np.array(sorted({i for ids in kept.values() for i in ids}), dtype=np.int64)
-    scores = project_scores(project, version, tagged)
+    scores = project_scores(project, version, tagged, criterion)
     index = {int(i): k for k, i in enumerate(tagged)}
     rows = []
     for name in sorted(kept):
@@ -228,8 +241,8 @@ def tag_summary(project: Project, *, min_images: int = DEFAULT_MIN_IMAGES, versi
         }
         rows.append({"tag": name, "images": len(at), **means_with_intervals(columns, seed=seed, n_resamples=n_resamples)})
     return {
-        "project": project.slug, "model_version": version.pk, "min_images": min_images,
-        "has_baseline": scores.baseline is not None, "human_mapping": scores.human_mapping,
+        "project": project.slug, "model_version": version.pk, **criterion_named(project, criterion),
+        "min_images": min_images, "has_baseline": scores.baseline is not None, "human_mapping": scores.human_mapping,
         "tags_left_out": sorted(name for name, ids in by_tag.items() if len(ids) < min_images),
         "rows": rows,
     }
@@ -328,7 +341,8 @@ def group_texts(values: list[str], max_distinct: int = MAX_DISTINCT_GROUPS):
 
 
 def metadata_summary(project: Project, field: str, *, by_tag: bool = False, min_images: int = DEFAULT_MIN_IMAGES,
-                     version: ModelVersion | None = None, seed: int = SEED, n_resamples: int = N_RESAMPLES) -> dict:
+                     version: ModelVersion | None = None, criterion: str | None = None, seed: int = SEED,
+                     n_resamples: int = N_RESAMPLES) -> dict:
     """Mean model score, mean human score and CLIP similarity per value (or bin) of a metadata field: a numeric
     one by value or quantile bin, a text one (a generator, a sampler) by distinct value."""
     fields = metadata_fields(project)
@@ -342,7 +356,7 @@ def metadata_summary(project: Project, field: str, *, by_tag: bool = False, min_
             Image.objects.filter(project=project).order_by("pk").values_list("pk", "metadata")
             if carries((metadata or {}).get(field))]
     image_ids = np.array([r[0] for r in rows], dtype=np.int64)
-    scores = project_scores(project, version, image_ids)
+    scores = project_scores(project, version, image_ids, criterion)
     similarity = clip_similarity(version, image_ids)
     if kind == "numeric":
         group_of, groups = group_values(np.array([r[1] for r in rows], dtype=np.float64))
@@ -366,7 +380,7 @@ def metadata_summary(project: Project, field: str, *, by_tag: bool = False, min_
 
     result = {
         "project": project.slug, "field": field, "kind": kind, "model_version": version.pk,
-        "images": int(len(image_ids)), "grouping": grouping,
+        **criterion_named(project, criterion), "images": int(len(image_ids)), "grouping": grouping,
         "human_mapping": scores.human_mapping, "groups": series(np.ones(len(image_ids), dtype=bool)),
     }
     if by_tag:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from core import streaming
 from labeling.services import data_exports
-from labeling.models import Comparison, GoldPair, ImageTag, PairLease, ReferenceRating, Tag
+from labeling.models import Comparison, CriterionAnswer, GoldPair, ImageTag, PairLease, ReferenceRating, Tag
 from modeling.models import ModelVersion
 
 BASE = "/api/v1/projects/test-project/export/"
@@ -82,6 +82,35 @@ def test_comparisons_export_has_every_field_in_each_format(api, project, images,
         assert created == first.created_at
     else:
         assert created == first.created_at.isoformat()
+
+
+ONE_QUESTION_HEADER = (
+    b"comparison_id,image_a_id,image_a_external_id,image_a_file_name,image_b_id,image_b_external_id,"
+    b"image_b_file_name,outcome,winner_image_id,rater_id,rater,created_at,response_ms,client_key,lease,"
+    b"lease_created_at,lease_expires_at,is_gold,gold_pair_id,gold_correct\n"
+)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("output", ["csv", "jsonl", "parquet"])
+def test_comparisons_export_has_one_answer_column_per_criterion(api, project, manager, judged, output):
+    """Several criteria: answer_<key> per criterion, in the project's order, empty where a judgment has no
+    answer to it. One question: the columns as before, none added."""
+    first, tie, third, _ = judged
+    assert body(api(manager).get(BASE + "comparisons/", {"format": "csv"})).startswith(ONE_QUESTION_HEADER)
+    project.criteria = [{"key": "alignment", "question": "Which matches the prompt?"},
+                        {"key": "overall", "question": "Which is better overall?"}]
+    project.save(update_fields=["criteria"])
+    CriterionAnswer.objects.create(comparison=first, criterion="overall", outcome="a")
+    CriterionAnswer.objects.create(comparison=first, criterion="alignment", outcome="b")
+    CriterionAnswer.objects.create(comparison=tie, criterion="alignment", outcome="bad")
+    CriterionAnswer.objects.create(comparison=tie, criterion="dropped", outcome="a")  # a criterion no longer asked
+    rows = rows_of(api(manager).get(BASE + "comparisons/", {"format": output}), output)
+    names = [column.name for column in data_exports.COMPARISON_COLUMNS]
+    assert list(rows[0]) == names + ["answer_alignment", "answer_overall"]
+    answers = [(row["answer_alignment"] or None, row["answer_overall"] or None) for row in rows]
+    assert answers == [("b", "a"), ("bad", None), (None, None)]  # the third was judged before the criteria
+    assert [row["outcome"] for row in rows] == ["a", "tie", "b"]  # the outcome as before
 
 
 @pytest.mark.django_db

@@ -5,13 +5,14 @@ text, non-ASCII digits, control characters). It runs on whichever database the t
 PostgreSQL it compares the two paths, elsewhere ``comparison_export`` is the generic path."""
 import csv
 import io
+import json
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pyarrow.parquet as pq
 import pytest
 
 from core import pg_export, streaming
-from labeling.models import Comparison, GoldPair, Image, ImageTag, PairLease, Project, ReferenceRating, Tag
+from labeling.models import Comparison, CriterionAnswer, GoldPair, Image, ImageTag, PairLease, Project, ReferenceRating, Tag
 from labeling.services import data_exports
 from labeling.services.imports import store_image
 from modeling.models import CriterionScore, HumanScore, ImageScore, ModelVersion
@@ -35,7 +36,7 @@ def fast(project, output: str):
 
 
 def generic(project, output: str):
-    return streaming.WRITERS[output](data_exports.COMPARISON_COLUMNS, data_exports.comparison_chunks(project))
+    return streaming.WRITERS[output](data_exports.comparison_columns(project), data_exports.comparison_chunks(project))
 
 
 @pytest.fixture
@@ -92,6 +93,34 @@ def test_fast_path_writes_the_generic_parquet_rows(awkward):
     assert fast_table.schema == generic_table.schema
     assert fast_table.to_pylist() == generic_table.to_pylist()
     assert len(fast_table) == len(AWKWARD)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("output", ["csv", "jsonl", "parquet"])
+def test_fast_path_writes_the_generic_criteria_answers(awkward, output):
+    """Several criteria: the answer_<key> columns agree, answers missing or not, across ranges of two rows."""
+    awkward.criteria = [{"key": "alignment", "question": "Prompt?"}, {"key": "overall", "question": "Overall?"},
+                        {"key": "artifacts_2", "question": "Fewer artifacts?"}]
+    awkward.save(update_fields=["criteria"])
+    outcomes = ["a", "b", "tie", "bad"]
+    for index, comparison in enumerate(Comparison.objects.filter(project=awkward).order_by("pk")):
+        for offset, key in enumerate(["alignment", "overall", "artifacts_2"][: index % 4]):
+            CriterionAnswer.objects.create(comparison=comparison, criterion=key, outcome=outcomes[(index + offset) % 4])
+    written, expected = joined(fast(awkward, output)), joined(generic(awkward, output))
+    if output == "parquet":
+        fast_table, generic_table = (pq.read_table(io.BytesIO(data)) for data in (written, expected))
+        assert fast_table.schema == generic_table.schema
+        rows = fast_table.to_pylist()
+        assert rows == generic_table.to_pylist()
+    else:
+        assert written == expected
+        if output == "csv":
+            rows = list(csv.DictReader(io.StringIO(written.decode(), newline="")))
+        else:
+            rows = [json.loads(line) for line in written.splitlines()]
+    assert len(rows) == len(AWKWARD)
+    assert [row["answer_alignment"] or None for row in rows[:4]] == [None, "b", "tie", "bad"]
+    assert [row["answer_artifacts_2"] or None for row in rows[:4]] == [None, None, None, "b"]
 
 
 @pytest.mark.django_db

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from labeling.models import ReferenceRating
+from modeling.models import CriterionScore
 from modeling.services import analyses
 from tests.modeling.analysis_data import (
     attach_weights, put_features, ranker, set_human_scores, tag_images, write_baseline_cache,
@@ -210,3 +212,83 @@ def test_the_api_and_the_page_accept_a_text_field(scored, client, manager):
     assert "polyline" not in figure  # categories: points, no line
     table = html[html.index('id="metadata-table"'):]
     assert "<td>x</td><td>6</td>" in table
+
+
+ALIGNMENT_RAW = np.array([3.0, -1.0, 0.5, 2.0, -2.0, 1.0])  # images 0-5; image 6 has no alignment score
+
+
+@pytest.fixture
+def two_criteria(scored):
+    """The scored project asks two criteria; 'alignment' (secondary) has its own fitted scores."""
+    project = scored["version"].project
+    project.criteria = [{"key": "alignment", "question": "Which matches the prompt?"},
+                        {"key": "overall", "question": "Which is better overall?"}]
+    project.save(update_fields=["criteria"])
+    CriterionScore.objects.bulk_create([
+        CriterionScore(project=project, image=image, criterion="alignment", mean=float(m), variance=0.1,
+                       fitted_at=timezone.now())
+        for image, m in zip(scored["images"], ALIGNMENT_RAW)
+    ])  # fmt: skip
+    return scored
+
+
+def mapped_alignment() -> np.ndarray:
+    """The moment matching over the six images with both an alignment score and a model score."""
+    ours = OURS[:6]
+    return (ALIGNMENT_RAW - ALIGNMENT_RAW.mean()) / ALIGNMENT_RAW.std() * ours.std() + ours.mean()
+
+
+def test_a_secondary_criterion_s_scores_fill_the_human_column(two_criteria):
+    project = two_criteria["version"].project
+    primary = analyses.tag_summary(project)
+    chosen = analyses.tag_summary(project, criterion="alignment")
+    assert primary["criterion"] == "overall" and chosen["criterion"] == "alignment"
+    assert chosen["human_mapping"]["images"] == 6
+    for row, primary_row in zip(chosen["rows"], primary["rows"]):
+        at = {"bird": [0, 1, 2], "nature": [1, 2, 3, 4]}[row["tag"]]
+        assert row["human"]["value"] == pytest.approx(mapped_alignment()[at].mean())
+        assert primary_row["human"]["value"] == pytest.approx(mapped_human()[at].mean())
+        assert row["ours"] == primary_row["ours"]  # the model's column does not depend on the criterion
+    by_value = analyses.metadata_summary(project, "blur_sigma", criterion="alignment")
+    assert by_value["criterion"] == "alignment"
+    assert [g["human"]["value"] for g in by_value["groups"]] == pytest.approx(
+        [mapped_alignment()[[0, 1]].mean(), mapped_alignment()[[2, 3]].mean(), mapped_alignment()[[4, 5]].mean()])
+    assert by_value["groups"][2]["human"]["n"] == 2  # image 6 has no alignment score
+
+
+def test_a_one_question_project_s_analyses_name_no_criterion(scored, manager):
+    project = scored["version"].project
+    assert "criterion" not in analyses.tag_summary(project)
+    assert "criterion" not in analyses.metadata_summary(project, "blur_sigma")
+    api = APIClient()
+    api.force_authenticate(manager)
+    refused = api.get(f"/api/v1/projects/{project.slug}/tags/summary/", {"criterion": "overall"})
+    assert refused.status_code == 400 and "one question" in refused.json()["criterion"][0]
+
+
+def test_the_api_and_the_pages_take_a_criterion(two_criteria, manager, client):
+    project = two_criteria["version"].project
+    api = APIClient()
+    api.force_authenticate(manager)
+    tags = f"/api/v1/projects/{project.slug}/tags/summary/"
+    body = api.get(tags, {"criterion": "alignment"}).json()
+    assert body["criterion"] == "alignment"
+    assert body["rows"][0]["human"]["value"] == pytest.approx(mapped_alignment()[[0, 1, 2]].mean())
+    assert api.get(tags, {"criterion": "overall"}).json() == api.get(tags).json()  # the primary, named or not
+    csv = api.get(tags, {"criterion": "alignment", "format": "csv"})
+    assert csv.status_code == 200 and 'filename="test-project-tags-alignment.csv"' in csv["Content-Disposition"]
+    field = f"/api/v1/projects/{project.slug}/metadata/blur_sigma/summary/"
+    assert api.get(field, {"criterion": "alignment"}).json()["criterion"] == "alignment"
+    for url in (tags, field):
+        unknown = api.get(url, {"criterion": "nope"})
+        assert unknown.status_code == 400 and "alignment, overall" in unknown.json()["criterion"][0]
+
+    client.force_login(manager)
+    page = client.get(f"/projects/{project.slug}/analyses/tags/", {"criterion": "alignment"}).content.decode()
+    assert '<option value="alignment" selected>' in page and "criterion=alignment" in page  # the CSV link
+    assert 'id="human-criterion">alignment<' in page
+    metadata_page = client.get(f"/projects/{project.slug}/analyses/metadata/",
+                               {"field": "blur_sigma", "criterion": "alignment"}).content.decode()
+    assert '<option value="alignment" selected>' in metadata_page
+    for path in ("tags", "metadata"):
+        assert client.get(f"/projects/{project.slug}/analyses/{path}/", {"criterion": "nope"}).status_code == 404
