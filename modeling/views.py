@@ -85,7 +85,6 @@ def models_page(request, project):
         "can_create_projects": access.can_create_projects(request.user),
         "warm_start": warm_start.warm_start_version(project),
         "warm_start_targets": list(warm_start.projects_to_warm_start(request.user, active)) if active else [],
-        "warm_start_in_use": warm_start.in_use(project),
         "warm_start_scored": WarmStartScore.objects.filter(project=project).count(),
         # Refresh while something is moving, so progress is visible without a reload button.
         "auto_refresh": bool(open_run or scoring),

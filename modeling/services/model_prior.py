@@ -5,14 +5,17 @@ whether that score is *out of fold*, made by a model that never trained on that 
 
 - The project's active version is a cross-attention ranker (model kind ``tags``): its stored scores of
   the images none of its training comparisons touched (compared only since, in held-out pairs, or
-  never); the images it trained on get no model prior (cross-fitting the ranker would cost K trainings).
-- Otherwise (a ``linear_bt`` version, or no version yet): the linear Bradley–Terry head fitted on the
+  never) are out of fold; the images it trained on have none (cross-fitting the ranker would cost K
+  trainings). So it is a candidate only while it covers at least half of the images.
+- Whatever the active version (a ``linear_bt`` or a ranker, or none yet): the linear Bradley–Terry head fitted on the
   current comparisons and the cached features, each image scored without its own comparisons
   (``linear_bt.leave_one_image_out_scores``), so every image is out of fold. It runs where the fit runs
   (a second or so at 10^3 images) and needs no training run: the prior counts from the project's first
   comparisons, as soon as the images have features.
 - A warm start (``warm_start.py``, another project's version, all out of fold) competes with the
-  left-out head until the project has an active version: the better predictor of the comparisons wins.
+  others for as long as it is named: the better predictor of the comparisons wins at every fit. (It
+  used to stop at the project's first own version, a head trained on 50 comparisons, which ranked far
+  worse: ``docs/benchmarks.md``, "Campaign cost".)
 - None when no image has features yet and there is no warm start.
 """
 from __future__ import annotations
@@ -32,22 +35,28 @@ log = logging.getLogger(__name__)
 
 LINEAR_CONFIG = linear_bt.LinearBTConfig()
 RANKER_KIND = "tags"
+MIN_RANKER_COVERAGE = 0.5  # share of the images with an out-of-fold ranker score for it to be the prior
 
 
 def project_prior(project: Project, comparisons, version: ModelVersion | None) -> ModelPrior | None:
     """The prior for a fit of ``comparisons`` (``human_scores.ComparisonArrays``), given the active version.
 
-    With a warm start (``warm_start.warm_start_prior``: until the project has an active version of its
-    own) and the project's left-out head both at hand, the one that predicts the comparisons better
-    (``prior_fusion.better_prior``; the warm start while there are too few comparisons to tell)."""
-    if version is not None and version_kind(version) == RANKER_KIND:
-        return ranker_prior(version, comparisons)
+    The candidates: the warm start (``warm_start.warm_start_prior``, while one is named), the project's own
+    linear head with each image left out, and an active ranker's out-of-fold scores where they cover at
+    least ``MIN_RANKER_COVERAGE`` of the images (the ranker has none for the images it trained on: alone
+    it would drop the model from their human scores; measured, the fused ranking fell to the pairs
+    alone). The one that predicts the comparisons best (``prior_fusion.better_prior``; the first, the warm
+    start, while there are too few comparisons to tell)."""
     encoder_id = version.encoder_id if version is not None else feature_extraction.encoder_id_for()
-    own = own_head_prior(comparisons, encoder_id, version)
     warm = warm_start.warm_start_prior(project, comparisons.image_ids)
     if warm is not None:
         warm = ModelPrior(warm.mean, warm.out_of_fold, source=warm.source, version_id=warm.version_id)
-    return prior_fusion.better_prior([warm, own], comparisons.a_index, comparisons.b_index, comparisons.outcome,
+    candidates = [warm, own_head_prior(comparisons, encoder_id, version)]
+    if version is not None and version_kind(version) == RANKER_KIND:
+        ranker = ranker_prior(version, comparisons)
+        if np.isfinite(ranker.score).mean() >= MIN_RANKER_COVERAGE:
+            candidates.append(ranker)
+    return prior_fusion.better_prior(candidates, comparisons.a_index, comparisons.b_index, comparisons.outcome,
                                      comparisons.weight)
 
 

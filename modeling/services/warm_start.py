@@ -8,8 +8,8 @@
   ``tagrank.scoring.warm_start``, sent by ``worker/dispatch.py::send_warm_start_scoring``), into
   ``WarmStartScore``, never ``ImageScore``: that table holds a version's scores of its own project only.
   Images that get their features later are scored as they arrive (``score_new_images``).
-- Until the project has an active version of its own, ``warm_start_prior`` hands the human-score fit
-  those scores as the prior, from the first judgment on. They are out of fold by construction: the
+- For as long as it is named, ``warm_start_prior`` hands the human-score fit those scores as a candidate
+  prior, from the first judgment on; it competes with the project's own model at every fit. They are out of fold by construction: the
   version never saw a comparison of this project. The prior's strength is fitted from the project's
   comparisons at each refit, so a transfer that ranks badly here fades as judgments arrive.
 """
@@ -122,16 +122,16 @@ def warm_start_version(project: Project) -> ModelVersion | None:
 
 
 def in_use(project: Project) -> bool:
-    """Whether the warm start is the project's prior now: one is named and no version of its own is active."""
-    return (TrainingSettings.objects.filter(project=project, warm_start_version__isnull=False).exists()
-            and not ModelVersion.objects.filter(project=project, is_active=True).exists())
+    """Whether the warm start is a candidate for the project's prior: one is named. It competes with the
+    project's own model at every fit (``model_prior.project_prior``), and its weight is fitted each time."""
+    return TrainingSettings.objects.filter(project=project, warm_start_version__isnull=False).exists()
 
 
 def warm_start_prior(project: Project, image_ids: np.ndarray) -> WarmStartPrior | None:
-    """The warm start's scores of ``image_ids`` [N] as the human-score fit's prior, or None: when none is
-    named, when the project has an active version of its own (it takes over), or before any image is scored."""
+    """The warm start's scores of ``image_ids`` [N] as a candidate prior of the human-score fit, or None: when
+    none is named, or before any image is scored."""
     version = warm_start_version(project)
-    if version is None or ModelVersion.objects.filter(project=project, is_active=True).exists():
+    if version is None:
         return None
     columns = fetch_columns(WarmStartScore.objects.filter(project=project, model_version=version),
                             {"image_id": int, "mean": float, "uncertainty": float})

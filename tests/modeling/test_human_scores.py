@@ -197,3 +197,29 @@ def test_without_any_version_the_cross_fitted_head_places_images_nobody_compared
     fit = human_scores.fit_human_scores(project)
     assert fit.prior_strength["share"] < 0.1
     assert np.ptp(stored_means(project, [images[i] for i in never_compared])) < 0.5
+
+
+@pytest.mark.django_db
+def test_an_active_ranker_that_trained_on_most_images_leaves_the_prior_to_the_left_out_head(
+        project, two_raters, monkeypatch):
+    from modeling.models import ModelVersion
+    from modeling.services import model_prior
+
+    images = make_images(project, 60)
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(60, 6))
+    quality = features @ np.array([1.0, -0.5, 0.8, 0.0, 0.3, 0.0])
+    monkeypatch.setattr(model_prior, "pooled_project_features",
+                        lambda image_ids, encoder_id: (np.ones(len(image_ids), dtype=bool), features))
+    compared = np.arange(0, 50)  # 50 of 60 images compared, all before the ranker trained
+    add_comparisons(project, thurstone_judgments([images[i] for i in compared], quality[compared], 300,
+                                                 list(two_raters), rng, noise=0.5))
+    version = make_model_version(project, images, 5.5 + 2 * quality)  # a ranker (model kind "tags") ...
+    last = project.comparisons.order_by("-pk").values_list("pk", flat=True).first()
+    ModelVersion.objects.filter(pk=version.pk).update(last_comparison_id=last)  # ... trained on all of them
+    fit = human_scores.fit_human_scores(project)
+    # Its out-of-fold scores cover 10 of 60 images: the head, each image left out, is the prior of all 60.
+    assert fit.prior_source.startswith("linear_bt, each image left out")
+    assert fit.prior_strength["share"] > 0.3
+    uncompared = stored_means(project, [images[i] for i in range(50, 60)])
+    assert stats.spearmanr(uncompared, quality[50:])[0] > 0.7

@@ -125,7 +125,8 @@ def judged_with_a_warm_start(project, earlier, quality, warm_scores, n_judgments
     add_comparisons(project, thurstone_judgments(images, quality, n_judgments, raters, np.random.default_rng(seed)))
 
 
-def test_the_warm_start_is_the_prior_from_the_first_judgments_until_an_own_version_is_active(project, earlier):
+def test_the_warm_start_is_the_prior_from_the_first_judgments_and_still_competes_once_an_own_version_is_active(
+        project, earlier):
     quality = np.random.default_rng(0).normal(size=60)
     judged_with_a_warm_start(project, earlier, quality, np.clip(5.5 + 1.5 * quality, 1, 10),  # a model that transfers well
                              n_judgments=30, seed=1)
@@ -137,10 +138,11 @@ def test_the_warm_start_is_the_prior_from_the_first_judgments_until_an_own_versi
     prior = warm_start.warm_start_prior(project, fit.image_ids)
     assert prior.out_of_fold.all() and prior.version_id == earlier.pk
 
-    own = ModelVersion.objects.create(project=project, encoder_id=earlier.encoder_id, is_active=True,
-                                      status=ModelVersion.Status.ACTIVE)
-    assert warm_start.warm_start_prior(project, fit.image_ids) is None
-    assert human_scores.fit_project_posterior(project).model_version_id in (own.pk, None)
+    # The project's own first version (a ranker with no out-of-fold scores yet) does not switch it off.
+    ModelVersion.objects.create(project=project, encoder_id=earlier.encoder_id, is_active=True,
+                                status=ModelVersion.Status.ACTIVE)
+    assert warm_start.warm_start_prior(project, fit.image_ids).version_id == earlier.pk
+    assert human_scores.fit_project_posterior(project).model_version_id == earlier.pk
 
 
 def test_new_warm_start_scores_make_the_human_scores_stale(project, earlier):
