@@ -81,6 +81,7 @@ class CostConfig:
     timeout_s: float = 900.0
     warm_start: bool = False  # a second campaign on fresh images, the first one's active version as its prior
     warm_budgets: tuple[float, ...] = (0.25, 0.5, 1.0)  # REST: the second campaign's budgets
+    strategy: str = "active"  # simulate only: the pair strategy (REST: the project's default, active)
     extra: dict = field(default_factory=dict)
 
 
@@ -387,6 +388,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--simulate", action="store_true", help="no server: the same code on arrays")
     parser.add_argument("--warm-start", action="store_true",
                         help="a second campaign on fresh images, the first one's model (REST: active version) as prior")
+    parser.add_argument("--strategy", choices=("active", "random"), help="(with --simulate) the pair strategy")
     parser.add_argument("--images", type=int)
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--budgets", type=float, nargs="+")
@@ -398,7 +400,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report-from", type=Path, help="only print the report of a saved --json file")
     args = parser.parse_args(argv)
     config = CostConfig()
-    for name in ("images", "seeds", "raters", "pause", "noise", "classic_draws"):
+    for name in ("images", "seeds", "raters", "pause", "noise", "classic_draws", "strategy"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     if args.budgets:

@@ -3,7 +3,7 @@
 Per seed: the degraded set's images and their ``quality-stats`` features (computed once, cached under
 ``var/benchmarks/``), a Thurstone observer, and the served queue as the system runs it: a batch of
 ``RefillPolicy().batch_size`` pairs chosen by ``modeling.ml.selection.select_pairs`` (strategy
-``active``) from the current human-score posterior, served by expected information, refilled once
+``active``, or balanced ``random`` with ``--strategy random``) from the current human-score posterior, served by expected information, refilled once
 half of it (at most 25 judgments) is judged. Each refill refits the human scores as
 ``modeling/services/human_scores.py`` does: the linear head, each image left out, as prior
 (``model_prior.own_head_prior``'s computation), weighed by ``prior_fusion.fuse``. The model alone
@@ -68,7 +68,7 @@ def simulate_campaign(features, quality, config: CostConfig, seed: int, foreign:
     for budget in config.budgets:
         target = int(round(budget * n))
         while len(pairs) < target:
-            batch = select_pairs(fused.posterior, counts, BATCH, rng, strategy="active", exclude=judged or None,
+            batch = select_pairs(fused.posterior, counts, BATCH, rng, strategy=config.strategy, exclude=judged or None,
                                  max_per_image=MAX_PER_IMAGE, explore_share=EXPLORE)
             batch = batch[np.argsort(-pair_information(fused.posterior, batch[:, 0], batch[:, 1]), kind="stable")]
             served = batch[: min(SERVED, (len(batch) + 1) // 2, target - len(pairs))]
