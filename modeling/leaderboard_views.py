@@ -9,6 +9,7 @@ from django.utils.html import escape
 from django.views.decorators.http import require_safe
 
 from labeling.project_scope import manager_page
+from modeling.dashboard_views import page_criterion
 from modeling.services import leaderboard
 
 ROW_HEIGHT, LEFT, WIDTH = 28, 160, 640
@@ -49,7 +50,7 @@ def interval_plot_svg(rows: list[dict]) -> str:
 def leaderboard_page(request, project):
     fields = leaderboard.candidate_fields(project)
     field = request.GET.get("field") or ("generator" if "generator" in fields else (fields[0] if fields else None))
-    criterion = request.GET.get("criterion") or None
+    criterion = page_criterion(request, project)  # 404 for a key the project does not ask
     context = {"project": project, "fields": fields, "field": field, "problem": None, "rows": None,
                "criteria": project.criteria or [], "criterion": criterion}
     if field:

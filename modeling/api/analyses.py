@@ -75,7 +75,7 @@ def _int_param(request, name: str, default: int | None, minimum: int = 1) -> int
     return value
 
 
-def _criterion(project, request) -> str | None:
+def criterion_param(project, request) -> str | None:
     """The ``?criterion=``: None (the primary, or none asked) or a secondary key; a 400 for a key the project lacks."""
     try:
         return criterion_scores.resolve(project, request.query_params.get("criterion"))
@@ -102,7 +102,7 @@ class TagSummaryView(ProjectScopedMixin, JsonErrorsMixin, APIView):
         """Mean score per tag from the tags model, the image-only baseline and the humans (poster's TextTag table)."""
         self.require_manager("see the per-tag analysis")
         min_images = _int_param(request, "min_images", analyses.DEFAULT_MIN_IMAGES)
-        criterion = _criterion(self.project, request)
+        criterion = criterion_param(self.project, request)
         summary = analyses.tag_summary(self.project, min_images=min_images, version=_version(self.project, request),
                                        criterion=criterion)
         if request.accepted_renderer.format == "csv":
@@ -126,7 +126,7 @@ class MetadataSummaryView(ProjectScopedMixin, APIView):
         """Model score, human score and CLIP prompt/tag–image similarity against a metadata field, numeric or text."""
         self.require_manager("see the generation-parameter analysis")
         by_tag = request.query_params.get("by_tag", "").lower() in ("1", "true", "yes")
-        criterion = _criterion(self.project, request)
+        criterion = criterion_param(self.project, request)
         summary = analyses.metadata_summary(  # an unknown field is a refusal (404, code unknown_field)
             self.project, field, by_tag=by_tag, version=_version(self.project, request), criterion=criterion,
             min_images=_int_param(request, "min_images", analyses.DEFAULT_MIN_IMAGES))

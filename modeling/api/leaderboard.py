@@ -15,8 +15,9 @@ from rest_framework.views import APIView
 from core import spreadsheet_safety
 from core.api_errors import ERRORS, JsonErrorsMixin
 from labeling.project_scope import ProjectScopedMixin
-from modeling.api.analyses import FORMAT_PARAM, CSVRenderer, csv_attachment, json_or_csv
-from modeling.services import leaderboard
+from modeling.api.analyses import FORMAT_PARAM, CSVRenderer, criterion_param, csv_attachment, json_or_csv
+from modeling.services import analyses, leaderboard
+
 
 def leaderboard_body(result: leaderboard.FieldLeaderboard) -> dict:
     level = (result.human or result.model).level if (result.human or result.model) else 0.95
@@ -59,14 +60,14 @@ class LeaderboardView(ProjectScopedMixin, JsonErrorsMixin, APIView):
         """The leaderboard of a categorical metadata field (e.g. which generator wins), human and model side by side."""
         self.require_manager("see the leaderboard")
         field = request.query_params.get("field") or ""
+        criterion = criterion_param(self.project, request)
         if not field:
             fields = leaderboard.candidate_fields(self.project)
             raise ValidationError({"field": [f"Name a metadata field. Candidates: {', '.join(fields) or 'none'}."]})
         try:
-            result = leaderboard.field_leaderboard(self.project, field,
-                                                   criterion=request.query_params.get("criterion") or None)
+            result = leaderboard.field_leaderboard(self.project, field, criterion=criterion)
         except leaderboard.LeaderboardUnavailable as exc:
             raise ValidationError({"field": [str(exc)]}) from exc
         if request.accepted_renderer.format == "csv":
             return csv_attachment(leaderboard_csv(result), f"{self.project.slug}-leaderboard-{field}.csv")
-        return Response(leaderboard_body(result))
+        return Response({**leaderboard_body(result), **analyses.criterion_named(self.project, criterion)})

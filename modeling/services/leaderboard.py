@@ -26,7 +26,7 @@ from labeling.services.criteria import answers_of
 from modeling.ml.leaderboard import Leaderboard, LeaderboardConfig, build_leaderboard
 from modeling.ml.selection import same_group_pairs
 from modeling.models import ImageScore, ModelVersion
-from modeling.services import human_scores
+from modeling.services import criterion_scores, human_scores
 
 MAX_VALUES = 50  # a field with more distinct values is not categorical enough for a leaderboard
 MODEL_PAIRS = 200_000  # pairs sampled for the model's leaderboard in a project without groups
@@ -85,9 +85,10 @@ def field_leaderboard(project: Project, field: str, config: LeaderboardConfig = 
     """The leaderboard of ``field``; in a project with several criteria, from the answers to ``criterion``
     (None: the comparison's outcome, the primary criterion's answer)."""
     check_field(field)
-    keys = [item["key"] for item in project.criteria or []]
-    if criterion is not None and criterion not in keys:
-        raise LeaderboardUnavailable(f"{criterion!r} is not one of this project's criteria ({', '.join(keys) or 'none'}).")
+    try:
+        criterion = criterion_scores.resolve(project, criterion)  # the primary key reads as the outcome
+    except ValueError as error:
+        raise LeaderboardUnavailable(str(error)) from None
     values_by_image = metadata_values(project, field)
     names = sorted(set(values_by_image.values()))
     if len(names) < 2:

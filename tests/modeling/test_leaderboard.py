@@ -128,3 +128,26 @@ def test_the_page_shows_the_leaderboard_to_managers_only(client, project, manage
     assert 'id="leaderboard-table"' in page and 'id="human-win-rates"' in page
     assert page.index('data-value="strong"') < page.index('data-value="middle"') < page.index('data-value="weak"')
     assert "export/preferences/" in page
+
+
+@pytest.mark.django_db
+def test_a_criterion_the_project_does_not_ask_is_a_400_on_the_api_and_a_404_on_the_page(
+        client, project, manager, generator_campaign):
+    api_url, page_url = f"/api/v1/projects/{project.slug}/leaderboard/", f"/projects/{project.slug}/leaderboard/"
+    client.force_login(manager)
+    # One question: any criterion is refused, as by the scores export and the analyses.
+    refused = signed_in(manager).get(api_url, {"field": "generator", "criterion": "overall"})
+    assert refused.status_code == 400 and "criterion" in refused.json()
+    assert client.get(page_url, {"field": "generator", "criterion": "overall"}).status_code == 404
+    assert signed_in(manager).get(api_url, {"field": "generator"}).json()["criterion"] is None  # unchanged
+    project.criteria = [{"key": "alignment", "question": "Which matches the prompt?"},
+                        {"key": "overall", "question": "Which is better?"}]
+    project.save()
+    refused = signed_in(manager).get(api_url, {"field": "generator", "criterion": "beauty"})
+    assert refused.status_code == 400 and "beauty" in refused.json()["criterion"][0]
+    assert client.get(page_url, {"field": "generator", "criterion": "beauty"}).status_code == 404
+    # The primary key reads the judgments' outcomes, and the answer names it.
+    primary = signed_in(manager).get(api_url, {"field": "generator", "criterion": "overall"}).json()
+    assert primary["criterion"] == "overall" and primary["values"][0]["value"] == "strong"
+    page = client.get(page_url, {"field": "generator", "criterion": "alignment"})
+    assert page.status_code == 200 and "criterion=alignment&amp;format=csv" in page.content.decode()
