@@ -64,7 +64,12 @@ def comparison_columns(project: Project) -> list[Column]:
     """The comparisons export's columns: ``COMPARISON_COLUMNS``, then, in a project with several criteria, one
     ``answer_<key>`` per criterion in the project's order (a, b, tie or bad; empty where the judgment has no
     answer to it, e.g. one made before the criterion was added). A one-question project: the columns alone."""
-    return COMPARISON_COLUMNS + [Column(f"answer_{key}") for key in criterion_keys(project)]
+    return COMPARISON_COLUMNS + answer_columns(project)
+
+
+def answer_columns(project: Project) -> list[Column]:
+    """One ``answer_<key>`` column per criterion, in the project's order; none in a one-question project."""
+    return [Column(f"answer_{key}") for key in criterion_keys(project)]
 
 
 def comparison_chunks(project: Project) -> Iterator[list[tuple]]:
@@ -77,11 +82,17 @@ def comparison_chunks(project: Project) -> Iterator[list[tuple]]:
         token = str(v[13]) if v[13] is not None else None
         return (*v[:8], winner, *v[8:13], token, *v[14:])
 
+    return with_answers(mapped(rows, row), project)
+
+
+def with_answers(chunks: Iterator[list[tuple]], project: Project) -> Iterator[list[tuple]]:
+    """Chunks of comparison rows (the comparison's id first, in id order) with the ``answer_columns`` values
+    appended; the chunks unchanged in a one-question project. The comparisons export and the purge's archive."""
     keys = criterion_keys(project)
-    return _with_answers(mapped(rows, row), project.pk, keys) if keys else mapped(rows, row)
+    return _answered(chunks, project.pk, keys) if keys else chunks
 
 
-def _with_answers(chunks: Iterator[list[tuple]], chunk_project: int, keys: list[str]) -> Iterator[list[tuple]]:
+def _answered(chunks: Iterator[list[tuple]], chunk_project: int, keys: list[str]) -> Iterator[list[tuple]]:
     """Each row with its answers to ``keys`` appended: one query per chunk, over the chunk's range of ids."""
     for chunk in chunks:
         answers = CriterionAnswer.objects.filter(

@@ -61,9 +61,11 @@ _COMPARISON_FIELDS = [
 
 
 def iter_comparisons_csv(project: Project) -> Iterator[str]:
-    """Every comparison of the project, oldest first, in chunks (keyset by id, like the scores)."""
+    """Every comparison of the project, oldest first, in chunks (keyset by id, like the scores); with several
+    criteria, each judgment's answers in the comparisons export's ``answer_<key>`` columns after the others."""
     chunks = keyset_chunks(Comparison.objects.filter(project=project), _COMPARISON_FIELDS)
-    return iter_csv(COMPARISON_COLUMNS, mapped(chunks, lambda row: (row[0], row[1].isoformat(), *row[2:])))
+    rows = mapped(chunks, lambda row: (row[0], row[1].isoformat(), *row[2:]))
+    return iter_csv(COMPARISON_COLUMNS + data_exports.answer_columns(project), data_exports.with_answers(rows, project))
 
 
 def write_export(chunks: Iterable[str], path) -> int:

@@ -150,3 +150,26 @@ def test_scores_and_comparisons_exports_neutralise_a_formula_tag(api, project, i
     assert read_tags_csv(side) == {"x.png": [tag.name, "even"]}
     comparisons = "".join(purge.iter_comparisons_csv(project))
     assert comparisons.startswith("id,created_at,rater")
+
+
+@pytest.mark.django_db
+def test_the_purge_archive_keeps_every_criterions_answers_and_one_question_archives_are_unchanged(
+        project, images, rater, tmp_path):
+    _, first = next_pair(project, rater)
+    judge(project, rater, first, winner="b")
+    purge.export_project(project, tmp_path / "one")
+    header = open(tmp_path / "one" / "comparisons.csv").readline().strip()
+    assert header == ",".join(column.name for column in purge.COMPARISON_COLUMNS)  # no answer_ columns
+    project.criteria = [{"key": "alignment", "question": "Which matches the prompt?"},
+                        {"key": "overall", "question": "Which is better?"}]
+    project.save()
+    _, lease = next_pair(project, rater)
+    submit_comparison(project, rater, lease=lease.token, client_key="two", answers={"alignment": "a", "overall": "tie"})
+    purge.export_project(project, tmp_path / "two")
+    rows = list(csv.DictReader(open(tmp_path / "two" / "comparisons.csv")))
+    assert list(rows[0])[-2:] == ["answer_alignment", "answer_overall"]  # the comparisons export's columns
+    by_key = {row["client_key"]: row for row in rows}
+    assert (by_key["two"]["outcome"], by_key["two"]["answer_alignment"], by_key["two"]["answer_overall"]) == (
+        "tie", "a", "tie")
+    # A judgment made before the criteria were asked has no answers: empty cells, its outcome kept.
+    assert (by_key[str(first.token)]["outcome"], by_key[str(first.token)]["answer_alignment"]) == ("b", "")
