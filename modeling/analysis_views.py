@@ -20,7 +20,7 @@ from labeling.project_scope import manager_page
 from modeling import charts
 from modeling.dashboard_views import page_criterion
 from modeling.models import HumanScore, ImageScore
-from modeling.services import analyses, explanations
+from modeling.services import analyses, criterion_scores, explanations
 
 
 def _version_or_none(project):
@@ -104,6 +104,7 @@ def image_detail(request, image_id):
             "texts": sorted(explanation["texts"], key=lambda t: -abs(t["delta"])) if explanation else [],
             "scores": ImageScore.objects.filter(image=image).select_related("model_version").order_by("-model_version_id")[:5],
             "human": HumanScore.objects.filter(image=image).first(),
+            "criterion_scores": criterion_scores.image_scores(image),
         })
     return render(request, "modeling/analysis_image.html", context)
 

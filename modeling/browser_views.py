@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, render
 from labeling.models import Comparison, Image
 from labeling.project_scope import manager_page
 from modeling.models import HumanScore, ImageScore
-from modeling.services import image_browser
+from modeling.services import criterion_scores, image_browser
 
 
 class BrowseForm(forms.Form):
@@ -81,5 +81,6 @@ def browser_image_page(request, project, image_id):
         "project": project, "image": image, "rows": rows, "next_before": next_before,
         "score": ImageScore.objects.filter(image=image, model_version__is_active=True).first(),
         "human": HumanScore.objects.filter(image=image).first(),
+        "criterion_scores": criterion_scores.image_scores(image),
         "tags": list(image.image_tags.values_list("tag__name", flat=True).order_by("tag__name")),
     })

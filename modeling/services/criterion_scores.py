@@ -26,10 +26,10 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from labeling.models import CriterionAnswer, Project
+from labeling.models import CriterionAnswer, Image, Project
 from labeling.services.criteria import primary
 from modeling.ml import bradley_terry as bt
-from modeling.models import CriterionScore, HumanScoreStamp, TrainingSettings
+from modeling.models import CriterionScore, HumanScore, HumanScoreStamp, TrainingSettings
 from modeling.services import human_scores
 from modeling.services.columns import fetch_columns
 from modeling.services.comparison_cache import LEFT_WIN_X2
@@ -185,3 +185,17 @@ def stored_posterior(project: Project, criterion: str, image_ids: np.ndarray) ->
 def _stored_means(project: Project, criterion: str, image_ids: np.ndarray) -> np.ndarray | None:
     stored = stored_posterior(project, criterion, image_ids)
     return None if stored is None else np.nan_to_num(stored[0], nan=0.0)
+
+
+def image_scores(image: Image) -> list[dict]:
+    """An image's human score on each criterion, in the project's order, for its page (managers):
+    ``{"key", "question", "primary", "score"}`` with the ``HumanScore`` (primary) or ``CriterionScore`` row, or
+    None where none is fitted yet. A one-question project: ``[]`` (its page shows the ``HumanScore`` alone)."""
+    if not image.project.criteria:
+        return []
+    main = primary(image.project)
+    secondary_rows = {row.criterion: row for row in CriterionScore.objects.filter(image=image)}
+    human = HumanScore.objects.filter(image=image).first()
+    return [{"key": item["key"], "question": item["question"], "primary": item["key"] == main,
+             "score": human if item["key"] == main else secondary_rows.get(item["key"])}
+            for item in image.project.criteria]
