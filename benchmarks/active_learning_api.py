@@ -282,17 +282,20 @@ def wait(what: str, check, timeout_s: float, every_s: float = 1.0):
 
 
 def fresh_score_rows(manager: Api, slug: str, last_judged_at: str | None, timeout_s: float) -> list[dict]:
-    """Refit on the worker (POST agreement/), wait until the exported human scores saw every judgment (their
-    ``human_score_fitted_at`` is not before the last judgment's ``created_at``), read the export. (A report
-    newer than the request is no sign: it counts the comparisons when computed, not when its scores were fitted.)"""
+    """Refit on the worker (POST agreement/), wait until the exported human scores saw every judgment, read the
+    export. A fit stores only the rows that moved (``human_score_writes``), but it always moves the images of
+    the judgments it saw first (their counts change): so the newest ``human_score_fitted_at`` not before the
+    last judgment's ``created_at`` says a fit that saw it is stored, and the unmoved rows are that fit's too.
+    (A report newer than the request is no sign: it counts the comparisons when computed, not when its
+    scores were fitted.)"""
     manager.ok("POST", f"/api/v1/projects/{slug}/agreement/")
     judged_at = datetime.fromisoformat(last_judged_at) if last_judged_at else None
 
     def fresh_rows():
         text = manager.ok("GET", f"/api/v1/projects/{slug}/scores/?format=jsonl", raw=True)
         rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        fitted = [row["human_score_fitted_at"] for row in rows]
-        fresh = judged_at is None or all(t is not None and datetime.fromisoformat(t) >= judged_at for t in fitted)
+        fitted = [datetime.fromisoformat(row["human_score_fitted_at"]) for row in rows if row["human_score_fitted_at"]]
+        fresh = judged_at is None or (len(fitted) == len(rows) and max(fitted) >= judged_at)
         return rows if fresh else None
 
     return wait(f"human scores of {slug} that include every judgment", fresh_rows, timeout_s)
