@@ -17,6 +17,18 @@ def stored_means(project, images):
     return np.array([means[image.pk] for image in images])
 
 
+def images_with_features(project, monkeypatch, rng, n: int = 60):
+    """``n`` images whose pooled features (as the feature store would give them) predict their quality."""
+    from modeling.services import model_prior
+
+    images = make_images(project, n)
+    features = rng.normal(size=(n, 6))
+    quality = features @ np.array([1.0, -0.5, 0.8, 0.0, 0.3, 0.0])
+    monkeypatch.setattr(model_prior, "pooled_project_features",
+                        lambda image_ids, encoder_id: (np.ones(len(image_ids), dtype=bool), features))
+    return images, quality
+
+
 @pytest.fixture
 def two_raters(project):
     honest, contrarian = user("honest"), user("contrarian")
@@ -171,16 +183,11 @@ def test_staleness(project, two_raters):
 
 
 @pytest.mark.django_db
-def test_without_any_version_the_cross_fitted_head_places_images_nobody_compared(project, two_raters, monkeypatch):
+def test_without_any_version_the_left_out_head_places_images_nobody_compared(project, two_raters, monkeypatch):
     from modeling.services import model_prior
 
-    images = make_images(project, 60)
     rng = np.random.default_rng(11)
-    features = rng.normal(size=(60, 6))
-    quality = features @ np.array([1.0, -0.5, 0.8, 0.0, 0.3, 0.0])
-    # Pooled features as the feature store would give them (here: made to predict the quality).
-    monkeypatch.setattr(model_prior, "pooled_project_features",
-                        lambda image_ids, encoder_id: (np.ones(len(image_ids), dtype=bool), features))
+    images, quality = images_with_features(project, monkeypatch, rng)
     compared, never_compared = np.arange(0, 60, 3), np.setdiff1d(np.arange(60), np.arange(0, 60, 3))
     add_comparisons(project, thurstone_judgments([images[i] for i in compared], quality[compared], 300,
                                                  list(two_raters), rng, noise=0.5))
@@ -203,14 +210,9 @@ def test_without_any_version_the_cross_fitted_head_places_images_nobody_compared
 def test_an_active_ranker_that_trained_on_most_images_leaves_the_prior_to_the_left_out_head(
         project, two_raters, monkeypatch):
     from modeling.models import ModelVersion
-    from modeling.services import model_prior
 
-    images = make_images(project, 60)
     rng = np.random.default_rng(5)
-    features = rng.normal(size=(60, 6))
-    quality = features @ np.array([1.0, -0.5, 0.8, 0.0, 0.3, 0.0])
-    monkeypatch.setattr(model_prior, "pooled_project_features",
-                        lambda image_ids, encoder_id: (np.ones(len(image_ids), dtype=bool), features))
+    images, quality = images_with_features(project, monkeypatch, rng)
     compared = np.arange(0, 50)  # 50 of 60 images compared, all before the ranker trained
     add_comparisons(project, thurstone_judgments([images[i] for i in compared], quality[compared], 300,
                                                  list(two_raters), rng, noise=0.5))
@@ -230,17 +232,12 @@ def test_with_a_model_prior_fewer_honest_raters_are_called_careless_at_one_judgm
     """On comparisons alone, at about one judgment per image nothing tells honest raters apart, and the raters'
     fit calls some of them careless; with the model's prior it judges them by what the model predicts."""
     from labeling.models import Project
-    from modeling.services import model_prior
 
     careless = {"alone": 0, "with the model prior": 0}
     for seed in range(8):
         project = Project.objects.create(name=f"p{seed}", slug=f"p{seed}", weight_raters_by_reliability=True)
-        images = make_images(project, 60)
         rng = np.random.default_rng(seed)
-        features = rng.normal(size=(60, 6))
-        quality = features @ np.array([1.0, -0.5, 0.8, 0.0, 0.3, 0.0])
-        monkeypatch.setattr(model_prior, "pooled_project_features",
-                            lambda image_ids, encoder_id, f=features: (np.ones(len(image_ids), dtype=bool), f))
+        images, quality = images_with_features(project, monkeypatch, rng)
         raters = [user(f"honest{seed}-{k}") for k in range(3)]
         for rater in raters:
             member(project, rater)
