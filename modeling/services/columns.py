@@ -56,3 +56,13 @@ def fetch_columns(queryset: QuerySet, columns: dict[str, type]) -> dict[str, np.
         raise ValueError("unexpected COPY layout (a NULL value, or a column that is not 8 bytes)")
     return {name: body[f"value_{index}"].astype(np.float64 if kind is float else np.int64)
             for index, (name, kind) in enumerate(columns.items())}
+
+
+def per_image(image_ids: np.ndarray, ids: np.ndarray, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
+    """``values`` given for image ``ids``, placed in ``image_ids`` (ascending) order (``fill`` where none)."""
+    placed = np.full(image_ids.shape[0], fill, dtype=np.float64)
+    if ids.shape[0] and image_ids.shape[0]:
+        index = np.searchsorted(image_ids, ids)
+        known = (index < image_ids.shape[0]) & (image_ids[np.minimum(index, image_ids.shape[0] - 1)] == ids)
+        placed[index[known]] = values[known]
+    return placed

@@ -31,7 +31,7 @@ from labeling.services.criteria import primary
 from modeling.ml import bradley_terry as bt
 from modeling.models import CriterionScore, HumanScore, HumanScoreStamp, TrainingSettings
 from modeling.services import human_scores
-from modeling.services.columns import fetch_columns
+from modeling.services.columns import fetch_columns, per_image
 from modeling.services.comparison_cache import LEFT_WIN_X2
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,8 @@ def stored_posterior(project: Project, criterion: str, image_ids: np.ndarray) ->
                             {"image_id": int, "mean": float, "variance": float})
     if columns["image_id"].shape[0] == 0:
         return None
-    return (human_scores.per_image(image_ids, columns["image_id"], columns["mean"]),
-            human_scores.per_image(image_ids, columns["image_id"], columns["variance"]))
+    return (per_image(image_ids, columns["image_id"], columns["mean"]),
+            per_image(image_ids, columns["image_id"], columns["variance"]))
 
 
 def _stored_means(project: Project, criterion: str, image_ids: np.ndarray) -> np.ndarray | None:

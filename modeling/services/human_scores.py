@@ -8,10 +8,10 @@
   ``weight_raters_by_reliability`` off; every comparison then enters each fit with its weight.
 - The fit is warm-started from the stored means, so a refit after a batch of new comparisons takes a
   few Newton steps.
-- A model's scores are the prior (``model_prior.py``: the linear head with each image left out, the active ranker's
-  scores of the images it did not train on, or, until the project has an active version, a *warm
-  start*: another project's version named in the training settings, ``warm_start.py``), always out of
-  fold: an image's prior never comes from a model trained on its own comparisons. Its strength (slope
+- A model's scores are the prior (``model_prior.py``: the best predictor of the comparisons among the
+  linear head with each image left out, the active ranker's scores of the images it did not train on,
+  and a *warm start*: another project's version named in the training settings, ``warm_start.py``),
+  always out of fold: an image's prior never comes from a model trained on its own comparisons. Its strength (slope
   and scatter on the Bradley–Terry scale) is estimated at each fit by empirical Bayes from the
   comparisons it predicts (``modeling/ml/prior_fusion.py``), so a model that predicts nothing fades to a
   flat prior, and images nobody has compared yet are placed by their content instead of at 0.
@@ -36,7 +36,7 @@ from modeling.ml import bradley_terry as bt
 from modeling.ml import prior_fusion, rater_reliability
 from modeling.models import HumanScore, ImageScore, ModelVersion
 from modeling.services import model_prior
-from modeling.services.columns import fetch_columns
+from modeling.services.columns import fetch_columns, per_image
 from modeling.services import comparison_cache, human_score_writes, stopping_rule
 from modeling.services import warm_start as warm_start_service  # (the fits' own warm_start is the stored means)
 from modeling.services.datasets import excluded_rater_ids
@@ -111,16 +111,6 @@ def load_comparisons(project: Project, *, include_excluded: bool = False, image_
 def active_model_version(project: Project) -> ModelVersion | None:
     """The version whose scores the project serves (its export and pages), if any."""
     return ModelVersion.objects.filter(project=project, is_active=True).first()
-
-
-def per_image(image_ids: np.ndarray, ids: np.ndarray, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
-    """``values`` given for image ``ids``, placed in ``image_ids`` order (``fill`` where none)."""
-    placed = np.full(image_ids.shape[0], fill, dtype=np.float64)
-    if ids.shape[0] and image_ids.shape[0]:
-        index = np.searchsorted(image_ids, ids)
-        known = (index < image_ids.shape[0]) & (image_ids[np.minimum(index, image_ids.shape[0] - 1)] == ids)
-        placed[index[known]] = values[known]
-    return placed
 
 
 def model_scores(model_version_id: int, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -204,19 +194,18 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
     # The raters' weights are fitted with the model's prior when there is one: on comparisons alone, at about
     # one judgment per image, nothing tells honest raters apart and the fit could call two of three careless
     # (measured through REST: the fused ranking fell below the pairs alone).
-    unweighted = None if prior is None else prior_fusion.fuse(n_images, a, b, outcome, prior, init=warm_start,
-                                                              config=FUSION_CONFIG)
-    comparisons, reliability = comparison_weights(project, comparisons, warm_start, unweighted)
-    if reliability is not None:
-        comparisons_only = reliability.posterior
-    else:
-        comparisons_only = bt.fit_posterior(n_images, a, b, outcome, init=warm_start, config=FIT_CONFIG)
+    fused = None if prior is None else prior_fusion.fuse(n_images, a, b, outcome, prior, init=warm_start,
+                                                         config=FUSION_CONFIG)
+    comparisons, reliability = comparison_weights(project, comparisons, warm_start, fused)
     counts = bt.comparison_counts(n_images, a, b)
     if prior is None:
+        comparisons_only = reliability.posterior if reliability is not None else bt.fit_posterior(
+            n_images, a, b, outcome, init=warm_start, config=FIT_CONFIG)
         return HumanScoreFit(image_ids, comparisons_only, counts, comparisons.n_comparisons, None,
                              time.perf_counter() - started, data_as_of, reliability)
-    fused = prior_fusion.fuse(n_images, a, b, outcome, prior, weight=comparisons.weight, init=warm_start,
-                              config=FUSION_CONFIG)
+    if reliability is not None:  # the prior weighed again, with the raters' weights
+        fused = prior_fusion.fuse(n_images, a, b, outcome, prior, weight=comparisons.weight, init=warm_start,
+                                  config=FUSION_CONFIG)
     return HumanScoreFit(image_ids, fused.posterior, counts, comparisons.n_comparisons, prior.version_id,
                          time.perf_counter() - started, data_as_of, reliability, prior_source=prior.source,
                          prior_strength=None if fused.strength is None else fused.strength.summary())

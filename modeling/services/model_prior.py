@@ -29,7 +29,7 @@ from modeling.ml import linear_bt, prior_fusion
 from modeling.ml.prior_fusion import ModelPrior
 from modeling.models import ImageScore, ModelVersion
 from modeling.services import feature_extraction, warm_start
-from modeling.services.columns import fetch_columns
+from modeling.services.columns import fetch_columns, per_image
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +101,7 @@ def own_head_prior(comparisons, encoder_id: str, version: ModelVersion | None = 
 def ranker_prior(version: ModelVersion, comparisons) -> ModelPrior:
     image_ids = comparisons.image_ids
     columns = fetch_columns(ImageScore.objects.filter(model_version=version), {"image_id": int, "mean": float})
-    score = np.full(image_ids.shape[0], np.nan)
-    index = np.searchsorted(image_ids, columns["image_id"])
-    known = (index < image_ids.shape[0]) & (image_ids[np.minimum(index, max(image_ids.shape[0] - 1, 0))]
-                                            == columns["image_id"])
-    score[index[known]] = columns["mean"][known]
+    score = per_image(image_ids, columns["image_id"], columns["mean"])
     trained = (comparisons.comparison_id <= version.last_comparison_id) & ~comparisons.heldout
     in_sample = np.zeros(image_ids.shape[0], dtype=bool)
     in_sample[comparisons.a_index[trained]] = True

@@ -28,7 +28,7 @@ from labeling import access
 from labeling.models import Image, Membership, Project
 from modeling.models import ImageFeatures, ModelVersion, TrainingSettings, WarmStartScore
 from modeling.services import feature_extraction, scoring
-from modeling.services.columns import fetch_columns
+from modeling.services.columns import fetch_columns, per_image
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +137,8 @@ def warm_start_prior(project: Project, image_ids: np.ndarray) -> WarmStartPrior 
                             {"image_id": int, "mean": float, "uncertainty": float})
     if columns["image_id"].shape[0] == 0:
         return None
-    mean = np.full(image_ids.shape[0], np.nan)
-    std = np.full(image_ids.shape[0], np.nan)
-    index = np.searchsorted(image_ids, columns["image_id"])
-    known = index < image_ids.shape[0]
-    known[known] = image_ids[index[known]] == columns["image_id"][known]
-    mean[index[known]], std[index[known]] = columns["mean"][known], columns["uncertainty"][known]
+    mean = per_image(image_ids, columns["image_id"], columns["mean"])
+    std = per_image(image_ids, columns["image_id"], columns["uncertainty"])
     return WarmStartPrior(version.pk, mean, std, out_of_fold=~np.isnan(mean))
 
 
@@ -235,9 +231,9 @@ def sweep() -> int:
 
 
 def score_new_images(project: Project, image_ids) -> int:
-    """Score freshly featured images with the warm start while it is the project's prior (no-op otherwise)."""
+    """Score freshly featured images with the warm start while one is named (no-op otherwise)."""
     version = warm_start_version(project)
-    if version is None or not in_use(project):
+    if version is None:
         return 0
     try:
         return _score_batch(project, version, sorted(int(i) for i in image_ids))
