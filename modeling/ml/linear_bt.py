@@ -163,6 +163,11 @@ def fit_linear_bt(features: np.ndarray, a: np.ndarray, b: np.ndarray, outcome: n
 
     features: [N,F]; a, b: [M] image indices; outcome: [M] 1 a won, 0 b won, 0.5 tie; weight: [M] >= 0.
     """
+    return _fit_head(*_fit_inputs(features, a, b, outcome, weight, config), config, ridge)[0]
+
+
+def _fit_inputs(features, a, b, outcome, weight, config: LinearBTConfig) -> tuple[np.ndarray, ...]:
+    """The arrays as the fit takes them, the comparisons cut to ``config.max_comparisons`` (a fixed subset)."""
     features = np.asarray(features, dtype=np.float64)
     a, b = np.asarray(a, dtype=np.intp), np.asarray(b, dtype=np.intp)
     outcome = np.asarray(outcome, dtype=np.float64)
@@ -170,10 +175,16 @@ def fit_linear_bt(features: np.ndarray, a: np.ndarray, b: np.ndarray, outcome: n
     if a.size > config.max_comparisons:
         keep = np.sort(np.random.default_rng(a.size).choice(a.size, config.max_comparisons, replace=False))
         a, b, outcome, weight = a[keep], b[keep], outcome[keep], weight[keep]
+    return features, a, b, outcome, weight
+
+
+def _fit_head(features: np.ndarray, a: np.ndarray, b: np.ndarray, outcome: np.ndarray, weight: np.ndarray,
+              config: LinearBTConfig, ridge: float | None) -> tuple[LinearBT, np.ndarray | None]:
+    """(the head, the Hessian [F',F'] over its live features at its weights; None with too few comparisons)."""
     center, scale = standardisation(features)
     head = LinearBT(center, scale, np.zeros(features.shape[1]), float(ridge or config.ridges[-1]), int(a.size))
     if a.size < config.min_comparisons:
-        return head
+        return head, None
     live = np.flatnonzero(scale > 0)  # constant features carry nothing: left out of the solve
     z = head.standardise(features)[:, live]
     ridges = (ridge,) if ridge is not None else tuple(sorted(config.ridges, reverse=True))
@@ -189,7 +200,7 @@ def fit_linear_bt(features: np.ndarray, a: np.ndarray, b: np.ndarray, outcome: n
     weight_var[live] = np.diag(np.linalg.inv(best[2]))
     head.extra["weight_var"] = weight_var
     head.extra["log_evidence"] = {str(k): round(v, 3) for k, v in evidence.items()}
-    return head
+    return head, best[2]
 
 
 def image_folds(keys: np.ndarray, n_folds: int) -> np.ndarray:
@@ -225,23 +236,16 @@ def leave_one_image_out_scores(features: np.ndarray, a: np.ndarray, b: np.ndarra
     """([N] image i's score by the head fitted without i's comparisons, the head fitted on all of them).
 
     See the module docstring. Images without comparisons keep the full head's score (nothing to leave out)."""
-    features = np.asarray(features, dtype=np.float64)
-    a, b = np.asarray(a, dtype=np.intp), np.asarray(b, dtype=np.intp)
-    outcome = np.asarray(outcome, dtype=np.float64)
-    weight = np.ones_like(outcome) if weight is None else np.asarray(weight, dtype=np.float64)
-    if a.size > config.max_comparisons:  # the head's own subset: the others never reach it
-        keep = np.sort(np.random.default_rng(a.size).choice(a.size, config.max_comparisons, replace=False))
-        a, b, outcome, weight = a[keep], b[keep], outcome[keep], weight[keep]
-    head = fit_linear_bt(features, a, b, outcome, weight, config)
+    features, a, b, outcome, weight = _fit_inputs(features, a, b, outcome, weight, config)  # the head's subset
+    head, hessian = _fit_head(features, a, b, outcome, weight, config, None)  # hessian: [F',F'] at the weights
     live = np.flatnonzero(head.scale > 0)
     z = head.standardise(features)[:, live]  # [N,F']
     score = z @ head.weight[live]  # [N]
-    if a.size < config.min_comparisons or live.size == 0:
+    if hessian is None or live.size == 0:
         return score, head
     p = expit(score[a] - score[b])  # [M]
     r = weight * (outcome - p)  # [M] each comparison's pull on the weights
     dz = z[a] - z[b]  # [M,F']
-    hessian = head.ridge * np.eye(live.size) + (dz * (weight * p * (1 - p))[:, None]).T @ dz  # [F',F']
     u = np.linalg.solve(hessian, z.T).T  # [N,F'] u_i = H^-1 z_i (H symmetric)
     q = np.linalg.solve(hessian, dz.T).T  # [M,F'] H^-1 (z_a - z_b)
     curvature = weight * p * (1 - p)  # [M]
