@@ -153,6 +153,9 @@ class HumanScoreStamp(models.Model):
                                    related_name="human_score_stamp")
     version = models.BigIntegerField(default=0, help_text="Writes of the project's human scores so far.")
     fitted_at = models.DateTimeField(null=True, blank=True, help_text="When the stored fit's comparisons were read.")
+    fit_seconds = models.FloatField(
+        null=True, blank=True, help_text="How long the stored fit took: a refill refits first only while this is short."
+    )
 
     def __str__(self):
         return f"human scores of project {self.project_id}, version {self.version}"

@@ -71,6 +71,20 @@ def stored_means(project: Project, image_ids: np.ndarray) -> np.ndarray | None:
     return np.nan_to_num(copy.mean, nan=0.0)
 
 
+def stored_scores(project: Project, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The stored (mean, variance, comparison count) in ``image_ids`` order, None if none at all; NaN, NaN
+    and -1 where an image has no row. From this process's copy while the stamp says it is current."""
+    copy = _current_copy(project, image_ids)
+    return None if copy is None else (copy.mean.copy(), copy.variance.copy(), copy.counts.copy())
+
+
+def last_fit(project: Project) -> tuple[datetime | None, float | None]:
+    """The stored fit's data time (when its comparisons were read) and how long it took; None for either
+    when no fit is stored (or, for the duration, when it was stored before durations were kept)."""
+    stamp = HumanScoreStamp.objects.filter(project=project).values_list("fitted_at", "fit_seconds").first()
+    return stamp or (None, None)
+
+
 def _current_copy(project: Project, image_ids: np.ndarray) -> _Copy | None:
     version = stored_version(project)  # read first: a write in between only makes the copy look older
     with _lock:
@@ -99,8 +113,9 @@ def _placed(image_ids: np.ndarray, columns: dict[str, np.ndarray]) -> tuple[np.n
 
 
 def write_scores(project: Project, image_ids: np.ndarray, mean: np.ndarray, variance: np.ndarray,
-                 counts: np.ndarray, fitted_at: datetime) -> int:
-    """Store a fit (``fitted_at``: when its comparisons were read). Returns the number of rows written."""
+                 counts: np.ndarray, fitted_at: datetime, fit_seconds: float | None = None) -> int:
+    """Store a fit (``fitted_at``: when its comparisons were read; ``fit_seconds``: how long it took).
+    Returns the number of rows written."""
     image_ids = np.asarray(image_ids, dtype=np.int64)
     counts = np.asarray(counts, dtype=np.int64)
     with transaction.atomic():
@@ -121,7 +136,8 @@ def write_scores(project: Project, image_ids: np.ndarray, mean: np.ndarray, vari
         else:  # every row; rows a newer fit wrote before the stamp existed keep theirs, so no copy is kept
             rows, new_copy = np.arange(image_ids.shape[0]), None
         _write_rows(project, image_ids[rows], mean[rows], variance[rows], counts[rows], fitted_at)
-        HumanScoreStamp.objects.filter(project=project).update(version=F("version") + 1, fitted_at=fitted_at)
+        HumanScoreStamp.objects.filter(project=project).update(version=F("version") + 1, fitted_at=fitted_at,
+                                                               fit_seconds=fit_seconds)
         # Kept only once the transaction commits: after a rollback the stamp (and the rows) are as before.
         transaction.on_commit(lambda: _keep(project.pk, new_copy))
     return int(rows.shape[0])

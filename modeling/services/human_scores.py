@@ -30,10 +30,10 @@ import numpy as np
 from django.db.models import Count, Max, Sum
 from django.utils import timezone
 
-from labeling.models import Image, Project
+from labeling.models import Comparison, Image, Project
 from labeling.services import rater_counts
 from modeling.ml import bradley_terry as bt
-from modeling.ml import prior_fusion, rater_reliability
+from modeling.ml import prior_fusion, rater_reliability, sequential_update
 from modeling.models import HumanScore, ImageScore, ModelVersion
 from modeling.services import model_prior
 from modeling.services.columns import fetch_columns, per_image
@@ -123,12 +123,56 @@ def model_scores(model_version_id: int, image_ids: np.ndarray) -> tuple[np.ndarr
 
 def stored_posterior(project: Project, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """The stored human scores (mean, variance) in ``image_ids`` order, NaN where none; None if none at all."""
-    columns = fetch_columns(HumanScore.objects.filter(project=project),
-                            {"image_id": int, "mean": float, "variance": float})
-    if columns["image_id"].shape[0] == 0:
+    stored = human_score_writes.stored_scores(project, np.asarray(image_ids))
+    return None if stored is None else stored[:2]
+
+
+def stored_fit(project: Project) -> tuple[np.ndarray, bt.Posterior, np.ndarray, int] | None:
+    """The stored human scores brought up to date, for choosing pairs when a refit would take too long
+    (``pair_selection.refit_first``): (image ids [N], posterior, comparison counts [N], comparisons folded
+    in), None if none are stored.
+
+    The comparisons stored since the fit read its data are folded in one by one
+    (``sequential_update``: O(new comparisons), no refit), so that a refill between two periodic fits does
+    not choose the pairs just judged again. An image added since the fit has the prior of an image with
+    no comparisons (mean 0, variance ``FIT_CONFIG.default_prior_var``)."""
+    image_ids = project_image_ids(project)
+    stored = human_score_writes.stored_scores(project, image_ids)
+    if stored is None:
         return None
-    return (per_image(image_ids, columns["image_id"], columns["mean"]),
-            per_image(image_ids, columns["image_id"], columns["variance"]))
+    mean, variance, counts = stored
+    posterior = bt.Posterior(np.nan_to_num(mean, nan=0.0), np.nan_to_num(variance, nan=FIT_CONFIG.default_prior_var))
+    counts = np.maximum(counts, 0)
+    fitted_at, _ = human_score_writes.last_fit(project)
+    a_index, b_index, outcome = comparisons_since(project, fitted_at, image_ids)
+    posterior = sequential_update.update_with_comparisons(posterior, a_index, b_index, outcome)
+    counts = counts + bt.comparison_counts(len(image_ids), a_index, b_index)
+    return image_ids, posterior, counts, int(a_index.shape[0])
+
+
+def comparisons_since(project: Project, since: datetime | None, image_ids: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The comparisons stored after ``since`` (all when None; excluded raters' left out), in id order, as
+    (a_index [M], b_index [M], outcome [M]) into ``image_ids``; comparisons of images not there are dropped.
+    An index on (project, created_at) makes this a read of the new rows only."""
+    rows = Comparison.objects.filter(project=project)
+    if since is not None:
+        rows = rows.filter(created_at__gt=since)
+    if excluded := excluded_rater_ids(project):
+        rows = rows.exclude(rater_id__in=excluded)
+    raw = fetch_columns(rows.order_by("id").annotate(left_win_x2=comparison_cache.LEFT_WIN_X2),
+                        {"image_a_id": int, "image_b_id": int, "left_win_x2": int})
+    n = len(image_ids)
+    a_index = np.searchsorted(image_ids, raw["image_a_id"])
+    b_index = np.searchsorted(image_ids, raw["image_b_id"])
+    known = ((a_index < n) & (b_index < n) & (image_ids[np.minimum(a_index, n - 1)] == raw["image_a_id"])
+             & (image_ids[np.minimum(b_index, n - 1)] == raw["image_b_id"])) if n else a_index < 0
+    return a_index[known], b_index[known], raw["left_win_x2"][known] / 2.0
+
+
+def last_fit_seconds(project: Project) -> float | None:
+    """How long the fit of the stored human scores took (None: none stored, or stored before this was kept)."""
+    return human_score_writes.last_fit(project)[1]
 
 
 def stored_means(project: Project, image_ids: np.ndarray) -> np.ndarray | None:
@@ -238,7 +282,7 @@ def store_human_scores(project: Project, fit: HumanScoreFit) -> int:
     scores that moved are rewritten when this process knows what is stored (``human_score_writes``).
     Returns the number of rows written."""
     return human_score_writes.write_scores(project, fit.image_ids, fit.posterior.mean, fit.posterior.var,
-                                           fit.counts, fit.data_as_of)
+                                           fit.counts, fit.data_as_of, fit_seconds=fit.seconds)
 
 
 def fit_human_scores(project: Project) -> HumanScoreFit:

@@ -7,6 +7,10 @@ task on the ``default`` queue. The project's ``pair_strategy`` picks how:
   scores as the prior; ``modeling.services.human_scores``) is refitted, then
   ``modeling.ml.selection.select_pairs`` picks the pairs (Swiss rounds among the least compared images
   at cold start, then the largest expected information gain); the gain becomes the pair's queue priority.
+  Where the last fit took longer than ``RefillPolicy.refit_budget_seconds`` (10^7 comparisons on 2 cores),
+  the refill does not refit: it selects from the stored scores with the comparisons made since folded in
+  (``human_scores.stored_fit``), and the periodic fit keeps the stored scores up, so a refill stays within
+  its time limit at any size.
 - ``random`` / ``round_robin``: the same selection library without a posterior, for A/B comparisons.
 
 In a project with comparison groups (``Project.group_key``) every strategy picks pairs within groups
@@ -63,6 +67,10 @@ class RefillPolicy:
     # The submit path asks "is a refill due?" (a few counts) at most this often per project and cache
     # (the shared Redis cache in production): once per judgment would cost more than the judgment itself.
     check_every_seconds: int = 2
+    # An active refill refits the human scores first only while the stored fit took less than this (a third
+    # of the task's 5-minute soft limit); past it (10^7 comparisons on 2 cores) it selects from the stored
+    # scores, which the periodic fit keeps up, so active selection never runs out of time.
+    refit_budget_seconds: float = 100.0
 
 
 def refill_policy() -> RefillPolicy:
@@ -115,6 +123,14 @@ def refill_after_comparison(project: Project) -> bool:
     return True
 
 
+def refit_first(project: Project, policy: RefillPolicy | None = None) -> bool:
+    """Whether an active refill refits the human scores before selecting: yes unless the stored fit took
+    longer than the policy's budget (then the stored scores are the posterior to select from)."""
+    policy = policy or refill_policy()
+    seconds = human_scores.last_fit_seconds(project)
+    return seconds is None or seconds < policy.refit_budget_seconds
+
+
 def closed_pair_test(project: Project, image_ids: np.ndarray):
     """A vectorised test for pairs (as indices into ``image_ids``) that have all their judgments already."""
     closed = np.array(
@@ -155,11 +171,18 @@ def refill_pair_queue(project: Project, *, seed: int | None = None, policy: Refi
     # Judgments stored from here on count towards the next refill (this one may not see them).
     PairRefillState.objects.update_or_create(project=project, defaults={"refilled_at": timezone.now()})
     strategy = str(project.pair_strategy)
-    if strategy == Project.PairStrategy.ACTIVE:
+    stored = None
+    if strategy == Project.PairStrategy.ACTIVE and not refit_first(project, policy):
+        stored = human_scores.stored_fit(project)
+    if stored is not None:
+        image_ids, posterior, counts, folded_in = stored
+        prior_version, reads = None, {"posterior": "stored", "comparisons_folded_in": folded_in}
+    elif strategy == Project.PairStrategy.ACTIVE:
         fit = human_scores.fit_human_scores(project)  # stored: the dashboards and export show it too
         image_ids, posterior, counts = fit.image_ids, fit.posterior, fit.counts
         prior_version = fit.model_version_id
-        reads = {"comparisons_read": fit.comparisons_read, "scores_written": fit.scores_written}
+        reads = {"posterior": "refitted", "comparisons_read": fit.comparisons_read,
+                 "scores_written": fit.scores_written}
     else:
         comparisons = human_scores.load_comparisons(project, include_excluded=True)
         image_ids, posterior, prior_version = comparisons.image_ids, None, None
