@@ -18,7 +18,9 @@ Then, against gunicorn (``labelling_loop.Server``, production settings) and one 
    comes back, with the worker's peak RSS during it;
    Then the incremental step: the same tasks on a worker with ``TAGRANK_INCREMENTAL_FIT=false`` (the loop before
    the comparison cache) and on a fresh one with it on, ``--append`` comparisons appended before each but the
-   first (``INCREMENTAL_TASKS``);
+   first (``INCREMENTAL_TASKS``); and the refills step: the refill on a worker that refits first whatever the
+   fit costs, then on one that selects from the stored scores past ``RefillPolicy.refit_budget_seconds``
+   (``REFILL_VARIANTS``), each cold and then warm after ``--append`` comparisons;
 2. ``--raters`` paced raters (``labelling_loop.run_clients``), ``--judgments`` judgments in all: next-pair and
    submit median and p99, with the worker refilling the queue as the judgments ask for it;
 3. the manager's pages and their API over HTTP with a session (``--loads`` each): median and p95;
@@ -78,7 +80,7 @@ def parse_args():
     parser.add_argument("--task-timeout", type=float, default=3600, help="seconds to wait for one worker task")
     parser.add_argument("--export-seconds", type=float, help="stop reading an export after this long (default: "
                         "read it to the end); the report then gives the rate of the part read")
-    parser.add_argument("--steps", default="fit,refill,agreement,incremental,io,counts,loop,pages,export,size")
+    parser.add_argument("--steps", default="fit,refill,agreement,incremental,refills,io,counts,loop,pages,export,size")
     parser.add_argument("--repeats", type=int, default=3, help="repetitions of each part of the io step")
     parser.add_argument("--pages-before", metavar="REVISION", help="also load the manager pages from a server running "
                         "this git revision's code (a `git archive` of it), before the current code's, same data")
@@ -235,6 +237,38 @@ def incremental(args, database_url: str, project) -> list[dict]:
             worker.kill()
             worker.wait(timeout=60)
             os.environ.pop("TAGRANK_INCREMENTAL_FIT")
+    return rows
+
+
+REFILL_VARIANTS = (  # (variant, TAGRANK_PAIR_QUEUE of its worker)
+    ("before: refit first", json.dumps({"refit_budget_seconds": 1e12})),
+    ("after: stored scores past the budget", None),
+)
+
+
+def refills(args, database_url: str, project) -> list[dict]:
+    """The refill side by side: on a fresh worker that refits before selecting whatever the fit costs (the code
+    before ``RefillPolicy.refit_budget_seconds``), then on a fresh worker with the default budget, which selects
+    from the stored scores once the stored fit took longer (run the ``fit`` step first). Each worker refills
+    twice: cold (just started), then warm after ``--append`` comparisons (folded in, on the stored path)."""
+    rows = []
+    rng = np.random.default_rng(args.seed + 2)
+    for variant, policy in REFILL_VARIANTS:
+        if policy is not None:
+            os.environ["TAGRANK_PAIR_QUEUE"] = policy
+        worker = start_refill_worker(database_url)
+        try:
+            worker_task(worker, "tagrank.ping", 300)
+            for warm in (False, True):
+                appended = append_comparisons(project, args.append, rng) if warm else 0
+                row = worker_task(worker, "tagrank.selection.refill", args.task_timeout, project.pk, force=True)
+                row.update(variant=variant, appended=appended, warm=warm)
+                rows.append(row)
+                print(json.dumps(row, default=str), flush=True)
+        finally:
+            worker.kill()
+            worker.wait(timeout=60)
+            os.environ.pop("TAGRANK_PAIR_QUEUE", None)
     return rows
 
 
@@ -496,6 +530,8 @@ def markdown(rows: list[dict]) -> str:
                 next(iter(result.values()), {}) if isinstance(result, dict) else {})
             reads = (f"; {detail['comparisons_read']:,} comparisons read, {detail['scores_written']:,} scores written"
                      if isinstance(detail, dict) and detail.get("comparisons_read") is not None else "")
+            if isinstance(detail, dict) and detail.get("posterior") == "stored":
+                reads = f"; from the stored scores, {detail['comparisons_folded_in']:,} comparisons folded in"
             figure = (f"{row['seconds']:.1f} s{reads}, worker peak RSS {row['worker_peak_rss_mib']:,} MiB "
                       f"(before {row['worker_rss_before_mib']:,} MiB)" + (f"; error {row['error']}" if row["error"] else ""))
         elif step == "loop":
@@ -568,6 +604,12 @@ def main():
             worker.kill()
             worker.wait(timeout=60)
             rows += incremental(args, database_url, project)
+            worker = start_refill_worker(database_url)
+            worker_task(worker, "tagrank.ping", 300)
+        if "refills" in steps:  # on workers of their own, as the incremental step
+            worker.kill()
+            worker.wait(timeout=60)
+            rows += refills(args, database_url, project)
             worker = start_refill_worker(database_url)
             worker_task(worker, "tagrank.ping", 300)
         if "io" in steps:
