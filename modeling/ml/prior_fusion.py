@@ -49,6 +49,10 @@ class FusionConfig:
     strength_by: str = "evidence"  # "evidence" (Laplace marginal likelihood) or "cv" (held-out folds; see docs)
     slopes: tuple[float, ...] = (0.1, 0.2, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8)  # evidence: slopes tried (absolute)
     evidence_slack: float = 6.0  # nats: of the grid points this close to the best, the widest scatter is taken
+    # The evidence's log-determinant is a sparse LU whose fill-in grows with the comparison graph's density: at
+    # 10 comparisons per image it is minutes for 5,000 images, never done for 10^6. Past this many comparisons
+    # the strength is weighed on a random sample of them (a campaign of 1,000 images at 2 per image is below).
+    evidence_max_comparisons: int = 4_000
     gamma_prior_var: float = 4.0  # N(0, 4) on gamma: finite when the model orders every held-out comparison
     min_heldout: int = 5  # fewer out-of-fold comparisons: too few to weigh the prior, ``no_data_slope`` instead
     no_data_slope: float = 0.1  # before that, the model only orders the images (a weak prior, flat scatter)
@@ -200,6 +204,12 @@ def evidence_strength(n_images: int, a: np.ndarray, b: np.ndarray, outcome: np.n
     then leans to narrow scatters, which trusts the model too much. 6 nats, measured in the simulated campaign
     (``benchmarks/campaign_cost.py --simulate``, 2 seeds, 0.25-1 judgments per image): against 2 nats it ranked
     0.005-0.02 better and its expected SRCC erred by 0.00-0.09 instead of 0.00-0.22 (``docs/benchmarks.md``)."""
+    if a.size > config.evidence_max_comparisons:  # the same sample for the same comparisons: refits agree
+        sample = np.sort(np.random.default_rng(0).choice(a.size, config.evidence_max_comparisons, replace=False))
+        a, b, outcome, weight = a[sample], b[sample], outcome[sample], weight[sample]
+    # Only the compared images: the others' prior integrates out exactly and adds nothing to the evidence.
+    compared, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    a, b, m, has_score, n_images = inverse[: a.size], inverse[a.size:], m[compared], has_score[compared], compared.size
     flat_mean, flat_var = prior_arrays(m, has_score, 0.0, config.flat_prior_var)
     flat, posterior = log_evidence(n_images, a, b, outcome, weight, flat_mean, flat_var, None, config)
     results, init = {}, posterior.mean

@@ -168,7 +168,7 @@ def test_feature_store_reads_the_older_per_image_layout(tmp_path):
     path.parent.mkdir(parents=True)
     np.save(path, old)
     store.put_images([7], old[None])
-    assert store.missing_images([1234, 7, 8]) == [8]
+    assert store.missing_images([1234, 7, 8, 1235, 2234]) == [8, 1235, 2234]  # 2234: a folder not there
     both = store.get_images([1234, 7])
     assert np.array_equal(both[0], old) and np.allclose(both[1], old, rtol=1e-3)
 

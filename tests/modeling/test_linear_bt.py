@@ -128,3 +128,21 @@ def test_the_fused_ranking_beats_both_of_its_parts_on_synthetic_data():
     pairs_alone = spearmanr(bt.fit_posterior(500, a, b, outcome).mean, quality)[0]
     model_alone = spearmanr(noisy_model, quality)[0]
     assert spearmanr(fused.posterior.mean, quality)[0] > max(pairs_alone, model_alone) + 0.01
+
+
+def test_a_dense_project_weighs_its_prior_on_a_sample_of_its_comparisons(monkeypatch):
+    # 1,500 images compared 20 times each: the evidence's sparse LU would fill in to a dense matrix.
+    _, quality, a, b, outcome = synthetic(n_images=1500, n_comparisons=15_000, seed=9)
+    sizes = []
+    log_evidence = prior_fusion.log_evidence
+
+    def counted(n_images, a, b, *rest):
+        sizes.append((n_images, a.size))
+        return log_evidence(n_images, a, b, *rest)
+
+    monkeypatch.setattr(prior_fusion, "log_evidence", counted)
+    config = prior_fusion.FusionConfig(evidence_max_comparisons=1_000)
+    useful = prior_fusion.ModelPrior(quality + np.random.default_rng(10).normal(0, 0.3, 1500), np.ones(1500, bool))
+    fused = prior_fusion.fuse(1500, a, b, outcome, useful, config=config)
+    assert sizes and all(size == 1_000 and n_images < 1500 for n_images, size in sizes)  # the compared ones only
+    assert fused.strength.share > 0.5 and spearmanr(fused.posterior.mean, quality)[0] > 0.95
