@@ -67,10 +67,10 @@ class RefillPolicy:
     # The submit path asks "is a refill due?" (a few counts) at most this often per project and cache
     # (the shared Redis cache in production): once per judgment would cost more than the judgment itself.
     check_every_seconds: int = 2
-    # An active refill refits the human scores first only while the stored fit took less than this (a third
-    # of the task's 5-minute soft limit); past it (10^7 comparisons on 2 cores) it selects from the stored
-    # scores, which the periodic fit keeps up, so active selection never runs out of time.
-    refit_budget_seconds: float = 100.0
+    # An active refill refits the human scores first only while the stored fit took less than this; past it
+    # (10^7 comparisons on 2 cores) it selects from the stored scores with the comparisons since folded in,
+    # which the periodic fit keeps up: a refill stays within seconds, far from its 5-minute limit.
+    refit_budget_seconds: float = 20.0
 
 
 def refill_policy() -> RefillPolicy:
