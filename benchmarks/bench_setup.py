@@ -9,6 +9,7 @@ A script that measures another checkout (``--repo``) puts that tree first on sys
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
@@ -20,6 +21,15 @@ if str(REPO) not in sys.path:
 # DEBUG is off unless set (config/settings.py): scratch runs use the development settings, as `make demo`
 # does; a benchmark that times production settings sets DEBUG=false and a SECRET_KEY for its servers.
 os.environ.setdefault("DEBUG", "true")
+
+
+def benchmark_parser(doc: str, database: str | None = None) -> argparse.ArgumentParser:
+    """A script's argument parser, described by the first paragraph of its docstring ``doc``; with ``database``,
+    it takes ``--database-url``, by default that database on the local PostgreSQL."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    if database is not None:
+        parser.add_argument("--database-url", default=f"postgres://postgres@127.0.0.1:5432/{database}")
+    return parser
 
 
 def scratch_environment(work: Path, encoder: str | None = None) -> dict[str, str]:

@@ -27,7 +27,6 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-import argparse
 import io
 import json
 import platform
@@ -39,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import ndtr
 
-from bench_setup import REPO  # and the repository on sys.path
+from bench_setup import REPO, benchmark_parser  # and the repository on sys.path
 
 from modeling.ml.bradley_terry import FitConfig, comparison_counts, fit_posterior
 from modeling.ml.selection import select_pairs
@@ -48,7 +47,7 @@ SOURCES = ("cold start", "random", "round_robin", "active", "gold")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--prompts", type=int, default=40)
     parser.add_argument("--judgments", type=int, default=300, help="per source in part 1")
     parser.add_argument("--groups", type=int, default=100)

@@ -26,7 +26,6 @@ The database is dropped at the end unless ``--keep``.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -39,14 +38,14 @@ import urllib.request
 from datetime import timedelta
 
 import numpy as np
-from bench_setup import REPO, start_django
+from bench_setup import REPO, benchmark_parser, start_django
 
 
 SLUG = "bench-dashboard"
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--comparisons", type=int, default=1_000_000)
     parser.add_argument("--raters", type=int, default=200)

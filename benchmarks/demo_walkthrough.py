@@ -18,7 +18,6 @@ Run:
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import statistics
@@ -31,7 +30,7 @@ import uuid
 from pathlib import Path
 
 import bench_api
-from bench_setup import REPO  # and the repository on sys.path
+from bench_setup import REPO, benchmark_parser  # and the repository on sys.path
 from tests.browser import chromium_page  # Debian's Chromium, as the browser tests use it
 from tests.browser import log_in as browser_log_in
 from tests.browser import wait_until
@@ -187,7 +186,7 @@ def screenshots(base: str, slug: str, image_id: int, out: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--slug", default="demo-photos")
     parser.add_argument("--judgments", type=int, default=150, help="judgments per rater")

@@ -16,26 +16,32 @@ scratch project is removed at the end unless ``--keep``.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
 import time
 
-from bench_setup import backend_cpu_seconds, machine_with_postgres, memory_kib, reset_peak, start_django
+from bench_setup import (
+    backend_cpu_seconds, benchmark_parser, machine_with_postgres, memory_kib, reset_peak, start_django,
+)
 
 
 SLUG = "bench-export-comparisons"
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def scratch_project_parser(doc: str, database: str):
+    """A parser with the options ``generate`` and ``report_runs`` read: the scratch project's size and ``--keep``."""
+    parser = benchmark_parser(doc, database)
     parser.add_argument("--comparisons", type=int, default=1_000_000)
     parser.add_argument("--images", type=int, default=20_000)
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/tagrank_manager")
+    parser.add_argument("--keep", action="store_true")
+    return parser
+
+
+def parse_args():
+    parser = scratch_project_parser(__doc__, "tagrank_manager")
     parser.add_argument("--formats", default="csv,jsonl,parquet")
     parser.add_argument("--paths", default="generic,fast", help="generic, fast or both")
-    parser.add_argument("--keep", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="export the project a --keep run left, if it is there")
     return parser.parse_args()
 

@@ -14,10 +14,8 @@ agreement. The scratch project is removed at the end unless ``--keep``.
 """
 from __future__ import annotations
 
-import argparse
-
 from bench_setup import start_django
-from export_comparisons import measure_stream
+from export_comparisons import measure_stream, scratch_project_parser
 
 RUNS = [  # (label, export, format)
     ("comparisons", "comparisons", "jsonl"),
@@ -28,12 +26,7 @@ RUNS = [  # (label, export, format)
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--comparisons", type=int, default=1_000_000)
-    parser.add_argument("--images", type=int, default=20_000)
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/tagrank_genimg")
-    parser.add_argument("--keep", action="store_true")
-    return parser.parse_args()
+    return scratch_project_parser(__doc__, "tagrank_genimg").parse_args()
 
 
 def export_once(project, export: str, output: str) -> dict:

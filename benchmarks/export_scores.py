@@ -16,21 +16,21 @@ project is removed at the end unless ``--keep``.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
 import time
 
-from bench_setup import backend_cpu_seconds, machine_with_postgres, memory_kib, reset_peak, start_django
+from bench_setup import (
+    backend_cpu_seconds, benchmark_parser, machine_with_postgres, memory_kib, reset_peak, start_django,
+)
 
 SLUG = "bench-export-scores"
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__, "tagrank_manager")
     parser.add_argument("--images", type=int, default=100_000)
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/tagrank_manager")
     parser.add_argument("--formats", default="csv,jsonl,parquet")
     parser.add_argument("--paths", default="generic,fast", help="generic, fast or both")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each format and path")

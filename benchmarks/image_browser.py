@@ -13,22 +13,20 @@ scratch project is removed at the end.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import time
 
-from bench_setup import start_django
+from bench_setup import benchmark_parser, start_django
 
 
 SLUG = "bench-image-browser"
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__, "tagrank_manager")
     parser.add_argument("--images", type=int, default=1_000_000)
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/tagrank_manager")
     parser.add_argument("--only", help="run only the cases with these filters (e.g. tag) or sorts, comma-separated "
                                        "(e.g. --only=-score,-comparisons)")
     parser.add_argument("--explain", action="store_true", help="print PostgreSQL's plan of each timed page's query")

@@ -15,7 +15,6 @@ content hash), and times that too. The scratch project is removed at the end.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -24,17 +23,16 @@ import time
 import zipfile
 from pathlib import Path
 
-from bench_setup import machine_with_postgres, memory_kib, start_django
+from bench_setup import benchmark_parser, machine_with_postgres, memory_kib, start_django
 
 
 SLUG = "bench-import-job"
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__, "tagrank_manager")
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--size", default="128x96")
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/tagrank_manager")
     return parser.parse_args()
 
 

@@ -23,7 +23,6 @@ otherwise be throttled, which is what production wants and not what this measure
 """
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import multiprocessing
@@ -41,7 +40,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench_setup import REPO, memory_kib  # REPO: the code served and measured (--repo changes it)
+from bench_setup import REPO, benchmark_parser, memory_kib  # REPO: the code served and measured (--repo changes it)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tagrank_bench"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -546,7 +545,7 @@ def start_refill_worker(database_url: str) -> subprocess.Popen:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 10, 50])

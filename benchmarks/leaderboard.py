@@ -26,7 +26,6 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-import argparse
 import json
 import platform
 import time
@@ -37,13 +36,13 @@ import numpy as np
 from scipy.special import expit
 from scipy.stats import kendalltau
 
-import bench_setup  # noqa: F401  (puts the repository on sys.path)
+from bench_setup import benchmark_parser  # and the repository on sys.path
 
 from modeling.ml.leaderboard import LeaderboardConfig, build_leaderboard
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--generators", type=int, default=6)
     parser.add_argument("--prompts", type=int, default=60)
     parser.add_argument("--spacing", type=float, default=0.4)

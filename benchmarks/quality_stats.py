@@ -29,14 +29,13 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")  # one core, as the targets say
 
-import argparse
 import platform
 import time
 
 import numpy as np
 from scipy.stats import spearmanr
 
-import bench_setup  # noqa: F401  (puts the repository on sys.path)
+from bench_setup import benchmark_parser  # and the repository on sys.path
 
 from modeling.ml.degraded_set import judge, make_degraded_set, random_pairs
 from modeling.ml.encoder import load_encoder
@@ -208,7 +207,7 @@ def prior(names: list[str], seeds: int, n_images: int = 600, per_image: float = 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("parts", nargs="*", help="speed, lopo, prior (default: all three)")
     parser.add_argument("--encoders", default="quality-stats,tiny")
     parser.add_argument("--seeds", type=int, default=3)

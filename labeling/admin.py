@@ -175,18 +175,12 @@ class GoldPairAdmin(admin.ModelAdmin):
 
 
 @admin.register(RaterEvent)
-class RaterEventAdmin(admin.ModelAdmin):
+class RaterEventAdmin(ReadOnly, admin.ModelAdmin):
     """The record of raters' standing: qualification, pauses, reinstatements (written by the app only)."""
 
     list_display = ["created_at", "project", "user", "kind", "reason", "by"]
     list_filter = ["project", "kind"]
     raw_id_fields = ["user", "by"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def has_delete_permission(self, request, obj=None):
         return False

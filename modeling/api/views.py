@@ -6,7 +6,7 @@ versions, runs and promotions reveal scores to raters who judge blind; managers 
 """
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from django.db import transaction
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
@@ -51,25 +51,32 @@ def version_for(request, version_id: int, action: str = "see the models") -> Mod
 
 
 class ProjectListView(GenericAPIView):
-    """A page of one project's rows (managers); each list names its rows and serializer."""
+    """A page of one project's rows (managers); each list names its rows and serializer, and is ``listed``."""
 
     pagination_class = Pagination
 
     def rows(self, project):  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def project_page(self, request, slug):
+    def get(self, request, slug):
         page = self.paginate_queryset(self.rows(project_from_slug(request, slug)))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
+def listed(description: str):
+    """Class decorator: the OpenAPI entry of a ``ProjectListView``'s GET, a page of its serializer's rows."""
+
+    def document(view: type[ProjectListView]) -> type[ProjectListView]:
+        schema = extend_schema(description=description, responses={200: view.serializer_class(many=True), **READ_ERRORS},
+                               tags=["models"])
+        return extend_schema_view(get=schema)(view)
+
+    return document
+
+
+@listed("The project's model versions, newest first, with status, metrics and scoring progress.")
 class ModelVersionListView(ProjectListView):
     serializer_class = s.ModelVersionSerializer
-
-    @extend_schema(responses={200: s.ModelVersionSerializer(many=True), **READ_ERRORS}, tags=["models"])
-    def get(self, request, slug):
-        """The project's model versions, newest first, with status, metrics and scoring progress."""
-        return self.project_page(request, slug)
 
     def rows(self, project):
         return ModelVersion.objects.filter(project=project).select_related("project", "training_run")
@@ -103,13 +110,9 @@ class RetrainView(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
+@listed("The project's training runs, newest first.")
 class TrainingRunListView(ProjectListView):
     serializer_class = s.TrainingRunSerializer
-
-    @extend_schema(responses={200: s.TrainingRunSerializer(many=True), **READ_ERRORS}, tags=["models"])
-    def get(self, request, slug):
-        """The project's training runs, newest first."""
-        return self.project_page(request, slug)
 
     def rows(self, project):
         return TrainingRun.objects.filter(project=project).select_related("project", "requested_by")
@@ -171,13 +174,9 @@ class RollbackView(_PromotionView):
         return promotion_service.rollback(version, user=request.user, reason=reason)
 
 
+@listed("The promotion log: which version was made active, when, by whom and why.")
 class PromotionListView(ProjectListView):
     serializer_class = s.PromotionSerializer
-
-    @extend_schema(responses={200: s.PromotionSerializer(many=True), **READ_ERRORS}, tags=["models"])
-    def get(self, request, slug):
-        """The promotion log: which version was made active, when, by whom and why."""
-        return self.project_page(request, slug)
 
     def rows(self, project):
         return Promotion.objects.filter(project=project).select_related("decided_by")

@@ -96,11 +96,16 @@ def enabled() -> bool:
 
 def forget(project_id: int | None = None) -> None:
     """Drop the cached comparisons of one project (or of all): the next read refills from the database."""
-    with _lock:
+    forget_project(_entries, _lock, project_id)
+
+
+def forget_project(entries: dict, lock: threading.Lock, project_id: int | None) -> None:
+    """Drop one project's entry (None: every entry) of a per-process cache keyed by project id, under its lock."""
+    with lock:
         if project_id is None:
-            _entries.clear()
+            entries.clear()
         else:
-            _entries.pop(project_id, None)
+            entries.pop(project_id, None)
 
 
 def rows_read_last(project_id: int) -> int | None:

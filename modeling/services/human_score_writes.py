@@ -51,11 +51,8 @@ _lock = threading.Lock()
 
 
 def forget(project_id: int | None = None) -> None:
-    with _lock:
-        if project_id is None:
-            _copies.clear()
-        else:
-            _copies.pop(project_id, None)
+    """Drop this process's copy of one project's stored scores (or of all): the next read rereads them."""
+    comparison_cache.forget_project(_copies, _lock, project_id)
 
 
 def stored_version(project: Project) -> int:

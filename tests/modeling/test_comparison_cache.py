@@ -29,6 +29,13 @@ def assert_same_arrays(left, right):
         np.testing.assert_array_equal(getattr(left, name), getattr(right, name), err_msg=name)
 
 
+def assert_matches_full_read(project, settings, fills: int | None = None):
+    """The cached read equals a full read; ``fills``: how many full reads the cache has made by now."""
+    assert_same_arrays(human_scores.load_comparisons(project), full_read(project, settings))
+    if fills is not None:
+        assert comparison_cache.cached_fills(project.pk) == fills
+
+
 def random_rows(rng, images, raters, n):
     rows = []
     for _ in range(n):
@@ -60,7 +67,7 @@ def test_reads_after_the_first_fetch_only_new_rows_and_equal_a_full_read(project
     for n_new in (1, 7, 0, 30):
         add_comparisons(project, random_rows(rng, images, raters, n_new))
         assert comparison_cache.project_comparisons(project).rows_read == n_new
-        assert_same_arrays(human_scores.load_comparisons(project), full_read(project, settings))
+        assert_matches_full_read(project, settings)
     assert comparison_cache.cached_fills(project.pk) == 1  # never reread everything
     # The arrays handed out are the cache's: read-only, and unchanged by later appends.
     held = human_scores.load_comparisons(project, include_excluded=True)
@@ -78,8 +85,7 @@ def test_a_deletion_rebuilds_the_cache_even_when_an_append_restores_the_count(pr
     human_scores.load_comparisons(project)
     Comparison.objects.filter(project=project).order_by("id")[:1].get().delete()  # an undo, a purge, by hand
     add_comparisons(project, random_rows(np.random.default_rng(2), images, raters, 1))  # same count as cached
-    assert_same_arrays(human_scores.load_comparisons(project), full_read(project, settings))
-    assert comparison_cache.cached_fills(project.pk) == 2
+    assert_matches_full_read(project, settings, fills=2)
 
 
 @pytest.mark.django_db
@@ -92,8 +98,7 @@ def test_a_judgment_committed_below_the_watermark_rebuilds_the_cache(project, ra
     late.delete()
     human_scores.load_comparisons(project)  # watermark above the missing id
     Comparison.objects.bulk_create([Comparison(**late_row)])  # ... which commits now
-    assert_same_arrays(human_scores.load_comparisons(project), full_read(project, settings))
-    assert comparison_cache.cached_fills(project.pk) == 2
+    assert_matches_full_read(project, settings, fills=2)
 
 
 @pytest.mark.django_db
@@ -110,8 +115,7 @@ def test_excluding_a_rater_filters_the_cache_without_rereading(project, rated, s
                        full_read(project, settings, include_excluded=True))
     membership.excluded_from_training = False
     membership.save()
-    assert_same_arrays(human_scores.load_comparisons(project), full_read(project, settings))
-    assert comparison_cache.cached_fills(project.pk) == 1
+    assert_matches_full_read(project, settings, fills=1)
 
 
 @pytest.mark.django_db
@@ -123,13 +127,12 @@ def test_new_and_deleted_images_keep_the_indices_right(project, rated, settings)
               width=64, height=48) for i in range(6)])
     added = list(Image.objects.filter(project=project).order_by("id"))[40:]
     add_comparisons(project, random_rows(np.random.default_rng(3), added[1:] + images[:3], raters, 10))
-    assert_same_arrays(human_scores.load_comparisons(project), full_read(project, settings))
+    assert_matches_full_read(project, settings)
     # An image nobody compared is deleted: the ids above it shift down, the cached indices are mapped.
     assert not Comparison.objects.filter(image_a=added[0]).exists() and not Comparison.objects.filter(
         image_b=added[0]).exists()
     added[0].delete()
-    assert_same_arrays(human_scores.load_comparisons(project), full_read(project, settings))
-    assert comparison_cache.cached_fills(project.pk) == 1
+    assert_matches_full_read(project, settings, fills=1)
 
 
 @pytest.mark.django_db
@@ -234,4 +237,4 @@ def test_the_project_used_longest_ago_is_dropped_beyond_the_limit(project, rated
     assert comparison_cache.cached_fills(project.pk) == 1
     human_scores.load_comparisons(other)
     assert comparison_cache.cached_fills(project.pk) == 0 and comparison_cache.cached_fills(other.pk) == 1
-    assert_same_arrays(human_scores.load_comparisons(project), full_read(project, settings))  # refilled
+    assert_matches_full_read(project, settings)  # refilled

@@ -57,6 +57,20 @@ def criterion_campaign(project, n_images=20, n_comparisons=600, seed=0):
     return images, quality
 
 
+def one_question_campaign(project):
+    """The project keeps its one question: one rater's two judgments, no criterion answers."""
+    rater = user("solo")
+    member(project, rater)
+    images = make_images(project, 6)
+    add_comparisons(project, [(images[0], images[1], "a", rater), (images[2], images[3], "b", rater)])
+
+
+def project_manager(project):
+    manager = user("boss")
+    member(project, manager, role="manager")
+    return manager
+
+
 def ordered(rows, images, key="human_score"):
     by_id = {int(row["image_id"]): row for row in rows}
     return np.array([float(by_id[image.pk][key]) for image in images])
@@ -105,8 +119,7 @@ def test_a_criterion_without_answers_in_old_judgments_uses_the_answered_ones(pro
 def test_the_scores_export_takes_a_criterion(project):
     images, quality = criterion_campaign(project)
     metrics_tasks.fit_human_scores(project.pk)
-    manager = user("boss")
-    member(project, manager, role="manager")
+    manager = project_manager(project)
     url = f"/api/v1/projects/{project.slug}/scores/"
 
     def rows(**params):
@@ -138,15 +151,11 @@ def test_raters_still_cannot_read_the_scores_of_any_criterion(project):
 
 @pytest.mark.django_db
 def test_one_question_projects_have_no_criterion_scores_and_refuse_a_criterion(project):
-    rater = user("solo")
-    member(project, rater)
-    images = make_images(project, 6)
-    add_comparisons(project, [(images[0], images[1], "a", rater), (images[2], images[3], "b", rater)])
+    one_question_campaign(project)
     summary = metrics_tasks.fit_human_scores(project.pk)[project.slug]
     assert "criteria" not in summary and not CriterionScore.objects.exists()
     assert not criterion_scores.criterion_scores_stale(project)
-    manager = user("boss")
-    member(project, manager, role="manager")
+    manager = project_manager(project)
     url = f"/api/v1/projects/{project.slug}/scores/"
     assert client_for(manager).get(url, {"format": "csv"}).status_code == 200
     assert client_for(manager).get(url, {"format": "csv", "criterion": "overall"}).status_code == 400
@@ -174,8 +183,7 @@ def reported(project):
     make_model_version(project, images, 5.5 + 2 * quality)
     metrics_tasks.fit_human_scores(project.pk)
     done = metrics_tasks.compute_agreement(project.pk)[project.slug]
-    manager = user("boss")
-    member(project, manager, role="manager")
+    manager = project_manager(project)
     return manager, done
 
 
@@ -220,16 +228,12 @@ def test_the_dashboard_has_a_criterion_selector_and_its_csvs_follow_it(client, p
 
 @pytest.mark.django_db
 def test_one_question_reports_are_unchanged(project):
-    rater = user("solo")
-    member(project, rater)
-    images = make_images(project, 6)
-    add_comparisons(project, [(images[0], images[1], "a", rater), (images[2], images[3], "b", rater)])
+    one_question_campaign(project)
     done = metrics_tasks.compute_agreement(project.pk)
     assert isinstance(done[project.slug], int)
     report = AgreementReport.objects.get()
     assert report.criterion == "" and "criterion" not in report.data
-    manager = user("boss")
-    member(project, manager, role="manager")
+    manager = project_manager(project)
     url = f"/api/v1/projects/{project.slug}/agreement/"
     assert client_for(manager).get(url).json()["report_id"] == report.pk
     assert client_for(manager).get(url, {"criterion": "overall"}).status_code == 400
