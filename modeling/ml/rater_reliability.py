@@ -21,7 +21,8 @@ Fit (alternating MAP, in the manner of EM). The hidden variable is whether judgm
 * The scores: the weighted MAP fit ``bradley_terry.fit_posterior(..., weight=w)`` (the expected
   complete-data log posterior is that fit's objective), warm-started from the last scores.
 
-It stops once no ``eta`` moves by more than ``tolerance``; the first step scores the judgments with
+It stops once no ``eta`` moves by more than ``tolerance``, leaving out raters whose judgments' weight moves
+by less than ``settled_weight`` in all (a newcomer with three judgments); the first step scores the judgments with
 the unweighted fit. Why this model rather than
 weights from gold and agreement: ``docs/active-learning.md``, "Raters who click at random".
 """
@@ -51,7 +52,11 @@ class ReliabilityConfig:
     prior_strength: float = 2.0  # the prior counts as this many judgments
     side_prior_strength: float = 4.0  # a careless rater's left share has a Beta(2, 2) prior (of this strength)
     max_steps: int = 30
-    tolerance: float = 1e-2  # stop once no eta moves by more than this
+    tolerance: float = 1e-2  # stop once no eta moves by more than this ...
+    # ... or, for a rater with few judgments, once all their judgments' weight together moves by less than this
+    # (|change of eta| x judgments): a newcomer's eta can wander for steps on three judgments, each step a fit of
+    # every comparison (10^7: minutes), while it changes the scores by less than one more judgment would.
+    settled_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,8 @@ def fit_rater_reliability(
     # as the last fit's ``eta`` says).
     share = np.where(decided, 1.0 - weight if previous is not None else 1.0, 0.0)  # [M] careless share
     newton_steps = posterior.newton_steps
+    judgments = np.bincount(rater_of, minlength=n_raters)  # [R]
+    eta_before = np.full(n_raters, np.nan)  # [R] eta two steps back
     steps = 0
     for steps in range(1, config.max_steps + 1):
         attentive_likelihood = loo_likelihood(posterior, a_index, b_index, outcome, weight)  # [M]
@@ -118,18 +125,22 @@ def fit_rater_reliability(
         careless_likelihood = np.where(outcome == 1.0, left_loo, 1.0 - left_loo)  # [M]
         next_eta = _map_attentive(attentive_likelihood[decided], careless_likelihood[decided], rater_of[decided],
                                   n_raters, config, start=eta)
+        # A rater with a few judgments can swing between two etas for ever (their careless side share follows
+        # eta, and eta the side share): one back where it was two steps ago stays halfway, and is settled.
+        cycling = np.abs(next_eta - eta_before) < config.tolerance
+        next_eta = np.where(cycling, (eta + next_eta) / 2, next_eta)
+        eta_before = eta
         weight = _responsibility(attentive_likelihood, careless_likelihood, next_eta[rater_of], outcome)
         share = np.where(decided, 1.0 - weight, 0.0)
         posterior = bt.fit_posterior(n_images, a_index, b_index, outcome, weight=weight, prior_mean=prior_mean,
                                      prior_var=prior_var, init=posterior.mean, config=fit_config)
         newton_steps += posterior.newton_steps
-        moved = float(np.max(np.abs(next_eta - eta), initial=0.0))
+        moved = np.abs(next_eta - eta)  # [R]
         eta = next_eta
-        if moved < config.tolerance:
+        if not np.any((moved >= config.tolerance) & (moved * judgments >= config.settled_weight) & ~cycling):
             break
     left_count, total = _side_counts(outcome, rater_of, share, n_raters, config.side_prior_strength)
     left = left_count / total  # [R]
-    judgments = np.bincount(rater_of, minlength=n_raters)
     posterior = replace(posterior, newton_steps=newton_steps)  # all the fits' steps: the cost of this fit
     return RaterReliability(rater_ids, eta, left, judgments, weight, posterior, steps)
 

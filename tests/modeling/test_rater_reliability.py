@@ -103,7 +103,9 @@ def test_a_refit_started_from_the_last_fit_takes_fewer_steps_and_agrees():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_an_honest_rater_keeps_their_weight_when_the_judgments_cannot_identify_it(seed):
     """A quarter of a judgment per image: the leave-one-out likelihoods say next to nothing (1/2 on most
-    images), and a careless side share fitted to the rater's own clicks used to win, pulling ``eta`` to 0."""
+    images), and a careless side share fitted to the rater's own clicks used to win, pulling ``eta`` to 0.
+    Here the fit swung between eta 0 and 1 at every step, and ended where ``max_steps`` (30, even) left it;
+    now a swing settles halfway (0.5, the prior's mean, where the data cannot tell) whatever ``max_steps``."""
     rng = np.random.default_rng(seed)
     n_images = 600
     quality = rng.normal(size=n_images)
@@ -111,8 +113,11 @@ def test_an_honest_rater_keeps_their_weight_when_the_judgments_cannot_identify_i
     b = (a + rng.integers(1, n_images, a.size)) % n_images
     outcome = (rng.random(a.size) < stats.norm.cdf((quality[a] - quality[b]) / np.sqrt(2))).astype(float)
     fit = fit_rater_reliability(n_images, a, b, outcome, np.zeros(a.size, dtype=int))
+    odd = fit_rater_reliability(n_images, a, b, outcome, np.zeros(a.size, dtype=int),
+                                config=rater_reliability.ReliabilityConfig(max_steps=29))
+    assert fit.steps < 29 and odd.attentive[0] == fit.attentive[0]  # settled, not stopped by max_steps
     assert fit.attentive[0] >= 0.5
-    assert fit.weight.mean() >= 0.5
+    assert fit.weight.mean() >= 0.45
     plain = bt.fit_posterior(n_images, a, b, outcome)
     # Not the prior: the judged images moved, about as far as in the unweighted fit.
     assert np.abs(fit.posterior.mean).max() > 0.5 * np.abs(plain.mean).max()
@@ -194,3 +199,29 @@ def test_the_fit_gives_what_the_previous_arithmetic_gave(seed, monkeypatch):
         assert np.max(np.abs(getattr(fast, field) - getattr(previous, field))) < 1e-6
     assert np.max(np.abs(fast.posterior.mean - previous.posterior.mean)) < 1e-6
     assert np.max(np.abs(fast.posterior.var - previous.posterior.var)) < 1e-6
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_newcomers_with_three_judgments_do_not_keep_the_fit_stepping(seed):
+    # At 10^7 comparisons each step is a fit of all of them (minutes); before, a newcomer whose eta swung
+    # between two values kept the fit stepping to max_steps (30) on these seeds.
+    rng = np.random.default_rng(seed)
+    n, m = 3000, 30_000
+    quality = rng.normal(size=n)
+    a = rng.integers(0, n, m)
+    b = (a + rng.integers(1, n, m)) % n
+    rater = rng.integers(0, 20, m)
+    outcome = (rng.random(m) < stats.norm.cdf(quality[a] - quality[b])).astype(float)
+    outcome[rater < 2] = (rng.random(np.count_nonzero(rater < 2)) < 0.5).astype(float)  # two random clickers
+    established = fit_rater_reliability(n, a, b, outcome, rater)
+    new_a = rng.integers(0, n, 15)
+    new_b = (new_a + rng.integers(1, n, 15)) % n
+    joined = (np.concatenate([a, new_a]), np.concatenate([b, new_b]),
+              np.concatenate([outcome, (rng.random(15) < 0.5).astype(float)]),
+              np.concatenate([rater, 100 + np.arange(15) // 3]))  # five newcomers, three random judgments each
+
+    fit = fit_rater_reliability(n, *joined)
+
+    assert fit.steps <= established.steps + 2 < rater_reliability.ReliabilityConfig().max_steps
+    np.testing.assert_allclose(fit.attentive[:20], established.attentive, atol=0.02)
+    assert fit.attentive[0] < 0.1 and fit.attentive[1] < 0.1 and np.all(fit.attentive[2:20] > 0.9)
