@@ -58,11 +58,18 @@ def fetch_columns(queryset: QuerySet, columns: dict[str, type]) -> dict[str, np.
             for index, (name, kind) in enumerate(columns.items())}
 
 
+def image_positions(image_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position [K] of each of ``ids`` in ``image_ids`` (ascending), known [K] bool: the id is there at all)."""
+    image_ids, ids = np.asarray(image_ids), np.asarray(ids)
+    if image_ids.shape[0] == 0:
+        return np.zeros(ids.shape[0], dtype=np.int64), np.zeros(ids.shape[0], dtype=bool)
+    index = np.searchsorted(image_ids, ids)
+    return index, (index < image_ids.shape[0]) & (image_ids[np.minimum(index, image_ids.shape[0] - 1)] == ids)
+
+
 def per_image(image_ids: np.ndarray, ids: np.ndarray, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
     """``values`` given for image ``ids``, placed in ``image_ids`` (ascending) order (``fill`` where none)."""
     placed = np.full(image_ids.shape[0], fill, dtype=np.float64)
-    if ids.shape[0] and image_ids.shape[0]:
-        index = np.searchsorted(image_ids, ids)
-        known = (index < image_ids.shape[0]) & (image_ids[np.minimum(index, image_ids.shape[0] - 1)] == ids)
-        placed[index[known]] = values[known]
+    index, known = image_positions(image_ids, ids)
+    placed[index[known]] = values[known]
     return placed

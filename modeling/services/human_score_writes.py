@@ -30,7 +30,7 @@ from django.db.models import F
 from labeling.models import Project
 from modeling.models import HumanScore, HumanScoreStamp
 from modeling.services import comparison_cache
-from modeling.services.columns import fetch_columns
+from modeling.services.columns import fetch_columns, image_positions
 
 # A score "moved" when its mean or variance changed by more than this: the Newton steps stop at a step of
 # 1e-6 (``bradley_terry.FitConfig.tolerance``), so differences below it are the fit's own noise.
@@ -100,12 +100,10 @@ def _current_copy(project: Project, image_ids: np.ndarray) -> _Copy | None:
 def _placed(image_ids: np.ndarray, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = len(image_ids)
     mean, variance, counts = np.full(n, np.nan), np.full(n, np.nan), np.full(n, -1, dtype=np.int64)
-    if n and columns["image_id"].shape[0]:
-        index = np.searchsorted(image_ids, columns["image_id"])
-        known = (index < n) & (np.asarray(image_ids)[np.minimum(index, n - 1)] == columns["image_id"])
-        mean[index[known]] = columns["mean"][known]
-        variance[index[known]] = columns["variance"][known]
-        counts[index[known]] = columns["n_comparisons"][known]
+    index, known = image_positions(image_ids, columns["image_id"])
+    mean[index[known]] = columns["mean"][known]
+    variance[index[known]] = columns["variance"][known]
+    counts[index[known]] = columns["n_comparisons"][known]
     return mean, variance, counts
 
 

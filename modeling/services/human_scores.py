@@ -36,7 +36,7 @@ from modeling.ml import bradley_terry as bt
 from modeling.ml import prior_fusion, rater_reliability, sequential_update
 from modeling.models import HumanScore, ImageScore, ModelVersion
 from modeling.services import model_prior
-from modeling.services.columns import fetch_columns, per_image
+from modeling.services.columns import fetch_columns, image_positions, per_image
 from modeling.services import comparison_cache, human_score_writes, stopping_rule
 from modeling.services import warm_start as warm_start_service  # (the fits' own warm_start is the stored means)
 from modeling.services.datasets import excluded_rater_ids
@@ -127,12 +127,14 @@ def stored_posterior(project: Project, image_ids: np.ndarray) -> tuple[np.ndarra
     return None if stored is None else stored[:2]
 
 
-def stored_fit(project: Project) -> tuple[np.ndarray, bt.Posterior, np.ndarray, int] | None:
+def stored_fit(project: Project, fitted_at: datetime | None
+               ) -> tuple[np.ndarray, bt.Posterior, np.ndarray, int] | None:
     """The stored human scores brought up to date, for choosing pairs when a refit would take too long
     (``pair_selection.refit_first``): (image ids [N], posterior, comparison counts [N], comparisons folded
-    in), None if none are stored.
+    in), None if none are stored. ``fitted_at``: when the stored fit read its data
+    (``human_score_writes.last_fit``).
 
-    The comparisons stored since the fit read its data are folded in one by one
+    The comparisons stored since then are folded in one by one
     (``sequential_update``: O(new comparisons), no refit), so that a refill between two periodic fits does
     not choose the pairs just judged again. An image added since the fit has the prior of an image with
     no comparisons (mean 0, variance ``FIT_CONFIG.default_prior_var``)."""
@@ -143,7 +145,6 @@ def stored_fit(project: Project) -> tuple[np.ndarray, bt.Posterior, np.ndarray, 
     mean, variance, counts = stored
     posterior = bt.Posterior(np.nan_to_num(mean, nan=0.0), np.nan_to_num(variance, nan=FIT_CONFIG.default_prior_var))
     counts = np.maximum(counts, 0)
-    fitted_at, _ = human_score_writes.last_fit(project)
     a_index, b_index, outcome = comparisons_since(project, fitted_at, image_ids)
     posterior = sequential_update.update_with_comparisons(posterior, a_index, b_index, outcome)
     counts = counts + bt.comparison_counts(len(image_ids), a_index, b_index)
@@ -162,17 +163,10 @@ def comparisons_since(project: Project, since: datetime | None, image_ids: np.nd
         rows = rows.exclude(rater_id__in=excluded)
     raw = fetch_columns(rows.order_by("id").annotate(left_win_x2=comparison_cache.LEFT_WIN_X2),
                         {"image_a_id": int, "image_b_id": int, "left_win_x2": int})
-    n = len(image_ids)
-    a_index = np.searchsorted(image_ids, raw["image_a_id"])
-    b_index = np.searchsorted(image_ids, raw["image_b_id"])
-    known = ((a_index < n) & (b_index < n) & (image_ids[np.minimum(a_index, n - 1)] == raw["image_a_id"])
-             & (image_ids[np.minimum(b_index, n - 1)] == raw["image_b_id"])) if n else a_index < 0
+    a_index, a_known = image_positions(image_ids, raw["image_a_id"])
+    b_index, b_known = image_positions(image_ids, raw["image_b_id"])
+    known = a_known & b_known
     return a_index[known], b_index[known], raw["left_win_x2"][known] / 2.0
-
-
-def last_fit_seconds(project: Project) -> float | None:
-    """How long the fit of the stored human scores took (None: none stored, or stored before this was kept)."""
-    return human_score_writes.last_fit(project)[1]
 
 
 def stored_means(project: Project, image_ids: np.ndarray) -> np.ndarray | None:

@@ -47,7 +47,7 @@ from labeling.services.pair_queue import enqueue_pairs, open_queue_size
 from modeling.ml.bradley_terry import comparison_counts
 from modeling.ml.selection import pair_information, select_pairs
 from modeling.models import PairRefillState
-from modeling.services import human_scores
+from modeling.services import human_score_writes, human_scores
 import worker.dispatch as dispatch
 
 log = logging.getLogger(__name__)
@@ -123,12 +123,11 @@ def refill_after_comparison(project: Project) -> bool:
     return True
 
 
-def refit_first(project: Project, policy: RefillPolicy | None = None) -> bool:
-    """Whether an active refill refits the human scores before selecting: yes unless the stored fit took
-    longer than the policy's budget (then the stored scores are the posterior to select from)."""
-    policy = policy or refill_policy()
-    seconds = human_scores.last_fit_seconds(project)
-    return seconds is None or seconds < policy.refit_budget_seconds
+def refit_first(fit_seconds: float | None, policy: RefillPolicy) -> bool:
+    """Whether an active refill refits the human scores before selecting, given how long the stored fit took
+    (None: none stored, or stored before durations were kept): yes unless that was past the policy's budget
+    (then the stored scores are the posterior to select from)."""
+    return fit_seconds is None or fit_seconds < policy.refit_budget_seconds
 
 
 def closed_pair_test(project: Project, image_ids: np.ndarray):
@@ -172,8 +171,10 @@ def refill_pair_queue(project: Project, *, seed: int | None = None, policy: Refi
     PairRefillState.objects.update_or_create(project=project, defaults={"refilled_at": timezone.now()})
     strategy = str(project.pair_strategy)
     stored = None
-    if strategy == Project.PairStrategy.ACTIVE and not refit_first(project, policy):
-        stored = human_scores.stored_fit(project)
+    if strategy == Project.PairStrategy.ACTIVE:
+        fitted_at, fit_seconds = human_score_writes.last_fit(project)
+        if not refit_first(fit_seconds, policy):
+            stored = human_scores.stored_fit(project, fitted_at)
     if stored is not None:
         image_ids, posterior, counts, folded_in = stored
         prior_version, reads = None, {"posterior": "stored", "comparisons_folded_in": folded_in}

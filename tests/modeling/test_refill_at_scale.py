@@ -8,7 +8,7 @@ from django.db import transaction
 from labeling.models import Comparison, PairCandidate
 from modeling.ml.selection import pair_information
 from modeling.models import HumanScoreStamp
-from modeling.services import human_scores
+from modeling.services import human_score_writes, human_scores
 from modeling.services.pair_selection import refill_pair_queue
 from tests.modeling.test_pair_selection import POLICY, judge, twelve_images  # noqa: F401 (a fixture)
 
@@ -23,6 +23,11 @@ def fitted(project, rater, twelve_images):  # noqa: F811
     summary = refill_pair_queue(project, seed=1, policy=POLICY)
     assert summary["posterior"] == "refitted"
     return twelve_images
+
+
+def stored_fit(project):
+    """The stored scores brought up to date, as a refill past its budget takes them."""
+    return human_scores.stored_fit(project, human_score_writes.last_fit(project)[0])
 
 
 def stamp(project):
@@ -72,14 +77,14 @@ def test_with_nothing_new_the_stored_scores_give_the_queue_a_refit_gives(project
 
 @pytest.mark.django_db
 def test_judgments_since_the_fit_count_in_the_stored_posterior(project, rater, fitted):
-    image_ids, before, counts_before, folded = human_scores.stored_fit(project)
+    image_ids, before, counts_before, folded = stored_fit(project)
     assert folded == 0
     first, second = 3, 4  # neighbours in the chain: the pair the chain says least about
     information = pair_information(before, np.array([first]), np.array([second]))[0]
     for key in range(3):
         judge(project, rater, fitted[second], fitted[first], f"again{key}")  # an upset, three times
 
-    _, after, counts_after, folded = human_scores.stored_fit(project)
+    _, after, counts_after, folded = stored_fit(project)
 
     assert folded == 3 and Comparison.objects.filter(project=project).count() == 14
     assert counts_after[first] == counts_before[first] + 3 and counts_after[second] == counts_before[second] + 3
