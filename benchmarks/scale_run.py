@@ -213,37 +213,25 @@ INCREMENTAL_TASKS = (  # (task, comparisons appended before it)
     ("tagrank.metrics.fit_human_scores", 0), ("tagrank.selection.refill", 1), ("tagrank.selection.refill", 1),
     ("tagrank.metrics.fit_human_scores", 1),
 )
+INCREMENTAL_VARIANTS = (  # (variant, TAGRANK_INCREMENTAL_FIT of its worker, whether later tasks find a warm cache)
+    ("before: no cache", "false", False),
+    ("after: incremental", "true", True),
+)
 
 
 def incremental(args, database_url: str, project) -> list[dict]:
     """The model loop's tasks side by side: a worker with ``TAGRANK_INCREMENTAL_FIT=false`` (every task reads
     all comparisons, reads and writes every score: the loop before the cache), then a fresh worker with it
     on (the first task fills the cache, the next read only the appended rows and write only moved scores)."""
-    rows = []
-    rng = np.random.default_rng(args.seed + 1)
-    for variant, flag in (("before: no cache", "false"), ("after: incremental", "true")):
-        os.environ["TAGRANK_INCREMENTAL_FIT"] = flag
-        worker = start_refill_worker(database_url)
-        try:
-            worker_task(worker, "tagrank.ping", 300)
-            for position, (name, appends) in enumerate(INCREMENTAL_TASKS):
-                appended = append_comparisons(project, args.append, rng) if appends else 0
-                kwargs = {"force": True} if name == "tagrank.selection.refill" else {}
-                row = worker_task(worker, name, args.task_timeout, project.pk, **kwargs)
-                row.update(variant=variant, appended=appended, warm=position > 0 and flag == "true")
-                rows.append(row)
-                print(json.dumps(row, default=str), flush=True)
-        finally:
-            worker.kill()
-            worker.wait(timeout=60)
-            os.environ.pop("TAGRANK_INCREMENTAL_FIT")
-    return rows
+    return on_fresh_workers(args, database_url, project, "TAGRANK_INCREMENTAL_FIT", INCREMENTAL_VARIANTS,
+                            INCREMENTAL_TASKS, np.random.default_rng(args.seed + 1))
 
 
-REFILL_VARIANTS = (  # (variant, TAGRANK_PAIR_QUEUE of its worker)
-    ("before: refit first", json.dumps({"refit_budget_seconds": 1e12})),
-    ("after: stored scores past the budget", None),
+REFILL_VARIANTS = (  # (variant, TAGRANK_PAIR_QUEUE of its worker (None: the default policy), warm cache)
+    ("before: refit first", json.dumps({"refit_budget_seconds": 1e12}), True),
+    ("after: stored scores past the budget", None, True),
 )
+REFILL_TASKS = (("tagrank.selection.refill", 0), ("tagrank.selection.refill", 1))
 
 
 def refills(args, database_url: str, project) -> list[dict]:
@@ -251,24 +239,32 @@ def refills(args, database_url: str, project) -> list[dict]:
     before ``RefillPolicy.refit_budget_seconds``), then on a fresh worker with the default budget, which selects
     from the stored scores once the stored fit took longer (run the ``fit`` step first). Each worker refills
     twice: cold (just started), then warm after ``--append`` comparisons (folded in, on the stored path)."""
+    return on_fresh_workers(args, database_url, project, "TAGRANK_PAIR_QUEUE", REFILL_VARIANTS, REFILL_TASKS,
+                            np.random.default_rng(args.seed + 2))
+
+
+def on_fresh_workers(args, database_url: str, project, setting: str, variants, tasks, rng) -> list[dict]:
+    """Each variant on a worker of its own, started with the environment variable ``setting`` at the variant's
+    value (unset for None), running ``tasks`` ((task, appends) pairs) in order, ``--append`` comparisons
+    appended before each task whose ``appends`` is set. A row per task."""
     rows = []
-    rng = np.random.default_rng(args.seed + 2)
-    for variant, policy in REFILL_VARIANTS:
-        if policy is not None:
-            os.environ["TAGRANK_PAIR_QUEUE"] = policy
+    for variant, value, warms in variants:
+        if value is not None:
+            os.environ[setting] = value
         worker = start_refill_worker(database_url)
         try:
             worker_task(worker, "tagrank.ping", 300)
-            for warm in (False, True):
-                appended = append_comparisons(project, args.append, rng) if warm else 0
-                row = worker_task(worker, "tagrank.selection.refill", args.task_timeout, project.pk, force=True)
-                row.update(variant=variant, appended=appended, warm=warm)
+            for position, (name, appends) in enumerate(tasks):
+                appended = append_comparisons(project, args.append, rng) if appends else 0
+                kwargs = {"force": True} if name == "tagrank.selection.refill" else {}
+                row = worker_task(worker, name, args.task_timeout, project.pk, **kwargs)
+                row.update(variant=variant, appended=appended, warm=position > 0 and warms)
                 rows.append(row)
                 print(json.dumps(row, default=str), flush=True)
         finally:
             worker.kill()
             worker.wait(timeout=60)
-            os.environ.pop("TAGRANK_PAIR_QUEUE", None)
+            os.environ.pop(setting, None)
     return rows
 
 
@@ -600,18 +596,13 @@ def main():
             if step in steps:
                 rows.append(worker_task(worker, name, args.task_timeout, project.pk, **kwargs))
                 print(json.dumps(rows[-1], default=str), flush=True)
-        if "incremental" in steps:  # on workers of its own: two workers on one queue would share the tasks
-            worker.kill()
-            worker.wait(timeout=60)
-            rows += incremental(args, database_url, project)
-            worker = start_refill_worker(database_url)
-            worker_task(worker, "tagrank.ping", 300)
-        if "refills" in steps:  # on workers of their own, as the incremental step
-            worker.kill()
-            worker.wait(timeout=60)
-            rows += refills(args, database_url, project)
-            worker = start_refill_worker(database_url)
-            worker_task(worker, "tagrank.ping", 300)
+        for step, side_by_side in (("incremental", incremental), ("refills", refills)):
+            if step in steps:  # on workers of their own: two workers on one queue would share the tasks
+                worker.kill()
+                worker.wait(timeout=60)
+                rows += side_by_side(args, database_url, project)
+                worker = start_refill_worker(database_url)
+                worker_task(worker, "tagrank.ping", 300)
         if "io" in steps:
             rows += io_parts(args, project)
         if "counts" in steps:
