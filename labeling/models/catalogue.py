@@ -51,6 +51,9 @@ class Image(models.Model):
             models.Index(fields=["project", "created_at"], name="image_project_created"),
             # Pair serving excludes the (few) archived images of a project on every request.
             models.Index(fields=["project"], condition=Q(archived_at__isnull=False), name="image_archived"),
+            # Counting a project's images (progress, per-image targets, lists): an index-only scan of this
+            # index instead of reading every row of the wide table.
+            models.Index(fields=["project"], condition=Q(archived_at__isnull=True), name="image_unarchived"),
         ]
 
     def __str__(self):
