@@ -33,20 +33,26 @@ def register_completion_rule(rule: Callable[[Project], bool]) -> None:
         _other_rules.append(rule)
 
 
+def active_images(project: Project):
+    """The images a per-image target counts: the project's unarchived ones, as the one column of the partial index
+    ``image_unarchived`` and unordered, so that a count, a LIMITed one too, reads that index and not the rows."""
+    return Image.objects.filter(project=project, archived_at=None).order_by().values("project")
+
+
 def target_judgments(project: Project, n_images: int | None = None) -> int | None:
     """The target as a number of judgments, or None when the project has none."""
     if project.target_judgments is not None:
         return project.target_judgments
     if project.target_judgments_per_image is not None:
         if n_images is None:
-            n_images = Image.objects.filter(project=project, archived_at=None).count()
+            n_images = active_images(project).count()
         return math.ceil(project.target_judgments_per_image * n_images)
     return None
 
 
 def progress(project: Project) -> dict:
     """How far along the campaign is, for managers."""
-    n_images = Image.objects.filter(project=project, archived_at=None).count()
+    n_images = active_images(project).count()
     target = target_judgments(project, n_images)
     judgments = rater_counts.project_total(project)  # the per-rater counters, not a count of comparisons
     project.refresh_from_db(fields=["campaign_completed_at"])
@@ -68,8 +74,24 @@ def judgment_target_met(project: Project) -> bool:
     """Whether the manager chose to stop at the judgment target and it is met."""
     if not project.stop_at_judgment_target:
         return False
+    if project.target_judgments is None and project.target_judgments_per_image is not None:
+        return _per_image_target_met(project, rater_counts.project_total(project))
     target = target_judgments(project)
     return target is not None and rater_counts.project_total(project) >= target
+
+
+def _per_image_target_met(project: Project, judgments: int) -> bool:
+    """``judgments >= ceil(per_image * images)``, counting at most k = floor(judgments / per_image) + 1 images
+    (this runs after every judgment): the target only grows with the images, and k of them put it past the
+    judgments, so more need not be counted."""
+    per_image = project.target_judgments_per_image
+    k = math.floor(judgments / per_image) + 1
+    counted = active_images(project)[:k].count()
+    if counted < k:  # every image counted
+        return judgments >= math.ceil(per_image * counted)
+    if math.ceil(per_image * k) > judgments:
+        return False
+    return judgments >= target_judgments(project)  # float rounding left k's target at the judgments: count all
 
 
 def refresh_completion(project: Project) -> bool:
