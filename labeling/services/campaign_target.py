@@ -16,6 +16,7 @@ import logging
 import math
 from typing import Callable
 
+from django.db.models import OuterRef
 from django.utils import timezone
 
 from labeling.models import Image, Project
@@ -33,9 +34,10 @@ def register_completion_rule(rule: Callable[[Project], bool]) -> None:
         _other_rules.append(rule)
 
 
-def active_images(project: Project):
+def active_images(project: Project | OuterRef):
     """The images a per-image target counts: the project's unarchived ones, as the one column of the partial index
-    ``image_unarchived`` and unordered, so that a count, a LIMITed one too, reads that index and not the rows."""
+    ``image_unarchived`` and unordered, so that a count, a LIMITed one too, reads that index and not the rows
+    (``project`` an ``OuterRef`` in a subquery of counts per project)."""
     return Image.objects.filter(project=project, archived_at=None).order_by().values("project")
 
 
@@ -81,17 +83,19 @@ def judgment_target_met(project: Project) -> bool:
 
 
 def _per_image_target_met(project: Project, judgments: int) -> bool:
-    """``judgments >= ceil(per_image * images)``, counting at most k = floor(judgments / per_image) + 1 images
+    """``judgments >= ceil(per_image * images)``, counting at most k = floor(judgments / per_image) + 2 images
     (this runs after every judgment): the target only grows with the images, and k of them put it past the
-    judgments, so more need not be counted."""
+    judgments, so more need not be counted (+ 2, not + 1: float rounding can leave the target of
+    floor(judgments / per_image) + 1 images at the judgments, e.g. 17 / 0.17 = 99.99999999999999)."""
     per_image = project.target_judgments_per_image
-    k = math.floor(judgments / per_image) + 1
+    k = math.floor(judgments / per_image) + 2
     counted = active_images(project)[:k].count()
     if counted < k:  # every image counted
         return judgments >= math.ceil(per_image * counted)
     if math.ceil(per_image * k) > judgments:
         return False
-    return judgments >= target_judgments(project)  # float rounding left k's target at the judgments: count all
+    # Only with some 10^16 images and a per-image target below float precision: count them all.
+    return judgments >= target_judgments(project)
 
 
 def refresh_completion(project: Project) -> bool:

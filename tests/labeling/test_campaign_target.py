@@ -3,6 +3,7 @@ manager so chose (the shared "campaign complete" flag), reopened by a raised tar
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 from django.test import Client
@@ -98,3 +99,56 @@ def test_a_crowd_worker_gets_the_completion_code_when_the_campaign_completes(pro
     done = worker.get(BASE + "next-pair/").json()
     assert done["code"] == "campaign_complete" and done["completion_code"] == "EARLY-1"
     assert campaign_target.progress(project)["met"]
+
+
+def image_rows(project, n: int, archived: int = 0) -> None:
+    """``n`` image rows (no files: the target counts rows), the last ``archived`` of them archived."""
+    from django.utils import timezone
+
+    from labeling.models import Image
+
+    Image.objects.bulk_create([
+        Image(project=project, file=f"images/{k}.png", original_name=f"{k}.png", sha256=f"{k:064x}", width=1, height=1,
+              archived_at=timezone.now() if k >= n - archived else None) for k in range(n)])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("per_image, judgments, met", [
+    (0.25, 1, False), (0.25, 2, False), (0.25, 3, True),  # 10 active images: ceil(2.5) = 3 judgments
+    (1.5, 14, False), (1.5, 15, True),                     # 15 judgments, not 17 (the archived image does not count)
+    (0.1, 0, False), (0.1, 1, True),                       # ceil(0.1 * 10) = 1
+    (0.17, 1, False), (0.17, 2, True),                     # ceil(1.7000000000000002) = 2
+    (3.0, 20, False), (3.0, 29, False), (3.0, 30, True), (3.0, 31, True),  # 20: k = 8 of the 10 images decide
+    (1e-17, 0, False), (1e-17, 1, True),                   # 1: k = 10^17 + 2, a LIMIT past every image
+])
+def test_a_per_image_target_is_met_as_the_full_count_says(project, monkeypatch, per_image, judgments, met):
+    """The judgment path counts at most floor(judgments / per_image) + 2 images: the same answer as the target
+    from the count of every active image, ``judgments >= ceil(per_image * images)``, on either side of it."""
+    image_rows(project, 11, archived=1)
+    project.target_judgments_per_image, project.stop_at_judgment_target = per_image, True
+    project.save()
+    monkeypatch.setattr(campaign_target.rater_counts, "project_total", lambda project: judgments)
+    assert campaign_target.target_judgments(project) == math.ceil(per_image * 10)
+    assert campaign_target.judgment_target_met(project) is met
+    assert campaign_target.progress(project)["met"] is met
+
+
+@pytest.mark.django_db
+def test_the_judgment_path_counts_at_most_k_images(project, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    image_rows(project, 50)
+    project.target_judgments_per_image, project.stop_at_judgment_target = 2.0, True
+    project.save()
+    monkeypatch.setattr(campaign_target.rater_counts, "project_total", lambda project: 7)
+    with CaptureQueriesContext(connection) as queries:
+        assert not campaign_target.judgment_target_met(project)
+    counts = [q["sql"] for q in queries.captured_queries if "labeling_image" in q["sql"]]
+    assert len(counts) == 1 and "LIMIT 5" in counts[0]  # floor(7 / 2) + 2 images, not 50
+
+    project.target_judgments_per_image = None
+    project.target_judgments = 7  # a total target: no image counted
+    with CaptureQueriesContext(connection) as queries:
+        assert campaign_target.judgment_target_met(project)
+    assert not [q for q in queries.captured_queries if "labeling_image" in q["sql"]]
