@@ -22,7 +22,8 @@ from labeling.services import campaign_target, pair_queue
 def projects_with_counts(user, include_archived: bool = False):
     def count_of(model, **filters):
         rows = model.objects.filter(project=OuterRef("pk"), **filters).order_by().values("project")
-        return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")[:1], output_field=IntegerField()), 0)
+        # COUNT(*), not of the ids: an index on the project (image_unarchived for the images) answers it alone.
+        return Coalesce(Subquery(rows.annotate(n=Count("*")).values("n")[:1], output_field=IntegerField()), 0)
 
     projects = access.projects_for(user)
     if not include_archived:

@@ -58,3 +58,18 @@ def test_media_files_are_served_to_signed_in_users_only(client, rater, images):
 @pytest.mark.django_db
 def test_healthz(client):
     assert client.get("/healthz/").json()["checks"]["database"] == {"status": "ok", "ms": pytest.approx(0, abs=1e4)}
+
+
+@pytest.mark.django_db
+def test_the_project_list_counts_the_unarchived_images(client, rater, project, images):
+    from django.utils import timezone
+
+    from labeling.models import Membership
+
+    empty = Project.objects.create(name="Empty project", slug="empty")
+    Membership.objects.create(project=empty, user=rater)
+    images[0].archived_at = timezone.now()
+    images[0].save()
+    client.force_login(rater)
+    html = client.get(reverse("project-list")).content.decode()
+    assert "7 images" in html and "0 images" in html
