@@ -14,8 +14,9 @@ Then ``--rounds`` times, each variant in turn (the index dropped: the code befor
 
 1. EXPLAIN (ANALYZE, BUFFERS) of the count as Django issues it (``campaign_target.active_images``) and of the
    judgment path's count of at most k images (printed for the first round);
-2. the count and ``judgment_target_met`` at a per-image target, in this process: the code before (the full
-   count) and now (at most k images), ``--repeats`` times each;
+2. in this process, ``--repeats`` times each: the count; ``judgment_target_met`` at a per-image target, the code
+   before (the full count) and now (at most k images); the project list's query, before (a join over the images)
+   and now (a count per project in a subquery);
 3. the progress page and the progress API over HTTP from gunicorn (production settings, one keep-alive
    connection with the manager's session), ``--loads`` times each.
 
@@ -106,10 +107,16 @@ def explain(queryset_call) -> str:
         return sql + "\n" + "\n".join(row[0] for row in cursor.fetchall())
 
 
-def in_process(args, project) -> dict[str, list[float]]:
-    """The count, and the judgment path's test at a per-image target, as the code before did it and as it does now."""
+def in_process(args, project, manager) -> dict[str, list[float]]:
+    """The count; the judgment path's test at a per-image target and the project list's counts, as the code before
+    did them and as it does now."""
+    from django.db.models import Count, Q
+
+    from labeling import access
     from labeling.models import Image
     from labeling.services import campaign_target, rater_counts
+
+    projects = access.projects_for(manager).filter(archived_at=None)
 
     def met_before():  # the code before: the target from the full count (campaign_target at main, 91acea5)
         target = math.ceil(project.target_judgments_per_image
@@ -118,7 +125,10 @@ def in_process(args, project) -> dict[str, list[float]]:
 
     calls = {"count": lambda: campaign_target.active_images(project).count(),
              "judgment_target_met, before (full count)": met_before,
-             "judgment_target_met, now (at most k images)": lambda: campaign_target.judgment_target_met(project)}
+             "judgment_target_met, now (at most k images)": lambda: campaign_target.judgment_target_met(project),
+             "project list's query, before (a join, 91acea5)": lambda: list(projects.annotate(
+                 image_count=Count("images", filter=Q(images__archived_at=None), distinct=True))),
+             "project list's query, now (a subquery)": lambda: list(campaign_target.with_active_image_counts(projects))}
     assert met_before() == campaign_target.judgment_target_met(project)
     times = {name: [] for name in calls}
     for _ in range(args.repeats):
@@ -179,12 +189,12 @@ def main():
                 seconds = set_index(variant == VARIANTS[1])
                 if round_ == 0:
                     judgments = rater_counts.project_total(project)
-                    k = math.floor(judgments / args.per_image) + 1
+                    k = math.floor(judgments / args.per_image) + 2  # as campaign_target._per_image_target_met
                     print(f"\n--- {variant} (index built/dropped in {seconds} s)")
                     print(explain(lambda: campaign_target.active_images(project).count()))
                     print(f"\n{judgments:,} judgments, {args.per_image} per image: at most k = {k:,} images")
                     print(explain(lambda: campaign_target.active_images(project)[:k].count()), flush=True)
-                for part in (in_process(args, project), pages(args, server, manager)):
+                for part in (in_process(args, project, manager), pages(args, server, manager)):
                     for name, values in part.items():
                         timings[variant].setdefault(name, []).extend(values)
                 print(json.dumps({"step": "round", "round": round_, "variant": variant, "load": load()}), flush=True)

@@ -5,8 +5,6 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, IntegerField, OuterRef, Subquery
-from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -36,11 +34,7 @@ can_create_projects = access.can_create_projects
 @login_required
 @require_safe
 def project_list(request):
-    # A count per project from the partial index image_unarchived (a join would read every image row).
-    images = campaign_target.active_images(OuterRef("pk")).annotate(n=Count("*")).values("n")
-    projects = access.projects_for(request.user).filter(archived_at=None).annotate(
-        image_count=Coalesce(Subquery(images, output_field=IntegerField()), 0)
-    )
+    projects = campaign_target.with_active_image_counts(access.projects_for(request.user).filter(archived_at=None))
     return render(
         request,
         "labeling/project_list.html",
