@@ -20,7 +20,9 @@ Then, against gunicorn (``labelling_loop.Server``, production settings) and one 
    the comparison cache) and on a fresh one with it on, ``--append`` comparisons appended before each but the
    first (``INCREMENTAL_TASKS``); and the refills step: the refill on a worker that refits first whatever the
    fit costs, then on one that selects from the stored scores past ``RefillPolicy.refit_budget_seconds``
-   (``REFILL_VARIANTS``), each cold and then warm after ``--append`` comparisons;
+   (``REFILL_VARIANTS``), each cold and then warm after ``--append`` comparisons; and, when asked for, the fits
+   step: the human-score fit on a worker of ``--fits-before``'s code and on one of this code, each cold and then
+   warm after ``--append`` comparisons, twice (``FIT_TASKS``);
 2. ``--raters`` paced raters (``labelling_loop.run_clients``), ``--judgments`` judgments in all: next-pair and
    submit median and p99, with the worker refilling the queue as the judgments ask for it;
 3. the manager's pages and their API over HTTP with a session (``--loads`` each): median and p95;
@@ -84,12 +86,17 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=3, help="repetitions of each part of the io step")
     parser.add_argument("--pages-before", metavar="REVISION", help="also load the manager pages from a server running "
                         "this git revision's code (a `git archive` of it), before the current code's, same data")
+    parser.add_argument("--fits-before", metavar="REVISION", help="the fits step's \"before\": a worker running this "
+                        "git revision's code (a `git archive` of it)")
     parser.add_argument("--append", type=int, default=500, help="comparisons appended before each task of the "
                         "incremental step (as judgments arriving between refills)")
     parser.add_argument("--reuse", action="store_true", help="keep the data an earlier --keep run wrote")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if "fits" in args.steps.split(",") and not args.fits_before:
+        parser.error("the fits step needs --fits-before")
+    return args
 
 
 def load() -> float:
@@ -243,15 +250,44 @@ def refills(args, database_url: str, project) -> list[dict]:
                             np.random.default_rng(args.seed + 2))
 
 
-def on_fresh_workers(args, database_url: str, project, setting: str, variants, tasks, rng) -> list[dict]:
+FIT_TASKS = (("tagrank.metrics.fit_human_scores", 0), ("tagrank.metrics.fit_human_scores", 1),
+             ("tagrank.metrics.fit_human_scores", 1))
+
+
+def fits(args, database_url: str, project) -> list[dict]:
+    """The human-score fit side by side: on a fresh worker running ``--fits-before``'s code, then on a fresh
+    worker of this code; each fits cold (just started), then warm after ``--append`` comparisons, twice."""
+    import shutil
+
+    before = revision_tree(args.fits_before)
+    try:
+        variants = ((f"before: {args.fits_before}", before, True), ("current code", None, True))
+        return on_fresh_workers(args, database_url, project, None, variants, FIT_TASKS,
+                                np.random.default_rng(args.seed + 3))
+    finally:
+        shutil.rmtree(before, ignore_errors=True)
+
+
+def on_fresh_workers(args, database_url: str, project, setting: str | None, variants, tasks, rng) -> list[dict]:
     """Each variant on a worker of its own, started with the environment variable ``setting`` at the variant's
     value (unset for None), running ``tasks`` ((task, appends) pairs) in order, ``--append`` comparisons
-    appended before each task whose ``appends`` is set. A row per task."""
+    appended before each task whose ``appends`` is set. A row per task. With ``setting`` None, a variant's
+    value is instead the folder of the code its worker runs (None: this code), with this code's var folder."""
+    import labelling_loop
+    from django.conf import settings
+
     rows = []
     for variant, value, warms in variants:
-        if value is not None:
+        code = labelling_loop.REPO
+        if setting is None and value is not None:
+            labelling_loop.REPO = value
+            os.environ["TAGRANK_VAR_DIR"] = str(settings.VAR_DIR)
+        elif value is not None:
             os.environ[setting] = value
-        worker = start_refill_worker(database_url)
+        try:
+            worker = start_refill_worker(database_url)
+        finally:
+            labelling_loop.REPO = code
         try:
             worker_task(worker, "tagrank.ping", 300)
             for position, (name, appends) in enumerate(tasks):
@@ -264,7 +300,7 @@ def on_fresh_workers(args, database_url: str, project, setting: str, variants, t
         finally:
             worker.kill()
             worker.wait(timeout=60)
-            os.environ.pop(setting, None)
+            os.environ.pop(setting or "TAGRANK_VAR_DIR", None)
     return rows
 
 
@@ -433,18 +469,25 @@ MANAGER_PAGES = [
 ]
 
 
-def pages_of_revision(args, database_url: str, manager) -> list[dict]:
-    """The manager pages served by ``--pages-before``'s code (extracted with ``git archive``) on the same data."""
-    import shutil
+def revision_tree(revision: str):
+    """A temporary folder holding ``revision``'s code (``git archive``); the caller removes it."""
     import tempfile
     from pathlib import Path
 
+    folder = Path(tempfile.mkdtemp(prefix="tagrank-before-"))
+    archive = subprocess.run(["git", "archive", revision], cwd=Path(__file__).resolve().parents[1],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def pages_of_revision(args, database_url: str, manager) -> list[dict]:
+    """The manager pages served by ``--pages-before``'s code (extracted with ``git archive``) on the same data."""
+    import shutil
+
     import labelling_loop
 
-    folder = Path(tempfile.mkdtemp(prefix="tagrank-before-"))
-    repo = Path(__file__).resolve().parents[1]
-    archive = subprocess.run(["git", "archive", args.pages_before], cwd=repo, capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    folder = revision_tree(args.pages_before)
     current, labelling_loop.REPO = labelling_loop.REPO, folder
     try:
         # Its own var folder: its static files are collected there (and the old code's manifest is its own).
@@ -596,7 +639,7 @@ def main():
             if step in steps:
                 rows.append(worker_task(worker, name, args.task_timeout, project.pk, **kwargs))
                 print(json.dumps(rows[-1], default=str), flush=True)
-        for step, side_by_side in (("incremental", incremental), ("refills", refills)):
+        for step, side_by_side in (("fits", fits), ("incremental", incremental), ("refills", refills)):
             if step in steps:  # on workers of their own: two workers on one queue would share the tasks
                 worker.kill()
                 worker.wait(timeout=60)

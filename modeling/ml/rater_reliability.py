@@ -206,17 +206,29 @@ def _map_attentive(attentive: np.ndarray, careless: np.ndarray, rater_of: np.nda
     alpha = config.prior_strength * config.prior_attentive
     beta = config.prior_strength * (1.0 - config.prior_attentive)
 
-    def prior(eta):  # the log prior's slope and its derivative, [R] each
+    def prior(eta, solving=None):  # the log prior's slope and its derivative, [R] each
         return ((alpha - 1.0) / eta - (beta - 1.0) / (1.0 - eta),
                 -(alpha - 1.0) / eta**2 - (beta - 1.0) / (1.0 - eta) ** 2)
 
-    excess = attentive - careless  # [M] each mixture's slope in eta
+    # The judgments of the raters still being solved: most raters settle in a few passes, a few (a random
+    # clicker at the floor) take many more, and each of their passes need not read everyone's judgments.
+    # The judgments keep their order, so each rater's sums are the same to the last bit.
+    solving_judgments = {"raters": None, "excess": attentive - careless, "careless": careless, "rater_of": rater_of}
 
-    def posterior(eta):
-        share = excess / (careless + eta[rater_of] * excess)  # [M] d/d eta of log(eta A + (1 - eta) C)
+    def judgments_of(solving):
+        current = solving_judgments
+        if current["raters"] is None or np.count_nonzero(solving[current["rater_of"]]) < current["rater_of"].shape[0] / 2:
+            keep = solving[current["rater_of"]]
+            current.update(raters=solving.copy(), excess=current["excess"][keep], careless=current["careless"][keep],
+                           rater_of=current["rater_of"][keep])
+        return current["excess"], current["careless"], current["rater_of"]
+
+    def posterior(eta, solving):
+        excess, careless_of, raters_of = judgments_of(solving)  # each mixture's slope in eta: A - C
+        share = excess / (careless_of + eta[raters_of] * excess)  # d/d eta of log(eta A + (1 - eta) C)
         slope, bend = prior(eta)
-        return (slope + np.bincount(rater_of, share, minlength=n_raters),
-                bend - np.bincount(rater_of, share * share, minlength=n_raters))
+        return (slope + np.bincount(raters_of, share, minlength=n_raters),
+                bend - np.bincount(raters_of, share * share, minlength=n_raters))
 
     judged = np.bincount(rater_of, minlength=n_raters) > 0  # [R]
     concave = alpha >= 1.0 and beta >= 1.0
@@ -232,8 +244,9 @@ def _map_attentive(attentive: np.ndarray, careless: np.ndarray, rater_of: np.nda
 def _bracketed_newton(slope_and_bend, start: np.ndarray, solve: np.ndarray, newton: bool = True) -> np.ndarray:
     """Where each decreasing slope turns from positive to not on [ETA_FLOOR, 1 - ETA_FLOOR], [R].
 
-    ``slope_and_bend(eta)`` gives every slope [R] at ``eta`` [R] and its derivative (<= 0); only the
-    ``solve`` entries are solved (the others are returned as started). Each evaluation narrows a bracket
+    ``slope_and_bend(eta, solving)`` gives the slopes [R] at ``eta`` [R] and their derivatives (<= 0), right
+    at least where ``solving`` [R] is set; only the ``solve`` entries are solved (the others are returned
+    as started). Each evaluation narrows a bracket
     round the zero; the next point is the Newton step where it falls inside, else the bracket's middle, as
     bisection would take. A step beyond an end not yet evaluated lands on that end: where the zero lies
     outside the range (a random clicker's eta at the floor), one evaluation there closes the bracket.
@@ -243,7 +256,7 @@ def _bracketed_newton(slope_and_bend, start: np.ndarray, solve: np.ndarray, newt
     low_seen, high_seen = np.zeros(start.shape, bool), np.zeros(start.shape, bool)
     eta, open_ = start.copy(), solve.copy()
     for _ in range(MAX_ETA_STEPS):
-        slope, bend = slope_and_bend(eta)
+        slope, bend = slope_and_bend(eta, open_)
         rising = open_ & (slope > 0)
         falling = open_ & ~(slope > 0)
         low, low_seen = np.where(rising, eta, low), low_seen | rising

@@ -8,7 +8,8 @@ written) labelled with the project's ``HumanScoreStamp`` version. A write locks 
 - if a fit of newer data is stored already, writes nothing (so stored scores never go back to fewer
   judgments, whichever fit finishes last);
 - if the stamp still has the version of the copy, writes only the rows whose mean or variance moved by
-  more than ``MOVED_TOLERANCE`` or whose comparison count changed: the copy is then exactly what is stored;
+  more than ``MOVED_SHARE`` of its posterior standard deviation (or variance), or whose comparison count
+  changed: the copy is then exactly what is stored;
 - otherwise (another worker wrote since, or no copy) writes every row.
 
 Either way the stamp's version goes up. The warm start of the next fit is the copy, so the process does
@@ -32,9 +33,13 @@ from modeling.models import HumanScore, HumanScoreStamp
 from modeling.services import comparison_cache
 from modeling.services.columns import fetch_columns, image_positions
 
-# A score "moved" when its mean or variance changed by more than this: the Newton steps stop at a step of
-# 1e-6 (``bradley_terry.FitConfig.tolerance``), so differences below it are the fit's own noise.
-MOVED_TOLERANCE = 1e-6
+# A score "moved" when its mean changed by more than this share of its posterior standard deviation, or its
+# variance by more than this share of itself: a thousandth of the score's own uncertainty changes no ranking
+# or interval anyone reads. A refit after a few new judgments moves almost every score a little (the raters'
+# weights shift every comparison's weight): at 1e-6 in absolute terms it rewrote about 90 % of 10^6 rows
+# (docs/benchmarks.md, "Writing back the scores that moved"). The stored copy, not the last fit, is what a
+# score is compared with, so a slow drift is written once it adds up.
+MOVED_SHARE = 1e-3
 
 
 @dataclass
@@ -121,10 +126,7 @@ def write_scores(project: Project, image_ids: np.ndarray, mean: np.ndarray, vari
         with _lock:
             copy = _copies.get(project.pk)
         if copy is not None and copy.version == stamp.version and np.array_equal(copy.image_ids, image_ids):
-            rows = np.flatnonzero(
-                (counts != copy.counts) | np.isnan(copy.mean)
-                | ~(np.abs(mean - copy.mean) <= MOVED_TOLERANCE) | ~(np.abs(variance - copy.variance) <= MOVED_TOLERANCE)
-            )
+            rows = np.flatnonzero((counts != copy.counts) | moved(copy.mean, copy.variance, mean, variance))
             stored_mean, stored_variance, stored_counts = copy.mean.copy(), copy.variance.copy(), copy.counts.copy()
             stored_mean[rows], stored_variance[rows], stored_counts[rows] = mean[rows], variance[rows], counts[rows]
             new_copy = _Copy(stamp.version + 1, image_ids, stored_mean, stored_variance, stored_counts)
@@ -136,6 +138,13 @@ def write_scores(project: Project, image_ids: np.ndarray, mean: np.ndarray, vari
         # Kept only once the transaction commits: after a rollback the stamp (and the rows) are as before.
         transaction.on_commit(lambda: _keep(project.pk, new_copy))
     return int(rows.shape[0])
+
+
+def moved(stored_mean: np.ndarray, stored_variance: np.ndarray, mean: np.ndarray, variance: np.ndarray
+          ) -> np.ndarray:
+    """Which scores [N] moved from what is stored (NaN: nothing stored) by more than ``MOVED_SHARE``."""
+    return ~(np.abs(mean - stored_mean) <= MOVED_SHARE * np.sqrt(variance)) | ~(
+        np.abs(variance - stored_variance) <= MOVED_SHARE * variance)
 
 
 def _keep(project_id: int, copy: _Copy | None) -> None:

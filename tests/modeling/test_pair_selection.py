@@ -10,7 +10,14 @@ from labeling.models import Comparison, PairCandidate, Project
 from labeling.services.pair_serving import next_pair
 from modeling.ml.selection import pair_information
 from modeling.models import HumanScore, PairRefillState
-from modeling.services.pair_selection import RefillPolicy, claim_refill, refill_due, refill_pair_queue, refill_policy
+from modeling.services.pair_selection import (
+    RefillPolicy,
+    claim_refill,
+    closed_pair_test,
+    refill_due,
+    refill_pair_queue,
+    refill_policy,
+)
 from worker.selection_tasks import refill_pair_queues
 from tests.conftest import make_image_bytes
 
@@ -58,6 +65,23 @@ def test_refill_is_deterministic_under_a_seed(project, twelve_images):
     PairCandidate.objects.all().delete()
     refill_pair_queue(project, seed=7, policy=POLICY)
     assert sorted(PairCandidate.objects.values_list("image_low_id", "image_high_id", "priority")) == first
+
+
+@pytest.mark.django_db
+def test_the_closed_pair_test_knows_only_pairs_of_the_images_it_is_given(project, twelve_images):
+    ids = [image.pk for image in twelve_images]
+    PairCandidate.objects.bulk_create([
+        PairCandidate(project=project, image_low_id=ids[0], image_high_id=ids[2], is_open=False, judgments=3),
+        PairCandidate(project=project, image_low_id=ids[4], image_high_id=ids[6], is_open=False, judgments=3),
+        PairCandidate(project=project, image_low_id=ids[7], image_high_id=ids[8], is_open=True, judgments=1),
+    ])
+    given = np.array(ids[:2] + ids[3:], dtype=np.int64)  # image 2 left out, as an image the fit did not see
+    is_closed = closed_pair_test(project, given)
+    position = {image_id: k for k, image_id in enumerate(given.tolist())}
+    first = np.array([position[ids[6]], position[ids[0]], position[ids[0]], position[ids[7]]])
+    second = np.array([position[ids[4]], position[ids[3]], position[ids[1]], position[ids[8]]])
+    # (4, 6) is closed, in either order; (0, 2) must not close (0, 3), where image 3 stands in image 2's place.
+    assert is_closed(first, second).tolist() == [True, False, False, False]
 
 
 @pytest.mark.django_db

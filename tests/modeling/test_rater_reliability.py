@@ -186,6 +186,26 @@ def test_the_bracketed_newton_eta_is_bisections(seed):
             assert expected.min() < 2e-4 and expected.max() > 0.99  # the range's ends were reached
 
 
+def test_each_raters_eta_is_what_their_judgments_alone_give():
+    """The passes over the judgments leave out the raters already solved: a rater's eta is, to the last bit,
+    what solving that rater alone gives, however long the others take."""
+    rng = np.random.default_rng(7)
+    n_raters = 12
+    rater_of = rng.permutation(np.repeat(np.arange(n_raters), rng.integers(50, 300, n_raters)))
+    attentive = rng.uniform(0.05, 0.95, rater_of.size)
+    careless = rng.uniform(0.05, 0.95, rater_of.size)
+    careless[rater_of < 3] = attentive[rater_of < 3] * 1.3  # random clickers: their eta ends at the floor, late
+    config = rater_reliability.ReliabilityConfig()
+    start = rng.uniform(0.2, 0.8, n_raters)
+    together = rater_reliability._map_attentive(attentive, careless, rater_of, n_raters, config, start=start)
+    for rater in range(n_raters):
+        own = rater_of == rater
+        alone = rater_reliability._map_attentive(attentive[own], careless[own], np.zeros(own.sum(), np.int64), 1,
+                                                 config, start=start[rater:rater + 1])
+        assert alone[0] == together[rater]
+    assert together[:3].max() < 1e-3 < together[3:].min()
+
+
 @pytest.mark.parametrize("seed", [3, 4])
 def test_the_fit_gives_what_the_previous_arithmetic_gave(seed, monkeypatch):
     quality, a, b, outcome, rater = crowd(seed, n_images=400, per_image=6, n_raters=25)
