@@ -21,8 +21,9 @@ Then, against gunicorn (``labelling_loop.Server``, production settings) and one 
    first (``INCREMENTAL_TASKS``); and the refills step: the refill on a worker that refits first whatever the
    fit costs, then on one that selects from the stored scores past ``RefillPolicy.refit_budget_seconds``
    (``REFILL_VARIANTS``), each cold and then warm after ``--append`` comparisons; and, when asked for, the fits
-   step: the human-score fit on a worker of ``--fits-before``'s code and on one of this code, each cold and then
-   warm after ``--append`` comparisons, twice (``FIT_TASKS``);
+   step: the human-score fit on a worker of ``--before``'s code and on one of this code, each cold and then
+   warm after ``--append`` comparisons, twice (``FIT_TASKS``), and the agreements step: the agreement report on
+   a fresh worker of each;
 2. ``--raters`` paced raters (``labelling_loop.run_clients``), ``--judgments`` judgments in all: next-pair and
    submit median and p99, with the worker refilling the queue as the judgments ask for it;
 3. the manager's pages and their API over HTTP with a session (``--loads`` each): median and p95;
@@ -86,16 +87,16 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=3, help="repetitions of each part of the io step")
     parser.add_argument("--pages-before", metavar="REVISION", help="also load the manager pages from a server running "
                         "this git revision's code (a `git archive` of it), before the current code's, same data")
-    parser.add_argument("--fits-before", metavar="REVISION", help="the fits step's \"before\": a worker running this "
-                        "git revision's code (a `git archive` of it)")
+    parser.add_argument("--before", metavar="REVISION", help="the fits and agreements steps' \"before\": a worker "
+                        "running this git revision's code (a `git archive` of it)")
     parser.add_argument("--append", type=int, default=500, help="comparisons appended before each task of the "
                         "incremental step (as judgments arriving between refills)")
     parser.add_argument("--reuse", action="store_true", help="keep the data an earlier --keep run wrote")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if "fits" in args.steps.split(",") and not args.fits_before:
-        parser.error("the fits step needs --fits-before")
+    if {"fits", "agreements"} & set(args.steps.split(",")) and not args.before:
+        parser.error("the fits and agreements steps need --before")
     return args
 
 
@@ -252,20 +253,30 @@ def refills(args, database_url: str, project) -> list[dict]:
 
 FIT_TASKS = (("tagrank.metrics.fit_human_scores", 0), ("tagrank.metrics.fit_human_scores", 1),
              ("tagrank.metrics.fit_human_scores", 1))
+AGREEMENT_TASKS = (("tagrank.metrics.compute_agreement", 0),)
 
 
-def fits(args, database_url: str, project) -> list[dict]:
-    """The human-score fit side by side: on a fresh worker running ``--fits-before``'s code, then on a fresh
-    worker of this code; each fits cold (just started), then warm after ``--append`` comparisons, twice."""
+def before_and_after(args, database_url: str, project, tasks) -> list[dict]:
+    """``tasks`` side by side: on a fresh worker running ``--before``'s code, then on a fresh worker of this
+    code (the steps fits: the human-score fit cold, then warm after ``--append`` comparisons, twice; and
+    agreements: the agreement report of a fresh worker)."""
     import shutil
 
-    before = revision_tree(args.fits_before)
+    before = revision_tree(args.before)
     try:
-        variants = ((f"before: {args.fits_before}", before, True), ("current code", None, True))
-        return on_fresh_workers(args, database_url, project, None, variants, FIT_TASKS,
+        variants = ((f"before: {args.before}", before, True), ("current code", None, True))
+        return on_fresh_workers(args, database_url, project, None, variants, tasks,
                                 np.random.default_rng(args.seed + 3))
     finally:
         shutil.rmtree(before, ignore_errors=True)
+
+
+def fits(args, database_url: str, project) -> list[dict]:
+    return before_and_after(args, database_url, project, FIT_TASKS)
+
+
+def agreements(args, database_url: str, project) -> list[dict]:
+    return before_and_after(args, database_url, project, AGREEMENT_TASKS)
 
 
 def on_fresh_workers(args, database_url: str, project, setting: str | None, variants, tasks, rng) -> list[dict]:
@@ -639,7 +650,8 @@ def main():
             if step in steps:
                 rows.append(worker_task(worker, name, args.task_timeout, project.pk, **kwargs))
                 print(json.dumps(rows[-1], default=str), flush=True)
-        for step, side_by_side in (("fits", fits), ("incremental", incremental), ("refills", refills)):
+        for step, side_by_side in (("fits", fits), ("agreements", agreements), ("incremental", incremental),
+                                   ("refills", refills)):
             if step in steps:  # on workers of their own: two workers on one queue would share the tasks
                 worker.kill()
                 worker.wait(timeout=60)
