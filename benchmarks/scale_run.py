@@ -84,7 +84,8 @@ def parse_args():
     parser.add_argument("--export-seconds", type=float, help="stop reading an export after this long (default: "
                         "read it to the end); the report then gives the rate of the part read")
     parser.add_argument("--steps", default="fit,refill,agreement,incremental,refills,io,counts,loop,pages,export,size")
-    parser.add_argument("--repeats", type=int, default=3, help="repetitions of each part of the io step")
+    parser.add_argument("--repeats", type=int, default=3, help="repetitions of each part of the io and closed steps")
+    parser.add_argument("--closed", type=int, default=3_000_000, help="closed pairs in the queue for the closed step")
     parser.add_argument("--pages-before", metavar="REVISION", help="also load the manager pages from a server running "
                         "this git revision's code (a `git archive` of it), before the current code's, same data")
     parser.add_argument("--before", metavar="REVISION", help="the fits and agreements steps' \"before\": a worker "
@@ -276,7 +277,15 @@ def fits(args, database_url: str, project) -> list[dict]:
 
 
 def agreements(args, database_url: str, project) -> list[dict]:
-    return before_and_after(args, database_url, project, AGREEMENT_TASKS)
+    """The reports' own timings (``timings``: load, humans, human_scores, model, charts) join each row."""
+    from modeling.models import AgreementReport
+
+    rows = before_and_after(args, database_url, project, AGREEMENT_TASKS)
+    for row in rows:
+        if isinstance(row.get("result"), dict) and isinstance(row["result"].get(project.slug), int):
+            row["timings"] = AgreementReport.objects.get(pk=row["result"][project.slug]).data.get("timings")
+            print(json.dumps({"variant": row["variant"], "timings": row["timings"]}), flush=True)
+    return rows
 
 
 def on_fresh_workers(args, database_url: str, project, setting: str | None, variants, tasks, rng) -> list[dict]:
@@ -386,7 +395,7 @@ def io_parts(args, project) -> list[dict]:
         human_scores.stored_means(project, image_ids)  # the copy, current again
         moved = rng.choice(len(image_ids), max(1, len(image_ids) // 100), replace=False)
         mean = mean.copy()
-        mean[moved] += 1e-3
+        mean[moved] += 1e-2  # past human_score_writes.MOVED_SHARE of any score's standard deviation here
         written = clock("write the moved scores, 1% of rows (after)",
                         lambda: human_score_writes.write_scores(project, image_ids, mean, variance, counts,
                                                                 timezone.now()))
@@ -397,6 +406,59 @@ def io_parts(args, project) -> list[dict]:
         se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
         rows.append({"step": "io", "part": part, "mean_s": round(float(values.mean()), 3), "se_s": round(float(se), 3),
                      "repeats": len(values), "load": load()})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def _old_closed_pair_test(closed, image_ids: np.ndarray):
+    """``pair_selection.closed_pair_test`` before it read columns: the rows as tuples, then the same sorted keys."""
+    pairs = np.array(list(closed.values_list("image_low_id", "image_high_id")), dtype=np.int64).reshape(-1, 2)
+    n = len(image_ids)
+    low, high = np.searchsorted(image_ids, pairs[:, 0]), np.searchsorted(image_ids, pairs[:, 1])
+    known = (low < n) & (high < n)
+    return np.sort(low[known] * n + high[known])
+
+
+def closed_pairs(args, project) -> list[dict]:
+    """Reading the queue's closed pairs, as every active refill does (``pair_selection.closed_pair_test``):
+    ``--closed`` closed pairs of random images written in a transaction that is rolled back, read ``--repeats``
+    times each way, alternating: a tuple per row (before) and as columns (now)."""
+    from django.db import connection, transaction
+
+    from labeling.models import PairCandidate
+    from modeling.services import human_scores
+    from modeling.services.pair_selection import closed_pair_test
+
+    rng = np.random.default_rng(args.seed + 4)
+    image_ids = human_scores.project_image_ids(project)
+    first, second = rng.integers(0, len(image_ids), (2, int(args.closed * 1.1)))
+    pairs = np.unique(np.stack([np.minimum(first, second), np.maximum(first, second)], axis=1)[first != second], axis=0)
+    pairs = pairs[rng.permutation(len(pairs))[:args.closed]]
+    times: dict[str, list[float]] = {}
+    with transaction.atomic():
+        with connection.cursor() as cursor, cursor.cursor.copy(
+                "COPY labeling_paircandidate (project_id, image_low_id, image_high_id, priority, source, judgments, "
+                "is_open, created_at, updated_at) FROM STDIN") as copy:
+            for low, high in zip(image_ids[pairs[:, 0]].tolist(), image_ids[pairs[:, 1]].tolist()):
+                copy.write(f"{project.pk}\t{low}\t{high}\t0\tactive\t3\tf\tnow\tnow\n")
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE labeling_paircandidate")
+        closed = PairCandidate.objects.filter(project=project, is_open=False)
+        for _ in range(args.repeats):
+            for part, read in (
+                ("a tuple per row (before)", lambda: _old_closed_pair_test(closed, image_ids)),
+                ("as columns (now: closed_pair_test)", lambda: closed_pair_test(project, image_ids)),
+            ):
+                started = time.perf_counter()
+                read()
+                times.setdefault(f"read {len(pairs):,} closed pairs, {part}", []).append(time.perf_counter() - started)
+        transaction.set_rollback(True)
+    rows = []
+    for part, values in times.items():
+        values = np.array(values)
+        se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+        rows.append({"step": "closed", "part": part, "mean_s": round(float(values.mean()), 3),
+                     "se_s": round(float(se), 3), "repeats": len(values), "load": load()})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -582,6 +644,8 @@ def markdown(rows: list[dict]) -> str:
                      if isinstance(detail, dict) and detail.get("comparisons_read") is not None else "")
             if isinstance(detail, dict) and detail.get("posterior") == "stored":
                 reads = f"; from the stored scores, {detail['comparisons_folded_in']:,} comparisons folded in"
+            if row.get("timings"):
+                reads = "; " + ", ".join(f"{part} {seconds:.1f} s" for part, seconds in row["timings"].items())
             figure = (f"{row['seconds']:.1f} s{reads}, worker peak RSS {row['worker_peak_rss_mib']:,} MiB "
                       f"(before {row['worker_rss_before_mib']:,} MiB)" + (f"; error {row['error']}" if row["error"] else ""))
         elif step == "loop":
@@ -592,7 +656,7 @@ def markdown(rows: list[dict]) -> str:
         elif step == "counts":
             figure = (f"{row['query']}: before (counting comparisons) {row['before_ms']:,.1f} ± {row['before_se_ms']:,.1f}"
                       f" ms, after (counters) {row['after_ms']:,.1f} ± {row['after_se_ms']:,.1f} ms")
-        elif step == "io":
+        elif step in ("io", "closed"):
             figure = f"{row['part']}: {row['mean_s']:.3f} ± {row['se_s']:.3f} s (mean ± s.e., {row['repeats']} runs)"
         elif step == "page":
             if row.get("variant"):
@@ -662,6 +726,8 @@ def main():
             rows += io_parts(args, project)
         if "counts" in steps:
             rows += count_queries(args, project)
+        if "closed" in steps:
+            rows += closed_pairs(args, project)
         if steps & {"loop", "pages"}:
             server = Server(database_url, workers=args.workers, threads=4,
                             environ={"SECRET_KEY": os.environ["SECRET_KEY"]})
