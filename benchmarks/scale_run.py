@@ -400,14 +400,7 @@ def io_parts(args, project) -> list[dict]:
                         lambda: human_score_writes.write_scores(project, image_ids, mean, variance, counts,
                                                                 timezone.now()))
         assert written == len(moved), (written, len(moved))
-    rows = []
-    for part, values in times.items():
-        values = np.array(values)
-        se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-        rows.append({"step": "io", "part": part, "mean_s": round(float(values.mean()), 3), "se_s": round(float(se), 3),
-                     "repeats": len(values), "load": load()})
-        print(json.dumps(rows[-1]), flush=True)
-    return rows
+    return mean_rows("io", times)
 
 
 def _old_closed_pair_test(closed, image_ids: np.ndarray):
@@ -453,12 +446,17 @@ def closed_pairs(args, project) -> list[dict]:
                 read()
                 times.setdefault(f"read {len(pairs):,} closed pairs, {part}", []).append(time.perf_counter() - started)
         transaction.set_rollback(True)
+    return mean_rows("closed", times)
+
+
+def mean_rows(step: str, times: dict[str, list[float]]) -> list[dict]:
+    """A row per part of ``step``: the mean of its ``times`` and its standard error, printed as it goes."""
     rows = []
     for part, values in times.items():
         values = np.array(values)
         se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-        rows.append({"step": "closed", "part": part, "mean_s": round(float(values.mean()), 3),
-                     "se_s": round(float(se), 3), "repeats": len(values), "load": load()})
+        rows.append({"step": step, "part": part, "mean_s": round(float(values.mean()), 3), "se_s": round(float(se), 3),
+                     "repeats": len(values), "load": load()})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
