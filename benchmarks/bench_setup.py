@@ -32,6 +32,19 @@ def benchmark_parser(doc: str, database: str | None = None) -> argparse.Argument
     return parser
 
 
+def synthetic_data_parser(doc: str, *, images: int, comparisons: int, database: str) -> argparse.ArgumentParser:
+    """``benchmark_parser`` for a script that writes a synthetic project into its own PostgreSQL database: the
+    project's size, the server and the database, whether to keep it afterwards, and the seed."""
+    parser = benchmark_parser(doc)
+    parser.add_argument("--images", type=int, default=images)
+    parser.add_argument("--comparisons", type=int, default=comparisons)
+    parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--database", default=database)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
 def scratch_environment(work: Path, encoder: str | None = None) -> dict[str, str]:
     """Settings that keep a run's files under ``work`` (var, media, cached features), with quiet logs."""
     return {

@@ -24,7 +24,6 @@ Timings of the rounds are pooled per variant: median and p95. The database is dr
 """
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import math
@@ -33,7 +32,7 @@ import time
 import uuid
 
 import numpy as np
-from bench_setup import machine_with_postgres, start_django
+from bench_setup import machine_with_postgres, start_django, synthetic_data_parser
 from dashboard import copy_comparisons, copy_images, create_project, drop_database, recreate_database, summary
 from dashboard import synthetic_judgments
 from labelling_loop import Server
@@ -45,18 +44,12 @@ PAGES = ["/projects/{slug}/progress/", "/api/v1/projects/{slug}/progress/"]
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=1_000_000)
-    parser.add_argument("--comparisons", type=int, default=1_000_000)
+    parser = synthetic_data_parser(__doc__, images=1_000_000, comparisons=1_000_000, database="tagrank_image_count")
     parser.add_argument("--raters", type=int, default=200)
     parser.add_argument("--per-image", type=float, default=20.0, help="the per-image target of the judgment path")
     parser.add_argument("--rounds", type=int, default=2, help="each variant this many times, alternating")
     parser.add_argument("--loads", type=int, default=10, help="loads of each page per round")
     parser.add_argument("--repeats", type=int, default=10, help="in-process queries per round")
-    parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
-    parser.add_argument("--database", default="tagrank_image_count")
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
 

@@ -35,7 +35,6 @@ Each step prints a JSON line; the end prints a Markdown table. The database is d
 """
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -47,7 +46,7 @@ import uuid
 from datetime import datetime, timezone
 
 import numpy as np
-from bench_setup import machine_with_postgres, memory_kib, reset_peak, start_django
+from bench_setup import machine_with_postgres, memory_kib, reset_peak, start_django, synthetic_data_parser
 from dashboard import (
     copy_comparisons,
     copy_images,
@@ -67,17 +66,13 @@ TAGS = 50
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=1_000_000)
-    parser.add_argument("--comparisons", type=int, default=10_000_000)
+    parser = synthetic_data_parser(__doc__, images=1_000_000, comparisons=10_000_000, database="tagrank_scale")
     parser.add_argument("--history-raters", type=int, default=200, help="raters of the generated comparisons")
     parser.add_argument("--raters", type=int, default=10, help="paced raters in the loop")
     parser.add_argument("--judgments", type=int, default=300, help="judgments in the loop, over all raters")
     parser.add_argument("--think", type=float, default=0.5, help="a rater's mean pause before answering, seconds")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (4 threads each)")
     parser.add_argument("--loads", type=int, default=10, help="loads of each manager page")
-    parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
-    parser.add_argument("--database", default="tagrank_scale")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/8")
     parser.add_argument("--results", default="redis://127.0.0.1:6379/9")
     parser.add_argument("--task-timeout", type=float, default=3600, help="seconds to wait for one worker task")
@@ -93,8 +88,6 @@ def parse_args():
     parser.add_argument("--append", type=int, default=500, help="comparisons appended before each task of the "
                         "incremental step (as judgments arriving between refills)")
     parser.add_argument("--reuse", action="store_true", help="keep the data an earlier --keep run wrote")
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if {"fits", "agreements"} & set(args.steps.split(",")) and not args.before:
         parser.error("the fits and agreements steps need --before")
