@@ -210,21 +210,17 @@ def _map_attentive(attentive: np.ndarray, careless: np.ndarray, rater_of: np.nda
         return ((alpha - 1.0) / eta - (beta - 1.0) / (1.0 - eta),
                 -(alpha - 1.0) / eta**2 - (beta - 1.0) / (1.0 - eta) ** 2)
 
-    # The judgments of the raters still being solved: most raters settle in a few passes, a few (a random
-    # clicker at the floor) take many more, and each of their passes need not read everyone's judgments.
-    # The judgments keep their order, so each rater's sums are the same to the last bit.
-    solving_judgments = {"raters": None, "excess": attentive - careless, "careless": careless, "rater_of": rater_of}
-
-    def judgments_of(solving):
-        current = solving_judgments
-        if current["raters"] is None or np.count_nonzero(solving[current["rater_of"]]) < current["rater_of"].shape[0] / 2:
-            keep = solving[current["rater_of"]]
-            current.update(raters=solving.copy(), excess=current["excess"][keep], careless=current["careless"][keep],
-                           rater_of=current["rater_of"][keep])
-        return current["excess"], current["careless"], current["rater_of"]
+    # The judgments a pass reads: most raters settle in a few passes, a few (a random clicker at the floor)
+    # take many more, and their passes need not read everyone's judgments. Once fewer than half belong to
+    # raters still being solved, the rest are left out; the order is kept, so each rater's sums are the
+    # same to the last bit.
+    excess, careless_of, raters_of = attentive - careless, careless, rater_of  # [M'] each; excess: A - C
 
     def posterior(eta, solving):
-        excess, careless_of, raters_of = judgments_of(solving)  # each mixture's slope in eta: A - C
+        nonlocal excess, careless_of, raters_of
+        keep = solving[raters_of]
+        if np.count_nonzero(keep) < keep.shape[0] / 2:
+            excess, careless_of, raters_of = excess[keep], careless_of[keep], raters_of[keep]
         share = excess / (careless_of + eta[raters_of] * excess)  # d/d eta of log(eta A + (1 - eta) C)
         slope, bend = prior(eta)
         return (slope + np.bincount(raters_of, share, minlength=n_raters),
