@@ -37,7 +37,7 @@ from modeling.services.columns import fetch_columns, image_positions
 # variance by more than this share of itself: a thousandth of the score's own uncertainty changes no ranking
 # or interval anyone reads. A refit after a few new judgments moves almost every score a little (the raters'
 # weights shift every comparison's weight): at 1e-6 in absolute terms it rewrote about 90 % of 10^6 rows
-# (docs/benchmarks.md, "Writing back the scores that moved"). The stored copy, not the last fit, is what a
+# (docs/benchmarks.md, "Scale run at 10^7 comparisons, session 10"). The stored copy, not the last fit, is what a
 # score is compared with, so a slow drift is written once it adds up.
 MOVED_SHARE = 1e-3
 
