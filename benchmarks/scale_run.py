@@ -43,7 +43,9 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 from bench_setup import machine_with_postgres, memory_kib, reset_peak, start_django, synthetic_data_parser
@@ -215,9 +217,20 @@ INCREMENTAL_TASKS = (  # (task, comparisons appended before it)
     ("tagrank.metrics.fit_human_scores", 0), ("tagrank.selection.refill", 1), ("tagrank.selection.refill", 1),
     ("tagrank.metrics.fit_human_scores", 1),
 )
-INCREMENTAL_VARIANTS = (  # (variant, TAGRANK_INCREMENTAL_FIT of its worker, whether later tasks find a warm cache)
-    ("before: no cache", "false", False),
-    ("after: incremental", "true", True),
+@dataclass(frozen=True)
+class Variant:
+    """One side of a side-by-side step: its worker's extra environment, whether tasks after its first find a
+    warm cache, and the folder of the code it runs (None: this code)."""
+
+    name: str
+    environ: dict
+    warms: bool = True
+    code: Path | None = None
+
+
+INCREMENTAL_VARIANTS = (
+    Variant("before: no cache", {"TAGRANK_INCREMENTAL_FIT": "false"}, warms=False),
+    Variant("after: incremental", {"TAGRANK_INCREMENTAL_FIT": "true"}),
 )
 
 
@@ -225,13 +238,13 @@ def incremental(args, database_url: str, project) -> list[dict]:
     """The model loop's tasks side by side: a worker with ``TAGRANK_INCREMENTAL_FIT=false`` (every task reads
     all comparisons, reads and writes every score: the loop before the cache), then a fresh worker with it
     on (the first task fills the cache, the next read only the appended rows and write only moved scores)."""
-    return on_fresh_workers(args, database_url, project, "TAGRANK_INCREMENTAL_FIT", INCREMENTAL_VARIANTS,
-                            INCREMENTAL_TASKS, np.random.default_rng(args.seed + 1))
+    return on_fresh_workers(args, database_url, project, INCREMENTAL_VARIANTS, INCREMENTAL_TASKS,
+                            np.random.default_rng(args.seed + 1))
 
 
-REFILL_VARIANTS = (  # (variant, TAGRANK_PAIR_QUEUE of its worker (None: the default policy), warm cache)
-    ("before: refit first", json.dumps({"refit_budget_seconds": 1e12}), True),
-    ("after: stored scores past the budget", None, True),
+REFILL_VARIANTS = (  # the second with the default policy
+    Variant("before: refit first", {"TAGRANK_PAIR_QUEUE": json.dumps({"refit_budget_seconds": 1e12})}),
+    Variant("after: stored scores past the budget", {}),
 )
 REFILL_TASKS = (("tagrank.selection.refill", 0), ("tagrank.selection.refill", 1))
 
@@ -241,7 +254,7 @@ def refills(args, database_url: str, project) -> list[dict]:
     before ``RefillPolicy.refit_budget_seconds``), then on a fresh worker with the default budget, which selects
     from the stored scores once the stored fit took longer (run the ``fit`` step first). Each worker refills
     twice: cold (just started), then warm after ``--append`` comparisons (folded in, on the stored path)."""
-    return on_fresh_workers(args, database_url, project, "TAGRANK_PAIR_QUEUE", REFILL_VARIANTS, REFILL_TASKS,
+    return on_fresh_workers(args, database_url, project, REFILL_VARIANTS, REFILL_TASKS,
                             np.random.default_rng(args.seed + 2))
 
 
@@ -256,11 +269,14 @@ def before_and_after(args, database_url: str, project, tasks) -> list[dict]:
     agreements: the agreement report of a fresh worker)."""
     import shutil
 
+    from django.conf import settings
+
     before = revision_tree(args.before)
     try:
-        variants = ((f"before: {args.before}", before, True), ("current code", None, True))
-        return on_fresh_workers(args, database_url, project, None, variants, tasks,
-                                np.random.default_rng(args.seed + 3))
+        # The earlier code reads this code's var folder: the same files.
+        variants = (Variant(f"before: {args.before}", {"TAGRANK_VAR_DIR": str(settings.VAR_DIR)}, code=before),
+                    Variant("current code", {}))
+        return on_fresh_workers(args, database_url, project, variants, tasks, np.random.default_rng(args.seed + 3))
     finally:
         shutil.rmtree(before, ignore_errors=True)
 
@@ -281,39 +297,35 @@ def agreements(args, database_url: str, project) -> list[dict]:
     return rows
 
 
-def on_fresh_workers(args, database_url: str, project, setting: str | None, variants, tasks, rng) -> list[dict]:
-    """Each variant on a worker of its own, started with the environment variable ``setting`` at the variant's
-    value (unset for None), running ``tasks`` ((task, appends) pairs) in order, ``--append`` comparisons
-    appended before each task whose ``appends`` is set. A row per task. With ``setting`` None, a variant's
-    value is instead the folder of the code its worker runs (None: this code), with this code's var folder."""
+def on_fresh_workers(args, database_url: str, project, variants: tuple[Variant, ...], tasks, rng) -> list[dict]:
+    """Each variant on a worker of its own (its environment and code), running ``tasks`` ((task, appends)
+    pairs) in order, ``--append`` comparisons appended before each task whose ``appends`` is set. A row per
+    task."""
     import labelling_loop
-    from django.conf import settings
 
     rows = []
-    for variant, value, warms in variants:
-        code = labelling_loop.REPO
-        if setting is None and value is not None:
-            labelling_loop.REPO = value
-            os.environ["TAGRANK_VAR_DIR"] = str(settings.VAR_DIR)
-        elif value is not None:
-            os.environ[setting] = value
+    for variant in variants:
+        this_code = labelling_loop.REPO
+        labelling_loop.REPO = variant.code or this_code
+        os.environ.update(variant.environ)
         try:
             worker = start_refill_worker(database_url)
         finally:
-            labelling_loop.REPO = code
+            labelling_loop.REPO = this_code
         try:
             worker_task(worker, "tagrank.ping", 300)
             for position, (name, appends) in enumerate(tasks):
                 appended = append_comparisons(project, args.append, rng) if appends else 0
                 kwargs = {"force": True} if name == "tagrank.selection.refill" else {}
                 row = worker_task(worker, name, args.task_timeout, project.pk, **kwargs)
-                row.update(variant=variant, appended=appended, warm=position > 0 and warms)
+                row.update(variant=variant.name, appended=appended, warm=position > 0 and variant.warms)
                 rows.append(row)
                 print(json.dumps(row, default=str), flush=True)
         finally:
             worker.kill()
             worker.wait(timeout=60)
-            os.environ.pop(setting or "TAGRANK_VAR_DIR", None)
+            for name in variant.environ:
+                os.environ.pop(name, None)
     return rows
 
 
@@ -536,7 +548,6 @@ MANAGER_PAGES = [
 def revision_tree(revision: str):
     """A temporary folder holding ``revision``'s code (``git archive``); the caller removes it."""
     import tempfile
-    from pathlib import Path
 
     folder = Path(tempfile.mkdtemp(prefix="tagrank-before-"))
     archive = subprocess.run(["git", "archive", revision], cwd=Path(__file__).resolve().parents[1],
