@@ -156,6 +156,11 @@ class HumanScoreStamp(models.Model):
     fit_seconds = models.FloatField(
         null=True, blank=True, help_text="How long the stored fit took: a refill refits first only while this is short."
     )
+    # Nullable, so that code from before the column (a replica mid-deployment) still inserts a stamp.
+    rater_weights = models.JSONField(
+        null=True, blank=True,
+        help_text="The stored fit's raters' attentive probabilities ({rater_ids, attentive}): the next fit's start.",
+    )
 
     def __str__(self):
         return f"human scores of project {self.project_id}, version {self.version}"

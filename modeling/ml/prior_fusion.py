@@ -236,12 +236,12 @@ def prior_arrays(m: np.ndarray, has_score: np.ndarray, slope: float, scatter: fl
     return mean, var
 
 
-def fuse(n_images: int, a: np.ndarray, b: np.ndarray, outcome: np.ndarray, prior: ModelPrior,
-         weight: np.ndarray | None = None, init: np.ndarray | None = None,
-         config: FusionConfig = FusionConfig()) -> FusedPosterior:
-    """The Bradley–Terry posterior with the model's prior at its empirical-Bayes strength.
+def weighed_prior(n_images: int, a: np.ndarray, b: np.ndarray, outcome: np.ndarray, prior: ModelPrior,
+                  weight: np.ndarray | None = None, config: FusionConfig = FusionConfig()
+                  ) -> tuple[np.ndarray, np.ndarray, PriorStrength | None]:
+    """The prior's means and variances [N] each at its empirical-Bayes strength, and that strength.
 
-    With fewer than ``config.min_heldout`` out-of-fold comparisons (``strength`` None) the prior's slope is
+    With fewer than ``config.min_heldout`` out-of-fold comparisons (strength None) the prior's slope is
     ``config.no_data_slope``: the model orders images nobody compared yet, any comparison overrules it.
     """
     a, b = np.asarray(a, dtype=np.intp), np.asarray(b, dtype=np.intp)
@@ -252,11 +252,15 @@ def fuse(n_images: int, a: np.ndarray, b: np.ndarray, outcome: np.ndarray, prior
     strength = estimate_strength(n_images, a, b, outcome, m, has_score, np.asarray(prior.out_of_fold, dtype=bool),
                                  weight, config)
     if strength is None:  # too few comparisons to weigh it: the model orders, the comparisons decide
-        mean, var = prior_arrays(m, has_score, config.no_data_slope, config.flat_prior_var)
-        posterior = bt.fit_posterior(n_images, a, b, outcome, weight, prior_mean=mean, prior_var=var, init=init,
-                                     config=config.fit)
-        return FusedPosterior(posterior, None, mean, var)
-    mean, var = prior_arrays(m, has_score, strength.slope, strength.scatter)
+        return *prior_arrays(m, has_score, config.no_data_slope, config.flat_prior_var), None
+    return *prior_arrays(m, has_score, strength.slope, strength.scatter), strength
+
+
+def fuse(n_images: int, a: np.ndarray, b: np.ndarray, outcome: np.ndarray, prior: ModelPrior,
+         weight: np.ndarray | None = None, init: np.ndarray | None = None,
+         config: FusionConfig = FusionConfig()) -> FusedPosterior:
+    """The Bradley–Terry posterior with the model's prior at its empirical-Bayes strength (``weighed_prior``)."""
+    mean, var, strength = weighed_prior(n_images, a, b, outcome, prior, weight, config)
     posterior = bt.fit_posterior(n_images, a, b, outcome, weight, prior_mean=mean, prior_var=var, init=init,
                                  config=config.fit)
     return FusedPosterior(posterior, strength, mean, var)

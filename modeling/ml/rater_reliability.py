@@ -60,6 +60,19 @@ class ReliabilityConfig:
 
 
 @dataclass(frozen=True)
+class RaterWeights:
+    """Each rater's attentive probability: what is kept of a fit, to start the next one from."""
+
+    rater_ids: np.ndarray  # [R] ascending
+    attentive: np.ndarray  # [R] eta_r
+
+    def per_comparison(self, rater_id: np.ndarray, default: float = 1.0) -> np.ndarray:
+        """[M] each comparison's rater's ``eta`` (``default`` for a rater not among them)."""
+        rater_ids, rater_of = np.unique(np.asarray(rater_id), return_inverse=True)
+        return _carried(self.rater_ids, self.attentive, rater_ids, default)[rater_of]
+
+
+@dataclass(frozen=True)
 class RaterReliability:
     """Each rater's attentive probability, each comparison's weight, and the weighted posterior."""
 
@@ -70,6 +83,9 @@ class RaterReliability:
     weight: np.ndarray  # [M] w_k, the comparison's probability of being attentive
     posterior: bt.Posterior  # the scores fitted with ``weight`` (newton_steps: of all the fits together)
     steps: int
+
+    def rater_weights(self) -> RaterWeights:
+        return RaterWeights(self.rater_ids, self.attentive)
 
     def attentive_of(self, rater_id: int) -> float | None:
         index = np.searchsorted(self.rater_ids, rater_id)
@@ -87,7 +103,7 @@ def fit_rater_reliability(
     prior_mean: np.ndarray | float | None = None,
     prior_var: np.ndarray | float | None = None,
     init: np.ndarray | None = None,
-    previous: RaterReliability | None = None,
+    previous: RaterWeights | None = None,
     config: ReliabilityConfig = ReliabilityConfig(),
     fit_config: bt.FitConfig = bt.FitConfig(),
 ) -> RaterReliability:
@@ -96,9 +112,10 @@ def fit_rater_reliability(
     a_index, b_index, outcome: [M] as ``bradley_terry.fit_posterior`` takes them.
     rater_id: [M] int, who made each comparison.
     prior_mean, prior_var, init: passed on to every score fit.
-    previous: the last fit of (most of) these comparisons: its raters' ``eta`` are the start, and weigh
-    their judgments' careless shares in the first side counts (a new rater starts as attentive), so a refit after a few new judgments
-    takes a step or two.
+    previous: the raters' ``eta`` of the last fit of (most of) these comparisons: the start, and they weigh
+    their judgments' careless shares in the first side counts (a new rater starts as attentive), so a refit after
+    a few new judgments takes a step or two. It ends within the stopping rule's ``tolerance`` of the fit from
+    the prior's ``eta``, not at the same numbers.
     """
     outcome = np.asarray(outcome, dtype=np.float64)
     rater_ids, rater_of = np.unique(np.asarray(rater_id), return_inverse=True)  # [R], [M]

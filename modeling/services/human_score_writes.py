@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from labeling.models import Project
+from modeling.ml.rater_reliability import RaterWeights
 from modeling.models import HumanScore, HumanScoreStamp
 from modeling.services import comparison_cache
 from modeling.services.columns import fetch_columns, image_positions
@@ -73,6 +74,15 @@ def stored_means(project: Project, image_ids: np.ndarray) -> np.ndarray | None:
     return np.nan_to_num(copy.mean, nan=0.0)
 
 
+def stored_rater_weights(project: Project) -> RaterWeights | None:
+    """The stored fit's raters' weights (``write_scores``), the next fit's start; None where there are none."""
+    stored = HumanScoreStamp.objects.filter(project=project).values_list("rater_weights", flat=True).first()
+    if not stored:
+        return None
+    return RaterWeights(np.asarray(stored["rater_ids"], dtype=np.int64),
+                        np.asarray(stored["attentive"], dtype=np.float64))
+
+
 def stored_scores(project: Project, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The stored (mean, variance, comparison count) in ``image_ids`` order, None if none at all; NaN, NaN
     and -1 where an image has no row. From this process's copy while the stamp says it is current."""
@@ -113,9 +123,11 @@ def _placed(image_ids: np.ndarray, columns: dict[str, np.ndarray]) -> tuple[np.n
 
 
 def write_scores(project: Project, image_ids: np.ndarray, mean: np.ndarray, variance: np.ndarray,
-                 counts: np.ndarray, fitted_at: datetime, fit_seconds: float | None = None) -> int:
-    """Store a fit (``fitted_at``: when its comparisons were read; ``fit_seconds``: how long it took).
-    Returns the number of rows written."""
+                 counts: np.ndarray, fitted_at: datetime, fit_seconds: float | None = None,
+                 rater_weights: RaterWeights | None = None) -> int:
+    """Store a fit (``fitted_at``: when its comparisons were read; ``fit_seconds``: how long it took;
+    ``rater_weights``: its raters' weights, None when it weighed every rater alike). Returns the number of rows
+    written."""
     image_ids = np.asarray(image_ids, dtype=np.int64)
     counts = np.asarray(counts, dtype=np.int64)
     with transaction.atomic():
@@ -133,8 +145,10 @@ def write_scores(project: Project, image_ids: np.ndarray, mean: np.ndarray, vari
         else:  # every row; rows a newer fit wrote before the stamp existed keep theirs, so no copy is kept
             rows, new_copy = np.arange(image_ids.shape[0]), None
         _write_rows(project, image_ids[rows], mean[rows], variance[rows], counts[rows], fitted_at)
-        HumanScoreStamp.objects.filter(project=project).update(version=F("version") + 1, fitted_at=fitted_at,
-                                                               fit_seconds=fit_seconds)
+        HumanScoreStamp.objects.filter(project=project).update(
+            version=F("version") + 1, fitted_at=fitted_at, fit_seconds=fit_seconds,
+            rater_weights=None if rater_weights is None else {"rater_ids": rater_weights.rater_ids.tolist(),
+                                                            "attentive": rater_weights.attentive.tolist()})
         # Kept only once the transaction commits: after a rollback the stamp (and the rows) are as before.
         transaction.on_commit(lambda: _keep(project.pk, new_copy))
     return int(rows.shape[0])

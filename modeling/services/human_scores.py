@@ -211,9 +211,10 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
 
     ``comparisons`` lets a caller that already loaded them (the agreement report) skip the reload;
     they must exclude the excluded raters. ``use_model_prior=False`` gives the comparisons-only fit.
-    The raters' reliability weights (``comparison_weights``) are fitted first: with the model prior's
-    unweighted fit as their prior when there is a model prior, on the comparisons alone otherwise; then the
-    model prior is weighed again with those weights. The model prior (``model_prior.project_prior``: out of
+    The raters' reliability weights (``comparison_weights``) are fitted first, starting from the stored fit's
+    (``human_score_writes.stored_rater_weights``): with the model's prior when there is one (weighed with the
+    stored raters' weights, or the first time on the unweighted comparisons), on the comparisons alone
+    otherwise; then the model prior is weighed again with the new weights. The model prior (``model_prior.project_prior``: out of
     fold by construction) is weighed by empirical Bayes from the comparisons it predicts
     (``prior_fusion.fuse``).
     """
@@ -229,12 +230,24 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
     prior = None
     if use_model_prior and n_images:
         prior = model_prior.project_prior(project, comparisons, active_model_version(project))
-    # The raters' weights are fitted with the model's prior when there is one: on comparisons alone, at about
-    # one judgment per image, nothing tells honest raters apart and the fit could call two of three careless
-    # (measured through REST: the fused ranking fell below the pairs alone).
-    fused = None if prior is None else prior_fusion.fuse(n_images, a, b, outcome, prior, init=warm_start,
-                                                         config=FUSION_CONFIG)
-    comparisons, reliability = comparison_weights(project, comparisons, warm_start, fused)
+    # The raters' fit starts from the stored fit's raters' weights: a refit after a few new judgments then takes
+    # one EM step instead of three or four (each a fit of every comparison). They are read from the table, as
+    # the warm start is, so a fresh worker starts where a warm one does.
+    previous = human_score_writes.stored_rater_weights(project) if weighted(project, comparisons) else None
+    fused = raters_prior = None
+    if prior is not None and previous is not None:
+        # The raters' fit weighs the model's prior with the stored raters' weights, without a fit of its own.
+        mean, var, _ = prior_fusion.weighed_prior(n_images, a, b, outcome, prior,
+                                                  weight=previous.per_comparison(comparisons.rater_id),
+                                                  config=FUSION_CONFIG)
+        raters_prior = (mean, var)
+    elif prior is not None:
+        # The first weighted fit: with the model's prior, weighed on the unweighted comparisons. On comparisons
+        # alone, at about one judgment per image, nothing tells honest raters apart and the fit could call two of
+        # three careless (measured through REST: the fused ranking fell below the pairs alone).
+        fused = prior_fusion.fuse(n_images, a, b, outcome, prior, init=warm_start, config=FUSION_CONFIG)
+        raters_prior, warm_start = (fused.prior_mean, fused.prior_var), fused.posterior.mean
+    comparisons, reliability = comparison_weights(project, comparisons, warm_start, raters_prior, previous)
     counts = bt.comparison_counts(n_images, a, b)
     if prior is None:
         comparisons_only = reliability.posterior if reliability is not None else bt.fit_posterior(
@@ -242,27 +255,33 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
         return HumanScoreFit(image_ids, comparisons_only, counts, comparisons.n_comparisons, None,
                              time.perf_counter() - started, data_as_of, reliability)
     if reliability is not None:  # the prior weighed again, with the raters' weights
-        fused = prior_fusion.fuse(n_images, a, b, outcome, prior, weight=comparisons.weight, init=warm_start,
-                                  config=FUSION_CONFIG)
+        fused = prior_fusion.fuse(n_images, a, b, outcome, prior, weight=comparisons.weight,
+                                  init=reliability.posterior.mean, config=FUSION_CONFIG)
     return HumanScoreFit(image_ids, fused.posterior, counts, comparisons.n_comparisons, prior.version_id,
                          time.perf_counter() - started, data_as_of, reliability, prior_source=prior.source,
                          prior_strength=None if fused.strength is None else fused.strength.summary())
 
 
+def weighted(project: Project, comparisons: ComparisonArrays) -> bool:
+    """Whether the fit weighs each comparison by its rater's reliability."""
+    return project.weight_raters_by_reliability and comparisons.n_comparisons > 0
+
+
 def comparison_weights(project: Project, comparisons: ComparisonArrays, warm_start: np.ndarray | None,
-                       with_prior: prior_fusion.FusedPosterior | None = None,
+                       prior: tuple[np.ndarray, np.ndarray] | None = None,
+                       previous: rater_reliability.RaterWeights | None = None,
                        ) -> tuple[ComparisonArrays, rater_reliability.RaterReliability | None]:
     """The comparisons with each one's reliability weight, and the raters' fit (None: the project weights
-    every comparison alike, or there is nothing to fit). ``with_prior``: an unweighted fit with the model's
-    prior, whose prior the raters' fit shares (its posterior, not the comparisons alone, judges them)."""
-    if not project.weight_raters_by_reliability or comparisons.n_comparisons == 0:
+    every comparison alike, or there is nothing to fit). ``prior``: the model's prior (means, variances [N])
+    the raters' fit shares (so the prior, not the comparisons alone, helps judge them); ``previous``: the
+    raters' weights to start from (``rater_reliability.fit_rater_reliability``)."""
+    if not weighted(project, comparisons):
         return comparisons, None
-    prior_mean = prior_var = None
-    if with_prior is not None and with_prior.prior_mean is not None:
-        prior_mean, prior_var, warm_start = with_prior.prior_mean, with_prior.prior_var, with_prior.posterior.mean
+    prior_mean, prior_var = (None, None) if prior is None else prior
     reliability = rater_reliability.fit_rater_reliability(
         comparisons.n_images, comparisons.a_index, comparisons.b_index, comparisons.outcome, comparisons.rater_id,
-        prior_mean=prior_mean, prior_var=prior_var, init=warm_start, config=RELIABILITY_CONFIG, fit_config=FIT_CONFIG,
+        prior_mean=prior_mean, prior_var=prior_var, init=warm_start, previous=previous, config=RELIABILITY_CONFIG,
+        fit_config=FIT_CONFIG,
     )
     return replace(comparisons, weight=reliability.weight), reliability
 
@@ -275,8 +294,9 @@ def store_human_scores(project: Project, fit: HumanScoreFit) -> int:
     never go back to fewer judgments. ``fitted_at`` is the time the fit's comparisons were read. Only the
     scores that moved are rewritten when this process knows what is stored (``human_score_writes``).
     Returns the number of rows written."""
-    return human_score_writes.write_scores(project, fit.image_ids, fit.posterior.mean, fit.posterior.var,
-                                           fit.counts, fit.data_as_of, fit_seconds=fit.seconds)
+    return human_score_writes.write_scores(
+        project, fit.image_ids, fit.posterior.mean, fit.posterior.var, fit.counts, fit.data_as_of,
+        fit_seconds=fit.seconds, rater_weights=None if fit.reliability is None else fit.reliability.rater_weights())
 
 
 def fit_human_scores(project: Project) -> HumanScoreFit:

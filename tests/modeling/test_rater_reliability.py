@@ -6,7 +6,8 @@ from scipy import stats
 from modeling.ml import bradley_terry as bt
 from modeling.ml import rater_reliability
 from modeling.ml.rater_reliability import fit_rater_reliability
-from modeling.services import agreement, human_scores
+from modeling.models import HumanScoreStamp
+from modeling.services import agreement, human_score_writes, human_scores
 from tests.modeling.dashboard_data import add_comparisons, make_images, member, thurstone_judgments, user
 
 
@@ -89,12 +90,48 @@ def test_the_human_scores_weight_raters_unless_the_project_turns_it_off(project)
     assert {row["weight"] for row in report["raters"]} == {None}
 
 
+@pytest.mark.django_db
+def test_a_refit_starts_from_the_stored_fits_raters_weights(project):
+    raters = [user(name) for name in ("honest", "steady", "clicker")]
+    for rater in raters:
+        member(project, rater)
+    images = make_images(project, 40)
+    quality = np.linspace(-2, 2, 40)
+    rng = np.random.default_rng(8)
+
+    def judge(n):
+        honest = thurstone_judgments(images, quality, n, raters[:2], rng, noise=0.5)
+        clicks = [(left, right, "a" if rng.random() < 0.5 else "b", raters[2], ms)
+                  for left, right, _, _, ms in thurstone_judgments(images, quality, n // 2, raters[2:], rng)]
+        add_comparisons(project, honest + clicks)
+
+    judge(200)
+    first = human_scores.fit_human_scores(project)
+    stored = human_score_writes.stored_rater_weights(project)
+    np.testing.assert_array_equal(stored.rater_ids, first.reliability.rater_ids)
+    np.testing.assert_array_equal(stored.attentive, first.reliability.attentive)
+
+    judge(6)
+    warm = human_scores.fit_project_posterior(project)
+    HumanScoreStamp.objects.filter(project=project).update(rater_weights=None)  # as before any weights were stored
+    cold = human_scores.fit_project_posterior(project)
+    assert warm.reliability.steps < cold.reliability.steps
+    np.testing.assert_allclose(warm.reliability.attentive, cold.reliability.attentive, atol=0.05)
+    assert stats.spearmanr(warm.posterior.mean, cold.posterior.mean)[0] > 0.99
+
+    project.weight_raters_by_reliability = False  # a fit that weighs every rater alike stores no weights
+    project.save()
+    human_scores.fit_human_scores(project)
+    assert human_score_writes.stored_rater_weights(project) is None
+
+
 def test_a_refit_started_from_the_last_fit_takes_fewer_steps_and_agrees():
     quality, a, b, outcome, rater = crowd(2)
     keep = np.arange(a.size) < a.size - 20  # the last fit saw all but the 20 newest judgments
     last = fit_rater_reliability(quality.size, a[keep], b[keep], outcome[keep], rater[keep])
     cold = fit_rater_reliability(quality.size, a, b, outcome, rater)
-    warm = fit_rater_reliability(quality.size, a, b, outcome, rater, init=last.posterior.mean, previous=last)
+    warm = fit_rater_reliability(quality.size, a, b, outcome, rater, init=last.posterior.mean,
+                                 previous=last.rater_weights())
     assert warm.steps < cold.steps
     np.testing.assert_allclose(warm.attentive, cold.attentive, atol=0.05)
     assert stats.spearmanr(warm.posterior.mean, cold.posterior.mean)[0] > 0.99

@@ -17,9 +17,14 @@ LONG_FIT = 1_000.0  # seconds: past any budget below
 
 @pytest.fixture
 def fitted(project, rater, twelve_images):  # noqa: F811
-    """A chain of judgments (image i beats image i+1), fitted and stored by a first refill."""
+    """A chain of judgments (image i beats image i+1), fitted and stored by a first refill. The better image is
+    shown on either side in turn: a rater who always chose the left one would be weighed as a careless clicker."""
     for i, (better, worse) in enumerate(zip(twelve_images, twelve_images[1:])):
-        judge(project, rater, better, worse, f"k{i}")
+        if i % 2:
+            Comparison.objects.create(project=project, image_a=worse, image_b=better, outcome="b", rater=rater,
+                                      client_key=f"k{i}")
+        else:
+            judge(project, rater, better, worse, f"k{i}")
     summary = refill_pair_queue(project, seed=1, policy=POLICY)
     assert summary["posterior"] == "refitted"
     return twelve_images
