@@ -260,13 +260,13 @@ def refills(args, database_url: str, project) -> list[dict]:
 
 FIT_TASKS = (("tagrank.metrics.fit_human_scores", 0), ("tagrank.metrics.fit_human_scores", 1),
              ("tagrank.metrics.fit_human_scores", 1))
-AGREEMENT_TASKS = (("tagrank.metrics.compute_agreement", 0),)
+AGREEMENT_TASKS = (("tagrank.metrics.compute_agreement", 0), ("tagrank.metrics.compute_agreement", 1))
 
 
 def before_and_after(args, database_url: str, project, tasks) -> list[dict]:
     """``tasks`` side by side: on a fresh worker running ``--before``'s code, then on a fresh worker of this
     code (the steps fits: the human-score fit cold, then warm after ``--append`` comparisons, twice; and
-    agreements: the agreement report of a fresh worker)."""
+    agreements: the agreement report of a fresh worker, then again after ``--append`` comparisons)."""
     import shutil
 
     from django.conf import settings

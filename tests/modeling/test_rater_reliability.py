@@ -90,8 +90,8 @@ def test_the_human_scores_weight_raters_unless_the_project_turns_it_off(project)
     assert {row["weight"] for row in report["raters"]} == {None}
 
 
-@pytest.mark.django_db
-def test_a_refit_starts_from_the_stored_fits_raters_weights(project):
+def two_honest_raters_and_a_clicker(project):
+    """``judge(n)``: n judgments of 40 images by two honest raters, and n / 2 random clicks by a third."""
     raters = [user(name) for name in ("honest", "steady", "clicker")]
     for rater in raters:
         member(project, rater)
@@ -105,6 +105,12 @@ def test_a_refit_starts_from_the_stored_fits_raters_weights(project):
                   for left, right, _, _, ms in thurstone_judgments(images, quality, n // 2, raters[2:], rng)]
         add_comparisons(project, honest + clicks)
 
+    return judge
+
+
+@pytest.mark.django_db
+def test_a_refit_starts_from_the_stored_fits_raters_weights(project):
+    judge = two_honest_raters_and_a_clicker(project)
     judge(200)
     first = human_scores.fit_human_scores(project)
     stored = human_score_writes.stored_rater_weights(project)
