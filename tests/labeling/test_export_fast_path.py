@@ -150,6 +150,8 @@ def scored(project, images):
         )
         tag = Tag.objects.create(project=project, name=Tag.normalise(f"{AWKWARD[(index + 3) % len(AWKWARD)]}{index}"))
         ImageTag.objects.create(image=image, tag=tag)
+        if index % 2:  # a tag created last whose name sorts first: the tags are joined in name order
+            ImageTag.objects.create(image=image, tag=Tag.objects.create(project=project, name=f"!first {index}"))
         if index % 3:
             distribution = [0.1, 0.2, 1e-05, 0, 0.3, 0.05, 0.05, 0.1, 0.1, 0.09999][: 10 - index % 2]
             ImageScore.objects.create(model_version=version, image=image, mean=1 + index, distribution=distribution,
