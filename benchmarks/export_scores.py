@@ -10,19 +10,25 @@ of 50, an active model version scoring every image (mean, ten-bin distribution, 
 score each, and per-image counters. Then, in this process, it reads each format's export to the end by
 each path of ``--paths``: ``fast``, what the API view streams (``modeling.services.exports.export_pieces``:
 on PostgreSQL the CSV is ``core.pg_export``'s COPY ranges; JSON Lines and Parquet stay generic), and
-``generic``, the ``core.streaming`` writers over ``exports.export_rows``. It reports seconds, rows/s,
+``generic``, the ``core.streaming`` writers over ``exports.export_rows``; and, with ``--before REV``, ``before``:
+REV's CSV fast path (its ``exports.csv_query`` and ``core.pg_export``, read with ``git show``) on the same data,
+its bytes checked against this code's. The tables are vacuumed after writing, as autovacuum leaves them
+once the import has settled (index-only scans need the visibility map). It reports seconds, rows/s,
 the CPU seconds of this process and of its PostgreSQL backend and its peak RSS (reset before each run). The scratch
 project is removed at the end unless ``--keep``.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
+import statistics
+import sys
 import time
 
 from bench_setup import (
-    backend_cpu_seconds, benchmark_parser, machine_with_postgres, memory_kib, reset_peak, start_django,
+    REPO, backend_cpu_seconds, benchmark_parser, machine_with_postgres, memory_kib, reset_peak, start_django,
 )
 
 SLUG = "bench-export-scores"
@@ -35,6 +41,7 @@ def parse_args():
     parser.add_argument("--paths", default="generic,fast", help="generic, fast or both")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each format and path")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--before", metavar="REV", help="also time REV's CSV fast path (path \"before\")")
     return parser.parse_args()
 
 
@@ -93,8 +100,9 @@ def generate(images: int):
                ON CONFLICT (image_id) DO NOTHING""",
             params,
         )
-        cursor.execute("ANALYZE labeling_image; ANALYZE labeling_imagetag; ANALYZE modeling_imagescore; "
-                       "ANALYZE modeling_humanscore; ANALYZE labeling_imagestats")
+    with connection.cursor() as cursor:  # outside the transaction: VACUUM cannot run in one
+        cursor.execute("VACUUM ANALYZE labeling_image, labeling_imagetag, labeling_tag, modeling_imagescore, "
+                       "modeling_humanscore, labeling_imagestats")
     return project, version.pk, time.perf_counter() - started
 
 
@@ -111,21 +119,50 @@ def remove(project) -> None:
     project.delete()
 
 
-def export_once(project, version_id: int, output: str, path: str) -> dict:
+def revision_modules(revision: str) -> tuple:
+    """REV's ``core.pg_export`` and ``modeling.services.exports``, imported under other names beside this code's
+    (its exports module imports this code's ``core``, but only for the ``Query`` it builds)."""
+    import importlib.util
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    modules = []
+    folder = Path(tempfile.mkdtemp())
+    for name, path in (("before_pg_export", "core/pg_export.py"), ("before_exports", "modeling/services/exports.py")):
+        source = subprocess.run(["git", "-C", str(REPO), "show", f"{revision}:{path}"], check=True,
+                                capture_output=True, text=True).stdout
+        (folder / f"{name}.py").write_text(source)
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+        modules.append(module)
+    return tuple(modules)
+
+
+def export_once(project, version_id: int, output: str, path: str, before: tuple | None = None) -> dict:
     from core import streaming
     from modeling.services import exports
 
     reset_peak()
     cpu_before, database_before = time.process_time(), backend_cpu_seconds()
     started = time.perf_counter()
-    if path == "fast":
+    if path == "before":
+        pg_export_before, exports_before = before
+        pieces = pg_export_before.iter_csv(exports_before.csv_query(project, version_id))
+    elif path == "fast":
         pieces = exports.export_pieces(output, project, version_id)
     else:
         pieces = streaming.WRITERS[output](*exports.export_rows(output, project, version_id))
-    size = sum(len(piece.encode() if isinstance(piece, str) else piece) for piece in pieces)
+    digest, size = hashlib.sha256(), 0
+    for piece in pieces:
+        piece = piece.encode() if isinstance(piece, str) else piece
+        digest.update(piece)
+        size += len(piece)
     seconds = time.perf_counter() - started
     return {
-        "path": path, "format": output, "bytes": size, "seconds": round(seconds, 2),
+        "path": path, "format": output, "bytes": size, "sha256": digest.hexdigest()[:16], "seconds": round(seconds, 3),
         "process_cpu_s": round(time.process_time() - cpu_before, 2),
         "database_cpu_s": round(backend_cpu_seconds() - database_before, 2),
         "peak_rss_mib": round(memory_kib("VmHWM") / 1024),
@@ -140,9 +177,13 @@ def main():
         "machine": machine_with_postgres(), "images": args.images, "generate_seconds": round(generate_seconds, 1),
         "load_average_at_start": round(os.getloadavg()[0], 1), "runs": [],
     }
+    before = revision_modules(args.before) if args.before else None
+    paths = args.paths.split(",") + (["before"] if before else [])
     try:
-        for _, output, path in itertools.product(range(args.repeat), args.formats.split(","), args.paths.split(",")):
-            run = export_once(project, version_id, output, path)
+        for _, output, path in itertools.product(range(args.repeat), args.formats.split(","), paths):
+            if path == "before" and output != "csv":
+                continue
+            run = export_once(project, version_id, output, path, before)
             run["rows_per_s"] = round(args.images / run["seconds"])
             results["runs"].append(run)
             print(json.dumps(run), flush=True)
@@ -150,6 +191,18 @@ def main():
         if not args.keep:
             remove(project)
     results["load_average_at_end"] = round(os.getloadavg()[0], 1)
+    for (output, path), runs in itertools.groupby(sorted(results["runs"], key=lambda run: (run["format"], run["path"])),
+                                                  key=lambda run: (run["format"], run["path"])):
+        seconds = [run["seconds"] for run in runs]
+        results.setdefault("summary", []).append({
+            "format": output, "path": path, "runs": len(seconds), "median_s": round(statistics.median(seconds), 3),
+            "mean_s": round(statistics.mean(seconds), 3),
+            "standard_error_s": round(statistics.stdev(seconds) / len(seconds) ** 0.5, 3) if len(seconds) > 1 else None,
+        })
+    if before:
+        digests = {(run["path"], run["sha256"]) for run in results["runs"] if run["format"] == "csv"
+                   and run["path"] in ("fast", "before")}
+        results["before_bytes_identical"] = len({digest for _, digest in digests}) == 1
     print(json.dumps(results, indent=2))
 
 
