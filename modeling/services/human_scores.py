@@ -214,9 +214,9 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
     The raters' reliability weights (``comparison_weights``) are fitted first, starting from the stored fit's
     (``human_score_writes.stored_rater_weights``): with the model's prior when there is one (weighed with the
     stored raters' weights, or the first time on the unweighted comparisons), on the comparisons alone
-    otherwise; then the model prior is weighed again with the new weights. The model prior (``model_prior.project_prior``: out of
-    fold by construction) is weighed by empirical Bayes from the comparisons it predicts
-    (``prior_fusion.fuse``).
+    otherwise; then the model prior is weighed again with the new weights. The model prior
+    (``model_prior.project_prior``: out of fold by construction) is weighed by empirical Bayes from the
+    comparisons it predicts (``prior_fusion.fuse``).
     """
     started = time.perf_counter()
     if comparisons is None:
@@ -231,8 +231,8 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
     if use_model_prior and n_images:
         prior = model_prior.project_prior(project, comparisons, active_model_version(project))
     # The raters' fit starts from the stored fit's raters' weights: a refit after a few new judgments then takes
-    # one EM step instead of three or four (each a fit of every comparison). They are read from the table, as
-    # the warm start is, so a fresh worker starts where a warm one does.
+    # fewer EM steps, each a fit of every comparison (docs/benchmarks.md, "The raters' weights carried in the
+    # database"). They are read from the table, as the warm start is, so a fresh worker starts where a warm one does.
     previous = human_score_writes.stored_rater_weights(project) if weighted(project, comparisons) else None
     fused = raters_prior = None
     if prior is not None and previous is not None:
