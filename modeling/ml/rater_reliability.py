@@ -65,6 +65,7 @@ class RaterWeights:
 
     rater_ids: np.ndarray  # [R] ascending
     attentive: np.ndarray  # [R] eta_r
+    comparisons: int = 0  # how many comparisons the fit they come from saw
 
     def per_comparison(self, rater_id: np.ndarray, default: float = 1.0) -> np.ndarray:
         """[M] each comparison's rater's ``eta`` (``default`` for a rater not among them)."""
@@ -85,7 +86,7 @@ class RaterReliability:
     steps: int
 
     def rater_weights(self) -> RaterWeights:
-        return RaterWeights(self.rater_ids, self.attentive)
+        return RaterWeights(self.rater_ids, self.attentive, int(self.weight.shape[0]))
 
     def attentive_of(self, rater_id: int) -> float | None:
         index = np.searchsorted(self.rater_ids, rater_id)

@@ -80,7 +80,7 @@ def stored_rater_weights(project: Project) -> RaterWeights | None:
     if not stored:
         return None
     return RaterWeights(np.asarray(stored["rater_ids"], dtype=np.int64),
-                        np.asarray(stored["attentive"], dtype=np.float64))
+                        np.asarray(stored["attentive"], dtype=np.float64), int(stored.get("comparisons", 0)))
 
 
 def stored_scores(project: Project, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -148,7 +148,8 @@ def write_scores(project: Project, image_ids: np.ndarray, mean: np.ndarray, vari
         HumanScoreStamp.objects.filter(project=project).update(
             version=F("version") + 1, fitted_at=fitted_at, fit_seconds=fit_seconds,
             rater_weights=None if rater_weights is None else {"rater_ids": rater_weights.rater_ids.tolist(),
-                                                            "attentive": rater_weights.attentive.tolist()})
+                                                            "attentive": rater_weights.attentive.tolist(),
+                                                            "comparisons": rater_weights.comparisons})
         # Kept only once the transaction commits: after a rollback the stamp (and the rows) are as before.
         transaction.on_commit(lambda: _keep(project.pk, new_copy))
     return int(rows.shape[0])

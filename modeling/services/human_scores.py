@@ -230,10 +230,15 @@ def fit_project_posterior(project: Project, *, use_model_prior: bool = True,
     prior = None
     if use_model_prior and n_images:
         prior = model_prior.project_prior(project, comparisons, active_model_version(project))
-    # The raters' fit starts from the stored fit's raters' weights: a refit after a few new judgments then takes
-    # fewer EM steps, each a fit of every comparison (docs/benchmarks.md, "The raters' weights carried in the
-    # database"). They are read from the table, as the warm start is, so a fresh worker starts where a warm one does.
+    # After new judgments the raters' fit starts from the stored fit's raters' weights, and takes fewer EM steps,
+    # each a fit of every comparison (docs/benchmarks.md, "The raters' weights carried in the database"). They
+    # are read from the table, as the warm start is, so a fresh worker starts where a warm one does. With no
+    # more comparisons than the stored fit saw, it starts from the prior's eta: where a rater's eta is barely
+    # identified (tens of judgments) the EM stops at a point that depends on its start, and a refit of the same
+    # comparisons must give the same scores.
     previous = human_score_writes.stored_rater_weights(project) if weighted(project, comparisons) else None
+    if previous is not None and previous.comparisons >= comparisons.n_comparisons:
+        previous = None
     fused = raters_prior = None
     if prior is not None and previous is not None:
         # The raters' fit weighs the model's prior with the stored raters' weights, without a fit of its own.

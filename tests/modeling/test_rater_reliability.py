@@ -116,6 +116,9 @@ def test_a_refit_starts_from_the_stored_fits_raters_weights(project):
     stored = human_score_writes.stored_rater_weights(project)
     np.testing.assert_array_equal(stored.rater_ids, first.reliability.rater_ids)
     np.testing.assert_array_equal(stored.attentive, first.reliability.attentive)
+    # A refit of the same comparisons starts where the first fit did: the same scores.
+    np.testing.assert_allclose(human_scores.fit_project_posterior(project).posterior.mean, first.posterior.mean,
+                               rtol=0, atol=1e-6)
 
     judge(6)
     warm = human_scores.fit_project_posterior(project)
