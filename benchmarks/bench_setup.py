@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,6 +45,16 @@ def synthetic_data_parser(doc: str, *, images: int, comparisons: int, database: 
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def revision_tree(revision: str, paths: tuple[str, ...] = ()) -> Path:
+    """A temporary folder holding ``revision``'s code (``git archive``; only ``paths`` when given), laid out as
+    the repository is, for a benchmark's "before" side; the caller removes it."""
+    folder = Path(tempfile.mkdtemp(prefix="tagrank-before-"))
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, *paths], capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
 
 
 def scratch_environment(work: Path, encoder: str | None = None) -> dict[str, str]:

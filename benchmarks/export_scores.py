@@ -11,7 +11,7 @@ score each, and per-image counters. Then, in this process, it reads each format'
 each path of ``--paths``: ``fast``, what the API view streams (``modeling.services.exports.export_pieces``:
 on PostgreSQL the CSV is ``core.pg_export``'s COPY ranges; JSON Lines and Parquet stay generic), and
 ``generic``, the ``core.streaming`` writers over ``exports.export_rows``; and, with ``--before REV``, ``before``:
-REV's CSV fast path (its ``exports.csv_query`` and ``core.pg_export``, read with ``git show``) on the same data,
+REV's CSV fast path (its ``exports.csv_query`` and ``core.pg_export``, from ``git archive``) on the same data,
 its bytes checked against this code's. The tables are vacuumed after writing, as autovacuum leaves them
 once the import has settled (index-only scans need the visibility map). It reports seconds, rows/s,
 the CPU seconds of this process and of its PostgreSQL backend and its peak RSS (reset before each run). The scratch
@@ -28,7 +28,8 @@ import sys
 import time
 
 from bench_setup import (
-    REPO, backend_cpu_seconds, benchmark_parser, machine_with_postgres, memory_kib, reset_peak, start_django,
+    backend_cpu_seconds, benchmark_parser, machine_with_postgres, memory_kib, reset_peak, revision_tree,
+    start_django,
 )
 
 SLUG = "bench-export-scores"
@@ -123,21 +124,20 @@ def revision_modules(revision: str) -> tuple:
     """REV's ``core.pg_export`` and ``modeling.services.exports``, imported under other names beside this code's
     (its exports module imports this code's ``core``, but only for the ``Query`` it builds)."""
     import importlib.util
-    import subprocess
-    import tempfile
-    from pathlib import Path
+    import shutil
 
+    paths = {"before_pg_export": "core/pg_export.py", "before_exports": "modeling/services/exports.py"}
+    folder = revision_tree(revision, tuple(paths.values()))
     modules = []
-    folder = Path(tempfile.mkdtemp())
-    for name, path in (("before_pg_export", "core/pg_export.py"), ("before_exports", "modeling/services/exports.py")):
-        source = subprocess.run(["git", "-C", str(REPO), "show", f"{revision}:{path}"], check=True,
-                                capture_output=True, text=True).stdout
-        (folder / f"{name}.py").write_text(source)
-        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up
-        spec.loader.exec_module(module)
-        modules.append(module)
+    try:
+        for name, path in paths.items():
+            spec = importlib.util.spec_from_file_location(name, folder / path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # dataclasses look their module up
+            spec.loader.exec_module(module)
+            modules.append(module)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return tuple(modules)
 
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
+import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,10 +25,10 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dashboard import synthetic_judgments  # noqa: E402  (needs this folder on sys.path)
+from bench_setup import REPO, revision_tree  # noqa: E402  (needs this folder on sys.path)
+from dashboard import synthetic_judgments  # noqa: E402
 
 
 def parse_args():
@@ -63,13 +62,6 @@ def reliability_module(root: Path):
     return rater_reliability
 
 
-def checkout(revision: str, folder: Path) -> Path:
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "modeling/__init__.py", "modeling/ml"],
-                             check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    return folder
-
-
 def main():
     args = parse_args()
     started = time.perf_counter()
@@ -84,8 +76,9 @@ def main():
     print(f"set-up: the fit before the last {args.appended:,} comparisons, {time.perf_counter() - started:.1f} s",
           flush=True)
 
-    with tempfile.TemporaryDirectory() as folder:
-        roots = [("this tree", REPO)] + ([(args.before, checkout(args.before, Path(folder)))] if args.before else [])
+    before = revision_tree(args.before, ("modeling/__init__.py", "modeling/ml")) if args.before else None
+    try:
+        roots = [("this tree", REPO)] + ([(args.before, before)] if before else [])
         fits = {}
         for label, root in reversed(roots):
             module = reliability_module(root)
@@ -95,6 +88,9 @@ def main():
             fits[label] = fit
             print(f"| {label} | {seconds:.1f} s | {fit.steps} | {fit.posterior.newton_steps} | "
                   f"{os.getloadavg()[0]:.1f} |", flush=True)
+    finally:
+        if before:
+            shutil.rmtree(before, ignore_errors=True)
     if len(fits) == 2:
         new, old = fits["this tree"], fits[args.before]
         print("largest differences: " + ", ".join(

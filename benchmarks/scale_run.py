@@ -48,7 +48,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from bench_setup import machine_with_postgres, memory_kib, reset_peak, start_django, synthetic_data_parser
+from bench_setup import (
+    machine_with_postgres, memory_kib, reset_peak, revision_tree, start_django, synthetic_data_parser,
+)
 from dashboard import (
     copy_comparisons,
     copy_images,
@@ -543,17 +545,6 @@ MANAGER_PAGES = [
     "/projects/{slug}/browse/", "/projects/{slug}/browse/?sort=-score", "/api/v1/projects/{slug}/agreement/",
     "/api/v1/projects/{slug}/progress/",
 ]
-
-
-def revision_tree(revision: str):
-    """A temporary folder holding ``revision``'s code (``git archive``); the caller removes it."""
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="tagrank-before-"))
-    archive = subprocess.run(["git", "archive", revision], cwd=Path(__file__).resolve().parents[1],
-                             capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    return folder
 
 
 def pages_of_revision(args, database_url: str, manager) -> list[dict]:

@@ -159,7 +159,7 @@ class HumanScoreStamp(models.Model):
     # Nullable, so that code from before the column (a replica mid-deployment) still inserts a stamp.
     rater_weights = models.JSONField(
         null=True, blank=True,
-        help_text="The stored fit's raters' attentive probabilities ({rater_ids, attentive}): the next fit's start.",
+        help_text="The stored fit's raters' attentive probabilities ({rater_ids, attentive, comparisons}): the next fit's start.",
     )
 
     def __str__(self):

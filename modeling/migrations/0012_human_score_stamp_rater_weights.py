@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='humanscorestamp',
             name='rater_weights',
-            field=models.JSONField(blank=True, help_text="The stored fit's raters' attentive probabilities ({rater_ids, attentive}): the next fit's start.", null=True),
+            field=models.JSONField(blank=True, help_text="The stored fit's raters' attentive probabilities ({rater_ids, attentive, comparisons}): the next fit's start.", null=True),
         ),
     ]

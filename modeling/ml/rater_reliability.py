@@ -69,8 +69,7 @@ class RaterWeights:
 
     def per_comparison(self, rater_id: np.ndarray, default: float = 1.0) -> np.ndarray:
         """[M] each comparison's rater's ``eta`` (``default`` for a rater not among them)."""
-        rater_ids, rater_of = np.unique(np.asarray(rater_id), return_inverse=True)
-        return _carried(self.rater_ids, self.attentive, rater_ids, default)[rater_of]
+        return _carried(self.rater_ids, self.attentive, np.asarray(rater_id), default)
 
 
 @dataclass(frozen=True)
@@ -181,7 +180,8 @@ def _loo_left(outcome: np.ndarray, rater_of: np.ndarray, share: np.ndarray, n_ra
 
 
 def _carried(old_ids: np.ndarray, old_values: np.ndarray, ids: np.ndarray, default: float) -> np.ndarray:
-    """``old_values`` (given per ``old_ids``, ascending) placed on ``ids``; ``default`` for ids not among them."""
+    """``old_values`` (given per ``old_ids``, ascending) placed on ``ids`` (any, repeated or not); ``default`` for
+    ids not among them."""
     values = np.full(ids.shape[0], default, dtype=np.float64)
     if old_ids.shape[0]:
         index = np.minimum(np.searchsorted(old_ids, ids), old_ids.shape[0] - 1)
