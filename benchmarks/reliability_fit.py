@@ -10,6 +10,14 @@ pairs judged by three raters, 10 careless raters who always pick the left image)
 it: the scores warm-started from the fit of all but the last ``--appended`` comparisons (that fit is
 set-up, untimed). Each revision's ``modeling/ml`` is imported in turn (``--before`` from ``git archive``)
 and fits the same arrays; the largest differences between the two fits are printed beside the times.
+
+``--rounds R --carried`` times R refits in a row, each after ``--appended`` more comparisons and started from
+the last fit's raters' weights as the human-score task starts (``human_score_writes.stored_rater_weights``).
+``--newcomers K`` makes the appended comparisons as ``scale_run.py`` appends them: random winners, by the
+history's raters and K raters new to the project.
+
+    .venv/bin/python benchmarks/reliability_fit.py --before HEAD --images 100000 --comparisons 1000000 \
+        --appended 1000 --rounds 4 --carried --newcomers 10
 """
 from __future__ import annotations
 
@@ -39,6 +47,10 @@ def parse_args():
     parser.add_argument("--appended", type=int, default=10_000, help="comparisons new since the warm start's fit")
     parser.add_argument("--before", help="a git revision to time beside this working tree")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=1, help="refits in a row, each after --appended more")
+    parser.add_argument("--carried", action="store_true", help="each refit starts from the last fit's weights")
+    parser.add_argument("--newcomers", type=int, default=None,
+                        help="appended comparisons: random winners, by the raters and this many new ones")
     return parser.parse_args()
 
 
@@ -46,8 +58,14 @@ def arrays(args) -> dict:
     rng = np.random.default_rng(args.seed)
     judgments = synthetic_judgments(rng, rng.normal(size=args.images), args.comparisons, args.raters)
     outcome = np.select([judgments["outcome"] == "a", judgments["outcome"] == "tie"], [1.0, 0.5], 0.0)
-    return {"a_index": judgments["first"].astype(np.int64), "b_index": judgments["second"].astype(np.int64),
+    data = {"a_index": judgments["first"].astype(np.int64), "b_index": judgments["second"].astype(np.int64),
             "outcome": outcome, "rater_id": judgments["rater"].astype(np.int64) + 1}
+    if args.newcomers is not None:  # as scale_run.append_comparisons writes them
+        new = slice(args.comparisons - args.appended * args.rounds, None)
+        count = args.appended * args.rounds
+        data["outcome"][new] = rng.integers(0, 2, count).astype(np.float64)
+        data["rater_id"][new] = rng.integers(1, args.raters + args.newcomers + 1, count)
+    return data
 
 
 def reliability_module(root: Path):
@@ -70,24 +88,31 @@ def main():
     print(f"{args.comparisons:,} comparisons of {n:,} images by {args.raters} raters "
           f"(generated in {time.perf_counter() - started:.0f} s); load {os.getloadavg()[0]:.1f}", flush=True)
     current = reliability_module(REPO)
-    head = slice(0, args.comparisons - args.appended)
+    history = args.comparisons - args.appended * args.rounds
     started = time.perf_counter()
-    warm = current.fit_rater_reliability(n, *(column[head] for column in data.values())).posterior.mean
-    print(f"set-up: the fit before the last {args.appended:,} comparisons, {time.perf_counter() - started:.1f} s",
-          flush=True)
+    setup = current.fit_rater_reliability(n, *(column[:history] for column in data.values()))
+    print(f"set-up: the fit of the first {history:,} comparisons, {time.perf_counter() - started:.1f} s", flush=True)
 
     before = revision_tree(args.before, ("modeling/__init__.py", "modeling/ml")) if args.before else None
     try:
         roots = [("this tree", REPO)] + ([(args.before, before)] if before else [])
         fits = {}
+        print("| code | refit | seconds | EM steps | Newton steps | load |")
         for label, root in reversed(roots):
             module = reliability_module(root)
-            started = time.perf_counter()
-            fit = module.fit_rater_reliability(n, **data, init=warm)
-            seconds = time.perf_counter() - started
-            fits[label] = fit
-            print(f"| {label} | {seconds:.1f} s | {fit.steps} | {fit.posterior.newton_steps} | "
-                  f"{os.getloadavg()[0]:.1f} |", flush=True)
+            last = setup
+            for round_ in range(1, args.rounds + 1):
+                seen = slice(0, history + round_ * args.appended)
+                carried = {}
+                if args.carried:
+                    carried["previous"] = module.RaterWeights(last.rater_ids, last.attentive, int(last.weight.shape[0]))
+                started = time.perf_counter()
+                last = module.fit_rater_reliability(n, **{name: column[seen] for name, column in data.items()},
+                                                    init=last.posterior.mean, **carried)
+                seconds = time.perf_counter() - started
+                print(f"| {label} | {round_} | {seconds:.1f} s | {last.steps} | {last.posterior.newton_steps} | "
+                      f"{os.getloadavg()[0]:.1f} |", flush=True)
+            fits[label] = last
     finally:
         if before:
             shutil.rmtree(before, ignore_errors=True)

@@ -27,15 +27,16 @@ def media_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def empty_comparison_cache():
-    """Each test starts with this process's comparison cache (and copy of the stored scores) empty: a test database rolled back reuses
-    ids, which a real database never does (``modeling/services/comparison_cache.py``)."""
-    from modeling.services import comparison_cache, human_score_writes
+    """Each test starts with this process's comparison cache (and copy of the stored scores, and the agreement report's
+    kept fit) empty: a test database rolled back reuses ids, which a real database never does
+    (``modeling/services/comparison_cache.py``)."""
+    from modeling.services import comparison_cache, human_score_writes, report_fit_start
 
-    comparison_cache.forget()
-    human_score_writes.forget()
+    for forget in (comparison_cache.forget, human_score_writes.forget, report_fit_start.forget):
+        forget()
     yield
-    comparison_cache.forget()
-    human_score_writes.forget()
+    for forget in (comparison_cache.forget, human_score_writes.forget, report_fit_start.forget):
+        forget()
 
 
 @pytest.fixture(autouse=True)

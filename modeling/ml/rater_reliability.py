@@ -18,12 +18,15 @@ Fit (alternating MAP, in the manner of EM). The hidden variable is whether judgm
   towards 0 too slowly for a random clicker, whose judgments are about as likely under either branch.
 * ``w_k = eta A_k / (eta A_k + (1 - eta) C_k)``, the judgment's probability of being attentive (for a
   tie ``eta``: a coin flip has no tie probability to compare with); ``left_r`` from the careless shares.
+  ``eta``, ``w`` and ``left_r`` need no score fit, so within a step they are iterated against each other to
+  agreement (``_settle_raters``): a newcomer's eta and side share would otherwise swing from step to step.
 * The scores: the weighted MAP fit ``bradley_terry.fit_posterior(..., weight=w)`` (the expected
   complete-data log posterior is that fit's objective), warm-started from the last scores.
 
 It stops once no ``eta`` moves by more than ``tolerance``, leaving out raters whose judgments' weight moves
-by less than ``settled_weight`` in all (a newcomer with three judgments); the first step scores the judgments with
-the unweighted fit. Why this model rather than
+by less than ``settled_weight`` in all (a newcomer with three judgments): after the fit whose weights moved
+no more, or, from the second step on, before a fit, when the last fit's own scores confirm its weights. The
+first step scores the judgments with the unweighted fit (or with the carried ``eta``). Why this model rather than
 weights from gold and agreement: ``docs/active-learning.md``, "Raters who click at random".
 """
 
@@ -40,6 +43,8 @@ from modeling.ml import bradley_terry as bt
 ETA_FLOOR = 1e-4  # eta lies in [ETA_FLOOR, 1 - ETA_FLOOR]
 ETA_PRECISION = 1e-12  # each eta is found to this (bisection's 40 halvings of the range gave 1e-12)
 MAX_ETA_STEPS = 60  # evaluations per eta fit: bisection alone needs 40 where Newton steps cannot help
+SETTLE_PRECISION = 1e-4  # a rater's eta and side shares agree once a round moves neither by more than this
+MAX_SETTLE_ROUNDS = 100  # rounds of a rater's eta and side share against each other within a step
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class RaterReliability:
     weight: np.ndarray  # [M] w_k, the comparison's probability of being attentive
     posterior: bt.Posterior  # the scores fitted with ``weight`` (newton_steps: of all the fits together)
     steps: int
+    first_fit: bt.Posterior  # the fit the EM began with: unweighted, or with the carried eta
 
     def rater_weights(self) -> RaterWeights:
         return RaterWeights(self.rater_ids, self.attentive, int(self.weight.shape[0]))
@@ -126,8 +132,8 @@ def fit_rater_reliability(
     if previous is not None:
         eta = _carried(previous.rater_ids, previous.attentive, rater_ids, 1.0)
         weight = eta[rater_of]
-    posterior = bt.fit_posterior(n_images, a_index, b_index, outcome, weight=weight, prior_mean=prior_mean,
-                                 prior_var=prior_var, init=init, config=fit_config)
+    posterior = first_fit = bt.fit_posterior(n_images, a_index, b_index, outcome, weight=weight,
+                                             prior_mean=prior_mean, prior_var=prior_var, init=init, config=fit_config)
     # Pairs are shown in random order, so an attentive rater chooses left half the time: a lopsided rater's
     # careless judgments start with their side share (every decided judgment counted as careless, or as much
     # as the last fit's ``eta`` says).
@@ -138,28 +144,69 @@ def fit_rater_reliability(
     steps = 0
     for steps in range(1, config.max_steps + 1):
         attentive_likelihood = loo_likelihood(posterior, a_index, b_index, outcome, weight)  # [M]
-        left_loo = _loo_left(outcome, rater_of, share, n_raters, config.side_prior_strength)  # [M]
-        careless_likelihood = np.where(outcome == 1.0, left_loo, 1.0 - left_loo)  # [M]
-        next_eta = _map_attentive(attentive_likelihood[decided], careless_likelihood[decided], rater_of[decided],
-                                  n_raters, config, start=eta)
-        # A rater with a few judgments can swing between two etas for ever (their careless side share follows
-        # eta, and eta the side share): one back where it was two steps ago stays halfway, and is settled.
+        next_eta, next_share = _settle_raters(attentive_likelihood, outcome, rater_of, eta, share, n_raters, config)
+        moved = np.abs(next_eta - eta)  # [R]
+        if steps > 1 and not np.any((moved >= config.tolerance) & (moved * judgments >= config.settled_weight)):
+            break  # the last fit's weights are confirmed by its own scores: no fit to do (the first step's
+            # start was the unweighted fit or the carried eta, not the judgments' own weights)
+        # A rater with a few judgments can swing between two etas for ever (the scores follow eta, and eta the
+        # scores): one back where it was two steps ago stays halfway, and is settled.
         cycling = np.abs(next_eta - eta_before) < config.tolerance
         next_eta = np.where(cycling, (eta + next_eta) / 2, next_eta)
-        eta_before = eta
-        weight = _responsibility(attentive_likelihood, careless_likelihood, next_eta[rater_of], outcome)
+        eta_before, eta = eta, next_eta
+        careless_likelihood = _careless_likelihood(outcome, rater_of, next_share, n_raters, config)
+        weight = _responsibility(attentive_likelihood, careless_likelihood, eta[rater_of], outcome)
         share = np.where(decided, 1.0 - weight, 0.0)
         posterior = bt.fit_posterior(n_images, a_index, b_index, outcome, weight=weight, prior_mean=prior_mean,
                                      prior_var=prior_var, init=posterior.mean, config=fit_config)
         newton_steps += posterior.newton_steps
-        moved = np.abs(next_eta - eta)  # [R]
-        eta = next_eta
         if not np.any((moved >= config.tolerance) & (moved * judgments >= config.settled_weight) & ~cycling):
             break
     left_count, total = _side_counts(outcome, rater_of, share, n_raters, config.side_prior_strength)
     left = left_count / total  # [R]
     posterior = replace(posterior, newton_steps=newton_steps)  # all the fits' steps: the cost of this fit
-    return RaterReliability(rater_ids, eta, left, judgments, weight, posterior, steps)
+    return RaterReliability(rater_ids, eta, left, judgments, weight, posterior, steps, first_fit)
+
+
+def _settle_raters(attentive: np.ndarray, outcome: np.ndarray, rater_of: np.ndarray, eta: np.ndarray,
+                   share: np.ndarray, n_raters: int, config: ReliabilityConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Each rater's ``eta`` [R] and their judgments' careless shares [M], iterated to agreement with each
+    other while the attentive likelihoods ``attentive`` [M] stay as the scores give them.
+
+    A rater's careless side share follows their ``eta``, and ``eta`` the side share; neither needs a score
+    fit. Left to the outer steps, a newcomer with a few judgments swung between the two for several steps,
+    each a fit of every comparison (docs/benchmarks.md, "The raters' weights carried in the database"). Here
+    only the judgments of the raters still moving are read again, so the rounds after the first cost little.
+    """
+    decided = outcome != 0.5  # [M]
+    share = share.copy()
+    eta = eta.copy()
+    rows = np.arange(outcome.shape[0])  # [M'] the judgments of the raters still moving
+    for _ in range(MAX_SETTLE_ROUNDS):
+        own, result, raters = decided[rows], outcome[rows], rater_of[rows]
+        careless = _careless_likelihood(result, raters, share[rows], n_raters, config)  # [M']
+        solved = _map_attentive(attentive[rows][own], careless[own], raters[own], n_raters, config, start=eta)
+        moving = np.zeros(n_raters, bool)
+        moving[raters] = True  # the raters read this round; the others keep their eta
+        next_eta = np.where(moving, solved, eta)
+        weight = _responsibility(attentive[rows], careless, next_eta[raters], result)
+        next_share = np.where(own, 1.0 - weight, 0.0)
+        shifted = np.bincount(raters, np.abs(next_share - share[rows]), minlength=n_raters)  # [R] in all
+        share[rows] = next_share
+        shifted /= np.maximum(np.bincount(raters, minlength=n_raters), 1)  # [R] per judgment
+        moving &= (np.abs(next_eta - eta) >= SETTLE_PRECISION) | (shifted >= SETTLE_PRECISION)
+        eta = next_eta
+        if not moving.any():
+            break
+        rows = rows[moving[raters]]
+    return eta, share
+
+
+def _careless_likelihood(outcome: np.ndarray, rater_of: np.ndarray, share: np.ndarray, n_raters: int,
+                         config: ReliabilityConfig) -> np.ndarray:
+    """``C_k`` [M]: the judgment's probability if careless, from the rater's side share without it."""
+    left_loo = _loo_left(outcome, rater_of, share, n_raters, config.side_prior_strength)
+    return np.where(outcome == 1.0, left_loo, 1.0 - left_loo)
 
 
 def _side_counts(outcome: np.ndarray, rater_of: np.ndarray, share: np.ndarray, n_raters: int,

@@ -57,7 +57,7 @@ from modeling.ml.agreement_stats import (
 from modeling.ml.intervals import CONFIDENCE, N_RESAMPLES, RESAMPLE_BUDGET, SEED, no_estimate, proportion
 from modeling.ml.json_values import finite, plain_json
 from modeling.models import AgreementReport, CriterionScore, HumanScore, ImageScore, ModelVersion, is_demo_encoder
-from modeling.services import agreement_sampling, criterion_scores, human_scores
+from modeling.services import agreement_sampling, criterion_scores, human_scores, report_fit_start
 from modeling.services.datasets import HOLDOUT_DEFINITION
 
 log = logging.getLogger(__name__)
@@ -221,8 +221,11 @@ def compute_report_data(project: Project, *, seed: int = SEED, n_resamples: int 
     # stored posterior (with the model prior: what the export and the pair selection use).
     stored = (human_scores.stored_posterior(project, image_ids) if criterion is None
               else criterion_scores.stored_posterior(project, criterion, image_ids))
-    fit = human_scores.fit_project_posterior(project, use_model_prior=False, comparisons=used,
-                                             warm_start=None if stored is None else np.nan_to_num(stored[0]))
+    start = report_fit_start.start(project.pk, criterion, image_ids,
+                                   fallback=None if stored is None else np.nan_to_num(stored[0]))
+    fit = human_scores.fit_project_posterior(project, use_model_prior=False, comparisons=used, warm_start=start)
+    report_fit_start.keep(project.pk, criterion, image_ids,
+                          fit.posterior.mean if fit.reliability is None else fit.reliability.first_fit.mean)
     human_mean, human_counts = fit.posterior.mean, fit.counts
     _add_rater_weights(raters, fit.reliability)
     stored_mean, stored_variance = _stored_or_fitted(stored, fit)

@@ -328,6 +328,35 @@ def test_an_unchanged_project_is_not_recomputed(project, rated_project):
 
 
 @pytest.mark.django_db
+def test_the_next_report_starts_its_comparisons_only_fit_from_the_last_ones_and_gives_the_same_numbers(
+        project, rated_project, monkeypatch):
+    from modeling.services import human_scores, report_fit_start
+
+    fits = []
+    fit_project_posterior = human_scores.fit_project_posterior
+
+    def recorded(*args, **kwargs):
+        fits.append(fit_project_posterior(*args, **kwargs))
+        return fits[-1]
+
+    monkeypatch.setattr(human_scores, "fit_project_posterior", recorded)
+    first = agreement.compute_report_data(project, n_resamples=50)
+    second = agreement.compute_report_data(project, n_resamples=50)
+    report_fit_start.forget()  # as a fresh worker: from the stored means
+    fresh = agreement.compute_report_data(project, n_resamples=50)
+    # The project weighs its raters: the fit the raters' EM begins with is the one kept.
+    from_stored, from_kept, from_stored_again = (fit.reliability.first_fit for fit in fits)
+    assert from_kept.newton_steps < from_stored.newton_steps == from_stored_again.newton_steps
+    np.testing.assert_allclose(fits[1].posterior.mean, fits[0].posterior.mean, atol=1e-5)
+    for data in (second, fresh):
+        version, first_version = data["model"]["versions"][0], first["model"]["versions"][0]
+        assert version["human_correlation"]["srcc"]["value"] == pytest.approx(
+            first_version["human_correlation"]["srcc"]["value"], abs=1e-6)
+        assert [row["weight"] for row in data["raters"]] == pytest.approx([row["weight"] for row in first["raters"]],
+                                                                            abs=1e-6)
+
+
+@pytest.mark.django_db
 def test_a_project_without_comparisons_or_models_has_a_report(project):
     make_images(project, 3)
     data = agreement.compute_and_store_report(project).data

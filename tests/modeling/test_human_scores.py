@@ -234,18 +234,20 @@ def test_with_a_model_prior_fewer_honest_raters_are_called_careless_at_one_judgm
     from labeling.models import Project
 
     careless = {"alone": 0, "with the model prior": 0}
-    for seed in range(8):
+    for seed in range(16):
         project = Project.objects.create(name=f"p{seed}", slug=f"p{seed}", weight_raters_by_reliability=True)
         rng = np.random.default_rng(seed)
         images, quality = images_with_features(project, monkeypatch, rng)
         raters = [user(f"honest{seed}-{k}") for k in range(3)]
         for rater in raters:
             member(project, rater)
-        add_comparisons(project, thurstone_judgments(images, quality, 60, raters, rng, noise=1.0))
+        add_comparisons(project, thurstone_judgments(images, quality, 40, raters, rng, noise=1.0))
         alone = human_scores.comparison_weights(project, human_scores.load_comparisons(project), None)[1]
         fit = human_scores.fit_project_posterior(project)
         assert fit.prior_source.startswith("linear_bt")
         careless["alone"] += int((alone.attentive < 0.3).sum())
         careless["with the model prior"] += int((fit.reliability.attentive < 0.3).sum())
-    # All 24 raters are honest. Measured: 1 called careless alone, 0 with the prior (before this change: 1 and 1).
+    # All 48 raters are honest, with 40 judgments of 60 images each. Measured: 7 called careless alone, 1 with the
+    # prior (the same before and after each rater's eta and side share were settled within an EM step; at 60
+    # judgments each and 8 seeds, where this test began, the settled fit called none careless either way).
     assert careless["with the model prior"] < careless["alone"], careless

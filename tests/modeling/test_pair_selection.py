@@ -31,16 +31,21 @@ def twelve_images(project):
     return [store_image(project, f"q{i}.png", make_image_bytes(seed=100 + i))[0] for i in range(12)]
 
 
-def judge(project, rater, winner, loser, key):
-    return Comparison.objects.create(project=project, image_a=winner, image_b=loser, outcome="a", rater=rater,
-                                     client_key=key)
+def judge(project, rater, winner, loser, key, winner_left=True):
+    """``winner`` beats ``loser``, shown on the left (or, with ``winner_left`` False, on the right)."""
+    left, right = (winner, loser) if winner_left else (loser, winner)
+    return Comparison.objects.create(project=project, image_a=left, image_b=right, rater=rater, client_key=key,
+                                     outcome="a" if winner_left else "b")
 
 
 @pytest.mark.django_db
 def test_active_refill_writes_informative_pairs_and_stores_human_scores(project, rater, twelve_images):
-    # A chain of judgments: image i beats image i+1.
-    for i, (better, worse) in enumerate(zip(twelve_images, twelve_images[1:])):
-        judge(project, rater, better, worse, f"k{i}")
+    # Image i beats every image up to three places below it, shown on either side in turn. (A bare chain, i beats
+    # i+1, tells the reliability fit nothing: without its own judgment each link's images are ordered the other
+    # way by their other links, and the rater reads as careless. So does a rater who always chose the left image.)
+    pairs = [(i, j) for i in range(12) for j in range(i + 1, min(i + 4, 12))]
+    for k, (i, j) in enumerate(pairs):
+        judge(project, rater, twelve_images[i], twelve_images[j], f"k{k}", winner_left=k % 2 == 0)
     summary = refill_pair_queue(project, seed=1, policy=POLICY)
 
     rows = list(PairCandidate.objects.filter(project=project))
@@ -52,7 +57,7 @@ def test_active_refill_writes_informative_pairs_and_stores_human_scores(project,
         for image_id in (row.image_low_id, row.image_high_id):
             per_image[image_id] = per_image.get(image_id, 0) + 1
     assert max(per_image.values()) <= POLICY.max_per_image
-    # The refill refitted the human scores: the chain's order is recovered.
+    # The refill refitted the human scores: the images' order is recovered.
     means = dict(HumanScore.objects.filter(project=project).values_list("image_id", "mean"))
     ordered = [means[image.pk] for image in twelve_images]
     assert ordered == sorted(ordered, reverse=True)

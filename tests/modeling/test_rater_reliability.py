@@ -291,3 +291,41 @@ def test_newcomers_with_three_judgments_do_not_keep_the_fit_stepping(seed):
     assert fit.steps <= established.steps + 2 < rater_reliability.ReliabilityConfig().max_steps
     np.testing.assert_allclose(fit.attentive[:20], established.attentive, atol=0.02)
     assert fit.attentive[0] < 0.1 and fit.attentive[1] < 0.1 and np.all(fit.attentive[2:20] > 0.9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_carried_refit_after_newcomers_random_judgments_takes_one_weighted_fit(seed, monkeypatch):
+    """As the scale run appends: random judgments by the established raters and ten newcomers. A newcomer's eta
+    and careless side share used to swing against each other for several steps, each a fit of every comparison;
+    they are now settled within a step, so the carried start, one weighted fit and a check suffice."""
+    rng = np.random.default_rng(seed)
+    n, m = 3000, 30_000
+    quality = rng.normal(size=n)
+    a = rng.integers(0, n, m)
+    b = (a + rng.integers(1, n, m)) % n
+    rater = rng.integers(0, 20, m)
+    outcome = (rng.random(m) < stats.norm.cdf(quality[a] - quality[b])).astype(float)
+    outcome[rater < 2] = (rng.random(np.count_nonzero(rater < 2)) < 0.5).astype(float)  # two random clickers
+    established = fit_rater_reliability(n, a, b, outcome, rater)
+    k = 300
+    new_a = rng.integers(0, n, k)
+    joined = (np.concatenate([a, new_a]), np.concatenate([b, (new_a + rng.integers(1, n, k)) % n]),
+              np.concatenate([outcome, rng.integers(0, 2, k).astype(float)]),
+              np.concatenate([rater, rng.integers(0, 30, k)]))  # raters 20..29 are new
+
+    fits = []
+    fit_posterior = rater_reliability.bt.fit_posterior
+    monkeypatch.setattr(rater_reliability.bt, "fit_posterior", lambda *args, **kwargs: fits.append(1) or
+                        fit_posterior(*args, **kwargs))
+    refit = fit_rater_reliability(n, *joined, init=established.posterior.mean, previous=established.rater_weights())
+
+    assert len(fits) == 2  # the carried start and one fit with the judgments' own weights
+    np.testing.assert_allclose(refit.attentive[:20], established.attentive, atol=0.02)
+    # Near the fit stepped until no eta moves by 10^-4 (the stopping rule's tolerance lets a newcomer's eta stop
+    # where a few judgments' weight would still move; measured up to 0.04 on these seeds).
+    monkeypatch.setattr(rater_reliability.bt, "fit_posterior", fit_posterior)
+    converged = fit_rater_reliability(n, *joined, init=established.posterior.mean, previous=established.rater_weights(),
+                                      config=rater_reliability.ReliabilityConfig(tolerance=1e-4, settled_weight=0.0))
+    assert converged.steps > refit.steps
+    np.testing.assert_allclose(refit.attentive, converged.attentive, atol=0.1)
+    np.testing.assert_allclose(refit.posterior.mean, converged.posterior.mean, atol=0.01)
