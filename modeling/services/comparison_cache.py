@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from labeling.models import Comparison, Image, Project
 from modeling.services.columns import fetch_columns
-from modeling.services.datasets import holdout_condition
+from modeling.services.datasets import holdout_mask
 
 log = logging.getLogger(__name__)
 
@@ -178,18 +178,15 @@ def _image_ids(project: Project) -> np.ndarray:
 
 def _read_rows(project: Project, image_ids: np.ndarray, after_id: int) -> dict[str, np.ndarray]:
     """The comparisons with an id above ``after_id``, in id order, as COLUMNS."""
-    # The held-out flag is computed by the database with the model loop's own rule, so the dashboards
-    # evaluate on exactly the comparisons training left out.
-    held = Case(When(holdout_condition(), then=Value(1)), default=Value(0), output_field=IntegerField())
     rows = Comparison.objects.filter(project=project)
     if after_id:
         rows = rows.filter(id__gt=after_id)
     raw = fetch_columns(
         rows.order_by("id").annotate(
-            left_win_x2=LEFT_WIN_X2, gold_code=GOLD_CODE, response=Coalesce("response_ms", Value(-1)), held=held
+            left_win_x2=LEFT_WIN_X2, gold_code=GOLD_CODE, response=Coalesce("response_ms", Value(-1))
         ),
         {"image_a_id": int, "image_b_id": int, "left_win_x2": int, "rater_id": int, "response": int,
-         "gold_code": int, "id": int, "held": int},
+         "gold_code": int, "id": int},
     )  # fmt: skip
     response = raw["response"].astype(np.float64)
     response[raw["response"] < 0] = np.nan
@@ -201,7 +198,9 @@ def _read_rows(project: Project, image_ids: np.ndarray, after_id: int) -> dict[s
         "response_ms": response,
         "gold": raw["gold_code"],
         "comparison_id": raw["id"],
-        "heldout": raw["held"].astype(bool),
+        # The model loop's own hold-out rule (``holdout_condition`` in SQL, the same arithmetic), here in numpy:
+        # in the database it took a tenth of reading 10^7 rows.
+        "heldout": holdout_mask(project.pk, raw["image_a_id"], raw["image_b_id"]),
     }
 
 
