@@ -44,6 +44,7 @@ ETA_FLOOR = 1e-4  # eta lies in [ETA_FLOOR, 1 - ETA_FLOOR]
 ETA_PRECISION = 1e-12  # each eta is found to this (bisection's 40 halvings of the range gave 1e-12)
 MAX_ETA_STEPS = 60  # evaluations per eta fit: bisection alone needs 40 where Newton steps cannot help
 SETTLE_PRECISION = 1e-4  # a rater's eta and side shares agree once a round moves neither by more than this
+CYCLE_PRECISION = 1e-3  # ... and one back within this of where it was two rounds ago is swinging between two
 MAX_SETTLE_ROUNDS = 100  # rounds of a rater's eta and side share against each other within a step
 
 
@@ -181,21 +182,26 @@ def _settle_raters(attentive: np.ndarray, outcome: np.ndarray, rater_of: np.ndar
     decided = outcome != 0.5  # [M]
     share = share.copy()
     eta = eta.copy()
+    eta_before = np.full(n_raters, np.nan)  # [R] eta two rounds back
     rows = np.arange(outcome.shape[0])  # [M'] the judgments of the raters still moving
     for _ in range(MAX_SETTLE_ROUNDS):
         own, result, raters = decided[rows], outcome[rows], rater_of[rows]
         careless = _careless_likelihood(result, raters, share[rows], n_raters, config)  # [M']
         solved = _map_attentive(attentive[rows][own], careless[own], raters[own], n_raters, config, start=eta)
-        moving = np.zeros(n_raters, bool)
-        moving[raters] = True  # the raters read this round; the others keep their eta
-        next_eta = np.where(moving, solved, eta)
+        read = np.zeros(n_raters, bool)
+        read[raters] = True  # the raters read this round; the others keep their eta
+        next_eta = np.where(read, solved, eta)
+        # A newcomer's eta and side share can also swing for ever between two states (eta 1e-4 and 0.1 on five
+        # judgments): one back where it was two rounds ago stays halfway, and is settled.
+        cycling = read & (np.abs(next_eta - eta_before) < CYCLE_PRECISION) & (np.abs(next_eta - eta) >= CYCLE_PRECISION)
+        next_eta = np.where(cycling, (eta + next_eta) / 2, next_eta)
         weight = _responsibility(attentive[rows], careless, next_eta[raters], result)
         next_share = np.where(own, 1.0 - weight, 0.0)
         shifted = np.bincount(raters, np.abs(next_share - share[rows]), minlength=n_raters)  # [R] in all
         share[rows] = next_share
         shifted /= np.maximum(np.bincount(raters, minlength=n_raters), 1)  # [R] per judgment
-        moving &= (np.abs(next_eta - eta) >= SETTLE_PRECISION) | (shifted >= SETTLE_PRECISION)
-        eta = next_eta
+        moving = read & ~cycling & ((np.abs(next_eta - eta) >= SETTLE_PRECISION) | (shifted >= SETTLE_PRECISION))
+        eta_before, eta = eta, next_eta
         if not moving.any():
             break
         rows = rows[moving[raters]]
