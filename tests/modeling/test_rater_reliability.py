@@ -267,18 +267,24 @@ def test_the_fit_gives_what_the_previous_arithmetic_gave(seed, monkeypatch):
     assert np.max(np.abs(fast.posterior.var - previous.posterior.var)) < 1e-6
 
 
-@pytest.mark.parametrize("seed", [1, 3])
-def test_newcomers_with_three_judgments_do_not_keep_the_fit_stepping(seed):
-    # At 10^7 comparisons each step is a fit of all of them (minutes); before, a newcomer whose eta swung
-    # between two values kept the fit stepping to max_steps (30) on these seeds.
+def established_crowd(seed: int, n: int = 3000, m: int = 30_000):
+    """(rng, n, (a, b, outcome, rater)): random pairs judged by 20 raters, 0 and 1 random clickers, the rest
+    Thurstone observers; the rng goes on to draw what comes next."""
     rng = np.random.default_rng(seed)
-    n, m = 3000, 30_000
     quality = rng.normal(size=n)
     a = rng.integers(0, n, m)
     b = (a + rng.integers(1, n, m)) % n
     rater = rng.integers(0, 20, m)
     outcome = (rng.random(m) < stats.norm.cdf(quality[a] - quality[b])).astype(float)
     outcome[rater < 2] = (rng.random(np.count_nonzero(rater < 2)) < 0.5).astype(float)  # two random clickers
+    return rng, n, (a, b, outcome, rater)
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_newcomers_with_three_judgments_do_not_keep_the_fit_stepping(seed):
+    # At 10^7 comparisons each step is a fit of all of them (minutes); before, a newcomer whose eta swung
+    # between two values kept the fit stepping to max_steps (30) on these seeds.
+    rng, n, (a, b, outcome, rater) = established_crowd(seed)
     established = fit_rater_reliability(n, a, b, outcome, rater)
     new_a = rng.integers(0, n, 15)
     new_b = (new_a + rng.integers(1, n, 15)) % n
@@ -298,14 +304,7 @@ def test_a_carried_refit_after_newcomers_random_judgments_takes_one_weighted_fit
     """As the scale run appends: random judgments by the established raters and ten newcomers. A newcomer's eta
     and careless side share used to swing against each other for several steps, each a fit of every comparison;
     they are now settled within a step, so the carried start, one weighted fit and a check suffice."""
-    rng = np.random.default_rng(seed)
-    n, m = 3000, 30_000
-    quality = rng.normal(size=n)
-    a = rng.integers(0, n, m)
-    b = (a + rng.integers(1, n, m)) % n
-    rater = rng.integers(0, 20, m)
-    outcome = (rng.random(m) < stats.norm.cdf(quality[a] - quality[b])).astype(float)
-    outcome[rater < 2] = (rng.random(np.count_nonzero(rater < 2)) < 0.5).astype(float)  # two random clickers
+    rng, n, (a, b, outcome, rater) = established_crowd(seed)
     established = fit_rater_reliability(n, a, b, outcome, rater)
     k = 300
     new_a = rng.integers(0, n, k)
