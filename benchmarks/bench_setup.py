@@ -108,6 +108,26 @@ def reset_peak(pid: int | str = "self") -> None:
         pass
 
 
+def stat_fields(pid: int | str) -> list[str]:
+    """``/proc/PID/stat`` after the command name: [0] state, [1] ppid, ... [11] utime, [12] stime, [13] cutime,
+    [14] cstime (fields 3 onwards of proc(5)). Raises OSError if the process is gone."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_ticks(fields: list[str], reaped_children: bool = False) -> int:
+    """User + system clock ticks of a process from its ``stat_fields``; with ``reaped_children``, plus those of
+    its children that ended and were waited for."""
+    return int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped_children else 0)
+
+
+def process_cpu_ticks(pid: int | str, reaped_children: bool = False) -> int:
+    """``cpu_ticks`` of a process by pid, 0 if it is gone."""
+    try:
+        return cpu_ticks(stat_fields(pid), reaped_children)
+    except OSError:
+        return 0
+
+
 def backend_cpu_seconds() -> float:
     """User + system CPU seconds used so far by this Django connection's PostgreSQL backend (same machine, read
     from /proc; 0 where it cannot be read)."""
@@ -116,8 +136,4 @@ def backend_cpu_seconds() -> float:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return process_cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")

@@ -40,7 +40,8 @@ import time
 import uuid
 from pathlib import Path
 
-from bench_setup import REPO, benchmark_parser, memory_kib  # REPO: the code served and measured (--repo changes it)
+# REPO: the code served and measured (--repo changes it)
+from bench_setup import REPO, benchmark_parser, cpu_ticks, memory_kib, process_cpu_ticks, stat_fields
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tagrank_bench"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -247,8 +248,8 @@ class Server:
         reaped worker's time moves to the master's children's time (at 10 clients the live workers alone gave
         a negative difference)."""
         ticks = os.sysconf("SC_CLK_TCK")
-        total = sum(_process_cpu_ticks(pid) for pid in self.worker_pids())
-        return (total + _process_cpu_ticks(self.process.pid, reaped_children=True)) / ticks
+        total = sum(process_cpu_ticks(pid) for pid in self.worker_pids())
+        return (total + process_cpu_ticks(self.process.pid, reaped_children=True)) / ticks
 
     def log_tail(self, chars: int = 2000) -> str:
         """The end of what gunicorn wrote to stderr (errors, tracebacks)."""
@@ -265,39 +266,22 @@ class Server:
                 self.process.wait()
 
 
-def _stat_fields(pid: int | str) -> list[str]:
-    """``/proc/PID/stat`` after the command name: [0] state, [1] ppid, ... [11] utime, [12] stime, [13] cutime,
-    [14] cstime (fields 3 onwards of proc(5))."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def _process_cpu_ticks(pid: int | str, reaped_children: bool = False) -> int:
-    """A process's user + system clock ticks (0 if it is gone); with ``reaped_children``, plus those of its
-    children that ended and were waited for."""
-    try:
-        fields = _stat_fields(pid)
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped_children else 0)
-
-
 def database_cpu_seconds() -> float:
     """User + system CPU time used so far by the PostgreSQL server's processes on this machine (readable as
     root; 0 elsewhere), those that ended in between (connections closed) included: their time is in the
     postmaster's children's time."""
-    ticks, total = os.sysconf("SC_CLK_TCK"), 0
-    postgres = {}
+    postgres = {}  # pid -> stat fields
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             if (entry / "comm").read_text().strip() == "postgres":
-                postgres[int(entry.name)] = int(_stat_fields(entry.name)[1])
+                postgres[int(entry.name)] = stat_fields(entry.name)
         except OSError:
             continue
-    for pid, parent in postgres.items():
-        total += _process_cpu_ticks(pid, reaped_children=parent not in postgres)  # the postmaster: its backends'
-    return total / ticks
+    # The postmaster (the one whose parent is not postgres) also carries its ended backends' time.
+    total = sum(cpu_ticks(fields, reaped_children=int(fields[1]) not in postgres) for fields in postgres.values())
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 # --- Clients --------------------------------------------------------------------------------------

@@ -103,9 +103,7 @@ def main():
             last = setup
             for round_ in range(1, args.rounds + 1):
                 seen = slice(0, history + round_ * args.appended)
-                carried = {}
-                if args.carried:
-                    carried["previous"] = module.RaterWeights(last.rater_ids, last.attentive, int(last.weight.shape[0]))
+                carried = {"previous": last.rater_weights()} if args.carried else {}
                 started = time.perf_counter()
                 last = module.fit_rater_reliability(n, **{name: column[seen] for name, column in data.items()},
                                                     init=last.posterior.mean, **carried)

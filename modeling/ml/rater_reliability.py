@@ -193,7 +193,8 @@ def _settle_raters(attentive: np.ndarray, outcome: np.ndarray, rater_of: np.ndar
         next_eta = np.where(read, solved, eta)
         # A newcomer's eta and side share can also swing for ever between two states (eta 1e-4 and 0.1 on five
         # judgments): one back where it was two rounds ago stays halfway, and is settled.
-        cycling = read & (np.abs(next_eta - eta_before) < CYCLE_PRECISION) & (np.abs(next_eta - eta) >= CYCLE_PRECISION)
+        cycling = (read & (np.abs(next_eta - eta_before) < CYCLE_PRECISION)
+                   & (np.abs(next_eta - eta) >= CYCLE_PRECISION))
         next_eta = np.where(cycling, (eta + next_eta) / 2, next_eta)
         weight = _responsibility(attentive[rows], careless, next_eta[raters], result)
         next_share = np.where(own, 1.0 - weight, 0.0)

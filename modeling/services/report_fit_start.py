@@ -39,9 +39,10 @@ def start(project_id: int, criterion: str | None, image_ids: np.ndarray, fallbac
 
 def keep(project_id: int, criterion: str | None, image_ids: np.ndarray, means: np.ndarray) -> None:
     """Keep a report's first comparisons-only fit (means in ``image_ids`` order) for the next one."""
+    key = (project_id, criterion or "")
     with _lock:
-        _kept[(project_id, criterion or "")] = (np.array(image_ids, copy=True), np.array(means, copy=True))
-        _kept.move_to_end((project_id, criterion or ""))
+        _kept[key] = (np.array(image_ids, copy=True), np.array(means, copy=True))
+        _kept.move_to_end(key)
         while len(_kept) > MAX_KEPT:
             _kept.popitem(last=False)
 
